@@ -1,0 +1,747 @@
+"""The synthetic Denmark: advance the population day by day and write what every
+reporter would send, through its channel, on the day it registers it.
+
+Deterministic by seed: one numpy Generator drives everything, files are written
+in sorted order, and nothing reads the clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import io
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.contracts import Contract, generic_rule_id, load_contracts
+from pipelines.simulate import channels
+from pipelines.simulate.population import (
+    PERSON_GROUPS,
+    Population,
+    Spell,
+    advance_day,
+    build_population,
+    new_uuid,
+)
+from pipelines.simulate.records import RecordBuilder, RuleView, Vocab, _matches, iso_dt
+from pipelines.simulate.scales import SCALES, Scale
+
+# Expected events per eligible person per day (eligibility = the contract's personkreds).
+RATES: dict[str, float] = {
+    "indkaldelse": 1 / 40,
+    "cv_samtale": 1 / 150,
+    "fravaer": 1 / 60,
+    "sdp_opfoelgning": 1 / 28,
+    "plan": 1 / 60,
+    "uddannelsesplan": 1 / 120,
+    "foranstaltning": 1 / 45,
+    "haendelse_akasse": 1 / 100,
+    "akasse_indkaldelse": 1 / 45,
+    "minplan_udkast": 1 / 120,
+    "akasse_fravaer": 1 / 90,
+    "joblog_jobsoegning": 2.5 / 7,
+    "joblog_anden_aktivitet": 0.3 / 7,
+    "akasse_oplysning": 1 / 60,
+    "uddannelse": 1 / 150,
+    "ssi_lpr_kontakt": 1 / 60,
+    "ssi_sygesikring_kontakt": 1 / 15,
+    "ssi_misbrugsbehandling": 1 / 2000,
+    "sanktion": 1 / 250,
+    "raadighedsvurdering": 1 / 150,
+    "sagsbehandler": 1 / 400,
+}
+# Datasets emitted from state transitions or bookings, not from daily rates.
+LIFECYCLE = {
+    "kontaktgruppe", "tilmelding", "afmelding", "akasse_tilmelding", "akasse_afmelding", "indplacering",
+    "dagpengeret_udloeb", "syge_raskmelding", "samtale", "samtale_deltager", "akasse_samtale",
+    "akasse_samtale_deltager", "foerste_henvendelse", "stillingsopslag",
+}
+JOBSEEKER_KG = {1, 2, 3, 8, 12}  # groups registered as jobseekers (tilmelding)
+STILLINGSOPSLAG_PER_MILLION = 3000
+CORRECTION_RATE = 0.02
+DELETE_RATE = 0.003
+DEFECT_KINDS = (
+    "invalid_cpr", "unknown_kommunekode", "outside_personkreds", "missing_required", "deadline_breach",
+    "duplicate_message", "update_unknown", "bilag1_violation", "bad_encoding",
+)
+GROUND_TRUTH_COLUMNS = ["besked_id", "dataset", "channel", "indberetter", "leveringsdato", "defect",
+                        "rule_id", "field", "detail"]
+
+
+@dataclass
+class Pending:
+    dataset: str
+    reporter: str
+    record: dict[str, Any]
+    bad_encoding: bool = False
+
+
+@dataclass
+class GenerationResult:
+    out: Path
+    counts: dict[str, dict[str, dict[str, int]]]
+    defects: int
+    persons: int
+    records: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _bilag1() -> dict[str, list[tuple[int, str, str]]]:
+    from pipelines.contracts import codelist
+
+    out: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    for r in codelist("bilag1_fravaer"):
+        out[r["aarsag_kode"]].append((int(r["kontaktgruppe"]), r["kvalifikator_type"], r["kvalifikator_vaerdi"]))
+    return out
+
+
+def bilag1_allows(cells: list[tuple[int, str, str]], kg: int, visitation: int, match: int) -> bool:
+    """Bilag 1: is a reason allowed for this kontaktgruppe and visitations-/matchgruppe?"""
+    for ckg, qtype, qval in cells:
+        if ckg != kg:
+            continue
+        if qtype in ("", "none"):
+            return True
+        if qtype == "visitationsgruppe" and str(visitation) == qval:
+            return True
+        if qtype == "matchgruppe" and str(match) == qval:
+            return True
+    return False
+
+
+class Simulator:
+    """Advances a :class:`Population` and turns its state into reporters' records."""
+
+    def __init__(self, scale: Scale, start: dt.date, days: int, seed: int,
+                 defect_rate: float | None = None, bestand: bool = True) -> None:
+        self.scale, self.start, self.days, self.seed = scale, start, days, seed
+        self.end = start + dt.timedelta(days=days - 1)
+        self.defect_rate = scale.defect_rate if defect_rate is None else defect_rate
+        self.rng = np.random.default_rng(seed)
+        self.contracts: dict[str, Contract] = load_contracts()
+        self.vocab = Vocab()
+        self.builders = {n: RecordBuilder(c, self.vocab) for n, c in self.contracts.items()}
+        self.ruleviews = {n: RuleView.of(c) for n, c in self.contracts.items()}
+        self.pop: Population = build_population(scale, start, self.rng)
+        self.outbox: dict[dt.date, list[Pending]] = defaultdict(list)
+        self.actions: dict[dt.date, list[Callable[[], None]]] = defaultdict(list)
+        self.ground_truth: list[dict[str, Any]] = []
+        self.last_reported: dict[tuple[str, int], Any] = {}
+        self.plans: dict[int, tuple[str, int]] = {}
+        self.tilmeldinger: dict[int, str] = {}
+        self.sygemeldinger: dict[str, str] = {}  # spell id -> uuid of the sygemelding
+        self.group_log: list[tuple[str, dt.date, int, int, int]] = []  # cpr, from, kg, visitation, match
+        self.bilag1 = _bilag1()
+        self.bestand = bestand
+        self.eligible_cache: dict[tuple[str, dt.date], np.ndarray] = {}
+        self.defect_kinds = {n: self._applicable_defects(c) for n, c in self.contracts.items()}
+
+    # ------------------------------------------------------------------ helpers
+    def _applicable_defects(self, c: Contract) -> list[str]:
+        names = {f.name: f for f in c.fields}
+        kinds = ["duplicate_message"]
+        if "cpr" in names:
+            kinds.append("invalid_cpr")
+        if any(f.type == "kommunekode" for f in c.fields):
+            kinds.append("unknown_kommunekode")
+        if self._required_candidates(c):
+            kinds.append("missing_required")
+        rv = RuleView.of(c)
+        if rv.max_lag("create")[1] is not None:
+            kinds.append("deadline_breach")
+        if any(r.kind == "personkreds" for r in c.rules) and c.personkreds.kontaktgrupper:
+            kinds.append("outside_personkreds")
+        if "update" in c.change_types and self._own_reference_rule(c):
+            kinds.append("update_unknown")
+        if any(r.kind == "bilag1" for r in c.rules):
+            kinds.append("bilag1_violation")
+        utf8_csv = c.channel == "portal" or (c.channel == "filedrop" and c.reporter == "uvm")
+        if utf8_csv and self._text_field(c):
+            kinds.append("bad_encoding")
+        return kinds
+
+    @staticmethod
+    def _required_candidates(c: Contract) -> list[str]:
+        key = set(c.record_key)
+        return [f.name for f in c.fields if f.required and f.name not in key and f.name != "cpr"
+                and f.name not in (c.registration_time,)]
+
+    @staticmethod
+    def _own_reference_rule(c: Contract):
+        for r in c.rules:
+            if r.kind == "reference_exists" and r.params.get("dataset") == c.dataset \
+                    and r.params.get("field") in c.record_key:
+                return r
+        return None
+
+    @staticmethod
+    def _text_field(c: Contract) -> str | None:
+        for f in c.fields:
+            if f.type in ("string", "text") and not f.codelist and f.pii in ("none", "free_text", "contact"):
+                return f.name
+        return None
+
+    def _rule(self, c: Contract, kind: str):
+        return next((r for r in c.rules if r.kind == kind), None)
+
+    def ctx(self, i: int | None, event: dt.date, reg: dt.date, change: str, version: int) -> dict[str, Any]:
+        p = self.pop
+        base: dict[str, Any] = {"event_date": event, "reg_date": reg, "change_type": change, "version": version}
+        if i is None:
+            base["kommunekode"] = int(p.kommuner[self.rng.choice(len(p.kommuner), p=p.kommune_weights)])
+            base["akassekode"] = -1
+            return base
+        kg = int(p.kg[i])
+        base.update(
+            cpr=p.cpr[i], kommunekode=int(p.ophold[i]), akassekode=int(p.akasse[i]),
+            kontaktgruppe=str(kg) if kg else None,
+            visitationsgruppe=str(int(p.visitation[i])) if p.visitation[i] else None,
+            matchgruppe=str(int(p.match[i])) if p.match[i] else None,
+            sygedagpengekategori=str(int(p.sdp_kat[i])) if p.sdp_kat[i] else None,
+            persongruppe=PERSON_GROUPS[int(p.pgroup[i])] or None,
+            birth=p.birth[i].astype(dt.date),
+        )
+        return base
+
+    def in_personkreds(self, c: Contract, i: int, day: dt.date) -> bool:
+        pk = c.personkreds
+        p = self.pop
+        if pk.min_age is not None or pk.max_age is not None:
+            age = p.age_of(i, day)
+            if pk.min_age is not None and age < pk.min_age or pk.max_age is not None and age > pk.max_age:
+                return False
+        if not pk.kontaktgrupper:
+            return True
+        return int(p.kg[i]) in pk.kontaktgrupper or (
+            bool(pk.person_groups) and PERSON_GROUPS[int(p.pgroup[i])] in pk.person_groups)
+
+    def eligible(self, c: Contract, day: dt.date) -> np.ndarray:
+        p = self.pop
+        pk = c.personkreds
+        mask = np.ones(p.size, dtype=bool)
+        if pk.kontaktgrupper:
+            mask = np.isin(p.kg, np.array(pk.kontaktgrupper, dtype=np.int16))
+            if pk.person_groups:
+                codes = [PERSON_GROUPS.index(g) for g in pk.person_groups if g in PERSON_GROUPS]
+                mask |= np.isin(p.pgroup, np.array(codes, dtype=np.int8))
+        elif c.reporter == "ssi":
+            mask = p.kg > 0  # LAB § 2 persons (§ 93)
+        if pk.min_age is not None or pk.max_age is not None:
+            ages = p.age_on(day)
+            if pk.min_age is not None:
+                mask &= ages >= pk.min_age
+            if pk.max_age is not None:
+                mask &= ages <= pk.max_age
+        if c.reporter == "akasse":
+            mask &= p.akasse >= 0
+        return np.flatnonzero(mask)
+
+    def _outside(self, c: Contract, day: dt.date) -> int | None:
+        """A person outside the dataset's personkreds (for the 'outside_personkreds' defect)."""
+        for _ in range(50):
+            i = int(self.rng.integers(0, self.pop.size))
+            if not self.in_personkreds(c, i, day) and (c.reporter != "akasse" or self.pop.akasse[i] >= 0):
+                pk = c.personkreds
+                if pk.min_age is not None and self.pop.age_of(i, day) < pk.min_age:
+                    continue
+                if pk.max_age is not None and self.pop.age_of(i, day) > pk.max_age:
+                    continue
+                return i
+        return None
+
+    def reporter_of(self, c: Contract, rec: dict[str, Any], i: int | None) -> str:
+        if c.reporter == "jobcenter":
+            if i is not None:
+                return f"{int(self.pop.ophold[i]):03d}"
+            k = rec.get("kommunekode")
+            return str(k) if k else "101"
+        if c.reporter == "akasse":
+            if i is not None and self.pop.akasse[i] >= 0:
+                return f"{int(self.pop.akasse[i]):03d}"
+            return str(rec.get("akassekode") or f"{int(self.pop.akasser[0]):03d}")
+        return {"uvm": "UVM", "ssi": "SSI", "jobnet": "JOBNET"}[c.reporter]
+
+    def clean_lag(self, rv: RuleView, change: str) -> int:
+        max_lag, rule = rv.max_lag(change)
+        if rule is None:
+            return 0 if self.rng.random() < 0.9 else int(self.rng.integers(1, 4))
+        if max_lag == 0 or self.rng.random() < 0.8:
+            return 0
+        return int(self.rng.integers(1, max_lag + 1))
+
+    # ------------------------------------------------------------------ emit
+    def emit(self, dataset: str, i: int | None, event: dt.date, overrides: dict[str, Any] | None = None,
+             change: str = "create", key: str | None = None, version: int = 1, reg: dt.date | None = None,
+             defect_ok: bool = True, correctable: bool = True,
+             deliver: dt.date | None = None) -> dict[str, Any] | None:
+        """Build one record for person ``i`` and put it in the outbox of its registration day.
+
+        ``deliver`` overrides the delivery day (the first extract carries history
+        registered long before it).
+        """
+        c = self.contracts.get(dataset)
+        if c is None:
+            return None
+        rv = self.ruleviews[dataset]
+        overrides = dict(overrides or {})
+        defect = None
+        if defect_ok and self.rng.random() < self.defect_rate:
+            kinds = self.defect_kinds[dataset]
+            defect = kinds[int(self.rng.integers(len(kinds)))]
+        gt: list[tuple[str, str, str]] = []  # rule_id, field, detail
+        if defect == "outside_personkreds":
+            j = self._outside(c, event)
+            if j is None:
+                defect = None
+            else:
+                i = j
+                gt.append((self._rule(c, "personkreds").id, "cpr", "person outside the personkreds"))
+                if any(r.kind == "bilag1" for r in c.rules):
+                    gt.append((self._rule(c, "bilag1").id, "fravaersaarsag", "no kontaktgruppe allows it"))
+        if defect == "update_unknown":
+            change, key, version = "update", new_uuid(self.rng), 2
+        if reg is None:
+            lag = self.clean_lag(rv, change)
+            if defect == "deadline_breach":
+                max_lag, _ = rv.max_lag(change)
+                lag = max_lag + 1 + int(self.rng.integers(0, 6))
+            reg = event + dt.timedelta(days=lag)
+        ctx = self.ctx(i, event, reg, change, version)
+        if dataset in ("fravaer", "akasse_fravaer") and "fravaersaarsag" not in overrides and i is not None:
+            overrides["fravaersaarsag"] = self.pick_reason(c, i, violate=defect == "bilag1_violation")
+            if defect == "bilag1_violation":
+                if overrides["fravaersaarsag"] is None:
+                    defect = None
+                    overrides.pop("fravaersaarsag")
+                else:
+                    gt.append((self._rule(c, "bilag1").id, "fravaersaarsag", "reason not allowed by Bilag 1"))
+        rec = self.builders[dataset].build(self.rng, ctx, overrides)
+        if key is not None and c.record_key:
+            rec[c.record_key[0]] = key
+        # defects that mutate the built record
+        if defect == "invalid_cpr":
+            bad = self._bad_cpr(str(rec.get("cpr") or ""))
+            rec["cpr"] = bad
+            gt.append((generic_rule_id(dataset, "cpr_valid", "cpr"), "cpr", f"invalid CPR {bad[:4]}..."))
+        elif defect == "unknown_kommunekode":
+            fld = next(f.name for f in c.fields if f.type == "kommunekode")
+            rec[fld] = "999"
+            gt.append((generic_rule_id(dataset, "codelist", fld), fld, "kommunekode 999 does not exist"))
+        elif defect == "missing_required":
+            cands = self._required_candidates(c)
+            fld = cands[int(self.rng.integers(len(cands)))]
+            rec[fld] = None
+            gt.append((generic_rule_id(dataset, "required", fld), fld, "required field left empty"))
+        elif defect == "update_unknown":
+            r = self._own_reference_rule(c)
+            gt.append((r.id, c.record_key[0], "update of a record never created"))
+        reporter = self.reporter_of(c, rec, i)
+        minute = int(self.rng.integers(7 * 60, 16 * 60))
+        reg_minute = minute + int(self.rng.integers(0, 120)) if reg == event else int(self.rng.integers(7 * 60, 18 * 60))
+        env = {
+            "besked_id": new_uuid(self.rng),
+            "entitet": dataset,
+            "aendringstype": {"create": "1", "update": "2", "delete": "3"}[change],
+            "version": version,
+            "indberetter": reporter,
+            "haendelsestidspunkt": iso_dt(event, minute),
+            "registreringstidspunkt": iso_dt(reg, min(reg_minute, 23 * 60 + 59)),
+        }
+        full = {**env, **rec}
+        if defect == "deadline_breach" or defect is None:
+            # every deadline the final record breaks is ground truth (none for clean records)
+            for r in rv.deadlines:
+                ct = r.params.get("change_type")
+                if ct and ct != change or (r.params.get("when") and not _matches(full, r.params["when"])):
+                    continue
+                ev, rg = full.get(r.params["event_field"]), full.get(r.params["registration_field"])
+                if ev and rg:
+                    late = (dt.date.fromisoformat(str(rg)[:10]) - dt.date.fromisoformat(str(ev)[:10])).days
+                    if late > int(r.params.get("max_lag_days", 0)):
+                        gt.append((r.id, r.params["event_field"], f"registered {late} days after the event"))
+        bad_enc = False
+        if defect == "bad_encoding":
+            fld = self._text_field(c)
+            full[fld] = "Ærø Østergade på Ålandsvej"
+            bad_enc = True
+            gt.append((generic_rule_id(dataset, "encoding", fld), fld, "line encoded as cp1252 in a UTF-8 file"))
+        pend = Pending(dataset, reporter, full, bad_enc)
+        day_out = deliver or reg
+        self.outbox[day_out].append(pend)
+        if defect == "duplicate_message":
+            self.outbox[day_out].append(Pending(dataset, reporter, dict(full)))
+            gt.append((generic_rule_id(dataset, "duplicate", "besked_id"), "besked_id", "second copy of a message"))
+        if gt and day_out <= self.end:
+            for rule_id, fld, detail in gt:
+                self.ground_truth.append({
+                    "besked_id": full["besked_id"], "dataset": dataset, "channel": c.channel,
+                    "indberetter": reporter, "leveringsdato": day_out.isoformat(), "defect": defect or "deadline_breach",
+                    "rule_id": rule_id, "field": fld, "detail": detail,
+                })
+        if correctable and defect is None and change == "create" and i is not None and "update" in c.change_types:
+            u = self.rng.random()
+            if u < CORRECTION_RATE + DELETE_RATE:
+                kind = "delete" if u < DELETE_RATE and "delete" in c.change_types else "update"
+                when = reg + dt.timedelta(days=int(self.rng.integers(1, 6)))
+                keyval = rec.get(c.record_key[0]) if c.record_key else None
+                self.actions[when].append(
+                    lambda d=dataset, i=i, e=event, o=overrides, k=keyval, ch=kind, w=when:
+                    self._correct(d, i, e, o, k, ch, w))
+        return full
+
+    def _correct(self, dataset: str, i: int, event: dt.date, overrides: dict[str, Any], key: str | None,
+                 change: str, when: dt.date) -> None:
+        """A later update or delete of a record (a correction the reporter sends)."""
+        c = self.contracts[dataset]
+        if not self.in_personkreds(c, i, when) or key is None:
+            return
+        rv = self.ruleviews[dataset]
+        max_lag, rule = rv.max_lag(change)
+        ev = event
+        if rule is not None and (when - event).days > max_lag:
+            ev = when - dt.timedelta(days=int(self.rng.integers(0, max_lag + 1)))
+        self.emit(dataset, i, ev, overrides, change=change, key=key, version=2, reg=when,
+                  defect_ok=False, correctable=False)
+
+    def _bad_cpr(self, cpr: str) -> str:
+        k = int(self.rng.integers(0, 3))
+        if k == 0:
+            return "32" + cpr[2:]  # day 32
+        if k == 1:
+            return cpr[:2] + "13" + cpr[4:]  # month 13
+        return cpr[:9]  # nine digits
+
+    def pick_reason(self, c: Contract, i: int, violate: bool) -> str | None:
+        """A fravær reason Bilag 1 allows for the person's groups (or, to violate, one it doesn't)."""
+        p = self.pop
+        kg, vis, mat = int(p.kg[i]), int(p.visitation[i]), int(p.match[i])
+        rule = self._rule(c, "bilag1")
+        allowed_names = set((rule.params.get("allowed_reasons") or []) if rule else [])
+        from pipelines.contracts import codelist
+
+        reasons = [r for r in codelist("fravaersaarsager")
+                   if not allowed_names or r["navn"] in allowed_names or r["kode"] in allowed_names]
+        ok = [r["kode"] for r in reasons if bilag1_allows(self.bilag1.get(r["kode"], []), kg, vis, mat)]
+        if violate:
+            bad = [r["kode"] for r in codelist("fravaersaarsager")
+                   if not bilag1_allows(self.bilag1.get(r["kode"], []), kg, vis, mat)]
+            return bad[int(self.rng.integers(len(bad)))] if bad else None
+        return ok[int(self.rng.integers(len(ok)))] if ok else None
+
+    # ------------------------------------------------------------------ the day
+    def run_day(self, day: dt.date) -> None:
+        for act in self.actions.pop(day, []):
+            act()
+        if day == self.start and self.bestand:
+            self._bestand(day)
+        self._rate_events(day)
+        self._bookings_due(day)
+        tr = advance_day(self.pop, self.rng, day)
+        for sp in tr.ended:
+            self._spell_ended(sp, day)
+        for sp in tr.started:
+            self._spell_started(sp)
+        if "stillingsopslag" in self.contracts:
+            n = int(self.rng.poisson(STILLINGSOPSLAG_PER_MILLION * self.pop.size / 1_000_000))
+            for _ in range(n):
+                self.emit("stillingsopslag", None, day)
+
+    def _bestand(self, day: dt.date) -> None:
+        """First extract: open spells registered before the simulation (the DFDG's history).
+
+        They were registered on time (registreringsdato = startdato) and are
+        delivered in the first day's extract.
+        """
+        for sp in self.pop.spells:
+            if sp.end is None and sp.start < day:
+                i = sp.person
+                self._log_groups(i, sp.start)
+                self.emit("kontaktgruppe", i, sp.start, {"startdato": sp.start.isoformat(),
+                          "slutdato": None, "persongruppe": sp.persongruppe or None},
+                          key=sp.spell_id, reg=sp.start, deliver=day, defect_ok=False, correctable=False)
+                if sp.kg in JOBSEEKER_KG:
+                    rec = self.emit("tilmelding", i, sp.start, {"startdato": sp.start.isoformat()},
+                                    reg=sp.start, deliver=day, defect_ok=False, correctable=False)
+                    if rec:
+                        self.tilmeldinger[i] = rec.get("tilmelding_id")
+
+    def _log_groups(self, i: int, day: dt.date) -> None:
+        p = self.pop
+        self.group_log.append((p.cpr[i], day, int(p.kg[i]), int(p.visitation[i]), int(p.match[i])))
+
+    def _spell_started(self, sp: Spell) -> None:
+        i, s = sp.person, sp.start
+        self._log_groups(i, s)
+        self.emit("kontaktgruppe", i, s, {"startdato": s.isoformat(), "slutdato": None,
+                                          "persongruppe": sp.persongruppe or None},
+                  key=sp.spell_id, defect_ok=True, correctable=False)
+        if sp.kg in JOBSEEKER_KG:
+            rec = self.emit("tilmelding", i, s, {"startdato": s.isoformat()}, correctable=False)
+            if rec:
+                self.tilmeldinger[i] = rec.get("tilmelding_id")
+        if sp.kg in (2, 3, 12):
+            self.emit("foerste_henvendelse", i, s)
+        if sp.kg == 1 and self.pop.akasse[i] >= 0:
+            self.emit("akasse_tilmelding", i, s, {"startdato": s.isoformat()}, correctable=False)
+            self.emit("indplacering", i, s)
+            self.emit("dagpengeret_udloeb", i, s)
+        if sp.kg in (24, 25):
+            rec = self.emit("syge_raskmelding", i, s, {"foerste_sygedag": s.isoformat(), "sidste_sygedag": None},
+                            correctable=False)
+            c = self.contracts.get("syge_raskmelding")
+            if rec and c and c.record_key:
+                self.sygemeldinger[sp.spell_id] = rec.get(c.record_key[0])
+
+    def _spell_ended(self, sp: Spell, day: dt.date) -> None:
+        i = sp.person
+        # the update carries the spell as it was, now with its end date (§ 16, stk. 2)
+        p = self.pop
+        saved = (p.kg[i], p.visitation[i], p.match[i], p.sdp_kat[i], p.pgroup[i])
+        p.kg[i] = sp.kg
+        p.pgroup[i] = PERSON_GROUPS.index(sp.persongruppe)
+        self.emit("kontaktgruppe", i, day, {"startdato": sp.start.isoformat(), "slutdato": day.isoformat(),
+                                            "persongruppe": sp.persongruppe or None},
+                  change="update", key=sp.spell_id, version=2, defect_ok=False, correctable=False)
+        if sp.kg in JOBSEEKER_KG and i in self.tilmeldinger:
+            self.emit("afmelding", i, day, {"afmeldingsdato": day.isoformat(),
+                                            "tilmelding_id": self.tilmeldinger.pop(i)},
+                      reg=day, correctable=False)
+        if sp.kg == 1 and p.akasse[i] >= 0:
+            self.emit("akasse_afmelding", i, day, {"afmeldingsdato": day.isoformat()}, reg=day, correctable=False)
+        if sp.spell_id in self.sygemeldinger:
+            self.emit("syge_raskmelding", i, day, {"foerste_sygedag": sp.start.isoformat(),
+                                                   "sidste_sygedag": day.isoformat()},
+                      change="update", key=self.sygemeldinger.pop(sp.spell_id), version=2,
+                      defect_ok=False, correctable=False)
+        p.kg[i], p.visitation[i], p.match[i], p.sdp_kat[i], p.pgroup[i] = saved
+
+    def _rate_events(self, day: dt.date) -> None:
+        for name in sorted(self.contracts):
+            if name in LIFECYCLE or name not in RATES:
+                continue
+            c = self.contracts[name]
+            if c.parent:
+                continue
+            elig = self.eligible(c, day)
+            if len(elig) == 0:
+                continue
+            n = int(self.rng.binomial(len(elig), min(1.0, RATES[name])))
+            if n == 0:
+                continue
+            chosen = np.sort(self.rng.choice(elig, size=n, replace=False))
+            handler = getattr(self, f"_ev_{name}", None)
+            for i in chosen:
+                if handler:
+                    handler(int(i), day)
+                else:
+                    self.emit(name, int(i), day)
+
+    def _ev_indkaldelse(self, i: int, day: dt.date) -> None:
+        meeting = day + dt.timedelta(days=int(self.rng.integers(5, 22)))
+        rec = self.emit("indkaldelse", i, day, {"samtaledato": meeting.isoformat()})
+        if rec and rec.get("indkaldelse_id") and rec.get("cpr") == self.pop.cpr[i]:
+            self.actions[meeting].append(
+                functools.partial(self._held, "samtale", i, rec["indkaldelse_id"], rec.get("samtaletype")))
+
+    def _ev_akasse_indkaldelse(self, i: int, day: dt.date) -> None:
+        meeting = day + dt.timedelta(days=int(self.rng.integers(5, 22)))
+        c = self.contracts["akasse_indkaldelse"]
+        date_field = next((f.name for f in c.fields if f.type == "date" and f.name not in
+                           (c.event_time, c.registration_time)), None)
+        ov = {date_field: meeting.isoformat()} if date_field else {}
+        rec = self.emit("akasse_indkaldelse", i, day, ov)
+        if rec and rec.get("cpr") == self.pop.cpr[i]:
+            self.actions[meeting].append(functools.partial(self._held, "akasse_samtale", i, None, None))
+
+    def _held(self, dataset: str, i: int, booking: str | None, samtaletype: str | None) -> None:
+        """A booked conversation is held (if the person is still in the personkreds)."""
+        c = self.contracts.get(dataset)
+        day = self._today
+        if c is None or not self.in_personkreds(c, i, day):
+            return
+        ov: dict[str, Any] = {}
+        if booking and "indkaldelse_id" in c.field_names:
+            ov["indkaldelse_id"] = booking
+        if samtaletype and "samtaletype" in c.field_names:
+            ov["samtaletype"] = samtaletype
+        # match/visitation reported only when they differ from the last reported (§ 25, stk. 1, nr. 8-9)
+        for fld, arr in (("matchgruppe", self.pop.match), ("visitationsgruppe", self.pop.visitation)):
+            if fld in self.ruleviews[dataset].only_changed:
+                cur = int(arr[i])
+                if cur and self.last_reported.get((fld, i)) != cur:
+                    ov[fld] = str(cur)
+                    self.last_reported[(fld, i)] = cur
+        rec = self.emit(dataset, i, day, ov)
+        child = f"{dataset}_deltager"
+        if rec and child in self.contracts and self.rng.random() < 0.3:
+            pc = self.contracts[child]
+            pkey = pc.parent["key"] if pc.parent else "samtale_id"
+            for _ in range(int(self.rng.integers(1, 3))):
+                self.emit(child, i, day, {pkey: rec.get(pkey)}, reg=dt.date.fromisoformat(
+                    rec["registreringstidspunkt"][:10]), correctable=False)
+
+    def _bookings_due(self, day: dt.date) -> None:
+        pass  # bookings are actions on their meeting day (see _ev_indkaldelse)
+
+    def _ev_plan(self, i: int, day: dt.date) -> None:
+        key, version = self.plans.get(i, (None, 0))
+        if key is None:
+            rec = self.emit("plan", i, day, correctable=False)
+            c = self.contracts["plan"]
+            if rec and c.record_key and rec.get("cpr") == self.pop.cpr[i]:
+                self.plans[i] = (rec[c.record_key[0]], 1)
+        else:
+            rec = self.emit("plan", i, day, change="update", key=key, version=version + 1, correctable=False)
+            if rec:
+                self.plans[i] = (key, version + 1)
+
+    # ------------------------------------------------------------------ output
+    def run(self, out: Path, progress: Callable[[dt.date], None] | None = None) -> GenerationResult:
+        out.mkdir(parents=True, exist_ok=True)
+        counts: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+        total = 0
+        for k in range(self.days):
+            day = self.start + dt.timedelta(days=k)
+            self._today = day
+            # actions scheduled for today need _today; run_day runs them first
+            self.run_day(day)
+            total += self.write_day(out, day, counts)
+            if progress:
+                progress(day)
+        self.write_meta(out, counts, total)
+        return GenerationResult(out, {k: dict(v) for k, v in counts.items()}, len(self.ground_truth),
+                                self.pop.size, total)
+
+    def write_day(self, out: Path, day: dt.date, counts: dict[str, dict[str, dict[str, int]]]) -> int:
+        pend = self.outbox.pop(day, [])
+        groups: dict[tuple[str, str], list[Pending]] = defaultdict(list)
+        for p in pend:
+            groups[(p.dataset, p.reporter)].append(p)
+        d = day.isoformat()
+        compact = day.strftime("%Y%m%d")
+        by_dataset: dict[str, list[Pending]] = defaultdict(list)
+        for (ds, rep), items in sorted(groups.items()):
+            c = self.contracts[ds]
+            recs = [p.record for p in items]
+            counts[c.channel].setdefault(ds, {})
+            counts[c.channel][ds][d] = counts[c.channel][ds].get(d, 0) + len(recs)
+            if c.channel == "webservice":
+                _write(out / "webservice" / ds / d / f"{rep}.jsonl", channels.json_lines(recs))
+            elif c.channel == "ftp":
+                _write(out / "ftp" / d / f"{ds}_{rep}_{compact}.csv", channels.ftp_payload(c, recs))
+            elif c.channel == "portal":
+                bad = {k for k, p in enumerate(items) if p.bad_encoding}
+                _write(out / "portal" / d / f"{ds}_{rep}_{compact}.csv", channels.portal_payload(c, recs, bad))
+            else:
+                by_dataset[ds].extend(items)
+        for ds, items in sorted(by_dataset.items()):
+            c = self.contracts[ds]
+            recs = [p.record for p in items]
+            if c.reporter == "uvm":
+                bad = {k for k, p in enumerate(items) if p.bad_encoding}
+                path = out / "drops" / "uvm" / d / f"{ds}_{compact}.csv"
+                _write(path, channels.uvm_payload(c, recs, bad))
+            else:
+                path = out / "drops" / "ssi" / d / f"{ds}_{compact}.txt"
+                _write(path, channels.ssi_payload(c, recs, compact))
+            _write(path.with_name(path.name + ".done"), b"")
+        return len(pend)
+
+    def write_meta(self, out: Path, counts: dict[str, Any], total: int) -> None:
+        tokens = {}
+        tok_rng = np.random.default_rng([self.seed, 7])
+        reporters = [f"{int(k):03d}" for k in self.pop.kommuner] + [f"{int(a):03d}" for a in self.pop.akasser]
+        for rep in sorted(set(reporters)) + ["JOBNET"]:
+            tokens[rep] = tok_rng.bytes(16).hex()
+        _write(out / "webservice" / "tokens.json", json.dumps(tokens, indent=1, sort_keys=True).encode())
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=GROUND_TRUTH_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for row in sorted(self.ground_truth, key=lambda r: (r["leveringsdato"], r["dataset"], r["besked_id"],
+                                                            r["rule_id"])):
+            w.writerow(row)
+        _write(out / "ground_truth.csv", buf.getvalue().encode())
+        self.write_truth(out / "truth")
+        defects = Counter(r["defect"] for r in self.ground_truth)
+        meta = {
+            "generator": "dsdw.simulate", "scale": self.scale.name, "persons": self.pop.size, "seed": self.seed,
+            "start": self.start.isoformat(), "days": self.days, "defect_rate": self.defect_rate,
+            "records": total, "defects": dict(sorted(defects.items())),
+            "counts": {ch: {ds: dict(sorted(v.items())) for ds, v in sorted(dd.items())}
+                       for ch, dd in sorted(counts.items())},
+        }
+        _write(out / "generation.json", json.dumps(meta, indent=1, ensure_ascii=False).encode())
+
+    def write_truth(self, out: Path) -> None:
+        """The simulator's own state, for tests (restricted: contains CPR)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        p = self.pop
+        out.mkdir(parents=True, exist_ok=True)
+        persons = pa.table({
+            "cpr": pa.array(p.cpr.tolist(), pa.string()),
+            "foedselsdato": pa.array(p.birth.astype("datetime64[D]")),
+            "koen": pa.array(np.where(p.male, "M", "K").tolist(), pa.string()),
+            "bopaelskommune": pa.array([f"{int(k):03d}" for k in p.bopael], pa.string()),
+            "opholdskommune": pa.array([f"{int(k):03d}" for k in p.ophold], pa.string()),
+            "akassekode": pa.array([f"{int(a):03d}" if a >= 0 else None for a in p.akasse], pa.string()),
+        })
+        pq.write_table(persons, out / "persons.parquet")
+        sp = p.spells
+        spells = pa.table({
+            "spell_id": pa.array([s.spell_id for s in sp], pa.string()),
+            "cpr": pa.array([p.cpr[s.person] for s in sp], pa.string()),
+            "kontaktgruppe": pa.array([s.kg for s in sp], pa.int16()),
+            "startdato": pa.array([s.start for s in sp], pa.date32()),
+            "slutdato": pa.array([s.end for s in sp], pa.date32()),
+            "persongruppe": pa.array([s.persongruppe or None for s in sp], pa.string()),
+        })
+        pq.write_table(spells, out / "spells.parquet")
+        gl = self.group_log
+        groups = pa.table({
+            "cpr": pa.array([g[0] for g in gl], pa.string()),
+            "fra_dato": pa.array([g[1] for g in gl], pa.date32()),
+            "kontaktgruppe": pa.array([g[2] for g in gl], pa.int16()),
+            "visitationsgruppe": pa.array([g[3] for g in gl], pa.int8()),
+            "matchgruppe": pa.array([g[4] for g in gl], pa.int8()),
+        })
+        pq.write_table(groups, out / "groups.parquet")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write via temp file + rename, so a reader never sees half a payload.
+
+    No fsync: these are simulated sources, regenerated from the seed after a crash.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def generate(out: Path, scale: str = "demo", start: dt.date = dt.date(2026, 10, 1), days: int = 14,
+             seed: int = 1, defect_rate: float | None = None,
+             progress: Callable[[dt.date], None] | None = None) -> GenerationResult:
+    """Generate ``days`` days of every reporter's payloads under ``out`` (see docs/sources.md)."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
+    sim = Simulator(SCALES[scale], start, days, seed, defect_rate)
+    return sim.run(Path(out), progress)
+
+
+def iter_payload_files(out: Path) -> Iterator[Path]:
+    for p in sorted(out.rglob("*")):
+        if p.is_file() and not p.name.startswith("."):
+            yield p
+
+
+__all__ = ["generate", "Simulator", "GenerationResult", "bilag1_allows", "_matches"]
