@@ -65,7 +65,9 @@ SEVERITIES = {"error", "warn"}
 #   version_increases: field
 #   fixed_values:    when (dict), then (dict field -> value)  e.g. § 17 stk. 8-9
 #   no_overlap:      start_field, end_field, partition_by (list)
+#   allowed_values:  field, values (list) or exclude (list): a narrower set than the code list
 RULE_KINDS = {
+    "allowed_values",
     "deadline",
     "date_window",
     "personkreds",
@@ -170,19 +172,23 @@ class Contract:
     path: Path
     raw: dict[str, Any]
 
-    @property
+    @functools.cached_property
     def all_fields(self) -> tuple[Field, ...]:
         """Envelope fields followed by the dataset's own fields (the wire schema)."""
         env = tuple(_field_from_dict(self.path, dict(f)) for f in ENVELOPE_FIELDS)
         return env + self.fields
 
-    def field(self, name: str) -> Field:
-        for f in self.all_fields:
-            if f.name == name:
-                return f
-        raise KeyError(f"{self.dataset}: no field {name!r}")
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Field]:
+        return {f.name: f for f in self.all_fields}
 
-    @property
+    def field(self, name: str) -> Field:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"{self.dataset}: no field {name!r}") from None
+
+    @functools.cached_property
     def field_names(self) -> list[str]:
         return [f.name for f in self.all_fields]
 
@@ -350,6 +356,10 @@ def _validate_rule_codes(c: Contract) -> None:
     for r in c.rules:
         check(r, r.params.get("when") or {}, "when")
         check(r, r.params.get("then") or {}, "then")
+        if r.kind == "allowed_values":
+            fld = r.params.get("field")
+            check(r, {fld: list(r.params.get("values") or []) + list(r.params.get("exclude") or [])},
+                  "values")
 
 
 @functools.lru_cache(maxsize=1)

@@ -29,7 +29,6 @@ from pipelines.simulate.population import (
     Spell,
     advance_day,
     build_population,
-    new_uuid,
 )
 from pipelines.simulate.records import RecordBuilder, RuleView, Vocab, _matches, iso_dt
 from pipelines.simulate.scales import SCALES, Scale
@@ -138,6 +137,7 @@ class Simulator:
         self.plans: dict[int, tuple[str, int]] = {}
         self.tilmeldinger: dict[int, str] = {}
         self.sygemeldinger: dict[str, str] = {}  # spell id -> uuid of the sygemelding
+        self.created_on: dict[str, tuple[dt.date, int]] = {}  # key -> (delivery day, minute) of its create
         self.group_log: list[tuple[str, dt.date, int, int, int]] = []  # cpr, from, kg, visitation, match
         self.bilag1 = _bilag1()
         self.bestand = bestand
@@ -194,7 +194,8 @@ class Simulator:
 
     def ctx(self, i: int | None, event: dt.date, reg: dt.date, change: str, version: int) -> dict[str, Any]:
         p = self.pop
-        base: dict[str, Any] = {"event_date": event, "reg_date": reg, "change_type": change, "version": version}
+        base: dict[str, Any] = {"event_date": event, "reg_date": reg, "change_type": change, "version": version,
+                                "uuid": p.uuid}
         if i is None:
             base["kommunekode"] = int(p.kommuner[self.rng.choice(len(p.kommuner), p=p.kommune_weights)])
             base["akassekode"] = -1
@@ -281,11 +282,12 @@ class Simulator:
     def emit(self, dataset: str, i: int | None, event: dt.date, overrides: dict[str, Any] | None = None,
              change: str = "create", key: str | None = None, version: int = 1, reg: dt.date | None = None,
              defect_ok: bool = True, correctable: bool = True,
-             deliver: dt.date | None = None) -> dict[str, Any] | None:
+             deliver: dt.date | None = None, referenced: bool = False) -> dict[str, Any] | None:
         """Build one record for person ``i`` and put it in the outbox of its registration day.
 
         ``deliver`` overrides the delivery day (the first extract carries history
-        registered long before it).
+        registered long before it).  ``referenced`` marks a create that later records
+        refer to (so it must not be turned into an update of an unknown record).
         """
         c = self.contracts.get(dataset)
         if c is None:
@@ -296,6 +298,8 @@ class Simulator:
         if defect_ok and self.rng.random() < self.defect_rate:
             kinds = self.defect_kinds[dataset]
             defect = kinds[int(self.rng.integers(len(kinds)))]
+            if defect == "update_unknown" and (referenced or key is not None):
+                defect = None
         gt: list[tuple[str, str, str]] = []  # rule_id, field, detail
         if defect == "outside_personkreds":
             j = self._outside(c, event)
@@ -307,13 +311,18 @@ class Simulator:
                 if any(r.kind == "bilag1" for r in c.rules):
                     gt.append((self._rule(c, "bilag1").id, "fravaersaarsag", "no kontaktgruppe allows it"))
         if defect == "update_unknown":
-            change, key, version = "update", new_uuid(self.rng), 2
+            change, key, version = "update", self.pop.uuid(), 2
         if reg is None:
             lag = self.clean_lag(rv, change)
             if defect == "deadline_breach":
                 max_lag, _ = rv.max_lag(change)
                 lag = max_lag + 1 + int(self.rng.integers(0, 6))
             reg = event + dt.timedelta(days=lag)
+        after_minute = -1
+        if change != "create" and key is not None and key in self.created_on:
+            c_day, c_min = self.created_on[key]
+            reg = max(reg, c_day)  # never before the record it changes
+            after_minute = c_min if reg == c_day else -1
         ctx = self.ctx(i, event, reg, change, version)
         if dataset in ("fravaer", "akasse_fravaer") and "fravaersaarsag" not in overrides and i is not None:
             overrides["fravaersaarsag"] = self.pick_reason(c, i, violate=defect == "bilag1_violation")
@@ -346,14 +355,17 @@ class Simulator:
         reporter = self.reporter_of(c, rec, i)
         minute = int(self.rng.integers(7 * 60, 16 * 60))
         reg_minute = minute + int(self.rng.integers(0, 120)) if reg == event else int(self.rng.integers(7 * 60, 18 * 60))
+        if after_minute >= 0:
+            reg_minute = max(reg_minute, after_minute + 1)
+        reg_minute = min(reg_minute, 23 * 60 + 59)
         env = {
-            "besked_id": new_uuid(self.rng),
+            "besked_id": self.pop.uuid(),
             "entitet": dataset,
             "aendringstype": {"create": "1", "update": "2", "delete": "3"}[change],
             "version": version,
             "indberetter": reporter,
             "haendelsestidspunkt": iso_dt(event, minute),
-            "registreringstidspunkt": iso_dt(reg, min(reg_minute, 23 * 60 + 59)),
+            "registreringstidspunkt": iso_dt(reg, reg_minute),
         }
         full = {**env, **rec}
         if defect == "deadline_breach" or defect is None:
@@ -375,6 +387,8 @@ class Simulator:
             gt.append((generic_rule_id(dataset, "encoding", fld), fld, "line encoded as cp1252 in a UTF-8 file"))
         pend = Pending(dataset, reporter, full, bad_enc)
         day_out = deliver or reg
+        if change == "create" and (referenced or key is not None) and c.record_key:
+            self.created_on[str(full[c.record_key[0]])] = (day_out, reg_minute if deliver is None else 0)
         self.outbox[day_out].append(pend)
         if defect == "duplicate_message":
             self.outbox[day_out].append(Pending(dataset, reporter, dict(full)))
@@ -434,7 +448,9 @@ class Simulator:
             bad = [r["kode"] for r in codelist("fravaersaarsager")
                    if not bilag1_allows(self.bilag1.get(r["kode"], []), kg, vis, mat)]
             return bad[int(self.rng.integers(len(bad)))] if bad else None
-        return ok[int(self.rng.integers(len(ok)))] if ok else None
+        if not ok:  # no group allows any reason (a person outside the personkreds: a defect record)
+            ok = [r["kode"] for r in reasons]
+        return ok[int(self.rng.integers(len(ok)))]
 
     # ------------------------------------------------------------------ the day
     def run_day(self, day: dt.date) -> None:
@@ -484,8 +500,8 @@ class Simulator:
                                           "persongruppe": sp.persongruppe or None},
                   key=sp.spell_id, defect_ok=True, correctable=False)
         if sp.kg in JOBSEEKER_KG:
-            rec = self.emit("tilmelding", i, s, {"startdato": s.isoformat()}, correctable=False)
-            if rec:
+            rec = self.emit("tilmelding", i, s, {"startdato": s.isoformat()}, correctable=False, referenced=True)
+            if rec and rec.get("cpr") == self.pop.cpr[i]:
                 self.tilmeldinger[i] = rec.get("tilmelding_id")
         if sp.kg in (2, 3, 12):
             self.emit("foerste_henvendelse", i, s)
@@ -495,9 +511,9 @@ class Simulator:
             self.emit("dagpengeret_udloeb", i, s)
         if sp.kg in (24, 25):
             rec = self.emit("syge_raskmelding", i, s, {"foerste_sygedag": s.isoformat(), "sidste_sygedag": None},
-                            correctable=False)
+                            correctable=False, referenced=True)
             c = self.contracts.get("syge_raskmelding")
-            if rec and c and c.record_key:
+            if rec and c and c.record_key and rec.get("cpr") == self.pop.cpr[i]:
                 self.sygemeldinger[sp.spell_id] = rec.get(c.record_key[0])
 
     def _spell_ended(self, sp: Spell, day: dt.date) -> None:
@@ -546,7 +562,7 @@ class Simulator:
 
     def _ev_indkaldelse(self, i: int, day: dt.date) -> None:
         meeting = day + dt.timedelta(days=int(self.rng.integers(5, 22)))
-        rec = self.emit("indkaldelse", i, day, {"samtaledato": meeting.isoformat()})
+        rec = self.emit("indkaldelse", i, day, {"samtaledato": meeting.isoformat()}, referenced=True)
         if rec and rec.get("indkaldelse_id") and rec.get("cpr") == self.pop.cpr[i]:
             self.actions[meeting].append(
                 functools.partial(self._held, "samtale", i, rec["indkaldelse_id"], rec.get("samtaletype")))
@@ -594,7 +610,7 @@ class Simulator:
     def _ev_plan(self, i: int, day: dt.date) -> None:
         key, version = self.plans.get(i, (None, 0))
         if key is None:
-            rec = self.emit("plan", i, day, correctable=False)
+            rec = self.emit("plan", i, day, correctable=False, referenced=True)
             c = self.contracts["plan"]
             if rec and c.record_key and rec.get("cpr") == self.pop.cpr[i]:
                 self.plans[i] = (rec[c.record_key[0]], 1)
@@ -728,12 +744,36 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+OUTPUT_ENTRIES = ("webservice", "ftp", "portal", "drops", "truth", "ground_truth.csv", "generation.json")
+
+
+def prepare_out(out: Path) -> None:
+    """Start from an empty output: stale payloads of an earlier run must not mix in.
+
+    Only a directory that is empty or holds an earlier generation is cleared.
+    """
+    import shutil
+
+    if not out.exists():
+        return
+    entries = {p.name for p in out.iterdir()}
+    if entries and "generation.json" not in entries:
+        raise FileExistsError(f"{out} is not empty and holds no earlier generation; refusing to overwrite")
+    for name in OUTPUT_ENTRIES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
 def generate(out: Path, scale: str = "demo", start: dt.date = dt.date(2026, 10, 1), days: int = 14,
              seed: int = 1, defect_rate: float | None = None,
              progress: Callable[[dt.date], None] | None = None) -> GenerationResult:
     """Generate ``days`` days of every reporter's payloads under ``out`` (see docs/sources.md)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
+    prepare_out(Path(out))
     sim = Simulator(SCALES[scale], start, days, seed, defect_rate)
     return sim.run(Path(out), progress)
 

@@ -69,6 +69,7 @@ class RuleView:
     start_end: list[Rule]
     only_changed: set[str]
     versions: list[str]
+    allowed: list[Rule]
 
     @classmethod
     def of(cls, c: Contract) -> RuleView:
@@ -83,6 +84,7 @@ class RuleView:
             start_end=by.get("start_before_end", []),
             only_changed={r.params["field"] for r in by.get("only_when_changed", []) if "field" in r.params},
             versions=[r.params["field"] for r in by.get("version_increases", []) if "field" in r.params],
+            allowed=by.get("allowed_values", []),
         )
 
     def max_lag(self, change_type: str) -> tuple[int, Rule | None]:
@@ -145,9 +147,7 @@ def generic_value(f: Field, rng: np.random.Generator, ctx: dict[str, Any], vocab
     if f.type == "akassekode":
         return f"{int(ctx['akassekode']):03d}" if ctx.get("akassekode", -1) >= 0 else None
     if f.type == "uuid":
-        from pipelines.simulate.population import new_uuid
-
-        return new_uuid(rng)
+        return ctx["uuid"]()
     if f.type == "cpr":
         return ctx["cpr"]
     if f.type == "cvr":
@@ -285,6 +285,15 @@ class RecordBuilder:
             base = dt.date.fromisoformat(str(rec[rel])[:10])
             lo, hi = int(r.params.get("min_days", 0)), int(r.params.get("max_days", 0))
             rec[fld] = (base + dt.timedelta(days=int(rng.integers(lo, hi + 1)))).isoformat()
+        for r in self.rules.allowed:
+            fld = r.params.get("field")
+            f = self.c.field(fld)
+            if rec.get(fld) is None or fld in overrides or not f.codelist:
+                continue
+            ok = [str(v) for v in r.params.get("values") or self.vocab.codes(f.codelist)
+                  if str(v) not in {str(x) for x in r.params.get("exclude") or []}]
+            if str(rec[fld]) not in ok:
+                rec[fld] = ok[int(rng.integers(len(ok)))]
         for r in self.rules.fixed:
             if _matches(rec, r.params.get("when", {})):
                 rec.update({k: v for k, v in r.params.get("then", {}).items() if k in rec})
