@@ -110,13 +110,14 @@ def sources_serve(
     host: str = typer.Option("127.0.0.1", help="Loopback address to bind."),
     http_port: int = typer.Option(0, help="Webservice port (0 = any free port)."),
     ftp_port: int = typer.Option(0, help="FTP port (0 = any free port)."),
+    state_file: Path | None = typer.Option(None, help="Write the addresses as JSON here while serving."),
 ) -> None:
     """Serve the generated payloads: webservice (HTTP JSON), FTP, portal export and file drops."""
     from pipelines.simulate.servers import serve_forever
 
     if not (data / "generation.json").exists():
         raise typer.BadParameter(f"{data} holds no generated sources (no generation.json); run `dsdw generate`")
-    serve_forever(data, host=host, http_port=http_port, ftp_port=ftp_port)
+    serve_forever(data, host=host, http_port=http_port, ftp_port=ftp_port, state_file=state_file)
 
 
 @app.command()
@@ -138,7 +139,8 @@ def demo(
         t.add_column("system")
         t.add_column("address")
         for k, v in systems.describe().items():
-            t.add_row(k, str(v))
+            for sub, val in (v.items() if isinstance(v, dict) else [("", v)]):
+                t.add_row(f"{k} {sub}".strip(), str(val))
         console.print(t)
         console.print("[yellow]No pipeline stage exists yet beyond the sources (ingestion is issue #3).[/]")
     finally:

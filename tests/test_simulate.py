@@ -17,7 +17,7 @@ from stdnum.dk import cpr as std_cpr
 
 from pipelines.contracts import load_contracts
 from pipelines.contracts.validate import validate_record
-from pipelines.simulate.channels import FTP_TRAILER, read_payload
+from pipelines.simulate.channels import FTP_TRAILER, iter_payloads, read_payload
 from pipelines.simulate.generate import DEFECT_KINDS, bilag1_allows, generate
 
 START = dt.date(2026, 10, 1)
@@ -33,18 +33,8 @@ def gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def payloads(out: Path):
     """(dataset, path) for every payload file the sources would serve."""
-    for p in sorted(out.rglob("*")):
-        if not p.is_file() or p.name.endswith(".done") or p.name.startswith("."):
-            continue
-        rel = p.relative_to(out).parts
-        if rel[0] == "webservice" and len(rel) == 4:
-            yield rel[1], p
-        elif rel[0] == "ftp":
-            yield p.stem.rsplit("_", 2)[0], p
-        elif rel[0] == "portal":
-            yield p.stem.rsplit("_", 2)[0], p
-        elif rel[0] == "drops":
-            yield p.stem.rsplit("_", 1)[0], p
+    for _channel, ds, p in iter_payloads(out):
+        yield ds, p
 
 
 def all_records(out: Path):

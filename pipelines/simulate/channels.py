@@ -140,3 +140,17 @@ def read_payload(path: Path, contract: Contract) -> tuple[list[dict[str, Any]], 
             rec[col] = (v.split(MULTI_SEP) if col in multi else v) if v != "" else None
         recs.append(rec)
     return recs, bad
+
+
+def iter_payloads(out: Path) -> Iterable[tuple[str, str, Path]]:
+    """(channel, dataset, path) of every payload under a generated directory (docs/sources.md)."""
+    for p in sorted(out.rglob("*")):
+        if not p.is_file() or p.name.endswith(".done") or p.name.startswith("."):
+            continue
+        rel = p.relative_to(out).parts
+        if rel[0] == "webservice" and len(rel) == 4:
+            yield "webservice", rel[1], p
+        elif rel[0] in ("ftp", "portal"):
+            yield rel[0], p.stem.rsplit("_", 2)[0], p
+        elif rel[0] == "drops":
+            yield "filedrop", p.stem.rsplit("_", 1)[0], p
