@@ -108,10 +108,15 @@ def test_records_conform_to_contracts_except_exactly_the_defects(gen: Path) -> N
     assert expected - found == set(), "ground-truth defects that the records do not show"
 
 
-def test_every_defect_kind_is_injected_and_documented(tmp_path: Path) -> None:
-    out = tmp_path / "d"
+@pytest.fixture(scope="module")
+def demo_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "src"
     generate(out, scale="demo", start=START, days=4, seed=2, defect_rate=0.2)
-    rows = [r for rs in ground_truth(out).values() for r in rs]
+    return out
+
+
+def test_every_defect_kind_is_injected_and_documented(demo_gen: Path) -> None:
+    rows = [r for rs in ground_truth(demo_gen).values() for r in rs]
     assert {r["defect"] for r in rows} == set(DEFECT_KINDS)
     rule_ids = {r.id for c in CONTRACTS.values() for r in c.rules}
     for r in rows:
@@ -310,3 +315,22 @@ def test_updates_and_deletes_refer_to_earlier_creates(gen: Path) -> None:
             assert key in created or rec["registreringstidspunkt"][:10] == START.isoformat() or \
                 ds == "kontaktgruppe", (ds, rec["besked_id"])
     assert changes > 10
+
+
+def test_a_move_updates_the_spell_from_the_new_kommune(demo_gen: Path) -> None:
+    """§ 16, stk. 5: the new opholdskommune takes over the spell (same key, higher version)."""
+    truth = Truth(demo_gen)
+    first: dict[str, dict] = {}
+    moves = 0
+    recs = sorted((r for ds, _p, r, _b in all_records(demo_gen) if ds == "kontaktgruppe"),
+                  key=lambda r: (r["registreringstidspunkt"], r["version"]))
+    for r in recs:
+        k = r["kontaktgruppe_id"]
+        if k in first and r["slutdato"] is None and r["kommunekode"] != first[k]["kommunekode"] \
+                and r["aendringstype"] == "2":
+            moves += 1
+            assert r["version"] > first[k]["version"]
+            assert r["indberetter"] == r["kommunekode"]
+            assert truth.persons[r["cpr"]]["opholdskommune"] == r["kommunekode"]
+        first.setdefault(k, r)
+    assert moves >= 2

@@ -465,6 +465,8 @@ class Simulator:
             self._spell_ended(sp, day)
         for sp in tr.started:
             self._spell_started(sp)
+        for i, _old, _new in tr.moved:
+            self._moved(i, day)
         if "stillingsopslag" in self.contracts:
             n = int(self.rng.poisson(STILLINGSOPSLAG_PER_MILLION * self.pop.size / 1_000_000))
             for _ in range(n):
@@ -523,9 +525,10 @@ class Simulator:
         saved = (p.kg[i], p.visitation[i], p.match[i], p.sdp_kat[i], p.pgroup[i])
         p.kg[i] = sp.kg
         p.pgroup[i] = PERSON_GROUPS.index(sp.persongruppe)
+        sp.version += 1
         self.emit("kontaktgruppe", i, day, {"startdato": sp.start.isoformat(), "slutdato": day.isoformat(),
                                             "persongruppe": sp.persongruppe or None},
-                  change="update", key=sp.spell_id, version=2, defect_ok=False, correctable=False)
+                  change="update", key=sp.spell_id, version=sp.version, defect_ok=False, correctable=False)
         if sp.kg in JOBSEEKER_KG and i in self.tilmeldinger:
             self.emit("afmelding", i, day, {"afmeldingsdato": day.isoformat(),
                                             "tilmelding_id": self.tilmeldinger.pop(i)},
@@ -538,6 +541,19 @@ class Simulator:
                       change="update", key=self.sygemeldinger.pop(sp.spell_id), version=2,
                       defect_ok=False, correctable=False)
         p.kg[i], p.visitation[i], p.match[i], p.sdp_kat[i], p.pgroup[i] = saved
+
+    def _moved(self, i: int, day: dt.date) -> None:
+        """A move changes the myndighedstilknytning: the new opholdskommune updates the spell (§ 16, stk. 5)."""
+        k = int(self.pop.spell[i])
+        if k < 0:
+            return
+        sp = self.pop.spells[k]
+        if sp.start > day:
+            return
+        sp.version += 1
+        self.emit("kontaktgruppe", i, day, {"startdato": sp.start.isoformat(), "slutdato": None,
+                                            "persongruppe": sp.persongruppe or None},
+                  change="update", key=sp.spell_id, version=sp.version, defect_ok=False, correctable=False)
 
     def _rate_events(self, day: dt.date) -> None:
         for name in sorted(self.contracts):

@@ -59,6 +59,7 @@ class Spell:
     end: dt.date | None = None
     persongruppe: str = ""
     registered: dt.date | None = None  # registration day of the create record
+    version: int = 1  # version of the spell's latest kontaktgruppe record
 
 
 @dataclass
