@@ -406,16 +406,19 @@ class Simulator:
                 kind = "delete" if u < DELETE_RATE and "delete" in c.change_types else "update"
                 when = reg + dt.timedelta(days=int(self.rng.integers(1, 6)))
                 keyval = rec.get(c.record_key[0]) if c.record_key else None
-                self.actions[when].append(
-                    lambda d=dataset, i=i, e=event, o=overrides, k=keyval, ch=kind, w=when:
-                    self._correct(d, i, e, o, k, ch, w))
+                self.actions[when].append(functools.partial(
+                    self._correct, dataset, i, event, overrides, keyval, kind, when, int(self.pop.spell[i])))
         return full
 
     def _correct(self, dataset: str, i: int, event: dt.date, overrides: dict[str, Any], key: str | None,
-                 change: str, when: dt.date) -> None:
-        """A later update or delete of a record (a correction the reporter sends)."""
+                 change: str, when: dt.date, spell: int) -> None:
+        """A later update or delete of a record (a correction the reporter sends).
+
+        Only while the person is still in the same kontaktgruppe spell, so the
+        corrected record fits the person's groups on its (possibly moved) event date.
+        """
         c = self.contracts[dataset]
-        if not self.in_personkreds(c, i, when) or key is None:
+        if int(self.pop.spell[i]) != spell or not self.in_personkreds(c, i, when) or key is None:
             return
         rv = self.ruleviews[dataset]
         max_lag, rule = rv.max_lag(change)
@@ -454,10 +457,11 @@ class Simulator:
 
     # ------------------------------------------------------------------ the day
     def run_day(self, day: dt.date) -> None:
-        for act in self.actions.pop(day, []):
-            act()
         if day == self.start and self.bestand:
             self._bestand(day)
+            self._warm_bookings(day)
+        for act in self.actions.pop(day, []):
+            act()
         self._rate_events(day)
         self._bookings_due(day)
         tr = advance_day(self.pop, self.rng, day)
@@ -490,6 +494,25 @@ class Simulator:
                                     reg=sp.start, deliver=day, defect_ok=False, correctable=False)
                     if rec:
                         self.tilmeldinger[i] = rec.get("tilmelding_id")
+
+    def _warm_bookings(self, day: dt.date) -> None:
+        """Conversations booked before the simulation starts are held in its first weeks.
+
+        Bookings are made 5-21 days ahead (see ``_ev_indkaldelse``); the summons
+        itself was delivered before the first extract, so the held conversation
+        carries no booking reference.
+        """
+        for booking_ds, held_ds in (("indkaldelse", "samtale"), ("akasse_indkaldelse", "akasse_samtale")):
+            c = self.contracts.get(booking_ds)
+            if c is None or held_ds not in self.contracts:
+                continue
+            elig = self.eligible(c, day)
+            for k in range(21):
+                share = 1.0 if k <= 4 else (21 - k) / 17
+                n = int(self.rng.binomial(len(elig), RATES[booking_ds] * share))
+                for i in np.sort(self.rng.choice(elig, size=min(n, len(elig)), replace=False)):
+                    self.actions[day + dt.timedelta(days=k)].append(
+                        functools.partial(self._held, held_ds, int(i), None, None))
 
     def _log_groups(self, i: int, day: dt.date) -> None:
         p = self.pop
