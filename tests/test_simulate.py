@@ -16,7 +16,7 @@ import pytest
 from stdnum.dk import cpr as std_cpr
 
 from pipelines.contracts import load_contracts
-from pipelines.contracts.validate import validate_record
+from pipelines.contracts.validate import SINGLE_RECORD_KINDS, validate_record, validate_rules
 from pipelines.simulate.channels import FTP_TRAILER, iter_payloads, read_payload
 from pipelines.simulate.generate import DEFECT_KINDS, bilag1_allows, generate
 
@@ -88,17 +88,20 @@ def test_refuses_to_clobber_a_foreign_directory(tmp_path: Path) -> None:
 
 
 def test_records_conform_to_contracts_except_exactly_the_defects(gen: Path) -> None:
-    """Field-level problems (required/type/code list/CPR/encoding) occur on, and only on,
-    records the ground truth names for that rule."""
+    """Field-level problems (required/type/code list/CPR/encoding) and single-record rule
+    problems (deadlines, date windows, required_when, allowed/fixed values, start <= end)
+    occur on, and only on, records the ground truth names for that rule."""
     gt = ground_truth(gen)
     field_rules = {"required", "type", "codelist", "cpr_valid", "cvr_valid", "encoding"}
-    expected = {(b, r["rule_id"]) for b, rows in gt.items() for r in rows if r["rule_id"].count(":") == 2
-                and r["rule_id"].split(":")[1] in field_rules}
+    record_rules = {r.id for c in CONTRACTS.values() for r in c.rules if r.kind in SINGLE_RECORD_KINDS}
+    expected = {(b, r["rule_id"]) for b, rows in gt.items() for r in rows
+                if (r["rule_id"].count(":") == 2 and r["rule_id"].split(":")[1] in field_rules)
+                or r["rule_id"] in record_rules}
     found = set()
     n = 0
     for ds, _p, rec, bad_enc in all_records(gen):
         n += 1
-        for prob in validate_record(CONTRACTS[ds], rec):
+        for prob in validate_record(CONTRACTS[ds], rec) + validate_rules(CONTRACTS[ds], rec):
             found.add((rec["besked_id"], prob.rule_id))
         if bad_enc:
             enc = [r["rule_id"] for r in gt.get(rec["besked_id"], []) if ":encoding:" in r["rule_id"]]
@@ -218,7 +221,9 @@ def test_akasse_fravaer_uses_only_the_four_reasons_of_section_64(gen: Path) -> N
     assert reasons and reasons <= allowed
 
 
-def test_persons_have_valid_cpr_matching_birth_date_and_gender(truth: Truth) -> None:
+def test_persons_have_valid_cpr_matching_birth_date_and_gender(gen: Path, truth: Truth) -> None:
+    cprs = pq.read_table(gen / "truth" / "persons.parquet").column("cpr").to_pylist()
+    assert len(set(cprs)) == len(cprs), "two persons share a CPR number"
     for cpr, p in truth.persons.items():
         std_cpr.validate(cpr)
         assert std_cpr.get_birth_date(cpr) == p["foedselsdato"]

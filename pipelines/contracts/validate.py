@@ -121,3 +121,71 @@ def validate_record(c: Contract, rec: dict[str, Any]) -> list[Problem]:
                 problems.append(Problem(generic_rule_id(ds, "codelist", f.name), f.name,
                                         f"{item!r} is not in code list {f.codelist}"))
     return problems
+
+
+def _when(rec: dict[str, Any], when: dict[str, Any] | None) -> bool:
+    for k, vals in (when or {}).items():
+        vals = vals if isinstance(vals, list) else [vals]
+        if str(rec.get(k)).lower() not in {str(v).lower() for v in vals}:
+            return False
+    return True
+
+
+def _day(v: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(v)[:10]) if v not in (None, "") else None
+    except ValueError:
+        return None
+
+
+CHANGE_CODES = {"create": "1", "update": "2", "delete": "3"}
+SINGLE_RECORD_KINDS = frozenset(
+    {"deadline", "date_window", "start_before_end", "required_when", "allowed_values", "fixed_values"})
+
+
+def validate_rules(c: Contract, rec: dict[str, Any]) -> list[Problem]:
+    """Problems with the contract's single-record rules (a reference evaluator).
+
+    Covers the rule kinds that need only the record itself: deadline, date_window,
+    start_before_end, required_when, allowed_values and fixed_values.  Rules that
+    need other records or the person's state (personkreds, bilag1, no_overlap,
+    reference_exists, only_when_changed, version_increases) are evaluated by the
+    quality suites against the warehouse.
+    """
+    out: list[Problem] = []
+    for r in c.rules:
+        p = r.params
+        if p.get("change_type") and str(rec.get("aendringstype")) != CHANGE_CODES[p["change_type"]]:
+            continue
+        if r.kind != "required_when" and p.get("when") and not _when(rec, p["when"]):
+            continue
+        if r.kind == "deadline":
+            ev, rg = _day(rec.get(p["event_field"])), _day(rec.get(p["registration_field"]))
+            if ev and rg and (rg - ev).days > int(p.get("max_lag_days", 0)):
+                out.append(Problem(r.id, p["event_field"], f"registered {(rg - ev).days} days after the event "
+                                   f"(max {p.get('max_lag_days', 0)}; {r.paragraph})"))
+        elif r.kind == "date_window":
+            a, b = _day(rec.get(p["field"])), _day(rec.get(p["relative_to"]))
+            if a and b and not int(p.get("min_days", 0)) <= (a - b).days <= int(p.get("max_days", 0)):
+                out.append(Problem(r.id, p["field"], f"{p['field']} is {(a - b).days} days from {p['relative_to']}"
+                                   f" (allowed {p.get('min_days', 0)}..{p.get('max_days', 0)}; {r.paragraph})"))
+        elif r.kind == "start_before_end":
+            s, e = rec.get(p["start_field"]), rec.get(p["end_field"])
+            if s not in (None, "") and e not in (None, "") and str(e) < str(s):
+                out.append(Problem(r.id, p["end_field"], f"{p['end_field']} {e} before {p['start_field']} {s}"))
+        elif r.kind == "required_when":
+            if _when(rec, p.get("when")) and rec.get(p["field"]) in (None, "", []):
+                out.append(Problem(r.id, p["field"], f"{p['field']} is required here ({r.paragraph})"))
+        elif r.kind == "allowed_values":
+            v = rec.get(p["field"])
+            if v in (None, ""):
+                continue
+            allowed = {str(x) for x in p.get("values") or []}
+            excluded = {str(x) for x in p.get("exclude") or []}
+            if (allowed and str(v) not in allowed) or str(v) in excluded:
+                out.append(Problem(r.id, p["field"], f"{v!r} not allowed here ({r.paragraph})"))
+        elif r.kind == "fixed_values":
+            for fld, want in (p.get("then") or {}).items():
+                if rec.get(fld) not in (None, "") and str(rec.get(fld)) != str(want):
+                    out.append(Problem(r.id, fld, f"{fld} must be {want!r} ({r.paragraph})"))
+    return out

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.contracts import Contract, generic_rule_id, load_contracts
+from pipelines.contracts.validate import validate_record, validate_rules
 from pipelines.simulate import channels
 from pipelines.simulate.population import (
     PERSON_GROUPS,
@@ -143,6 +144,7 @@ class Simulator:
         self.bestand = bestand
         self.eligible_cache: dict[tuple[str, dt.date], np.ndarray] = {}
         self.defect_kinds = {n: self._applicable_defects(c) for n, c in self.contracts.items()}
+        self.defect_turn: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
     def _applicable_defects(self, c: Contract) -> list[str]:
@@ -296,8 +298,12 @@ class Simulator:
         overrides = dict(overrides or {})
         defect = None
         if defect_ok and self.rng.random() < self.defect_rate:
+            # kinds in turn (from a seeded offset), so every applicable kind shows up
+            # even in datasets with few records
             kinds = self.defect_kinds[dataset]
-            defect = kinds[int(self.rng.integers(len(kinds)))]
+            turn = self.defect_turn.setdefault(dataset, int(self.rng.integers(len(kinds))))
+            self.defect_turn[dataset] = turn + 1
+            defect = kinds[turn % len(kinds)]
             if defect == "update_unknown" and (referenced or key is not None):
                 defect = None
         gt: list[tuple[str, str, str]] = []  # rule_id, field, detail
@@ -385,6 +391,14 @@ class Simulator:
             full[fld] = "Ærø Østergade på Ålandsvej"
             bad_enc = True
             gt.append((generic_rule_id(dataset, "encoding", fld), fld, "line encoded as cp1252 in a UTF-8 file"))
+        if defect is not None:
+            # a defect may break more than its own rule (a person outside the personkreds
+            # may also lack an a-kasse ...): every problem the record shows is ground truth
+            have = {g[0] for g in gt}
+            for prob in validate_record(c, full) + validate_rules(c, full):
+                if prob.rule_id not in have:
+                    gt.append((prob.rule_id, prob.field, prob.message))
+                    have.add(prob.rule_id)
         pend = Pending(dataset, reporter, full, bad_enc)
         day_out = deliver or reg
         if change == "create" and (referenced or key is not None) and c.record_key:
@@ -535,7 +549,8 @@ class Simulator:
             self.emit("indplacering", i, s)
             self.emit("dagpengeret_udloeb", i, s)
         if sp.kg in (24, 25):
-            rec = self.emit("syge_raskmelding", i, s, {"foerste_sygedag": s.isoformat(), "sidste_sygedag": None},
+            rec = self.emit("syge_raskmelding", i, s, {"foerste_sygedag": s.isoformat(), "sidste_sygedag": None,
+                                                      "meldingstype": "sygemelding"},
                             correctable=False, referenced=True)
             c = self.contracts.get("syge_raskmelding")
             if rec and c and c.record_key and rec.get("cpr") == self.pop.cpr[i]:
@@ -560,7 +575,7 @@ class Simulator:
             self.emit("akasse_afmelding", i, day, {"afmeldingsdato": day.isoformat()}, reg=day, correctable=False)
         if sp.spell_id in self.sygemeldinger:
             self.emit("syge_raskmelding", i, day, {"foerste_sygedag": sp.start.isoformat(),
-                                                   "sidste_sygedag": day.isoformat()},
+                                                   "sidste_sygedag": day.isoformat(), "meldingstype": "raskmelding"},
                       change="update", key=self.sygemeldinger.pop(sp.spell_id), version=2,
                       defect_ok=False, correctable=False)
         p.kg[i], p.visitation[i], p.match[i], p.sdp_kat[i], p.pgroup[i] = saved

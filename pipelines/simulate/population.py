@@ -34,18 +34,22 @@ def cpr_for(birth: dt.date, serial: int, male: bool) -> str:
     """A CPR number consistent with birth date, century digit and gender (odd = male).
 
     Since 2007 CPR numbers need not satisfy modulus 11, and python-stdnum does not
-    require it; the 7th digit encodes the century as the CPR office does.
+    require it; the 7th digit encodes the century as the CPR office does.  Distinct
+    serials on one birth date give distinct numbers (2,000 a day before 2000, 3,000 after).
     """
     yy = birth.year % 100
     if 1937 <= birth.year <= 1999:
-        d7 = serial % 4  # 0-3
-    elif birth.year >= 2000 and yy <= 36:
-        d7 = 4
+        digits7 = "0123"
+    elif 2000 <= birth.year <= 2036:
+        digits7 = "456789"
     else:  # pragma: no cover - the population is born 1937-2011
-        d7 = 5
-    d8_9 = (serial // 4) % 100
-    last = (serial // 400) % 5 * 2 + (1 if male else 0)
-    return f"{birth:%d%m}{yy:02d}{d7}{d8_9:02d}{last}"
+        raise ValueError(f"birth year {birth.year} outside the simulated range")
+    d7 = digits7[serial % len(digits7)]
+    rest = serial // len(digits7)
+    if rest >= 500:
+        raise ValueError(f"more than {500 * len(digits7)} persons born on {birth}")
+    last = rest // 100 * 2 + (1 if male else 0)
+    return f"{birth:%d%m}{yy:02d}{d7}{rest % 100:02d}{last}"
 
 
 @dataclass
@@ -219,8 +223,8 @@ def _open_spell(pop: Population, rng: np.random.Generator, i: int, kg: int, star
         pop.visitation[i] = 1
     pop.match[i] = _choice_dict(rng, MATCH[kg], 1)[0] if kg in MATCH else 0
     pop.sdp_kat[i] = _choice_dict(rng, SDP_KATEGORI, 1)[0] if kg in (6, 24, 25) else 0
-    if pop.akasse[i] < 0 and (kg == 1 or rng.random() < prof.akasse_share):
-        # dagpenge (KG 1) requires membership; others join with the group's share
+    if pop.akasse[i] < 0 and (kg == 1 or pg == "dimittend" or rng.random() < prof.akasse_share):
+        # dagpenge (KG 1) and dimittend rights require membership; others join with the group's share
         pop.akasse[i] = pop.akasser[rng.choice(len(pop.akasser), p=pop.akasse_weights)]
     return sp
 

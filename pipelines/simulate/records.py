@@ -168,12 +168,18 @@ def generic_value(f: Field, rng: np.random.Generator, ctx: dict[str, Any], vocab
         return f"{m // 60:02d}:{m % 60:02d}"
     if f.type == "datetime":
         return iso_dt(event, int(rng.integers(8 * 60, 16 * 60)))
+    low = n.lower()
+    if f.type in ("integer", "decimal") and ("time" in low or "timer" in low) and "sats" not in low \
+            and "pris" not in low:
+        hours = int(rng.integers(5, 37))
+        return hours if f.type == "integer" else float(hours)
+    if f.type == "decimal" and ("sats" in low or "pris" in low or "beloeb" in low):
+        return round(float(rng.uniform(40, 400)), 2)
     if f.type == "integer":
-        low = n.lower()
-        if "timer" in low:
-            return int(rng.integers(5, 37))
         if "minut" in low:
             return int(rng.integers(0, 60))
+        if "timer" in low:
+            return int(rng.integers(5, 37))
         if "version" in low:
             return 1
         if "antal" in low:
@@ -297,10 +303,16 @@ class RecordBuilder:
         for r in self.rules.fixed:
             if _matches(rec, r.params.get("when", {})):
                 rec.update({k: v for k, v in r.params.get("then", {}).items() if k in rec})
-        for r in self.rules.required_when:
-            fld = r.params.get("field")
-            if fld in rec and rec[fld] is None and fld not in overrides and _matches(rec, r.params.get("when", {})):
-                rec[fld] = generic_value(self.c.field(fld), rng, ctx, self.vocab)
+        for _ in range(3):  # a condition may name a field another rule fills: iterate to a fixpoint
+            changed = False
+            for r in self.rules.required_when:
+                fld = r.params.get("field")
+                if fld in rec and rec[fld] is None and fld not in overrides \
+                        and _matches(rec, r.params.get("when", {})):
+                    rec[fld] = generic_value(self.c.field(fld), rng, ctx, self.vocab)
+                    changed = rec[fld] is not None or changed
+            if not changed:
+                break
         for r in self.rules.start_end:
             s, e = r.params.get("start_field"), r.params.get("end_field")
             if rec.get(s) and rec.get(e) and str(rec[e]) < str(rec[s]):
