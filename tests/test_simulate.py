@@ -339,3 +339,19 @@ def test_a_move_updates_the_spell_from_the_new_kommune(demo_gen: Path) -> None:
             assert truth.persons[r["cpr"]]["opholdskommune"] == r["kommunekode"]
         first.setdefault(k, r)
     assert moves >= 2
+
+
+@pytest.mark.parametrize("day", [dt.date(2026, 10, 7), dt.date(2028, 2, 29), dt.date(2027, 3, 1), dt.date(2026, 1, 1)])
+def test_vectorised_age_matches_calendar_age(day: dt.date) -> None:
+    """Ages decide personkreds (UVM 15-29, SSI 15-64): birthdays, leap years included."""
+    import numpy as np
+
+    from pipelines.simulate.population import Population
+
+    rng = np.random.default_rng(1)
+    birth = np.datetime64("1940-01-01") + rng.integers(0, 30000, 5000).astype("timedelta64[D]")
+    birth = np.concatenate([birth, np.array(["1996-10-07", "2000-02-29", "1996-02-29"], dtype="datetime64[D]")])
+    pop = Population.__new__(Population)
+    pop.birth = birth
+    expected = [day.year - b.year - ((day.month, day.day) < (b.month, b.day)) for b in birth.astype(dt.date)]
+    assert pop.age_on(day).tolist() == expected

@@ -95,10 +95,12 @@ class Population:
 
     def age_on(self, day: dt.date) -> np.ndarray:
         """Age in whole years on ``day`` for every person (vectorised)."""
-        d = np.datetime64(day, "D")
-        years = d.astype("datetime64[Y]").astype(int) - self.birth.astype("datetime64[Y]").astype(int)
-        bd_this_year = self.birth - self.birth.astype("datetime64[Y]") + d.astype("datetime64[Y]")
-        return years - (bd_this_year > d)
+        b = self.birth
+        years = day.year - (b.astype("datetime64[Y]").astype(int) + 1970)
+        month = b.astype("datetime64[M]").astype(int) % 12 + 1
+        dom = (b - b.astype("datetime64[M]")).astype(int) + 1
+        not_yet = month * 100 + dom > day.month * 100 + day.day
+        return years - not_yet
 
     def age_of(self, i: int, day: dt.date) -> int:
         b = self.birth[i].astype(dt.date)
