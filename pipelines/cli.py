@@ -120,6 +120,84 @@ def sources_serve(
     serve_forever(data, host=host, http_port=http_port, ftp_port=ftp_port, state_file=state_file)
 
 
+def _days(date: str | None, date_from: str | None, date_to: str | None) -> list[dt.date]:
+    if date and (date_from or date_to):
+        raise typer.BadParameter("give --date or --from/--to, not both")
+    if date:
+        return [_date(date)]
+    if not (date_from and date_to):
+        raise typer.BadParameter("give --date D or --from D1 --to D2")
+    a, b = _date(date_from), _date(date_to)
+    if b < a:
+        raise typer.BadParameter("--to is before --from")
+    return [a + dt.timedelta(days=k) for k in range((b - a).days + 1)]
+
+
+@app.command()
+def load(
+    date: str | None = typer.Option(None, "--date", help="Delivery day to load (YYYY-MM-DD)."),
+    date_from: str | None = typer.Option(None, "--from", help="First delivery day of a range."),
+    date_to: str | None = typer.Option(None, "--to", help="Last delivery day of a range."),
+    root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: landing, lake, ledger."),
+    sources: Path = typer.Option(Path("data/demo/sources.json"), help="Source systems (serve --state-file)."),
+    dataset: list[str] | None = typer.Option(None, help="Only these datasets (repeatable)."),
+    engine: str = typer.Option("dagster", help="dagster (in-process run of the assets) | direct"),
+    received_at: str | None = typer.Option(None, help="Logical receive time stamped in the ledger (ISO 8601); "
+                                                      "default now. A rerun with the same value reproduces the ledger."),
+) -> None:
+    """Run the ingestion assets for one day or a range (backfill), in-process."""
+    res = _load(_days(date, date_from, date_to), root, sources, dataset, engine, received_at)
+    _print_load(res)
+    if any(r.failures for r in res):
+        raise typer.Exit(1)
+
+
+def _load(days: list[dt.date], root: Path, sources: Path, datasets: list[str] | None, engine: str,
+          received_at: str | None = None):
+    from pipelines.load import load_days_dagster, load_days_direct
+
+    if engine not in ("dagster", "direct"):
+        raise typer.BadParameter("engine must be dagster or direct")
+    if not sources.exists():
+        raise typer.BadParameter(f"{sources} does not exist: start the sources with "
+                                 f"`dsdw sources serve --data DIR --state-file {sources}`")
+    results = []
+    with Progress(TextColumn("[bold]load[/] {task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} days"), TimeElapsedColumn(), console=console) as prog:
+        task = prog.add_task("", total=len(days))
+        for day in days:
+            prog.update(task, description=day.isoformat())
+            run = load_days_direct if engine == "direct" else load_days_dagster
+            results.extend(run([day], root, sources, datasets, received_at))
+            prog.advance(task)
+    return results
+
+
+def _print_load(rows) -> None:
+    from collections import Counter, defaultdict
+
+    agg: dict = defaultdict(lambda: {"payloads": 0, "accepted": 0, "quarantined": 0, "kinds": Counter(),
+                                     "failed": 0})
+    for r in rows:
+        a = agg[(r.channel, r.dataset)]
+        a["payloads"] += r.payloads
+        a["accepted"] += r.accepted
+        a["quarantined"] += r.quarantined
+        a["failed"] += len(r.failures)
+        a["kinds"].update(r.kinds)
+    t = Table(title="Ingestion: payloads and rows per source and dataset")
+    for col in ("channel", "dataset", "payloads", "accepted", "quarantined", "quarantined by error kind", "failed"):
+        t.add_column(col, justify="right" if col in ("payloads", "accepted", "quarantined", "failed") else "left")
+    for (ch, ds), a in sorted(agg.items()):
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(a["kinds"].items()))
+        t.add_row(ch, ds, f"{a['payloads']:,}", f"{a['accepted']:,}", f"{a['quarantined']:,}", kinds,
+                  str(a["failed"]) if a["failed"] else "")
+    console.print(t)
+    for r in rows:
+        for who, err in r.failures:
+            console.print(f"[red]FAILED[/] {r.dataset} {r.day} {who}: {err}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("data/demo"), help="Where sources and outputs go."),
@@ -127,14 +205,19 @@ def demo(
     days: int = typer.Option(14, min=1),
     seed: int = typer.Option(20261001),
     scale: str = typer.Option("demo"),
+    engine: str = typer.Option("dagster", help="dagster (in-process asset runs) | direct"),
 ) -> None:
-    """Generate a synthetic Denmark, start the local source systems and run the pipeline."""
+    """Generate a synthetic Denmark, start the local source systems and run the nightly load for each day."""
     from pipelines.simulate.servers import start_sources
 
     src = out / "sources"
-    res = _generate(scale, _date(start), days, seed, src, None)
+    first = _date(start)
+    res = _generate(scale, first, days, seed, src, None)
+    state = out / "sources.json"
+    root = out / "pipeline"
     systems = start_sources(src)
     try:
+        state.write_text(json.dumps(systems.describe(), indent=1), encoding="utf-8")
         t = Table(title="Local source systems (loopback)")
         t.add_column("system")
         t.add_column("address")
@@ -142,11 +225,18 @@ def demo(
             for sub, val in (v.items() if isinstance(v, dict) else [("", v)]):
                 t.add_row(f"{k} {sub}".strip(), str(val))
         console.print(t)
-        console.print("[yellow]No pipeline stage exists yet beyond the sources (ingestion is issue #3).[/]")
+        loaded = _load([first + dt.timedelta(days=k) for k in range(days)], root, state, None, engine)
+        _print_load(loaded)
     finally:
         systems.stop()
-    console.print(f"Sources: {src}  (ground truth: {src / 'ground_truth.csv'}, "
-                  f"{res.defects} defect rows; summary: {src / 'generation.json'})")
+        state.unlink(missing_ok=True)
+    console.print(f"Sources: {src} (ground truth: {src / 'ground_truth.csv'}, {res.defects} defect rows)")
+    console.print(f"Landing (raw payloads): {root / 'landing'}")
+    console.print(f"Lake (typed Parquet, hive-partitioned): {root / 'lake'}")
+    console.print(f"Quarantine (rejected rows with reasons): {root / 'lake' / '_quarantine'}")
+    console.print(f"File ledger (SQLite): {root / 'ledger.sqlite'}")
+    if any(r.failures for r in loaded):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,11 +1,37 @@
 """The Dagster code location (``dagster dev`` loads ``defs``).
 
-Assets are thin wrappers over plain functions in ``pipelines/``; ingestion,
-quality, warehouse and delivery assets are added by their own modules.
+Assets are thin wrappers over plain functions in ``pipelines/``; the CLI, the
+tests and the benchmarks call the same functions without Dagster.
+Environment: ``DSDW_ROOT`` (zones: landing, lake, ledger) and ``DSDW_SOURCES``
+(the source systems' description written by ``dsdw sources serve --state-file``).
 """
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
-defs = dg.Definitions(assets=[])
+from pipelines.assets.ingestion import (
+    INGESTION_ASSETS,
+    DsdwResource,
+    drop_sensor,
+    ftp_sensor,
+    nightly_ingestion,
+    nightly_schedule,
+    portal_sensor,
+)
+
+
+def resource() -> DsdwResource:
+    return DsdwResource(root=os.environ.get("DSDW_ROOT", "data/demo/pipeline"),
+                        sources_file=os.environ.get("DSDW_SOURCES", "data/demo/sources.json"))
+
+
+defs = dg.Definitions(
+    assets=INGESTION_ASSETS,
+    jobs=[nightly_ingestion],
+    schedules=[nightly_schedule],
+    sensors=[ftp_sensor, drop_sensor, portal_sensor],
+    resources={"dsdw": resource()},
+)

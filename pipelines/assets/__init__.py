@@ -1,0 +1,1 @@
+"""Dagster assets, jobs, schedules and sensors (thin wrappers over the plain functions)."""

@@ -1,0 +1,249 @@
+"""Typing wire values by the contract: vectorized with pyarrow, judged by validate.py.
+
+The type rules are expressed once, in :func:`pipelines.contracts.validate._check_type`.
+Here every column first goes through a strict, vectorized fast path that accepts only
+values that rule accepts too (canonical ``YYYY-MM-DD`` dates, ``-?digits`` integers, ...).
+Whatever the fast path does not take is handed to ``_check_type`` one value at a time:
+it rejects (a ``type`` error with its message) or accepts, and then the value is
+converted in Python.  So the parser never accepts what the validator rejects, nor the
+other way round; the one exception is an integer outside int64, which the lake cannot hold.
+
+Code-list membership and CPR/CVR validity are not typing questions: those columns stay
+strings and are judged by the quality suites.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.contracts import Contract, Field
+from pipelines.contracts.validate import _check_type as check_type  # the one statement of the type rules
+
+from .formats import WireFormat
+from .schema import STRING_TYPES, TIMESTAMP, arrow_type
+
+CHANGE_TYPES = ("1", "2", "3")  # DFDG Aendringstype: Oprettelse, Opdatering, Sletning
+LOCAL_TZ = zoneinfo.ZoneInfo("Europe/Copenhagen")  # naive wire datetimes are local time (contracts)
+MAX_MESSAGE = 300
+
+# Fast paths: strict patterns (RE2) whose matches _check_type accepts as well.
+_FAST_PATTERNS = {
+    "integer": r"^-?[0-9]{1,18}$",
+    "decimal": r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$",
+    "uuid": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    "pnummer": r"^[0-9]{10}$",
+    "kommunekode": r"^[0-9]{3}$",
+    "akassekode": r"^[0-9]{3}$",
+    "time": r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$",
+    "date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    "datetime": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-]([01][0-9]|2[0-3]):[0-5][0-9]$",
+}
+_UNCHECKED = frozenset({"string", "text", "code", "cpr", "cvr"})
+_TRUE_STR = pa.array(["true", "1"])
+_FALSE_STR = pa.array(["false", "0"])
+
+
+@dataclass(frozen=True)
+class FieldError:
+    pos: int  # position among the candidate rows
+    field: str
+    kind: str  # "type" | "required" | "change_type"
+    message: str
+
+
+def short(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def json_scalar(v: Any) -> str | None:
+    """A JSON value of a single-valued field as wire text ('' -> None); TypeError for arrays/objects."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v or None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    raise TypeError(f"expected a single value, got a JSON {'array' if isinstance(v, list) else 'object'}")
+
+
+def _py_value(f: Field, v: Any) -> Any:
+    """The typed value of a wire value ``_check_type`` accepted (the slow path)."""
+    t = f.type
+    if t == "integer":
+        i = int(v)
+        if not -(2**63) <= i < 2**63:
+            raise ValueError(f"{short(repr(v))} is outside the int64 range the lake holds")
+        return i
+    if t == "decimal":
+        return float(v)
+    if t == "boolean":
+        return v in ("true", "1", True, 1)
+    if t == "date":
+        return dt.date.fromisoformat(str(v))
+    if t == "datetime":
+        d = dt.datetime.fromisoformat(str(v))
+        return d if d.tzinfo is not None else d.replace(tzinfo=LOCAL_TZ)
+    if t == "uuid":
+        return str(uuid.UUID(str(v)))
+    return v if isinstance(v, str) else json_scalar(v)
+
+
+def _ok_or_false(mask: pa.Array) -> pa.Array:
+    return pc.fill_null(mask, False)
+
+
+def _fast(f: Field, arr: pa.Array, fmt: WireFormat) -> tuple[pa.Array, pa.Array]:
+    """(typed array, mask of non-null values the fast path did not take)."""
+    t = f.type
+    if t in _UNCHECKED:
+        return arr, pa.array([False] * len(arr), pa.bool_())
+    if t == "boolean":
+        is_true = pc.is_in(arr, value_set=_TRUE_STR)
+        ok = pc.or_(is_true, pc.is_in(arr, value_set=_FALSE_STR))
+        typed = pc.if_else(ok, is_true, pa.scalar(None, pa.bool_()))
+    else:
+        ok = _ok_or_false(pc.match_substring_regex(arr, _FAST_PATTERNS[t]))
+        cand = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
+        if t == "integer":
+            typed = pc.cast(cand, pa.int64())
+        elif t == "decimal":
+            typed = pc.cast(cand, pa.float64())
+        elif t == "date":
+            ts = pc.strptime(cand, format="%Y-%m-%d", unit="s", error_is_null=True)
+            # arrow normalises 2023-02-30 to 2023-03-02: keep only values that print back the same
+            ok = _ok_or_false(pc.and_(pc.equal(pc.strftime(ts, format="%Y-%m-%d"), cand),
+                                      pc.not_equal(pc.utf8_slice_codeunits(cand, 0, 4), "0000")))
+            typed = pc.cast(pc.if_else(ok, ts, pa.scalar(None, ts.type)), pa.date32())
+        elif t == "datetime":
+            local = pc.utf8_slice_codeunits(cand, 0, 19)
+            lts = pc.strptime(local, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+            ok = _ok_or_false(pc.and_(pc.equal(pc.strftime(lts, format="%Y-%m-%dT%H:%M:%S"), local),
+                                      pc.not_equal(pc.utf8_slice_codeunits(cand, 0, 4), "0000")))
+            ts = pc.strptime(cand, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
+            typed = pc.cast(pc.if_else(ok, ts, pa.scalar(None, ts.type)), TIMESTAMP)
+        else:  # uuid, pnummer, kommunekode, akassekode, time: strings that match their pattern
+            typed = cand
+    ok = _ok_or_false(ok)
+    missed = pc.and_(pc.invert(ok), pc.is_valid(arr))
+    return typed, missed
+
+
+def _type_message(f: Field, why: str, v: Any, fmt: WireFormat) -> str:
+    msg = f"{f.name}: {why}"
+    if f.type == "decimal" and isinstance(v, str) and "," in v and not fmt.decimal_comma:
+        msg += f" (decimal comma: the {fmt.name} format declares '.' as the decimal mark)"
+    return short(msg)
+
+
+def _type_scalar(f: Field, vals: list[Any], strs: list[str | None], fmt: WireFormat,
+                 errors: list[FieldError], skip: set[int]) -> pa.Array:
+    arr = pa.array(strs, pa.string())
+    if f.type == "decimal" and fmt.decimal_comma:
+        arr = pc.replace_substring(arr, ",", ".")
+    typed, missed = _fast(f, arr, fmt)
+    bad = pc.indices_nonzero(missed).to_pylist()
+    if not bad:
+        return typed
+    patches: dict[int, Any] = {}
+    for pos in bad:
+        v = vals[pos]
+        if f.type == "decimal" and fmt.decimal_comma and isinstance(v, str):
+            v = v.replace(",", ".")
+        why = check_type(f, v)
+        if why is None:
+            try:
+                patches[pos] = _py_value(f, v)
+                continue
+            except (ValueError, TypeError, OverflowError) as exc:
+                why = str(exc)
+        errors.append(FieldError(pos, f.name, "type", _type_message(f, why, vals[pos], fmt)))
+        skip.add(pos)
+    if not patches:
+        return typed
+    values = typed.to_pylist()
+    for pos, value in patches.items():
+        values[pos] = value
+    return pa.array(values, arrow_type(f))
+
+
+def _type_multi(f: Field, vals: list[Any], fmt: WireFormat, errors: list[FieldError]) -> pa.Array:
+    out: list[list[str | None] | None] = []
+    for pos, v in enumerate(vals):
+        if v is None or v == "" or v == []:
+            if f.required:
+                errors.append(FieldError(pos, f.name, "required", f"{f.name}: required field is empty"))
+            out.append(None)
+            continue
+        items = v if isinstance(v, list) else v.split(fmt.multi_sep) if isinstance(v, str) else [v]
+        row: list[str | None] = []
+        for item in items:
+            try:
+                s = None if item is None else json_scalar(item) or ""
+            except TypeError as exc:
+                errors.append(FieldError(pos, f.name, "type", f"{f.name}: list item: {exc}"))
+                continue
+            if s is not None and f.type not in _UNCHECKED:
+                why = check_type(f, item)
+                if why:
+                    errors.append(FieldError(pos, f.name, "type", _type_message(f, why, item, fmt)))
+            row.append(s)
+        out.append(row)
+    return pa.array(out, pa.list_(pa.string()))
+
+
+def type_columns(contract: Contract, fmt: WireFormat, columns: dict[str, list[Any]], n: int, *,
+                 from_json: bool = False, missing_keys: dict[tuple[int, str], str] | None = None
+                 ) -> tuple[list[pa.Array], list[FieldError]]:
+    """Typed arrays (contract order) for ``n`` candidate rows, and every field-level problem.
+
+    ``columns`` maps each wire field to its ``n`` values: strings ('' = null) from CSV,
+    the decoded JSON values from JSON.  ``missing_keys`` names (row, field) whose JSON key
+    was absent (for the message).
+    """
+    errors: list[FieldError] = []
+    arrays: list[pa.Array] = []
+    missing_keys = missing_keys or {}
+    for f in contract.all_fields:
+        vals = columns[f.name]
+        if f.multi:
+            arrays.append(_type_multi(f, vals, fmt, errors))
+            continue
+        skip: set[int] = set()
+        if from_json:
+            strs: list[str | None] = []
+            for pos, v in enumerate(vals):
+                try:
+                    strs.append(json_scalar(v))
+                except TypeError as exc:
+                    errors.append(FieldError(pos, f.name, "type", f"{f.name}: {exc}"))
+                    skip.add(pos)
+                    strs.append(None)
+        else:
+            strs = [v or None for v in vals]
+        typed = _type_scalar(f, vals, strs, fmt, errors, skip)
+        if f.required and typed.null_count:
+            for pos in pc.indices_nonzero(typed.is_null()).to_pylist():
+                if pos in skip:
+                    continue
+                why = missing_keys.get((pos, f.name), "required field is empty")
+                errors.append(FieldError(pos, f.name, "required", f"{f.name}: {why}"))
+        if f.name == "aendringstype":
+            wrong = pc.and_(typed.is_valid(), pc.invert(pc.is_in(typed, value_set=pa.array(CHANGE_TYPES))))
+            for pos in pc.indices_nonzero(wrong).to_pylist():
+                errors.append(FieldError(pos, f.name, "change_type", short(
+                    f"aendringstype {typed[pos].as_py()!r} is not 1, 2 or 3 (oprettelse/opdatering/sletning)")))
+        if f.type in STRING_TYPES and typed.type != pa.string():
+            typed = typed.cast(pa.string())
+        arrays.append(typed)
+    return arrays, errors

@@ -1,0 +1,615 @@
+"""Parse one landed payload into typed accepted rows and quarantine rows (docs/ingestion.md).
+
+``parse_payload`` reads the bytes in the channel's wire format (:mod:`.formats`), splits
+records, checks structure (encoding, header, column count, truncation, trailer, JSON),
+types every field by the contract (:mod:`.convert`) and returns the accepted rows with
+lineage plus one quarantine row per problem.  Every record ends up accepted or
+quarantined; problems of the payload as a whole (a bad header, a wrong trailer, an
+unreadable page) are quarantine rows with ``record_no`` null.
+
+Records received are counted from the raw bytes by :mod:`.count`, code that shares
+nothing with the parser; ``reconcile`` insists that received = accepted + quarantined.
+
+Implementation (chosen by measurement, see bench/bench_parse.py): Python tokenizing
+(``str.split`` when a payload has no quote character, a possessive-regex tokenizer when it
+has) and vectorized pyarrow typing.  Payloads are small (one reporter, one day): the cost
+per payload matters more than the cost per row, and a DuckDB ``read_csv`` query costs
+more per payload than this whole parse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.contracts import Contract
+
+from .convert import short, type_columns
+from .count import Count, count_delimited, count_json_lines, count_ssi
+from .formats import UTF8, WireFormat, wire_format
+from .schema import QUARANTINE_SCHEMA, arrow_schema
+
+BOM = b"\xef\xbb\xbf"
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_C1_OR_UTF8 = re.compile(rb"[\x80-\x9f]|[\xc2-\xf4][\x80-\xbf]")  # cheap pre-filter for Latin-1 files
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+_PAGE_START = re.compile(rb'^\s*\{\s*"(?:dataset|dato|indberetter|records|next_cursor|total)"')
+_DELIMITERS = (";", ",", "|", "\t")
+
+
+class ReconciliationError(RuntimeError):
+    """Records received differ from records accepted + quarantined: the payload fails loudly."""
+
+
+@dataclass
+class ParseResult:
+    accepted: pa.Table  # arrow_schema(contract)
+    quarantine: pa.Table  # QUARANTINE_SCHEMA
+    records_received: int  # counted from the raw bytes, independently of the parser
+    trailer_count: int | None  # what the trailer says, when the format has one and it is readable
+    counted_by: str  # how records_received was counted
+    payload_id: str = ""
+    dataset: str = ""
+    channel: str = ""
+    reporter: str = ""
+    leveringsdato: dt.date | None = None
+
+    @property
+    def rows_accepted(self) -> int:
+        return self.accepted.num_rows
+
+    @functools.cached_property
+    def quarantined_records(self) -> frozenset[int]:
+        return frozenset(r for r in self.quarantine.column("record_no").to_pylist() if r is not None)
+
+    @property
+    def rows_quarantined(self) -> int:
+        """Distinct quarantined records (a record with three bad fields counts once)."""
+        return len(self.quarantined_records)
+
+    @property
+    def payload_errors(self) -> list[dict[str, Any]]:
+        """Problems of the payload as a whole (record_no null): bad header, trailer, page ..."""
+        q = self.quarantine.select(["record_no", "error_kind", "message"]).to_pylist()
+        return [{"error_kind": r["error_kind"], "message": r["message"]} for r in q if r["record_no"] is None]
+
+
+@dataclass
+class _Candidates:
+    """Structurally sound records on their way to typing."""
+
+    record_nos: list[int] = field(default_factory=list)
+    rows: list[Any] = field(default_factory=list)  # CSV: list of strings (contract order); JSON: dict
+    raws: list[Any] = field(default_factory=list)  # raw text, or a callable producing it
+    missing_keys: dict[tuple[int, str], str] = field(default_factory=dict)
+
+
+class _Quarantine:
+    def __init__(self) -> None:
+        self.rows: list[tuple[int | None, str | None, str, str, str]] = []
+
+    def add(self, record_no: int | None, fld: str | None, kind: str, message: str, raw: str) -> None:
+        self.rows.append((record_no, fld, kind, short(message, 2000), _clean(raw)))
+
+    def table(self, dataset: str, channel: str, reporter: str, leveringsdato: dt.date,
+              payload_id: str) -> pa.Table:
+        rows = sorted(self.rows, key=lambda r: -1 if r[0] is None else r[0])  # stable: payload-level first
+        n = len(rows)
+        cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
+        return pa.Table.from_arrays([
+            pa.array([payload_id] * n, pa.string()), pa.array([dataset] * n, pa.string()),
+            pa.array([channel] * n, pa.string()), pa.array([reporter] * n, pa.string()),
+            pa.array([leveringsdato] * n, pa.date32()), pa.array(cols[0], pa.int64()),
+            pa.array(cols[1], pa.string()), pa.array(cols[2], pa.string()), pa.array(cols[3], pa.string()),
+            pa.array(cols[4], pa.string()),
+        ], schema=QUARANTINE_SCHEMA)
+
+
+def _clean(text: str) -> str:
+    """Text safe for Arrow: bytes that did not decode (surrogate escapes) become U+FFFD."""
+    if _SURROGATE.search(text):
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
+def _is_empty(data: bytes) -> bool:
+    stripped = data.strip()
+    if stripped.startswith(BOM):
+        stripped = stripped[len(BOM):].strip()
+    return not stripped
+
+
+# --------------------------------------------------------------------------- tokenizing
+
+
+@functools.cache
+def _field_patterns(delim: str, quote: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    d, q = re.escape(delim), re.escape(quote)
+    quoted = re.compile(f"{q}([^{q}]*+(?:{q}{q}[^{q}]*+)*+){q}([^{d}\r\n]*+)")
+    unquoted = re.compile(f"[^{d}\r\n]*+")
+    return quoted, unquoted
+
+
+def split_records(text: str, delim: str, quote: str | None) -> tuple[list[tuple[str, list[str]]], bool, bool]:
+    """Records of delimited text as (raw text, fields); blank lines are not records.
+
+    Returns (records, last record ends with a line end, text ends inside a quoted field).
+    Line ends are CRLF, LF or a lone CR; inside a quoted field they belong to the value.
+    """
+    if quote is None or quote not in text:
+        last_terminated = text.endswith(("\n", "\r"))
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return [(ln, ln.split(delim)) for ln in text.split("\n") if ln], last_terminated, False
+    quoted, unquoted = _field_patterns(delim, quote)
+    qq = quote + quote
+    records: list[tuple[str, list[str]]] = []
+    pos, n = 0, len(text)
+    last_terminated, open_quote = True, False
+    while pos < n:
+        if text[pos] in "\r\n":  # blank line
+            pos += 1
+            continue
+        start, fields = pos, []
+        while True:
+            if text.startswith(quote, pos):
+                m = quoted.match(text, pos)
+                if m is None:  # the quote never closes: the rest of the text is this value
+                    fields.append(text[pos + 1:].replace(qq, quote))
+                    pos, open_quote = n, True
+                else:
+                    fields.append(m.group(1).replace(qq, quote) + m.group(2))
+                    pos = m.end()
+            else:
+                m = unquoted.match(text, pos)
+                fields.append(m.group())
+                pos = m.end()
+            if pos >= n:
+                end, last_terminated = n, False
+                break
+            if text[pos] == delim:
+                pos += 1
+                continue
+            end = pos
+            pos += 2 if text.startswith("\r\n", pos) else 1
+            last_terminated = True
+            break
+        records.append((text[start:end], fields))
+    return records, last_terminated, open_quote
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+def _decode(body: bytes, fmt: WireFormat) -> tuple[str, bool]:
+    """(text, some bytes did not decode); undecodable bytes become surrogate escapes."""
+    if fmt.encoding == UTF8:
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            return body.decode("utf-8", "surrogateescape"), True
+    return body.decode("latin-1"), False
+
+
+def _utf8_problem(value: str) -> str | None:
+    """Why ``value`` (decoded with surrogate escapes) is not UTF-8, or None."""
+    m = _SURROGATE.search(value)
+    if m is None:
+        return None
+    a = max(0, m.start() - 10)
+    raw = value[a:m.end() + 20].encode("utf-8", "surrogateescape")
+    guess = raw.decode("cp1252", "replace")
+    return f"bytes that are not valid UTF-8: {raw!r} (as cp1252: {guess!r})"
+
+
+def _latin1_problem(value: str) -> str | None:
+    """Why ``value`` (decoded as ISO-8859-1) looks like another encoding, or None."""
+    raw = value.encode("latin-1")
+    if not _C1_OR_UTF8.search(raw):
+        return None
+    if _NON_ASCII.search(raw):
+        try:
+            utf8 = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            utf8 = None
+        if utf8 is not None:
+            sample = next(m for m in re.finditer(r"[^\x00-\x7f]+", utf8))
+            return (f"UTF-8 text in an ISO-8859-1 payload (mojibake): "
+                    f"{sample.group().encode('utf-8').decode('latin-1')!r} is {sample.group()!r} in UTF-8")
+    c1 = re.search(rb"[\x80-\x9f]", raw)
+    if c1:
+        return (f"byte {c1.group()!r} is a C1 control character in ISO-8859-1 "
+                f"(cp1252 text? it would read {c1.group().decode('cp1252', 'replace')!r})")
+    return None
+
+
+def _encoding_problems(raw: str, fields: list[str], names: list[str] | None, fmt: WireFormat,
+                       check: Callable[[str], str | None]) -> list[tuple[str | None, str]]:
+    """(field or None, reason) for a record that does not fit its declared encoding; [] if it does."""
+    why = check(raw)
+    if why is None:
+        return []
+    out = []
+    if names is not None and len(fields) == len(names):
+        out = [(name, f"{name}: {r}") for name, v in zip(names, fields, strict=True) if (r := check(v))]
+    return out or [(None, why)]
+
+
+# --------------------------------------------------------------------------- delimited files
+
+
+def _header_problem(header: list[str], header_raw: str, expected: list[str],
+                    fmt: WireFormat) -> tuple[str, str, list[int] | None]:
+    """(error kind, message, column order) - kind '' and the order when the header is usable."""
+    n = len(expected)
+    if header == expected:
+        return "", "", list(range(n))
+    if len(header) == n and len(set(header)) == n and set(header) == set(expected):
+        return "", "", [header.index(name) for name in expected]  # same columns, another order
+    hint = _delimiter_hint(header_raw, expected, fmt)
+    missing = [c for c in expected if c not in header]
+    extra = [c for c in header if c not in expected]
+    msg = (f"header does not match the contract{hint}: {len(header)} column(s), the contract has {n}; "
+           f"missing {short(repr(missing), 200)}, unexpected {short(repr(extra), 200)}")
+    return ("column_count" if len(header) != n else "header"), msg, None
+
+
+def _delimiter_hint(line: str, expected: list[str], fmt: WireFormat) -> str:
+    for cand in _DELIMITERS:
+        if cand != fmt.delimiter and line.split(cand) == expected:
+            return f" - the header is {cand!r}-separated, the {fmt.name} format declares {fmt.delimiter!r}"
+    return ""
+
+
+def _parse_delimited(data: bytes, contract: Contract, fmt: WireFormat,
+                     q: _Quarantine) -> tuple[_Candidates, Count, int | None]:
+    delim, quote = fmt.delimiter or "", fmt.quote
+    trailer_prefix = f"{fmt.trailer}{delim}" if fmt.trailer else None
+    cnt = count_delimited(data, delim.encode(), quote.encode() if quote else None,
+                          trailer_prefix=trailer_prefix.encode() if trailer_prefix else None)
+    body = _strip_bom(data, fmt, q)
+    text, undecodable = _decode(body, fmt)
+    records, last_terminated, open_quote = split_records(text, delim, quote)
+    expected = contract.field_names
+    ncols = len(expected)
+    cand = _Candidates()
+    header_raw, header = records[0]
+    kind, msg, order = _header_problem(header, header_raw, expected, fmt)
+    if kind:
+        q.add(None, None, kind, msg, header_raw)
+    trailer = None
+    if trailer_prefix and len(records) > 1 and records[-1][0].startswith(trailer_prefix):
+        trailer = records.pop()
+    data_records = records[1:]
+    enc_check = (_utf8_problem if undecodable else None) if fmt.encoding == UTF8 else (
+        _latin1_problem if _C1_OR_UTF8.search(body) else None)
+    header_lines = {header_raw, delim.join(expected), "\ufeff" + header_raw}
+    hint = _delimiter_hint(header_raw, expected, fmt)
+    last_no = len(data_records)
+    identity = order == list(range(ncols))
+    for no, (raw, fields) in enumerate(data_records, 1):
+        if no == last_no and (open_quote or (fmt.final_newline and trailer is None and not last_terminated)):
+            why = ("a quoted field never closes: the record runs to the end of the payload" if open_quote
+                   else "the last record has no line end: the payload ends mid-record")
+            q.add(no, None, "truncated", why, raw)
+            continue
+        if enc_check is not None:
+            names = [expected[i] for i in order] if order is not None else None
+            problems = _encoding_problems(raw, fields, _payload_names(names, order), fmt, enc_check)
+            if problems:
+                for fld, why in problems:
+                    q.add(no, fld, "encoding", f"{why}; the {fmt.name} format declares {fmt.label}", raw)
+                continue
+        if len(fields) != ncols:
+            q.add(no, None, "column_count", f"{len(fields)} field(s), the contract has {ncols}{hint}", raw)
+            continue
+        if raw in header_lines or fields == expected:
+            q.add(no, None, "header", "a header line again inside the data (duplicated header)", raw)
+            continue
+        if order is None:
+            q.add(no, None, "header", "the payload's header does not match the contract: record not mapped",
+                  raw)
+            continue
+        cand.record_nos.append(no)
+        cand.rows.append(fields if identity else [fields[i] for i in order])
+        cand.raws.append(raw)
+    trailer_count = _check_trailer(trailer, fmt, cnt, q, records[-1][0] if len(records) > 1 else "")
+    return cand, cnt, trailer_count
+
+
+def _payload_names(names: list[str] | None, order: list[int] | None) -> list[str] | None:
+    """Column names in payload order (the encoding check looks at fields as they arrive)."""
+    if names is None or order is None:
+        return None
+    out = [""] * len(order)
+    for contract_pos, payload_pos in enumerate(order):
+        out[payload_pos] = names[contract_pos]
+    return out
+
+
+def _strip_bom(data: bytes, fmt: WireFormat, q: _Quarantine) -> bytes:
+    if not data.startswith(BOM):
+        return data
+    if fmt.encoding != UTF8:
+        q.add(None, None, "encoding", f"UTF-8 byte order mark at the start of a payload the {fmt.name} "
+              f"format declares {fmt.label}", "")
+    return data[len(BOM):]
+
+
+def _check_trailer(trailer: tuple[str, list[str]] | None, fmt: WireFormat, cnt: Count, q: _Quarantine,
+                   last_raw: str) -> int | None:
+    if not fmt.trailer:
+        return None
+    delim = fmt.delimiter
+    if trailer is None:
+        q.add(None, None, "trailer", f"missing trailer '{fmt.trailer}{delim}<record count>': the {fmt.name} "
+              f"format ends with one (the payload may be cut short); it holds {cnt.records} record(s)",
+              last_raw)
+        return None
+    raw, fields = trailer
+    try:
+        if len(fields) != 2:
+            raise ValueError(raw)
+        count = int(fields[1])
+    except ValueError:
+        q.add(None, None, "trailer", f"trailer {short(raw, 80)!r} holds no record count "
+              f"('{fmt.trailer}{delim}<n>')", raw)
+        return None
+    if count != cnt.records:
+        q.add(None, None, "trailer", f"trailer says {count} record(s), the payload holds {cnt.records} "
+              f"({cnt.method})", raw)
+    return count
+
+
+def _parse_ssi(data: bytes, contract: Contract, fmt: WireFormat,
+               q: _Quarantine) -> tuple[_Candidates, Count, int | None]:
+    cnt = count_ssi(data)
+    body = _strip_bom(data, fmt, q)
+    text, _ = _decode(body, fmt)
+    records, last_terminated, _ = split_records(text, fmt.delimiter or "|", None)
+    expected = contract.field_names
+    ncols = len(expected)
+    seen_h = seen_k = False
+    header_ok = True
+    order: list[int] | None = None
+    trailer = None
+    data_records: list[tuple[int, str, list[str]]] = []
+    for idx, (raw, fields) in enumerate(records):
+        tag = raw[:2]
+        if tag == "D|":
+            data_records.append((len(data_records) + 1, raw, fields[1:]))
+        elif tag == "H|":
+            if seen_h or idx != 0:
+                q.add(None, None, "header", f"line {idx + 1}: header record 'H|' "
+                      f"{'repeated' if seen_h else 'is not the first line'}", raw)
+                continue
+            seen_h = True
+            if len(fields) != 4 or fields[1] != contract.dataset:
+                header_ok = False
+                q.add(None, None, "header", f"header record names dataset {fields[1:2]} (expected "
+                      f"'H|{contract.dataset}|<YYYYMMDD>|<version>')", raw)
+        elif tag == "K|":
+            if seen_k:
+                q.add(None, None, "header", f"line {idx + 1}: column record 'K|' repeated", raw)
+                continue
+            seen_k = True
+            kind, msg, order = _header_problem(fields[1:], raw[2:], expected, fmt)
+            if kind:
+                q.add(None, None, kind, f"column record: {msg}", raw)
+        elif tag == "T|" and idx == len(records) - 1:
+            trailer = (raw, fields)
+        elif tag == "T|":
+            q.add(None, None, "trailer", f"line {idx + 1}: trailer record 'T|' before the end", raw)
+        else:
+            q.add(None, None, "column_count", f"line {idx + 1}: unknown record type {raw[:1]!r} "
+                  "(SSI records are H|, K|, D| and T|)", raw)
+    if not seen_h:
+        header_ok = False
+        q.add(None, None, "header", f"missing header record 'H|{contract.dataset}|<YYYYMMDD>|<version>'",
+              records[0][0] if records else "")
+    if not seen_k:
+        q.add(None, None, "header", "missing column record 'K|<field>|...'", records[0][0] if records else "")
+    enc_check = _latin1_problem if _C1_OR_UTF8.search(body) else None
+    last_no = len(data_records)
+    identity = order == list(range(ncols))
+    cand = _Candidates()
+    for no, raw, values in data_records:
+        if no == last_no and trailer is None and not last_terminated and records[-1][0] == raw:
+            q.add(no, None, "truncated", "the last record has no line end: the payload ends mid-record", raw)
+            continue
+        if enc_check is not None:
+            names = _payload_names(expected, order) if order is not None else None
+            problems = _encoding_problems(raw, values, names, fmt, enc_check)
+            if problems:
+                for fld, why in problems:
+                    q.add(no, fld, "encoding", f"{why}; the {fmt.name} format declares {fmt.label}", raw)
+                continue
+        if len(values) != ncols:
+            q.add(no, None, "column_count", f"{len(values)} field(s), the contract has {ncols}", raw)
+            continue
+        if not header_ok or order is None:
+            q.add(no, None, "header", "the payload's header or column record does not match the contract: "
+                  "record not mapped", raw)
+            continue
+        cand.record_nos.append(no)
+        cand.rows.append(values if identity else [values[i] for i in order])
+        cand.raws.append(raw)
+    trailer_count = _check_trailer(trailer, fmt, cnt, q, records[-1][0] if records else "")
+    return cand, cnt, trailer_count
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _json_encoding_fields(obj: dict[str, Any]) -> list[str]:
+    bad = []
+    for k, v in obj.items():
+        vals = v if isinstance(v, list) else [v]
+        if any(isinstance(x, str) and _SURROGATE.search(x) for x in vals):
+            bad.append(k)
+    return bad
+
+
+def _dumps(obj: Any) -> Callable[[], str]:
+    return lambda: json.dumps(obj, ensure_ascii=False)
+
+
+def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
+                q: _Quarantine) -> tuple[_Candidates, Count, int | None]:
+    body = data[len(BOM):] if data.startswith(BOM) else data
+    items: list[tuple[int, Any, Any]] = []  # (record_no, decoded object, raw)
+    if _PAGE_START.match(body):
+        text, _ = _decode(body, fmt)
+        try:
+            page = json.loads(text)
+        except json.JSONDecodeError as exc:
+            cut = exc.pos >= len(text.rstrip()) - 1
+            q.add(None, None, "json", f"invalid JSON page: {exc.msg} at line {exc.lineno} column {exc.colno} "
+                  f"(character {exc.pos:,} of {len(text):,}){'; the page ends early (truncated)' if cut else ''}"
+                  "; no record can be read", text)
+            return _Candidates(), Count(0, "JSON page could not be read (no record recoverable)"), None
+        records = page.get("records") if isinstance(page, dict) else None
+        if not isinstance(records, list):
+            q.add(None, None, "json", "the page has no 'records' array; no record can be read", text)
+            return _Candidates(), Count(0, "JSON page without a 'records' array"), None
+        cnt = Count(len(records), "elements of the page's 'records' array")
+        if page.get("dataset") not in (None, contract.dataset):
+            q.add(None, None, "header", f"page is for dataset {page.get('dataset')!r}, not {contract.dataset!r}",
+                  text[:2000])
+            for no, rec in enumerate(records, 1):
+                q.add(no, None, "header", "record of a page for another dataset", _dumps(rec)())
+            return _Candidates(), cnt, None
+        for no, rec in enumerate(records, 1):
+            if not isinstance(rec, dict):
+                q.add(no, None, "json", f"record is a JSON {type(rec).__name__}, not an object", _dumps(rec)())
+                continue
+            bad = _json_encoding_fields(rec)
+            if bad:
+                for name in bad:
+                    q.add(no, name, "encoding", f"{name}: bytes that are not valid UTF-8", _dumps(rec)())
+                continue
+            items.append((no, rec, _dumps(rec)))
+    else:
+        cnt = count_json_lines(data)
+        lines = [ln for ln in body.split(b"\n") if ln.strip()]
+        for no, line in enumerate(lines, 1):
+            last = no == len(lines)
+            try:
+                s, undecodable = line.decode("utf-8"), False
+            except UnicodeDecodeError:
+                s, undecodable = line.decode("utf-8", "surrogateescape"), True
+            try:
+                obj = json.loads(s)
+            except json.JSONDecodeError as exc:
+                if undecodable:
+                    q.add(no, None, "encoding", f"{_utf8_problem(s)}; JSON is UTF-8", s)
+                elif last and not cnt.last_terminated:
+                    q.add(no, None, "truncated", f"the last line has no line end and is not valid JSON ({exc.msg} "
+                          f"at column {exc.colno}): the payload ends mid-record", s)
+                else:
+                    q.add(no, None, "json", f"line is not valid JSON: {exc.msg} at column {exc.colno}", s)
+                continue
+            if not isinstance(obj, dict):
+                q.add(no, None, "json", f"line is a JSON {type(obj).__name__}, not an object", s)
+                continue
+            if undecodable:
+                for name in _json_encoding_fields(obj) or [None]:
+                    q.add(no, name, "encoding", f"{name or 'record'}: {_utf8_problem(s)}; JSON is UTF-8", s)
+                continue
+            items.append((no, obj, s))
+    cand = _Candidates()
+    for pos, (no, obj, raw) in enumerate(items):
+        cand.record_nos.append(no)
+        cand.rows.append(obj)
+        cand.raws.append(raw)
+        for f in contract.all_fields:
+            if f.required and f.name not in obj:
+                cand.missing_keys[(pos, f.name)] = f"required key {f.name!r} is missing from the JSON object"
+    return cand, cnt, None
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: str, leveringsdato: dt.date,
+                  payload_id: str) -> ParseResult:
+    """Accepted rows (typed, with lineage) and quarantine rows of one payload.
+
+    Never raises for bad data: every problem becomes a quarantine row.  Call
+    :func:`reconcile` on the result before loading it.
+    """
+    fmt = wire_format(channel, contract)
+    q = _Quarantine()
+    schema = arrow_schema(contract)
+    ident = {"payload_id": payload_id, "dataset": contract.dataset, "channel": channel, "reporter": reporter,
+             "leveringsdato": leveringsdato}
+    if _is_empty(data):
+        q.add(None, None, "empty_payload", f"empty payload ({len(data)} byte(s)): not even a header",
+              data.decode("utf-8", "replace"))
+        return ParseResult(schema.empty_table(), q.table(contract.dataset, channel, reporter, leveringsdato,
+                                                         payload_id), 0, None, "empty payload: 0 records",
+                           **ident)
+    if fmt.kind == "json":
+        cand, cnt, trailer_count = _parse_json(data, contract, fmt, q)
+    elif fmt.kind == "csv":
+        cand, cnt, trailer_count = _parse_delimited(data, contract, fmt, q)
+    else:
+        cand, cnt, trailer_count = _parse_ssi(data, contract, fmt, q)
+    n = len(cand.record_nos)
+    names = contract.field_names
+    if fmt.kind == "json":
+        columns = {name: [row.get(name) for row in cand.rows] for name in names}
+    else:
+        cols = list(zip(*cand.rows, strict=True)) if n else [()] * len(names)
+        columns = dict(zip(names, cols, strict=True))
+    arrays, errors = type_columns(contract, fmt, columns, n, from_json=fmt.kind == "json",
+                                  missing_keys=cand.missing_keys)
+    bad: set[int] = set()
+    for e in errors:
+        raw = cand.raws[e.pos]
+        q.add(cand.record_nos[e.pos], e.field, e.kind, e.message, raw() if callable(raw) else raw)
+        bad.add(e.pos)
+    keep = [pos for pos in range(n) if pos not in bad]
+    if bad:
+        idx = pa.array(keep, pa.int64())
+        arrays = [a.take(idx) for a in arrays]
+    m = len(keep)
+    lineage = [
+        pa.array([channel] * m, pa.string()), pa.array([reporter] * m, pa.string()),
+        pa.array([payload_id] * m, pa.string()),
+        pa.array([cand.record_nos[p] for p in keep], pa.int64()), pa.array([leveringsdato] * m, pa.date32()),
+    ]
+    accepted = pa.Table.from_arrays(arrays + lineage, schema=schema)
+    counted_by = f"{cnt.method}: {cnt.records} record(s)" + (
+        f"; trailer says {trailer_count}" if trailer_count is not None else "")
+    return ParseResult(accepted, q.table(contract.dataset, channel, reporter, leveringsdato, payload_id),
+                       cnt.records, trailer_count, counted_by, **ident)
+
+
+def reconcile(result: ParseResult) -> None:
+    """Raise :class:`ReconciliationError` unless received = accepted + distinct quarantined records."""
+    accepted_nos = result.accepted.column("_record_no").to_pylist()
+    quarantined = result.quarantined_records
+    both = set(accepted_nos) & quarantined
+    out_of_range = [r for r in (*accepted_nos, *quarantined) if not 1 <= r <= result.records_received]
+    total = len(accepted_nos) + len(quarantined)
+    if total == result.records_received and not both and not out_of_range and \
+            len(set(accepted_nos)) == len(accepted_nos):
+        return
+    detail = []
+    if both:
+        detail.append(f"records both accepted and quarantined: {sorted(both)[:10]}")
+    if out_of_range:
+        detail.append(f"record numbers outside 1..{result.records_received}: {sorted(out_of_range)[:10]}")
+    raise ReconciliationError(
+        f"payload {result.payload_id} ({result.dataset}, reporter {result.reporter}, channel {result.channel}, "
+        f"leveringsdato {result.leveringsdato}): received {result.records_received} record(s) "
+        f"(counted by {result.counted_by}) but the parser accounts for {total} = {len(accepted_nos)} accepted "
+        f"+ {len(quarantined)} quarantined" + (f"; {'; '.join(detail)}" if detail else ""))

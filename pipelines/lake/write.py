@@ -1,0 +1,79 @@
+"""Deterministic, atomic Parquet files for the lake.
+
+Same table in, byte-identical file out: fixed writer options (zstd level 3, fixed row-group
+size, Parquet 2.6, statistics on), no schema metadata beyond the Arrow schema itself, and
+no timestamps anywhere (Parquet's footer holds none; ``created_by`` names the library
+version only).  The file appears all at once: temp file in the same directory, fsync,
+rename, fsync of the directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROW_GROUP_SIZE = 128 * 1024
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 3
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """The Parquet file of ``table`` as bytes (deterministic)."""
+    table = table.replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=ROW_GROUP_SIZE, compression=COMPRESSION,
+                   compression_level=COMPRESSION_LEVEL, version="2.6", use_dictionary=True,
+                   write_statistics=True, store_schema=True)
+    return sink.getvalue().to_pybytes()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet(table: pa.Table, path: Path | str) -> Path:
+    """Write ``table`` to ``path`` deterministically and atomically (replaces an existing file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = parquet_bytes(table)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def safe_key(name: str) -> str:
+    """A file-system-safe name part (reporter, page cursor, remote file name)."""
+    return _SAFE.sub("_", name).strip("._") or "payload"
+
+
+def lake_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str, source_key: str) -> Path:
+    """``<root>/lake/<dataset>/leveringsdato=YYYY-MM-DD/<reporter>__<source_key>.parquet``."""
+    return (Path(root) / "lake" / dataset / f"leveringsdato={leveringsdato.isoformat()}"
+            / f"{safe_key(reporter)}__{safe_key(source_key)}.parquet")
+
+
+def quarantine_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str,
+                    source_key: str) -> Path:
+    """``<root>/lake/_quarantine/leveringsdato=YYYY-MM-DD/<dataset>__<reporter>__<source_key>.parquet``."""
+    return (Path(root) / "lake" / "_quarantine" / f"leveringsdato={leveringsdato.isoformat()}"
+            / f"{dataset}__{safe_key(reporter)}__{safe_key(source_key)}.parquet")

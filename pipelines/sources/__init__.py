@@ -1,0 +1,25 @@
+"""Clients for the reporters' channels: fetch bytes, nothing else (see ``docs/ingestion.md``).
+
+Webservice pages, FTP files and dropped files are handed over exactly as delivered and
+only once they are complete; landing, parsing and the ledger live downstream.
+"""
+
+from .errors import AuthError, SourceError, TrailerError
+from .filedrop import DroppedFile, complete_files, portal_files, wait_size_stable
+from .ftp import FtpClient, RemoteFile, count_trailer
+from .webservice import Page, WebserviceClient
+
+__all__ = [
+    "AuthError",
+    "DroppedFile",
+    "FtpClient",
+    "Page",
+    "RemoteFile",
+    "SourceError",
+    "TrailerError",
+    "WebserviceClient",
+    "complete_files",
+    "count_trailer",
+    "portal_files",
+    "wait_size_stable",
+]

@@ -1,0 +1,303 @@
+"""Webservice channel client: a reporter's daily extract, one page at a time.
+
+Ingestion lands every page as it was received (the page is the payload, see
+``docs/ingestion.md``), so the client hands out the raw response bytes next to the
+parsed records and never asks for page N+1 before the caller is done with page N: a
+crash then resumes from the last landed page's ``next_cursor`` (``start_cursor``).
+
+Everything transient (connect errors, timeouts, 5xx, 429, a cut body) is retried with
+exponential backoff and full jitter; 429 waits what ``Retry-After`` says (capped).
+Refused credentials and unknown endpoints fail at once, because retrying cannot help.
+The webservice is known to serve the previous page again for a cursor now and then;
+such a page is detected and re-requested, never yielded twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .errors import AuthError, SourceError
+
+__all__ = ["Page", "WebserviceClient"]
+
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of an extract: the payload to land (``body``) plus what was parsed from it.
+
+    ``cursor`` is the cursor this page was requested with (None for the first page);
+    ``next_cursor`` is what to resume from once this page is landed (None = last page).
+    ``page_no`` is 1-based within one :meth:`WebserviceClient.iter_pages` call.
+    """
+
+    dataset: str
+    dato: dt.date
+    reporter: str
+    cursor: str | None
+    next_cursor: str | None
+    body: bytes = field(repr=False)
+    records: list[dict[str, Any]] = field(repr=False)
+    page_no: int
+    total: int | None = None
+
+
+class _Retryable(Exception):
+    """A transient failure of one attempt; ``wait`` overrides the backoff (Retry-After)."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+class WebserviceClient:
+    """Client for ``GET /v1/{dataset}/udtraek`` with one reporter's bearer token.
+
+    ``max_retries`` is the number of retries after the first attempt. ``sleep`` and
+    ``rng_seed`` are injectable so tests can record the waits instead of sleeping.
+    ``reporter`` (optional) is the reporter the token belongs to: used in error messages
+    before the first response, and a response for another reporter is refused.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        max_retries: int = 6,
+        backoff_base: float = 0.2,
+        backoff_max: float = 10.0,
+        rng_seed: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        reporter: str | None = None,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.reporter = reporter
+        self._rng = random.Random(rng_seed)
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout),
+        )
+
+    # --- lifecycle
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> WebserviceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- API
+
+    def list_datasets(self) -> list[str]:
+        """Datasets the webservice serves (``GET /v1/datasets``), retried like pages."""
+        _, obj = self._get_json("/v1/datasets", {}, context={"endpoint": "/v1/datasets"})
+        datasets = obj.get("datasets") if isinstance(obj, dict) else None
+        if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
+            raise SourceError("unexpected /v1/datasets response", channel="webservice",
+                              reporter=self.reporter)
+        return list(datasets)
+
+    def iter_pages(
+        self,
+        dataset: str,
+        dato: dt.date,
+        *,
+        start_cursor: str | None = None,
+        limit: int = 500,
+    ) -> Iterator[Page]:
+        """Yield the pages of ``dataset``'s extract for ``dato`` in order, each exactly once.
+
+        The next page is requested only when the caller asks for it, i.e. after it has
+        landed the current one; to resume after a crash pass the last landed page's
+        ``next_cursor`` as ``start_cursor``.
+        """
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        path = f"/v1/{dataset}/udtraek"
+        cursor = start_cursor
+        previous: Page | None = None
+        page_no = 0
+        while True:
+            page_no += 1
+            page = self._fetch_page(path, dataset, dato, cursor, limit, page_no)
+            if self._is_duplicate(page, previous):
+                # The server sent the previous page again: ask once more for the proper one.
+                page = self._fetch_page(path, dataset, dato, cursor, limit, page_no)
+                if self._is_duplicate(page, previous):
+                    raise SourceError(
+                        "webservice served the previous page again, twice in a row",
+                        channel="webservice", reporter=page.reporter, dataset=dataset, dato=dato,
+                        cursor=cursor, page_no=page_no,
+                    )
+            yield page
+            if page.next_cursor is None:
+                return
+            previous, cursor = page, page.next_cursor
+
+    # --- internals
+
+    @staticmethod
+    def _is_duplicate(page: Page, previous: Page | None) -> bool:
+        """A page pointing back at its own cursor, or starting where the previous one did."""
+        if page.cursor is not None and page.next_cursor == page.cursor:
+            return True  # == previous.next_cursor: the previous page served again
+        if previous is None:
+            return False
+        if previous.next_cursor is not None and page.next_cursor == previous.next_cursor:
+            return True
+        if page.body == previous.body:
+            return True
+        first, prev_first = _first_besked_id(page.records), _first_besked_id(previous.records)
+        return first is not None and first == prev_first
+
+    def _fetch_page(
+        self, path: str, dataset: str, dato: dt.date, cursor: str | None, limit: int, page_no: int
+    ) -> Page:
+        params: dict[str, Any] = {"dato": dato.isoformat(), "limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        context = {"dataset": dataset, "dato": dato, "cursor": cursor, "page_no": page_no}
+        body, obj = self._get_json(path, params, context=context, expect_page=True)
+        reporter = obj.get("indberetter")
+        context["reporter"] = reporter
+        if obj.get("dataset") != dataset or obj.get("dato") != dato.isoformat():
+            raise SourceError(
+                f"response is for dataset={obj.get('dataset')} dato={obj.get('dato')}, not the one requested",
+                channel="webservice", **context,
+            )
+        if self.reporter is not None and reporter != self.reporter:
+            raise SourceError(
+                f"response is for reporter {reporter!r}, token belongs to {self.reporter!r}",
+                channel="webservice", **context,
+            )
+        if self.reporter is None:
+            self.reporter = reporter
+        total = obj.get("total")
+        return Page(
+            dataset=dataset,
+            dato=dato,
+            reporter=reporter,
+            cursor=cursor,
+            next_cursor=obj.get("next_cursor"),
+            body=body,
+            records=obj["records"],
+            page_no=page_no,
+            total=total if isinstance(total, int) else None,
+        )
+
+    def _backoff(self, retry_no: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2**retry_no)]."""
+        return self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**retry_no)))
+
+    def _get_json(
+        self,
+        path: str,
+        params: dict[str, Any],
+        *,
+        context: dict[str, Any],
+        expect_page: bool = False,
+    ) -> tuple[bytes, Any]:
+        """GET with retries; returns the raw body and its parsed JSON."""
+        context = {"channel": "webservice", "reporter": self.reporter, **context}
+        last: BaseException | None = None
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._attempt(path, params, context, expect_page)
+            except (_Retryable, httpx.TimeoutException, httpx.TransportError) as exc:
+                if isinstance(exc, httpx.UnsupportedProtocol):
+                    message = f"bad webservice URL {self.base_url!r}"
+                    raise SourceError(message, last_error=exc, **context) from exc
+                last = exc
+                if attempt == self.max_retries:
+                    break
+                wait = exc.wait if isinstance(exc, _Retryable) and exc.wait is not None else None
+                self._sleep(min(wait, self.backoff_max) if wait is not None else self._backoff(attempt))
+        raise SourceError(
+            f"webservice request failed after {self.max_retries + 1} attempts",
+            last_error=last, attempts=self.max_retries + 1, **context,
+        )
+
+    def _attempt(
+        self, path: str, params: dict[str, Any], context: dict[str, Any], expect_page: bool
+    ) -> tuple[bytes, Any]:
+        resp = self._http.get(path, params=params)
+        status = resp.status_code
+        if status in (401, 403):
+            raise AuthError(f"webservice refused the token (HTTP {status}): {_detail(resp)}", **context)
+        if status == 429:
+            raise _Retryable(f"HTTP 429: {_detail(resp)}", wait=_retry_after(resp))
+        if status >= 500 or status in _RETRY_STATUS:
+            raise _Retryable(f"HTTP {status}: {_detail(resp)}")
+        if status != 200:
+            raise SourceError(f"webservice answered HTTP {status}: {_detail(resp)}", **context)
+        body = resp.content
+        try:
+            obj = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # The page was cut (or garbled) in transit: a fresh request gets it whole.
+            raise _Retryable(f"body is not valid JSON ({len(body)} bytes): {exc}") from exc
+        if expect_page and not (
+            isinstance(obj, dict)
+            and isinstance(obj.get("records"), list)
+            and all(isinstance(r, dict) for r in obj["records"])
+            and isinstance(obj.get("indberetter"), str)
+            and (obj.get("next_cursor") is None or isinstance(obj.get("next_cursor"), str))
+        ):
+            raise SourceError("response is JSON but not an extract page", **context)
+        return body, obj
+
+
+def _first_besked_id(records: list[dict[str, Any]]) -> Any:
+    return records[0].get("besked_id") if records else None
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The server's error detail if it sent one, else the start of the body."""
+    try:
+        obj = resp.json()
+    except ValueError:
+        return resp.text[:200]
+    if isinstance(obj, dict) and "detail" in obj:
+        return str(obj["detail"])
+    return resp.text[:200]
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    """Seconds from ``Retry-After`` (delta-seconds or HTTP date); None if absent/unreadable."""
+    value = resp.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
