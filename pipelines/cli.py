@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ app = typer.Typer(help="dsdw: statistical data warehouse for the Danish employme
 sources_app = typer.Typer(help="The simulated source systems (webservice, FTP, portal export, file drops).",
                           no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
-console = Console()
+# a pipe or CI log gets wide tables instead of 80 columns of truncated names
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _date(value: str) -> dt.date:

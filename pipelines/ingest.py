@@ -12,11 +12,14 @@ and ledger.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +121,15 @@ class UnitResult:
         return s
 
 
+# Payload-level problems that make the count of received records untrustworthy: the
+# payload fails loudly (ledger 'failed', the run reports it) and waits for a new delivery.
+PAYLOAD_FATAL = {"trailer", "truncated", "json"}
+
+
+class PayloadRejected(RuntimeError):
+    """A payload whose record count cannot be trusted (cut file, wrong trailer, unreadable page)."""
+
+
 class IngestionFailed(RuntimeError):
     """Some reporters failed; the others were loaded. Names each failure."""
 
@@ -169,7 +181,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             write_parquet(quarantine, q_file)
         elif q_file.exists():
             q_file.unlink()  # a corrected version without problems replaces the old quarantine
-        q_records = len(set(quarantine.column("record_no").to_pylist())) if quarantine.num_rows else 0
+        q_records = len({n for n in quarantine.column("record_no").to_pylist() if n is not None})
         out.rows_read = res.records_received
         out.accepted = accepted.num_rows
         out.quarantined = q_records
@@ -180,6 +192,12 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             raise ReconciliationError(
                 f"payload {pid} ({contract.dataset}, {key.reporter}, {key.leveringsdato}): received "
                 f"{out.rows_read} != accepted {out.accepted} + quarantined {out.quarantined}")
+        fatal = [e for e in res.payload_errors if e.get("error_kind") in PAYLOAD_FATAL]
+        if fatal:
+            # the quarantine holds what was readable; the payload must be delivered again
+            raise PayloadRejected(
+                f"payload {pid} ({contract.dataset}, {key.reporter}, {key.leveringsdato}, {key.source_name}): "
+                + "; ".join(f"{e['error_kind']}: {e['message']}" for e in fatal))
         msgs = [(contract.dataset, b, int(n)) for b, n in zip(
             accepted.column("besked_id").to_pylist(), accepted.column("_record_no").to_pylist(), strict=True)
             if b is not None]
@@ -268,6 +286,42 @@ def ingest_dataset_day(dataset: str, day: dt.date, zones: Zones, sources: Source
     """
     contract = get_contract(dataset)
     received_at = received_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with partition_lock(zones, dataset, day):
+        remove_stale_temp(zones, contract, day)
+        return _ingest_locked(contract, day, zones, sources, received_at, raise_on_failure)
+
+
+@contextmanager
+def partition_lock(zones: Zones, dataset: str, day: dt.date) -> Iterator[None]:
+    """One writer per (dataset, day): a sensor run and the nightly run of the same partition queue."""
+    path = zones.root / "locks" / f"{dataset}__{day.isoformat()}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def remove_stale_temp(zones: Zones, contract: Contract, day: dt.date) -> list[Path]:
+    """Temp files a killed run left in this partition (we hold its lock, so nobody writes them now)."""
+    d = day.isoformat()
+    places = [(zones.root / "landing" / contract.channel / contract.dataset / d, "**/.*.tmp"),
+              (zones.lake / contract.dataset / f"leveringsdato={d}", ".*.tmp"),
+              (zones.lake / "_quarantine" / f"leveringsdato={d}", f".{contract.dataset}__*.tmp")]
+    removed = []
+    for base, pattern in places:
+        if base.exists():
+            for p in base.glob(pattern):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def _ingest_locked(contract: Contract, day: dt.date, zones: Zones, sources: SourcesConfig, received_at: str,
+                   raise_on_failure: bool) -> UnitResult:
+    dataset = contract.dataset
     ledger = Ledger(zones.ledger_path)
     result = UnitResult(contract.channel, dataset, day)
     try:

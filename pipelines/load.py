@@ -14,6 +14,9 @@ from pathlib import Path
 
 from pipelines.ingest import SourcesConfig, UnitResult, Zones, ingest_day
 
+# the CLI prints its own summary: Dagster's per-step event log only at warning level
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 @dataclass
 class LoadRow:
@@ -60,7 +63,7 @@ def load_days_dagster(days: list[dt.date], root: Path, sources: Path, datasets: 
     with dg.DagsterInstance.ephemeral() as instance:
         for day in days:
             res = dg.materialize(assets, partition_key=day.isoformat(), resources={"dsdw": resource},
-                                 instance=instance, raise_on_error=False)
+                                 instance=instance, raise_on_error=False, run_config=QUIET)
             for a in assets:
                 ds = a.key.path[-1]
                 c = contracts[ds]

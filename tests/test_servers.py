@@ -151,7 +151,12 @@ def _retr(ftp: ftplib.FTP, path: str, rest: int | None = None) -> bytes:
 
 def test_healthz_and_datasets(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/v1/datasets").json() == {"datasets": ["aktivitet", "stor", "ydelse"]}
+    from pipelines.contracts import load_contracts
+
+    offered = client.get("/v1/datasets").json()["datasets"]
+    webservice = {n for n, c in load_contracts().items() if c.channel == "webservice"}
+    assert set(offered) == {"aktivitet", "stor", "ydelse"} | webservice
+    assert offered == sorted(offered)
 
 
 def test_paginates_every_record_exactly_once_in_order(client: httpx.Client) -> None:

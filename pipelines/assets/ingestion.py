@@ -59,7 +59,6 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
                     f"typed by contract into lake/{c.dataset}, rejected rows in lake/_quarantine.",
         kinds={"parquet"},
         tags={"channel": c.channel, "reporter": c.reporter},
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
     )
     def _asset(context: dg.AssetExecutionContext, dsdw: DsdwResource) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
@@ -92,7 +91,7 @@ INGESTION_ASSETS = [_make_asset(c) for c in load_contracts().values()]
 
 nightly_ingestion = dg.define_asset_job(
     "nightly_ingestion", selection=dg.AssetSelection.groups(*sorted({group_of(c) for c in load_contracts().values()})),
-    partitions_def=daily, description="The nightly load: every dataset for yesterday's deliveries.",
+    description="The nightly load: every dataset for yesterday's deliveries.",
 )
 
 nightly_schedule = dg.build_schedule_from_partitioned_job(

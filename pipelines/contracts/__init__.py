@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
 CONTRACT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CONTRACT_DIR.parents[1]
 REFERENCE_DIR = REPO_ROOT / "data" / "reference"
@@ -258,7 +259,7 @@ def codelist_codes(name: str) -> list[str]:
 
 def _parse(path: Path) -> Contract:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise ContractError(f"{path.name}: invalid YAML: {exc}") from exc
     if not isinstance(raw, dict):

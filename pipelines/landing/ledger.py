@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS payloads (
     PRIMARY KEY (channel, reporter, dataset, leveringsdato, source_name, version)
 );
 CREATE INDEX IF NOT EXISTS payloads_by_day ON payloads (dataset, leveringsdato);
+CREATE INDEX IF NOT EXISTS payloads_by_sha ON payloads (sha256);
 CREATE TABLE IF NOT EXISTS events (
     at TEXT NOT NULL,
     channel TEXT, reporter TEXT, dataset TEXT, leveringsdato TEXT, source_name TEXT,
@@ -154,6 +155,18 @@ class Ledger:
                                  f"same bytes as version {prev.version}; nothing to do"))
                     return Registration("duplicate", prev)
                 return Registration("retry", prev)  # landed/failed earlier: redo the idempotent steps
+            if prev is None:
+                same = con.execute(
+                    f"SELECT {_COLS} FROM payloads WHERE channel=? AND reporter=? AND dataset=? AND sha256=? "
+                    "AND status IN ('loaded', 'superseded') ORDER BY leveringsdato, source_name, version LIMIT 1",
+                    (key.channel, key.reporter, key.dataset, sha256)).fetchone()
+                if same is not None:  # the same bytes under another name: already loaded
+                    first = _row(same)
+                    con.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
+                                (received_at, *key.as_tuple(), payload_id, "duplicate_payload",
+                                 f"same bytes as {first.key.source_name} ({first.key.leveringsdato}, version "
+                                 f"{first.version}); nothing to do"))
+                    return Registration("duplicate", first)
             version = 1 if prev is None else prev.version + 1
             supersedes = None if prev is None else prev.payload_id
             con.execute(

@@ -96,10 +96,17 @@ class ExtractStore:
         return reporter
 
     def datasets(self) -> list[str]:
-        """Dataset directories present under the webservice root."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.match(p.name))
+        """Datasets the webservice offers: every webservice contract, plus any directory present.
+
+        A dataset with no records in the whole period is still a known dataset
+        (an empty extract, not a 404).
+        """
+        from pipelines.contracts import load_contracts
+
+        known = {n for n, c in load_contracts().items() if c.channel == "webservice"}
+        if self.root.is_dir():
+            known |= {p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.match(p.name)}
+        return sorted(known)
 
     def lines(self, dataset: str, dato: str, reporter: str) -> list[str]:
         """Raw JSON object lines of one reporter's extract; [] if there is none."""
