@@ -150,7 +150,7 @@ def _quarantine_rows(base: dict[str, Any], rows: list[dict[str, Any]]) -> list[d
 
 
 def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadKey, data: bytes, ext: str,
-                 received_at: str) -> PayloadOutcome:
+                 received_at: str, cursor: tuple[str | None, int, bool] | None = None) -> PayloadOutcome:
     """Land, register, parse, reconcile and write one payload (idempotent)."""
     from pipelines.lake.parse import QUARANTINE_SCHEMA, parse_payload, reconcile
     from pipelines.lake.write import write_parquet
@@ -206,7 +206,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             kcol = accepted.column(contract.record_key[0]).to_pylist()
             ch = accepted.column("aendringstype").to_pylist()
             keys = [(contract.dataset, str(k)) for k, c in zip(kcol, ch, strict=True) if k is not None and c == "1"]
-        ledger.mark_loaded(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys)
+        ledger.mark_loaded(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
+                           cursor)
     except Exception as exc:
         ledger.mark_failed(key, reg.row.version, f"{type(exc).__name__}: {exc}")
         raise
@@ -346,6 +347,7 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
         cursor, pages, complete = ledger.cursor("webservice", reporter, contract.dataset, day)
         if complete:
             continue
+        last = None
         try:
             with WebserviceClient(sources.webservice_url, sources.tokens[reporter]) as client:
                 for page in client.iter_pages(contract.dataset, day, start_cursor=cursor):
@@ -353,11 +355,14 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
                         break  # nothing delivered that day: no payload to land
                     pages += 1
                     key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages:05d}")
-                    result.payloads.append(load_payload(zones, ledger, contract, key, page.body, ".json",
-                                                        received_at))
-                    ledger.commit_cursor("webservice", reporter, contract.dataset, day, page.next_cursor, pages,
-                                         page.next_cursor is None)
-            ledger.commit_cursor("webservice", reporter, contract.dataset, day, None, pages, True)
+                    cur = (page.next_cursor, pages, page.next_cursor is None)
+                    out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur)
+                    result.payloads.append(out)
+                    if out.action == "duplicate":  # no load transaction carried the cursor
+                        ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur)
+                    last = page
+            if last is None or last.next_cursor is not None or pages == 0:
+                ledger.commit_cursor("webservice", reporter, contract.dataset, day, None, pages, True)
         except Exception as exc:  # noqa: BLE001 - isolate the reporter, report it below
             result.failures.append((reporter, f"{type(exc).__name__}: {exc}"))
 

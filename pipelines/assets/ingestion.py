@@ -73,8 +73,11 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
         for p in res.payloads:
             kinds.update(p.error_kinds)
             warnings.extend(p.warnings)
-        for w in warnings[:20]:
+        for w in warnings[:5]:
             context.log.warning(w)
+        if len(warnings) > 5:
+            context.log.warning(f"... and {len(warnings) - 5} more changes of records never created "
+                                f"(the quality checks list them all)")
         return dg.MaterializeResult(metadata={
             "payloads": len(res.payloads),
             "new_payloads": sum(1 for p in res.payloads if p.action != "duplicate"),

@@ -1,0 +1,130 @@
+"""Ingestion benchmark: one national-scale delivery day, end to end.
+
+Measured in one run, on the same payload files:
+- ours: the whole ingestion (HTTP/FTP/file pickup -> landing with fsync -> ledger ->
+  parse and type by contract -> quarantine -> reconciliation -> Parquet lake), direct calls;
+- raw: DuckDB ``read_csv``/``read_json`` -> ``COPY TO parquet`` of the same files, no checks
+  (goal: ours >= 0.5x raw rows/s);
+- dagster: the same day as in-process Dagster asset runs (goal: <= 1.5x the direct calls).
+
+The measured day is the last generated one (day 1 also carries the initial extract of all
+open spells). Usage: python bench/bench_ingest.py [--scale national] [--days 2] [--src DIR]
+Writes bench/results/ingest_<scale>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import duckdb  # noqa: E402
+
+from pipelines.contracts import load_contracts  # noqa: E402
+from pipelines.ingest import SourcesConfig, Zones, ingest_day  # noqa: E402
+from pipelines.load import load_days_dagster  # noqa: E402
+from pipelines.simulate.channels import iter_payloads  # noqa: E402
+from pipelines.simulate.generate import generate  # noqa: E402
+from pipelines.simulate.servers import start_sources  # noqa: E402
+
+DIALECT = {"ftp": ("';'", "latin-1"), "portal": ("';'", "utf-8"), "uvm": ("','", "utf-8")}
+
+
+def raw_duckdb(src: Path, day: dt.date, out: Path) -> tuple[int, float]:
+    """DuckDB read -> COPY TO parquet of the day's payload files, all as text, no checks."""
+    con = duckdb.connect()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    t = time.perf_counter()
+    for k, (channel, _ds, path) in enumerate(iter_payloads(src)):
+        if day.isoformat() not in path.parts:
+            continue
+        target = out / f"{k}.parquet"
+        if channel == "webservice":
+            sel = f"SELECT * FROM read_json('{path}', format='newline_delimited')"
+        elif channel == "filedrop" and path.suffix == ".txt":  # SSI: H/K/D/T records
+            src_sql = (f"read_csv('{path}', delim='|', header=false, skip=2, all_varchar=true, "
+                       f"null_padding=true, encoding='latin-1')")
+            first = con.execute(f"DESCRIBE SELECT * FROM {src_sql}").fetchone()[0]
+            sel = f'SELECT * FROM {src_sql} WHERE "{first}" = \'D\''
+
+        else:
+            delim, enc = DIALECT["uvm" if channel == "filedrop" else channel]
+            sel = (f"SELECT * FROM read_csv('{path}', delim={delim}, header=true, all_varchar=true, "
+                   f"null_padding=true, ignore_errors=true, encoding='{enc}')")
+        con.execute(f"COPY ({sel}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        rows += con.execute(f"SELECT count(*) FROM '{target}'").fetchone()[0]
+    return rows, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", default="national")
+    ap.add_argument("--days", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--src", default=None, help="An already generated directory (skips generation)")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dsdw-bench-ingest-"))
+    start = dt.date(2026, 10, 1)
+    src = Path(args.src) if args.src else work / "sources"
+    gen_s = None
+    if not args.src:
+        t = time.perf_counter()
+        generate(src, scale=args.scale, start=start, days=args.days, seed=args.seed)
+        gen_s = time.perf_counter() - t
+    meta = json.loads((src / "generation.json").read_text())
+    day = dt.date.fromisoformat(meta["start"]) + dt.timedelta(days=meta["days"] - 1)
+    received = "2026-10-03T02:00:00+02:00"
+    with start_sources(src) as systems:
+        cfg = SourcesConfig.from_describe(systems.describe())
+        state = work / "sources.json"
+        state.write_text(json.dumps(systems.describe()))
+        t = time.perf_counter()
+        results = ingest_day(day, Zones(work / "direct"), cfg, received_at=received)
+        direct_s = time.perf_counter() - t
+        accepted = sum(r.rows_accepted for r in results)
+        quarantined = sum(r.rows_quarantined for r in results)
+        payloads = sum(len(r.payloads) for r in results)
+        failures = [f for r in results for f in r.failures]
+        t = time.perf_counter()
+        rows_dg = load_days_dagster([day], work / "dagster", state, None, received)
+        dagster_s = time.perf_counter() - t
+    raw_rows, raw_s = raw_duckdb(src, day, work / "raw")
+    ours_rps = (accepted + quarantined) / direct_s
+    raw_rps = raw_rows / raw_s
+    result = {
+        "benchmark": "ingest", "scale": meta["scale"], "persons": meta["persons"], "day": day.isoformat(),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+                    "duckdb": duckdb.__version__},
+        "generate_seconds": gen_s, "payloads": payloads, "rows_accepted": accepted,
+        "rows_quarantined": quarantined, "failures": len(failures),
+        "ingest_direct_seconds": round(direct_s, 2), "ingest_rows_per_s": round(ours_rps),
+        "raw_duckdb_rows": raw_rows, "raw_duckdb_seconds": round(raw_s, 2), "raw_duckdb_rows_per_s": round(raw_rps),
+        "ratio_ours_to_raw_duckdb": round(ours_rps / raw_rps, 3), "goal_ratio_ours_to_raw": 0.5,
+        "dagster_in_process_seconds": round(dagster_s, 2),
+        "ratio_dagster_to_direct": round(dagster_s / direct_s, 3), "goal_ratio_dagster_to_direct": 1.5,
+        "dagster_rows_accepted": sum(r.accepted for r in rows_dg),
+        "datasets": len(load_contracts()),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    res_dir = Path(__file__).resolve().parent / "results"
+    res_dir.mkdir(exist_ok=True)
+    path = res_dir / f"ingest_{meta['scale']}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    print(f"-> {path}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
