@@ -36,6 +36,8 @@ lint: $(STAMP)
 ## make bench: benchmarks, results as JSON under bench/results/
 bench: $(STAMP)
 	$(PY) bench/bench_generate.py
+	$(PY) bench/bench_parse.py
+	$(PY) bench/bench_ingest.py
 
 clean:
 	rm -rf $(VENV) data/demo .pytest_cache .ruff_cache

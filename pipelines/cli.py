@@ -146,16 +146,17 @@ def load(
     engine: str = typer.Option("dagster", help="dagster (in-process run of the assets) | direct"),
     received_at: str | None = typer.Option(None, help="Logical receive time stamped in the ledger (ISO 8601); "
                                                       "default now. A rerun with the same value reproduces the ledger."),
+    workers: int = typer.Option(1, min=1, help="Processes for --engine direct (datasets in parallel)."),
 ) -> None:
     """Run the ingestion assets for one day or a range (backfill), in-process."""
-    res = _load(_days(date, date_from, date_to), root, sources, dataset, engine, received_at)
+    res = _load(_days(date, date_from, date_to), root, sources, dataset, engine, received_at, workers)
     _print_load(res)
     if any(r.failures for r in res):
         raise typer.Exit(1)
 
 
 def _load(days: list[dt.date], root: Path, sources: Path, datasets: list[str] | None, engine: str,
-          received_at: str | None = None):
+          received_at: str | None = None, workers: int = 1):
     from pipelines.load import load_days_dagster, load_days_direct
 
     if engine not in ("dagster", "direct"):
@@ -169,8 +170,10 @@ def _load(days: list[dt.date], root: Path, sources: Path, datasets: list[str] | 
         task = prog.add_task("", total=len(days))
         for day in days:
             prog.update(task, description=day.isoformat())
-            run = load_days_direct if engine == "direct" else load_days_dagster
-            results.extend(run([day], root, sources, datasets, received_at))
+            if engine == "direct":
+                results.extend(load_days_direct([day], root, sources, datasets, received_at, workers))
+            else:
+                results.extend(load_days_dagster([day], root, sources, datasets, received_at))
             prog.advance(task)
     return results
 

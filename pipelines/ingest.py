@@ -441,9 +441,19 @@ def _files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
 
 
 def ingest_day(day: dt.date, zones: Zones, sources: SourcesConfig, received_at: str | None = None,
-               datasets: list[str] | None = None) -> list[UnitResult]:
-    """Every dataset for one delivery day (the CLI's and the benchmark's entry point)."""
-    out = []
-    for ds in datasets or sorted(load_contracts()):
-        out.append(ingest_dataset_day(ds, day, zones, sources, received_at, raise_on_failure=False))
-    return out
+               datasets: list[str] | None = None, workers: int = 1) -> list[UnitResult]:
+    """Every dataset for one delivery day (the CLI's and the benchmark's entry point).
+
+    ``workers`` > 1 runs datasets in that many processes (units are independent; the
+    ledger serialises their short transactions).  Results come back in dataset order.
+    """
+    names = list(datasets or sorted(load_contracts()))
+    received_at = received_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if workers <= 1 or len(names) <= 1:
+        return [ingest_dataset_day(ds, day, zones, sources, received_at, raise_on_failure=False) for ds in names]
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = {ds: pool.submit(ingest_dataset_day, ds, day, zones, sources, received_at, False) for ds in names}
+        return [futs[ds].result() for ds in names]

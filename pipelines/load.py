@@ -41,10 +41,10 @@ class LoadRow:
 
 
 def load_days_direct(days: list[dt.date], root: Path, sources: Path, datasets: list[str] | None = None,
-                     received_at: str | None = None) -> list[LoadRow]:
+                     received_at: str | None = None, workers: int = 1) -> list[LoadRow]:
     cfg = SourcesConfig.from_file(sources)
     return [LoadRow.of(r) for day in days
-            for r in ingest_day(day, Zones(root), cfg, received_at=received_at, datasets=datasets)]
+            for r in ingest_day(day, Zones(root), cfg, received_at=received_at, datasets=datasets, workers=workers)]
 
 
 def load_days_dagster(days: list[dt.date], root: Path, sources: Path, datasets: list[str] | None = None,

@@ -264,3 +264,17 @@ def test_dagster_in_process_run_equals_the_direct_call(sources_dir: Path, system
     for ds in ("kontaktgruppe", "sanktion", "uddannelse"):
         part = f"lake/{ds}/leveringsdato={START.isoformat()}"
         assert tree_digest(tmp_path / "zones", part) == tree_digest(loaded, part), ds
+
+
+def test_parallel_workers_give_the_same_lake_and_ledger(systems, loaded: Path, tmp_path: Path) -> None:
+    datasets = ["kontaktgruppe", "sanktion", "ssi_lpr_kontakt"]
+    res = ingest_day(START, Zones(tmp_path), config(systems), received_at=RECEIVED_AT, datasets=datasets,
+                     workers=2)
+    assert [r.dataset for r in res] == datasets and not [f for r in res for f in r.failures]
+    for ds in datasets:
+        part = f"lake/{ds}/leveringsdato={START.isoformat()}"
+        assert tree_digest(tmp_path, part) == tree_digest(loaded, part), ds
+    seq = {(r.key.as_tuple(), r.payload_id, r.rows_read) for r in Ledger(loaded / "ledger.sqlite").rows()
+           if r.key.dataset in datasets and r.key.leveringsdato == START}
+    par = {(r.key.as_tuple(), r.payload_id, r.rows_read) for r in Ledger(tmp_path / "ledger.sqlite").rows()}
+    assert par == seq

@@ -577,6 +577,7 @@ def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
             q.add(None, None, "json", "the page has no 'records' array; no record can be read", text)
             return _Candidates(), Count(0, "JSON page without a 'records' array"), None
         cnt = Count(len(records), "elements of the page's 'records' array")
+        undecodable_page = _SURROGATE.search(text) is not None  # else no value can hold a bad byte
         if page.get("dataset") not in (None, contract.dataset):
             q.add(None, None, "header", f"page is for dataset {page.get('dataset')!r}, not {contract.dataset!r}",
                   text[:2000])
@@ -587,7 +588,7 @@ def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
             if not isinstance(rec, dict):
                 q.add(no, None, "json", f"record is a JSON {type(rec).__name__}, not an object", _dumps(rec)())
                 continue
-            bad = _json_encoding_fields(rec)
+            bad = _json_encoding_fields(rec) if undecodable_page else []
             if bad:
                 for name in bad:
                     q.add(no, name, "encoding", f"{name}: bytes that are not valid UTF-8", _dumps(rec)())

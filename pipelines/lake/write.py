@@ -1,6 +1,7 @@
 """Deterministic, atomic Parquet files for the lake.
 
-Same table in, byte-identical file out: fixed writer options (zstd level 3, fixed row-group
+Same table in, byte-identical file out: fixed writer options (zstd level 3 for large tables, snappy
+for small ones, fixed row-group
 size, Parquet 2.6, statistics on), no schema metadata beyond the Arrow schema itself, and
 no timestamps anywhere (Parquet's footer holds none; ``created_by`` names the library
 version only).  The file appears all at once: temp file in the same directory, fsync,
@@ -24,12 +25,18 @@ COMPRESSION_LEVEL = 3
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+# Below this many rows zstd's per-file setup (~1.2 ms) costs more than it saves: most
+# payloads are one reporter's day of one dataset (tens of rows), so those use snappy.
+ZSTD_MIN_ROWS = 4096
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
-    """The Parquet file of ``table`` as bytes (deterministic)."""
+    """The Parquet file of ``table`` as bytes (deterministic: the codec depends on the rows only)."""
     table = table.replace_schema_metadata(None)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, row_group_size=ROW_GROUP_SIZE, compression=COMPRESSION,
-                   compression_level=COMPRESSION_LEVEL, version="2.6", use_dictionary=True,
+    big = table.num_rows >= ZSTD_MIN_ROWS
+    pq.write_table(table, sink, row_group_size=ROW_GROUP_SIZE, compression=COMPRESSION if big else "snappy",
+                   compression_level=COMPRESSION_LEVEL if big else None, version="2.6", use_dictionary=True,
                    write_statistics=True, store_schema=True)
     return sink.getvalue().to_pybytes()
 
