@@ -1,23 +1,22 @@
 """Deterministic, atomic Parquet files for the lake.
 
-Same table in, byte-identical file out: fixed writer options (zstd level 3 for large tables, snappy
-for small ones, fixed row-group
-size, Parquet 2.6, statistics on), no schema metadata beyond the Arrow schema itself, and
-no timestamps anywhere (Parquet's footer holds none; ``created_by`` names the library
-version only).  The file appears all at once: temp file in the same directory, fsync,
-rename, fsync of the directory.
+Same table in, byte-identical file out: fixed writer options (zstd level 3 for large tables,
+snappy for small ones, fixed row-group size, Parquet 2.6, statistics on), no schema metadata
+beyond the Arrow schema itself, and no timestamps anywhere (Parquet's footer holds none;
+``created_by`` names the library version only).  The file appears all at once
+(:func:`pipelines.fsio.atomic_write`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipelines.fsio import atomic_write
 
 ROW_GROUP_SIZE = 128 * 1024
 COMPRESSION = "zstd"
@@ -41,31 +40,9 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_parquet(table: pa.Table, path: Path | str) -> Path:
     """Write ``table`` to ``path`` deterministically and atomically (replaces an existing file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = parquet_bytes(table)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return atomic_write(path, parquet_bytes(table))
 
 
 def safe_key(name: str) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from pathlib import Path
+
+from pipelines.fsio import atomic_write
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -24,22 +25,6 @@ def payload_id(data: bytes) -> str:
 def safe_name(name: str) -> str:
     """A file-system-safe key for page cursors and remote file names."""
     return _SAFE.sub("_", name).strip("._") or "payload"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file + fsync + rename (+ fsync of the directory): readers and crashes see all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 class LandingStore:

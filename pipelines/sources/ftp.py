@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from pipelines.fsio import fsync_dir
 from pipelines.simulate.channels import FTP_DELIM, FTP_ENCODING, FTP_TRAILER
 
 from .errors import AuthError, SourceError, TrailerError
@@ -212,7 +213,7 @@ class FtpClient:
                                    expected=expected, actual=actual, **ctx)
         _fsync_file(part)
         os.replace(part, final)
-        _fsync_dir(dest_dir)
+        fsync_dir(dest_dir)
         return final
 
 
@@ -309,16 +310,3 @@ def _size(path: Path) -> int:
 def _fsync_file(path: Path) -> None:
     with path.open("rb") as fh:
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
