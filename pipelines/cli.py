@@ -182,7 +182,7 @@ def _print_load(rows) -> None:
     from collections import Counter, defaultdict
 
     agg: dict = defaultdict(lambda: {"payloads": 0, "accepted": 0, "quarantined": 0, "kinds": Counter(),
-                                     "failed": 0})
+                                     "failed": 0, "unknown": 0})
     for r in rows:
         a = agg[(r.channel, r.dataset)]
         a["payloads"] += r.payloads
@@ -190,13 +190,16 @@ def _print_load(rows) -> None:
         a["quarantined"] += r.quarantined
         a["failed"] += len(r.failures)
         a["kinds"].update(r.kinds)
+        a["unknown"] += r.unknown_changes
     t = Table(title="Ingestion: payloads and rows per source and dataset")
-    for col in ("channel", "dataset", "payloads", "accepted", "quarantined", "quarantined by error kind", "failed"):
-        t.add_column(col, justify="right" if col in ("payloads", "accepted", "quarantined", "failed") else "left")
+    numeric = ("payloads", "accepted", "quarantined", "changes of unknown records", "failed")
+    for col in ("channel", "dataset", "payloads", "accepted", "quarantined", "quarantined by error kind",
+                "changes of unknown records", "failed"):
+        t.add_column(col, justify="right" if col in numeric else "left")
     for (ch, ds), a in sorted(agg.items()):
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(a["kinds"].items()))
         t.add_row(ch, ds, f"{a['payloads']:,}", f"{a['accepted']:,}", f"{a['quarantined']:,}", kinds,
-                  str(a["failed"]) if a["failed"] else "")
+                  f"{a['unknown']:,}" if a["unknown"] else "", str(a["failed"]) if a["failed"] else "")
     console.print(t)
     for r in rows:
         for who, err in r.failures:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pipelines.ingest import SourcesConfig, UnitResult, Zones, ingest_day
 
-# the CLI prints its own summary: Dagster's per-step event log only at warning level
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# the CLI prints its own summary (warnings counted there): Dagster's console log only for errors
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @dataclass
@@ -30,6 +30,7 @@ class LoadRow:
     quarantined: int
     kinds: Counter = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    unknown_changes: int = 0  # updates/deletes of records never created (kept, reported)
 
     @classmethod
     def of(cls, r: UnitResult) -> LoadRow:
@@ -37,7 +38,7 @@ class LoadRow:
         for p in r.payloads:
             kinds.update(p.error_kinds)
         return cls(r.channel, r.dataset, r.day, len(r.payloads), r.rows_accepted, r.rows_quarantined, kinds,
-                   list(r.failures))
+                   list(r.failures), sum(len(p.warnings) for p in r.payloads))
 
 
 def load_days_direct(days: list[dt.date], root: Path, sources: Path, datasets: list[str] | None = None,
@@ -71,7 +72,8 @@ def load_days_dagster(days: list[dt.date], root: Path, sources: Path, datasets: 
                 if mats:
                     md = {k: v.value for k, v in mats[-1].metadata.items()}
                     rows.append(LoadRow(c.channel, ds, day, int(md["payloads"]), int(md["rows_accepted"]),
-                                        int(md["rows_quarantined"]), Counter(md["quarantine_by_kind"])))
+                                        int(md["rows_quarantined"]), Counter(md["quarantine_by_kind"]),
+                                        unknown_changes=int(md["unknown_reference_warnings"])))
                 else:
                     errs = [e for e in res.all_events if e.is_step_failure and e.step_key == a.op.name]
                     msg = errs[-1].step_failure_data.error.message.strip() if errs and \
