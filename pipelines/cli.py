@@ -207,6 +207,82 @@ def _print_load(rows) -> None:
 
 
 @app.command()
+def quality(
+    date: str | None = typer.Option(None, "--date", help="Delivery day (YYYY-MM-DD)."),
+    date_from: str | None = typer.Option(None, "--from", help="First delivery day of a range."),
+    date_to: str | None = typer.Option(None, "--to", help="Last delivery day of a range."),
+    root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: lake, dq results, reports."),
+    reports: bool = typer.Option(True, help="Also build the HTML reports."),
+) -> None:
+    """Run every check (GX suites + the contracts' § rules) and publish results and reports."""
+    _quality(_days(date, date_from, date_to), root, reports)
+
+
+def _quality(days: list[dt.date], root: Path, reports: bool = True) -> Path | None:
+    from pipelines.quality.results import publish, run_quality
+
+    t0 = time.perf_counter()
+    with console.status("[bold]quality checks[/] …"):
+        run = run_quality(root, days)
+        db = publish(run, root, days)
+    _print_quality(run)
+    console.print(f"Quality results: {db} (dq_results, dq_timeliness, dq_completeness), "
+                  f"per-record failures: {root / 'dq_failures.parquet'} ({time.perf_counter() - t0:.1f} s)")
+    if reports:
+        from pipelines.quality.report import build_reports
+
+        idx = build_reports(db, root / "reports")
+        console.print(f"Data-quality reports: {idx.index} ({len(idx.kommuner)} kommuner, {len(idx.akasser)} a-kasser)")
+    return db
+
+
+def _print_quality(run) -> None:
+    from collections import defaultdict
+
+    agg: dict = defaultdict(lambda: [0, 0, "", ""])
+    for r in run.results:
+        a = agg[(r["rule_id"], r["paragraph"], r["severity"])]
+        a[0] += r["records_checked"]
+        a[1] += r["records_failed"]
+    t = Table(title="Rules with failures (all reporters)")
+    for col in ("rule", "§", "severity", "checked", "failed"):
+        t.add_column(col, justify="right" if col in ("checked", "failed") else "left")
+    for (rid, para, sev), (checked, failed, _, _) in sorted(agg.items(), key=lambda kv: -kv[1][1]):
+        if failed:
+            t.add_row(rid, para, sev, f"{checked:,}", f"{failed:,}")
+    console.print(t)
+
+
+@app.command()
+def report(
+    kommune: str | None = typer.Option(None, help="Kommunekode, e.g. 101."),
+    akasse: str | None = typer.Option(None, help="A-kassekode, e.g. 067."),
+    root: Path = typer.Option(Path("data/demo/pipeline"), help="Where dq.duckdb and reports/ live."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
+) -> None:
+    """Build (if needed) and print the path of one reporter's data-quality report, or the overview."""
+    from pipelines.quality.report import national, render_reporter
+
+    db = root / "dq.duckdb"
+    if not db.exists():
+        raise typer.BadParameter(f"no quality results at {db}: run `dsdw quality` first")
+    if kommune and akasse:
+        raise typer.BadParameter("give --kommune or --akasse, not both")
+    out = root / "reports"
+    if kommune:
+        page = render_reporter(db, "kommune", kommune, out)
+    elif akasse:
+        page = render_reporter(db, "akasse", akasse, out)
+    else:
+        page = national(db, out)
+    typer.echo(str(page))
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("data/demo"), help="Where sources and outputs go."),
     start: str = typer.Option("2026-10-01"),
@@ -238,6 +314,7 @@ def demo(
     finally:
         systems.stop()
         state.unlink(missing_ok=True)
+    _quality([first + dt.timedelta(days=k) for k in range(days)], root)
     console.print(f"Sources: {src} (ground truth: {src / 'ground_truth.csv'}, {res.defects} defect rows)")
     console.print(f"Landing (raw payloads): {root / 'landing'}")
     console.print(f"Lake (typed Parquet, hive-partitioned): {root / 'lake'}")

@@ -186,6 +186,6 @@ def validate_rules(c: Contract, rec: dict[str, Any]) -> list[Problem]:
                 out.append(Problem(r.id, p["field"], f"{v!r} not allowed here ({r.paragraph})"))
         elif r.kind == "fixed_values":
             for fld, want in (p.get("then") or {}).items():
-                if rec.get(fld) not in (None, "") and str(rec.get(fld)) != str(want):
+                if rec.get(fld) not in (None, "") and str(rec.get(fld)).lower() != str(want).lower():
                     out.append(Problem(r.id, fld, f"{fld} must be {want!r} ({r.paragraph})"))
     return out

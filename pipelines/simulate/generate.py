@@ -72,6 +72,11 @@ DEFECT_KINDS = (
     "invalid_cpr", "unknown_kommunekode", "outside_personkreds", "missing_required", "deadline_breach",
     "duplicate_message", "update_unknown", "bilag1_violation", "bad_encoding",
 )
+# defects whose record ingestion quarantines (it never reaches the lake)
+QUARANTINED_DEFECTS = {"missing_required", "bad_encoding"}
+# a spell's or a group's record may only be late or duplicated: losing it would put the
+# person's later, clean records outside their personkreds
+STATE_DEFECTS = ("deadline_breach", "duplicate_message")
 GROUND_TRUTH_COLUMNS = ["besked_id", "dataset", "channel", "indberetter", "leveringsdato", "defect",
                         "rule_id", "field", "detail"]
 
@@ -145,6 +150,7 @@ class Simulator:
         self.eligible_cache: dict[tuple[str, dt.date], np.ndarray] = {}
         self.defect_kinds = {n: self._applicable_defects(c) for n, c in self.contracts.items()}
         self.defect_turn: dict[str, int] = {}
+        self.last_defect: str | None = None
 
     # ------------------------------------------------------------------ helpers
     def _applicable_defects(self, c: Contract) -> list[str]:
@@ -284,12 +290,15 @@ class Simulator:
     def emit(self, dataset: str, i: int | None, event: dt.date, overrides: dict[str, Any] | None = None,
              change: str = "create", key: str | None = None, version: int = 1, reg: dt.date | None = None,
              defect_ok: bool = True, correctable: bool = True,
-             deliver: dt.date | None = None, referenced: bool = False) -> dict[str, Any] | None:
+             deliver: dt.date | None = None, referenced: bool = False,
+             defects: tuple[str, ...] | None = None) -> dict[str, Any] | None:
         """Build one record for person ``i`` and put it in the outbox of its registration day.
 
         ``deliver`` overrides the delivery day (the first extract carries history
         registered long before it).  ``referenced`` marks a create that later records
-        refer to (so it must not be turned into an update of an unknown record).
+        refer to (so it must not be turned into an update of an unknown record, nor be
+        quarantined); ``defects`` narrows the defect kinds (records that carry a person's
+        state, whose loss would make other clean records look wrong).
         """
         c = self.contracts.get(dataset)
         if c is None:
@@ -305,6 +314,10 @@ class Simulator:
             self.defect_turn[dataset] = turn + 1
             defect = kinds[turn % len(kinds)]
             if defect == "update_unknown" and (referenced or key is not None):
+                defect = None
+            if referenced and defect in QUARANTINED_DEFECTS:
+                defect = None  # a quarantined create would leave its references dangling
+            if defects is not None and defect not in defects:
                 defect = None
         gt: list[tuple[str, str, str]] = []  # rule_id, field, detail
         if defect == "outside_personkreds":
@@ -399,6 +412,7 @@ class Simulator:
                 if prob.rule_id not in have:
                     gt.append((prob.rule_id, prob.field, prob.message))
                     have.add(prob.rule_id)
+        self.last_defect = defect
         pend = Pending(dataset, reporter, full, bad_enc)
         day_out = deliver or reg
         if change == "create" and (referenced or key is not None) and c.record_key:
@@ -503,6 +517,7 @@ class Simulator:
                 self.emit("kontaktgruppe", i, sp.start, {"startdato": sp.start.isoformat(),
                           "slutdato": None, "persongruppe": sp.persongruppe or None},
                           key=sp.spell_id, reg=sp.start, deliver=day, defect_ok=False, correctable=False)
+                self._report_groups(i, sp.start, deliver=day)
                 if sp.kg in JOBSEEKER_KG:
                     rec = self.emit("tilmelding", i, sp.start, {"startdato": sp.start.isoformat()},
                                     reg=sp.start, deliver=day, defect_ok=False, correctable=False)
@@ -528,6 +543,21 @@ class Simulator:
                     self.actions[day + dt.timedelta(days=k)].append(
                         functools.partial(self._held, held_ds, int(i), None, None))
 
+    def _report_groups(self, i: int, start: dt.date, deliver: dt.date | None = None) -> None:
+        """§ 26: the first request (visitationsgruppe, KG 2, 3, 12) or the matchgruppe (KG 4, 5, 7)
+        is registered when the spell starts, so a person's groups are known from the data."""
+        p = self.pop
+        vis, mat = int(p.visitation[i]), int(p.match[i])
+        if not vis and not mat:
+            return
+        ov: dict[str, Any] = {"anledning": "1" if vis else "2"}
+        extra = {"reg": start, "deliver": deliver, "defect_ok": False} if deliver else {"defects": STATE_DEFECTS}
+        rec = self.emit("foerste_henvendelse", i, start, ov, correctable=False, **extra)
+        if rec:
+            for fld, val in (("visitationsgruppe", vis), ("matchgruppe", mat)):
+                if val and rec.get(fld) == str(val):
+                    self.last_reported[(fld, i)] = val
+
     def _log_groups(self, i: int, day: dt.date) -> None:
         p = self.pop
         self.group_log.append((p.cpr[i], day, int(p.kg[i]), int(p.visitation[i]), int(p.match[i])))
@@ -537,13 +567,12 @@ class Simulator:
         self._log_groups(i, s)
         self.emit("kontaktgruppe", i, s, {"startdato": s.isoformat(), "slutdato": None,
                                           "persongruppe": sp.persongruppe or None},
-                  key=sp.spell_id, defect_ok=True, correctable=False)
+                  key=sp.spell_id, defect_ok=True, correctable=False, defects=STATE_DEFECTS)
+        self._report_groups(i, s)
         if sp.kg in JOBSEEKER_KG:
             rec = self.emit("tilmelding", i, s, {"startdato": s.isoformat()}, correctable=False, referenced=True)
             if rec and rec.get("cpr") == self.pop.cpr[i]:
                 self.tilmeldinger[i] = rec.get("tilmelding_id")
-        if sp.kg in (2, 3, 12):
-            self.emit("foerste_henvendelse", i, s)
         if sp.kg == 1 and self.pop.akasse[i] >= 0:
             self.emit("akasse_tilmelding", i, s, {"startdato": s.isoformat()}, correctable=False)
             self.emit("indplacering", i, s)
@@ -651,7 +680,8 @@ class Simulator:
                     self.last_reported[(fld, i)] = cur
         rec = self.emit(dataset, i, day, ov)
         child = f"{dataset}_deltager"
-        if rec and child in self.contracts and self.rng.random() < 0.3:
+        parent_known = self.last_defect not in QUARANTINED_DEFECTS | {"update_unknown"}
+        if rec and parent_known and child in self.contracts and self.rng.random() < 0.3:
             pc = self.contracts[child]
             pkey = pc.parent["key"] if pc.parent else "samtale_id"
             for _ in range(int(self.rng.integers(1, 3))):

@@ -229,6 +229,10 @@ class RecordBuilder:
         self.names = [f.name for f in contract.fields]
         self.conditional = {r.params["field"] for r in self.rules.required_when if "field" in r.params}
         self.sub_kind_field = next((f.name for f in self.fields if f.codelist == "foranstaltningsarter"), None)
+        # references to other records are set by the event specs (a random id would refer to nothing)
+        self.references = {r.params["field"] for r in contract.rules if r.kind == "reference_exists"
+                           and not (r.params.get("dataset") == contract.dataset
+                                    and r.params.get("field") in contract.record_key)}
 
     def build(self, rng: np.random.Generator, ctx: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         """The dataset fields (no envelope) for one record."""
@@ -247,11 +251,14 @@ class RecordBuilder:
             if f.sub_kind and sub_kind is not None and f.sub_kind != sub_kind:
                 rec[f.name] = None
                 continue
-            if f.name in STATE_FIELDS and f.name in ctx:
-                rec[f.name] = ctx[f.name]
+            if f.name in self.references:
+                rec[f.name] = None
                 continue
             if f.name in self.rules.only_changed:
                 rec[f.name] = None  # set by the event spec when the value changed
+                continue
+            if f.name in STATE_FIELDS and f.name in ctx:
+                rec[f.name] = ctx[f.name]
                 continue
             if f.name == self.c.event_time and f.type == "date":
                 rec[f.name] = ctx["event_date"].isoformat()

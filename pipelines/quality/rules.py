@@ -1,0 +1,295 @@
+"""The contracts' own rules (the order's §§) as DuckDB SQL over the lake.
+
+Generic field checks (required, code lists, CPR/CVR) come from the GX suites
+(:mod:`pipelines.quality.gx_sql`); this module evaluates what each contract's
+``rules`` add: deadlines, date windows, conditional requirements, allowed and
+fixed values, references to known records, version order, overlapping spells,
+'report only when changed', and the rules that need the person's state on the
+event date (personkreds, Bilag 1, age) from the kontaktgruppe spells and the
+reported visitations-/matchgrupper.
+
+Each rule yields, per record of the day's partition, whether it applies and
+whether it fails (with a detail naming the values). Records with an invalid
+CPR are not evaluated for person-state rules: the identity check reports them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from pipelines.contracts import REFERENCE_DIR, Contract, Rule, load_contracts
+
+# CPR -> birth date, with the century from digit 7 exactly as python-stdnum's get_birth_date
+_BIRTH = """cast(try_strptime(cast(
+    (CASE WHEN substr({c},7,1) IN ('5','6','7','8') AND cast(substr({c},5,2) AS INT) >= 58 THEN 1800
+          WHEN substr({c},7,1) IN ('0','1','2','3')
+               OR (substr({c},7,1) IN ('4','9') AND cast(substr({c},5,2) AS INT) >= 37) THEN 1900
+          ELSE 2000 END) + cast(substr({c},5,2) AS INT) AS VARCHAR)
+    || substr({c},3,2) || substr({c},1,2), '%Y%m%d') AS DATE)"""
+
+
+def birth_sql(col: str) -> str:
+    return f"(CASE WHEN regexp_full_match({col}, '[0-9]{{10}}') THEN {_BIRTH.format(c=col)} END)"
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """SQL for one rule over relation ``r``: when it applies, when it fails, and why."""
+
+    rule: Rule
+    applies: str
+    fails: str
+    detail: str
+
+
+def _q(v: object) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _when(params: dict, alias: str = "r") -> str:
+    conds = []
+    for k, vals in (params.get("when") or {}).items():
+        vals = vals if isinstance(vals, list) else [vals]
+        conds.append(f"lower(cast({alias}.{k} AS VARCHAR)) IN ({', '.join(_q(str(v).lower()) for v in vals)})")
+    return " AND ".join(conds) if conds else "TRUE"
+
+
+def _ct(params: dict) -> str:
+    ct = params.get("change_type")
+    return f"r.aendringstype = {_q({'create': '1', 'update': '2', 'delete': '3'}[ct])}" if ct else "TRUE"
+
+
+def event_date_sql(c: Contract, alias: str = "r") -> str:
+    f = c.field(c.event_time)
+    if f.type == "date":
+        return f"coalesce({alias}.{c.event_time}, cast({alias}.haendelsestidspunkt AS DATE))"
+    return f"cast({alias}.haendelsestidspunkt AS DATE)"
+
+
+def compile_rule(c: Contract, r: Rule) -> RuleCheck | None:
+    """SQL fragments for one rule, or None for kinds evaluated elsewhere."""
+    p = r.params
+    base = f"{_ct(p)} AND {_when(p)}" if r.kind != "required_when" else _ct(p)
+    if r.kind == "deadline":
+        ev, rg, mx = p["event_field"], p["registration_field"], int(p.get("max_lag_days", 0))
+        lag = f"date_diff('day', cast(r.{ev} AS DATE), cast(r.{rg} AS DATE))"
+        return RuleCheck(r, f"{base} AND r.{ev} IS NOT NULL AND r.{rg} IS NOT NULL", f"{lag} > {mx}",
+                         f"'registered ' || {lag} || ' days after {ev} (max {mx})'")
+    if r.kind == "date_window":
+        f, rel = p["field"], p["relative_to"]
+        lo, hi = int(p.get("min_days", 0)), int(p.get("max_days", 0))
+        d = f"date_diff('day', cast(r.{rel} AS DATE), cast(r.{f} AS DATE))"
+        return RuleCheck(r, f"{base} AND r.{f} IS NOT NULL AND r.{rel} IS NOT NULL", f"{d} NOT BETWEEN {lo} AND {hi}",
+                         f"'{f} is ' || {d} || ' days from {rel} (allowed {lo}..{hi})'")
+    if r.kind == "start_before_end":
+        s, e = p["start_field"], p["end_field"]
+        return RuleCheck(r, f"{base} AND r.{s} IS NOT NULL AND r.{e} IS NOT NULL", f"r.{e} < r.{s}",
+                         f"'{e} ' || r.{e} || ' before {s} ' || r.{s}")
+    if r.kind == "required_when":
+        f = p["field"]
+        empty = f"r.{f} IS NULL" + (f" OR len(r.{f}) = 0" if c.field(f).multi else "")
+        return RuleCheck(r, f"{base} AND {_when(p)}", empty, f"'{f} is required here'")
+    if r.kind == "allowed_values":
+        f = p["field"]
+        conds = []
+        if p.get("values"):
+            conds.append(f"cast(r.{f} AS VARCHAR) NOT IN ({', '.join(_q(v) for v in p['values'])})")
+        if p.get("exclude"):
+            conds.append(f"cast(r.{f} AS VARCHAR) IN ({', '.join(_q(v) for v in p['exclude'])})")
+        return RuleCheck(r, f"{base} AND r.{f} IS NOT NULL", " OR ".join(conds) or "FALSE",
+                         f"'{f} ' || cast(r.{f} AS VARCHAR) || ' not allowed here'")
+    if r.kind == "fixed_values":
+        conds = [f"lower(cast(r.{k} AS VARCHAR)) <> {_q(str(v).lower())}" for k, v in (p.get("then") or {}).items()]
+        nonnull = " AND ".join(f"r.{k} IS NOT NULL" for k in (p.get("then") or {}))
+        return RuleCheck(r, f"{base} AND {nonnull or 'TRUE'}", " OR ".join(conds) or "FALSE",
+                         "'must be ' || " + _q(", ".join(f"{k}={v}" for k, v in (p.get('then') or {}).items())))
+    return None
+
+
+class RuleEngine:
+    """Evaluates every contract rule for one delivery day over the lake (all history known now)."""
+
+    def __init__(self, lake: Path, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.lake = Path(lake)
+        self.con = con or duckdb.connect()
+        self.contracts = load_contracts()
+        self._state_ready = False
+
+    def relation(self, dataset: str, day: dt.date | None = None) -> str | None:
+        part = f"leveringsdato={day.isoformat()}" if day else "*"
+        files = list((self.lake / dataset).glob(f"{part}/*.parquet"))
+        if not files:
+            return None
+        glob = str(self.lake / dataset / part / "*.parquet")
+        return f"read_parquet('{glob}', union_by_name=true)"
+
+    def _state(self) -> None:
+        """Spells and groups as the lake knows them now (latest version of each record)."""
+        if self._state_ready:
+            return
+        kg = self.relation("kontaktgruppe")
+        empty_spells = ("SELECT NULL::VARCHAR cpr, NULL::INT kontaktgruppe, NULL::DATE startdato, NULL::DATE slutdato, "
+                        "NULL::VARCHAR persongruppe, NULL::VARCHAR kontaktgruppe_id WHERE FALSE")
+        spells = empty_spells if kg is None else f"""
+            SELECT cpr, cast(kontaktgruppe AS INT) kontaktgruppe, startdato, slutdato, persongruppe, kontaktgruppe_id
+            FROM (SELECT *, row_number() OVER (PARTITION BY kontaktgruppe_id
+                                               ORDER BY version DESC, registreringstidspunkt DESC) rn FROM {kg})
+            WHERE rn = 1 AND aendringstype <> '3'"""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_spells AS {spells}")
+        parts = []
+        for ds in ("foerste_henvendelse", "samtale"):
+            rel = self.relation(ds)
+            if rel:
+                ev = event_date_sql(self.contracts[ds], "g")
+                parts.append(f"SELECT cpr, {ev} AS dato, cast(visitationsgruppe AS VARCHAR) vis, "
+                             f"cast(matchgruppe AS VARCHAR) mat FROM {rel} g "
+                             f"WHERE visitationsgruppe IS NOT NULL OR matchgruppe IS NOT NULL")
+        groups = " UNION ALL ".join(parts) or \
+            "SELECT NULL::VARCHAR cpr, NULL::DATE dato, NULL::VARCHAR vis, NULL::VARCHAR mat WHERE FALSE"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_groups AS {groups}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_bilag1 AS SELECT * FROM read_csv("
+                         f"'{REFERENCE_DIR / 'bilag1_fravaer.csv'}', all_varchar=true)")
+        self._state_ready = True
+
+    def _person_rule(self, c: Contract, r: Rule) -> RuleCheck | None:
+        """personkreds / bilag1 / age_range: the person's state on the event date."""
+        self._state()
+        ev = event_date_sql(c)
+        valid_cpr = f"{birth_sql('r.cpr')} IS NOT NULL"
+        on_day = f"s.cpr = r.cpr AND s.startdato <= {ev} AND (s.slutdato IS NULL OR {ev} <= s.slutdato)"
+        held = (f"coalesce((SELECT string_agg(DISTINCT cast(s.kontaktgruppe AS VARCHAR), ',') FROM dq_spells s "
+                f"WHERE {on_day}), 'none')")
+        pk = c.personkreds
+        if r.kind == "personkreds":
+            if not pk.kontaktgrupper:
+                return None
+            kgs = ", ".join(str(k) for k in pk.kontaktgrupper)
+            groups = ", ".join(_q(g) for g in pk.person_groups) or "NULL"
+            inside = (f"EXISTS (SELECT 1 FROM dq_spells s WHERE {on_day} AND (s.kontaktgruppe IN ({kgs}) "
+                      f"OR s.persongruppe IN ({groups})))")
+            return RuleCheck(r, valid_cpr, f"NOT {inside}", f"'kontaktgruppe on ' || {ev} || ': ' || {held}")
+        if r.kind == "age_range":
+            lo, hi = r.params.get("min_age", pk.min_age), r.params.get("max_age", pk.max_age)
+            at = r.params.get("at_field")
+            when = f"cast(r.{at} AS DATE)" if at else ev
+            b = birth_sql("r.cpr")
+            age = (f"(date_diff('year', {b}, {when}) - CASE WHEN strftime({when}, '%m%d') < strftime({b}, '%m%d') "
+                   f"THEN 1 ELSE 0 END)")
+            return RuleCheck(r, f"{valid_cpr} AND {when} IS NOT NULL", f"{age} NOT BETWEEN {lo} AND {hi}",
+                             f"'age ' || {age} || ' on ' || {when}")
+        if r.kind == "bilag1":
+            reason = r.params.get("reason_field", "fravaersaarsag")
+            allowed = r.params.get("allowed_reasons")
+            vis = (f"(SELECT g.vis FROM dq_groups g WHERE g.cpr = r.cpr AND g.vis IS NOT NULL AND g.dato <= {ev} "
+                   f"AND g.dato >= s.startdato ORDER BY g.dato DESC LIMIT 1)")
+            mat = vis.replace("g.vis", "g.mat")
+            ok = (f"EXISTS (SELECT 1 FROM dq_spells s JOIN dq_bilag1 b ON cast(b.kontaktgruppe AS INT) = s.kontaktgruppe "
+                  f"WHERE {on_day} AND b.aarsag_kode = cast(r.{reason} AS VARCHAR) AND (coalesce(b.kvalifikator_type, "
+                  f"'none') IN ('', 'none') OR (b.kvalifikator_type = 'visitationsgruppe' AND b.kvalifikator_vaerdi = "
+                  f"{vis}) OR (b.kvalifikator_type = 'matchgruppe' AND b.kvalifikator_vaerdi = {mat})))")
+            if allowed:
+                names = ", ".join(_q(a) for a in allowed)
+                ok = (f"({ok} AND cast(r.{reason} AS VARCHAR) IN (SELECT kode FROM read_csv('"
+                      f"{REFERENCE_DIR / 'fravaersaarsager.csv'}', all_varchar=true) WHERE navn IN ({names}) "
+                      f"OR kode IN ({names})))")
+            return RuleCheck(r, f"{valid_cpr} AND r.{reason} IS NOT NULL", f"NOT {ok}",
+                             f"'reason ' || r.{reason} || ' for kontaktgruppe ' || {held}")
+        return None
+
+    def _history_rule(self, c: Contract, r: Rule) -> RuleCheck | None:
+        """reference_exists / version_increases / only_when_changed / no_overlap: other records."""
+        p = r.params
+        if r.kind == "reference_exists" and p.get("dataset") in self.contracts:
+            target, key, fld = p["dataset"], p.get("key"), p["field"]
+            rel = self.relation(target)
+            own = target == c.dataset and fld in c.record_key
+            applies = "r.aendringstype IN ('2', '3')" if own else f"r.{fld} IS NOT NULL"
+            if rel is None:
+                return RuleCheck(r, applies, "TRUE", f"'{fld} ' || r.{fld} || ' refers to no known {target}'")
+            known = f"r.{fld} IN (SELECT {key} FROM {rel} WHERE aendringstype = '1')"
+            return RuleCheck(r, applies, f"NOT ({known})", f"'{fld} ' || r.{fld} || ' refers to no known {target}'")
+        if r.kind == "version_increases":
+            fld = p["field"]
+            key = c.record_key[0]
+            rel = self.relation(c.dataset)
+            prev = (f"(SELECT max(h.{fld}) FROM {rel} h WHERE h.{key} = r.{key} "
+                    f"AND h.registreringstidspunkt < r.registreringstidspunkt)")
+            return RuleCheck(r, f"r.aendringstype = '2' AND r.{fld} IS NOT NULL", f"r.{fld} <= coalesce({prev}, -1)",
+                             f"'{fld} ' || r.{fld} || ' not above the previous ' || {prev}")
+        if r.kind == "only_when_changed":
+            fld = p["field"]
+            self._state()
+            col = {"visitationsgruppe": "vis", "matchgruppe": "mat"}.get(fld)
+            if col is None:
+                return None
+            ev = event_date_sql(c)
+            prev = (f"(SELECT g.{col} FROM dq_groups g WHERE g.cpr = r.cpr AND g.{col} IS NOT NULL AND "
+                    f"(g.dato < {ev}) ORDER BY g.dato DESC LIMIT 1)")
+            return RuleCheck(r, f"r.aendringstype = '1' AND r.{fld} IS NOT NULL",
+                             f"cast(r.{fld} AS VARCHAR) = {prev}", f"'{fld} ' || r.{fld} || ' unchanged'")
+        if r.kind == "no_overlap":
+            self._state()
+            s, e = p["start_field"], p["end_field"]
+            if c.dataset != "kontaktgruppe":
+                return None
+            # the spell as now known (its latest version), not this record's snapshot: a create
+            # has no end date yet, the update that ends it comes later
+            other = (f"EXISTS (SELECT 1 FROM dq_spells x JOIN dq_spells o ON o.cpr = x.cpr "
+                     f"AND o.kontaktgruppe_id <> x.kontaktgruppe_id WHERE x.kontaktgruppe_id = r.kontaktgruppe_id "
+                     f"AND o.startdato <= coalesce(x.{e}, DATE '9999-12-31') "
+                     f"AND x.{s} <= coalesce(o.slutdato, DATE '9999-12-31'))")
+            return RuleCheck(r, f"r.aendringstype <> '3' AND r.{s} IS NOT NULL", other,
+                             "'overlaps another kontaktgruppe spell of the person'")
+        return None
+
+    def checks(self, c: Contract, kinds: set[str] | None = None) -> list[RuleCheck]:
+        out = []
+        for r in c.rules:
+            if kinds is not None and r.kind not in kinds:
+                continue
+            chk = compile_rule(c, r)
+            if chk is None and r.kind in ("personkreds", "bilag1", "age_range"):
+                chk = self._person_rule(c, r)
+            if chk is None:
+                chk = self._history_rule(c, r)
+            if chk is not None:
+                out.append(chk)
+        return out
+
+    def evaluate(self, dataset: str, day: dt.date, kinds: set[str] | None = None) -> list[dict]:
+        """Per record and rule of the day's partition: rows (rule_id, besked_id, key, ..., failed, detail).
+
+        One scan of the partition for all of the dataset's rules: each rule is three
+        columns (applies, fails, detail) of the same query.
+        """
+        c = self.contracts[dataset]
+        rel = self.relation(dataset, day)
+        if rel is None:
+            return []
+        key = c.record_key[0] if c.record_key else "besked_id"
+        checks = self.checks(c, kinds)
+        if not checks:
+            return []
+        cols = []
+        for k, chk in enumerate(checks):
+            cols.append(f"coalesce({chk.applies}, FALSE) AS a{k}")
+            cols.append(f"coalesce({chk.applies}, FALSE) AND coalesce({chk.fails}, FALSE) AS f{k}")
+            cols.append(f"CASE WHEN coalesce({chk.applies}, FALSE) AND coalesce({chk.fails}, FALSE) "
+                        f"THEN {chk.detail} END AS d{k}")
+        sql = (f"SELECT r._reporter, r.besked_id, cast(r.{key} AS VARCHAR), r._payload_id, r._record_no, "
+               f"{', '.join(cols)} FROM {rel} r")
+        out: list[dict] = []
+        for row in self.con.execute(sql).fetchall():
+            base = {"dataset": dataset, "leveringsdato": day, "reporter": row[0], "besked_id": row[1],
+                    "record_key": row[2], "payload_id": row[3], "record_no": row[4]}
+            for k, chk in enumerate(checks):
+                if row[5 + 3 * k]:
+                    failed = bool(row[6 + 3 * k])
+                    out.append({**base, "rule_id": chk.rule.id, "paragraph": chk.rule.paragraph,
+                                "severity": chk.rule.severity, "failed": failed,
+                                "detail": row[7 + 3 * k] if failed else None})
+        return out
