@@ -15,6 +15,7 @@ import dagster as dg
 from pipelines.assets.ingestion import (
     INGESTION_ASSETS,
     DsdwResource,
+    dq_results,
     drop_sensor,
     ftp_sensor,
     nightly_ingestion,
@@ -29,7 +30,7 @@ def resource() -> DsdwResource:
 
 
 defs = dg.Definitions(
-    assets=INGESTION_ASSETS,
+    assets=[*INGESTION_ASSETS, dq_results],
     jobs=[nightly_ingestion],
     schedules=[nightly_schedule],
     sensors=[ftp_sensor, drop_sensor, portal_sensor],

@@ -27,6 +27,7 @@ class DsdwResource(dg.ConfigurableResource):
     root: str = "data/demo/pipeline"
     sources_file: str = "data/demo/sources.json"
     received_at: str = ""  # logical receive time for reproducible reruns; empty = now
+    error_tolerance: float = 0.01  # share of records that may break error rules before a partition blocks
 
     def zones(self) -> Zones:
         return Zones(Path(self.root))
@@ -50,15 +51,45 @@ def asset_key(dataset: str) -> dg.AssetKey:
     return dg.AssetKey(["lake", dataset])
 
 
+STATE_DATASETS = ("kontaktgruppe", "foerste_henvendelse", "samtale")
+
+
+def state_deps(c: Contract) -> list[str]:
+    """Datasets whose partition must be loaded before this one's checks can judge it:
+    kontaktgruppe spells for personkreds, the reported groups for Bilag 1, referenced records."""
+    deps = set()
+    kinds = {r.kind for r in c.rules}
+    if kinds & {"personkreds", "bilag1", "only_when_changed"}:
+        deps.add("kontaktgruppe")
+    if kinds & {"bilag1", "only_when_changed"}:
+        deps.update(("foerste_henvendelse", "samtale"))
+    for r in c.rules:
+        if r.kind == "reference_exists" and r.params.get("dataset"):
+            deps.add(r.params["dataset"])
+    if c.dataset == "foerste_henvendelse":
+        deps.discard("samtale")  # samtale waits for foerste_henvendelse, not the other way round
+    deps.discard(c.dataset)
+    return sorted(deps)
+
+
 def _make_asset(c: Contract) -> dg.AssetsDefinition:
     @dg.asset(
         key=asset_key(c.dataset),
+        deps=[asset_key(d) for d in state_deps(c)],
         group_name=group_of(c),
         partitions_def=daily,
         description=f"{c.title} ({c.legal_basis}; {c.channel}, {c.channel_paragraph}): raw payloads landed, "
                     f"typed by contract into lake/{c.dataset}, rejected rows in lake/_quarantine.",
         kinds={"parquet"},
         tags={"channel": c.channel, "reporter": c.reporter},
+        check_specs=[
+            dg.AssetCheckSpec("dq_error_rules", asset=asset_key(c.dataset), blocking=True,
+                              description="Error-severity rules of the GX suite and the contract: fails, and "
+                                          "blocks downstream for the partition, when more than the tolerated "
+                                          "share of records break them."),
+            dg.AssetCheckSpec("dq_warn_rules", asset=asset_key(c.dataset),
+                              description="Warning-severity rules: reported, never blocking."),
+        ],
     )
     def _asset(context: dg.AssetExecutionContext, dsdw: DsdwResource) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
@@ -78,7 +109,8 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
         if len(warnings) > 5:
             context.log.warning(f"... and {len(warnings) - 5} more changes of records never created "
                                 f"(the quality checks list them all)")
-        return dg.MaterializeResult(metadata={
+        checks = partition_checks(c, day, dsdw)
+        return dg.MaterializeResult(check_results=checks, metadata={
             "payloads": len(res.payloads),
             "new_payloads": sum(1 for p in res.payloads if p.action != "duplicate"),
             "rows_accepted": res.rows_accepted,
@@ -90,10 +122,64 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
     return _asset
 
 
+def partition_checks(c: Contract, day: dt.date, dsdw: DsdwResource) -> list[dg.AssetCheckResult]:
+    """Every check of the partition: the GX suite and all the contract's rules, judged against
+    what the lake knows (the assets in ``state_deps`` ran first for this partition)."""
+    from pipelines.quality.results import run_quality
+
+    run = run_quality(dsdw.zones().root, [day], [c.dataset])
+    out = []
+    for sev, name in (("error", "dq_error_rules"), ("warn", "dq_warn_rules")):
+        rows = [r for r in run.results if r["severity"] == sev]
+        # the partition's records (every record is checked by the envelope's required-field checks)
+        checked = sum(max((r["records_checked"] for r in run.results if r["reporter"] == rep), default=0)
+                      for rep in {r["reporter"] for r in run.results})
+        by_rule: Counter = Counter()
+        for r in rows:
+            by_rule[f"{r['rule_id']} ({r['paragraph']})"] += r["records_failed"]
+        ids = {r["rule_id"] for r in rows}
+        failed = len({(f["payload_id"], f["record_no"]) for f in run.failures if f["rule_id"] in ids})
+        share = failed / checked if checked else 0.0  # distinct records breaking any rule of this severity
+        passed = sev == "warn" or share <= dsdw.error_tolerance
+        out.append(dg.AssetCheckResult(
+            check_name=name, passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR if sev == "error" else dg.AssetCheckSeverity.WARN,
+            metadata={"records_failed": failed, "records_checked": checked, "failed_share": round(share, 5),
+                      "tolerance": dsdw.error_tolerance,
+                      "by_rule": dg.MetadataValue.json({k: v for k, v in by_rule.most_common() if v})}))
+    return out
+
+
+@dg.asset(
+    key=dg.AssetKey(["quality", "dq_results"]),
+    group_name="quality",
+    partitions_def=daily,
+    deps=[asset_key(n) for n in load_contracts()],
+    description="Every check (GX suites + the contracts' § rules, incl. personkreds and Bilag 1 against the "
+                "kontaktgruppe spells) for the day, published to dq.duckdb, and the HTML reports per kommune "
+                "and a-kasse.",
+    kinds={"duckdb", "html"},
+)
+def dq_results(context: dg.AssetExecutionContext, dsdw: DsdwResource) -> dg.MaterializeResult:
+    from pipelines.quality.report import build_reports
+    from pipelines.quality.results import publish, run_quality
+
+    day = dt.date.fromisoformat(context.partition_key)
+    root = dsdw.zones().root
+    run = run_quality(root, [day])
+    db = publish(run, root, [day])
+    idx = build_reports(db, root / "reports")
+    failed = sum(r["records_failed"] for r in run.results)
+    return dg.MaterializeResult(metadata={
+        "records_failed": failed, "rules_evaluated": len({r["rule_id"] for r in run.results}),
+        "dq_db": str(db), "reports": dg.MetadataValue.path(str(idx.index))})
+
+
 INGESTION_ASSETS = [_make_asset(c) for c in load_contracts().values()]
 
 nightly_ingestion = dg.define_asset_job(
-    "nightly_ingestion", selection=dg.AssetSelection.groups(*sorted({group_of(c) for c in load_contracts().values()})),
+    "nightly_ingestion",
+    selection=dg.AssetSelection.groups(*sorted({group_of(c) for c in load_contracts().values()}), "quality"),
     description="The nightly load: every dataset for yesterday's deliveries.",
 )
 

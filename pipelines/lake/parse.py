@@ -567,7 +567,8 @@ def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
         try:
             page = json.loads(text)
         except json.JSONDecodeError as exc:
-            cut = exc.pos >= len(text.rstrip()) - 1
+            # a page cut in transfer stops mid-value: the error is at its end, or it never closes
+            cut = exc.pos >= len(text.rstrip()) - 1 or not text.rstrip().endswith("}")
             q.add(None, None, "json", f"invalid JSON page: {exc.msg} at line {exc.lineno} column {exc.colno} "
                   f"(character {exc.pos:,} of {len(text):,}){'; the page ends early (truncated)' if cut else ''}"
                   "; no record can be read", text)

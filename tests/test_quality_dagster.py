@@ -1,0 +1,59 @@
+"""Dagster wiring of the quality stage: per-partition asset checks (error ones blocking) and the
+dq_results asset that publishes results and reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.assets.ingestion import INGESTION_ASSETS, DsdwResource, dq_results
+from pipelines.simulate.generate import generate
+from pipelines.simulate.servers import start_sources
+
+DAY = dt.date(2026, 10, 1)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("dqdg")
+    src = base / "sources"
+    generate(src, scale="tiny", start=DAY, days=1, seed=21, defect_rate=0.3)
+    with start_sources(src) as systems:
+        state = base / "sources.json"
+        state.write_text(json.dumps(systems.describe()))
+        yield base, state
+
+
+def _run(base: Path, state: Path, tolerance: float, root: str) -> dg.ExecuteInProcessResult:
+    assets = [a for a in INGESTION_ASSETS if a.key.path[-1] in ("kontaktgruppe", "indkaldelse", "fravaer")]
+    res = DsdwResource(root=str(base / root), sources_file=str(state), error_tolerance=tolerance)
+    return dg.materialize([*assets, dq_results], partition_key=DAY.isoformat(), resources={"dsdw": res},
+                          raise_on_error=False, selection=[*(a.key for a in assets), dq_results.key])
+
+
+def test_partition_checks_report_per_rule_and_block_on_error_rules(env) -> None:
+    base, state = env
+    ok = _run(base, state, tolerance=1.0, root="tolerant")
+    evals = {(e.asset_key.path[-1], e.check_name): e for e in ok.get_asset_check_evaluations()}
+    assert {("indkaldelse", "dq_error_rules"), ("indkaldelse", "dq_warn_rules")} <= set(evals)
+    e = evals[("indkaldelse", "dq_error_rules")]
+    assert e.passed and e.metadata["records_checked"].value > 0
+    assert ok.success
+    assert (base / "tolerant" / "dq.duckdb").exists()
+    assert (base / "tolerant" / "reports" / "index.html").exists()
+    con = duckdb.connect(str(base / "tolerant" / "dq.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM dq_results WHERE leveringsdato = ?", [DAY]).fetchone()[0] > 0
+
+    strict = _run(base, state, tolerance=0.0, root="strict")
+    failed = [e for e in strict.get_asset_check_evaluations() if e.check_name == "dq_error_rules" and not e.passed]
+    assert failed, "with 30 % defects some error rule must fail at zero tolerance"
+    by_rule = failed[0].metadata["by_rule"].value
+    assert any("§" in k for k in by_rule)
+    # a failed blocking check stops the downstream dq_results for the partition
+    mats = strict.get_asset_materialization_events()
+    assert dq_results.key not in {m.asset_key for m in mats}
