@@ -52,7 +52,7 @@ NOT_NULL = "expect_column_values_to_not_be_null"
 IN_SET = "expect_column_values_to_be_in_set"
 MATCH_REGEX = "expect_column_values_to_match_regex"
 GX_SEVERITY = {"error": "critical", "warn": "warning"}  # GX 1.x's own per-expectation severity
-SEVERITY = {"required": "error", "type": "error",  # the brief: structural problems are errors
+SEVERITY = {"required": "error", "type": "error",  # structural problems are errors
             "codelist": "warn", "cpr_valid": "warn", "cvr_valid": "warn"}
 
 
