@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_generate.py
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_dq.py
 
 clean:
 	rm -rf $(VENV) data/demo .pytest_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -213,9 +214,17 @@ def quality(
     date_to: str | None = typer.Option(None, "--to", help="Last delivery day of a range."),
     root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: lake, dq results, reports."),
     reports: bool = typer.Option(True, help="Also build the HTML reports."),
+    data_docs: bool = typer.Option(False, help="Also build GX Data Docs for the last day (GX pandas path)."),
 ) -> None:
     """Run every check (GX suites + the contracts' § rules) and publish results and reports."""
-    _quality(_days(date, date_from, date_to), root, reports)
+    days = _days(date, date_from, date_to)
+    _quality(days, root, reports)
+    if data_docs:
+        from pipelines.quality.datadocs import build_data_docs
+
+        with console.status("[bold]GX Data Docs[/] …"):
+            site = build_data_docs(root, days[-1])
+        console.print(f"GX Data Docs: {site}")
 
 
 def _quality(days: list[dt.date], root: Path, reports: bool = True) -> Path | None:
@@ -223,7 +232,7 @@ def _quality(days: list[dt.date], root: Path, reports: bool = True) -> Path | No
 
     t0 = time.perf_counter()
     with console.status("[bold]quality checks[/] …"):
-        run = run_quality(root, days)
+        run = run_quality(root, days, workers=min(2, os.cpu_count() or 1))
         db = publish(run, root, days)
     _print_quality(run)
     console.print(f"Quality results: {db} (dq_results, dq_timeliness, dq_completeness), "
@@ -289,7 +298,8 @@ def demo(
     days: int = typer.Option(14, min=1),
     seed: int = typer.Option(20261001),
     scale: str = typer.Option("demo"),
-    engine: str = typer.Option("dagster", help="dagster (in-process asset runs) | direct"),
+    engine: str = typer.Option("direct", help="direct (datasets in 2 processes) | dagster (in-process asset "
+                                              "runs with their checks; slower)"),
 ) -> None:
     """Generate a synthetic Denmark, start the local source systems and run the nightly load for each day."""
     from pipelines.simulate.servers import start_sources
@@ -309,7 +319,8 @@ def demo(
             for sub, val in (v.items() if isinstance(v, dict) else [("", v)]):
                 t.add_row(f"{k} {sub}".strip(), str(val))
         console.print(t)
-        loaded = _load([first + dt.timedelta(days=k) for k in range(days)], root, state, None, engine)
+        loaded = _load([first + dt.timedelta(days=k) for k in range(days)], root, state, None, engine,
+                       workers=min(2, os.cpu_count() or 1))
         _print_load(loaded)
     finally:
         systems.stop()

@@ -29,9 +29,10 @@ def env(tmp_path_factory: pytest.TempPathFactory):
         yield base, state
 
 
-def _run(base: Path, state: Path, tolerance: float, root: str) -> dg.ExecuteInProcessResult:
+def _run(base: Path, state: Path, tolerance: float, root: str, min_records: int = 1) -> dg.ExecuteInProcessResult:
     assets = [a for a in INGESTION_ASSETS if a.key.path[-1] in ("kontaktgruppe", "indkaldelse", "fravaer")]
-    res = DsdwResource(root=str(base / root), sources_file=str(state), error_tolerance=tolerance)
+    res = DsdwResource(root=str(base / root), sources_file=str(state), error_tolerance=tolerance,
+                       error_min_records=min_records)
     return dg.materialize([*assets, dq_results], partition_key=DAY.isoformat(), resources={"dsdw": res},
                           raise_on_error=False, selection=[*(a.key for a in assets), dq_results.key])
 

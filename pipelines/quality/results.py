@@ -47,12 +47,44 @@ def _texts(c: Contract) -> dict[str, tuple[str, str]]:
 
 
 def run_quality(root: Path, days: list[dt.date], datasets: list[str] | None = None,
-                today: dt.date | None = None, rule_kinds: set[str] | None = None) -> QualityRun:
+                today: dt.date | None = None, rule_kinds: set[str] | None = None,
+                workers: int = 1) -> QualityRun:
     """Every check of every dataset for the given delivery days, over the lake under ``root``.
 
     ``rule_kinds`` limits the contract rules (e.g. to the single-record kinds, which need
-    no other dataset: what the ingestion asset checks run before the cross-dataset step).
+    no other dataset).  ``workers`` > 1 splits the datasets over that many processes
+    (each reads the lake itself; results are merged in dataset order).
     """
+    names = list(datasets or sorted(load_contracts()))
+    if workers > 1 and len(names) > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        chunks = [names[k::workers] for k in range(workers)]
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            parts = list(pool.map(_run_chunk, [(root, days, ch, today, rule_kinds) for ch in chunks]))
+        merged = QualityRun([], [], [], _completeness(Path(root), days, datasets))
+        for part in parts:
+            merged.results.extend(part.results)
+            merged.failures.extend(part.failures)
+            merged.timeliness.extend(part.timeliness)
+        key = lambda r: (r["dataset"], str(r["leveringsdato"]), r["reporter"], r["rule_id"])  # noqa: E731
+        merged.results.sort(key=key)
+        merged.timeliness.sort(key=lambda r: (*key(r), r["lag_days"]))
+        merged.failures.sort(key=lambda r: (*key(r), r["payload_id"], r["record_no"]))
+        return merged
+    return _run_quality(root, days, names, today, rule_kinds)
+
+
+def _run_chunk(args: tuple) -> QualityRun:
+    root, days, names, today, kinds = args
+    run = _run_quality(root, days, names, today, kinds)
+    run.completeness = []
+    return run
+
+
+def _run_quality(root: Path, days: list[dt.date], datasets: list[str], today: dt.date | None,
+                 rule_kinds: set[str] | None) -> QualityRun:
     from pipelines.quality.gx_sql import run_suite_sql
     from pipelines.quality.suites import load_suite
 
@@ -70,10 +102,9 @@ def run_quality(root: Path, days: list[dt.date], datasets: list[str] | None = No
         key = c.record_key[0] if c.record_key else "besked_id"
         suite = load_suite(ds)
         for day in days:
-            rel = engine.relation(ds, day)
-            if rel is None:
+            if engine.load_day(ds, day) is None:
                 continue
-            for res in run_suite_sql(suite, con, rel, key, today=today):
+            for res in run_suite_sql(suite, con, "dq_day", key, today=today):
                 for rc in res.reporters:
                     results.append({"leveringsdato": day, "reporter": rc.reporter, "reporter_kind": kind,
                                     "dataset": ds, "rule_id": res.rule_id, "paragraph": res.paragraph,
@@ -103,7 +134,7 @@ def run_quality(root: Path, days: list[dt.date], datasets: list[str] | None = No
                                 "rule_id": rid, "paragraph": para, "severity": sev, "text_da": da, "text_en": en,
                                 "records_checked": a["checked"], "records_failed": a["failed"],
                                 "sample_keys": sorted(a["keys"])[:5]})
-            timeliness.extend(_timeliness(con, c, rel, day))
+            timeliness.extend(_timeliness(con, c, "dq_day", day))
     completeness = _completeness(Path(root), days, datasets)
     return QualityRun(results, failures, timeliness, completeness)
 

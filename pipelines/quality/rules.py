@@ -118,6 +118,8 @@ class RuleEngine:
         self.con = con or duckdb.connect()
         self.contracts = load_contracts()
         self._state_ready = False
+        self._hist: dict[str, str | None] = {}
+        self._day: tuple[str, dt.date] | None = None
 
     def relation(self, dataset: str, day: dt.date | None = None) -> str | None:
         part = f"leveringsdato={day.isoformat()}" if day else "*"
@@ -131,7 +133,7 @@ class RuleEngine:
         """Spells and groups as the lake knows them now (latest version of each record)."""
         if self._state_ready:
             return
-        kg = self.relation("kontaktgruppe")
+        kg = self.history("kontaktgruppe")
         empty_spells = ("SELECT NULL::VARCHAR cpr, NULL::INT kontaktgruppe, NULL::DATE startdato, NULL::DATE slutdato, "
                         "NULL::VARCHAR persongruppe, NULL::VARCHAR kontaktgruppe_id WHERE FALSE")
         spells = empty_spells if kg is None else f"""
@@ -142,7 +144,7 @@ class RuleEngine:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_spells AS {spells}")
         parts = []
         for ds in ("foerste_henvendelse", "samtale"):
-            rel = self.relation(ds)
+            rel = self.history(ds)
             if rel:
                 ev = event_date_sql(self.contracts[ds], "g")
                 parts.append(f"SELECT cpr, {ev} AS dato, cast(visitationsgruppe AS VARCHAR) vis, "
@@ -154,6 +156,18 @@ class RuleEngine:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_bilag1 AS SELECT * FROM read_csv("
                          f"'{REFERENCE_DIR / 'bilag1_fravaer.csv'}', all_varchar=true)")
         self._state_ready = True
+
+    def history(self, dataset: str) -> str | None:
+        """The dataset's whole lake history as a temp table (read once per engine, not per rule)."""
+        name = f"dq_hist_{dataset}"
+        if name not in self._hist:
+            rel = self.relation(dataset)
+            if rel is None:
+                self._hist[name] = None
+            else:
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {rel}")
+                self._hist[name] = name
+        return self._hist[name]
 
     def _person_rule(self, c: Contract, r: Rule) -> RuleCheck | None:
         """personkreds / bilag1 / age_range: the person's state on the event date."""
@@ -205,7 +219,7 @@ class RuleEngine:
         p = r.params
         if r.kind == "reference_exists" and p.get("dataset") in self.contracts:
             target, key, fld = p["dataset"], p.get("key"), p["field"]
-            rel = self.relation(target)
+            rel = self.history(target)
             own = target == c.dataset and fld in c.record_key
             applies = "r.aendringstype IN ('2', '3')" if own else f"r.{fld} IS NOT NULL"
             if rel is None:
@@ -215,7 +229,7 @@ class RuleEngine:
         if r.kind == "version_increases":
             fld = p["field"]
             key = c.record_key[0]
-            rel = self.relation(c.dataset)
+            rel = self.history(c.dataset)
             prev = (f"(SELECT max(h.{fld}) FROM {rel} h WHERE h.{key} = r.{key} "
                     f"AND h.registreringstidspunkt < r.registreringstidspunkt)")
             return RuleCheck(r, f"r.aendringstype = '2' AND r.{fld} IS NOT NULL", f"r.{fld} <= coalesce({prev}, -1)",
@@ -260,6 +274,15 @@ class RuleEngine:
                 out.append(chk)
         return out
 
+    def load_day(self, dataset: str, day: dt.date) -> str | None:
+        """The day's partition as temp table ``dq_day`` (one read for suites and rules)."""
+        rel = self.relation(dataset, day)
+        if rel is None:
+            return None
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_day AS SELECT * FROM {rel}")
+        self._day = (dataset, day)
+        return "dq_day"
+
     def evaluate(self, dataset: str, day: dt.date, kinds: set[str] | None = None) -> list[dict]:
         """Per record and rule of the day's partition: rows (rule_id, besked_id, key, ..., failed, detail).
 
@@ -280,8 +303,10 @@ class RuleEngine:
             cols.append(f"coalesce({chk.applies}, FALSE) AND coalesce({chk.fails}, FALSE) AS f{k}")
             cols.append(f"CASE WHEN coalesce({chk.applies}, FALSE) AND coalesce({chk.fails}, FALSE) "
                         f"THEN {chk.detail} END AS d{k}")
+        if self._day != (dataset, day):
+            self.load_day(dataset, day)
         sql = (f"SELECT r._reporter, r.besked_id, cast(r.{key} AS VARCHAR), r._payload_id, r._record_no, "
-               f"{', '.join(cols)} FROM {rel} r")
+               f"{', '.join(cols)} FROM dq_day r")
         out: list[dict] = []
         for row in self.con.execute(sql).fetchall():
             base = {"dataset": dataset, "leveringsdato": day, "reporter": row[0], "besked_id": row[1],
