@@ -121,7 +121,9 @@ def main() -> None:
         payloads = sum(len(r.payloads) for r in results)
         failures = [f for r in results for f in r.failures]
         t = time.perf_counter()
-        rows_dg = load_days_dagster([day], work / "dagster", state, None, received)
+        # tolerance 1.0: only the last day is loaded, so changes of day-1 records fail their reference
+        # rule (a real finding, which would block); the overhead measurement needs every asset to run
+        rows_dg = load_days_dagster([day], work / "dagster", state, None, received, error_tolerance=1.0)
         dagster_s = time.perf_counter() - t
     finally:
         server.send_signal(signal.SIGTERM)

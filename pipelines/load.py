@@ -49,7 +49,7 @@ def load_days_direct(days: list[dt.date], root: Path, sources: Path, datasets: l
 
 
 def load_days_dagster(days: list[dt.date], root: Path, sources: Path, datasets: list[str] | None = None,
-                      received_at: str | None = None) -> list[LoadRow]:
+                      received_at: str | None = None, error_tolerance: float | None = None) -> list[LoadRow]:
     """Materialise the ingestion assets for each day in-process (as the nightly job would)."""
     import dagster as dg
 
@@ -60,7 +60,8 @@ def load_days_dagster(days: list[dt.date], root: Path, sources: Path, datasets: 
     wanted = set(datasets or contracts)
     assets = [a for a in INGESTION_ASSETS if a.key.path[-1] in wanted]
     rows: list[LoadRow] = []
-    resource = DsdwResource(root=str(root), sources_file=str(sources), received_at=received_at or "")
+    extra = {} if error_tolerance is None else {"error_tolerance": error_tolerance}
+    resource = DsdwResource(root=str(root), sources_file=str(sources), received_at=received_at or "", **extra)
     with dg.DagsterInstance.ephemeral() as instance:
         for day in days:
             res = dg.materialize(assets, partition_key=day.isoformat(), resources={"dsdw": resource},
