@@ -29,7 +29,6 @@ import pyarrow.compute as pc
 
 from pipelines.contracts import Contract, codelist_codes, get_contract, load_contracts
 from pipelines.landing import LandingStore, Ledger, PayloadKey
-from pipelines.landing.store import safe_name
 
 CHANNEL_EXT = {"webservice": ".json", "ftp": ".csv", "portal": ".csv", "filedrop": ".dat"}
 
@@ -138,13 +137,6 @@ class IngestionFailed(RuntimeError):
         self.result = result
 
 
-def lake_paths(lake: Path, dataset: str, day: dt.date, reporter: str, source_name: str) -> tuple[Path, Path]:
-    key = f"{safe_name(reporter)}__{safe_name(source_name)}"
-    part = f"leveringsdato={day.isoformat()}"
-    return (lake / dataset / part / f"{key}.parquet",
-            lake / "_quarantine" / part / f"{dataset}__{key}.parquet")
-
-
 def _quarantine_rows(base: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**base, **r} for r in rows]
 
@@ -153,7 +145,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
                  received_at: str, cursor: tuple[str | None, int, bool] | None = None) -> PayloadOutcome:
     """Land, register, parse, reconcile and write one payload (idempotent)."""
     from pipelines.lake.parse import QUARANTINE_SCHEMA, parse_payload, reconcile
-    from pipelines.lake.write import write_parquet
+    from pipelines.lake.write import lake_path, quarantine_path, write_parquet
 
     pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext)
     sha = hashlib.sha256(data).hexdigest()
@@ -174,8 +166,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
                                   "reporter": key.reporter, "leveringsdato": key.leveringsdato}, dup_rows),
                 schema=QUARANTINE_SCHEMA)])
         out.warnings = _unknown_references(ledger, contract, accepted, pid)
-        lake_file, q_file = lake_paths(zones.lake, contract.dataset, key.leveringsdato, key.reporter,
-                                       key.source_name)
+        lake_file = lake_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, key.source_name)
+        q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, key.source_name)
         write_parquet(accepted, lake_file)
         if quarantine.num_rows:
             write_parquet(quarantine, q_file)

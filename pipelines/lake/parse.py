@@ -297,6 +297,22 @@ def _delimiter_hint(line: str, expected: list[str], fmt: WireFormat) -> str:
     return ""
 
 
+def _encoding_or_width_problem(q: _Quarantine, no: int, raw: str, fields: list[str], expected: list[str],
+                               order: list[int] | None, fmt: WireFormat, enc_check: Any, ncols: int,
+                               hint: str = "") -> bool:
+    """Quarantine a delimited record whose bytes or field count are wrong; True if it was."""
+    if enc_check is not None:
+        problems = _encoding_problems(raw, fields, _payload_names(expected, order), fmt, enc_check)
+        if problems:
+            for fld, why in problems:
+                q.add(no, fld, "encoding", f"{why}; the {fmt.name} format declares {fmt.label}", raw)
+            return True
+    if len(fields) != ncols:
+        q.add(no, None, "column_count", f"{len(fields)} field(s), the contract has {ncols}{hint}", raw)
+        return True
+    return False
+
+
 def _parse_delimited(data: bytes, contract: Contract, fmt: WireFormat,
                      q: _Quarantine) -> tuple[_Candidates, Count, int | None]:
     delim, quote = fmt.delimiter or "", fmt.quote
@@ -333,14 +349,7 @@ def _parse_delimited(data: bytes, contract: Contract, fmt: WireFormat,
                    else "the last record has no line end: the payload ends mid-record")
             q.add(no, None, "truncated", why, raw)
             continue
-        if enc_check is not None:
-            problems = _encoding_problems(raw, fields, _payload_names(expected, order), fmt, enc_check)
-            if problems:
-                for fld, why in problems:
-                    q.add(no, fld, "encoding", f"{why}; the {fmt.name} format declares {fmt.label}", raw)
-                continue
-        if len(fields) != ncols:
-            q.add(no, None, "column_count", f"{len(fields)} field(s), the contract has {ncols}{hint}", raw)
+        if _encoding_or_width_problem(q, no, raw, fields, expected, order, fmt, enc_check, ncols, hint):
             continue
         if raw in header_lines or fields == expected:
             q.add(no, None, "header", "a header line again inside the data (duplicated header)", raw)
@@ -522,14 +531,7 @@ def _parse_ssi(data: bytes, contract: Contract, fmt: WireFormat,
         if no == last_no and trailer is None and not last_terminated and records[-1][0] == raw:
             q.add(no, None, "truncated", "the last record has no line end: the payload ends mid-record", raw)
             continue
-        if enc_check is not None:
-            problems = _encoding_problems(raw, values, _payload_names(expected, order), fmt, enc_check)
-            if problems:
-                for fld, why in problems:
-                    q.add(no, fld, "encoding", f"{why}; the {fmt.name} format declares {fmt.label}", raw)
-                continue
-        if len(values) != ncols:
-            q.add(no, None, "column_count", f"{len(values)} field(s), the contract has {ncols}", raw)
+        if _encoding_or_width_problem(q, no, raw, values, expected, order, fmt, enc_check, ncols):
             continue
         if not header_ok or order is None:
             q.add(no, None, "header", "the payload's header or column record does not match the contract: "

@@ -10,18 +10,17 @@ beyond the Arrow schema itself, and no timestamps anywhere (Parquet's footer hol
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.fsio import atomic_write
+from pipelines.landing.store import safe_name
 
 ROW_GROUP_SIZE = 128 * 1024
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 # Below this many rows zstd's per-file setup (~1.2 ms) costs more than it saves: most
@@ -45,19 +44,14 @@ def write_parquet(table: pa.Table, path: Path | str) -> Path:
     return atomic_write(path, parquet_bytes(table))
 
 
-def safe_key(name: str) -> str:
-    """A file-system-safe name part (reporter, page cursor, remote file name)."""
-    return _SAFE.sub("_", name).strip("._") or "payload"
-
-
 def lake_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str, source_key: str) -> Path:
     """``<root>/lake/<dataset>/leveringsdato=YYYY-MM-DD/<reporter>__<source_key>.parquet``."""
     return (Path(root) / "lake" / dataset / f"leveringsdato={leveringsdato.isoformat()}"
-            / f"{safe_key(reporter)}__{safe_key(source_key)}.parquet")
+            / f"{safe_name(reporter)}__{safe_name(source_key)}.parquet")
 
 
 def quarantine_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str,
                     source_key: str) -> Path:
     """``<root>/lake/_quarantine/leveringsdato=YYYY-MM-DD/<dataset>__<reporter>__<source_key>.parquet``."""
     return (Path(root) / "lake" / "_quarantine" / f"leveringsdato={leveringsdato.isoformat()}"
-            / f"{dataset}__{safe_key(reporter)}__{safe_key(source_key)}.parquet")
+            / f"{dataset}__{safe_name(reporter)}__{safe_name(source_key)}.parquet")
