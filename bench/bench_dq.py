@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 
+from bench.machine import machine_info  # noqa: E402
 from pipelines.contracts import load_contracts  # noqa: E402
 from pipelines.quality.gx_sql import run_suite_gx_pandas, run_suite_sql  # noqa: E402
 from pipelines.quality.suites import load_suite  # noqa: E402
@@ -125,9 +125,7 @@ def main() -> None:
         result = {
             "benchmark": "dq_generic_checks", "scale": args.scale, "day": day,
             "root": str(root) if args.root else None,
-            "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                        "cpus": os.cpu_count(), "duckdb": duckdb.__version__,
-                        "great_expectations": _gx_version()},
+            "machine": machine_info(duckdb=duckdb.__version__, great_expectations=_gx_version()),
             "generate_seconds": None if gen_s is None else round(gen_s, 2),
             "ingest_seconds": None if ingest_s is None else round(ingest_s, 2),
             "partitions": len(parts), "rows_checked": total_rows, "expectations": n_exp,

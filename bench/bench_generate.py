@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import resource
 import shutil
 import sys
@@ -29,16 +27,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import machine_info  # noqa: E402
 from pipelines.simulate import channels  # noqa: E402
 from pipelines.simulate.generate import Simulator, prepare_out  # noqa: E402
 from pipelines.simulate.scales import SCALES  # noqa: E402
 
 
 def machine() -> dict:
-    return {
-        "platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-        "numpy": np.__version__, "processor": platform.processor() or platform.machine(),
-    }
+    return machine_info(numpy=np.__version__)
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 
+from bench.machine import machine_info  # noqa: E402
 from pipelines.contracts import load_contracts  # noqa: E402
 from pipelines.ingest import SourcesConfig, Zones, ingest_day  # noqa: E402
 from pipelines.load import load_days_dagster  # noqa: E402
@@ -133,8 +133,7 @@ def main() -> None:
     raw_rps = raw_rows / raw_s
     result = {
         "benchmark": "ingest", "scale": meta["scale"], "persons": meta["persons"], "day": day.isoformat(),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "duckdb": duckdb.__version__},
+        "machine": machine_info(duckdb=duckdb.__version__),
         "generate_seconds": gen_s, "payloads": payloads, "rows_accepted": accepted,
         "rows_quarantined": quarantined, "failures": len(failures),
         "ingest_direct_sequential_seconds": round(ingest_seq_s, 2),

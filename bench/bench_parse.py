@@ -23,8 +23,6 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -37,6 +35,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import machine_info  # noqa: E402
 from pipelines.contracts import load_contracts  # noqa: E402
 from pipelines.lake import parse_payload, reconcile, write_parquet  # noqa: E402
 from pipelines.lake.formats import LATIN1, wire_format  # noqa: E402
@@ -49,9 +48,7 @@ CONTRACTS = load_contracts()
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "duckdb": duckdb.__version__, "pyarrow": pa.__version__,
-            "processor": platform.processor() or platform.machine()}
+    return machine_info(duckdb=duckdb.__version__, pyarrow=pa.__version__)
 
 
 def csv_payloads(data_dir: Path) -> list[dict]:
