@@ -19,6 +19,11 @@ app = typer.Typer(help="dsdw: statistical data warehouse for the Danish employme
 sources_app = typer.Typer(help="The simulated source systems (webservice, FTP, portal export, file drops).",
                           no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+warehouse_app = typer.Typer(help="The pseudonymised DuckDB warehouse (star schema, bitemporal facts, marts).",
+                            no_args_is_help=True)
+app.add_typer(warehouse_app, name="warehouse")
+keys_app = typer.Typer(help="Keys of the restricted zone (pseudonym, restricted database).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 # a pipe or CI log gets wide tables instead of 80 columns of truncated names
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -291,6 +296,94 @@ def report(
         webbrowser.open(page.resolve().as_uri())
 
 
+@keys_app.command("init")
+def keys_init() -> None:
+    """Create the pseudonym and restricted-database keys (0600, outside the repo) unless they exist."""
+    from pipelines.warehouse.keys import KEY_ENV, ensure_key
+
+    for name in KEY_ENV:
+        path = ensure_key(name)
+        console.print(f"{name} key: {KEY_ENV[name]} if set, else {path}")
+
+
+@warehouse_app.command("generate")
+def warehouse_generate() -> None:
+    """Regenerate the staging and fact models from the contracts (commit the result)."""
+    from pipelines.warehouse.generate import write_generated
+
+    written = write_generated()
+    console.print(f"{len(written)} model file(s) changed" + "".join(f"\n  {p}" for p in written))
+
+
+@warehouse_app.command("load")
+def warehouse_load_cmd(
+    date: str | None = typer.Option(None, "--date", help="Load date (transaction date) YYYY-MM-DD."),
+    date_from: str | None = typer.Option(None, "--from", help="First load date of a replay."),
+    date_to: str | None = typer.Option(None, "--to", help="Last load date of a replay."),
+    root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: lake, ledger, warehouse."),
+) -> None:
+    """Load what is new in the lake into the warehouse, one nightly load per date, and publish it."""
+    _warehouse(_days(date, date_from, date_to), root)
+
+
+def _warehouse(days: list[dt.date], root: Path) -> None:
+    from pipelines.warehouse.build import load_warehouse
+
+    t = Table(title=f"Warehouse loads into {root / 'warehouse.duckdb'}")
+    for col in ("load date", "payloads", "rows staged", "dedup", "retracted", "persons", "months", "seconds"):
+        t.add_column(col, justify="right")
+    for d in days:
+        r = load_warehouse(root, d)
+        t.add_row(d.isoformat(), str(r.payloads), str(sum(r.rows_staged.values())), str(r.rows_deduplicated),
+                  str(r.retracted), str(r.affected_persons), str(r.affected_maaneder), f"{r.seconds:.1f}")
+    console.print(t)
+
+
+@warehouse_app.command("check")
+def warehouse_check(root: Path = typer.Option(Path("data/demo/pipeline"))) -> None:
+    """dbt-style tests on the published warehouse (keys, foreign keys, spells, reconciliation)."""
+    import duckdb
+
+    from pipelines.warehouse.build import published_path
+    from pipelines.warehouse.checks import run_checks
+
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    res = run_checks(con)
+    t = Table(title=f"{len(res)} checks")
+    for col in ("check", "severity", "rows", "examples"):
+        t.add_column(col)
+    for r in res:
+        if not r.passed:
+            t.add_row(r.name, r.severity, str(r.failures), ", ".join(map(str, r.examples)))
+    console.print(t if any(not r.passed for r in res) else f"all {len(res)} checks passed")
+    if any(not r.passed and r.severity == "error" for r in res):
+        raise typer.Exit(1)
+
+
+def _print_demo_stats(root: Path, month: dt.date) -> None:
+    """Fuldtidspersoner by region for the demo month, from the published (suppressed) mart."""
+    import duckdb
+
+    from pipelines.warehouse.build import published_path
+
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        rows = con.execute("""
+            SELECT geo_navn, ydelsesgruppe, antal_personer, fuldtidspersoner
+            FROM mart_ydelser_publiceret
+            WHERE periode_type = 'maaned' AND periode_start = ? AND geo_niveau IN ('region', 'land')
+              AND ydelsesgruppe IN ('dagpenge', 'kontanthjaelp', 'sygedagpenge', 'i_alt')
+            ORDER BY geo_niveau = 'land', geo_navn, ydelsesgruppe""", [month]).fetchall()
+    finally:
+        con.close()
+    t = Table(title=f"Fuldtidspersoner by region, {month:%B %Y} (counts < 5 suppressed; see docs/statistics.md)")
+    for col in ("region", "ydelsesgruppe", "antal personer", "fuldtidspersoner"):
+        t.add_column(col, justify="right" if col != "region" else "left")
+    for geo, yg, n, f in rows:
+        t.add_row(str(geo), yg, "-" if n is None else str(n), "-" if f is None else f"{f:,.1f}")
+    console.print(t)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("data/demo"), help="Where sources and outputs go."),
@@ -326,11 +419,20 @@ def demo(
         systems.stop()
         state.unlink(missing_ok=True)
     _quality([first + dt.timedelta(days=k) for k in range(days)], root)
+    from pipelines.warehouse.keys import ensure_key
+
+    for name in ("pseudonym", "restricted"):
+        ensure_key(name)
+    _warehouse([first + dt.timedelta(days=k) for k in range(days)], root)
+    _print_demo_stats(root, first.replace(day=1))
     console.print(f"Sources: {src} (ground truth: {src / 'ground_truth.csv'}, {res.defects} defect rows)")
     console.print(f"Landing (raw payloads): {root / 'landing'}")
     console.print(f"Lake (typed Parquet, hive-partitioned): {root / 'lake'}")
     console.print(f"Quarantine (rejected rows with reasons): {root / 'lake' / '_quarantine'}")
     console.print(f"File ledger (SQLite): {root / 'ledger.sqlite'}")
+    console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
+                  f"(try: dsdw sql --root {root} \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
+    console.print(f"Restricted database (sealed, AES-256-GCM): {root / 'restricted' / 'restricted.duckdb.sealed'}")
     if any(r.failures for r in loaded):
         raise typer.Exit(1)
 

@@ -4,6 +4,7 @@ Assets are thin wrappers over plain functions in ``pipelines/``; the CLI, the
 tests and the benchmarks call the same functions without Dagster.
 Environment: ``DSDW_ROOT`` (zones: landing, lake, ledger) and ``DSDW_SOURCES``
 (the source systems' description written by ``dsdw sources serve --state-file``).
+The warehouse load runs after the nightly ingestion (sensor ``warehouse_after_ingestion``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pipelines.assets.ingestion import (
     nightly_schedule,
     portal_sensor,
 )
+from pipelines.assets.warehouse import nightly_warehouse, warehouse_after_ingestion, warehouse_load
 
 
 def resource() -> DsdwResource:
@@ -30,9 +32,9 @@ def resource() -> DsdwResource:
 
 
 defs = dg.Definitions(
-    assets=[*INGESTION_ASSETS, dq_results],
-    jobs=[nightly_ingestion],
+    assets=[*INGESTION_ASSETS, dq_results, warehouse_load],
+    jobs=[nightly_ingestion, nightly_warehouse],
     schedules=[nightly_schedule],
-    sensors=[ftp_sensor, drop_sensor, portal_sensor],
+    sensors=[ftp_sensor, drop_sensor, portal_sensor, warehouse_after_ingestion],
     resources={"dsdw": resource()},
 )

@@ -1,0 +1,112 @@
+"""Dagster assets for the warehouse: every SQL model is an asset, loaded by one writer step.
+
+All models of a nightly load run in one step (a multi-asset) because DuckDB has
+one writer per database and the load publishes the analysts' database by one
+atomic swap at its end; the per-model assets still show the lineage from each
+lake dataset to every fact, dimension and mart, with per-model metadata.  The
+dbt-style tests run as asset checks on the published database.
+"""
+
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.assets.ingestion import DsdwResource, asset_key, daily, nightly_ingestion
+from pipelines.warehouse.models import Model, build_order, load_models
+
+PUBLISHED = dg.AssetKey(["warehouse", "warehouse_duckdb"])
+CHECK_KINDS = {
+    "unique": "Keys unique: hand-written models' keys, one current version per record, one fact row per message.",
+    "foreign_key": "Codes in the facts resolve in their dimensions (warns: unknown codes are kept as received "
+                   "and reported by the quality rules).",
+    "no_overlap": "Spells of one person do not overlap where the contract forbids it (e.g. § 16, stk. 6).",
+    "reconcile": "Accepted lake rows = staged rows + counted duplicates; fact rows = staged rows of all loads.",
+}
+
+
+def model_key(m: Model) -> dg.AssetKey:
+    return dg.AssetKey(["warehouse", m.name])
+
+
+def _specs() -> list[dg.AssetSpec]:
+    models = load_models()
+    specs = []
+    for m in build_order(models):
+        deps: list[dg.AssetKey] = [model_key(models[d]) for d in m.depends_on]
+        if m.materialization == "increment":
+            deps.append(asset_key(m.name.split("__", 1)[1]))
+        specs.append(dg.AssetSpec(
+            key=model_key(m), deps=deps, group_name=f"warehouse_{m.layer}",
+            description=f"{m.grain}" + (f" ({m.header.get('legal basis')})" if m.header.get("legal basis") else ""),
+            kinds={"duckdb"}, metadata={"materialization": m.materialization, "database": m.database,
+                                        "keys": ", ".join(m.keys), "sql": str(m.path)},
+            skippable=False))
+    specs.append(dg.AssetSpec(
+        key=PUBLISHED, deps=[s.key for s in specs] + [dg.AssetKey(["quality", "dq_results"])],
+        group_name="warehouse", kinds={"duckdb"},
+        description="The analysts' warehouse.duckdb (pseudonymised; published by atomic swap after each load), "
+                    "with the quality results attached in schema dq."))
+    return specs
+
+
+@dg.multi_asset(
+    name="warehouse_load",
+    specs=_specs(),
+    partitions_def=daily,
+    check_specs=[dg.AssetCheckSpec(k, asset=PUBLISHED, description=d) for k, d in CHECK_KINDS.items()],
+    can_subset=False,
+)
+def warehouse_load(context: dg.AssetExecutionContext, dsdw: DsdwResource):
+    """Load the lake's new payloads up to the partition day into the warehouse and publish it."""
+    import duckdb
+
+    from pipelines.warehouse.build import load_warehouse
+    from pipelines.warehouse.checks import run_checks
+
+    day = dt.date.fromisoformat(context.partition_key)
+    root = Path(dsdw.root)
+    res = load_warehouse(root, day)
+    models = load_models()
+    for m in build_order(models):
+        yield dg.MaterializeResult(asset_key=model_key(m), metadata={
+            "seconds": round(res.model_seconds.get(m.name, 0.0), 3),
+            "rows": res.model_rows.get(m.name, -1),
+        })
+    yield dg.MaterializeResult(asset_key=PUBLISHED, metadata={
+        "path": dg.MetadataValue.path(str(res.published)), "load_id": res.load_id,
+        "payloads": res.payloads, "rows_staged": sum(res.rows_staged.values()),
+        "rows_deduplicated": res.rows_deduplicated, "retracted_payloads": res.retracted,
+        "affected_persons": res.affected_persons, "affected_months": res.affected_maaneder,
+        "seconds": round(res.seconds, 2), "publish_seconds": round(res.publish_seconds, 2)})
+    con = duckdb.connect(str(res.published), read_only=True)
+    try:
+        results = run_checks(con)
+    finally:
+        con.close()
+    for kind in CHECK_KINDS:
+        mine = [r for r in results if r.kind == kind]
+        bad = [r for r in mine if not r.passed]
+        sev = dg.AssetCheckSeverity.WARN if kind == "foreign_key" else dg.AssetCheckSeverity.ERROR
+        yield dg.AssetCheckResult(
+            asset_key=PUBLISHED, check_name=kind, passed=not bad, severity=sev,
+            metadata={"checks": len(mine), "failed": dg.MetadataValue.json(
+                [{"check": r.name, "rule": r.rule, "rows": r.failures, "examples": [list(map(str, e)) for e in r.examples]}
+                 for r in bad])})
+
+
+nightly_warehouse = dg.define_asset_job(
+    "nightly_warehouse", selection=dg.AssetSelection.assets(warehouse_load),
+    description="The warehouse load after the day's ingestion and quality run.")
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[nightly_ingestion], request_job=nightly_warehouse,
+                      name="warehouse_after_ingestion", default_status=dg.DefaultSensorStatus.STOPPED)
+def warehouse_after_ingestion(context: dg.RunStatusSensorContext):
+    """Start the warehouse load for a partition once its nightly ingestion run succeeded."""
+    run = context.dagster_run
+    pk = run.tags.get("dagster/partition")
+    if not pk:
+        return dg.SkipReason("ingestion run without partition")
+    return dg.RunRequest(run_key=f"warehouse:{pk}", partition_key=pk)

@@ -1,0 +1,438 @@
+"""The nightly warehouse load: lake increment -> staging -> facts -> dims/panel/marts -> publish.
+
+One writer process owns ``<root>/warehouse/build.duckdb``; analysts read
+``<root>/warehouse.duckdb``, a copy published by atomic rename at the end of
+every load, so a running load never blocks a reader and a reader never sees a
+half-done load.  The restricted database (CPR <-> person_key, SSI facts) is
+unsealed into memory for the load and sealed again after it.
+
+What a load processes is decided by the file ledger, not by dates: every lake
+payload the ledger marks ``loaded`` that the warehouse has not loaded yet
+(``meta.loaded_payload``).  A corrected re-delivery that supersedes an already
+loaded payload retracts the old payload's rows from that load on
+(``meta.retracted_payload``), so as-of views still show what was known before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.contracts import REFERENCE_DIR, get_contract, load_contracts
+from pipelines.fsio import fsync_dir
+from pipelines.warehouse.generate import MODELS_DIR, fct_name, is_restricted, macro_sql, stg_name
+from pipelines.warehouse.keys import HMAC_MACRO_SQL, hmac_pads, key_id, load_key
+from pipelines.warehouse.models import Model, build_order, load_models
+from pipelines.warehouse.restricted import open_restricted
+
+# Datasets whose changes make a person's derived rows (dim_person, fct_person_week) stale.
+PERSON_SCOPE_DATASETS = ("kontaktgruppe", "akasse_tilmelding", "akasse_afmelding", "tilmelding", "afmelding")
+# The dataset whose spells are the statistics' states (Jobindsats' ydelsesgrupper).
+STATE_DATASET = "kontaktgruppe"
+
+META_SQL = [
+    "CREATE SCHEMA IF NOT EXISTS meta",
+    "CREATE SCHEMA IF NOT EXISTS staging",
+    "CREATE SCHEMA IF NOT EXISTS dq",
+    """CREATE TABLE IF NOT EXISTS meta.load (
+        load_id VARCHAR PRIMARY KEY, indlaest_dato DATE NOT NULL, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+        pseudonym_key_id VARCHAR, payloads INTEGER, rows_staged BIGINT, rows_deduplicated BIGINT,
+        affected_persons BIGINT, affected_maaneder INTEGER, seconds DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS meta.loaded_payload (
+        payload_id VARCHAR PRIMARY KEY, dataset VARCHAR, reporter VARCHAR, leveringsdato DATE,
+        indlaest_dato DATE, load_id VARCHAR, rows_lake BIGINT, rows_staged BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS meta.retracted_payload (
+        payload_id VARCHAR PRIMARY KEY, dataset VARCHAR, superseded_by VARCHAR, indlaest_dato DATE, load_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS meta.model_run (
+        load_id VARCHAR, model VARCHAR, materialization VARCHAR, rows BIGINT, seconds DOUBLE)""",
+]
+RESTRICTED_SQL = [
+    """CREATE TABLE IF NOT EXISTS restricted.person (
+        cpr VARCHAR PRIMARY KEY, person_key VARCHAR NOT NULL, foerst_set DATE NOT NULL, pseudonym_key_id VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS restricted.meta_retracted (payload_id VARCHAR PRIMARY KEY, indlaest_dato DATE)",
+]
+
+
+class WarehouseError(RuntimeError):
+    """A load could not be completed; the message names the dataset/model and the reason."""
+
+
+@dataclass
+class LoadResult:
+    load_id: str
+    indlaest_dato: dt.date
+    payloads: int = 0
+    retracted: int = 0
+    rows_lake: dict[str, int] = field(default_factory=dict)
+    rows_staged: dict[str, int] = field(default_factory=dict)
+    affected_persons: int = 0
+    affected_maaneder: int = 0
+    model_seconds: dict[str, float] = field(default_factory=dict)
+    model_rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    publish_seconds: float = 0.0
+    published: Path | None = None
+
+    @property
+    def rows_deduplicated(self) -> int:
+        return sum(self.rows_lake.values()) - sum(self.rows_staged.values())
+
+
+def build_path(root: Path) -> Path:
+    return Path(root) / "warehouse" / "build.duckdb"
+
+
+def published_path(root: Path) -> Path:
+    return Path(root) / "warehouse.duckdb"
+
+
+# Hooks run after the models, in the same transaction scope (e.g. small-cell suppression).
+POST_MODEL_HOOKS: list[Callable[[duckdb.DuckDBPyConnection, LoadResult], None]] = []
+
+
+def _new_payloads(root: Path, con: duckdb.DuckDBPyConnection, upto: dt.date) -> list[dict]:
+    ledger = Path(root) / "ledger.sqlite"
+    if not ledger.exists():
+        return []
+    lc = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    try:
+        rows = lc.execute(
+            "SELECT payload_id, dataset, reporter, leveringsdato, rows_accepted, lake_path, supersedes FROM payloads "
+            "WHERE status = 'loaded' AND leveringsdato <= ? ORDER BY dataset, leveringsdato, payload_id",
+            (upto.isoformat(),)).fetchall()
+    finally:
+        lc.close()
+    done = {r[0] for r in con.execute("SELECT payload_id FROM meta.loaded_payload").fetchall()}
+    cols = ("payload_id", "dataset", "reporter", "leveringsdato", "rows_accepted", "lake_path", "supersedes")
+    return [dict(zip(cols, r, strict=True)) for r in rows if r[0] not in done]
+
+
+def _setup(con: duckdb.DuckDBPyConnection, load_date: dt.date, load_id: str) -> None:
+    for s in META_SQL + RESTRICTED_SQL:
+        con.execute(s)
+    con.execute(HMAC_MACRO_SQL)
+    for s in macro_sql():
+        con.execute(s)
+    con.execute("SET VARIABLE reference_dir = ?", [str(REFERENCE_DIR)])
+    con.execute("SET VARIABLE load_date = ?", [load_date])
+    con.execute("SET VARIABLE load_id = ?", [load_id])
+    con.execute("SET TimeZone = 'Europe/Copenhagen'")
+    # the load's scope tables exist from the start (filled once the facts are appended)
+    con.execute("CREATE OR REPLACE TEMP TABLE affected_persons (person_key VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE affected_maaneder (maaned DATE)")
+
+
+def _register_increment(con: duckdb.DuckDBPyConnection, dataset: str, payloads: list[dict]) -> None:
+    """``inc``: the lake rows of this dataset's new payloads; ``inc_payloads`` their ids."""
+    from pipelines.lake.schema import arrow_schema
+
+    files = sorted({p["lake_path"] for p in payloads if p["lake_path"]})
+    con.execute("CREATE OR REPLACE TEMP TABLE inc_payloads (payload_id VARCHAR)")
+    if payloads:
+        con.executemany("INSERT INTO inc_payloads VALUES (?)", [[p["payload_id"]] for p in payloads])
+    missing = [f for f in files if not Path(f).exists()]
+    if missing:
+        raise WarehouseError(f"{dataset}: lake file(s) the ledger lists are missing: {missing[:3]}")
+    empty = pa.Table.from_batches([], schema=arrow_schema(get_contract(dataset)))
+    con.register("inc_empty", empty)
+    if files:
+        flist = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW inc AS SELECT * FROM inc_empty UNION ALL BY NAME "
+                    f"SELECT * FROM read_parquet([{flist}], union_by_name = true)")
+    else:
+        con.execute("CREATE OR REPLACE TEMP VIEW inc AS SELECT * FROM inc_empty")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    parts = qualified.split(".")
+    if len(parts) == 1:
+        db, schema, name = None, "main", parts[0]
+    elif parts[0] == "restricted":
+        db, schema, name = "restricted", "main", parts[1]
+    else:
+        db, schema, name = None, parts[0], parts[1]
+    q = "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?"
+    args: list = [schema, name]
+    if db:
+        q += " AND database_name = ?"
+        args.append(db)
+    else:
+        q += " AND database_name = current_database()"
+    return con.execute(q, args).fetchone()[0] > 0
+
+
+def _params(sql: str, values: dict) -> dict:
+    return {k: v for k, v in values.items() if f"${k}" in sql}
+
+
+def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict) -> int:
+    sql = m.sql
+    p = _params(sql, values)
+    q = m.qualified
+    if m.materialization in ("increment", "table"):
+        con.execute(f"CREATE OR REPLACE TABLE {q} AS {sql}", p)
+    elif m.materialization == "view":
+        con.execute(f"CREATE OR REPLACE VIEW {q} AS {sql}")
+        return 0
+    elif m.materialization == "append":
+        if not _table_exists(con, q):
+            con.execute(f"CREATE TABLE {q} AS {sql} LIMIT 0", p)
+        return con.execute(f"INSERT INTO {q} BY NAME {sql}", p).fetchone()[0]
+    elif m.materialization == "scoped":
+        if not _table_exists(con, q):
+            con.execute(f"CREATE TABLE {q} AS {sql} LIMIT 0", p)
+        scope_table = "affected_persons" if m.scope == "person_key" else "affected_maaneder"
+        con.execute(f"DELETE FROM {q} WHERE {m.scope} IN (SELECT {m.scope} FROM {scope_table})")
+        return con.execute(f"INSERT INTO {q} BY NAME {sql}", p).fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
+
+
+def history_views_sql(dataset: str) -> list[str]:
+    """The bitemporal access paths of one fact table.
+
+    * ``<fct>_as_of(d)``: the records as known after the load of date ``d`` -- rows loaded by then, minus
+      rows of payloads retracted by then; per record its latest such version, unless that is a deletion.
+    * ``<fct>_aktuel``: the same for the latest load.
+    * ``<fct>_historik``: every version with ``indlaest_til`` (when a newer version arrived or its payload
+      was retracted) and ``er_seneste``.
+    * ``<fct>_aktuel_personer()``: ``_aktuel`` for the records of the load's affected persons only,
+      so the nightly derived models read what changed, not the whole history.
+    """
+    c = get_contract(dataset)
+    key_cols = list(c.record_key or ["besked_id"])
+    keys = ", ".join("f." + k for k in key_cols)
+    t = fct_name(c)
+    db = "restricted." if is_restricted(c) else ""
+    retracted = "restricted.meta_retracted" if db else "meta.retracted_payload"
+    order = "f.indlaest_dato, f.version, f.er_slettet, f.registreringstidspunkt, f.besked_id"
+    desc = order.replace(",", " DESC,") + " DESC"
+    latest = f"row_number() OVER (PARTITION BY {keys} ORDER BY {desc})"
+    historik = (
+        f"CREATE OR REPLACE VIEW {db}{t}_historik AS\n"
+        f"SELECT f.*,\n"
+        f"  least(lead(f.indlaest_dato) OVER (PARTITION BY {keys} ORDER BY {order}), r.indlaest_dato) AS indlaest_til,\n"
+        f"  r.indlaest_dato IS NULL AND {latest} = 1 AS er_seneste\n"
+        f"FROM {db}{t} f LEFT JOIN {retracted} r ON r.payload_id = f._payload_id")
+
+    def current(where: str) -> str:
+        return (f"SELECT * EXCLUDE (_rn) FROM (SELECT f.*, {latest} AS _rn FROM {db}{t} f "
+                f"LEFT JOIN {retracted} r ON r.payload_id = f._payload_id WHERE {where}) WHERE _rn = 1 AND NOT er_slettet")
+
+    as_of = (f"CREATE OR REPLACE MACRO {db}{t}_as_of(d) AS TABLE "
+             + current("f.indlaest_dato <= d AND (r.indlaest_dato IS NULL OR r.indlaest_dato > d)"))
+    aktuel = f"CREATE OR REPLACE VIEW {db}{t}_aktuel AS " + current("r.indlaest_dato IS NULL")
+    out = [historik, as_of, aktuel]
+    if "person_key" in [col for col in _fact_columns(c)]:
+        k0 = key_cols[0]
+        out.append(f"CREATE OR REPLACE TEMP MACRO {t}_aktuel_personer() AS TABLE " + current(
+            f"r.indlaest_dato IS NULL AND f.{k0} IN (SELECT {k0} FROM {db}{t} "
+            f"WHERE person_key IN (SELECT person_key FROM affected_persons))"))
+    return out
+
+
+def _fact_columns(c) -> list[str]:
+    return ["person_key"] if any(f.name == "cpr" for f in c.fields) else []
+
+
+def _affected(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> tuple[int, int]:
+    """Temp tables ``affected_persons`` and ``affected_maaneder`` (months whose statistics changed)."""
+    parts = []
+    for ds in PERSON_SCOPE_DATASETS:
+        c = get_contract(ds)
+        parts.append(f"SELECT person_key FROM staging.{stg_name(c)}")
+    con.execute("CREATE OR REPLACE TEMP TABLE affected_persons AS SELECT DISTINCT person_key FROM ("
+                + " UNION ALL ".join(parts) + ") WHERE person_key IS NOT NULL")
+    # Months whose state statistics changed: for each changed spell, the days covered by exactly one of
+    # its previous current version and its new current version (both when kommune/group changed).
+    c = get_contract(STATE_DATASET)
+    key = c.record_key[0]
+    t = fct_name(c)
+    end_open = f"last_day(DATE '{load_date.isoformat()}')"
+    # only the records changed in this load are read: their new current version vs the one before
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE affected_maaneder AS
+        WITH changed AS (
+            SELECT DISTINCT {key} FROM {t} WHERE indlaest_dato = $d
+            UNION SELECT DISTINCT f.{key} FROM {t} f JOIN meta.retracted_payload r ON r.payload_id = f._payload_id
+                  WHERE r.indlaest_dato = $d
+        ), new AS (
+            SELECT * FROM {t}_as_of($d) WHERE {key} IN (SELECT {key} FROM changed)
+        ), old AS (
+            SELECT * FROM {t}_as_of($d - 1) WHERE {key} IN (SELECT {key} FROM changed)
+        ), pairs AS (
+            SELECT coalesce(n.{key}, o.{key}) AS k,
+                   o.gyldig_fra AS s1, coalesce(o.gyldig_til, {end_open}) AS e1, o.{key} IS NULL AS o_gone,
+                   n.gyldig_fra AS s2, coalesce(n.gyldig_til, {end_open}) AS e2, n.{key} IS NULL AS n_gone,
+                   o.kommunekode IS DISTINCT FROM n.kommunekode OR o.kontaktgruppe IS DISTINCT FROM n.kontaktgruppe
+                       OR o.person_key IS DISTINCT FROM n.person_key AS moved
+            FROM new n FULL JOIN old o ON n.{key} = o.{key}
+        ), ranges AS (
+            SELECT s1 AS a, e1 AS b FROM pairs WHERE NOT o_gone AND (n_gone OR moved)
+            UNION ALL SELECT s2, e2 FROM pairs WHERE NOT n_gone AND (o_gone OR moved)
+            UNION ALL SELECT least(s1, s2), greatest(s1, s2) FROM pairs WHERE NOT o_gone AND NOT n_gone AND NOT moved AND s1 <> s2
+            UNION ALL SELECT least(e1, e2), greatest(e1, e2) FROM pairs WHERE NOT o_gone AND NOT n_gone AND NOT moved AND e1 <> e2
+        )
+        SELECT DISTINCT CAST(date_trunc('month', m) AS DATE) AS maaned
+        FROM ranges, generate_series(date_trunc('month', a), date_trunc('month', least(b, {end_open})),
+                                     INTERVAL 1 MONTH) AS g(m)
+        WHERE a IS NOT NULL AND b IS NOT NULL AND a <= b
+    """, {"d": load_date})
+    np = con.execute("SELECT count(*) FROM affected_persons").fetchone()[0]
+    nm = con.execute("SELECT count(*) FROM affected_maaneder").fetchone()[0]
+    return np, nm
+
+
+def _publish(root: Path, build: Path) -> Path:
+    dst = published_path(root)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copyfile(build, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, dst)
+    fsync_dir(dst.parent)
+    return dst
+
+
+def _attach_quality(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    dq = Path(root) / "dq.duckdb"
+    if not dq.exists():
+        return
+    con.execute(f"ATTACH '{dq}' AS dqsrc (READ_ONLY)")
+    try:
+        for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'dqsrc'").fetchall():
+            con.execute(f"CREATE OR REPLACE TABLE dq.{t.removeprefix('dq_')} AS SELECT * FROM dqsrc.main.{t}")
+    finally:
+        con.execute("DETACH dqsrc")
+
+
+def load_warehouse(root: Path, load_date: dt.date, *, publish: bool = True, models_dir: Path = MODELS_DIR
+                   ) -> LoadResult:
+    """Load everything new in the lake up to ``load_date`` with transaction date ``load_date``.
+
+    A failed load leaves no trace: the build database is restored from the last
+    published one and the restricted database is only sealed again on success.
+    """
+    root = Path(root)
+    t0 = time.perf_counter()
+    load_id = f"{load_date.isoformat()}-{uuid.uuid4().hex[:8]}"
+    res = LoadResult(load_id=load_id, indlaest_dato=load_date)
+    key = load_key("pseudonym")
+    ipad, opad = hmac_pads(key)
+    models = load_models(models_dir)
+    order = build_order(models)
+    build = build_path(root)
+    build.parent.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC)
+    con = duckdb.connect(str(build))
+    ok = False
+    try:
+        with open_restricted(root, con, write=True):
+            _setup(con, load_date, load_id)
+            last = con.execute("SELECT max(indlaest_dato) FROM meta.load").fetchone()[0]
+            if last is not None and load_date < last:
+                raise WarehouseError(f"load date {load_date} is before the last load {last}: "
+                                     "transaction time only moves forward")
+            _run_load(con, root, load_date, load_id, order, res, key, ipad, opad)
+            res.seconds = time.perf_counter() - t0
+            con.execute("INSERT INTO meta.load VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)", [
+                load_id, load_date, started, key_id(key), res.payloads, sum(res.rows_staged.values()),
+                res.rows_deduplicated, res.affected_persons, res.affected_maaneder, res.seconds])
+            con.executemany("INSERT INTO meta.model_run VALUES (?, ?, ?, ?, ?)", [
+                [load_id, n, models[n].materialization, res.model_rows.get(n), s]
+                for n, s in res.model_seconds.items()])
+            con.execute("CHECKPOINT")
+        ok = True
+    finally:
+        con.close()
+        if not ok:
+            _restore(root, build)
+    if publish:
+        tp = time.perf_counter()
+        res.published = _publish(root, build)
+        res.publish_seconds = time.perf_counter() - tp
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _restore(root: Path, build: Path) -> None:
+    """Undo a failed load: the published database is the last good state of the build database."""
+    pub = published_path(root)
+    for suffix in ("", ".wal"):
+        Path(str(build) + suffix).unlink(missing_ok=True)
+    if pub.exists():
+        shutil.copyfile(pub, build)
+
+
+def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, load_id: str, order: list[Model],
+              res: LoadResult, key: bytes, ipad: bytes, opad: bytes) -> None:
+    new = _new_payloads(root, con, load_date)
+    res.payloads = len(new)
+    by_ds: dict[str, list[dict]] = {}
+    for p in new:
+        by_ds.setdefault(p["dataset"], []).append(p)
+    loaded = dict(con.execute("SELECT payload_id, dataset FROM meta.loaded_payload").fetchall())
+    retract = [[p["supersedes"], p["dataset"], p["payload_id"], load_date, load_id]
+               for p in new if p["supersedes"] in loaded]
+    for row in retract:
+        target = "restricted.meta_retracted" if is_restricted(get_contract(row[1])) else "meta.retracted_payload"
+        if target == "meta.retracted_payload":
+            con.execute("INSERT INTO meta.retracted_payload VALUES (?, ?, ?, ?, ?)", row)
+        else:
+            con.execute("INSERT INTO restricted.meta_retracted VALUES (?, ?)", [row[0], load_date])
+    res.retracted = len(retract)
+    values = {"ipad": ipad, "opad": opad, "load_date": load_date, "load_id": load_id}
+    contracts = load_contracts()
+    scope_ready = False
+    # increments and facts first: the affected scope of the derived models is known only after them
+    order = ([m for m in order if m.materialization in ("increment", "append")]
+             + [m for m in order if m.materialization not in ("increment", "append")])
+    for m in order:
+        tm = time.perf_counter()
+        if m.materialization == "increment":
+            ds = m.name.split("__", 1)[1]
+            payloads = by_ds.get(ds, [])
+            _register_increment(con, ds, payloads)
+            for col in [f.name for f in contracts[ds].fields if f.type == "cpr"]:
+                con.execute(f"""INSERT INTO restricted.person
+                    SELECT cpr, dsdw_hmac(cpr, $ipad, $opad), $d, $kid FROM (
+                      SELECT DISTINCT {col} AS cpr FROM inc
+                      WHERE {col} IS NOT NULL AND _payload_id IN (SELECT payload_id FROM inc_payloads))
+                    WHERE cpr NOT IN (SELECT cpr FROM restricted.person)""",
+                            {"ipad": ipad, "opad": opad, "d": load_date, "kid": key_id(key)})
+            n = _run_model(con, m, values)
+            res.rows_staged[ds] = n
+            res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)
+            per = dict(con.execute(f"SELECT _payload_id, count(*) FROM {m.qualified} GROUP BY 1").fetchall())
+            if payloads:
+                con.executemany("INSERT INTO meta.loaded_payload VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                    [p["payload_id"], ds, p["reporter"], p["leveringsdato"], load_date, load_id,
+                     int(p["rows_accepted"] or 0), per.get(p["payload_id"], 0)] for p in payloads])
+            con.unregister("inc_empty")
+        elif m.materialization == "append":
+            n = _run_model(con, m, values)
+            ds = m.name.removeprefix("fct_")
+            if ds in contracts:
+                for s in history_views_sql(ds):
+                    con.execute(s)
+        else:
+            if not scope_ready:
+                res.affected_persons, res.affected_maaneder = _affected(con, load_date)
+                scope_ready = True
+            n = _run_model(con, m, values)
+        res.model_rows[m.name] = n
+        res.model_seconds[m.name] = time.perf_counter() - tm
+    if not scope_ready:
+        res.affected_persons, res.affected_maaneder = _affected(con, load_date)
+    for hook in POST_MODEL_HOOKS:
+        hook(con, res)
+    _attach_quality(con, root)

@@ -1,0 +1,71 @@
+"""The restricted zone's database: CPR <-> person_key and all health (SSI) facts.
+
+At rest it is ``<root>/restricted/restricted.duckdb.sealed`` (AES-256-GCM, see
+:mod:`pipelines.warehouse.sealed`).  :func:`open_restricted` unseals it into a
+private directory in memory, attaches it to a DuckDB connection as
+``restricted`` and, when the block ends without error and ``write=True``,
+checkpoints and seals it again; the plaintext is removed either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from pipelines.warehouse.keys import load_key
+from pipelines.warehouse.sealed import seal_file, unseal_file
+
+
+def sealed_path(root: Path) -> Path:
+    return Path(root) / "restricted" / "restricted.duckdb.sealed"
+
+
+def _private_dir() -> Path:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    d = Path(tempfile.mkdtemp(prefix="dsdw-restricted-", dir=base))
+    os.chmod(d, 0o700)
+    return d
+
+
+@contextlib.contextmanager
+def unsealed(root: Path, write: bool = False) -> Iterator[Path]:
+    """Path of a plaintext copy of the restricted database, removed afterwards."""
+    key = load_key("restricted")
+    src = sealed_path(root)
+    tmp = _private_dir()
+    plain = tmp / "restricted.duckdb"
+    try:
+        if src.exists():
+            unseal_file(src, plain, key)
+        yield plain
+        if write and plain.exists():
+            src.parent.mkdir(parents=True, exist_ok=True)
+            seal_file(plain, src, key)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def open_restricted(root: Path, con: duckdb.DuckDBPyConnection | None = None, write: bool = False
+                    ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with the restricted database attached as ``restricted``."""
+    own = con is None
+    with unsealed(root, write=write) as plain:
+        if own:
+            con = duckdb.connect()
+        assert con is not None
+        con.execute(f"ATTACH '{plain}' AS restricted {'' if write else '(READ_ONLY)'}")
+        try:
+            yield con
+            if write:
+                con.execute("CHECKPOINT restricted")
+        finally:
+            con.execute("DETACH restricted")
+            if own:
+                con.close()

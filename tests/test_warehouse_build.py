@@ -1,0 +1,244 @@
+"""The nightly warehouse load: generated models, keys, sealing, bitemporal facts, as-of, failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from fixtures_wh import cpr_for, deliver
+
+from pipelines.warehouse import keys as wkeys
+from pipelines.warehouse.build import WarehouseError, build_path, load_warehouse, published_path
+from pipelines.warehouse.checks import run_checks
+from pipelines.warehouse.generate import MODELS_DIR, generated_files
+from pipelines.warehouse.restricted import open_restricted, sealed_path
+from pipelines.warehouse.sealed import SealError, seal_file, unseal_file
+
+D1, D2, D3, D4 = (dt.date(2026, 10, d) for d in (1, 2, 3, 4))
+KG_A, KG_B, KG_C = "11111111-0000-4000-8000-00000000000a", "11111111-0000-4000-8000-00000000000b", \
+    "11111111-0000-4000-8000-00000000000c"
+P1 = cpr_for(dt.date(1980, 5, 17), 1)
+P2 = cpr_for(dt.date(1991, 2, 3), 2, male=False)
+
+
+@pytest.fixture
+def keydir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.delenv("DSDW_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("DSDW_RESTRICTED_KEY", raising=False)
+    wkeys.ensure_key("pseudonym")
+    wkeys.ensure_key("restricted")
+    return tmp_path / "keys"
+
+
+def kg(key: str, cpr: str, start: str, end: str | None = None, group: str = "1", version: int = 1,
+       change: str = "1", kommune: str = "101") -> dict:
+    return {"kontaktgruppe_id": key, "cpr": cpr, "kontaktgruppe": group, "startdato": dt.date.fromisoformat(start),
+            "slutdato": dt.date.fromisoformat(end) if end else None, "version": version, "aendringstype": change,
+            "kommunekode": kommune}
+
+
+def q(root: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_generated_models_are_in_step_with_the_contracts():
+    for rel, text in generated_files().items():
+        path = MODELS_DIR / rel
+        assert path.exists(), f"{path} missing: run `dsdw warehouse generate`"
+        assert path.read_text(encoding="utf-8") == text, f"{path} differs from the contracts: run `dsdw warehouse generate`"
+
+
+def test_analyst_models_drop_pii_and_pseudonymise():
+    files = generated_files()
+    stg = files[Path("staging/stg_jobcenter__samtale_deltager.sql")]
+    select = stg.split("SELECT", 1)[1].split("FROM inc")[0]
+    assert "AS person_key" in select and "\n    navn," not in select  # name (pii: name) stays in the lake
+    assert "left in the restricted lake (pii): navn" in stg
+    sanktion = files[Path("staging/stg_jobcenter__sanktion.sql")]
+    assert "AS aegtefaelle_person_key" in sanktion and "\n    aegtefaelle_cpr," not in sanktion
+    assert Path("restricted/stg_ssi__ssi_lpr_kontakt.sql") in files  # health data only in the restricted DB
+    assert not any("ssi_" in str(p) for p in files if p.parts[0] != "restricted")
+
+
+def test_person_key_sql_equals_python_hmac(keydir):
+    key = wkeys.load_key("pseudonym")
+    ipad, opad = wkeys.hmac_pads(key)
+    con = duckdb.connect()
+    con.execute(wkeys.HMAC_MACRO_SQL)
+    got = con.execute("SELECT dsdw_hmac(?, ?, ?)", [P1, ipad, opad]).fetchone()[0]
+    assert got == wkeys.person_key(P1, key)
+    assert got != wkeys.person_key(P1, b"x" * 32)
+
+
+def test_missing_key_names_env_var_and_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "none"))
+    monkeypatch.delenv("DSDW_PSEUDONYM_KEY", raising=False)
+    with pytest.raises(wkeys.KeyError_, match=r"DSDW_PSEUDONYM_KEY.*pseudonym\.key"):
+        wkeys.load_key("pseudonym")
+    monkeypatch.setenv("DSDW_PSEUDONYM_KEY", "abcd")
+    with pytest.raises(wkeys.KeyError_, match="has 2 bytes"):
+        wkeys.load_key("pseudonym")
+
+
+def test_sealed_file_round_trip_and_tampering(tmp_path):
+    key, other = b"k" * 32, b"o" * 32
+    src = tmp_path / "plain.bin"
+    src.write_bytes(b"0101801234 secret " * 500_000)  # > 2 chunks
+    sealed, back = tmp_path / "s.sealed", tmp_path / "back.bin"
+    seal_file(src, sealed, key)
+    assert b"0101801234" not in sealed.read_bytes()
+    unseal_file(sealed, back, key)
+    assert back.read_bytes() == src.read_bytes()
+    with pytest.raises(SealError, match="another key"):
+        unseal_file(sealed, back, other)
+    data = bytearray(sealed.read_bytes())
+    data[len(data) // 2] ^= 1
+    (tmp_path / "t.sealed").write_bytes(bytes(data))
+    with pytest.raises(SealError, match="fails authentication"):
+        unseal_file(tmp_path / "t.sealed", back, key)
+    (tmp_path / "short.sealed").write_bytes(sealed.read_bytes()[: len(data) - 100])
+    with pytest.raises(SealError, match="truncated"):
+        unseal_file(tmp_path / "short.sealed", back, key)
+
+
+def test_bitemporal_versions_and_as_of(tmp_path, keydir):
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-09-15", group="2")])
+    load_warehouse(root, D1)
+    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "2026-09-01", "2026-10-01", version=2, change="2")])
+    load_warehouse(root, D2)
+    deliver(root, "kontaktgruppe", D3, [kg(KG_B, P2, "2026-09-15", group="2", version=2, change="3")])
+    load_warehouse(root, D3)
+    # append-only: 4 versions received, none erased
+    assert q(root, "SELECT count(*) FROM fct_kontaktgruppe")[0][0] == 4
+    hist = q(root, f"SELECT version, indlaest_dato, indlaest_til, er_slettet FROM fct_kontaktgruppe_historik "
+                   f"WHERE kontaktgruppe_id = '{KG_A}' ORDER BY version")
+    assert hist == [(1, D1, D2, False), (2, D2, None, False)]
+    as_of = "SELECT kontaktgruppe_id, slutdato FROM fct_kontaktgruppe_as_of(DATE '{d}') ORDER BY 1"
+    assert q(root, as_of.format(d=D1)) == [(KG_A, None), (KG_B, None)]
+    assert q(root, as_of.format(d=D2)) == [(KG_A, dt.date(2026, 10, 1)), (KG_B, None)]
+    assert q(root, as_of.format(d=D3)) == [(KG_A, dt.date(2026, 10, 1))]
+    assert q(root, "SELECT kontaktgruppe_id FROM fct_kontaktgruppe_aktuel") == [(KG_A,)]
+    # the person is a pseudonym; attributes are derived from the CPR
+    key = wkeys.load_key("pseudonym")
+    assert q(root, "SELECT person_key, foedselsaar, koen, alder FROM fct_kontaktgruppe_aktuel") == [
+        (wkeys.person_key(P1, key), 1980, "M", 46)]
+
+
+def test_a_figure_known_on_day_d_is_reproduced_after_corrections(tmp_path, keydir):
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-10-05", group="2")])
+    load_warehouse(root, D1)
+    figure = """SELECT g.ydelsesgruppe, count(DISTINCT person_key) FROM fct_kontaktgruppe_as_of(DATE '{d}') k
+                JOIN dim_kontaktgruppe g USING (kontaktgruppe)
+                WHERE k.startdato <= DATE '2026-10-31' AND coalesce(k.slutdato, DATE '9999-12-31') >= DATE '2026-10-01'
+                GROUP BY 1 ORDER BY 1"""
+    on_d1 = q(root, figure.format(d=D1))
+    assert on_d1 == [("dagpenge", 1), ("kontanthjaelp", 1)]
+    # later: A ended before October (a correction), B deleted, C new
+    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "2026-09-01", "2026-09-20", version=2, change="2"),
+                                        kg(KG_B, P2, "2026-10-05", group="2", version=2, change="3"),
+                                        kg(KG_C, P2, "2026-10-06", group="12")])
+    load_warehouse(root, D2)
+    assert q(root, figure.format(d=D1)) == on_d1
+    assert q(root, figure.format(d=D2)) == [("uddannelseshjaelp", 1)]
+
+
+def test_superseded_payload_is_retracted_from_its_load_on(tmp_path, keydir):
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-09-15")], source="f1")
+    load_warehouse(root, D1)
+    # the reporter re-delivers the same file corrected: only A, with another start
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-02")], source="f1")
+    r = load_warehouse(root, D2)
+    assert r.retracted == 1
+    as_of = "SELECT kontaktgruppe_id, startdato FROM fct_kontaktgruppe_as_of(DATE '{d}') ORDER BY 1"
+    assert q(root, as_of.format(d=D1)) == [(KG_A, dt.date(2026, 9, 1)), (KG_B, dt.date(2026, 9, 15))]
+    assert q(root, as_of.format(d=D2)) == [(KG_A, dt.date(2026, 9, 2))]
+
+
+def test_counts_reconcile_and_duplicates_in_a_load_are_counted(tmp_path, keydir):
+    root = tmp_path / "root"
+    same = kg(KG_A, P1, "2026-09-01")
+    deliver(root, "kontaktgruppe", D1, [same, dict(same), kg(KG_B, P2, "2026-09-15")])
+    r = load_warehouse(root, D1)
+    assert r.rows_lake["kontaktgruppe"] == 3
+    assert r.rows_staged["kontaktgruppe"] == 2
+    assert r.rows_deduplicated == 1
+    assert q(root, "SELECT sum(rows_lake), sum(rows_staged) FROM meta.loaded_payload") == [(3, 2)]
+    failed = [c for c in run_checks(duckdb.connect(str(published_path(root)), read_only=True))
+              if not c.passed and c.severity == "error"]
+    assert failed == []
+    # the same payloads are never loaded twice
+    assert load_warehouse(root, D2).payloads == 0
+    assert q(root, "SELECT count(*) FROM fct_kontaktgruppe")[0][0] == 2
+
+
+def test_checks_find_overlapping_spells_and_unknown_codes(tmp_path, keydir):
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01", "2026-10-10"),
+                                        kg(KG_B, P1, "2026-10-01", group="2", kommune="999")])
+    load_warehouse(root, D1)
+    res = {c.name: c for c in run_checks(duckdb.connect(str(published_path(root)), read_only=True))}
+    ov = res["no_overlap:fct_kontaktgruppe_aktuel:KG-004"] if "no_overlap:fct_kontaktgruppe_aktuel:KG-004" in res \
+        else next(c for n, c in res.items() if n.startswith("no_overlap:fct_kontaktgruppe_aktuel"))
+    assert ov.failures == 1 and "§ 16" in ov.rule
+    fk = res["fk:fct_kontaktgruppe_aktuel.kommunekode->dim_kommune"]
+    assert fk.failures == 1 and fk.examples == [("999",)] and fk.severity == "warn"
+
+
+def test_load_date_cannot_go_back(tmp_path, keydir):
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "2026-09-01")])
+    load_warehouse(root, D2)
+    with pytest.raises(WarehouseError, match="before the last load"):
+        load_warehouse(root, D1)
+
+
+def test_failed_load_leaves_the_last_good_state(tmp_path, keydir):
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01")])
+    load_warehouse(root, D1)
+    sealed_before = sealed_path(root).read_bytes()
+    deliver(root, "kontaktgruppe", D2, [kg(KG_B, P2, "2026-09-15")])
+    broken = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, broken)
+    (broken / "marts" / "mart_zz_broken.sql").write_text(
+        "-- model: mart_zz_broken\n-- layer: mart\n-- materialization: table\n-- grain: none\n"
+        "SELECT * FROM no_such_table\n", encoding="utf-8")
+    with pytest.raises(duckdb.Error, match="no_such_table"):
+        load_warehouse(root, D2, models_dir=broken)
+    assert sealed_path(root).read_bytes() == sealed_before  # restricted DB not resealed
+    con = duckdb.connect(str(build_path(root)), read_only=True)
+    assert con.execute("SELECT count(*) FROM fct_kontaktgruppe").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM meta.loaded_payload").fetchone()[0] == 1
+    con.close()
+    r = load_warehouse(root, D2)
+    assert r.payloads == 1
+    assert q(root, "SELECT count(*) FROM fct_kontaktgruppe_aktuel")[0][0] == 2
+
+
+def test_restricted_db_holds_the_map_and_is_sealed(tmp_path, keydir):
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-09-15")])
+    load_warehouse(root, D1)
+    raw = sealed_path(root).read_bytes()
+    assert P1.encode() not in raw and P2.encode() not in raw
+    key = wkeys.load_key("pseudonym")
+    with open_restricted(root) as con:
+        got = dict(con.execute("SELECT cpr, person_key FROM restricted.person").fetchall())
+    assert got == {P1: wkeys.person_key(P1, key), P2: wkeys.person_key(P2, key)}
+    # and the analysts' database has neither CPR
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name='main'").fetchall():
+        for (col,) in con.execute(f"SELECT column_name FROM duckdb_columns() WHERE table_name = '{t}' "
+                                  "AND data_type = 'VARCHAR'").fetchall():
+            assert not con.execute(f"SELECT count(*) FROM {t} WHERE \"{col}\" IN (?, ?)", [P1, P2]).fetchone()[0]

@@ -1,0 +1,15 @@
+-- model: dim_kommune
+-- layer: core
+-- materialization: table
+-- grain: one row per kommune (DST's municipality list), with region and landsdel
+-- keys: kommunekode
+-- source: data/reference/kommuner.csv (DST); indbyggere is the list's rounded figure
+SELECT
+    kode AS kommunekode,
+    navn AS kommune,
+    region_kode,
+    region_navn AS region,
+    landsdel_kode,
+    landsdel_navn AS landsdel,
+    CAST(indbyggere AS INTEGER) AS indbyggere
+FROM read_csv(getvariable('reference_dir') || '/kommuner.csv', all_varchar = true, header = true)

@@ -1,0 +1,14 @@
+-- model: dim_kontaktgruppe
+-- layer: core
+-- materialization: table
+-- grain: one row per kontaktgruppe (§ 15; there is no kontaktgruppe 9)
+-- keys: kontaktgruppe
+-- source: data/reference/kontaktgrupper.csv (ydelsesgruppe: dsdw's mapping, see its kilde column)
+SELECT
+    kode AS kontaktgruppe,
+    navn,
+    paragraf,
+    lov_grundlag,
+    ydelsesgruppe,
+    kilde
+FROM read_csv(getvariable('reference_dir') || '/kontaktgrupper.csv', all_varchar = true, header = true)
