@@ -250,6 +250,9 @@ def _affected(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> tuple[int, 
     for ds in PERSON_SCOPE_DATASETS:
         c = get_contract(ds)
         parts.append(f"SELECT person_key FROM staging.{stg_name(c)}")
+        # persons only in a payload retracted by this load lose rows without arriving in staging
+        parts.append(f"SELECT person_key FROM {fct_name(c)} WHERE _payload_id IN (SELECT payload_id FROM "
+                     "meta.retracted_payload WHERE load_id = getvariable('load_id'))")
     con.execute("CREATE OR REPLACE TEMP TABLE affected_persons AS SELECT DISTINCT person_key FROM ("
                 + " UNION ALL ".join(parts) + ") WHERE person_key IS NOT NULL")
     # Months whose state statistics changed: for each changed spell, the days covered by exactly one of

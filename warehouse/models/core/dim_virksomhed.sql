@@ -1,0 +1,38 @@
+-- model: dim_virksomhed
+-- layer: core
+-- materialization: table
+-- depends_on: fct_foranstaltning, fct_haendelse_akasse, fct_stillingsopslag
+-- grain: one row per CVR number seen in any version of the facts (a company register: no persons, no CPR)
+-- keys: cvr
+-- legal basis: kap. 23 Virksomhedsdata, § 86, nr. 1 (virksomheders brug af ansættelser på særlige vilkår og
+-- praktik: fct_foranstaltning.udbyder_cvr, § 39, stk. 3; mentor_arbejdsgiver_cvr, § 39, stk. 6), § 86, nr. 2
+-- (stillingsopslag på Jobnet: fct_stillingsopslag.cvr); fct_haendelse_akasse.virksomhed_cvr (kap. 20).
+-- pnumre: the P-numbers (production units) reported with the CVR, NULL when none was; virksomhedsnavn: the
+-- latest name from fct_stillingsopslag (the only fact that names companies), NULL when unknown;
+-- branchekode: NULL = unknown (no reporter sends it; a CVR-register extract would fill it).
+-- All versions count (also corrected or deleted ones), so every fact version's CVR resolves here.
+WITH set_i_fakta AS (
+    SELECT udbyder_cvr AS cvr, udbyder_pnummer AS pnummer, CAST(NULL AS VARCHAR) AS navn,
+           'foranstaltning' AS kilde, indlaest_dato, registreringstidspunkt
+    FROM fct_foranstaltning WHERE udbyder_cvr IS NOT NULL
+    UNION ALL
+    SELECT mentor_arbejdsgiver_cvr, mentor_arbejdsgiver_pnummer, NULL, 'foranstaltning', indlaest_dato,
+           registreringstidspunkt
+    FROM fct_foranstaltning WHERE mentor_arbejdsgiver_cvr IS NOT NULL
+    UNION ALL
+    SELECT virksomhed_cvr, virksomhed_pnummer, NULL, 'haendelse_akasse', indlaest_dato, registreringstidspunkt
+    FROM fct_haendelse_akasse WHERE virksomhed_cvr IS NOT NULL
+    UNION ALL
+    SELECT cvr, pnummer, virksomhedsnavn, 'stillingsopslag', indlaest_dato, registreringstidspunkt
+    FROM fct_stillingsopslag WHERE cvr IS NOT NULL
+)
+SELECT
+    cvr,
+    list(DISTINCT pnummer ORDER BY pnummer) FILTER (WHERE pnummer IS NOT NULL) AS pnumre,
+    arg_max(navn, (indlaest_dato, registreringstidspunkt)) FILTER (WHERE navn IS NOT NULL) AS virksomhedsnavn,
+    CAST(NULL AS VARCHAR) AS branchekode,
+    list(DISTINCT kilde ORDER BY kilde) AS kilder,  -- Datasættene CVR-nummeret er set i.
+    min(indlaest_dato) AS foerst_set_dato,  -- Første indlæsning med CVR-nummeret.
+    max(indlaest_dato) AS senest_set_dato  -- Seneste indlæsning med CVR-nummeret.
+FROM set_i_fakta
+GROUP BY cvr

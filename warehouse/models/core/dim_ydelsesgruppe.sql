@@ -1,0 +1,43 @@
+-- model: dim_ydelsesgruppe
+-- layer: core
+-- materialization: table
+-- depends_on: dim_panelstatus
+-- grain: one row per ydelsesgruppe (the statistics' benefit groups, Jobindsats-style), with its kontaktgrupper
+-- keys: ydelsesgruppe
+-- source: the ydelsesgruppe column of data/reference/kontaktgrupper.csv (dsdw's mapping of the § 15 kontaktgrupper);
+-- the Danish labels are dsdw's (below); panel_status: the weekly panel's status the group maps to
+-- (data/reference/panel_status.csv).  A ydelsesgruppe without a label or panel status fails the load.
+WITH kg AS (
+    SELECT ydelsesgruppe, kode, paragraf
+    FROM read_csv(getvariable('reference_dir') || '/kontaktgrupper.csv', all_varchar = true, header = true)
+), navne(ydelsesgruppe, navn) AS (
+    VALUES
+        ('dagpenge', 'A-dagpenge og MAY'),
+        ('kontanthjaelp', 'Kontanthjælp'),
+        ('uddannelseshjaelp', 'Uddannelseshjælp'),
+        ('revalidering', 'Revalidering og forrevalidering'),
+        ('sygedagpenge', 'Sygedagpenge'),
+        ('ledighedsydelse', 'Ledighedsydelse'),
+        ('fleksjob', 'Fleksjob'),
+        ('ressourceforloeb', 'Ressourceforløb'),
+        ('jobafklaring', 'Jobafklaringsforløb'),
+        ('foertidspension', 'Førtidspension'),
+        ('integration', 'Integrationsprogram uden kontanthjælp'),
+        ('beskaeftiget_med_indsats', 'Beskæftiget med indsats'),
+        ('seniorjob', 'Seniorjob'),
+        ('uden_ydelse', 'Tilmeldt uden ydelse')
+), status AS (
+    SELECT unnest(ydelsesgrupper) AS ydelsesgruppe, status, prioritet FROM dim_panelstatus
+)
+SELECT
+    kg.ydelsesgruppe,
+    coalesce(any_value(n.navn), error('ydelsesgruppe ' || kg.ydelsesgruppe || ' has no label in dim_ydelsesgruppe.sql')) AS navn,
+    list(kg.kode ORDER BY CAST(kg.kode AS INTEGER)) AS kontaktgrupper,  -- Kontaktgrupperne (§ 15) i ydelsesgruppen.
+    string_agg(kg.paragraf, '; ' ORDER BY CAST(kg.kode AS INTEGER)) AS paragraffer,  -- Kontaktgruppernes § 15-numre.
+    coalesce(any_value(s.status), error('ydelsesgruppe ' || kg.ydelsesgruppe || ' has no status in panel_status.csv'))
+        AS panel_status,  -- Status i ugepanelet fct_person_week (dim_panelstatus).
+    any_value(s.prioritet) AS panel_prioritet  -- Statussens prioritet i ugepanelet.
+FROM kg
+LEFT JOIN navne n ON n.ydelsesgruppe = kg.ydelsesgruppe
+LEFT JOIN status s ON s.ydelsesgruppe = kg.ydelsesgruppe
+GROUP BY kg.ydelsesgruppe

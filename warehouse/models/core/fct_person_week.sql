@@ -1,0 +1,102 @@
+-- model: fct_person_week
+-- layer: core
+-- materialization: scoped
+-- scope: person_key
+-- depends_on: fct_ydelsesforloeb, dim_panelstatus, dim_person, dim_dato
+-- grain: one row per person and ISO week, from the week of the person's first state (kontaktgruppe spell) up to
+-- the week of the load date: the weekly event-history panel (DREAM-style forløbsdata)
+-- keys: person_key, uge_id
+-- legal basis: the states are the kontaktgruppe spells (§ 15; § 16, stk. 6, nr. 3-5) grouped into ydelsesgrupper
+-- (data/reference/kontaktgrupper.csv); kommunekode is the opholdskommune (§ 16, stk. 5) and akassekode the
+-- a-kasse membership (§ 53), both from dim_person.
+--
+-- status: a spell counts in every ISO week (Monday-Sunday) in which it covers at least one day.  Its ydelsesgruppe
+-- maps to a status in data/reference/panel_status.csv (dim_panelstatus).  When several states overlap in one week
+-- (a change of group, or overlapping spells), the status with the lowest prioritet wins; the order follows DST's
+-- DOMYD tie-break order (pension > a-dagpenge > sygedagpenge > kontanthjælp > revalidering) with dsdw's other
+-- groups placed beside their nearest DOMYD neighbour, then uden_ydelse; see the kilde column of panel_status.csv:
+--   1 foertidspension, 2 dagpenge, 3 sygedagpenge, 4 jobafklaring, 5 ressourceforloeb, 6 ledighedsydelse,
+--   7 fleksjob, 8 kontanthjaelp, 9 uddannelseshjaelp, 10 revalidering, 11 integration, 12 seniorjob,
+--   13 beskaeftiget_med_indsats, 14 uden_ydelse, 99 selvforsoerget.
+-- A week without any state gets the status without ydelsesgrupper (selvforsoerget: no public benefit
+-- registered), so a transition out of a benefit is visible as a change of status.  A ydelsesgruppe without a
+-- panel status fails the load.
+-- kontaktgruppe: the kontaktgruppe of the spell that gave the status (of two spells with the same status, the one
+-- that started last); NULL in a week without a state.
+-- antal_forloeb: the number of spells that touch the week (0 = no state, > 1 = overlap).
+-- kommunekode: the opholdskommune (§ 16, stk. 5) of dim_person's period in force on the week's last day (Sunday).
+-- akassekode: the a-kasse membership (§ 53) of dim_person's period in force on the week's last day (Sunday).
+-- indlaest_dato: the load that (re)computed the row.
+--
+-- Incremental: the rows of the load's affected persons are rebuilt from their first state week; every other
+-- person only gets the weeks after the week of the previous load that ran this model (meta.load/meta.model_run)
+-- up to the load week.  A week's row depends only on the facts, never on the load date, so rows once written stay
+-- right until the person's facts change (and the person is affected again).  Spells are taken as reported,
+-- including days after the load date.  A full rebuild: drop the table and delete its meta.model_run rows
+-- (the next load then writes every person's weeks).
+WITH param AS (
+    SELECT
+        CAST(date_trunc('week', CAST(getvariable('load_date') AS DATE)) AS DATE) AS load_uge,
+        (SELECT CAST(date_trunc('week', max(l.indlaest_dato)) AS DATE)
+         FROM meta.load l
+         WHERE l.load_id IN (SELECT load_id FROM meta.model_run WHERE model = 'fct_person_week')) AS forrige_uge,
+        (SELECT status FROM dim_panelstatus WHERE er_uden_tilstand) AS uden_tilstand
+), status_af AS (
+    SELECT unnest(ydelsesgrupper) AS ydelsesgruppe, status, prioritet FROM dim_panelstatus
+), forloeb AS (
+    SELECT f.person_key, f.kontaktgruppe_id, f.kontaktgruppe, f.startdato, f.slutdato,
+           coalesce(s.status, error('ydelsesgruppe ' || coalesce(f.ydelsesgruppe, 'NULL')
+                                    || ' has no status in panel_status.csv')) AS status,
+           s.prioritet
+    FROM fct_ydelsesforloeb f
+    LEFT JOIN status_af s ON s.ydelsesgruppe = f.ydelsesgruppe
+    WHERE f.startdato IS NOT NULL AND (f.slutdato IS NULL OR f.slutdato >= f.startdato)
+), person AS (
+    -- the weeks to write per person: all of them for an affected person, else the weeks new since the last run
+    SELECT f.person_key,
+           CASE WHEN f.person_key IN (SELECT person_key FROM affected_persons) OR param.forrige_uge IS NULL
+                THEN min(CAST(date_trunc('week', f.startdato) AS DATE))
+                ELSE greatest(min(CAST(date_trunc('week', f.startdato) AS DATE)), param.forrige_uge + 7) END AS fra_uge,
+           param.load_uge AS til_uge
+    FROM forloeb f, param
+    GROUP BY f.person_key, param.forrige_uge, param.load_uge
+    HAVING fra_uge <= til_uge
+), forloeb_uge AS (
+    SELECT f.person_key, CAST(u.uge AS DATE) AS uge_start, f.status, f.prioritet, f.kontaktgruppe,
+           f.startdato, f.kontaktgruppe_id
+    FROM forloeb f
+    JOIN person p ON p.person_key = f.person_key,
+    LATERAL unnest(generate_series(
+        CAST(greatest(CAST(date_trunc('week', f.startdato) AS DATE), p.fra_uge) AS TIMESTAMP),
+        CAST(least(CAST(date_trunc('week', coalesce(f.slutdato, p.til_uge)) AS DATE), p.til_uge) AS TIMESTAMP),
+        INTERVAL 7 DAY)) AS u(uge)
+), valgt AS (
+    SELECT person_key, uge_start, status, kontaktgruppe,
+           count(*) OVER (PARTITION BY person_key, uge_start) AS antal_forloeb
+    FROM forloeb_uge
+    QUALIFY row_number() OVER (PARTITION BY person_key, uge_start
+                               ORDER BY prioritet, startdato DESC, kontaktgruppe_id) = 1
+), uge AS (
+    SELECT p.person_key, CAST(u.uge AS DATE) AS uge_start
+    FROM person p,
+    LATERAL unnest(generate_series(CAST(p.fra_uge AS TIMESTAMP), CAST(p.til_uge AS TIMESTAMP), INTERVAL 7 DAY)) AS u(uge)
+)
+SELECT
+    g.person_key,
+    d.uge_id,
+    d.iso_aar,
+    d.iso_uge,
+    d.uge_start,
+    d.uge_maaned,
+    coalesce(v.status, param.uden_tilstand) AS status,
+    v.kontaktgruppe,
+    coalesce(v.antal_forloeb, 0) AS antal_forloeb,
+    dp.kommunekode,
+    dp.akassekode,
+    CAST(getvariable('load_date') AS DATE) AS indlaest_dato
+FROM uge g
+CROSS JOIN param
+JOIN dim_dato d ON d.dato = g.uge_start
+LEFT JOIN valgt v ON v.person_key = g.person_key AND v.uge_start = g.uge_start
+LEFT JOIN dim_person dp ON dp.person_key = g.person_key
+    AND dp.gyldig_fra <= g.uge_start + 6 AND (dp.gyldig_til IS NULL OR dp.gyldig_til >= g.uge_start + 6)
