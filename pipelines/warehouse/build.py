@@ -53,6 +53,8 @@ META_SQL = [
         indlaest_dato DATE, load_id VARCHAR, rows_lake BIGINT, rows_staged BIGINT)""",
     """CREATE TABLE IF NOT EXISTS meta.retracted_payload (
         payload_id VARCHAR PRIMARY KEY, dataset VARCHAR, superseded_by VARCHAR, indlaest_dato DATE, load_id VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS meta.ledger_watermark (max_rowid BIGINT)",
+    "CREATE TABLE IF NOT EXISTS meta.ledger_pending (ledger_rowid BIGINT PRIMARY KEY)",
     """CREATE TABLE IF NOT EXISTS meta.model_run (
         load_id VARCHAR, model VARCHAR, materialization VARCHAR, rows BIGINT, seconds DOUBLE)""",
 ]
@@ -101,20 +103,47 @@ POST_MODEL_HOOKS: list[Callable[[duckdb.DuckDBPyConnection, LoadResult], None]] 
 
 
 def _new_payloads(root: Path, con: duckdb.DuckDBPyConnection, upto: dt.date) -> list[dict]:
+    """Ledger payloads loaded into the lake that the warehouse has not loaded yet.
+
+    Reads only ledger rows added since the last load (SQLite rowid watermark) plus the rows that were
+    still pending then (landed, failed or delivered for a later day), so the cost follows the day's
+    deliveries, not the ledger's history.
+    """
     ledger = Path(root) / "ledger.sqlite"
     if not ledger.exists():
         return []
+    wm = con.execute("SELECT coalesce(max(max_rowid), 0) FROM meta.ledger_watermark").fetchone()[0]
+    pending = [r[0] for r in con.execute("SELECT ledger_rowid FROM meta.ledger_pending").fetchall()]
+    cols = ("payload_id", "dataset", "reporter", "leveringsdato", "rows_accepted", "lake_path", "supersedes")
     lc = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
     try:
-        rows = lc.execute(
-            "SELECT payload_id, dataset, reporter, leveringsdato, rows_accepted, lake_path, supersedes FROM payloads "
-            "WHERE status = 'loaded' AND leveringsdato <= ? ORDER BY dataset, leveringsdato, payload_id",
-            (upto.isoformat(),)).fetchall()
+        rows = lc.execute(f"SELECT rowid, status, {', '.join(cols)} FROM payloads WHERE rowid > ?", (wm,)).fetchall()
+        for i in range(0, len(pending), 500):
+            chunk = pending[i:i + 500]
+            rows += lc.execute(f"SELECT rowid, status, {', '.join(cols)} FROM payloads WHERE rowid IN "
+                               f"({', '.join('?' * len(chunk))})", chunk).fetchall()
     finally:
         lc.close()
-    done = {r[0] for r in con.execute("SELECT payload_id FROM meta.loaded_payload").fetchall()}
-    cols = ("payload_id", "dataset", "reporter", "leveringsdato", "rows_accepted", "lake_path", "supersedes")
-    return [dict(zip(cols, r, strict=True)) for r in rows if r[0] not in done]
+    rows.sort(key=lambda r: (r[3], r[5], r[2]))  # dataset, leveringsdato, payload_id
+    ids = [r[2] for r in rows]
+    done = {r[0] for r in con.execute("SELECT payload_id FROM meta.loaded_payload WHERE payload_id IN "
+                                      "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()} if ids else set()
+    new, still = [], []
+    for r in rows:
+        rowid, status, rec = r[0], r[1], dict(zip(cols, r[2:], strict=True))
+        if rec["payload_id"] in done or status == "superseded":
+            continue
+        if status == "loaded" and dt.date.fromisoformat(rec["leveringsdato"]) <= upto:
+            new.append(rec)
+        else:
+            still.append(rowid)
+    con.execute("DELETE FROM meta.ledger_pending")
+    if still:
+        con.executemany("INSERT INTO meta.ledger_pending VALUES (?)", [[x] for x in sorted(set(still))])
+    if rows:
+        con.execute("DELETE FROM meta.ledger_watermark")
+        con.execute("INSERT INTO meta.ledger_watermark VALUES (?)", [max(wm, max(r[0] for r in rows))])
+    return new
 
 
 def _setup(con: duckdb.DuckDBPyConnection, load_date: dt.date, load_id: str) -> None:
@@ -263,15 +292,23 @@ def _affected(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> tuple[int, 
     end_open = f"last_day(DATE '{load_date.isoformat()}')"
     # only the records changed in this load are read: their new current version vs the one before
     con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE changed_keys AS
+        SELECT DISTINCT {key} FROM {t} WHERE indlaest_dato = $d
+        UNION SELECT DISTINCT f.{key} FROM {t} f JOIN meta.retracted_payload r ON r.payload_id = f._payload_id
+              WHERE r.indlaest_dato = $d""", {"d": load_date})
+    order = "f.indlaest_dato DESC, f.version DESC, f.er_slettet DESC, f.registreringstidspunkt DESC, f.besked_id DESC"
+
+    def as_of_changed(day: str) -> str:
+        # the as-of rule of history_views_sql, over the changed records only
+        return (f"SELECT * FROM (SELECT f.*, row_number() OVER (PARTITION BY f.{key} ORDER BY {order}) AS _rn "
+                f"FROM {t} f LEFT JOIN meta.retracted_payload r ON r.payload_id = f._payload_id "
+                f"WHERE f.{key} IN (SELECT {key} FROM changed_keys) AND f.indlaest_dato <= {day} "
+                f"AND (r.indlaest_dato IS NULL OR r.indlaest_dato > {day})) WHERE _rn = 1 AND NOT er_slettet")
+
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE affected_maaneder AS
-        WITH changed AS (
-            SELECT DISTINCT {key} FROM {t} WHERE indlaest_dato = $d
-            UNION SELECT DISTINCT f.{key} FROM {t} f JOIN meta.retracted_payload r ON r.payload_id = f._payload_id
-                  WHERE r.indlaest_dato = $d
-        ), new AS (
-            SELECT * FROM {t}_as_of($d) WHERE {key} IN (SELECT {key} FROM changed)
-        ), old AS (
-            SELECT * FROM {t}_as_of($d - 1) WHERE {key} IN (SELECT {key} FROM changed)
+        WITH new AS ({as_of_changed("$d")}
+        ), old AS ({as_of_changed("$d - 1")}
         ), pairs AS (
             SELECT coalesce(n.{key}, o.{key}) AS k,
                    o.gyldig_fra AS s1, coalesce(o.gyldig_til, {end_open}) AS e1, o.{key} IS NULL AS o_gone,
@@ -306,14 +343,24 @@ def _publish(root: Path, build: Path) -> Path:
     return dst
 
 
-def _attach_quality(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+def _attach_quality(con: duckdb.DuckDBPyConnection, root: Path, days: set[dt.date]) -> None:
+    """Copy the quality results of the delivery days this load touched into schema ``dq``."""
     dq = Path(root) / "dq.duckdb"
-    if not dq.exists():
+    if not dq.exists() or not days:
         return
     con.execute(f"ATTACH '{dq}' AS dqsrc (READ_ONLY)")
     try:
         for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'dqsrc'").fetchall():
-            con.execute(f"CREATE OR REPLACE TABLE dq.{t.removeprefix('dq_')} AS SELECT * FROM dqsrc.main.{t}")
+            cols = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = "
+                                              "'dqsrc' AND table_name = ?", [t]).fetchall()}
+            name = f"dq.{t.removeprefix('dq_')}"
+            if "leveringsdato" not in cols:
+                con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM dqsrc.main.{t}")
+                continue
+            con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM dqsrc.main.{t} LIMIT 0")
+            con.execute(f"DELETE FROM {name} WHERE leveringsdato IN (SELECT unnest(?::DATE[]))", [sorted(days)])
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM dqsrc.main.{t} "
+                        "WHERE leveringsdato IN (SELECT unnest(?::DATE[]))", [sorted(days)])
     finally:
         con.execute("DETACH dqsrc")
 
@@ -383,7 +430,9 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
     by_ds: dict[str, list[dict]] = {}
     for p in new:
         by_ds.setdefault(p["dataset"], []).append(p)
-    loaded = dict(con.execute("SELECT payload_id, dataset FROM meta.loaded_payload").fetchall())
+    olds = [p["supersedes"] for p in new if p["supersedes"]]
+    loaded = {r[0] for r in con.execute("SELECT payload_id FROM meta.loaded_payload WHERE payload_id IN "
+                                        "(SELECT unnest(?::VARCHAR[]))", [olds]).fetchall()} if olds else set()
     retract = [[p["supersedes"], p["dataset"], p["payload_id"], load_date, load_id]
                for p in new if p["supersedes"] in loaded]
     for row in retract:
@@ -438,4 +487,4 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
         res.affected_persons, res.affected_maaneder = _affected(con, load_date)
     for hook in POST_MODEL_HOOKS:
         hook(con, res)
-    _attach_quality(con, root)
+    _attach_quality(con, root, {dt.date.fromisoformat(p["leveringsdato"]) for p in new} | {load_date})
