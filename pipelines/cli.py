@@ -22,6 +22,9 @@ app.add_typer(sources_app, name="sources")
 warehouse_app = typer.Typer(help="The pseudonymised DuckDB warehouse (star schema, bitemporal facts, marts).",
                             no_args_is_help=True)
 app.add_typer(warehouse_app, name="warehouse")
+deliveries_app = typer.Typer(help="Videregivelser efter BEK 912/2015 (§§ 39, 41-42, 60-66, 75, 78, 86-87, 91): "
+                                  "what went to whom and when.", invoke_without_command=True)
+app.add_typer(deliveries_app, name="deliveries")
 keys_app = typer.Typer(help="Keys of the restricted zone (pseudonym, restricted database).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 # a pipe or CI log gets wide tables instead of 80 columns of truncated names
@@ -360,6 +363,83 @@ def warehouse_check(root: Path = typer.Option(Path("data/demo/pipeline"))) -> No
         raise typer.Exit(1)
 
 
+
+
+@app.command("deliver")
+def deliver_cmd(
+    recipient: str = typer.Option(..., "--recipient", help="Recipient id from pipelines/deliveries/recipients.yaml."),
+    period: str = typer.Option(..., "--period", help="2026-10 (month) or 2026-W42 (ISO week, weekly recipients)."),
+    kind: str = typer.Option("full", "--kind", help="full | increment"),
+    root: Path = typer.Option(Path("data/demo/pipeline"), "--root"),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="Default: <root>/deliveries."),
+    load_id: str | None = typer.Option(None, "--load-id", help="Cut from this warehouse load (default: the latest)."),
+    demo_keys: bool = typer.Option(True, "--demo-keys/--no-demo-keys",
+                                   help="Create a demo key pair for recipients without a public key."),
+) -> None:
+    """Make one delivery (cut, encrypt, manifest, audit log) and print its manifest summary."""
+    import json
+
+    from pipelines.deliveries import DeliveryError, deliver
+
+    try:
+        path = deliver(root, recipient, period, kind, out_dir, load_id=load_id, create_missing_keys=demo_keys)
+    except DeliveryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    m = json.loads(path.read_text(encoding="utf-8"))
+    t = Table(title=f"{m['modtager']['navn']} ({m['retsgrundlag']}) {m['periode']['tekst']} {m['levering']}, "
+                    f"load {m['snit']['load_id']}")
+    for col in ("file", "rows", "outputs", "sha256 (plaintext)"):
+        t.add_column(col)
+    for f in m["filer"]:
+        t.add_row(f["navn"], str(f["raekker"]), str(len(f["udgaver"])),
+                  f["udgaver"][0]["sha256"][:16] + "..." if f["udgaver"] else "")
+    console.print(t)
+    console.print(f"Manifest: {path}")
+
+
+@deliveries_app.callback()
+def deliveries_list(ctx: typer.Context, root: Path = typer.Option(Path("data/demo/pipeline"), "--root")) -> None:
+    """List every logged delivery: recipient, § basis, period, kind, load, rows, time."""
+    if ctx.invoked_subcommand:
+        return
+    from pipelines.deliveries import list_deliveries
+
+    t = Table(title=f"Deliveries logged in {root / 'deliveries' / 'audit.jsonl'}")
+    for col in ("#", "time (UTC)", "recipient", "§", "period", "kind", "load", "rows", "files"):
+        t.add_column(col)
+    for e in list_deliveries(root):
+        t.add_row(str(e["seq"]), e["tid"], e["modtager"], e["retsgrundlag"], e["periode"], e["levering"],
+                  e["load_id"], str(e["raekker"]), str(len(e["filer"])))
+    console.print(t)
+
+
+@deliveries_app.command("verify")
+def deliveries_verify(root: Path = typer.Option(Path("data/demo/pipeline"), "--root")) -> None:
+    """Verify the audit log's hash chain and head; exit 1 on any break."""
+    from pipelines.deliveries import verify_audit
+
+    v = verify_audit(root)
+    for p in v.problems:
+        console.print(f"[red]{p}[/red]")
+    console.print(f"{v.entries} entries, chain {'intact' if v.ok else 'BROKEN'}")
+    if not v.ok:
+        raise typer.Exit(1)
+
+
+@deliveries_app.command("decrypt")
+def deliveries_decrypt(
+    file: Path = typer.Argument(..., exists=True),
+    recipient: str = typer.Option(..., "--recipient"),
+    out: Path | None = typer.Option(None, "--out", help="Write the plaintext here (default: FILE without .enc)."),
+) -> None:
+    """Demo only: open a delivered file with the recipient's private key."""
+    from pipelines.deliveries import decrypt
+
+    target = out or file.with_suffix("")
+    decrypt(file, recipient, target)
+    console.print(f"Decrypted to {target}")
+
 def _print_demo_stats(root: Path, month: dt.date) -> None:
     """Fuldtidspersoner by region for the demo month, from the published (suppressed) mart."""
     import duckdb
@@ -381,6 +461,22 @@ def _print_demo_stats(root: Path, month: dt.date) -> None:
         t.add_column(col, justify="right" if col != "region" else "left")
     for geo, yg, n, f in rows:
         t.add_row(str(geo), yg, "-" if n is None else str(n), "-" if f is None else f"{f:,.1f}")
+    console.print(t)
+
+
+def _print_demo_deliveries(root: Path, period: str) -> None:
+    """Every recipient's delivery for the demo period, with the manifest summary."""
+    from pipelines.deliveries import demo_deliveries
+
+    rows = demo_deliveries(root, period)
+    if not rows:
+        return
+    t = Table(title=f"Deliveries for {period} (encrypted per recipient; manifests and audit log under "
+                    f"{root / 'deliveries'})")
+    for col in rows[0]:
+        t.add_column(str(col))
+    for r in rows:
+        t.add_row(*[str(v) for v in r.values()])
     console.print(t)
 
 
@@ -425,6 +521,7 @@ def demo(
         ensure_key(name)
     _warehouse([first + dt.timedelta(days=k) for k in range(days)], root)
     _print_demo_stats(root, first.replace(day=1))
+    _print_demo_deliveries(root, first.strftime("%Y-%m"))
     console.print(f"Sources: {src} (ground truth: {src / 'ground_truth.csv'}, {res.defects} defect rows)")
     console.print(f"Landing (raw payloads): {root / 'landing'}")
     console.print(f"Lake (typed Parquet, hive-partitioned): {root / 'lake'}")

@@ -24,6 +24,7 @@ from pipelines.assets.ingestion import (
     portal_sensor,
 )
 from pipelines.assets.warehouse import nightly_warehouse, warehouse_after_ingestion, warehouse_load
+from pipelines.deliveries.assets import DELIVERY_ASSETS, DELIVERY_JOBS, DELIVERY_SCHEDULES
 
 
 def resource() -> DsdwResource:
@@ -32,9 +33,9 @@ def resource() -> DsdwResource:
 
 
 defs = dg.Definitions(
-    assets=[*INGESTION_ASSETS, dq_results, warehouse_load],
-    jobs=[nightly_ingestion, nightly_warehouse],
-    schedules=[nightly_schedule],
+    assets=[*INGESTION_ASSETS, dq_results, warehouse_load, *DELIVERY_ASSETS],
+    jobs=[nightly_ingestion, nightly_warehouse, *DELIVERY_JOBS],
+    schedules=[nightly_schedule, *DELIVERY_SCHEDULES],
     sensors=[ftp_sensor, drop_sensor, portal_sensor, warehouse_after_ingestion],
     resources={"dsdw": resource()},
 )

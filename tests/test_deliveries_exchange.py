@@ -1,0 +1,156 @@
+"""Disclosures between jobcentres and a-kasser and to the municipality a person moves to.
+
+§ 20, stk. 5 / § 25, stk. 4 / § 66, stk. 4 / § 78, stk. 2 (to the citizen's a-kasse), § 60, stk. 5 /
+§ 63, stk. 4 / § 64, stk. 5 / § 66, stk. 4 (to the citizen's jobcentre), § 39, stk. 11 and § 75, stk. 3
+(to the tilflytningskommune): each file goes to the right party only, encrypted to that party's key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fixtures_wh import cpr_for, deliver
+from test_deliveries_support import D, declared_columns, foranst, key_env, kg, read_manifest, read_rows, uid
+
+from pipelines.deliveries import deliver as make_delivery
+from pipelines.warehouse.build import load_warehouse
+
+DAY = dt.date(2026, 10, 30)
+K1 = cpr_for(D("1980-01-01"), 1)               # KG 1, a-kasse 067, from 2026-10-10 reports from 010
+K2 = cpr_for(D("1981-01-01"), 2)               # KG 2: not § 19, nr. 1
+K3 = cpr_for(D("1982-01-01"), 3)               # KG 1, a-kasse unknown
+K4 = cpr_for(D("1983-01-01"), 4)               # KG 1, first a-kasse report after the event
+M1 = cpr_for(D("1984-01-01"), 5, male=False)   # moves 101 -> 147 on 2026-10-10
+N1 = cpr_for(D("1985-01-01"), 6)               # two spells in the same kommune: no move
+X1 = cpr_for(D("1986-01-01"), 7)               # no kontaktgruppe spell at all
+
+
+def akt(tag, cpr, akasse, start):
+    return {"tilmelding_id": uid(tag), "cpr": cpr, "akassekode": akasse, "startdato": D(start),
+            "registreringsdato": D(start), "tilmeldekategori": "1"}
+
+
+@pytest.fixture(scope="module")
+def wh(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dlvexch")
+    root = base / "root"
+    with key_env(base / "keys"):
+        deliver(root, "kontaktgruppe", DAY, [
+            kg("k1", K1, "1", "2026-01-01"), kg("k2", K2, "2", "2026-01-01"), kg("k3", K3, "1", "2026-01-01"),
+            kg("k4", K4, "1", "2026-01-01"), kg("m1a", M1, "1", "2026-01-01", "2026-10-09"),
+            kg("n1a", N1, "1", "2026-01-01", "2026-10-09"), kg("n1b", N1, "12", "2026-10-10")])
+        deliver(root, "kontaktgruppe", DAY, [kg("m1b", M1, "1", "2026-10-10", kommune="147")], reporter="147")
+        deliver(root, "akasse_tilmelding", DAY, [akt("t1", K1, "067", "2026-01-05"), akt("t2", K2, "067", "2026-01-05"),
+                                                 akt("t3", M1, "067", "2026-01-05")], reporter="067")
+        deliver(root, "akasse_samtale", DAY, [
+            {"samtale_id": uid("as1"), "cpr": K1, "akassekode": "010", "samtaledato": D("2026-10-10"),
+             "samtaletype": "1", "samtaleform": "1", "registreringsdato": D("2026-10-10"), "cv_aftaler": "fritekst"},
+            {"samtale_id": uid("as2"), "cpr": X1, "akassekode": "010", "samtaledato": D("2026-10-10"),
+             "samtaletype": "1", "samtaleform": "1", "registreringsdato": D("2026-10-10")}], reporter="010")
+        deliver(root, "indkaldelse", DAY, [
+            {"indkaldelse_id": uid("i1"), "cpr": K1, "samtaledato": D("2026-10-05"), "samtaletype": "1",
+             "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01"),
+             "adresse": "Jobcentervej 1", "titel": "fritekst"},
+            {"indkaldelse_id": uid("i2"), "cpr": K1, "samtaledato": D("2026-10-12"), "samtaletype": "1",
+             "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")},
+            {"indkaldelse_id": uid("i3"), "cpr": K2, "samtaledato": D("2026-10-05"), "samtaletype": "1",
+             "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")},
+            {"indkaldelse_id": uid("i4"), "cpr": K3, "samtaledato": D("2026-10-05"), "samtaletype": "1",
+             "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")}])
+        deliver(root, "samtale", DAY, [
+            {"samtale_id": uid("s1"), "cpr": K1, "samtaledato": D("2026-10-06"), "samtaletype": "1",
+             "samtaleform": "1", "registreringsdato": D("2026-10-06")},
+            {"samtale_id": uid("s4"), "cpr": K4, "samtaledato": D("2026-10-03"), "samtaletype": "1",
+             "samtaleform": "1", "registreringsdato": D("2026-10-03")}])
+        deliver(root, "joblog_jobsoegning", DAY, [
+            {"joblog_id": uid("j1"), "cpr": K1, "oprettelsesdato": D("2026-10-08"), "logtype": "1", "kilde": "2",
+             "akassekode": "067", "status": "2", "soegningsdato": D("2026-10-08"), "virksomhedsnavn": "Firma",
+             "virksomhed_email": "a@b.dk"},
+            {"joblog_id": uid("j4"), "cpr": K4, "oprettelsesdato": D("2026-10-20"), "logtype": "1", "kilde": "2",
+             "akassekode": "030", "status": "2", "soegningsdato": D("2026-10-20")}], reporter="JOBNET")
+        deliver(root, "haendelse_akasse", DAY, [
+            {"haendelse_id": uid("h1"), "cpr": K1, "haendelsesdato": D("2026-10-07"), "haendelsestype": "1",
+             "kommentar": "fritekst"},
+            {"haendelse_id": uid("h0"), "cpr": K1, "haendelsesdato": D("2026-09-07"), "haendelsestype": "1"},
+            {"haendelse_id": uid("hm1"), "cpr": M1, "haendelsesdato": D("2026-09-20"), "haendelsestype": "13",
+             "virksomhed_cvr": "12345674", "virksomhed_pnummer": "1000000001", "kommunekode": "101"},
+            {"haendelse_id": uid("hm2"), "cpr": M1, "haendelsesdato": D("2026-09-21"), "haendelsestype": "1",
+             "kommunekode": "101"}])
+        deliver(root, "akasse_indkaldelse", DAY, [
+            {"indkaldelse_id": uid("ai1"), "cpr": K1, "akassekode": "067", "samtaledato": D("2026-10-09"),
+             "samtaletype": "1", "meddelelsesdato": D("2026-10-01"), "registreringsdato": D("2026-10-01")}],
+            reporter="067")
+        deliver(root, "akasse_fravaer", DAY, [
+            {"fravaer_id": uid("af1"), "cpr": M1, "akassekode": "067", "fravaersaarsag": "9",
+             "startdato": D("2026-10-05"), "registreringsdato": D("2026-10-05"), "bemaerkning": "fritekst"},
+            {"fravaer_id": uid("af2"), "cpr": M1, "akassekode": "067", "fravaersaarsag": "9",
+             "startdato": D("2026-10-15"), "registreringsdato": D("2026-10-15")}], reporter="067")
+        deliver(root, "minplan_udkast", DAY, [
+            {"udkast_id": uid("u1"), "cpr": K1, "akassekode": "010", "udkastdato": D("2026-10-11"),
+             "registreringsdato": D("2026-10-11"), "planforslag": "fritekst"}], reporter="010")
+        deliver(root, "plan", DAY, [
+            {"plan_id": uid("p1"), "cpr": M1, "kommunekode": "101", "plantype": "1", "status": "2",
+             "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1, "beskaeftigelsesmaal": "Lagerarbejde"},
+            {"plan_id": uid("p2"), "cpr": M1, "kommunekode": "101", "plantype": "1", "status": "4",
+             "oprettelses_revisionsdato": D("2026-03-01"), "planversion": 1},
+            {"plan_id": uid("p3"), "cpr": M1, "kommunekode": "147", "plantype": "1", "status": "2",
+             "oprettelses_revisionsdato": D("2026-10-11"), "planversion": 1},
+            {"plan_id": uid("p4"), "cpr": N1, "kommunekode": "101", "plantype": "1", "status": "2",
+             "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1}])
+        deliver(root, "uddannelsesplan", DAY, [
+            {"uddannelsesplan_id": uid("up1"), "cpr": M1, "kommunekode": "101", "trin": "2", "status": "3",
+             "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 1, "uddannelsesmaal": "1030"}])
+        deliver(root, "foranstaltning", DAY, [
+            foranst("fm1", M1, "12", "2026-08-01", "2026-09-30"),               # ended before the move
+            foranst("fm2", M1, "12", "2026-09-01", "2026-12-31"),               # ongoing
+            foranst("fm3", M1, "20", "2026-11-01", "2026-11-30"),               # agreed, future
+            {**foranst("fm4", M1, "20", "2026-11-01", "2026-11-30"), "status": "1"},  # annulleret
+            foranst("fm5", M1, "20", "2026-10-20", "2026-11-30", kommune="147")])   # the new kommune's own
+        load_warehouse(root, DAY)
+        yield {"root": root, "m": {rid: make_delivery(root, rid, "2026-10", create_missing_keys=True)
+                                   for rid in ("akasse", "jobcenter", "tilflytningskommune")}}
+
+
+def by_part(rows, *cols):
+    return sorted((r["_part"], *(r[c] for c in cols)) for r in rows)
+
+
+def test_akasse_gets_kg1_summonses_and_conversations_of_its_own_members(wh):
+    rows = read_rows(wh["m"]["akasse"], "akasse")
+    assert by_part(rows["indkaldelser"], "indkaldelse_id") == sorted([("067", uid("i1")), ("010", uid("i2"))])
+    assert by_part(rows["samtaler"], "samtale_id", "cpr") == sorted([("067", uid("s1"), K1), ("030", uid("s4"), K4)])
+    assert by_part(rows["haendelser"], "haendelse_id") == [("067", uid("h1"))]
+    assert by_part(rows["joblog"], "joblog_id") == sorted([("067", uid("j1")), ("030", uid("j4"))])
+    for name, rs in rows.items():
+        assert {k for r in rs for k in r} == set(declared_columns("akasse", name)) | {"_part"}
+    assert not any("fritekst" in str(v) or "@" in str(v) for rs in rows.values() for r in rs for v in r.values())
+
+
+def test_akasse_files_are_encrypted_per_akasse(wh):
+    m = read_manifest(wh["m"]["akasse"])
+    keys = {u["modtager_part"]: u["krypteret"]["noegle"] for f in m["filer"] for u in f["udgaver"]}
+    assert keys == {"067": "akasse-067", "010": "akasse-010", "030": "akasse-030"}
+    paths = {u["sti"] for f in m["filer"] for u in f["udgaver"]}
+    assert "067/indkaldelser.parquet.enc" in paths and "010/indkaldelser.csv.enc" in paths
+
+
+def test_jobcenter_gets_akasse_data_of_its_own_citizens(wh):
+    rows = read_rows(wh["m"]["jobcenter"], "jobcenter")
+    assert by_part(rows["akasse_indkaldelser"], "indkaldelse_id") == [("101", uid("ai1"))]
+    assert by_part(rows["akasse_samtaler"], "samtale_id") == [("101", uid("as1"))]  # X1 has no kommune
+    assert by_part(rows["minplan_udkast"], "udkast_id") == [("101", uid("u1"))]
+    assert by_part(rows["akasse_fravaer"], "fravaer_id") == sorted([("101", uid("af1")), ("147", uid("af2"))])
+    assert by_part(rows["joblog"], "joblog_id") == sorted([("101", uid("j1")), ("101", uid("j4"))])
+    assert X1 not in {r["cpr"] for rs in rows.values() for r in rs}
+
+
+def test_tilflytningskommune_gets_the_previous_kommunes_current_plans_measures_and_referrals(wh):
+    rows = read_rows(wh["m"]["tilflytningskommune"], "tilflytningskommune")
+    assert by_part(rows["planer"], "plan_id", "fraflytningskommune", "flyttedato", "beskaeftigelsesmaal") == [
+        ("147", uid("p1"), "101", D("2026-10-10"), "Lagerarbejde")]
+    assert by_part(rows["uddannelsespaalaeg"], "uddannelsesplan_id") == [("147", uid("up1"))]
+    assert by_part(rows["foranstaltninger"], "foranstaltning_id") == sorted([("147", uid("fm2")),
+                                                                              ("147", uid("fm3"))])
+    assert by_part(rows["henvisninger"], "haendelse_id", "haendelsestype") == [("147", uid("hm1"), "13")]
+    assert {r["cpr"] for rs in rows.values() for r in rs} == {M1}  # N1 stayed in 101
