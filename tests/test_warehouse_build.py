@@ -242,3 +242,20 @@ def test_restricted_db_holds_the_map_and_is_sealed(tmp_path, keydir):
         for (col,) in con.execute(f"SELECT column_name FROM duckdb_columns() WHERE table_name = '{t}' "
                                   "AND data_type = 'VARCHAR'").fetchall():
             assert not con.execute(f"SELECT count(*) FROM {t} WHERE \"{col}\" IN (?, ?)", [P1, P2]).fetchone()[0]
+
+
+def test_a_field_added_to_a_contract_reaches_the_existing_fact(tmp_path, keydir):
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01")])
+    load_warehouse(root, D1)
+    # what `dsdw warehouse generate` writes after a field is added: the staging model selects one more column
+    models = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, models)
+    stg = models / "staging" / "stg_jobcenter__kontaktgruppe.sql"
+    stg.write_text(stg.read_text(encoding="utf-8").replace(
+        "    foerste_anmodning,\n", "    foerste_anmodning,\n    'ny' AS ny_kolonne,\n"), encoding="utf-8")
+    deliver(root, "kontaktgruppe", D2, [kg(KG_B, P2, "2026-09-15")])
+    load_warehouse(root, D2, models_dir=models)
+    assert q(root, "SELECT kontaktgruppe_id, ny_kolonne FROM fct_kontaktgruppe_aktuel ORDER BY 1") == [
+        (KG_A, None), (KG_B, "ny")]
+    assert q(root, "SELECT count(ny_kolonne) FROM fct_kontaktgruppe_as_of(DATE '2026-10-02')") == [(1,)]

@@ -16,6 +16,7 @@ loaded payload retracts the old payload's rows from that load on
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -54,6 +55,7 @@ META_SQL = [
     """CREATE TABLE IF NOT EXISTS meta.retracted_payload (
         payload_id VARCHAR PRIMARY KEY, dataset VARCHAR, superseded_by VARCHAR, indlaest_dato DATE, load_id VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS meta.ledger_watermark (max_rowid BIGINT)",
+    "CREATE TABLE IF NOT EXISTS meta.schema_state (name VARCHAR PRIMARY KEY, digest VARCHAR)",
     "CREATE TABLE IF NOT EXISTS meta.ledger_pending (ledger_rowid BIGINT PRIMARY KEY)",
     """CREATE TABLE IF NOT EXISTS meta.model_run (
         load_id VARCHAR, model VARCHAR, materialization VARCHAR, rows BIGINT, seconds DOUBLE)""",
@@ -204,7 +206,31 @@ def _params(sql: str, values: dict) -> dict:
     return {k: v for k, v in values.items() if f"${k}" in sql}
 
 
-def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict) -> int:
+def _existing(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Qualified names of the tables of both databases (one catalog query per load)."""
+    out = set()
+    for db, schema, name in con.execute(
+            "SELECT database_name, schema_name, table_name FROM duckdb_tables() WHERE NOT temporary").fetchall():
+        if db == "restricted":
+            out.add(f"restricted.{name}")
+        else:
+            out.add(name if schema == "main" else f"{schema}.{name}")
+    return out
+
+
+def _evolve(con: duckdb.DuckDBPyConnection, target: str, source: str) -> list[str]:
+    """Add to ``target`` the columns ``source`` has and it lacks (a field added to a contract)."""
+    def cols(rel: str) -> dict[str, str]:
+        return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
+
+    have, want = cols(target), cols(source)
+    added = [c for c in want if c not in have]
+    for c in added:
+        con.execute(f'ALTER TABLE {target} ADD COLUMN "{c}" {want[c]}')
+    return added
+
+
+def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict, existing: set[str] | None = None) -> int:
     sql = m.sql
     p = _params(sql, values)
     q = m.qualified
@@ -214,11 +240,16 @@ def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict) -> int:
         con.execute(f"CREATE OR REPLACE VIEW {q} AS {sql}")
         return 0
     elif m.materialization == "append":
-        if not _table_exists(con, q):
+        if not (q in existing if existing is not None else _table_exists(con, q)):
             con.execute(f"CREATE TABLE {q} AS {sql} LIMIT 0", p)
+            if existing is not None:
+                existing.add(q)
+        else:
+            stg = ("restricted." if m.database == "restricted" else "staging.") + m.depends_on[0]
+            _evolve(con, q, stg)
         return con.execute(f"INSERT INTO {q} BY NAME {sql}", p).fetchone()[0]
     elif m.materialization == "scoped":
-        if not _table_exists(con, q):
+        if not (q in existing if existing is not None else _table_exists(con, q)):
             con.execute(f"CREATE TABLE {q} AS {sql} LIMIT 0", p)
         scope_table = "affected_persons" if m.scope == "person_key" else "affected_maaneder"
         con.execute(f"DELETE FROM {q} WHERE {m.scope} IN (SELECT {m.scope} FROM {scope_table})")
@@ -423,6 +454,10 @@ def _restore(root: Path, build: Path) -> None:
         shutil.copyfile(pub, build)
 
 
+def _column_count(con: duckdb.DuckDBPyConnection, qualified: str) -> int:
+    return len(con.execute(f"DESCRIBE {qualified}").fetchall())
+
+
 def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, load_id: str, order: list[Model],
               res: LoadResult, key: bytes, ipad: bytes, opad: bytes) -> None:
     new = _new_payloads(root, con, load_date)
@@ -444,6 +479,12 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
     res.retracted = len(retract)
     values = {"ipad": ipad, "opad": opad, "load_date": load_date, "load_id": load_id}
     contracts = load_contracts()
+    existing = _existing(con)
+    # the persistent access views are replaced only when their definitions change (or a column was added)
+    views = {ds: history_views_sql(ds) for ds in contracts}
+    digest = hashlib.sha256("\n".join(x for v in views.values() for x in v).encode()).hexdigest()
+    views_stale = con.execute("SELECT count(*) FROM meta.schema_state WHERE name = 'history_views' AND digest = ?",
+                              [digest]).fetchone()[0] == 0
     scope_ready = False
     # increments and facts first: the affected scope of the derived models is known only after them
     order = ([m for m in order if m.materialization in ("increment", "append")]
@@ -454,14 +495,14 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
             ds = m.name.split("__", 1)[1]
             payloads = by_ds.get(ds, [])
             _register_increment(con, ds, payloads)
-            for col in [f.name for f in contracts[ds].fields if f.type == "cpr"]:
+            for col in [f.name for f in contracts[ds].fields if f.type == "cpr"] if payloads else []:
                 con.execute(f"""INSERT INTO restricted.person
                     SELECT cpr, dsdw_hmac(cpr, $ipad, $opad), $d, $kid FROM (
                       SELECT DISTINCT {col} AS cpr FROM inc
                       WHERE {col} IS NOT NULL AND _payload_id IN (SELECT payload_id FROM inc_payloads))
                     WHERE cpr NOT IN (SELECT cpr FROM restricted.person)""",
                             {"ipad": ipad, "opad": opad, "d": load_date, "kid": key_id(key)})
-            n = _run_model(con, m, values)
+            n = _run_model(con, m, values, existing)
             res.rows_staged[ds] = n
             res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)
             per = dict(con.execute(f"SELECT _payload_id, count(*) FROM {m.qualified} GROUP BY 1").fetchall())
@@ -471,18 +512,29 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
                      int(p["rows_accepted"] or 0), per.get(p["payload_id"], 0)] for p in payloads])
             con.unregister("inc_empty")
         elif m.materialization == "append":
-            n = _run_model(con, m, values)
             ds = m.name.removeprefix("fct_")
-            if ds in contracts:
-                for s in history_views_sql(ds):
-                    con.execute(s)
+            if m.qualified in existing and not res.rows_staged.get(ds):
+                n = 0  # nothing staged for this fact in this load
+            else:
+                cols_before = _column_count(con, m.qualified) if m.qualified in existing else None
+                n = _run_model(con, m, values, existing)
+                views_stale = views_stale or cols_before != _column_count(con, m.qualified)
+            for stmt in views.get(ds, []):
+                if views_stale or " TEMP MACRO " in stmt:
+                    con.execute(stmt)
         else:
             if not scope_ready:
                 res.affected_persons, res.affected_maaneder = _affected(con, load_date)
                 scope_ready = True
-            n = _run_model(con, m, values)
+            n = _run_model(con, m, values, existing)
         res.model_rows[m.name] = n
         res.model_seconds[m.name] = time.perf_counter() - tm
+    if views_stale:
+        # a view stored before a column was added would not show it: replace them all once more
+        for stmt in (x for v in views.values() for x in v):
+            con.execute(stmt)
+        con.execute("DELETE FROM meta.schema_state WHERE name = 'history_views'")
+        con.execute("INSERT INTO meta.schema_state VALUES ('history_views', ?)", [digest])
     if not scope_ready:
         res.affected_persons, res.affected_maaneder = _affected(con, load_date)
     for hook in POST_MODEL_HOOKS:
