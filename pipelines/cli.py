@@ -342,6 +342,36 @@ def _warehouse(days: list[dt.date], root: Path) -> None:
     console.print(t)
 
 
+@warehouse_app.command("docs")
+def warehouse_docs(
+    warehouse: Path | None = typer.Option(None, "--warehouse", help="A built warehouse.duckdb for real column types."),
+    out: Path = typer.Option(Path("docs"), "--out"),
+) -> None:
+    """Write the data dictionary and the ERD (from the contracts and the model headers)."""
+    from pipelines.warehouse.dictionary import write_docs
+
+    for p in write_docs(out, warehouse):
+        console.print(str(p))
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="SQL to run against the analysts' warehouse (read-only)."),
+    root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: where warehouse.duckdb is."),
+    max_rows: int = typer.Option(50, "--max-rows"),
+) -> None:
+    """Query the published warehouse read-only; works while a load runs."""
+    from pipelines.warehouse.build import published_path
+    from pipelines.warehouse.sql import SqlError, format_table, run_sql
+
+    try:
+        cols, rows = run_sql(published_path(root), query)
+    except SqlError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(format_table(cols, rows, max_rows))
+
+
 @warehouse_app.command("check")
 def warehouse_check(root: Path = typer.Option(Path("data/demo/pipeline"))) -> None:
     """dbt-style tests on the published warehouse (keys, foreign keys, spells, reconciliation)."""

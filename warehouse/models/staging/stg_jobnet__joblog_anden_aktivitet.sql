@@ -7,7 +7,7 @@
 -- grain: one row per record version (joblog_id, version, aendringstype) among the payloads new in this load
 -- keys: joblog_id, version, aendringstype
 -- valid time: oprettelsesdato (event)
--- left in the restricted lake (pii): virksomhedsadresse, kontaktperson_navn, virksomhed_telefon, virksomhed_email, egne_opgaver
+-- left in the restricted lake (pii): virksomhedsnavn, virksomhedsadresse, kontaktperson_navn, virksomhed_telefon, virksomhed_email, egne_opgaver
 SELECT
     besked_id,
     aendringstype,
@@ -22,7 +22,6 @@ SELECT
     kilde,
     akassekode,
     aktivitetstype,
-    virksomhedsnavn,
     postnummer,
     "by",
     opgave_dato,

@@ -7,7 +7,7 @@
 -- grain: one row per record version (joblog_id, version, aendringstype) among the payloads new in this load
 -- keys: joblog_id, version, aendringstype
 -- valid time: soegningsdato (event)
--- left in the restricted lake (pii): virksomhedsadresse, kontaktperson_navn, virksomhed_telefon, virksomhed_email, metode_beskrivelse, egne_opgaver
+-- left in the restricted lake (pii): stillingsbetegnelse, virksomhedsnavn, virksomhedsadresse, kontaktperson_navn, virksomhed_telefon, virksomhed_email, metode_beskrivelse, egne_opgaver
 SELECT
     besked_id,
     aendringstype,
@@ -25,8 +25,6 @@ SELECT
     soegningsdato,
     omfang,
     timer_pr_uge,
-    stillingsbetegnelse,
-    virksomhedsnavn,
     postnummer,
     "by",
     hvordan_fundet,
