@@ -482,7 +482,7 @@ def _print_demo_stats(root: Path, month: dt.date) -> None:
             SELECT geo_navn, ydelsesgruppe, antal_personer, fuldtidspersoner
             FROM mart_ydelser_publiceret
             WHERE periode_type = 'maaned' AND periode_start = ? AND geo_niveau IN ('region', 'land')
-              AND ydelsesgruppe IN ('dagpenge', 'kontanthjaelp', 'sygedagpenge', 'i_alt')
+              AND ydelsesgruppe IN ('dagpenge', 'kontanthjaelp', 'sygedagpenge', 'i alt')
             ORDER BY geo_niveau = 'land', geo_navn, ydelsesgruppe""", [month]).fetchall()
     finally:
         con.close()

@@ -83,6 +83,7 @@ class LoadResult:
     affected_maaneder: int = 0
     model_seconds: dict[str, float] = field(default_factory=dict)
     model_rows: dict[str, int] = field(default_factory=dict)
+    hook_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     publish_seconds: float = 0.0
     published: Path | None = None
@@ -100,8 +101,15 @@ def published_path(root: Path) -> Path:
     return Path(root) / "warehouse.duckdb"
 
 
-# Hooks run after the models, in the same transaction scope (e.g. small-cell suppression).
-POST_MODEL_HOOKS: list[Callable[[duckdb.DuckDBPyConnection, LoadResult], None]] = []
+# Hooks run after the models: the published (small-cell suppressed) statistics.
+POST_MODEL_HOOKS: list[Callable[[duckdb.DuckDBPyConnection, LoadResult], object]] = []
+
+
+def _register_hooks() -> None:
+    from pipelines.warehouse.suppression import publish_suppressed
+
+    if publish_suppressed not in POST_MODEL_HOOKS:
+        POST_MODEL_HOOKS.append(publish_suppressed)
 
 
 def _new_payloads(root: Path, con: duckdb.DuckDBPyConnection, upto: dt.date) -> list[dict]:
@@ -244,7 +252,7 @@ def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict, existing:
             con.execute(f"CREATE TABLE {q} AS {sql} LIMIT 0", p)
             if existing is not None:
                 existing.add(q)
-        else:
+        elif m.layer == "core":
             stg = ("restricted." if m.database == "restricted" else "staging.") + m.depends_on[0]
             _evolve(con, q, stg)
         return con.execute(f"INSERT INTO {q} BY NAME {sql}", p).fetchone()[0]
@@ -411,6 +419,7 @@ def load_warehouse(root: Path, load_date: dt.date, *, publish: bool = True, mode
     ipad, opad = hmac_pads(key)
     models = load_models(models_dir)
     order = build_order(models)
+    _register_hooks()
     build = build_path(root)
     build.parent.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
@@ -513,7 +522,7 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
             con.unregister("inc_empty")
         elif m.materialization == "append":
             ds = m.name.removeprefix("fct_")
-            if m.qualified in existing and not res.rows_staged.get(ds):
+            if m.layer == "core" and m.qualified in existing and not res.rows_staged.get(ds):
                 n = 0  # nothing staged for this fact in this load
             else:
                 cols_before = _column_count(con, m.qualified) if m.qualified in existing else None
@@ -538,5 +547,7 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
     if not scope_ready:
         res.affected_persons, res.affected_maaneder = _affected(con, load_date)
     for hook in POST_MODEL_HOOKS:
+        th = time.perf_counter()
         hook(con, res)
+        res.hook_seconds[hook.__name__] = time.perf_counter() - th
     _attach_quality(con, root, {dt.date.fromisoformat(p["leveringsdato"]) for p in new} | {load_date})

@@ -1,0 +1,358 @@
+"""Statistics marts: Jobindsats-style ydelses-figures, small-cell suppression, reporting timeliness.
+
+Expected figures are computed by hand in the comments from the fixture spells, not copied from output.
+ISO weeks used below (a week belongs to the month of its Thursday):
+  Sep 2026: W36 (Aug 31-Sep 6) .. W39 (Sep 21-27)                 -> 4 weeks
+  Oct 2026: W40 (Sep 28-Oct 4), W41 (5-11), W42 (12-18), W43 (19-25), W44 (Oct 26-Nov 1) -> 5 weeks
+  Nov 2026: W45 (Nov 2-8), W46 (9-15), W47, W48 (23-29)           -> 4 weeks
+  Dec 2026: W49 (Nov 30-Dec 6) .. W53 (Dec 28-Jan 3 2027)         -> 5 weeks; Q4 = 14 weeks, Q3 = 13 weeks
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import duckdb
+import pytest
+from fixtures_wh import cpr_for, deliver
+
+from pipelines.warehouse import build
+from pipelines.warehouse import keys as wkeys
+from pipelines.warehouse.build import load_warehouse, published_path
+from pipelines.warehouse.generate import MODELS_DIR
+from pipelines.warehouse.stats import generated_marts, months_between, ydelser_for_months
+from pipelines.warehouse.suppression import PRIMAER, SEKUNDAER, publish_suppressed, suppress
+
+L1, L2, L3 = dt.date(2027, 1, 4), dt.date(2027, 1, 5), dt.date(2027, 1, 6)
+A, B, C, D, E, F, G = (cpr_for(dt.date(1970 + i, 3, 1 + i), i + 1, male=i % 2 == 0) for i in range(7))
+OKT, NOV, SEP = dt.date(2026, 10, 1), dt.date(2026, 11, 1), dt.date(2026, 9, 1)
+Q3, Q4 = dt.date(2026, 7, 1), dt.date(2026, 10, 1)
+
+
+@pytest.fixture
+def keydir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.delenv("DSDW_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("DSDW_RESTRICTED_KEY", raising=False)
+    wkeys.ensure_key("pseudonym")
+    wkeys.ensure_key("restricted")
+    # the publication hook, whether or not build.py registers it already
+    monkeypatch.setattr(build, "POST_MODEL_HOOKS", [publish_suppressed])
+    return tmp_path / "keys"
+
+
+def d(s: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(s) if s else None
+
+
+def kg(key: str, cpr: str, group: str, start: str, end: str | None, kommune: str, reg: str, version: int = 1,
+       change: str = "1") -> dict:
+    return {"kontaktgruppe_id": f"22222222-0000-4000-8000-{key:0>12}", "cpr": cpr, "kontaktgruppe": group,
+            "startdato": d(start), "slutdato": d(end), "kommunekode": kommune, "registreringsdato": d(reg),
+            "version": version, "aendringstype": change}
+
+
+# kontaktgruppe 1 = dagpenge, 24 = sygedagpenge, 2 and 3 = kontanthjaelp (dim_kontaktgruppe's ydelsesgruppe)
+SPELLS_101 = [
+    kg("a1", A, "1", "2026-09-15", "2026-10-10", "101", "2026-09-15"),   # crosses Sep/Oct and Q3/Q4
+    kg("b1", B, "24", "2026-10-01", "2026-10-31", "101", "2026-10-01"),  # B: two overlapping benefits
+    kg("b2", B, "2", "2026-10-20", None, "101", "2026-10-27"),
+    kg("e1", E, "2", "2026-09-01", "2026-10-15", "101", "2026-09-01"),   # E: adjacent spells, same group,
+]
+SPELLS_147 = [
+    kg("e2", E, "3", "2026-10-16", "2026-11-20", "147", "2026-10-16"),   # ... moving 101 -> 147: merged
+    kg("c1", C, "1", "2026-10-28", "2026-11-03", "147", "2026-10-30"),   # its W44 crosses Oct/Nov
+    kg("f1", F, "1", "2026-10-05", None, "147", "2026-10-05"),
+]
+SPELLS_751 = [kg("d1", D, "1", "2026-11-01", "2026-11-01", "751", "2026-11-01")]  # only Sunday Nov 1 (in W44)
+
+
+def cells(con: duckdb.DuckDBPyConnection, where: str, table: str = "mart_ydelser") -> dict:
+    rows = con.execute(f"SELECT geo_niveau, geo_kode, ydelsesgruppe, antal_personer, fuldtidspersoner, tilgang, "
+                       f"afgang FROM {table} WHERE {where}").fetchall()
+    return {(r[0], r[1], r[2]): (r[3], None if r[4] is None else round(r[4], 6), r[5], r[6]) for r in rows}
+
+
+def cell(con: duckdb.DuckDBPyConnection, typ: str, start: dt.date, niveau: str, kode: str, grp: str) -> tuple:
+    got = cells(con, f"periode_type = '{typ}' AND periode_start = DATE '{start}' AND geo_niveau = '{niveau}' "
+                     f"AND geo_kode = '{kode}' AND ydelsesgruppe = '{grp}'")
+    return got.get((niveau, kode, grp))
+
+
+COLS = ("periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, antal_personer, round(fuldtidspersoner, 9), "
+        "tilgang, afgang, uger_i_perioden, ydelsesuger, er_foreloebig")
+
+
+def assert_mart_equals_full_recomputation(root: Path, horizon: dt.date) -> int:
+    """The nightly (scoped) mart equals the figures recomputed for every month from the current spells."""
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        first = con.execute("SELECT min(startdato) FROM fct_ydelsesforloeb").fetchall()[0][0]
+        full = ydelser_for_months(con, "SELECT * FROM fct_ydelsesforloeb", months_between(first, horizon), horizon)
+        want = sorted(full.select(COLS).fetchall())
+        got = sorted(con.execute(f"SELECT {COLS} FROM mart_ydelser").fetchall())
+    finally:
+        con.close()
+    assert got == want
+    return len(got)
+
+
+def test_ydelser_hand_computed_and_incremental_equals_full(tmp_path, keydir):
+    root = tmp_path / "p"
+    deliver(root, "kontaktgruppe", L1, SPELLS_101, reporter="101")
+    deliver(root, "kontaktgruppe", L1, SPELLS_147, reporter="147")
+    deliver(root, "kontaktgruppe", L1, SPELLS_751, reporter="751")
+    load_warehouse(root, L1)
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        okt = cells(con, f"periode_type = 'maaned' AND periode_start = DATE '{OKT}'")
+        assert con.execute(f"SELECT DISTINCT uger_i_perioden, er_foreloebig FROM mart_ydelser WHERE periode_type = "
+                           f"'maaned' AND periode_start = DATE '{OKT}'").fetchall() == [(5, False)]
+        # (antal_personer, fuldtidspersoner, tilgang, afgang), October 2026:
+        # 101 dagpenge: A (Sep 15-Oct 10): weeks W40, W41 -> 2/5; A's end Oct 10 is an afgang, its start is September's
+        assert okt[("kommune", "101", "dagpenge")] == (1, 0.4, 0, 1)
+        # 101 sygedagpenge: B (Oct 1-31): W40-W44 -> 5/5; starts and ends in October
+        assert okt[("kommune", "101", "sygedagpenge")] == (1, 1.0, 1, 1)
+        # 101 kontanthjaelp: B (Oct 20-open: W43, W44) + E (Sep 1-Oct 15: W40-W42) = 5/5 = 1.0; B counts fully here
+        # too (no overlap treatment); tilgang B; E's Oct 15 end continues in 147 on Oct 16 (merged): no afgang
+        assert okt[("kommune", "101", "kontanthjaelp")] == (2, 1.0, 1, 0)
+        # 101 i alt: A, B, E; weeks A 2 + B 5 (W40-44 once, not syge + kontant) + E 3 = 10 -> 2.0; tilgang B (Oct 1),
+        # afgang A (Oct 10); B's syge end Oct 31 is followed by kontanthjaelp: no afgang from "any state"
+        assert okt[("kommune", "101", "i alt")] == (3, 2.0, 1, 1)
+        # 147 dagpenge: C (Oct 28-Nov 3: W44 only in October) 1 + F (Oct 5-open: W41-W44) 4 = 5 -> 1.0
+        assert okt[("kommune", "147", "dagpenge")] == (2, 1.0, 2, 0)
+        # 147 kontanthjaelp: E (Oct 16-Nov 20: W42-W44) 3 -> 0.6; E's merged spell started Sep 1 (in 101): no tilgang
+        assert okt[("kommune", "147", "kontanthjaelp")] == (1, 0.6, 0, 0)
+        assert okt[("kommune", "147", "i alt")] == (3, 1.6, 2, 0)
+        # 751 dagpenge: D is in the state only on Sunday Nov 1, which lies in W44 (Thursday Oct 29): a week of
+        # October with the benefit (0.2 fuldtidspersoner) although D has no October day (antal 0)
+        assert okt[("kommune", "751", "dagpenge")] == (0, 0.2, 0, 0)
+        # region 084 (101 + 147) kontanthjaelp: B 2 + E's weeks W40-42 u W42-44 = 5 -> 7/5 = 1.4, not 5 + 3 = 8
+        assert okt[("region", "084", "kontanthjaelp")] == (2, 1.4, 1, 0)
+        # region 084 dagpenge: A 2 + C 1 + F 4 = 7 -> 1.4; tilgang C, F; afgang A
+        assert okt[("region", "084", "dagpenge")] == (3, 1.4, 2, 1)
+        # region 084 i alt: A 2 + B 5 + C 1 + E 5 + F 4 = 17 -> 3.4; tilgang B, C, F; afgang A
+        assert okt[("region", "084", "i alt")] == (5, 3.4, 3, 1)
+        assert okt[("region", "082", "dagpenge")] == (0, 0.2, 0, 0)
+        # land: dagpenge A 2 + C 1 + F 4 + D 1 = 8 -> 1.6; i alt 17 + D 1 = 18 -> 3.6
+        assert okt[("land", "000", "dagpenge")] == (3, 1.6, 2, 1)
+        assert okt[("land", "000", "sygedagpenge")] == (1, 1.0, 1, 1)
+        assert okt[("land", "000", "kontanthjaelp")] == (2, 1.4, 1, 0)
+        assert okt[("land", "000", "i alt")] == (5, 3.6, 3, 1)
+        # September (4 weeks): A (Sep 15-30) W38, W39 -> 0.5 (W40 is October's); E from Sep 1: W36-W39 -> 1.0
+        assert cell(con, "maaned", SEP, "land", "000", "dagpenge") == (1, 0.5, 1, 0)
+        assert cell(con, "maaned", SEP, "land", "000", "kontanthjaelp") == (1, 1.0, 1, 0)
+        # Q3 (13 weeks): A W38, W39 -> 2/13; Q4 (14 weeks): A W40-41 (2), C W44-45 (2), D W44 (1), F W41-W53 (13)
+        # = 18/14; persons A, C, D, F; tilgang C, D, F; afgang A (Oct 10), C (Nov 3), D (Nov 1)
+        assert cell(con, "kvartal", Q3, "land", "000", "dagpenge") == (1, round(2 / 13, 6), 1, 0)
+        assert cell(con, "kvartal", Q4, "land", "000", "dagpenge") == (4, round(18 / 14, 6), 3, 3)
+        # November (4 weeks): C W45 (1; Nov 1 lies in October's W44), D none, F W45-48 (4) -> 5/4
+        assert cell(con, "maaned", NOV, "land", "000", "dagpenge") == (3, 1.25, 1, 2)
+        # reporting timeliness, KG-001 (§ 16, stk. 1: registered the day the spell starts), October starts:
+        # 101: B syge lag 0, B kontant lag 7 -> 2 records, 1 in time, median 3.5; 147: C 2, E 0, F 0 -> median 0
+        rt = {r[0]: r[1:] for r in con.execute(
+            "SELECT indberetter, paragraf, poster, poster_rettidige, median_forsinkelse_dage FROM "
+            "mart_indberetning_rettidighed WHERE regel_id = 'KG-001' AND maaned = DATE '2026-10-01'").fetchall()}
+        assert rt == {"101": ("§ 16, stk. 1", 2, 1, 3.5), "147": ("§ 16, stk. 1", 3, 2, 0.0)}
+        # published: no count < 5 survives; October 101 dagpenge (1 person) is primary-suppressed
+        pub = con.execute("SELECT antal_personer, antal_personer_diskretion, fuldtidspersoner FROM "
+                          "mart_ydelser_publiceret WHERE periode_type = 'maaned' AND periode_start = DATE '2026-10-01' "
+                          "AND geo_kode = '101' AND ydelsesgruppe = 'dagpenge'").fetchall()
+        assert pub == [(None, PRIMAER, None)]
+        assert con.execute("SELECT count(*) FROM mart_ydelser_publiceret WHERE antal_personer < 5 OR tilgang < 5 "
+                           "OR afgang < 5").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM mart_ydelser_publiceret").fetchone()[0] == \
+            con.execute("SELECT count(*) FROM mart_ydelser").fetchone()[0]
+    finally:
+        con.close()
+    assert assert_mart_equals_full_recomputation(root, L1) > 50
+
+    # load 2: A's spell corrected: ends Nov 12 instead of Oct 10 (an update of an old spell)
+    deliver(root, "kontaktgruppe", L2, [kg("a1", A, "1", "2026-09-15", "2026-11-12", "101", "2027-01-05", 2, "2")])
+    load_warehouse(root, L2)
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        # October dagpenge: A now W40-W44 (5) + C 1 + F 4 + D 1 = 11 -> 2.2; A's afgang moved to November
+        assert cell(con, "maaned", OKT, "land", "000", "dagpenge") == (3, 2.2, 2, 0)
+        # November: A (Nov 1-12: W45, W46) 2 + C 1 + F 4 = 7/4; persons A, C, D, F; afgang A, C, D
+        assert cell(con, "maaned", NOV, "land", "000", "dagpenge") == (4, 1.75, 1, 3)
+        # KG-002 (§ 16, stk. 2): the end (Nov 12) registered Jan 5 2027: 54 days late
+        assert con.execute("SELECT poster, poster_rettidige, median_forsinkelse_dage FROM mart_indberetning_rettidighed "
+                           "WHERE regel_id = 'KG-002' AND maaned = DATE '2026-11-01'").fetchall() == [(1, 0, 54.0)]
+    finally:
+        con.close()
+    assert_mart_equals_full_recomputation(root, L2)
+
+    # load 3: D's spell (Sunday Nov 1) deleted: the runner marks November only, but October's W44 held D's day
+    deliver(root, "kontaktgruppe", L3, [kg("d1", D, "1", "2026-11-01", "2026-11-01", "751", "2027-01-06", 2, "3")],
+            reporter="751")
+    load_warehouse(root, L3)
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        assert cell(con, "maaned", OKT, "land", "000", "dagpenge") == (3, 2.0, 2, 0)   # 11 - D's week = 10 -> 2.0
+        assert cell(con, "maaned", OKT, "region", "082", "dagpenge") is None
+        assert cell(con, "maaned", NOV, "land", "000", "dagpenge") == (3, 1.75, 0, 2)  # A, C, F; afgang A, C
+        # superseded computations are gone: one computation per period
+        assert con.execute("SELECT count(*) FROM (SELECT DISTINCT periode_type, periode_start, indlaesning_nr "
+                           "FROM mart_ydelser_beregning) GROUP BY periode_type, periode_start HAVING count(*) > 1"
+                           ).fetchall() == []
+    finally:
+        con.close()
+    assert_mart_equals_full_recomputation(root, L3)
+
+
+def test_horizon_moves_without_new_data_and_timeliness_retraction(tmp_path, keydir):
+    """Loads with no new spells still move the open periods (open spell, begun weeks, month rollover)."""
+    root = tmp_path / "p"
+    day = dt.date(2026, 10, 29)
+    deliver(root, "kontaktgruppe", day, [kg("g1", G, "1", "2026-10-26", None, "101", "2026-10-26")])
+    sam = [{"samtale_id": f"33333333-0000-4000-8000-00000000000{i}", "cpr": G, "kommunekode": "101",
+            "samtaledato": dt.date(2026, 10, 5 + i), "registreringsdato": dt.date(2026, 10, 5 + i) + dt.timedelta(lag),
+            "samtaletype": "1", "samtaleform": "1"} for i, lag in enumerate((0, 3, 9))]
+    deliver(root, "samtale", day, sam, source="s")
+    load_warehouse(root, day)
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        # Thursday Oct 29: October's weeks begun are W40-W44 (5); G (from Monday Oct 26) has W44 -> 0.2, preliminary
+        assert con.execute("SELECT antal_personer, fuldtidspersoner, tilgang, uger_i_perioden, er_foreloebig FROM "
+                           "mart_ydelser WHERE periode_type = 'maaned' AND periode_start = DATE '2026-10-01' "
+                           "AND geo_niveau = 'land' AND ydelsesgruppe = 'dagpenge'").fetchall() == [(1, 0.2, 1, 5, True)]
+        # samtale lags 0, 3, 9: SAM-002 (max 7 days, § 25, stk. 2) 2 of 3 in time; SAM-003 (same day) 1; median 3
+        rt = con.execute("SELECT regel_id, paragraf, poster, poster_rettidige, median_forsinkelse_dage FROM "
+                         "mart_indberetning_rettidighed WHERE dataset = 'samtale' ORDER BY 1").fetchall()
+        assert rt == [("SAM-002", "§ 25, stk. 2", 3, 2, 3.0), ("SAM-003", "§ 23, stk. 3", 3, 1, 3.0)]
+    finally:
+        con.close()
+    assert_mart_equals_full_recomputation(root, day)
+    # the samtale payload is re-delivered corrected (lags 0, 1): the old rows are retracted from the histogram
+    deliver(root, "samtale", day, [dict(sam[0]), dict(sam[1], registreringsdato=dt.date(2026, 10, 7))], source="s")
+    for h in (dt.date(2026, 11, 1), dt.date(2026, 11, 2)):
+        r = load_warehouse(root, h)
+        assert r.affected_maaneder == 0  # no spell changed: only the horizon moved
+        assert_mart_equals_full_recomputation(root, h)
+        if h.day == 1:
+            # Sunday Nov 1: November has begun (G in it: antal 1) but none of its weeks (W45 starts Monday
+            # Nov 2; Nov 1 lies in October's W44): 0 weeks, fuldtidspersoner undefined (NULL)
+            con = duckdb.connect(str(published_path(root)), read_only=True)
+            try:
+                assert cell(con, "maaned", NOV, "land", "000", "dagpenge") == (1, None, 0, 0)
+                assert con.execute("SELECT DISTINCT uger_i_perioden FROM mart_ydelser WHERE periode_type = 'maaned' "
+                                   "AND periode_start = DATE '2026-11-01'").fetchall() == [(0,)]
+            finally:
+                con.close()
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        q = ("SELECT periode_type, periode_start, antal_personer, round(fuldtidspersoner, 6), uger_i_perioden, "
+             "er_foreloebig FROM mart_ydelser WHERE geo_niveau = 'land' AND ydelsesgruppe = 'dagpenge' ORDER BY 1, 2")
+        # at Monday Nov 2: October is final (its last week ended Sunday Nov 1); November has begun W45 (1 week, G
+        # in it -> 1.0); Q4 W40-W45 = 6 weeks, G in W44, W45 -> 2/6; the year 2026 has weeks W1-W45 begun
+        assert con.execute(q).fetchall() == [
+            ("aar", dt.date(2026, 1, 1), 1, round(2 / 45, 6), 45, True),
+            ("kvartal", Q4, 1, round(2 / 6, 6), 6, True),
+            ("maaned", OKT, 1, 0.2, 5, False),
+            ("maaned", NOV, 1, 1.0, 1, True)]
+        rt = con.execute("SELECT regel_id, poster, poster_rettidige, median_forsinkelse_dage FROM "
+                         "mart_indberetning_rettidighed WHERE dataset = 'samtale' ORDER BY 1").fetchall()
+        assert rt == [("SAM-002", 2, 2, 0.5), ("SAM-003", 2, 1, 0.5)]
+    finally:
+        con.close()
+
+
+def test_generated_mart_files_are_in_step():
+    for rel, text in generated_marts().items():
+        path = MODELS_DIR / rel
+        assert path.exists() and path.read_text(encoding="utf-8") == text, \
+            f"{path} differs: run python -m pipelines.warehouse.stats"
+
+
+# ---------------------------------------------------------------- suppression on small tables
+
+def table(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> str:
+    """rows: (geo_niveau, geo_kode, overordnet, ydelsesgruppe, antal, tilgang, afgang)."""
+    con.execute("CREATE OR REPLACE TABLE t (periode_type VARCHAR, periode_start DATE, geo_niveau VARCHAR, "
+                "geo_kode VARCHAR, overordnet_geo_kode VARCHAR, ydelsesgruppe VARCHAR, antal_personer BIGINT, "
+                "fuldtidspersoner DOUBLE, tilgang BIGINT, afgang BIGINT)")
+    con.executemany("INSERT INTO t VALUES ('maaned', DATE '2026-10-01', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[g, k, o, y, a, a * 0.5, t, af] for g, k, o, y, a, t, af in rows])
+    return "SELECT * FROM t"
+
+
+def status(con: duckdb.DuckDBPyConnection, src: str, maal: str = "antal_personer") -> dict:
+    rel = suppress(con, src)
+    return {(r[0], r[1]): r[2] for r in rel.select(f"geo_kode, ydelsesgruppe, {maal}_diskretion").fetchall()}
+
+
+def test_one_primary_in_a_group_gets_the_next_smallest_secondary():
+    con = duckdb.connect()
+    src = table(con, [("kommune", "101", "084", "i alt", 3, 50, 50), ("kommune", "147", "084", "i alt", 10, 50, 50),
+                      ("kommune", "151", "084", "i alt", 20, 50, 50), ("region", "084", "000", "i alt", 33, 150, 150),
+                      ("land", "000", None, "i alt", 33, 150, 150)])
+    st = status(con, src)
+    assert st[("101", "i alt")] == PRIMAER and st[("147", "i alt")] == SEKUNDAER
+    assert st[("151", "i alt")] is None and st[("084", "i alt")] is None
+    out = suppress(con, src).select("geo_kode, antal_personer, fuldtidspersoner").fetchall()
+    assert sorted(out, key=lambda r: r[0]) == [("000", 33, 16.5), ("084", 33, 16.5), ("101", None, None),
+                                               ("147", None, None), ("151", 20, 10.0)]
+
+
+def test_groups_with_none_or_two_suppressed_stay():
+    con = duckdb.connect()
+    src = table(con, [("kommune", "101", "084", "i alt", 3, 50, 50), ("kommune", "147", "084", "i alt", 4, 50, 50),
+                      ("kommune", "151", "084", "i alt", 20, 50, 50), ("kommune", "751", "082", "i alt", 30, 50, 50),
+                      ("kommune", "727", "082", "i alt", 40, 50, 50)])
+    st = status(con, src)
+    assert st == {("101", "i alt"): PRIMAER, ("147", "i alt"): PRIMAER, ("151", "i alt"): None,
+                  ("751", "i alt"): None, ("727", "i alt"): None}
+
+
+def test_a_lone_suppressed_member_without_siblings_suppresses_the_total():
+    con = duckdb.connect()
+    src = table(con, [("kommune", "411", "084", "i alt", 3, 50, 50), ("region", "084", "000", "i alt", 9, 50, 50)])
+    assert status(con, src) == {("411", "i alt"): PRIMAER, ("084", "i alt"): SEKUNDAER}
+
+
+def test_secondary_suppression_iterates_across_both_dimensions():
+    con = duckdb.connect()
+    # kommune x ydelsesgruppe (d, k, s) in region 084:
+    #   101: d 3 (primary)  k 20  s 50
+    #   147: d 8            k 60  s 25
+    #   151: d 40           k 70  s 80
+    # pass 1, kommuner: d {3P, 8, 40} -> 147 d; ydelsesgrupper: 101 {P, 20, 50} -> 101 k, 147 {S, 60, 25} -> 147 s
+    # pass 2, kommuner: k {S, 60, 70} -> 147 k; s {50, S, 80} -> 101 s; then stable; 151 stays published
+    grid = {"101": (3, 20, 50), "147": (8, 60, 25), "151": (40, 70, 80)}
+    rows = [("kommune", k, "084", y, v, 100, 100) for k, vs in grid.items() for y, v in zip("dks", vs, strict=True)]
+    st = status(con, table(con, rows))
+    assert st == {("101", "d"): PRIMAER, ("101", "k"): SEKUNDAER, ("101", "s"): SEKUNDAER,
+                  ("147", "d"): SEKUNDAER, ("147", "k"): SEKUNDAER, ("147", "s"): SEKUNDAER,
+                  ("151", "d"): None, ("151", "k"): None, ("151", "s"): None}
+
+
+def test_random_tables_publish_no_small_cell_and_no_lone_suppression():
+    rng = random.Random(7)
+    con = duckdb.connect()
+    regions = {"081": ["773", "787", "810"], "084": ["101", "147", "151", "153"], "082": ["751", "727"]}
+    grps = ["dagpenge", "kontanthjaelp", "sygedagpenge", "fleksjob"]
+    for _ in range(5):
+        rows = []
+        for r, ks in regions.items():
+            for k in ks:
+                for y in grps:
+                    rows.append(("kommune", k, r, y, rng.choice([1, 2, 4, 5, 6, 9, 15, 40, 120]), rng.randint(0, 30),
+                                 rng.randint(0, 30)))
+            for y in grps:
+                rows.append(("region", r, "000", y, rng.randint(5, 400), rng.randint(0, 60), rng.randint(0, 60)))
+        rel = suppress(con, table(con, rows))
+        con.execute(f"CREATE OR REPLACE TABLE res AS SELECT * FROM {rel.alias}")
+        for m in ("antal_personer", "tilgang", "afgang"):
+            # every count below 5 is primary-suppressed, nothing published is below 5
+            assert con.execute(f"SELECT count(*) FROM res JOIN t USING (geo_niveau, geo_kode, ydelsesgruppe) "
+                               f"WHERE (t.{m} < 5) <> (res.{m}_diskretion IS NOT DISTINCT FROM '{PRIMAER}')"
+                               ).fetchone()[0] == 0
+            assert con.execute(f"SELECT count(*) FROM res WHERE {m} < 5").fetchone()[0] == 0
+            # no group (kommuner of a region; ydelsesgrupper of a kommune) has exactly one suppressed cell
+            for grp in ("overordnet_geo_kode, ydelsesgruppe, geo_niveau", "geo_niveau, geo_kode"):
+                lone = con.execute(f"SELECT {grp} FROM res WHERE ydelsesgruppe <> 'i alt' GROUP BY {grp} "
+                                   f"HAVING count({m}_diskretion) = 1 AND count(*) > 1").fetchall()
+                assert lone == [], (m, grp, lone)

@@ -1,0 +1,44 @@
+-- model: mart_indberetning_rettidighed
+-- layer: mart
+-- materialization: view
+-- depends_on: mart_indberetning_rettidighed_bidrag, dim_kommune, dim_akasse
+-- grain: one row per maaned (month of the event date) x indberetter (kommune or a-kasse) x dataset x deadline rule
+-- keys: maaned, indberetter_type, indberetter, dataset, regel_id
+-- legal basis: each row's paragraf (the contract rule's §, e.g. § 16, stk. 1 for kontaktgruppe starts)
+-- poster: received record versions the rule applies to (its change type and condition); poster_rettidige:
+-- those registered at most max_forsinkelse_dage after the event (forsinkelse = registration date - event
+-- date, the quality rule's own lag); median_forsinkelse_dage: the median lag (mean of the two middle values
+-- for an even count).  Late registrations of an old month update that month when they arrive.
+WITH h AS (
+    SELECT haendelse_maaned AS maaned, indberetter_type, indberetter, dataset, regel_id, paragraf, alvorlighed, max_forsinkelse_dage,
+           forsinkelse_dage, sum(antal) AS antal
+    FROM mart_indberetning_rettidighed_bidrag
+    GROUP BY ALL
+    HAVING sum(antal) > 0
+), c AS (
+    SELECT *,
+           sum(antal) OVER (PARTITION BY maaned, indberetter_type, indberetter, dataset, regel_id
+                            ORDER BY forsinkelse_dage ROWS UNBOUNDED PRECEDING) AS kum,
+           sum(antal) OVER (PARTITION BY maaned, indberetter_type, indberetter, dataset, regel_id) AS n
+    FROM h
+)
+SELECT
+    c.maaned,
+    c.indberetter_type,
+    c.indberetter,
+    CASE c.indberetter_type WHEN 'kommune' THEN k.kommune ELSE a.akasse END AS indberetter_navn,
+    c.dataset,
+    c.regel_id,
+    c.paragraf,
+    c.alvorlighed,
+    c.max_forsinkelse_dage,
+    CAST(sum(c.antal) AS BIGINT) AS poster,
+    CAST(coalesce(sum(c.antal) FILTER (WHERE c.forsinkelse_dage <= c.max_forsinkelse_dage), 0) AS BIGINT) AS poster_rettidige,
+    coalesce(sum(c.antal) FILTER (WHERE c.forsinkelse_dage <= c.max_forsinkelse_dage), 0) / sum(c.antal) AS andel_rettidige,
+    (min(c.forsinkelse_dage) FILTER (WHERE c.kum >= (c.n + 1) // 2)
+     + min(c.forsinkelse_dage) FILTER (WHERE c.kum >= c.n // 2 + 1)) / 2 AS median_forsinkelse_dage
+FROM c
+LEFT JOIN dim_kommune k ON c.indberetter_type = 'kommune' AND k.kommunekode = c.indberetter
+LEFT JOIN dim_akasse a ON c.indberetter_type = 'akasse' AND a.akassekode = c.indberetter
+GROUP BY c.maaned, c.indberetter_type, c.indberetter, k.kommune, a.akasse, c.dataset, c.regel_id, c.paragraf,
+         c.alvorlighed, c.max_forsinkelse_dage
