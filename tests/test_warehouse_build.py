@@ -259,3 +259,28 @@ def test_a_field_added_to_a_contract_reaches_the_existing_fact(tmp_path, keydir)
     assert q(root, "SELECT kontaktgruppe_id, ny_kolonne FROM fct_kontaktgruppe_aktuel ORDER BY 1") == [
         (KG_A, None), (KG_B, "ny")]
     assert q(root, "SELECT count(ny_kolonne) FROM fct_kontaktgruppe_as_of(DATE '2026-10-02')") == [(1,)]
+
+
+def test_a_published_statistic_of_day_d_is_reproduced_from_the_as_of_facts(tmp_path, keydir):
+    """The October figures the mart showed after load D1 are recomputed exactly from
+    fct_kontaktgruppe_as_of(D1) after a correction and a deletion arrived (issue #5, bitemporal)."""
+    from pipelines.warehouse.stats import ydelser_for_months
+
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-09-20", group="2")])
+    load_warehouse(root, D1)
+    cols = "periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, antal_personer, fuldtidspersoner"
+    where = "WHERE periode_type = 'maaned' AND periode_start = DATE '2026-10-01' AND geo_niveau = 'land'"
+    published_d1 = q(root, f"SELECT {cols} FROM mart_ydelser {where} ORDER BY ydelsesgruppe")
+    assert {r[4]: r[5] for r in published_d1} == {"dagpenge": 1, "kontanthjaelp": 1, "i alt": 2}
+    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "2026-09-01", "2026-09-25", version=2, change="2"),
+                                        kg(KG_B, P2, "2026-09-20", group="2", version=2, change="3")])
+    load_warehouse(root, D2)
+    now = {r[4]: r[5] for r in q(root, f"SELECT {cols} FROM mart_ydelser {where}")}
+    assert now.get("dagpenge", 0) == 0 and now.get("kontanthjaelp", 0) == 0  # the current figures changed
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    spells = ("SELECT k.person_key, k.kommunekode, g.ydelsesgruppe, k.startdato, k.slutdato "
+              f"FROM fct_kontaktgruppe_as_of(DATE '{D1}') k JOIN dim_kontaktgruppe g USING (kontaktgruppe)")
+    ydelser_for_months(con, spells, [dt.date(2026, 10, 1)], D1).create_view("as_of_d1")
+    again = con.execute(f"SELECT {cols} FROM as_of_d1 {where} ORDER BY ydelsesgruppe").fetchall()
+    assert again == published_d1
