@@ -66,7 +66,7 @@ def wh(tmp_path_factory):
         deliver(root, "joblog_jobsoegning", DAY, [
             {"joblog_id": uid("j1"), "cpr": K1, "oprettelsesdato": D("2026-10-08"), "logtype": "1", "kilde": "2",
              "akassekode": "067", "status": "2", "soegningsdato": D("2026-10-08"), "virksomhedsnavn": "Firma",
-             "virksomhed_email": "a@b.dk"},
+             "stillingsbetegnelse": "Lagerarbejder", "virksomhed_email": "a@b.dk"},
             {"joblog_id": uid("j4"), "cpr": K4, "oprettelsesdato": D("2026-10-20"), "logtype": "1", "kilde": "2",
              "akassekode": "030", "status": "2", "soegningsdato": D("2026-10-20")}], reporter="JOBNET")
         deliver(root, "haendelse_akasse", DAY, [
@@ -122,6 +122,10 @@ def test_akasse_gets_kg1_summonses_and_conversations_of_its_own_members(wh):
     assert by_part(rows["samtaler"], "samtale_id", "cpr") == sorted([("067", uid("s1"), K1), ("030", uid("s4"), K4)])
     assert by_part(rows["haendelser"], "haendelse_id") == [("067", uid("h1"))]
     assert by_part(rows["joblog"], "joblog_id") == sorted([("067", uid("j1")), ("030", uid("j4"))])
+    # § 67, stk. 2, nr. 5-6 give the a-kasse the citizen's own job title and the company name; both stay out
+    # of the analysts' warehouse (free text / maybe a sole trader), so the cut takes them from the lake
+    j1 = next(r for r in rows["joblog"] if r["joblog_id"] == uid("j1"))
+    assert (j1["stillingsbetegnelse"], j1["virksomhedsnavn"]) == ("Lagerarbejder", "Firma")
     for name, rs in rows.items():
         assert {k for r in rs for k in r} == set(declared_columns("akasse", name)) | {"_part"}
     assert not any("fritekst" in str(v) or "@" in str(v) for rs in rows.values() for r in rs for v in r.values())

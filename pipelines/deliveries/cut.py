@@ -96,9 +96,31 @@ def open_sources(root: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         for s in macro_sql():
             con.execute(s)
         with open_restricted(Path(root), con):
+            _lake_views(con, Path(root))
             yield con
     finally:
         con.close()
+
+
+def _lake_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """``lake_<dataset>``: the fields the analysts' warehouse leaves in the lake (names, contact data, free
+    text), by ``besked_id``, for the recipients the order gives them to (e.g. § 66, stk. 4: the joblog)."""
+    from pipelines.contracts import load_contracts
+    from pipelines.warehouse.generate import DROPPED_PII
+
+    for c in load_contracts().values():
+        kept = [f.name for f in c.fields if f.pii in DROPPED_PII]
+        if not kept:
+            continue
+        cols = ", ".join(f'"{n}"' for n in ["besked_id", *kept])
+        files = sorted((root / "lake" / c.dataset).glob("leveringsdato=*/*.parquet"))
+        if files:
+            flist = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW lake_{c.dataset} AS SELECT {cols} "
+                        f"FROM read_parquet([{flist}], union_by_name = true)")
+        else:
+            nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{n}"' for n in ["besked_id", *kept])
+            con.execute(f"CREATE OR REPLACE TEMP VIEW lake_{c.dataset} AS SELECT {nulls} WHERE false")
 
 
 def resolve_cut(con: duckdb.DuckDBPyConnection, load_id: str | None = None) -> Cut:
