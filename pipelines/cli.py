@@ -501,12 +501,13 @@ def _print_demo_deliveries(root: Path, period: str) -> None:
     rows = demo_deliveries(root, period)
     if not rows:
         return
-    t = Table(title=f"Deliveries for {period} (encrypted per recipient; manifests and audit log under "
-                    f"{root / 'deliveries'})")
-    for col in rows[0]:
-        t.add_column(str(col))
+    t = Table(title=f"Deliveries for {period}: encrypted per recipient; manifests and the audit log under "
+                    f"{root / 'deliveries'} (list: dsdw deliveries)")
+    for col in ("recipient", "§", "kind", "period", "cut from load", "rows", "files", "parties"):
+        t.add_column(col, justify="right" if col in ("rows", "files", "parties") else "left")
     for r in rows:
-        t.add_row(*[str(v) for v in r.values()])
+        t.add_row(r["modtager"], r["retsgrundlag"], r["levering"], r["periode"], r["load_id"], f"{r['raekker']:,}",
+                  str(len(r["filer"])), str(r["parter"] or 1))
     console.print(t)
 
 
