@@ -298,14 +298,43 @@ def history_views_sql(dataset: str) -> list[str]:
 
     as_of = (f"CREATE OR REPLACE MACRO {db}{t}_as_of(d) AS TABLE "
              + current("f.indlaest_dato <= d AND (r.indlaest_dato IS NULL OR r.indlaest_dato > d)"))
-    aktuel = f"CREATE OR REPLACE VIEW {db}{t}_aktuel AS " + current("r.indlaest_dato IS NULL")
+    # the current state is a table kept in step by each load (refresh_aktuel), so analysts and the nightly
+    # models read one row per record instead of windowing every version of the history
+    aktuel = f"CREATE TABLE IF NOT EXISTS {db}{t}_aktuel AS " + current("r.indlaest_dato IS NULL")
     out = [historik, as_of, aktuel]
     if "person_key" in [col for col in _fact_columns(c)]:
-        k0 = key_cols[0]
-        out.append(f"CREATE OR REPLACE TEMP MACRO {t}_aktuel_personer() AS TABLE " + current(
-            f"r.indlaest_dato IS NULL AND f.{k0} IN (SELECT {k0} FROM {db}{t} "
-            f"WHERE person_key IN (SELECT person_key FROM affected_persons))"))
+        out.append(f"CREATE OR REPLACE TEMP MACRO {t}_aktuel_personer() AS TABLE SELECT * FROM {db}{t}_aktuel "
+                   "WHERE person_key IN (SELECT person_key FROM affected_persons)")
     return out
+
+
+def refresh_aktuel(con: duckdb.DuckDBPyConnection, dataset: str, full: bool) -> None:
+    """Bring ``<fct>_aktuel`` in step: the records this load touched (new versions, retracted payloads)
+    are replaced by their current version; ``full`` rebuilds the table (new columns, new definition)."""
+    c = get_contract(dataset)
+    t = fct_name(c)
+    db = "restricted." if is_restricted(c) else ""
+    retracted = "restricted.meta_retracted" if db else "meta.retracted_payload"
+    k0 = (c.record_key or ["besked_id"])[0]
+    keys = ", ".join("f." + k for k in (c.record_key or ["besked_id"]))
+    order = "f.indlaest_dato DESC, f.version DESC, f.er_slettet DESC, f.registreringstidspunkt DESC, f.besked_id DESC"
+
+    def current(where: str) -> str:
+        return (f"SELECT * EXCLUDE (_rn) FROM (SELECT f.*, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) "
+                f"AS _rn FROM {db}{t} f LEFT JOIN {retracted} r ON r.payload_id = f._payload_id WHERE {where}) "
+                "WHERE _rn = 1 AND NOT er_slettet")
+
+    if full:
+        con.execute(f"CREATE OR REPLACE TABLE {db}{t}_aktuel AS " + current("r.indlaest_dato IS NULL"))
+        return
+    load_id = "getvariable('load_id')"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _touched AS
+        SELECT DISTINCT {k0} FROM {db}{t} WHERE load_id = {load_id}
+        UNION SELECT DISTINCT f.{k0} FROM {db}{t} f JOIN {retracted} r ON r.payload_id = f._payload_id
+        WHERE r.indlaest_dato = getvariable('load_date')""")
+    con.execute(f"DELETE FROM {db}{t}_aktuel WHERE {k0} IN (SELECT {k0} FROM _touched)")
+    con.execute(f"INSERT INTO {db}{t}_aktuel BY NAME "
+                + current(f"r.indlaest_dato IS NULL AND f.{k0} IN (SELECT {k0} FROM _touched)"))
 
 
 def _fact_columns(c) -> list[str]:
@@ -494,6 +523,10 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
     digest = hashlib.sha256("\n".join(x for v in views.values() for x in v).encode()).hexdigest()
     views_stale = con.execute("SELECT count(*) FROM meta.schema_state WHERE name = 'history_views' AND digest = ?",
                               [digest]).fetchone()[0] == 0
+    definitions_changed = views_stale
+    views_as_views = {(f"restricted.{v}" if d == "restricted" else v) for d, v in con.execute(
+        "SELECT database_name, view_name FROM duckdb_views() WHERE view_name LIKE 'fct%\\_aktuel' ESCAPE '\\'"
+    ).fetchall()}
     scope_ready = False
     # increments and facts first: the affected scope of the derived models is known only after them
     order = ([m for m in order if m.materialization in ("increment", "append")]
@@ -522,15 +555,28 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
             con.unregister("inc_empty")
         elif m.materialization == "append":
             ds = m.name.removeprefix("fct_")
+            cols_changed = False
             if m.layer == "core" and m.qualified in existing and not res.rows_staged.get(ds):
                 n = 0  # nothing staged for this fact in this load
             else:
                 cols_before = _column_count(con, m.qualified) if m.qualified in existing else None
                 n = _run_model(con, m, values, existing)
-                views_stale = views_stale or cols_before != _column_count(con, m.qualified)
+                cols_changed = cols_before is not None and cols_before != _column_count(con, m.qualified)
+                views_stale = views_stale or cols_changed
+            aktuel = f"{'restricted.' if m.database == 'restricted' else ''}{m.name}_aktuel"
+            if ds in views and aktuel in views_as_views:
+                con.execute(f"DROP VIEW {aktuel}")  # a database from before the current state was a table
+                views_as_views.discard(aktuel)
             for stmt in views.get(ds, []):
-                if views_stale or " TEMP MACRO " in stmt:
+                if views_stale or " TEMP MACRO " in stmt or (" TABLE IF NOT EXISTS " in stmt and aktuel not in existing):
                     con.execute(stmt)
+            if ds in views:
+                if aktuel not in existing:
+                    existing.add(aktuel)  # just created from the whole fact
+                elif definitions_changed or cols_changed:
+                    refresh_aktuel(con, ds, full=True)
+                elif n or res.retracted:
+                    refresh_aktuel(con, ds, full=False)
         else:
             if not scope_ready:
                 res.affected_persons, res.affected_maaneder = _affected(con, load_date)
