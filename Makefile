@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_dq.py
+	$(PY) bench/bench_warehouse.py --scale national
 
 clean:
 	rm -rf $(VENV) data/demo .pytest_cache .ruff_cache

@@ -1,0 +1,716 @@
+"""Warehouse benchmark (issue #5, Performance): nightly load at 1 vs 5 years of history,
+analyst queries on the 5-year warehouse, full rebuild time and peak memory.
+
+Method (docs/warehouse_bench.md):
+1. base: ``--days`` national delivery days generated and ingested into one lake (sources served
+   locally); the warehouse loads day 1 (initial extract) and day 2 (an ordinary day), unpublished.
+   Cached under ``--work`` (``--fresh`` starts over).
+2. per history length H (default 365 and 1825 days): a copy of the base warehouse gets H days of
+   history cloned from day 2's facts (bench/warehouse_history.py, which documents exactly what is
+   synthesized), then every derived model (dims, dim_person, fct_person_week, marts) is built for
+   the whole history at once: the *full rebuild* (time, peak RSS).
+3. the real next delivery days (day 3..) are loaded as the nightly loads (publish=False), timed in
+   total and per model; the publish copy is timed separately.  Ratio 5y/1y in the same run.
+4. analyst queries on the published 5-year warehouse (read-only), p50/p95 over ``--runs`` runs.
+
+Each phase runs in its own process, so the peak RSS reported is that phase's.  The machine is
+shared (other test runs may be going on): the figures that matter are the ratios of one run.
+Usage: python bench/bench_warehouse.py [--scale national] [--history 365,1825] [--fresh]
+Writes bench/results/warehouse_<scale>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import duckdb  # noqa: E402
+
+from bench.machine import machine_info  # noqa: E402
+
+START = dt.date(2026, 10, 1)
+GOAL_RATIO = 1.2
+GOAL_P95_MS = 300.0
+SLOW_FACTOR, SLOW_RUNS = 20, 5  # a query whose warm-up run takes > 20x the goal is timed 5 times, not 20
+MEMORY_LIMIT: str | None = None  # set from --memory-limit; passed to every phase process
+
+
+def _rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _size(p: Path) -> int:
+    if p.is_file():
+        return p.stat().st_size
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.exists() else 0
+
+
+def _gb(n: int) -> float:
+    return round(n / 1e9, 3)
+
+
+# ---------------------------------------------------------------- phases (each in a child process)
+
+TEMP_RESERVE = 12e9  # bytes of disk left free for everyone else: DuckDB's spill files stop short of it
+
+
+def _limit_memory(limit: str | None, where: Path) -> None:
+    """Every DuckDB connection of this process gets ``memory_limit`` and a spill cap (the machine is shared)."""
+    free = shutil.disk_usage(where if where.exists() else where.parent).free
+    cfg = {"max_temp_directory_size": f"{max(1, int((free - TEMP_RESERVE) / 1e9))}GB"}
+    if limit:
+        cfg["memory_limit"] = limit
+    orig = duckdb.connect
+
+    def connect(database: str = ":memory:", read_only: bool = False, config: dict | None = None, **kw):
+        return orig(database, read_only=read_only, config={**cfg, **(config or {})}, **kw)
+
+    duckdb.connect = connect  # type: ignore[assignment]
+
+
+def _wire_hooks() -> dict:
+    """The load hooks as the nightly runs them; the suppression hook is added if build.py does not yet."""
+    from pipelines.warehouse import build
+
+    added = []
+    try:
+        from pipelines.warehouse.suppression import publish_suppressed
+    except ImportError:
+        publish_suppressed = None
+    if publish_suppressed and publish_suppressed not in build.POST_MODEL_HOOKS:
+        build.POST_MODEL_HOOKS.append(publish_suppressed)
+        added.append("publish_suppressed")
+    return {"hooks": [getattr(h, "__name__", str(h)) for h in build.POST_MODEL_HOOKS], "hooks_added_by_bench": added}
+
+
+def phase_load(root: Path, day: dt.date, publish: bool) -> dict:
+    """One nightly load (the real pipelines.warehouse.build.load_warehouse)."""
+    from pipelines.warehouse.build import build_path, load_warehouse
+
+    r = load_warehouse(root, day, publish=publish)
+    ms = {k: round(v, 3) for k, v in r.model_seconds.items()}
+    models = sum(r.model_seconds.values())
+    return {"day": day.isoformat(), "seconds": round(r.seconds - r.publish_seconds, 2),
+            "publish_seconds": round(r.publish_seconds, 2),
+            "model_seconds_total": round(models, 2),
+            "outside_models_seconds": round(r.seconds - r.publish_seconds - models, 2),
+            "payloads": r.payloads, "rows_staged": sum(r.rows_staged.values()),
+            "affected_persons": r.affected_persons, "affected_maaneder": r.affected_maaneder,
+            "model_seconds": dict(sorted(ms.items(), key=lambda kv: -kv[1])),
+            "model_rows": {k: v for k, v in r.model_rows.items() if v},
+            "build_bytes": build_path(root).stat().st_size, "peak_rss_mb": _rss_mb()}
+
+
+def phase_synth(root: Path, first: dt.date, clone: dt.date, days: int, fraction: float) -> dict:
+    from bench.warehouse_history import synthesize_history
+
+    st = synthesize_history(root, first, clone, days, fraction, log=lambda s: print(s, file=sys.stderr))
+    st["peak_rss_mb"] = _rss_mb()
+    return st
+
+
+def phase_rebuild(root: Path, load_date: dt.date) -> dict:
+    """Every derived model over the whole history at once, as the runner would for all persons/months."""
+    from pipelines.contracts import load_contracts
+    from pipelines.warehouse.build import (
+        PERSON_SCOPE_DATASETS,
+        POST_MODEL_HOOKS,
+        STATE_DATASET,
+        LoadResult,
+        _run_model,
+        _setup,
+        build_path,
+        history_views_sql,
+    )
+    from pipelines.warehouse.generate import fct_name
+    from pipelines.warehouse.keys import hmac_pads, load_key
+    from pipelines.warehouse.models import build_order, load_models
+    from pipelines.warehouse.restricted import open_restricted
+
+    models = load_models()
+    facts = {fct_name(c) for c in load_contracts().values()}
+    # everything but staging and the contracts' facts; derived append models (e.g. a histogram of the facts'
+    # lags) count the whole history on their first run, so they are rebuilt from scratch too
+    derived = [m for m in build_order(models) if m.materialization in ("table", "view", "scoped")
+               or (m.materialization == "append" and m.name not in facts)]
+    con = duckdb.connect(str(build_path(root)))
+    out: dict = {"model_seconds": {}, "model_rows": {}}
+    t0 = time.perf_counter()
+    try:
+        with open_restricted(root, con, write=True):
+            load_id = con.execute("SELECT load_id FROM meta.load WHERE indlaest_dato = ? "
+                                  "ORDER BY finished_at DESC LIMIT 1", [load_date]).fetchone()[0]
+            _setup(con, load_date, load_id)
+            for ds in load_contracts():
+                for s in history_views_sql(ds):
+                    con.execute(s)
+            persons = " UNION ".join(f"SELECT person_key FROM {fct_name(load_contracts()[ds])}"
+                                     for ds in PERSON_SCOPE_DATASETS)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE affected_persons AS SELECT person_key FROM ({persons}) "
+                        "WHERE person_key IS NOT NULL")
+            state = fct_name(load_contracts()[STATE_DATASET])
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE affected_maaneder AS
+                SELECT DISTINCT CAST(m AS DATE) AS maaned FROM generate_series(
+                    (SELECT date_trunc('month', min(gyldig_fra)) FROM {state} WHERE gyldig_fra >= DATE '1990-01-01'),
+                    date_trunc('month', CAST(? AS DATE)), INTERVAL 1 MONTH) g(m)""", [load_date])
+            out["affected_persons"] = con.execute("SELECT count(*) FROM affected_persons").fetchone()[0]
+            out["affected_maaneder"] = con.execute("SELECT count(*) FROM affected_maaneder").fetchone()[0]
+            for m in derived:  # from scratch: no rows, no earlier runs
+                if m.materialization in ("scoped", "append"):
+                    con.execute(f"DROP TABLE IF EXISTS {m.qualified}")
+            con.execute("DELETE FROM meta.model_run WHERE model IN (SELECT unnest($n))", {"n": [m.name for m in derived]})
+            ipad, opad = hmac_pads(load_key("pseudonym"))
+            values = {"ipad": ipad, "opad": opad, "load_date": load_date, "load_id": load_id}
+            for m in derived:
+                tm = time.perf_counter()
+                n = _run_model(con, m, values)
+                out["model_seconds"][m.name] = round(time.perf_counter() - tm, 2)
+                if n:
+                    out["model_rows"][m.name] = n
+                print(f"  rebuild {m.name}: {out['model_seconds'][m.name]} s", file=sys.stderr)
+            res = LoadResult(load_id=load_id, indlaest_dato=load_date)
+            th = time.perf_counter()
+            for hook in POST_MODEL_HOOKS:
+                hook(con, res)
+            out["hooks_seconds"] = round(time.perf_counter() - th, 2)
+            # as after a nightly load: the models ran in the last load (the panel reads this)
+            con.executemany("INSERT INTO meta.model_run VALUES (?, ?, ?, ?, ?)", [
+                [load_id, m.name, m.materialization, out["model_rows"].get(m.name), out["model_seconds"][m.name]]
+                for m in derived])
+            tc = time.perf_counter()
+            con.execute("CHECKPOINT")
+            out["checkpoint_seconds"] = round(time.perf_counter() - tc, 2)
+    finally:
+        con.close()
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    out["model_seconds"] = dict(sorted(out["model_seconds"].items(), key=lambda kv: -kv[1]))
+    out["peak_rss_mb"] = _rss_mb()
+    return out
+
+
+def phase_publish(root: Path) -> dict:
+    from pipelines.warehouse.build import _publish, build_path
+
+    t = time.perf_counter()
+    dst = _publish(root, build_path(root))
+    return {"seconds": round(time.perf_counter() - t, 2), "bytes": dst.stat().st_size, "peak_rss_mb": _rss_mb()}
+
+
+def phase_restricted(root: Path) -> dict:
+    """Unseal + seal of the restricted database, which every load does (its cost grows with its size)."""
+    from pipelines.warehouse.restricted import sealed_path, unsealed
+
+    t = time.perf_counter()
+    with unsealed(root, write=True):
+        pass
+    return {"seconds": round(time.perf_counter() - t, 2), "sealed_bytes": sealed_path(root).stat().st_size,
+            "peak_rss_mb": _rss_mb()}
+
+
+# ---------------------------------------------------------------- analyst queries
+
+def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? UNION ALL "
+                       "SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [table, table]).fetchall() != [(0,), (0,)]
+
+
+def _cols(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
+                                      [table]).fetchall()}
+
+
+def analyst_queries(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> dict[str, tuple[str, str]]:
+    """name -> (description, SQL with $p = a person_key where needed) for the tables that exist."""
+    since = dt.date(load_date.year - 5, load_date.month, 1)
+    q: dict[str, tuple[str, str]] = {}
+    # the published (suppressed) statistic first, then the internal view; the first that exists is the standard
+    for mart in [m for m in ("mart_ydelser_publiceret", "mart_ydelser") if _has(con, m)]:
+        cols = _cols(con, mart)
+        if not {"fuldtidspersoner", "ydelsesgruppe", "periode_start"} <= cols:
+            continue
+        where = [f"periode_start >= DATE '{since}'"]
+        if "periode_type" in cols:
+            where.append("periode_type = 'maaned'")
+        if "geo_niveau" in cols:
+            where.append("geo_niveau = 'kommune'")
+        geo = "geo_kode" if "geo_kode" in cols else "kommunekode" if "kommunekode" in cols else None
+        sel = ", ".join(c for c in ("periode_start", geo, "ydelsesgruppe", "fuldtidspersoner", "antal_personer")
+                        if c and c in cols)
+        q[f"fuldtid_kommune_ydelsesgruppe_5y__{mart}"] = (
+            f"monthly fuldtidspersoner per kommune x ydelsesgruppe, 5 years, from {mart}",
+            f"SELECT {sel} FROM {mart} WHERE {' AND '.join(where)} ORDER BY ALL")
+    q["fuldtid_kommune_ydelsesgruppe_5y__spells"] = (
+        "reference, not the standard path (the mart is): monthly fuldtidspersoner per kommune x ydelsesgruppe, 5 years, computed from fct_ydelsesforloeb "
+        "(days in the state / days in the month, summed)",
+        f"""WITH m AS (SELECT CAST(g AS DATE) AS maaned, CAST(last_day(g) AS DATE) AS slut
+                      FROM generate_series(DATE '{since}', DATE '{load_date}', INTERVAL 1 MONTH) t(g))
+            SELECT m.maaned, f.kommunekode, f.ydelsesgruppe,
+                   sum(date_diff('day', greatest(f.startdato, m.maaned),
+                                 least(coalesce(f.slutdato, m.slut), m.slut)) + 1) / max(day(m.slut)) AS fuldtidspersoner,
+                   count(DISTINCT f.person_key) AS antal_personer
+            FROM fct_ydelsesforloeb f JOIN m ON f.startdato <= m.slut AND coalesce(f.slutdato, m.slut) >= m.maaned
+            GROUP BY ALL ORDER BY ALL""")
+    if _has(con, "fct_person_week"):
+        q["fuldtid_kommune_status_5y__panel"] = (
+            "monthly fuldtidspersoner per kommune x panel status, 5 years, from fct_person_week "
+            "(person-weeks / weeks in the month)",
+            f"""SELECT p.uge_maaned, p.kommunekode, p.status, count(*) / any_value(w.uger) AS fuldtidspersoner
+                FROM fct_person_week p
+                JOIN (SELECT uge_maaned, count(DISTINCT uge_id) AS uger FROM dim_dato GROUP BY 1) w USING (uge_maaned)
+                WHERE p.uge_maaned >= DATE '{since}' GROUP BY ALL ORDER BY ALL""")
+    facts = [t for (t,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fct\\_%' ESCAPE '\\' AND schema_name = 'main' "
+        "AND table_name IN (SELECT table_name FROM duckdb_columns() WHERE column_name = 'person_key') "
+        "AND table_name <> 'fct_person_week' ORDER BY 1").fetchall()]
+    union = "\nUNION ALL ".join(
+        f"SELECT '{t.removeprefix('fct_')}' AS datasaet, besked_id, version, er_slettet, gyldig_fra, gyldig_til, "
+        f"indlaest_dato FROM {t} WHERE person_key = $p" for t in facts)
+    q["person_historik"] = (f"one person's full bitemporal history across the {len(facts)} person facts "
+                            "(every version), random person each run", union + "\nORDER BY gyldig_fra, indlaest_dato")
+    if _has(con, "fct_person_week"):
+        for label, since_w in (("1y", load_date - dt.timedelta(days=364)), ("5y", since)):
+            q[f"overgange_ydelsesgrupper_{label}__panel"] = (
+                f"flows between panel statuses week to week, per month, {label}, from fct_person_week",
+                f"""WITH w AS (
+                        SELECT uge_maaned, status,
+                               lag(status) OVER (PARTITION BY person_key ORDER BY uge_start) AS fra_status
+                        FROM fct_person_week WHERE uge_start >= DATE '{since_w}' - 7)
+                    SELECT uge_maaned, fra_status, status AS til_status, count(*) AS personer
+                    FROM w WHERE fra_status IS NOT NULL AND fra_status <> status AND uge_maaned >= DATE '{since_w}'
+                    GROUP BY ALL ORDER BY ALL""")
+        q["person_panel"] = ("one person's weekly panel rows (all weeks), random person each run",
+                             "SELECT * FROM fct_person_week WHERE person_key = $p ORDER BY uge_start")
+    return q
+
+
+def _persons(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT person_key FROM (SELECT DISTINCT person_key FROM fct_kontaktgruppe WHERE person_key IS NOT NULL) "
+        "USING SAMPLE reservoir(200 ROWS) REPEATABLE (7)").fetchall()]
+
+
+def time_query(con: duckdb.DuckDBPyConnection, desc: str, sql: str, persons: list[str], runs: int,
+               rnd: random.Random) -> dict:
+    """p50/p95/max of ``runs`` timed runs after one untimed warm-up run; EXPLAIN ANALYZE when p95 misses."""
+    times = []
+    rows = 0
+    n = runs
+    for i in range(runs + 1):
+        if i > n:
+            break
+        p = {"p": rnd.choice(persons)} if "$p" in sql else {}
+        t = time.perf_counter()
+        rows = len(con.execute(sql, p).fetchall())
+        ms = (time.perf_counter() - t) * 1000
+        if i:
+            times.append(ms)
+        elif ms > SLOW_FACTOR * GOAL_P95_MS:
+            n = min(runs, SLOW_RUNS)  # far over the goal: fewer runs (recorded), the verdict is the same
+    times.sort()
+    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    out = {"description": desc, "runs": len(times), "rows_last_run": rows, "p50_ms": round(statistics.median(times), 1),
+           "p95_ms": round(p95, 1), "max_ms": round(times[-1], 1), "meets_goal": p95 <= GOAL_P95_MS}
+    if p95 > GOAL_P95_MS:
+        prof = con.execute("EXPLAIN ANALYZE " + sql, {"p": persons[0]} if "$p" in sql else {}).fetchall()
+        out["explain_analyze"] = prof[0][1][-6000:]
+    return out
+
+
+def phase_queries(db: Path, load_date: dt.date, runs: int, seed: int = 7) -> dict:
+    con = duckdb.connect(str(db), read_only=True)
+    out: dict = {"database": str(db), "runs": runs, "queries": {}}
+    try:
+        persons = _persons(con)
+        rnd = random.Random(seed)
+        for name, (desc, sql) in analyst_queries(con, load_date).items():
+            out["queries"][name] = time_query(con, desc, sql, persons, runs, rnd)
+            print(f"  query {name}: p95 {out['queries'][name]['p95_ms']:.0f} ms", file=sys.stderr)
+    finally:
+        con.close()
+    out["peak_rss_mb"] = _rss_mb()
+    return out
+
+
+def phase_fixes(db: Path, load_date: dt.date, runs: int, seed: int = 7) -> dict:
+    """Proposed fixes for the queries that miss, tried on a throwaway copy of the 5-year warehouse.
+
+    * ART index on person_key of every person fact (a person's history is a point lookup);
+    * the weekly panel with the previous week's status precomputed (flows without a window over
+      the whole panel) and a monthly flow mart aggregated from it.
+    """
+    con = duckdb.connect(str(db))
+    out: dict = {"database": str(db), "runs": runs, "fixes": {}}
+    rnd = random.Random(seed)
+    try:
+        persons = _persons(con)
+        q = analyst_queries(con, load_date)
+        facts = [t for (t,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fct\\_%' ESCAPE '\\' "
+            "AND schema_name = 'main' AND database_name = current_database() AND table_name IN "
+            "(SELECT table_name FROM duckdb_columns() WHERE column_name = 'person_key') ORDER BY 1").fetchall()]
+        size0 = db.stat().st_size
+        fx: dict = {"tables": len(facts), "seconds": {}}
+        t0 = time.perf_counter()
+        try:
+            for t in facts:
+                tt = time.perf_counter()
+                con.execute(f"CREATE INDEX bench_{t}_person ON {t} (person_key)")
+                fx["seconds"][t] = round(time.perf_counter() - tt, 2)
+            con.execute("CHECKPOINT")
+            fx["create_seconds"] = round(time.perf_counter() - t0, 1)
+            fx["db_bytes_added"] = db.stat().st_size - size0
+            for name in ("person_historik", "person_panel"):
+                if name in q:
+                    fx[name] = time_query(con, q[name][0], q[name][1], persons, runs, rnd)
+                    print(f"  fix index {name}: p95 {fx[name]['p95_ms']:.0f} ms", file=sys.stderr)
+        except duckdb.Error as e:
+            fx["error"] = str(e)[:500]
+        out["fixes"]["art_index_person_key"] = fx
+        if "fct_person_week" in {t for t in facts}:
+            since_1y = load_date - dt.timedelta(days=364)
+            fx = {}
+            try:
+                t = time.perf_counter()
+                con.execute("""CREATE TABLE bench_person_week_lag AS
+                    SELECT uge_start, uge_maaned, person_key, kommunekode, status,
+                           lag(status) OVER (PARTITION BY person_key ORDER BY uge_start) AS forrige_status
+                    FROM fct_person_week ORDER BY uge_start""")
+                fx["create_panel_with_forrige_status_seconds"] = round(time.perf_counter() - t, 1)
+                sql = f"""SELECT uge_maaned, forrige_status AS fra_status, status AS til_status, count(*) AS personer
+                          FROM bench_person_week_lag
+                          WHERE uge_maaned >= DATE '{since_1y}' AND forrige_status <> status
+                          GROUP BY ALL ORDER BY ALL"""
+                fx["overgange_1y_precomputed_lag"] = time_query(
+                    con, "flows, 1y, panel with forrige_status stored, sorted by week", sql, persons, runs, rnd)
+                t = time.perf_counter()
+                con.execute("""CREATE TABLE bench_mart_overgange AS
+                    SELECT uge_maaned AS maaned, kommunekode, forrige_status AS fra_status, status AS til_status,
+                           count(*) AS personer
+                    FROM bench_person_week_lag WHERE forrige_status <> status GROUP BY ALL""")
+                fx["create_flow_mart_seconds"] = round(time.perf_counter() - t, 1)
+                sql = """SELECT maaned, fra_status, til_status, sum(personer) AS personer FROM bench_mart_overgange
+                         GROUP BY ALL ORDER BY ALL"""
+                fx["overgange_5y_flow_mart"] = time_query(
+                    con, "flows, 5y, from a monthly flow mart (maaned x kommune x fra x til)", sql, persons, runs, rnd)
+                for k in ("overgange_1y_precomputed_lag", "overgange_5y_flow_mart"):
+                    print(f"  fix {k}: p95 {fx[k]['p95_ms']:.0f} ms", file=sys.stderr)
+            except duckdb.Error as e:
+                fx["error"] = str(e)[:500]
+            out["fixes"]["panel_forrige_status"] = fx
+    finally:
+        con.close()
+    out["peak_rss_mb"] = _rss_mb()
+    return out
+
+
+PHASES = {"load", "synth", "rebuild", "publish", "restricted", "queries", "fixes"}
+
+
+def _child(args: argparse.Namespace) -> None:
+    root = Path(args.root)
+    _limit_memory(args.memory_limit, root)
+    hooks = _wire_hooks()
+    d = dt.date.fromisoformat(args.date) if args.date else None
+    if args.phase == "load":
+        res = phase_load(root, d, args.publish)
+    elif args.phase == "synth":
+        res = phase_synth(root, START, START + dt.timedelta(days=1), args.days_history, args.fraction)
+    elif args.phase == "rebuild":
+        res = phase_rebuild(root, d)
+    elif args.phase == "publish":
+        res = phase_publish(root)
+    elif args.phase == "restricted":
+        res = phase_restricted(root)
+    elif args.phase == "queries":
+        res = phase_queries(root, d, args.runs)
+    else:
+        res = phase_fixes(root, d, args.runs)
+    if args.phase in ("load", "rebuild"):
+        res.update(hooks)
+    print("RESULT " + json.dumps(res, default=str))
+
+
+def run_phase(phase: str, root: Path, log, **kw) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--root", str(root)]
+    for k, v in kw.items():
+        if isinstance(v, bool):
+            cmd += [f"--{k.replace('_', '-')}"] if v else []
+        else:
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+    if MEMORY_LIMIT:
+        cmd += ["--memory-limit", MEMORY_LIMIT]
+    log(f"[{time.strftime('%H:%M:%S')}] {phase} {root} {kw}")
+    t = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
+                       cwd=Path(__file__).resolve().parents[1])
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode != 0 or not lines:
+        raise SystemExit(f"phase {phase} failed ({p.returncode}): {p.stdout[-3000:]}")
+    res = json.loads(lines[-1][len("RESULT "):])
+    log(f"  -> {phase} {time.perf_counter() - t:.1f} s, peak RSS {res.get('peak_rss_mb')} MB")
+    return res
+
+
+# ---------------------------------------------------------------- orchestration
+
+def prepare_base(work: Path, args: argparse.Namespace, log) -> tuple[Path, dict]:
+    """Generated + ingested lake and a warehouse loaded with days 1-2 (cached in ``work/base``)."""
+    base = work / "base"
+    marker = base / "bench_base.json"
+    if marker.exists() and not args.fresh:
+        info = json.loads(marker.read_text())
+        if info.get("params") == _base_params(args):
+            if info.get("models_fingerprint") != _models_fingerprint():
+                log(f"models changed since {base} was loaded: reloading its warehouse (days 1-2)")
+                for d in ("warehouse", "restricted"):
+                    shutil.rmtree(base / d, ignore_errors=True)
+                _load_base(base, info, log)
+                marker.write_text(json.dumps(info, indent=1))
+            log(f"reusing {base}")
+            return base, info
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    info: dict = {"params": _base_params(args)}
+    if args.from_root:
+        src_root = Path(args.from_root)
+        shutil.copytree(src_root / "lake", base / "lake")
+        shutil.copy(src_root / "ledger.sqlite", base / "ledger.sqlite")
+        lc = sqlite3.connect(base / "ledger.sqlite")
+        lc.execute("UPDATE payloads SET lake_path = replace(lake_path, ?, ?)", (str(src_root.resolve()), str(base)))
+        lc.commit()
+        lc.close()
+        days = sorted({r for (r,) in sqlite3.connect(base / "ledger.sqlite").execute(
+            "SELECT DISTINCT leveringsdato FROM payloads")})
+        info["days"] = len(days)
+    else:
+        from pipelines.ingest import SourcesConfig, Zones, ingest_day
+        from pipelines.simulate.generate import generate
+        from pipelines.simulate.servers import start_sources
+
+        src = Path(args.src) if args.src else work / "sources"
+        if not (src / "generation.json").exists():
+            t = time.perf_counter()
+            generate(src, scale=args.scale, start=START, days=args.days, seed=args.seed)
+            info["generate_seconds"] = round(time.perf_counter() - t, 1)
+        meta = json.loads((src / "generation.json").read_text())
+        info.update(persons=meta["persons"], days=meta["days"], scale=meta["scale"])
+        t = time.perf_counter()
+        with start_sources(src) as systems:
+            cfg = SourcesConfig.from_describe(systems.describe())
+            for k in range(meta["days"]):
+                ingest_day(START + dt.timedelta(days=k), Zones(base), cfg,
+                           received_at=f"{START + dt.timedelta(days=k + 1)}T02:00:00+02:00",
+                           workers=min(2, os.cpu_count() or 1))
+        info["ingest_seconds"] = round(time.perf_counter() - t, 1)
+    _load_base(base, info, log)
+    marker.write_text(json.dumps(info, indent=1))
+    return base, info
+
+
+def _load_base(base: Path, info: dict, log) -> None:
+    """Warehouse loads of day 1 (initial extract) and day 2, unpublished."""
+    info["models_fingerprint"] = _models_fingerprint()
+    info["loads"] = [run_phase("load", base, log, date=(START + dt.timedelta(days=k)).isoformat())
+                     for k in range(2)]
+
+
+def _base_params(args: argparse.Namespace) -> dict:
+    return {"scale": args.scale, "days": args.days, "seed": args.seed, "from_root": args.from_root}
+
+
+def _copy_root(base: Path, dst: Path) -> None:
+    """A warehouse root sharing the base's lake (the ledger holds absolute lake paths)."""
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    shutil.copy(base / "ledger.sqlite", dst / "ledger.sqlite")
+    shutil.copytree(base / "warehouse", dst / "warehouse")
+    shutil.copytree(base / "restricted", dst / "restricted")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", default="national")
+    ap.add_argument("--days", type=int, default=5, help="delivery days generated (1-2 base, the rest nightly)")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--src", default=None, help="an already generated sources directory")
+    ap.add_argument("--from-root", default=None, help="an already ingested root (lake + ledger) instead")
+    ap.add_argument("--history", default="365,1825", help="history lengths in days")
+    ap.add_argument("--fraction", type=float, default=0.2, help="share of a day's records cloned per history day")
+    ap.add_argument("--nightly", type=int, default=3, help="nightly loads measured (delivery days 3..)")
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per analyst query")
+    ap.add_argument("--work", default=None, help="cache directory (default /tmp/dsdw-bench-warehouse-<scale>)")
+    ap.add_argument("--fresh", action="store_true", help="regenerate and reload the cached base")
+    ap.add_argument("--no-fixes", dest="fixes", action="store_false",
+                    help="skip trying the proposed query fixes on a copy of the longest history")
+    ap.add_argument("--keep", action="store_true", help="keep the history roots afterwards")
+    ap.add_argument("--memory-limit", default="14GB", help="DuckDB memory_limit of every phase ('' = DuckDB's default)")
+    ap.add_argument("--out", default=None, help="result JSON (default bench/results/warehouse_<scale>.json)")
+    # internal: one phase in a child process
+    ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    ap.add_argument("--root", help=argparse.SUPPRESS)
+    ap.add_argument("--date", help=argparse.SUPPRESS)
+    ap.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--days-history", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    work = Path(args.work or f"/tmp/dsdw-bench-warehouse-{args.scale}")
+    os.environ.setdefault("DSDW_KEY_DIR", str(work / "keys"))
+    if args.phase:
+        _child(args)
+        return
+    global MEMORY_LIMIT
+    MEMORY_LIMIT = args.memory_limit or None
+    from pipelines.warehouse.keys import ensure_key
+
+    for name in ("pseudonym", "restricted"):
+        ensure_key(name)
+    work.mkdir(parents=True, exist_ok=True)
+    log_path = work / "bench.log"
+
+    def log(s: str) -> None:
+        print(s, flush=True)
+        with open(log_path, "a") as f:
+            f.write(s + "\n")
+
+    t_all = time.perf_counter()
+    base, base_info = prepare_base(work, args, log)
+    nightly_days = [START + dt.timedelta(days=k) for k in range(2, min(base_info["days"], 2 + args.nightly))]
+    result: dict = {
+        "benchmark": "warehouse", "scale": args.scale, "persons": base_info.get("persons"),
+        "machine": machine_info(duckdb=duckdb.__version__),
+        "note": "2-core machine shared with other test runs during the benchmark: absolute seconds are noisy; "
+                "the 5y/1y ratios are measured in the same run on the same delivery days",
+        "base": {k: v for k, v in base_info.items() if k != "params"},
+        "synthesized_history": (
+            "facts of delivery day 2 (an ordinary day, after the initial extract of day 1) cloned once per history "
+            "day, dates shifted back, ids unique per copy, persons remapped within their kommune, spells closed "
+            "before day 1; meta.loaded_payload, meta.load and the ledger's payloads cloned too "
+            "(bench/warehouse_history.py, docs/warehouse_bench.md)"),
+        "fraction_of_daily_volume_cloned": args.fraction,
+        "nightly_days": [d.isoformat() for d in nightly_days],
+        "memory_limit": MEMORY_LIMIT or "DuckDB default (80% of RAM)",
+        "models_fingerprint": _models_fingerprint(), "git_head": _git_head(),
+        "goal_ratio_5y_to_1y": GOAL_RATIO, "goal_query_p95_ms": GOAL_P95_MS, "history": {}}
+    histories = [int(h) for h in args.history.split(",")]
+    for h in histories:
+        root = work / f"h{h}"
+        r: dict = {}
+        _copy_root(base, root)
+        r["synthesize"] = run_phase("synth", root, log, days_history=h, fraction=args.fraction)
+        r["full_rebuild"] = run_phase("rebuild", root, log, date=(START + dt.timedelta(days=1)).isoformat())
+        r["build_bytes_after_rebuild"] = (root / "warehouse" / "build.duckdb").stat().st_size
+        r["nightly"] = [run_phase("load", root, log, date=d.isoformat()) for d in nightly_days]
+        r["restricted_unseal_seal"] = run_phase("restricted", root, log)
+        free = shutil.disk_usage(root).free
+        if free > 1.2 * r["nightly"][-1]["build_bytes"]:
+            r["publish"] = run_phase("publish", root, log)
+            r["queries"] = run_phase("queries", root / "warehouse.duckdb", log, date=nightly_days[-1].isoformat(),
+                                     runs=args.runs)
+        else:
+            r["publish"] = {"skipped": f"free disk {_gb(free)} GB < 1.2 x the build database"}
+            r["queries"] = run_phase("queries", root / "warehouse" / "build.duckdb", log,
+                                     date=nightly_days[-1].isoformat(), runs=args.runs)
+        if h == histories[-1] and args.fixes:
+            target = root / "warehouse.duckdb"
+            if not target.exists() and not args.keep:
+                target = root / "warehouse" / "build.duckdb"
+            if target.exists() and shutil.disk_usage(root).free > 0.5 * target.stat().st_size:
+                r["fixes"] = run_phase("fixes", target, log, date=nightly_days[-1].isoformat(), runs=args.runs)
+        r["sizes_gb"] = {"build": _gb((root / "warehouse" / "build.duckdb").stat().st_size),
+                         "published": _gb(_size(root / "warehouse.duckdb")),
+                         "restricted_sealed": _gb(_size(root / "restricted"))}
+        result["history"][f"{h}d"] = r
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        _summarise(result, histories)
+        _rebuild_estimate(result)
+        _write(result, args)
+    result["total_seconds"] = round(time.perf_counter() - t_all, 1)
+    _write(result, args)
+
+
+def _models_fingerprint() -> str:
+    """sha256 of the model files the run used (the models change while the warehouse is built)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    repo = Path(__file__).resolve().parents[1]
+    for p in sorted([*(repo / "warehouse" / "models").rglob("*.sql"), *(repo / "pipelines" / "warehouse").glob("*.py")]):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _git_head() -> str:
+    """HEAD and whether the warehouse code differs from it (helpers edit the tree while this runs)."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipelines/warehouse", "warehouse"],
+                               cwd=repo, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + (" (warehouse code modified)" if dirty else "")
+
+
+def _summarise(result: dict, histories: list[int]) -> None:
+    """Ratios of the longest to the shortest history, per nightly day and in total."""
+    hs = [f"{h}d" for h in histories if f"{h}d" in result["history"]]
+    if len(hs) < 2:
+        return
+    a, b = result["history"][hs[0]], result["history"][hs[-1]]
+    tot = lambda r, k: sum(n[k] for n in r["nightly"])  # noqa: E731
+    s = {"compared": f"{hs[-1]} / {hs[0]}",
+         "ratio_nightly_total": round(tot(b, "seconds") / tot(a, "seconds"), 3),
+         "ratio_nightly_models": round(tot(b, "model_seconds_total") / tot(a, "model_seconds_total"), 3),
+         "ratio_nightly_outside_models": round(tot(b, "outside_models_seconds") / max(tot(a, "outside_models_seconds"), 1e-9), 3),
+         "ratio_per_day": [round(y["seconds"] / x["seconds"], 3) for x, y in zip(a["nightly"], b["nightly"], strict=True)],
+         "nightly_seconds": {hs[0]: [n["seconds"] for n in a["nightly"]], hs[-1]: [n["seconds"] for n in b["nightly"]]}}
+    if "seconds" in a.get("publish", {}) and "seconds" in b.get("publish", {}):
+        s["ratio_publish"] = round(b["publish"]["seconds"] / max(a["publish"]["seconds"], 1e-9), 3)
+    per_model = {}
+    for m in a["nightly"][0]["model_seconds"]:
+        x = sum(n["model_seconds"].get(m, 0) for n in a["nightly"])
+        y = sum(n["model_seconds"].get(m, 0) for n in b["nightly"])
+        if y > 0.5:
+            per_model[m] = {"s_short": round(x, 2), "s_long": round(y, 2), "ratio": round(y / max(x, 1e-9), 2)}
+    s["models_over_0_5s"] = dict(sorted(per_model.items(), key=lambda kv: -kv[1]["s_long"]))
+    s["meets_goal"] = s["ratio_nightly_total"] <= GOAL_RATIO
+    result["summary"] = s
+
+
+def _rebuild_estimate(result: dict) -> None:
+    """Full rebuild from the lake = re-staging every fact row (at day 1's measured rate) + the derived rebuild."""
+    d1 = result["base"]["loads"][0]
+    sf = sum(v for k, v in d1["model_seconds"].items() if k.startswith(("stg_", "fct_")))
+    rate = d1["rows_staged"] / sf if sf else None
+    est = {}
+    for h, r in result["history"].items():
+        rows = sum(r["synthesize"]["rows_cloned"].values()) + sum(x["rows_staged"] for x in result["base"]["loads"])
+        est[h] = {"fact_rows": rows, "restage_seconds_estimate": round(rows / rate) if rate else None,
+                  "derived_rebuild_seconds_measured": r["full_rebuild"]["seconds"],
+                  "peak_rss_mb_measured": r["full_rebuild"]["peak_rss_mb"]}
+    result["full_rebuild"] = {"staging_plus_fact_rows_per_s_day1": round(rate) if rate else None, **est}
+
+
+def _write(result: dict, args: argparse.Namespace) -> None:
+    path = Path(args.out) if args.out else Path(__file__).resolve().parent / "results" / f"warehouse_{args.scale}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, default=str))
+    print(f"-> {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
