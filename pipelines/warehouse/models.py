@@ -6,9 +6,11 @@ data dictionary need::
     -- model: fct_person_week          (the table/view name; equals the file stem)
     -- layer: staging | core | mart
     -- database: warehouse | restricted
-    -- materialization: increment | append | table | view | scoped
+    -- materialization: increment | append | table | view | scoped | python
     -- depends_on: fct_kontaktgruppe, dim_kontaktgruppe
     -- scope: person_key | maaned        (scoped: rows of the load's affected persons/months are replaced)
+    -- keeps_replaced: true              (scoped: the load's replaced and inserted rows stay readable)
+    -- callable: module:function        (python: the function that maintains the table)
     -- grain: one row per ...
     -- keys: person_key, uge_id
     -- legal basis / notes ...
@@ -17,7 +19,14 @@ Materializations: ``increment`` (staging: replaced by this load's new rows),
 ``append`` (facts: the increment is appended), ``table`` (rebuilt every load;
 small), ``view``, ``scoped`` (``DELETE`` the rows of the affected scope, then
 ``INSERT`` the model's rows, which must themselves be restricted to the scope by
-joining ``affected_persons`` or ``affected_maaneder``).
+joining ``affected_persons`` or ``affected_maaneder``), ``python`` (the runner calls
+``callable(con, model, values)``, which maintains the table in several statements, e.g. by
+delta; the file's SQL is the full computation, run on the first load and by the data dictionary).
+
+A scoped model with ``keeps_replaced: true`` leaves, for the rest of the load, the rows its run deleted in
+the temp table ``erstattet__<model>`` and the rows it inserted in ``indsat__<model>`` (variables of the same
+names hold the table names), so a model downstream can maintain an additive aggregate by delta (+inserted,
+-replaced) instead of recomputing it over the whole table (e.g. mart_overgange_bidrag).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from pathlib import Path
 
 from pipelines.warehouse.generate import MODELS_DIR
 
-MATERIALIZATIONS = {"increment", "append", "table", "view", "scoped"}
+MATERIALIZATIONS = {"increment", "append", "table", "view", "scoped", "python"}
 LAYERS = {"staging", "core", "mart"}
 _HEADER = re.compile(r"^--\s*([a-z_ ]+):\s*(.*)$")
 
@@ -86,6 +95,8 @@ def parse_model(path: Path) -> Model:
         raise ModelError(f"{path}: materialization {mat!r} not one of {sorted(MATERIALIZATIONS)}")
     if mat == "scoped" and header.get("scope") not in ("person_key", "maaned"):
         raise ModelError(f"{path}: a scoped model needs '-- scope: person_key' or '-- scope: maaned'")
+    if mat == "python" and not re.fullmatch(r"[\w.]+:\w+", header.get("callable", "")):
+        raise ModelError(f"{path}: a python model needs '-- callable: module:function'")
     prefix = {"staging": ("stg_",), "core": ("dim_", "fct_"), "mart": ("mart_",)}[header["layer"]]
     if not header["model"].startswith(prefix):
         raise ModelError(f"{path}: a {header['layer']} model's name starts with {' or '.join(prefix)}")

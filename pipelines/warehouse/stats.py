@@ -37,6 +37,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.contracts import get_contract
 from pipelines.warehouse.generate import MODELS_DIR, fct_name
 
 MARTS_DIR = MODELS_DIR / "marts"
@@ -82,25 +83,11 @@ TOM_PERIODE = (f"geo_niveau = 'land' AND ydelsesgruppe = '{I_ALT}' AND antal_per
                "AND tilgang = 0 AND afgang = 0")
 
 
-def ydelser_sql(forloeb: str, perioder: str, horisont: str, kommuner: str = "dim_kommune",
-                tomme_perioder: bool = False) -> str:
-    """SELECT of the figures of the periods in ``perioder`` from the spells in ``forloeb``.
-
-    ``forloeb``: relation (person_key, kommunekode, ydelsesgruppe, startdato, slutdato NULL = open);
-    ``perioder``: relation (periode_type, periode_start); ``horisont``: SQL date expression (the
-    as-of day of the data); ``kommuner``: relation (kommunekode, region_kode).  Output grain:
-    periode_type x periode_start x geo_niveau x geo_kode x ydelsesgruppe; an empty period has no rows,
-    or with ``tomme_perioder`` its one all-zero (land, 000, 'i alt') row (:data:`TOM_PERIODE`).
-    """
-    if not tomme_perioder:
-        inner = ydelser_sql(forloeb, perioder, horisont, kommuner, tomme_perioder=True)
-        return f"SELECT * FROM ({inner}) WHERE NOT ({TOM_PERIODE})"
+def _perioder_ctes(perioder: str, horisont: str) -> str:
+    """CTEs ``ys_hz`` (the horizon h) and ``ys_per`` (the periods of ``perioder`` begun by h, with their
+    ISO-week range w1..w2 begun by h, ``uger``, the spell window lo..hi and ``er_foreloebig``)."""
     w = f"date_diff('day', {MANDAG0}, {{d}}) // 7"
-    wfra, wtil = w.format(d="fra"), w.format(d="til_h")
-    per_keys = "periode_type, periode_start"
-    cell = f"{per_keys}, geo_niveau, geo_kode, ydelsesgruppe"
-    return f"""
-WITH ys_hz AS (SELECT CAST({horisont} AS DATE) AS h),
+    return f"""ys_hz AS (SELECT CAST({horisont} AS DATE) AS h),
 ys_per0 AS (
     SELECT DISTINCT periode_type, CAST(periode_start AS DATE) AS periode_start, h
     FROM ({perioder}) CROSS JOIN ys_hz
@@ -121,7 +108,33 @@ ys_per0 AS (
            least(periode_start, t1 - 3) - 1 AS lo, greatest(periode_slut, t2 + 3) + 1 AS hi,
            {_sidste_relevante_dag('periode_slut')} > h AS er_foreloebig
     FROM ys_per2
-), ys_f AS (
+)"""
+
+
+def bidrag_sql(forloeb: str, perioder: str, horisont: str, kommuner: str = "dim_kommune",
+               omfang: str | None = None) -> str:
+    """SELECT of every person's contribution to every cell of the periods in ``perioder``.
+
+    Why per person: all four measures are sums over persons (a person counts once in a cell's
+    antal_personer, tilgang and afgang, and adds its ISO weeks with the state to ydelsesuger), so
+    a load can move the cells by the change of the contributions of the persons it touched
+    (:func:`maintain_ydelser`) instead of recounting everybody in the periods.
+
+    ``omfang``: optional relation (person_key, periode_type, periode_start) restricting the persons
+    per period.  Output: periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key,
+    antal (0/1), uger, tilgang (0/1), afgang (0/1); rows with all four zero are left out.
+    """
+    w = f"date_diff('day', {MANDAG0}, {{d}}) // 7"
+    wfra, wtil = w.format(d="fra"), w.format(d="til_h")
+    per_keys = "periode_type, periode_start"
+    if omfang is None:
+        pf_from = "ys_per p JOIN ys_f f ON f.fra <= p.hi AND coalesce(f.til, p.h) >= p.lo"
+    else:
+        pf_from = (f"ys_f f JOIN ({omfang}) o ON o.person_key = f.person_key "
+                   "JOIN ys_per p ON p.periode_type = o.periode_type AND p.periode_start = o.periode_start "
+                   "AND f.fra <= p.hi AND coalesce(f.til, p.h) >= p.lo")
+    return f"""
+WITH {_perioder_ctes(perioder, horisont)}, ys_f AS (
     -- the spells known at the horizon; an end after it is no end yet (til NULL)
     SELECT s.person_key, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
            CASE WHEN s.slutdato <= z.h THEN CAST(s.slutdato AS DATE) END AS til
@@ -133,7 +146,7 @@ ys_per0 AS (
     -- period x spell for the spells touching the period's window (its days, its ISO weeks, +-1 day)
     SELECT p.periode_type, p.periode_start, p.periode_slut, p.w1, p.w2, f.person_key, f.kommunekode, f.region_kode,
            f.ydelsesgruppe, f.fra, f.til, coalesce(f.til, p.h) AS til_h
-    FROM ys_per p JOIN ys_f f ON f.fra <= p.hi AND coalesce(f.til, p.h) >= p.lo
+    FROM {pf_from}
 ), ys_pers AS (
     -- per person and cell: in the state on a day of the period?  which of its ISO weeks (bit i = week w1+i;
     -- a year has at most 53, so a UBIGINT holds them): OR-ing the masks unions overlapping spells' weeks
@@ -153,18 +166,15 @@ ys_per0 AS (
                             ({per_keys}, person_key, region_kode, ydelsesgruppe), ({per_keys}, person_key, region_kode),
                             ({per_keys}, person_key, ydelsesgruppe), ({per_keys}, person_key))
 ), ys_au AS (
-    SELECT {per_keys}, geo_niveau, geo_kode, ydelsesgruppe,
-           count(*) FILTER (WHERE i_perioden) AS antal_personer, sum(bit_count(uger_maske)) AS ydelsesuger
-    FROM (SELECT {per_keys}, person_key, i_perioden, uger_maske,
-                 -- GROUPING bits (kommunekode, region_kode, ydelsesgruppe), 1 = rolled up
-                 CASE WHEN gid IN (0, 1) THEN 'kommune' WHEN gid IN (4, 5) THEN 'region' ELSE 'land' END AS geo_niveau,
-                 CASE WHEN gid IN (0, 1) THEN kommunekode WHEN gid IN (4, 5) THEN region_kode
-                      ELSE '{LAND_KODE}' END AS geo_kode,
-                 CASE WHEN gid IN (1, 5, 7) THEN '{I_ALT}' ELSE ydelsesgruppe END AS ydelsesgruppe
-          FROM ys_gs)
-    -- a kommune outside dim_kommune has no region: only its kommune and land rows
-    WHERE geo_kode IS NOT NULL AND (i_perioden OR uger_maske <> 0)
-    GROUP BY ALL
+    -- one row per person and cell (GROUPING bits (kommunekode, region_kode, ydelsesgruppe), 1 = rolled up)
+    SELECT {per_keys},
+           CASE WHEN gid IN (0, 1) THEN 'kommune' WHEN gid IN (4, 5) THEN 'region' ELSE 'land' END AS geo_niveau,
+           CASE WHEN gid IN (0, 1) THEN kommunekode WHEN gid IN (4, 5) THEN region_kode
+                ELSE '{LAND_KODE}' END AS geo_kode,
+           CASE WHEN gid IN (1, 5, 7) THEN '{I_ALT}' ELSE ydelsesgruppe END AS ydelsesgruppe,
+           person_key, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
+    FROM ys_gs
+    WHERE i_perioden OR uger_maske <> 0
 ), ys_fl AS (
     SELECT {per_keys}, periode_slut, person_key, kommunekode, region_kode, fra,
            coalesce(til, DATE '9999-12-31') AS til_aab, ydelsesgruppe AS ygrp FROM ys_pf
@@ -191,28 +201,59 @@ ys_per0 AS (
                       AND y.fra <= x.til_aab + 1)
     GROUP BY ALL
 ), ys_ta AS (
-    SELECT {per_keys}, geo_niveau, geo_kode, ygrp AS ydelsesgruppe,
-           count(DISTINCT person_key) FILTER (WHERE art = 'tilgang') AS tilgang,
-           count(DISTINCT person_key) FILTER (WHERE art = 'afgang') AS afgang
-    FROM (SELECT h.*, x.geo_niveau,
-                 CASE x.geo_niveau WHEN 'kommune' THEN h.g.k WHEN 'region' THEN h.g.r ELSE '{LAND_KODE}' END AS geo_kode
-          FROM ys_haend h CROSS JOIN (VALUES ('kommune'), ('region'), ('land')) x(geo_niveau))
-    WHERE geo_kode IS NOT NULL
-    GROUP BY ALL
-), ys_celler AS (
-    SELECT {cell} FROM ys_au UNION SELECT {cell} FROM ys_ta
-    UNION SELECT {per_keys}, 'land', '{LAND_KODE}', '{I_ALT}' FROM ys_per
+    -- the merged spell's kommune (and its region) gets the person's tilgang/afgang; a kommune outside
+    -- dim_kommune has no region: only its kommune and land rows
+    SELECT h.periode_type, h.periode_start, x.geo_niveau,
+           CASE x.geo_niveau WHEN 'kommune' THEN h.g.k WHEN 'region' THEN h.g.r ELSE '{LAND_KODE}' END AS geo_kode,
+           h.ygrp AS ydelsesgruppe, h.person_key, 0 AS antal, CAST(0 AS BIGINT) AS uger,
+           CAST(h.art = 'tilgang' AS INTEGER) AS tilgang, CAST(h.art = 'afgang' AS INTEGER) AS afgang
+    FROM ys_haend h CROSS JOIN (VALUES ('kommune'), ('region'), ('land')) x(geo_niveau)
 )
-SELECT p.periode_type, p.periode_start, p.periode_slut, p.periode, c.geo_niveau, c.geo_kode, c.ydelsesgruppe,
-       coalesce(a.antal_personer, 0) AS antal_personer,
-       CASE WHEN p.uger > 0 THEN coalesce(a.ydelsesuger, 0) / p.uger END AS fuldtidspersoner,
-       coalesce(t.tilgang, 0) AS tilgang, coalesce(t.afgang, 0) AS afgang,
-       p.uger AS uger_i_perioden, CAST(coalesce(a.ydelsesuger, 0) AS BIGINT) AS ydelsesuger,
+SELECT {per_keys}, geo_niveau, geo_kode, ydelsesgruppe, person_key, antal, uger, 0 AS tilgang, 0 AS afgang
+FROM ys_au WHERE geo_kode IS NOT NULL
+UNION ALL
+SELECT * FROM ys_ta WHERE geo_kode IS NOT NULL
+"""
+
+
+def _celle_sql(per_keys: str, celler: str, cell: str) -> str:
+    """The mart's rows from ``celler`` (cell, antal_personer, ydelsesuger, tilgang, afgang) and ``ys_per``."""
+    return f"""SELECT p.periode_type, p.periode_start, p.periode_slut, p.periode, c.geo_niveau, c.geo_kode, c.ydelsesgruppe,
+       CAST(coalesce(c.antal_personer, 0) AS BIGINT) AS antal_personer,
+       CASE WHEN p.uger > 0 THEN coalesce(c.ydelsesuger, 0) / p.uger END AS fuldtidspersoner,
+       CAST(coalesce(c.tilgang, 0) AS BIGINT) AS tilgang, CAST(coalesce(c.afgang, 0) AS BIGINT) AS afgang,
+       p.uger AS uger_i_perioden, CAST(coalesce(c.ydelsesuger, 0) AS BIGINT) AS ydelsesuger,
        p.er_foreloebig, p.h AS horisont
-FROM ys_celler c
-JOIN ys_per p USING ({per_keys})
-LEFT JOIN ys_au a USING ({cell})
-LEFT JOIN ys_ta t USING ({cell})
+FROM ({celler}) c
+JOIN ys_per p USING ({per_keys})"""
+
+
+def ydelser_sql(forloeb: str, perioder: str, horisont: str, kommuner: str = "dim_kommune",
+                tomme_perioder: bool = False) -> str:
+    """SELECT of the figures of the periods in ``perioder`` from the spells in ``forloeb``: the full
+    recomputation, the sum over persons of :func:`bidrag_sql`.
+
+    ``forloeb``: relation (person_key, kommunekode, ydelsesgruppe, startdato, slutdato NULL = open);
+    ``perioder``: relation (periode_type, periode_start); ``horisont``: SQL date expression (the
+    as-of day of the data); ``kommuner``: relation (kommunekode, region_kode).  Output grain:
+    periode_type x periode_start x geo_niveau x geo_kode x ydelsesgruppe; an empty period has no rows,
+    or with ``tomme_perioder`` its one all-zero (land, 000, 'i alt') row (:data:`TOM_PERIODE`).
+    """
+    if not tomme_perioder:
+        inner = ydelser_sql(forloeb, perioder, horisont, kommuner, tomme_perioder=True)
+        return f"SELECT * FROM ({inner}) WHERE NOT ({TOM_PERIODE})"
+    per_keys = "periode_type, periode_start"
+    cell = f"{per_keys}, geo_niveau, geo_kode, ydelsesgruppe"
+    celler = f"""SELECT {cell}, sum(antal_personer) AS antal_personer, sum(ydelsesuger) AS ydelsesuger,
+                sum(tilgang) AS tilgang, sum(afgang) AS afgang
+         FROM (SELECT {cell}, antal AS antal_personer, uger AS ydelsesuger, tilgang, afgang FROM ys_b
+               UNION ALL SELECT {per_keys}, 'land', '{LAND_KODE}', '{I_ALT}', 0, 0, 0, 0 FROM ys_per)
+         GROUP BY ALL"""
+    return f"""
+WITH {_perioder_ctes(perioder, horisont)}, ys_b AS (
+{bidrag_sql(forloeb, perioder, horisont, kommuner)}
+)
+{_celle_sql(per_keys, celler, cell)}
 """
 
 
@@ -248,75 +289,166 @@ def months_between(first: dt.date, last: dt.date) -> list[dt.date]:
 YDELSER_HEADER = """{mark}
 -- model: mart_ydelser_beregning
 -- layer: mart
--- materialization: scoped
--- scope: maaned
--- depends_on: fct_ydelsesforloeb, dim_kommune
+-- materialization: python
+-- callable: pipelines.warehouse.stats:maintain_ydelser
+-- depends_on: fct_ydelsesforloeb, dim_kommune, dim_kontaktgruppe
 -- grain: one row per computation (indlaesning_nr) x periode_type x periode_start x geo_niveau x geo_kode x ydelsesgruppe
 -- keys: indlaesning_nr, periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe
 -- legal basis: § 15 (kontaktgrupper), § 16 (indberetning); ydelsesgruppe: dsdw's mapping (data/reference/kontaktgrupper.csv)
--- Read mart_ydelser (the latest computation of every period), not this table.  A load recomputes only the
--- periods its changes can move, from the spells overlapping them: every month, quarter and year containing
--- an affected month A or its neighbours A-1, A+1 (a day of A can lie in an ISO week whose Thursday is in A-1
--- or A+1, and an end/start next to a month boundary is an afgang/tilgang of the neighbour month), plus the
--- periods still open at the previous load (open spells, weeks begun and ends known grow with the load date),
--- plus on the model's first run every month since the first spell.  maaned, the scope column, is the affected
--- month that triggered the computation (the load month for the horizon): the runner deletes the rows of the
--- affected months, a recomputed period's older rows under another month are superseded (mart_ydelser takes
--- the highest indlaesning_nr per period; the publication hook deletes them).
+-- Read mart_ydelser (the latest computation of every period), not this table.  The SQL below is the full
+-- computation of every month (and its quarter and year) since the first spell; it runs on the model's first
+-- load.  Every later load moves the cells by delta (stats.maintain_ydelser): all four measures are sums over
+-- persons, so for the persons and periods the load can have changed -- a person's changed spells (their
+-- months and the neighbour months), and the persons with a spell the new load date moves (open, starting or
+-- ending since the previous load) in the periods still open at it -- the cells get the persons'
+-- contributions after the load minus their contributions before it (the spells as of the previous load, at
+-- its load date).  The nightly cost follows the changed persons and the open periods, not the history.
 """
+
+YDELSER_KOLONNER = ("indlaesning_nr", "periode_type", "periode_start", "periode_slut", "periode", "geo_niveau",
+                    "geo_kode", "ydelsesgruppe", "antal_personer", "fuldtidspersoner", "tilgang", "afgang",
+                    "uger_i_perioden", "ydelsesuger", "er_foreloebig", "horisont")
+_SPELLS = "SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato FROM {}"
 
 
 def ydelser_model_sql() -> str:
-    """The file text of ``mart_ydelser_beregning``: scope selection + :func:`ydelser_sql`."""
-    rel = _sidste_relevante_dag("periode_slut")
-    core = ydelser_sql("SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato FROM yb_s",
-                       "SELECT periode_type, periode_start FROM yb_scope", "getvariable('load_date')",
-                       tomme_perioder=True)
+    """The file text of ``mart_ydelser_beregning``: its header and its full computation."""
+    h = "CAST(getvariable('load_date') AS DATE)"
+    perioder = (f"SELECT p.* FROM generate_series(CAST(coalesce((SELECT date_trunc('month', min(startdato)) FROM "
+                f"fct_ydelsesforloeb), date_trunc('month', {h})) AS TIMESTAMP), CAST({h} AS TIMESTAMP), INTERVAL 1 MONTH) "
+                "t(g), LATERAL (VALUES ('maaned', CAST(g AS DATE)), ('kvartal', CAST(date_trunc('quarter', g) AS DATE)), "
+                "('aar', CAST(date_trunc('year', g) AS DATE))) p(periode_type, periode_start)")
+    core = ydelser_sql(_SPELLS.format("fct_ydelsesforloeb"), perioder, "getvariable('load_date')", tomme_perioder=True)
     core = "\n".join("    " + line if line else line for line in core.strip().splitlines())
-    return YDELSER_HEADER.format(mark=GENERATED_MARK) + f"""WITH yb_hz AS (
-    SELECT CAST(getvariable('load_date') AS DATE) AS h,
-           CAST(date_trunc('month', CAST(getvariable('load_date') AS DATE)) AS DATE) AS c,
-           (SELECT max(indlaest_dato) FROM meta.load) AS forrige,
-           (SELECT count(*) + 1 FROM meta.load) AS nr,
-           -- the model's first run, or its table was dropped: compute every period (always correct)
-           NOT EXISTS (SELECT 1 FROM meta.model_run WHERE model = 'mart_ydelser_beregning')
-           OR coalesce((SELECT max(estimated_size) FROM duckdb_tables() WHERE database_name = current_database()
-                        AND schema_name = 'main' AND table_name = 'mart_ydelser_beregning'), 0) = 0 AS foerste
-), yb_s AS MATERIALIZED (
-    SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato FROM fct_ydelsesforloeb
-), yb_kand AS (
-    SELECT a.maaned AS tag, CAST(a.maaned + to_months(CAST(k AS INTEGER)) AS DATE) AS m, true AS udloest
-    FROM affected_maaneder a CROSS JOIN range(-1, 2) t(k)
-    UNION ALL
-    SELECT z.c, CAST(g.m AS DATE), false
-    FROM yb_hz z, generate_series(CAST(coalesce(date_trunc('month', z.forrige), z.c) - INTERVAL 1 MONTH AS TIMESTAMP),
-                                  CAST(z.c AS TIMESTAMP), INTERVAL 1 MONTH) g(m)
-    UNION ALL
-    SELECT z.c, CAST(g.m AS DATE), true
-    FROM yb_hz z, generate_series(CAST(coalesce((SELECT date_trunc('month', min(startdato)) FROM yb_s), z.c) AS TIMESTAMP),
-                                  CAST(z.c AS TIMESTAMP), INTERVAL 1 MONTH) g(m)
-    WHERE z.foerste
-), yb_pk AS (
-    SELECT tag, udloest, 'maaned' AS periode_type, CAST(date_trunc('month', m) AS DATE) AS periode_start FROM yb_kand
-    UNION ALL SELECT tag, udloest, 'kvartal', CAST(date_trunc('quarter', m) AS DATE) FROM yb_kand
-    UNION ALL SELECT tag, udloest, 'aar', CAST(date_trunc('year', m) AS DATE) FROM yb_kand
-), yb_pk2 AS (
-    SELECT *, {_slut('periode_start', 'periode_type')} AS periode_slut FROM yb_pk
-), yb_scope AS (
-    -- a period moved by the horizon alone: its last relevant day was after the previous load
-    SELECT periode_type, periode_start, coalesce(min(tag) FILTER (WHERE udloest), min(tag)) AS maaned
-    FROM yb_pk2, yb_hz z
-    WHERE periode_start <= z.h
-      AND (udloest OR z.forrige IS NULL OR {rel} > z.forrige)
-    GROUP BY periode_type, periode_start
-)
-SELECT sc.maaned, z.nr AS indlaesning_nr, y.*
+    return YDELSER_HEADER.format(mark=GENERATED_MARK) + f"""SELECT z.nr AS indlaesning_nr, y.*
 FROM (
 {core}
 ) y
-JOIN yb_scope sc USING (periode_type, periode_start)
-CROSS JOIN yb_hz z
+CROSS JOIN (SELECT count(*) + 1 AS nr FROM meta.load) z
 """
+
+
+class StatistikError(RuntimeError):
+    """The maintained statistics no longer add up (a negative cell after a delta); names the model."""
+
+
+def _d(x: dt.date) -> str:
+    return f"DATE '{x.isoformat()}'"
+
+
+def maintain_ydelser(con: duckdb.DuckDBPyConnection, model, values: dict) -> int:
+    """The nightly step of ``mart_ydelser_beregning`` (a ``python`` model): cells moved by delta.
+
+    Why: recomputing every period a correction touches costs all persons of those periods, and the
+    reporters correct spells years back every night, so that cost grew with the history.  The delta
+    costs the persons the load touched.  Invariant: before a load the table holds the full
+    computation (:func:`ydelser_sql`) at the previous load date; the test suite checks it after
+    every load.  Needs the temp tables of ``build._affected`` (``affected_person_maaneder``,
+    ``changed_keys``, ``changed_old``).  Returns the number of rows written.
+    """
+    from pipelines.warehouse.build import STATE_DATASET
+
+    q = model.qualified
+    h: dt.date = values["load_date"]
+    fo, nr = con.execute("SELECT max(indlaest_dato), count(*) + 1 FROM meta.load").fetchone()
+    cols = tuple(r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = ? ORDER BY column_index", [model.name]).fetchall())
+    ran = con.execute("SELECT count(*) FROM meta.model_run WHERE model = ?", [model.name]).fetchone()[0]
+    if fo is None or fo > h or not ran or set(cols) != set(YDELSER_KOLONNER) \
+            or con.execute(f"SELECT count(*) FROM {q}").fetchone()[0] == 0:
+        # first run, a table from an older definition, or a load date before the previous one: everything
+        con.execute(f"CREATE OR REPLACE TABLE {q} AS {model.sql}")
+        return con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
+
+    key = get_contract(STATE_DATASET).record_key[0]
+    rollover = (h - dt.timedelta(days=h.weekday()) != fo - dt.timedelta(days=fo.weekday())
+                or (h.year, h.month) != (fo.year, fo.month))
+    slut = _slut("periode_start", "periode_type")
+    steps = [
+        # the periods still open at the previous load: the new load date alone can move them
+        f"""CREATE OR REPLACE TEMP TABLE yd_aabne AS
+            SELECT periode_type, periode_start FROM ({perioder_sql(
+                f"SELECT CAST(g AS DATE) AS m FROM generate_series(CAST(date_trunc('month', {_d(fo)}) - INTERVAL 1 MONTH "
+                f"AS TIMESTAMP), CAST({_d(h)} AS TIMESTAMP), INTERVAL 1 MONTH) t(g)")})
+            WHERE periode_start <= {_d(h)} AND {_sidste_relevante_dag(slut)} > {_d(fo)}""",
+        # persons whose spells the new load date moves: started or ended since the previous load, or open at
+        # it when a new ISO week (weeks begun) or month (a new period) has begun.  A spell this load changed
+        # needs no look at its old version here: the changed days' months (to the end of the load month for
+        # an open end) are in affected_person_maaneder
+        f"""CREATE OR REPLACE TEMP TABLE yd_hpersoner AS
+            SELECT DISTINCT person_key FROM fct_ydelsesforloeb
+            WHERE person_key IS NOT NULL AND startdato <= {_d(h)} AND (slutdato IS NULL OR slutdato > {_d(fo)})
+              AND ({str(rollover).lower()} OR startdato > {_d(fo)} OR slutdato <= {_d(h)})""",
+        # person x period to recount: a changed spell's months and their neighbours (a day of month A can lie
+        # in an ISO week of A-1 or A+1; an end next to a month boundary is the neighbour's afgang), with their
+        # quarter and year; the persons above in every open period
+        f"""CREATE OR REPLACE TEMP TABLE yd_omfang AS
+            WITH am AS (SELECT DISTINCT person_key, CAST(maaned + to_months(CAST(k AS INTEGER)) AS DATE) AS m
+                        FROM affected_person_maaneder, range(-1, 2) t(k))
+            SELECT DISTINCT person_key, periode_type, periode_start FROM (
+                SELECT person_key, 'maaned' AS periode_type, m AS periode_start FROM am
+                UNION ALL SELECT person_key, 'kvartal', CAST(date_trunc('quarter', m) AS DATE) FROM am
+                UNION ALL SELECT person_key, 'aar', CAST(date_trunc('year', m) AS DATE) FROM am
+                UNION ALL SELECT p.person_key, o.periode_type, o.periode_start FROM yd_hpersoner p CROSS JOIN yd_aabne o)
+            WHERE periode_start <= {_d(h)}""",
+        f"""CREATE OR REPLACE TEMP TABLE yd_ny AS
+            SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato, {key} FROM fct_ydelsesforloeb
+            WHERE person_key IN (SELECT DISTINCT person_key FROM yd_omfang)""",
+        # the same persons' spells as of the previous load: the changed records in their version before it
+        f"""CREATE OR REPLACE TEMP TABLE yd_gl AS
+            SELECT * FROM yd_ny WHERE {key} NOT IN (SELECT {key} FROM changed_keys WHERE {key} IS NOT NULL)
+            UNION ALL
+            SELECT o.person_key, o.kommunekode, g.ydelsesgruppe, o.startdato, o.slutdato, o.{key}
+            FROM changed_old o JOIN dim_kontaktgruppe g ON g.kontaktgruppe = o.kontaktgruppe
+            WHERE o.person_key IN (SELECT DISTINCT person_key FROM yd_omfang)""",
+        f"""CREATE OR REPLACE TEMP TABLE yd_delta AS
+            SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe,
+                   sum(antal) AS antal_personer, sum(uger) AS ydelsesuger, sum(tilgang) AS tilgang,
+                   sum(afgang) AS afgang
+            FROM (SELECT * FROM ({bidrag_sql(_SPELLS.format("yd_ny"), "SELECT * FROM yd_omfang", _d(h),
+                                             omfang="SELECT * FROM yd_omfang")})
+                  UNION ALL
+                  SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key,
+                         -antal, -uger, -tilgang, -afgang
+                  FROM ({bidrag_sql(_SPELLS.format("yd_gl"), "SELECT * FROM yd_omfang", _d(fo),
+                                    omfang="SELECT * FROM yd_omfang")}))
+            GROUP BY ALL
+            HAVING sum(antal) <> 0 OR sum(uger) <> 0 OR sum(tilgang) <> 0 OR sum(afgang) <> 0""",
+        """CREATE OR REPLACE TEMP TABLE yd_perioder AS
+            SELECT DISTINCT periode_type, periode_start FROM yd_omfang
+            UNION SELECT periode_type, periode_start FROM yd_aabne""",
+    ]
+    for sql in steps:
+        con.execute(sql)
+    per_keys = "periode_type, periode_start"
+    cell = f"{per_keys}, geo_niveau, geo_kode, ydelsesgruppe"
+    tom = f"geo_niveau = 'land' AND geo_kode = '{LAND_KODE}' AND ydelsesgruppe = '{I_ALT}'"
+    celler = f"""SELECT {cell}, sum(antal_personer) AS antal_personer, sum(ydelsesuger) AS ydelsesuger,
+                sum(tilgang) AS tilgang, sum(afgang) AS afgang
+         FROM (SELECT b.{cell.replace(', ', ', b.')}, b.antal_personer, b.ydelsesuger, b.tilgang, b.afgang
+               FROM {q} b JOIN yd_perioder USING ({per_keys})
+               QUALIFY b.indlaesning_nr = max(b.indlaesning_nr) OVER (PARTITION BY b.periode_type, b.periode_start)
+               UNION ALL SELECT * FROM yd_delta
+               UNION ALL SELECT {per_keys}, 'land', '{LAND_KODE}', '{I_ALT}', 0, 0, 0, 0 FROM ys_per)
+         GROUP BY ALL
+         HAVING ({tom}) OR sum(antal_personer) <> 0 OR sum(ydelsesuger) <> 0 OR sum(tilgang) <> 0
+                OR sum(afgang) <> 0"""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE yd_rader AS
+        WITH {_perioder_ctes("SELECT * FROM yd_perioder", _d(h))}
+        SELECT {int(nr)} AS indlaesning_nr, r.* FROM ({_celle_sql(per_keys, celler, cell)}) r""")
+    bad = con.execute("SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe FROM yd_rader "
+                      "WHERE antal_personer < 0 OR ydelsesuger < 0 OR tilgang < 0 OR afgang < 0 LIMIT 3").fetchall()
+    if bad:
+        raise StatistikError(
+            f"{model.name}: the delta of load date {h} leaves negative figures in cells {bad}: the table no longer "
+            f"equals the full computation at the previous load ({fo}); drop {model.name} and "
+            "mart_ydelser_publiceret and reload to recompute everything")
+    con.execute(f"DELETE FROM {q} WHERE ({per_keys}) IN (SELECT ({per_keys}) FROM yd_perioder)")
+    n = con.execute(f"INSERT INTO {q} BY NAME SELECT * FROM yd_rader").fetchone()[0]
+    for t in ("yd_aabne", "yd_hpersoner", "yd_omfang", "yd_ny", "yd_gl", "yd_delta", "yd_perioder", "yd_rader"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return int(n)
 
 
 # ---------------------------------------------------------------- reporting timeliness (append + view)
