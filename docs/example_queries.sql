@@ -75,29 +75,42 @@ ORDER BY gyldig_fra, datasaet, hvad;
 -- name: overgange_mellem_ydelsesgrupper
 -- Flows between ydelsesgrupper, week to week, from the weekly panel fct_person_week (one row per person and ISO
 -- week; status = the week's state from the kontaktgruppe spells, § 15 and § 16, stk. 6, nr. 3-5;
--- 'selvforsoerget' when no spell covers the week): persons whose status in one week differs from the next
--- week's, per month of the later week (uge_maaned: the month of its Thursday) and pair of statuses.
-WITH panel AS (
-    SELECT person_key, uge_start, status,
-           lead(status) OVER w AS til_status,
-           lead(uge_start) OVER w AS til_uge,
-           lead(uge_maaned) OVER w AS til_maaned
-    FROM fct_person_week
-    WINDOW w AS (PARTITION BY person_key ORDER BY uge_start)
-)
+-- 'selvforsoerget' when no spell covers the week): persons whose status in one week differs from the week
+-- before (forrige_status, stored in the panel: no window over the whole panel needed), per month of the later
+-- week (uge_maaned: the month of its Thursday) and pair of statuses; a person counts once per month and pair.
+-- Per week and kommune, ready-made: mart_overgange (next query).
 SELECT
-    p.til_maaned AS maaned,
-    p.status AS fra_status,
+    p.uge_maaned AS maaned,
+    p.forrige_status AS fra_status,
     fra.navn AS fra,
-    p.til_status,
+    p.status AS til_status,
     til.navn AS til,
     count(DISTINCT p.person_key) AS personer
-FROM panel p
-LEFT JOIN dim_panelstatus fra ON fra.status = p.status
-LEFT JOIN dim_panelstatus til ON til.status = p.til_status
-WHERE p.til_uge = p.uge_start + 7 AND p.til_status <> p.status
+FROM fct_person_week p
+LEFT JOIN dim_panelstatus fra ON fra.status = p.forrige_status
+LEFT JOIN dim_panelstatus til ON til.status = p.status
+WHERE p.forrige_status <> p.status
 GROUP BY ALL
 ORDER BY maaned, personer DESC, fra_status, til_status;
+
+
+-- name: overgange_per_maaned_kommune
+-- The standard flows statistic, from mart_overgange: per month (uge_maaned, the month of the ISO week's
+-- Thursday), opholdskommune (§ 16, stk. 5) and pair of panel statuses (the kontaktgruppe spells, § 15 and
+-- § 16, stk. 6, nr. 3-5), the changes of status from one week to the next.  The mart holds only changes
+-- (fra_status <> til_status) and counts person-weeks: a person who makes the same change twice in a month
+-- counts twice.  It is kept up to date by each load (an additive delta), so 5 years take milliseconds.
+SELECT
+    o.uge_maaned AS maaned,
+    o.kommunekode,
+    k.kommune,
+    o.fra_status,
+    o.til_status,
+    sum(o.antal_personer) AS overgange
+FROM mart_overgange o
+LEFT JOIN dim_kommune k ON k.kommunekode = o.kommunekode
+GROUP BY ALL
+ORDER BY maaned, o.kommunekode, overgange DESC, fra_status, til_status;
 
 
 -- name: kontaktgruppe_as_of

@@ -190,7 +190,7 @@ _CONTINUES = re.compile(r"(?:[,;(:\-]|'s|\b(?:and|og|or|eller|the|a|an|of|af|to|
                         r"|per|than|end|as|som|is|er))$")
 # Header keys of models.py that hold one line; the others may wrap over several comment lines.
 ONE_LINE_KEYS = frozenset({"model", "layer", "database", "materialization", "depends_on", "scope", "keys",
-                           "kind", "record_key", "valid time"})
+                           "kind", "record_key", "valid time", "callable", "keeps_replaced"})
 HEADER_KEYS = ONE_LINE_KEYS | {"grain", "legal basis", "source"}
 
 
@@ -282,8 +282,10 @@ def empty_schema(models: dict[str, Model], owner: dict[str, Contract]) -> dict[s
         con.execute("CREATE TEMP TABLE affected_maaneder (maaned DATE)")
         values = {"ipad": bytes(64), "opad": bytes(64), "load_date": dt.date(2000, 1, 1), "load_id": "dictionary"}
         order = build_order(models)
-        order = ([m for m in order if m.materialization in ("increment", "append")]
-                 + [m for m in order if m.materialization not in ("increment", "append")])
+        # as the load: increments and facts first, then the derived models (marts' appends too) in dependency order
+        first = [m for m in order if m.materialization == "increment"
+                 or (m.materialization == "append" and m.layer != "mart")]
+        order = first + [m for m in order if m not in first]
         out: dict[str, list[tuple[str, str]]] = {}
         for m in order:
             q = m.qualified
@@ -605,7 +607,9 @@ def _model_md(d: ModelDoc, by_name: dict[str, ModelDoc]) -> list[str]:
     c = d.contract
     meta = [
         ("layer", m.layer), ("database", m.database),
-        ("materialization", m.materialization + (f" (scope: {m.scope})" if m.scope else "")),
+        ("materialization", m.materialization + (f" (scope: {m.scope})" if m.scope else "")
+         + (f" (`{h['callable']}`)" if h.get("callable") else "")
+         + (" (keeps the rows it replaces and inserts)" if h.get("keeps_replaced") == "true" else "")),
         ("grain", h.get("grain", m.grain)), ("keys", ", ".join(f"`{k}`" for k in m.keys)),
         ("depends on", ", ".join(f"[{x}](#{x})" for x in m.depends_on)),
         ("legal basis", h.get("legal basis") or (c.legal_basis if c else "")),

@@ -2,6 +2,7 @@
 -- layer: core
 -- materialization: scoped
 -- scope: person_key
+-- keeps_replaced: true
 -- depends_on: fct_ydelsesforloeb, dim_panelstatus, dim_person, dim_dato
 -- grain: one row per person and ISO week, from the week of the person's first state (kontaktgruppe spell) up to
 -- the week of the load date: the weekly event-history panel (DREAM-style forløbsdata)
@@ -21,6 +22,8 @@
 -- A week without any state gets the status without ydelsesgrupper (selvforsoerget: no public benefit
 -- registered), so a transition out of a benefit is visible as a change of status.  A ydelsesgruppe without a
 -- panel status fails the load.
+-- forrige_status: the person's status in the preceding ISO week; NULL in the person's first panel week.  A flow
+-- between statuses is a row with forrige_status <> status (mart_overgange counts them per week and kommune).
 -- kontaktgruppe: the kontaktgruppe of the spell that gave the status (of two spells with the same status, the one
 -- that started last); NULL in a week without a state.
 -- antal_forloeb: the number of spells that touch the week (0 = no state, > 1 = overlap).
@@ -30,10 +33,12 @@
 --
 -- Incremental: the rows of the load's affected persons are rebuilt from their first state week; every other
 -- person only gets the weeks after the week of the previous load that ran this model (meta.load/meta.model_run)
--- up to the load week.  A week's row depends only on the facts, never on the load date, so rows once written stay
--- right until the person's facts change (and the person is affected again).  Spells are taken as reported,
--- including days after the load date.  A full rebuild: drop the table and delete its meta.model_run rows
--- (the next load then writes every person's weeks).
+-- up to the load week; their first new week's forrige_status is recomputed from the facts (the status of the
+-- week before, by the same rule), so the model never reads its own table.  A week's row depends only on the
+-- facts, never on the load date, so rows once written stay right until the person's facts change (and the
+-- person is affected again).  Spells are taken as reported, including days after the load date.  A full rebuild: drop the table and delete its meta.model_run rows
+-- (the next load then writes every person's weeks), and rebuild mart_overgange_bidrag the same way.  The runner
+-- keeps the rows a load replaces and inserts (keeps_replaced) for mart_overgange_bidrag.
 WITH param AS (
     SELECT
         CAST(date_trunc('week', CAST(getvariable('load_date') AS DATE)) AS DATE) AS load_uge,
@@ -51,23 +56,28 @@ WITH param AS (
     FROM fct_ydelsesforloeb f
     LEFT JOIN status_af s ON s.ydelsesgruppe = f.ydelsesgruppe
     WHERE f.startdato IS NOT NULL AND (f.slutdato IS NULL OR f.slutdato >= f.startdato)
-), person AS (
+), person_uger AS (
     -- the weeks to write per person: all of them for an affected person, else the weeks new since the last run
     SELECT f.person_key,
+           min(CAST(date_trunc('week', f.startdato) AS DATE)) AS foerste_uge,
            CASE WHEN f.person_key IN (SELECT person_key FROM affected_persons) OR param.forrige_uge IS NULL
-                THEN min(CAST(date_trunc('week', f.startdato) AS DATE))
-                ELSE greatest(min(CAST(date_trunc('week', f.startdato) AS DATE)), param.forrige_uge + 7) END AS fra_uge,
+                THEN foerste_uge ELSE greatest(foerste_uge, param.forrige_uge + 7) END AS fra_uge,
            param.load_uge AS til_uge
     FROM forloeb f, param
     GROUP BY f.person_key, param.forrige_uge, param.load_uge
     HAVING fra_uge <= til_uge
+), person AS (
+    -- the status is computed from the week before fra_uge when the person has weeks before it: that week's
+    -- status is the first written week's forrige_status
+    SELECT *, CASE WHEN fra_uge > foerste_uge THEN fra_uge - 7 ELSE fra_uge END AS beregn_fra
+    FROM person_uger
 ), forloeb_uge AS (
     SELECT f.person_key, CAST(u.uge AS DATE) AS uge_start, f.status, f.prioritet, f.kontaktgruppe,
            f.startdato, f.kontaktgruppe_id
     FROM forloeb f
     JOIN person p ON p.person_key = f.person_key,
     LATERAL unnest(generate_series(
-        CAST(greatest(CAST(date_trunc('week', f.startdato) AS DATE), p.fra_uge) AS TIMESTAMP),
+        CAST(greatest(CAST(date_trunc('week', f.startdato) AS DATE), p.beregn_fra) AS TIMESTAMP),
         CAST(least(CAST(date_trunc('week', coalesce(f.slutdato, p.til_uge)) AS DATE), p.til_uge) AS TIMESTAMP),
         INTERVAL 7 DAY)) AS u(uge)
 ), valgt AS (
@@ -77,9 +87,17 @@ WITH param AS (
     QUALIFY row_number() OVER (PARTITION BY person_key, uge_start
                                ORDER BY prioritet, startdato DESC, kontaktgruppe_id) = 1
 ), uge AS (
-    SELECT p.person_key, CAST(u.uge AS DATE) AS uge_start
+    SELECT p.person_key, p.fra_uge, CAST(u.uge AS DATE) AS uge_start
     FROM person p,
-    LATERAL unnest(generate_series(CAST(p.fra_uge AS TIMESTAMP), CAST(p.til_uge AS TIMESTAMP), INTERVAL 7 DAY)) AS u(uge)
+    LATERAL unnest(generate_series(CAST(p.beregn_fra AS TIMESTAMP), CAST(p.til_uge AS TIMESTAMP), INTERVAL 7 DAY)) AS u(uge)
+), status_uge AS (
+    SELECT g.person_key, g.fra_uge, g.uge_start, coalesce(v.status, param.uden_tilstand) AS status,
+           lag(coalesce(v.status, param.uden_tilstand)) OVER (PARTITION BY g.person_key ORDER BY g.uge_start)
+               AS forrige_status,
+           v.kontaktgruppe, v.antal_forloeb
+    FROM uge g
+    CROSS JOIN param
+    LEFT JOIN valgt v ON v.person_key = g.person_key AND v.uge_start = g.uge_start
 )
 SELECT
     g.person_key,
@@ -88,15 +106,15 @@ SELECT
     d.iso_uge,
     d.uge_start,
     d.uge_maaned,
-    coalesce(v.status, param.uden_tilstand) AS status,
-    v.kontaktgruppe,
-    coalesce(v.antal_forloeb, 0) AS antal_forloeb,
+    g.status,
+    g.forrige_status,
+    g.kontaktgruppe,
+    coalesce(g.antal_forloeb, 0) AS antal_forloeb,
     dp.kommunekode,
     dp.akassekode,
     CAST(getvariable('load_date') AS DATE) AS indlaest_dato
-FROM uge g
-CROSS JOIN param
+FROM status_uge g
 JOIN dim_dato d ON d.dato = g.uge_start
-LEFT JOIN valgt v ON v.person_key = g.person_key AND v.uge_start = g.uge_start
 LEFT JOIN dim_person dp ON dp.person_key = g.person_key
     AND dp.gyldig_fra <= g.uge_start + 6 AND (dp.gyldig_til IS NULL OR dp.gyldig_til >= g.uge_start + 6)
+WHERE g.uge_start >= g.fra_uge

@@ -1,0 +1,237 @@
+"""Week-to-week flows: fct_person_week.forrige_status, the additive mart_overgange(_bidrag), person_key indexes.
+
+The lake (three loads, known answers; ISO weeks of 2026: W36 starts Monday 31 Aug, W41 5 Oct, W43 19 Oct):
+  P1  dagpenge 31 Aug - 13 Sep (W36-W37), kontanthjælp 14 - 27 Sep (W38-W39), then nothing (selvforsørget);
+      on the second load the dagpenge spell is corrected to end 20 Sep: in W38 both overlap and dagpenge wins,
+      so the flow dagpenge -> kontanthjælp moves from W38 to W39.
+  P2  sygedagpenge in kommune 147 from 7 Sep, reported to end 18 Oct (Sunday of W42): on the third load, which
+      brings no data, P2 is not affected and gets only the new week W43, selvforsørget after sygedagpenge.
+  P3  uddannelseshjælp 1 - 20 Sep (W36-W38), then tilmeldt uden ydelse from 21 Sep (W39).
+  P4  kontanthjælp from 12 Oct (W42), first seen on the second load: no flow in its first week.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from fixtures_wh import cpr_for, deliver
+
+from pipelines.warehouse import keys as wkeys
+from pipelines.warehouse.build import load_warehouse, published_path
+from pipelines.warehouse.generate import MODELS_DIR
+from pipelines.warehouse.models import load_models
+from pipelines.warehouse.restricted import open_restricted
+
+D1 = dt.date(2026, 10, 5)   # Monday of W41
+D2 = dt.date(2026, 10, 14)  # Wednesday of W42
+D3 = dt.date(2026, 10, 19)  # Monday of W43: no new data
+P1 = cpr_for(dt.date(1981, 4, 2), 1)
+P2 = cpr_for(dt.date(1990, 8, 9), 2, male=False)
+P3 = cpr_for(dt.date(2001, 1, 15), 3)
+P4 = cpr_for(dt.date(1977, 12, 24), 4, male=False)
+
+FLOWS_SQL = ("SELECT uge_id, kommunekode, fra_status, til_status, antal_personer FROM mart_overgange "
+             "ORDER BY ALL")
+# the flows recomputed from scratch: lag over the whole panel (what the mart saves analysts from doing)
+FULL_SQL = """
+    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, fra_status, til_status,
+           count(*) AS antal_personer
+    FROM (SELECT *, lag(status) OVER (PARTITION BY person_key ORDER BY uge_start) AS fra_status,
+                 status AS til_status
+          FROM fct_person_week)
+    WHERE fra_status <> til_status
+    GROUP BY ALL ORDER BY ALL"""
+MART_SQL = ("SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, fra_status, til_status, "
+            "antal_personer FROM mart_overgange ORDER BY ALL")
+PANEL_SQL = "SELECT person_key, uge_id, status, forrige_status FROM fct_person_week ORDER BY person_key, uge_start"
+
+
+def d(s: str) -> dt.date:
+    return dt.date.fromisoformat(s)
+
+
+def uid(n: int) -> str:
+    return f"33333333-0000-4000-8000-{n:012d}"
+
+
+def kg(key: str, cpr: str, group: str, start: str, end: str | None = None, *, kommune: str = "101",
+       version: int = 1, change: str = "1") -> dict:
+    return {"kontaktgruppe_id": key, "cpr": cpr, "kontaktgruppe": group, "startdato": d(start),
+            "slutdato": d(end) if end else None, "kommunekode": kommune, "version": version, "aendringstype": change}
+
+
+def q(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def snapshot(root: Path) -> dict:
+    pub = published_path(root)
+    return {"flows": q(pub, FLOWS_SQL), "mart": q(pub, MART_SQL), "full": q(pub, FULL_SQL),
+            "panel": q(pub, PANEL_SQL),
+            "bidrag": q(pub, "SELECT indlaest_dato, uge_id, fra_status, til_status, antal FROM mart_overgange_bidrag "
+                             "ORDER BY ALL")}
+
+
+@pytest.fixture(scope="module")
+def wh(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flows")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DSDW_KEY_DIR", str(root / "keys"))
+        mp.delenv("DSDW_PSEUDONYM_KEY", raising=False)
+        mp.delenv("DSDW_RESTRICTED_KEY", raising=False)
+        wkeys.ensure_key("pseudonym")
+        wkeys.ensure_key("restricted")
+        deliver(root, "kontaktgruppe", D1, [
+            kg(uid(1), P1, "1", "2026-08-31", "2026-09-13"),
+            kg(uid(2), P1, "2", "2026-09-14", "2026-09-27"),
+            kg(uid(3), P3, "12", "2026-09-01", "2026-09-20"),
+            kg(uid(4), P3, "8", "2026-09-21"),
+        ], reporter="101", source="kg101")
+        deliver(root, "kontaktgruppe", D1, [kg(uid(5), P2, "24", "2026-09-07", "2026-10-18", kommune="147")],
+                reporter="147", source="kg147")
+        deliver(root, "kontaktgruppe", D2, [
+            kg(uid(1), P1, "1", "2026-08-31", "2026-09-20", version=2, change="2"),
+            kg(uid(6), P4, "2", "2026-10-12"),
+        ], reporter="101", source="kg101-d2")
+        out = {"root": root, "key": {c: wkeys.person_key(c, wkeys.load_key("pseudonym")) for c in (P1, P2, P3, P4)}}
+        for n, day in enumerate((D1, D2, D3), start=1):
+            out[f"r{n}"] = load_warehouse(root, day)
+            out[f"after{n}"] = snapshot(root)
+        yield out
+
+
+def panel(rows: list[tuple], pk: str) -> dict[str, tuple]:
+    """uge_id -> (status, forrige_status) of one person."""
+    return {r[1]: (r[2], r[3]) for r in rows if r[0] == pk}
+
+
+def test_forrige_status_is_the_week_before_and_null_in_the_first_week(wh):
+    k, p = wh["key"], wh["after1"]["panel"]
+    assert panel(p, k[P1]) == {
+        "2026-W36": ("dagpenge", None),
+        "2026-W37": ("dagpenge", "dagpenge"),
+        "2026-W38": ("kontanthjaelp", "dagpenge"),
+        "2026-W39": ("kontanthjaelp", "kontanthjaelp"),
+        "2026-W40": ("selvforsoerget", "kontanthjaelp"),
+        "2026-W41": ("selvforsoerget", "selvforsoerget")}
+    assert panel(p, k[P2])["2026-W37"] == ("sygedagpenge", None)
+    assert panel(wh["after2"]["panel"], k[P4]) == {"2026-W42": ("kontanthjaelp", None)}
+
+
+def test_flows_by_hand_after_each_load(wh):
+    assert wh["after1"]["flows"] == [
+        ("2026-W38", "101", "dagpenge", "kontanthjaelp", 1),
+        ("2026-W39", "101", "uddannelseshjaelp", "uden_ydelse", 1),
+        ("2026-W40", "101", "kontanthjaelp", "selvforsoerget", 1)]
+    # the corrected dagpenge spell moves P1's flow from W38 to W39; P4's first week is no flow
+    assert wh["after2"]["flows"] == [
+        ("2026-W39", "101", "dagpenge", "kontanthjaelp", 1),
+        ("2026-W39", "101", "uddannelseshjaelp", "uden_ydelse", 1),
+        ("2026-W40", "101", "kontanthjaelp", "selvforsoerget", 1)]
+    # a load without data in a new week: P2's sygedagpenge ended on the Sunday before
+    assert wh["after3"]["flows"] == wh["after2"]["flows"] + [("2026-W43", "147", "sygedagpenge", "selvforsoerget", 1)]
+
+
+def test_the_correction_is_a_signed_delta_in_the_bidrag(wh):
+    assert [r for r in wh["after2"]["bidrag"] if r[0] == D2] == [
+        (D2, "2026-W38", "dagpenge", "kontanthjaelp", -1),
+        (D2, "2026-W39", "dagpenge", "kontanthjaelp", 1)]
+    assert [r for r in wh["after3"]["bidrag"] if r[0] == D3] == [(D3, "2026-W43", "sygedagpenge", "selvforsoerget", 1)]
+    assert wh["r2"].affected_persons == 2  # P1 (corrected) and P4 (new); P2 and P3 only get week 42
+
+
+def test_flows_mart_equals_a_full_recomputation_over_the_panel(wh):
+    for n in (1, 2, 3):
+        after = wh[f"after{n}"]
+        assert after["mart"] == after["full"], f"after load {n}"
+        assert after["mart"]  # not trivially equal
+
+
+def test_forrige_status_equals_lag_over_the_whole_panel(wh):
+    pub = published_path(wh["root"])
+    assert q(pub, """SELECT count(*) FROM (
+                       SELECT forrige_status, lag(status) OVER (PARTITION BY person_key ORDER BY uge_start) AS l,
+                              uge_start - lag(uge_start) OVER (PARTITION BY person_key ORDER BY uge_start) AS gap
+                       FROM fct_person_week)
+                     WHERE forrige_status IS DISTINCT FROM l OR gap <> 7""") == [(0,)]
+
+
+def test_unaffected_person_gets_the_new_week_with_its_previous_status(wh):
+    k = wh["key"]
+    p2 = panel(wh["after3"]["panel"], k[P2])
+    assert p2["2026-W42"] == ("sygedagpenge", "sygedagpenge")
+    assert p2["2026-W43"] == ("selvforsoerget", "sygedagpenge")
+    assert panel(wh["after3"]["panel"], k[P3])["2026-W43"] == ("uden_ydelse", "uden_ydelse")
+    assert wh["r3"].affected_persons == 0
+    # the rows written before stay as they were: only W43 is new for P2
+    before = {u: v for u, v in panel(wh["after2"]["panel"], k[P2]).items()}
+    assert {u: v for u, v in p2.items() if u != "2026-W43"} == before
+
+
+# --------------------------------------------------------------------------- person_key indexes
+
+
+def _indexed_person_tables(con: duckdb.DuckDBPyConnection, database: str) -> tuple[set[str], set[str]]:
+    """(tables with a person_key column that should be indexed, tables with a <table>__person_key index)."""
+    want = {r[0] for r in con.execute(
+        """SELECT c.table_name FROM duckdb_columns() c JOIN duckdb_tables() t USING (database_name, schema_name, table_name)
+           WHERE c.database_name = ? AND c.schema_name = 'main' AND c.column_name = 'person_key'
+             AND c.table_name LIKE 'fct\\_%' ESCAPE '\\' AND c.table_name NOT LIKE '%\\_aktuel' ESCAPE '\\'""",
+        [database]).fetchall()}
+    have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_indexes() WHERE database_name = ? "
+                                      "AND index_name = table_name || '__person_key'", [database]).fetchall()}
+    return want, have
+
+
+def test_person_key_indexes_on_facts_and_panel_not_on_current_state(wh):
+    con = duckdb.connect(str(published_path(wh["root"])), read_only=True)
+    try:
+        db = con.execute("SELECT current_database()").fetchone()[0]
+        want, have = _indexed_person_tables(con, db)
+        assert {"fct_kontaktgruppe", "fct_person_week", "fct_tilmelding"} <= want
+        assert have == want
+        assert not con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name LIKE '%\\_aktuel' "
+                               "ESCAPE '\\'").fetchall()
+        facts = {m.name for m in load_models().values()
+                 if m.materialization == "append" and m.layer == "core" and m.database == "warehouse"}
+        assert want - {"fct_person_week"} <= facts
+    finally:
+        con.close()
+    with open_restricted(wh["root"]) as rcon:  # the module fixture keeps DSDW_KEY_DIR set
+        want, have = _indexed_person_tables(rcon, "restricted")
+        assert have == want
+
+
+def test_a_field_added_to_a_contract_reaches_an_indexed_fact(tmp_path, monkeypatch):
+    """Schema evolution (build._evolve) with the person_key index in place: the column is added, the index stays."""
+    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.delenv("DSDW_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("DSDW_RESTRICTED_KEY", raising=False)
+    wkeys.ensure_key("pseudonym")
+    wkeys.ensure_key("restricted")
+    root = tmp_path / "root"
+    deliver(root, "kontaktgruppe", D1, [kg(uid(1), P1, "1", "2026-09-01")])
+    load_warehouse(root, D1)
+    index = "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'fct_kontaktgruppe'"
+    assert q(published_path(root), index) == [("fct_kontaktgruppe__person_key",)]
+    models = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, models)
+    stg = models / "staging" / "stg_jobcenter__kontaktgruppe.sql"
+    stg.write_text(stg.read_text(encoding="utf-8").replace(
+        "    foerste_anmodning,\n", "    foerste_anmodning,\n    'ny' AS ny_kolonne,\n"), encoding="utf-8")
+    deliver(root, "kontaktgruppe", D2, [kg(uid(2), P2, "2", "2026-09-15")])
+    load_warehouse(root, D2, models_dir=models)
+    pub = published_path(root)
+    assert q(pub, "SELECT kontaktgruppe_id, ny_kolonne FROM fct_kontaktgruppe ORDER BY 1") == [
+        (uid(1), None), (uid(2), "ny")]
+    assert q(pub, index) == [("fct_kontaktgruppe__person_key",)]
+    pk = wkeys.person_key(P2, wkeys.load_key("pseudonym"))
+    assert q(pub, f"SELECT kontaktgruppe_id FROM fct_kontaktgruppe WHERE person_key = '{pk}'") == [(uid(2),)]

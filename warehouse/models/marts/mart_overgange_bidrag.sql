@@ -1,0 +1,51 @@
+-- model: mart_overgange_bidrag
+-- layer: mart
+-- materialization: append
+-- depends_on: fct_person_week
+-- grain: one row per load x ISO week x kommunekode x fra_status x til_status: the number of weekly panel rows with a
+-- change of status (forrige_status <> status) the load inserted (+) minus those it replaced (-)
+-- keys: load_id, uge_id, kommunekode, fra_status, til_status
+-- legal basis: the states are the kontaktgruppe spells (§ 15; § 16, stk. 6, nr. 3-5) grouped into panel statuses
+-- (fct_person_week); kommunekode is the opholdskommune (§ 16, stk. 5) in the week of the change.
+-- An additive signed histogram of the flows, so the nightly cost is the panel rows the load rewrote, not the
+-- panel: read mart_overgange, which sums it.  The scoped runner keeps the panel rows a load replaces and inserts
+-- (fct_person_week has keeps_replaced: temp tables erstattet__fct_person_week / indsat__fct_person_week, named
+-- by variables of the same names so the SQL binds also where no load runs, e.g. the data dictionary's empty
+-- build, which reads an empty relation instead).  On the model's first run every panel row is counted, so a
+-- rebuild of this table alone is: drop it and delete its meta.model_run rows.
+-- fra_status: the status in the week before (forrige_status); til_status: the status in the week (status).
+-- antal: +1 per inserted, -1 per replaced row with a change of status; cells that sum to 0 are left out.
+WITH ov_z AS (
+    SELECT NOT EXISTS (SELECT 1 FROM meta.model_run WHERE model = 'mart_overgange_bidrag') AS foerste
+), raekker AS (
+    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, 1 AS antal
+    FROM query(coalesce('SELECT * FROM ' || getvariable('indsat__fct_person_week'),
+                        'SELECT * FROM fct_person_week LIMIT 0'))
+    WHERE NOT (SELECT foerste FROM ov_z)
+    UNION ALL
+    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, -1 AS antal
+    FROM query(coalesce('SELECT * FROM ' || getvariable('erstattet__fct_person_week'),
+                        'SELECT * FROM fct_person_week LIMIT 0'))
+    WHERE NOT (SELECT foerste FROM ov_z)
+    UNION ALL
+    -- first run: the whole panel as this load left it
+    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, 1 AS antal
+    FROM fct_person_week
+    WHERE (SELECT foerste FROM ov_z)
+)
+SELECT
+    $load_id AS load_id,
+    CAST($load_date AS DATE) AS indlaest_dato,
+    uge_id,
+    uge_start,
+    uge_maaned,
+    iso_aar,
+    iso_uge,
+    kommunekode,
+    forrige_status AS fra_status,
+    status AS til_status,
+    CAST(sum(antal) AS BIGINT) AS antal
+FROM raekker
+WHERE forrige_status <> status
+GROUP BY ALL
+HAVING sum(antal) <> 0
