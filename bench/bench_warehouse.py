@@ -111,6 +111,8 @@ def phase_load(root: Path, day: dt.date, publish: bool) -> dict:
             "affected_persons": r.affected_persons, "affected_maaneder": r.affected_maaneder,
             "model_seconds": dict(sorted(ms.items(), key=lambda kv: -kv[1])),
             "model_rows": {k: v for k, v in r.model_rows.items() if v},
+            "step_seconds": {k: round(v, 2) for k, v in {**r.step_seconds, **{
+                f"hook:{h}": x for h, x in r.hook_seconds.items()}}.items()},
             "build_bytes": build_path(root).stat().st_size, "peak_rss_mb": _rss_mb()}
 
 
@@ -133,6 +135,7 @@ def phase_rebuild(root: Path, load_date: dt.date) -> dict:
         _run_model,
         _setup,
         build_path,
+        ensure_person_indexes,
         history_views_sql,
     )
     from pipelines.warehouse.generate import fct_name
@@ -144,7 +147,7 @@ def phase_rebuild(root: Path, load_date: dt.date) -> dict:
     facts = {fct_name(c) for c in load_contracts().values()}
     # everything but staging and the contracts' facts; derived append models (e.g. a histogram of the facts'
     # lags) count the whole history on their first run, so they are rebuilt from scratch too
-    derived = [m for m in build_order(models) if m.materialization in ("table", "view", "scoped")
+    derived = [m for m in build_order(models) if m.materialization in ("table", "view", "scoped", "python")
                or (m.materialization == "append" and m.name not in facts)]
     con = duckdb.connect(str(build_path(root)))
     out: dict = {"model_seconds": {}, "model_rows": {}}
@@ -169,7 +172,7 @@ def phase_rebuild(root: Path, load_date: dt.date) -> dict:
             out["affected_persons"] = con.execute("SELECT count(*) FROM affected_persons").fetchone()[0]
             out["affected_maaneder"] = con.execute("SELECT count(*) FROM affected_maaneder").fetchone()[0]
             for m in derived:  # from scratch: no rows, no earlier runs
-                if m.materialization in ("scoped", "append"):
+                if m.materialization in ("scoped", "append", "python"):
                     con.execute(f"DROP TABLE IF EXISTS {m.qualified}")
             con.execute("DELETE FROM meta.model_run WHERE model IN (SELECT unnest($n))", {"n": [m.name for m in derived]})
             ipad, opad = hmac_pads(load_key("pseudonym"))
@@ -181,6 +184,10 @@ def phase_rebuild(root: Path, load_date: dt.date) -> dict:
                 if n:
                     out["model_rows"][m.name] = n
                 print(f"  rebuild {m.name}: {out['model_seconds'][m.name]} s", file=sys.stderr)
+            # as a nightly load leaves it: person_key indexed (the history's facts and the rebuilt panel)
+            ti = time.perf_counter()
+            out["person_indexes_created"] = len(ensure_person_indexes(con, build_order(models)))
+            out["person_indexes_seconds"] = round(time.perf_counter() - ti, 1)
             res = LoadResult(load_id=load_id, indlaest_dato=load_date)
             th = time.perf_counter()
             for hook in POST_MODEL_HOOKS:
@@ -280,10 +287,24 @@ def analyst_queries(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> dict[
         f"indlaest_dato FROM {t} WHERE person_key = $p" for t in facts)
     q["person_historik"] = (f"one person's full bitemporal history across the {len(facts)} person facts "
                             "(every version), random person each run", union + "\nORDER BY gyldig_fra, indlaest_dato")
+    if _has(con, "mart_overgange"):
+        q["overgange_ydelsesgrupper_5y__mart_overgange"] = (
+            "flows between panel statuses week to week, per month, 5 years, from mart_overgange (the standard path)",
+            f"""SELECT uge_maaned, fra_status, til_status, sum(antal_personer) AS personer FROM mart_overgange
+                WHERE uge_maaned >= DATE '{since}' GROUP BY ALL ORDER BY ALL""")
+    if _has(con, "fct_person_week") and "forrige_status" in _cols(con, "fct_person_week"):
+        since_1y = load_date - dt.timedelta(days=364)
+        q["overgange_ydelsesgrupper_1y__panel_forrige_status"] = (
+            "flows between panel statuses week to week, per month, 1 year, from fct_person_week's stored "
+            "forrige_status (no window)",
+            f"""SELECT uge_maaned, forrige_status AS fra_status, status AS til_status, count(*) AS personer
+                FROM fct_person_week WHERE uge_maaned >= DATE '{since_1y}' AND forrige_status <> status
+                GROUP BY ALL ORDER BY ALL""")
     if _has(con, "fct_person_week"):
         for label, since_w in (("1y", load_date - dt.timedelta(days=364)), ("5y", since)):
             q[f"overgange_ydelsesgrupper_{label}__panel"] = (
-                f"flows between panel statuses week to week, per month, {label}, from fct_person_week",
+                f"reference, not the standard path (mart_overgange is): flows between panel statuses week to week, "
+                f"per month, {label}, from fct_person_week with lag() over the panel",
                 f"""WITH w AS (
                         SELECT uge_maaned, status,
                                lag(status) OVER (PARTITION BY person_key ORDER BY uge_start) AS fra_status
@@ -361,11 +382,15 @@ def phase_fixes(db: Path, load_date: dt.date, runs: int, seed: int = 7) -> dict:
             "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fct\\_%' ESCAPE '\\' "
             "AND schema_name = 'main' AND database_name = current_database() AND table_name IN "
             "(SELECT table_name FROM duckdb_columns() WHERE column_name = 'person_key') ORDER BY 1").fetchall()]
+        # the product indexes person_key itself (build.ensure_person_indexes): only tables without one get a bench index
+        indexed = {t for (t,) in con.execute(
+            "SELECT table_name FROM duckdb_indexes() WHERE database_name = current_database() "
+            "AND sql LIKE '%(person_key)%'").fetchall()}
         size0 = db.stat().st_size
-        fx: dict = {"tables": len(facts), "seconds": {}}
+        fx: dict = {"tables": len(facts), "already_indexed_by_product": len(set(facts) & indexed), "seconds": {}}
         t0 = time.perf_counter()
         try:
-            for t in facts:
+            for t in (t for t in facts if t not in indexed):
                 tt = time.perf_counter()
                 con.execute(f"CREATE INDEX bench_{t}_person ON {t} (person_key)")
                 fx["seconds"][t] = round(time.perf_counter() - tt, 2)
@@ -379,7 +404,11 @@ def phase_fixes(db: Path, load_date: dt.date, runs: int, seed: int = 7) -> dict:
         except duckdb.Error as e:
             fx["error"] = str(e)[:500]
         out["fixes"]["art_index_person_key"] = fx
-        if "fct_person_week" in {t for t in facts}:
+        if "fct_person_week" in facts and "forrige_status" in _cols(con, "fct_person_week"):
+            # in the product: measured by phase_queries (overgange_*__mart_overgange, *__panel_forrige_status)
+            out["fixes"]["panel_forrige_status"] = {"skipped": "fct_person_week.forrige_status and mart_overgange "
+                                                               "are in the product"}
+        elif "fct_person_week" in facts:
             since_1y = load_date - dt.timedelta(days=364)
             fx = {}
             try:
@@ -466,14 +495,15 @@ def run_phase(phase: str, root: Path, log, **kw) -> dict:
 
 # ---------------------------------------------------------------- orchestration
 
-def prepare_base(work: Path, args: argparse.Namespace, log) -> tuple[Path, dict]:
-    """Generated + ingested lake and a warehouse loaded with days 1-2 (cached in ``work/base``)."""
+def prepare_base(work: Path, args: argparse.Namespace, log, reload: bool = True) -> tuple[Path, dict]:
+    """Generated + ingested lake and a warehouse loaded with days 1-2 (cached in ``work/base``); ``reload``:
+    reload its warehouse when the models changed (not needed when the history roots are reused)."""
     base = work / "base"
     marker = base / "bench_base.json"
     if marker.exists() and not args.fresh:
         info = json.loads(marker.read_text())
         if info.get("params") == _base_params(args):
-            if info.get("models_fingerprint") != _models_fingerprint():
+            if reload and info.get("models_fingerprint") != _models_fingerprint():
                 log(f"models changed since {base} was loaded: reloading its warehouse (days 1-2)")
                 for d in ("warehouse", "restricted"):
                     shutil.rmtree(base / d, ignore_errors=True)
@@ -556,6 +586,10 @@ def main() -> None:
     ap.add_argument("--no-fixes", dest="fixes", action="store_false",
                     help="skip trying the proposed query fixes on a copy of the longest history")
     ap.add_argument("--keep", action="store_true", help="keep the history roots afterwards")
+    ap.add_argument("--synth-only", action="store_true",
+                    help="only copy the base and synthesize the histories (kept, marked for --reuse-synth)")
+    ap.add_argument("--reuse-synth", action="store_true",
+                    help="use history roots left by --synth-only instead of synthesizing them again")
     ap.add_argument("--memory-limit", default="14GB", help="DuckDB memory_limit of every phase ('' = DuckDB's default)")
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/warehouse_<scale>.json)")
     # internal: one phase in a child process
@@ -585,7 +619,7 @@ def main() -> None:
             f.write(s + "\n")
 
     t_all = time.perf_counter()
-    base, base_info = prepare_base(work, args, log)
+    base, base_info = prepare_base(work, args, log, reload=not args.reuse_synth)
     nightly_days = [START + dt.timedelta(days=k) for k in range(2, min(base_info["days"], 2 + args.nightly))]
     result: dict = {
         "benchmark": "warehouse", "scale": args.scale, "persons": base_info.get("persons"),
@@ -607,8 +641,17 @@ def main() -> None:
     for h in histories:
         root = work / f"h{h}"
         r: dict = {}
-        _copy_root(base, root)
-        r["synthesize"] = run_phase("synth", root, log, days_history=h, fraction=args.fraction)
+        mark = root / "bench_synth.json"
+        if args.reuse_synth and mark.exists() and json.loads(mark.read_text()).get("fraction") == args.fraction:
+            r["synthesize"] = json.loads(mark.read_text())["synthesize"]
+            log(f"reusing the synthesized history in {root}")
+            mark.unlink()  # the loads below change the root: it is not reusable again
+        else:
+            _copy_root(base, root)
+            r["synthesize"] = run_phase("synth", root, log, days_history=h, fraction=args.fraction)
+        if args.synth_only:
+            mark.write_text(json.dumps({"fraction": args.fraction, "synthesize": r["synthesize"]}))
+            continue
         r["full_rebuild"] = run_phase("rebuild", root, log, date=(START + dt.timedelta(days=1)).isoformat())
         r["build_bytes_after_rebuild"] = (root / "warehouse" / "build.duckdb").stat().st_size
         r["nightly"] = [run_phase("load", root, log, date=d.isoformat()) for d in nightly_days]
