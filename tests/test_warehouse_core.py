@@ -376,3 +376,14 @@ def test_virksomhed_register(wh):
         ("12345678", ["1000000001", "1000000003"], "Testfirma A/S", None, ["foranstaltning", "stillingsopslag"]),
         ("87654321", ["1000000002"], None, None, ["foranstaltning"]),
     ]
+    # merged by the second load (its renamed company and new CVR) exactly as the full computation over all rows
+    dates = q(pub, "SELECT cvr, foerst_set_dato, senest_set_dato FROM dim_virksomhed ORDER BY cvr")
+    assert dates == [("11223344", D2, D2), ("12345678", D1, D2), ("87654321", D1, D1)]
+    con = duckdb.connect(str(pub), read_only=True)
+    try:
+        con.execute("SET VARIABLE model_first_run = true")
+        full = con.execute(f"SELECT * FROM ({load_models()['dim_virksomhed'].sql}) ORDER BY cvr",
+                           {"load_id": "none"}).fetchall()
+        assert con.execute("SELECT * FROM dim_virksomhed ORDER BY cvr").fetchall() == full
+    finally:
+        con.close()

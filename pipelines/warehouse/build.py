@@ -279,6 +279,10 @@ def ensure_person_indexes(con: duckdb.DuckDBPyConnection, models: list[Model]) -
 
 
 def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict, existing: set[str] | None = None) -> int:
+    # models that count everything on their first run and only the load's change afterwards read this
+    # constant (the optimizer drops the branch it switches off, so a nightly run never scans the history)
+    first = con.execute("SELECT count(*) = 0 FROM meta.model_run WHERE model = ?", [m.name]).fetchone()[0]
+    con.execute("SET VARIABLE model_first_run = ?", [first])
     sql = m.sql
     p = _params(sql, values)
     q = m.qualified

@@ -79,6 +79,9 @@ def perioder_sql(maaneder: str) -> str:
 
 # the one row of a period nobody was in any state in (kept in the computation so that a recomputed, now
 # empty period supersedes its older rows; left out of mart_ydelser and of the recomputation helper)
+# set by the runner before every model (build._run_model): no earlier run of the model is recorded; a
+# constant, so the optimizer drops the branches it switches off
+FIRST_RUN = "coalesce(getvariable('model_first_run'), false)"
 TOM_PERIODE = (f"geo_niveau = 'land' AND ydelsesgruppe = '{I_ALT}' AND antal_personer = 0 AND ydelsesuger = 0 "
                "AND tilgang = 0 AND afgang = 0")
 
@@ -463,7 +466,8 @@ RETTIDIGHED_HEADER = """{mark}
 -- legal basis: the deadline rules of the contracts (paragraf column, e.g. § 16, stk. 1-2; § 25, stk. 2; § 40)
 -- An additive lag histogram, so the nightly cost is the load's own rows and the median stays exact: read
 -- mart_indberetning_rettidighed.  Applicability (change type, when) and lag are the quality rules' own SQL
--- (pipelines.quality.rules.compile_rule).  On the model's first run every fact row not retracted is counted.
+-- (pipelines.quality.rules.compile_rule).  On the model's first run (the runner's variable model_first_run)
+-- every fact row not retracted is counted.
 """
 
 
@@ -491,26 +495,24 @@ def rettidighed_model_sql() -> str:
             p = r.params
             ev, rg, mx = p["event_field"], p["registration_field"], int(p.get("max_lag_days", 0))
             q = r.paragraph.replace("'", "''")
-            parts.append(
-                f"    SELECT CAST(date_trunc('month', CAST(r.{ev} AS DATE)) AS DATE) AS haendelse_maaned, "
-                f"'{kind[c.reporter]}' AS "
-                f"indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, '{ds}' AS dataset,\n"
-                f"           '{r.id}' AS regel_id, '{q}' AS paragraf, '{r.severity}' AS alvorlighed, "
-                f"{mx} AS max_forsinkelse_dage,\n"
-                f"           date_diff('day', CAST(r.{ev} AS DATE), CAST(r.{rg} AS DATE)) AS forsinkelse_dage,\n"
-                f"           CASE WHEN r.load_id = $load_id OR z.foerste THEN 1 ELSE -1 END AS antal\n"
-                f"    FROM {t} r CROSS JOIN rt_z z\n"
-                f"    WHERE (r.load_id = $load_id OR r._payload_id IN (SELECT payload_id FROM rt_ny_tilbage)\n"
-                f"           OR (z.foerste AND r._payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)))\n"
-                f"      AND ({chk.applies})")
+            cols = (f"CAST(date_trunc('month', CAST(r.{ev} AS DATE)) AS DATE) AS haendelse_maaned, "
+                    f"'{kind[c.reporter]}' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, "
+                    f"'{ds}' AS dataset,\n           '{r.id}' AS regel_id, '{q}' AS paragraf, "
+                    f"'{r.severity}' AS alvorlighed, {mx} AS max_forsinkelse_dage,\n"
+                    f"           date_diff('day', CAST(r.{ev} AS DATE), CAST(r.{rg} AS DATE)) AS forsinkelse_dage")
+            # three branches, so that a nightly load reads only its own rows (the facts' zone maps on load_id)
+            # and the payloads it retracts; FIRST_RUN is a constant the optimizer folds away
+            for sign, where in (("1", f"r.load_id = $load_id AND NOT {FIRST_RUN}"),
+                                ("-1", "r._payload_id IN (SELECT payload_id FROM rt_ny_tilbage)"),
+                                ("1", f"{FIRST_RUN} AND r._payload_id NOT IN "
+                                      "(SELECT payload_id FROM meta.retracted_payload)")):
+                parts.append(f"    SELECT {cols}, {sign} AS antal\n    FROM {t} r\n"
+                             f"    WHERE {where}\n      AND ({chk.applies})")
     header = RETTIDIGHED_HEADER.format(mark=GENERATED_MARK, deps=", ".join(deps))
     return header + (
-        "WITH rt_z AS (\n"
-        "    SELECT NOT EXISTS (SELECT 1 FROM meta.model_run WHERE model = 'mart_indberetning_rettidighed_bidrag') AS foerste\n"
-        "), rt_ny_tilbage AS (\n"
+        "WITH rt_ny_tilbage AS (\n"
         "    -- payloads this load retracts (superseded by a corrected re-delivery); already out on a first run\n"
-        "    SELECT payload_id FROM meta.retracted_payload WHERE load_id = $load_id\n"
-        "      AND NOT (SELECT foerste FROM rt_z)\n"
+        f"    SELECT payload_id FROM meta.retracted_payload WHERE load_id = $load_id AND NOT {FIRST_RUN}\n"
         ")\n"
         "SELECT $load_id AS load_id, CAST($load_date AS DATE) AS indlaest_dato,\n"
         "       haendelse_maaned, indberetter_type, indberetter,\n"

@@ -1,6 +1,7 @@
 -- model: dim_virksomhed
 -- layer: core
--- materialization: table
+-- materialization: python
+-- callable: pipelines.warehouse.dims:maintain_virksomhed
 -- depends_on: fct_foranstaltning, fct_haendelse_akasse, fct_stillingsopslag
 -- grain: one row per CVR number seen in any version of the facts (a company register: no persons, no CPR)
 -- keys: cvr
@@ -11,20 +12,23 @@
 -- latest name from fct_stillingsopslag (the only fact that names companies), NULL when unknown;
 -- branchekode: NULL = unknown (no reporter sends it; a CVR-register extract would fill it).
 -- All versions count (also corrected or deleted ones), so every fact version's CVR resolves here.
+-- Incremental (pipelines.warehouse.dims.maintain_virksomhed): on the first run the SQL below reads every fact
+-- row; afterwards it reads only the load's rows (model_first_run false), and the CVRs they name are merged into
+-- the table (P-numbers and sources united, the load's name wins, first/latest load kept).
 WITH set_i_fakta AS (
     SELECT udbyder_cvr AS cvr, udbyder_pnummer AS pnummer, CAST(NULL AS VARCHAR) AS navn,
            'foranstaltning' AS kilde, indlaest_dato, registreringstidspunkt
-    FROM fct_foranstaltning WHERE udbyder_cvr IS NOT NULL
+    FROM fct_foranstaltning WHERE udbyder_cvr IS NOT NULL AND (coalesce(getvariable('model_first_run'), false) OR load_id = $load_id)
     UNION ALL
     SELECT mentor_arbejdsgiver_cvr, mentor_arbejdsgiver_pnummer, NULL, 'foranstaltning', indlaest_dato,
            registreringstidspunkt
-    FROM fct_foranstaltning WHERE mentor_arbejdsgiver_cvr IS NOT NULL
+    FROM fct_foranstaltning WHERE mentor_arbejdsgiver_cvr IS NOT NULL AND (coalesce(getvariable('model_first_run'), false) OR load_id = $load_id)
     UNION ALL
     SELECT virksomhed_cvr, virksomhed_pnummer, NULL, 'haendelse_akasse', indlaest_dato, registreringstidspunkt
-    FROM fct_haendelse_akasse WHERE virksomhed_cvr IS NOT NULL
+    FROM fct_haendelse_akasse WHERE virksomhed_cvr IS NOT NULL AND (coalesce(getvariable('model_first_run'), false) OR load_id = $load_id)
     UNION ALL
     SELECT cvr, pnummer, virksomhedsnavn, 'stillingsopslag', indlaest_dato, registreringstidspunkt
-    FROM fct_stillingsopslag WHERE cvr IS NOT NULL
+    FROM fct_stillingsopslag WHERE cvr IS NOT NULL AND (coalesce(getvariable('model_first_run'), false) OR load_id = $load_id)
 )
 SELECT
     cvr,

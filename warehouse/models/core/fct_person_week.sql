@@ -55,7 +55,11 @@ WITH param AS (
            s.prioritet
     FROM fct_ydelsesforloeb f
     LEFT JOIN status_af s ON s.ydelsesgruppe = f.ydelsesgruppe
+    CROSS JOIN param
     WHERE f.startdato IS NOT NULL AND (f.slutdato IS NULL OR f.slutdato >= f.startdato)
+      -- in a week already written only the affected persons get rows: read only their spells
+      AND (param.forrige_uge IS NULL OR param.forrige_uge < param.load_uge
+           OR f.person_key IN (SELECT person_key FROM affected_persons))
 ), person_uger AS (
     -- the weeks to write per person: all of them for an affected person, else the weeks new since the last run
     SELECT f.person_key,

@@ -11,27 +11,26 @@
 -- panel: read mart_overgange, which sums it.  The scoped runner keeps the panel rows a load replaces and inserts
 -- (fct_person_week has keeps_replaced: temp tables erstattet__fct_person_week / indsat__fct_person_week, named
 -- by variables of the same names so the SQL binds also where no load runs, e.g. the data dictionary's empty
--- build, which reads an empty relation instead).  On the model's first run every panel row is counted, so a
+-- build, which reads an empty relation instead).  On the model's first run (the runner's variable
+-- model_first_run) every panel row is counted, so a
 -- rebuild of this table alone is: drop it and delete its meta.model_run rows.
 -- fra_status: the status in the week before (forrige_status); til_status: the status in the week (status).
 -- antal: +1 per inserted, -1 per replaced row with a change of status; cells that sum to 0 are left out.
-WITH ov_z AS (
-    SELECT NOT EXISTS (SELECT 1 FROM meta.model_run WHERE model = 'mart_overgange_bidrag') AS foerste
-), raekker AS (
+WITH raekker AS (
     SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, 1 AS antal
     FROM query(coalesce('SELECT * FROM ' || getvariable('indsat__fct_person_week'),
                         'SELECT * FROM fct_person_week LIMIT 0'))
-    WHERE NOT (SELECT foerste FROM ov_z)
+    WHERE NOT coalesce(getvariable('model_first_run'), false)
     UNION ALL
     SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, -1 AS antal
     FROM query(coalesce('SELECT * FROM ' || getvariable('erstattet__fct_person_week'),
                         'SELECT * FROM fct_person_week LIMIT 0'))
-    WHERE NOT (SELECT foerste FROM ov_z)
+    WHERE NOT coalesce(getvariable('model_first_run'), false)
     UNION ALL
     -- first run: the whole panel as this load left it
     SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, 1 AS antal
     FROM fct_person_week
-    WHERE (SELECT foerste FROM ov_z)
+    WHERE coalesce(getvariable('model_first_run'), false)
 )
 SELECT
     $load_id AS load_id,
