@@ -281,7 +281,8 @@ def analyst_queries(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> dict[
     facts = [t for (t,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fct\\_%' ESCAPE '\\' AND schema_name = 'main' "
         "AND table_name IN (SELECT table_name FROM duckdb_columns() WHERE column_name = 'person_key') "
-        "AND table_name <> 'fct_person_week' ORDER BY 1").fetchall()]
+        "AND table_name <> 'fct_person_week' ORDER BY 1").fetchall()
+        if not t.endswith("_aktuel")]  # every version is in the fact itself; _aktuel holds the current ones again
     union = "\nUNION ALL ".join(
         f"SELECT '{t.removeprefix('fct_')}' AS datasaet, besked_id, version, er_slettet, gyldig_fra, gyldig_til, "
         f"indlaest_dato FROM {t} WHERE person_key = $p" for t in facts)

@@ -301,7 +301,8 @@ def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict, existing:
             _evolve(con, q, stg)
         return con.execute(f"INSERT INTO {q} BY NAME {sql}", p).fetchone()[0]
     elif m.materialization == "scoped":
-        if not (q in existing if existing is not None else _table_exists(con, q)):
+        created = not (q in existing if existing is not None else _table_exists(con, q))
+        if created:
             con.execute(f"CREATE TABLE {q} AS {sql} LIMIT 0", p)
         scope_table = "affected_persons" if m.scope == "person_key" else "affected_maaneder"
         where = f"{m.scope} IN (SELECT {m.scope} FROM {scope_table})"
@@ -310,6 +311,13 @@ def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict, existing:
             return con.execute(f"INSERT INTO {q} BY NAME {sql}", p).fetchone()[0]
         # the replaced and the inserted rows stay readable for this load's delta models (models.py)
         gone, new = f"erstattet__{m.name}", f"indsat__{m.name}"
+        if created:
+            # a new table: nothing replaced, and what was inserted is the table itself (no copy of a
+            # whole first build in memory)
+            n = con.execute(f"INSERT INTO {q} BY NAME {sql}", p).fetchone()[0]
+            con.execute(f"SET VARIABLE {gone} = NULL")
+            con.execute(f"SET VARIABLE {new} = '{q}'")
+            return n
         con.execute(f"CREATE OR REPLACE TEMP TABLE {gone} AS SELECT * FROM {q} WHERE {where}")
         con.execute(f"DELETE FROM {q} WHERE {where}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {new} AS {sql}", p)
