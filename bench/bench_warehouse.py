@@ -446,6 +446,7 @@ def phase_fixes(db: Path, load_date: dt.date, runs: int, seed: int = 7) -> dict:
     return out
 
 
+RESULTS_LOG: Path | None = None
 PHASES = {"load", "synth", "rebuild", "publish", "restricted", "queries", "fixes"}
 
 
@@ -490,6 +491,9 @@ def run_phase(phase: str, root: Path, log, **kw) -> dict:
     if p.returncode != 0 or not lines:
         raise SystemExit(f"phase {phase} failed ({p.returncode}): {p.stdout[-3000:]}")
     res = json.loads(lines[-1][len("RESULT "):])
+    if RESULTS_LOG is not None:  # every phase's full result, so a later failure loses nothing
+        with open(RESULTS_LOG, "a") as f:
+            f.write(json.dumps({"phase": phase, "root": str(root), "args": kw, "result": res}, default=str) + "\n")
     log(f"  -> {phase} {time.perf_counter() - t:.1f} s, peak RSS {res.get('peak_rss_mb')} MB")
     return res
 
@@ -613,6 +617,8 @@ def main() -> None:
         ensure_key(name)
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "bench.log"
+    global RESULTS_LOG
+    RESULTS_LOG = work / "bench_results.jsonl"
 
     def log(s: str) -> None:
         print(s, flush=True)
@@ -749,6 +755,8 @@ def _rebuild_estimate(result: dict) -> None:
     rate = d1["rows_staged"] / sf if sf else None
     est = {}
     for h, r in result["history"].items():
+        if "rows_cloned" not in r["synthesize"]:
+            continue
         rows = sum(r["synthesize"]["rows_cloned"].values()) + sum(x["rows_staged"] for x in result["base"]["loads"])
         est[h] = {"fact_rows": rows, "restage_seconds_estimate": round(rows / rate) if rate else None,
                   "derived_rebuild_seconds_measured": r["full_rebuild"]["seconds"],
