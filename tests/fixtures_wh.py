@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from pipelines.contracts import get_contract
@@ -67,3 +68,25 @@ def deliver(root: Path, dataset: str, day: dt.date, rows: list[dict[str, Any]], 
     finally:
         ledger.close()
     return pid
+
+
+def use_keys(mp: Any, keydir: Path) -> Path:
+    """Fresh pseudonym and restricted keys in ``keydir`` for a test (``mp``: a pytest MonkeyPatch), with the
+    key env vars cleared so no machine key leaks in."""
+    from pipelines.warehouse import keys as wkeys
+
+    mp.setenv("DSDW_KEY_DIR", str(keydir))
+    mp.delenv("DSDW_PSEUDONYM_KEY", raising=False)
+    mp.delenv("DSDW_RESTRICTED_KEY", raising=False)
+    wkeys.ensure_key("pseudonym")
+    wkeys.ensure_key("restricted")
+    return keydir
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    """All rows of ``sql`` on a read-only connection to the database file ``db``."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

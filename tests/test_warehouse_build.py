@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver
+from fixtures_wh import cpr_for, deliver, use_keys
 
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import WarehouseError, build_path, load_warehouse, published_path
@@ -26,11 +26,7 @@ P2 = cpr_for(dt.date(1991, 2, 3), 2, male=False)
 
 @pytest.fixture
 def keydir(tmp_path, monkeypatch):
-    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "keys"))
-    monkeypatch.delenv("DSDW_PSEUDONYM_KEY", raising=False)
-    monkeypatch.delenv("DSDW_RESTRICTED_KEY", raising=False)
-    wkeys.ensure_key("pseudonym")
-    wkeys.ensure_key("restricted")
+    use_keys(monkeypatch, tmp_path / "keys")
     return tmp_path / "keys"
 
 

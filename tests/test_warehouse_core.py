@@ -20,7 +20,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver
+from fixtures_wh import cpr_for, deliver, use_keys
+from fixtures_wh import query as q
 
 from pipelines.contracts import REFERENCE_DIR, get_contract
 from pipelines.warehouse import keys as wkeys
@@ -105,14 +106,6 @@ def build_lake(root: Path) -> None:
         "virksomhed_cvr": "11223344"}], source="h101")
 
 
-def q(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def person_key(cpr: str) -> str:
     return wkeys.person_key(cpr, wkeys.load_key("pseudonym"))
 
@@ -128,11 +121,7 @@ def wh(tmp_path_factory):
     """Two loads over the hand-made lake; the panel and dim_person as published after each."""
     root = tmp_path_factory.mktemp("core")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DSDW_KEY_DIR", str(root / "keys"))
-        mp.delenv("DSDW_PSEUDONYM_KEY", raising=False)
-        mp.delenv("DSDW_RESTRICTED_KEY", raising=False)
-        wkeys.ensure_key("pseudonym")
-        wkeys.ensure_key("restricted")
+        use_keys(mp, root / "keys")
         build_lake(root)
         r1 = load_warehouse(root, D1)
         pub = published_path(root)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver
+from fixtures_wh import cpr_for, deliver, use_keys
+from fixtures_wh import query as q
 
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import load_warehouse, published_path
@@ -64,14 +65,6 @@ def kg(key: str, cpr: str, group: str, start: str, end: str | None = None, *, ko
             "slutdato": d(end) if end else None, "kommunekode": kommune, "version": version, "aendringstype": change}
 
 
-def q(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def snapshot(root: Path) -> dict:
     pub = published_path(root)
     return {"flows": q(pub, FLOWS_SQL), "mart": q(pub, MART_SQL), "full": q(pub, FULL_SQL),
@@ -84,11 +77,7 @@ def snapshot(root: Path) -> dict:
 def wh(tmp_path_factory):
     root = tmp_path_factory.mktemp("flows")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DSDW_KEY_DIR", str(root / "keys"))
-        mp.delenv("DSDW_PSEUDONYM_KEY", raising=False)
-        mp.delenv("DSDW_RESTRICTED_KEY", raising=False)
-        wkeys.ensure_key("pseudonym")
-        wkeys.ensure_key("restricted")
+        use_keys(mp, root / "keys")
         deliver(root, "kontaktgruppe", D1, [
             kg(uid(1), P1, "1", "2026-08-31", "2026-09-13"),
             kg(uid(2), P1, "2", "2026-09-14", "2026-09-27"),
@@ -212,11 +201,7 @@ def test_person_key_indexes_on_facts_and_panel_not_on_current_state(wh):
 
 def test_a_field_added_to_a_contract_reaches_an_indexed_fact(tmp_path, monkeypatch):
     """Schema evolution (build._evolve) with the person_key index in place: the column is added, the index stays."""
-    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "keys"))
-    monkeypatch.delenv("DSDW_PSEUDONYM_KEY", raising=False)
-    monkeypatch.delenv("DSDW_RESTRICTED_KEY", raising=False)
-    wkeys.ensure_key("pseudonym")
-    wkeys.ensure_key("restricted")
+    use_keys(monkeypatch, tmp_path / "keys")
     root = tmp_path / "root"
     deliver(root, "kontaktgruppe", D1, [kg(uid(1), P1, "1", "2026-09-01")])
     load_warehouse(root, D1)

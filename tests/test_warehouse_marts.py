@@ -16,10 +16,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver
+from fixtures_wh import cpr_for, deliver, use_keys
 
 from pipelines.warehouse import build
-from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import load_warehouse, published_path
 from pipelines.warehouse.generate import MODELS_DIR
 from pipelines.warehouse.stats import generated_marts, months_between, ydelser_for_months
@@ -33,11 +32,7 @@ Q3, Q4 = dt.date(2026, 7, 1), dt.date(2026, 10, 1)
 
 @pytest.fixture
 def keydir(tmp_path, monkeypatch):
-    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "keys"))
-    monkeypatch.delenv("DSDW_PSEUDONYM_KEY", raising=False)
-    monkeypatch.delenv("DSDW_RESTRICTED_KEY", raising=False)
-    wkeys.ensure_key("pseudonym")
-    wkeys.ensure_key("restricted")
+    use_keys(monkeypatch, tmp_path / "keys")
     # the publication hook, whether or not build.py registers it already
     monkeypatch.setattr(build, "POST_MODEL_HOOKS", [publish_suppressed])
     return tmp_path / "keys"

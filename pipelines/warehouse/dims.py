@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-
-def _params(sql: str, values: dict) -> dict:
-    return {k: v for k, v in values.items() if f"${k}" in sql}
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                       "AND schema_name = 'main' AND table_name = ?", [name]).fetchone()[0] > 0
+from pipelines.warehouse.build import _params, _table_exists
 
 
 def maintain_virksomhed(con: duckdb.DuckDBPyConnection, model, values: dict) -> int:
@@ -28,7 +21,7 @@ def maintain_virksomhed(con: duckdb.DuckDBPyConnection, model, values: dict) -> 
     q = model.qualified
     p = _params(model.sql, values)
     first = con.execute("SELECT coalesce(getvariable('model_first_run'), true)").fetchone()[0]
-    if first or not _table_exists(con, model.name):
+    if first or not _table_exists(con, q):
         con.execute("SET VARIABLE model_first_run = true")
         con.execute(f"CREATE OR REPLACE TABLE {q} AS {model.sql}", p)
         return con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]

@@ -127,6 +127,21 @@ def bidrag_sql(forloeb: str, perioder: str, horisont: str, kommuner: str = "dim_
     per period.  Output: periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key,
     antal (0/1), uger, tilgang (0/1), afgang (0/1); rows with all four zero are left out.
     """
+    return f"""
+WITH {_perioder_ctes(perioder, horisont)}, {_bidrag_ctes(forloeb, kommuner, omfang)}
+{_BIDRAG_SELECT}"""
+
+
+_BIDRAG_SELECT = """SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key, antal, uger,
+       0 AS tilgang, 0 AS afgang
+FROM ys_au WHERE geo_kode IS NOT NULL
+UNION ALL
+SELECT * FROM ys_ta WHERE geo_kode IS NOT NULL"""
+
+
+def _bidrag_ctes(forloeb: str, kommuner: str, omfang: str | None) -> str:
+    """The CTEs after ``ys_per`` (:func:`_perioder_ctes`) ending in ``ys_au`` (antal, uger per person and
+    cell) and ``ys_ta`` (tilgang, afgang per person and cell); :data:`_BIDRAG_SELECT` unites them."""
     w = f"date_diff('day', {MANDAG0}, {{d}}) // 7"
     wfra, wtil = w.format(d="fra"), w.format(d="til_h")
     per_keys = "periode_type, periode_start"
@@ -136,8 +151,7 @@ def bidrag_sql(forloeb: str, perioder: str, horisont: str, kommuner: str = "dim_
         pf_from = (f"ys_f f JOIN ({omfang}) o ON o.person_key = f.person_key "
                    "JOIN ys_per p ON p.periode_type = o.periode_type AND p.periode_start = o.periode_start "
                    "AND f.fra <= p.hi AND coalesce(f.til, p.h) >= p.lo")
-    return f"""
-WITH {_perioder_ctes(perioder, horisont)}, ys_f AS (
+    return f"""ys_f AS (
     -- the spells known at the horizon; an end after it is no end yet (til NULL)
     SELECT s.person_key, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
            CASE WHEN s.slutdato <= z.h THEN CAST(s.slutdato AS DATE) END AS til
@@ -211,12 +225,7 @@ WITH {_perioder_ctes(perioder, horisont)}, ys_f AS (
            h.ygrp AS ydelsesgruppe, h.person_key, 0 AS antal, CAST(0 AS BIGINT) AS uger,
            CAST(h.art = 'tilgang' AS INTEGER) AS tilgang, CAST(h.art = 'afgang' AS INTEGER) AS afgang
     FROM ys_haend h CROSS JOIN (VALUES ('kommune'), ('region'), ('land')) x(geo_niveau)
-)
-SELECT {per_keys}, geo_niveau, geo_kode, ydelsesgruppe, person_key, antal, uger, 0 AS tilgang, 0 AS afgang
-FROM ys_au WHERE geo_kode IS NOT NULL
-UNION ALL
-SELECT * FROM ys_ta WHERE geo_kode IS NOT NULL
-"""
+)"""
 
 
 def _celle_sql(per_keys: str, celler: str, cell: str) -> str:
@@ -253,8 +262,8 @@ def ydelser_sql(forloeb: str, perioder: str, horisont: str, kommuner: str = "dim
                UNION ALL SELECT {per_keys}, 'land', '{LAND_KODE}', '{I_ALT}', 0, 0, 0, 0 FROM ys_per)
          GROUP BY ALL"""
     return f"""
-WITH {_perioder_ctes(perioder, horisont)}, ys_b AS (
-{bidrag_sql(forloeb, perioder, horisont, kommuner)}
+WITH {_perioder_ctes(perioder, horisont)}, {_bidrag_ctes(forloeb, kommuner, None)}, ys_b AS (
+{_BIDRAG_SELECT}
 )
 {_celle_sql(per_keys, celler, cell)}
 """
@@ -357,8 +366,8 @@ def maintain_ydelser(con: duckdb.DuckDBPyConnection, model, values: dict) -> int
     cols = tuple(r[0] for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
         "AND table_name = ? ORDER BY column_index", [model.name]).fetchall())
-    ran = con.execute("SELECT count(*) FROM meta.model_run WHERE model = ?", [model.name]).fetchone()[0]
-    if fo is None or fo > h or not ran or set(cols) != set(YDELSER_KOLONNER) \
+    first = con.execute("SELECT coalesce(getvariable('model_first_run'), true)").fetchone()[0]  # set by the runner
+    if fo is None or fo > h or first or set(cols) != set(YDELSER_KOLONNER) \
             or con.execute(f"SELECT count(*) FROM {q}").fetchone()[0] == 0:
         # first run, a table from an older definition, or a load date before the previous one: everything
         con.execute(f"CREATE OR REPLACE TABLE {q} AS {model.sql}")
@@ -500,14 +509,13 @@ def rettidighed_model_sql() -> str:
                     f"'{ds}' AS dataset,\n           '{r.id}' AS regel_id, '{q}' AS paragraf, "
                     f"'{r.severity}' AS alvorlighed, {mx} AS max_forsinkelse_dage,\n"
                     f"           date_diff('day', CAST(r.{ev} AS DATE), CAST(r.{rg} AS DATE)) AS forsinkelse_dage")
-            # three branches, so that a nightly load reads only its own rows (the facts' zone maps on load_id)
+            # three row sets, so that a nightly load reads only its own rows (the facts' zone maps on load_id)
             # and the payloads it retracts; FIRST_RUN is a constant the optimizer folds away
-            for sign, where in (("1", f"r.load_id = $load_id AND NOT {FIRST_RUN}"),
-                                ("-1", "r._payload_id IN (SELECT payload_id FROM rt_ny_tilbage)"),
-                                ("1", f"{FIRST_RUN} AND r._payload_id NOT IN "
-                                      "(SELECT payload_id FROM meta.retracted_payload)")):
-                parts.append(f"    SELECT {cols}, {sign} AS antal\n    FROM {t} r\n"
-                             f"    WHERE {where}\n      AND ({chk.applies})")
+            rows = (f"SELECT *, 1 AS antal FROM {t} WHERE load_id = $load_id AND NOT {FIRST_RUN}\n"
+                    f"          UNION ALL SELECT *, -1 FROM {t} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)\n"
+                    f"          UNION ALL SELECT *, 1 FROM {t} WHERE {FIRST_RUN} AND _payload_id NOT IN "
+                    "(SELECT payload_id FROM meta.retracted_payload)")
+            parts.append(f"    SELECT {cols}, r.antal\n    FROM ({rows}) r\n    WHERE {chk.applies}")
     header = RETTIDIGHED_HEADER.format(mark=GENERATED_MARK, deps=", ".join(deps))
     return header + (
         "WITH rt_ny_tilbage AS (\n"

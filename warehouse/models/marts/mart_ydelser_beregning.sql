@@ -38,29 +38,6 @@ FROM (
                least(periode_start, t1 - 3) - 1 AS lo, greatest(periode_slut, t2 + 3) + 1 AS hi,
                greatest(periode_slut + 1, (periode_slut - CAST((isodow(periode_slut) + 3) % 7 AS INTEGER)) + 3) > h AS er_foreloebig
         FROM ys_per2
-    ), ys_b AS (
-
-    WITH ys_hz AS (SELECT CAST(getvariable('load_date') AS DATE) AS h),
-    ys_per0 AS (
-        SELECT DISTINCT periode_type, CAST(periode_start AS DATE) AS periode_start, h
-        FROM (SELECT p.* FROM generate_series(CAST(coalesce((SELECT date_trunc('month', min(startdato)) FROM fct_ydelsesforloeb), date_trunc('month', CAST(getvariable('load_date') AS DATE))) AS TIMESTAMP), CAST(CAST(getvariable('load_date') AS DATE) AS TIMESTAMP), INTERVAL 1 MONTH) t(g), LATERAL (VALUES ('maaned', CAST(g AS DATE)), ('kvartal', CAST(date_trunc('quarter', g) AS DATE)), ('aar', CAST(date_trunc('year', g) AS DATE))) p(periode_type, periode_start)) CROSS JOIN ys_hz
-        WHERE periode_type IN ('maaned', 'kvartal', 'aar') AND CAST(periode_start AS DATE) <= h
-    ), ys_per1 AS (
-        SELECT *, (CAST(periode_start + CASE periode_type WHEN 'maaned' THEN INTERVAL 1 MONTH WHEN 'kvartal' THEN INTERVAL 3 MONTH ELSE INTERVAL 1 YEAR END AS DATE) - 1) AS periode_slut FROM ys_per0
-    ), ys_per2 AS (
-        SELECT *, (periode_start + CAST((11 - isodow(periode_start)) % 7 AS INTEGER)) AS t1, (periode_slut - CAST((isodow(periode_slut) + 3) % 7 AS INTEGER)) AS t2,
-               h - CAST(isodow(h) AS INTEGER) + 4 AS th  -- Thursday of the horizon's week: weeks begun by then
-        FROM ys_per1
-    ), ys_per AS (
-        SELECT periode_type, periode_start, periode_slut, h,
-               CASE periode_type WHEN 'maaned' THEN strftime(periode_start, '%Y') || 'M' || strftime(periode_start, '%m')
-                    WHEN 'kvartal' THEN strftime(periode_start, '%Y') || 'K' || quarter(periode_start)
-                    ELSE strftime(periode_start, '%Y') END AS periode,
-               date_diff('day', DATE '1970-01-05', t1) // 7 AS w1, date_diff('day', DATE '1970-01-05', least(t2, th)) // 7 AS w2,
-               CASE WHEN least(t2, th) >= t1 THEN date_diff('day', t1, least(t2, th)) // 7 + 1 ELSE 0 END AS uger,
-               least(periode_start, t1 - 3) - 1 AS lo, greatest(periode_slut, t2 + 3) + 1 AS hi,
-               greatest(periode_slut + 1, (periode_slut - CAST((isodow(periode_slut) + 3) % 7 AS INTEGER)) + 3) > h AS er_foreloebig
-        FROM ys_per2
     ), ys_f AS (
         -- the spells known at the horizon; an end after it is no end yet (til NULL)
         SELECT s.person_key, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
@@ -135,12 +112,12 @@ FROM (
                h.ygrp AS ydelsesgruppe, h.person_key, 0 AS antal, CAST(0 AS BIGINT) AS uger,
                CAST(h.art = 'tilgang' AS INTEGER) AS tilgang, CAST(h.art = 'afgang' AS INTEGER) AS afgang
         FROM ys_haend h CROSS JOIN (VALUES ('kommune'), ('region'), ('land')) x(geo_niveau)
-    )
-    SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key, antal, uger, 0 AS tilgang, 0 AS afgang
+    ), ys_b AS (
+    SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key, antal, uger,
+           0 AS tilgang, 0 AS afgang
     FROM ys_au WHERE geo_kode IS NOT NULL
     UNION ALL
     SELECT * FROM ys_ta WHERE geo_kode IS NOT NULL
-
     )
     SELECT p.periode_type, p.periode_start, p.periode_slut, p.periode, c.geo_niveau, c.geo_kode, c.ydelsesgruppe,
            CAST(coalesce(c.antal_personer, 0) AS BIGINT) AS antal_personer,
