@@ -73,6 +73,10 @@ class ParseResult:
     channel: str = ""
     reporter: str = ""
     leveringsdato: dt.date | None = None
+    # Set when the payload as a whole cannot be trusted (trailer wrong or missing, file cut mid-record,
+    # unterminated quote, compressed or wrongly encoded bytes): ingestion lands it, marks the ledger row
+    # ``rejected`` with this reason, quarantines its readable records and writes nothing to the lake.
+    rejected_reason: str | None = None
 
     @property
     def rows_accepted(self) -> int:
