@@ -560,7 +560,7 @@ def demo(
     console.print(f"File ledger (SQLite): {root / 'ledger.sqlite'}")
     console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
                   f"(try: dsdw sql --root {root} \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
-    console.print(f"Restricted database (sealed, AES-256-GCM): {root / 'restricted' / 'restricted.duckdb.sealed'}")
+    console.print(f"Restricted database (sealed, age): {root / 'restricted' / 'restricted.duckdb.sealed'}")
     if any(r.failures for r in loaded):
         raise typer.Exit(1)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -17,20 +19,48 @@ def keydir(tmp_path, monkeypatch):
     return tmp_path / "keys"
 
 
+CHUNK = 64 * 1024  # age's STREAM chunk
+HEADER_END = b"\n--- "
+
+
+def _payload_start(blob: bytes) -> int:
+    """Offset of the first STREAM chunk: after the header's MAC line and the 16-byte payload nonce."""
+    return blob.index(b"\n", blob.index(HEADER_END) + 1) + 1 + 16
+
+
 def test_round_trip_with_the_recipients_key_and_not_with_another(keydir):
     crypto.ensure_recipient_keypair("dst")
     crypto.ensure_recipient_keypair("fff")
-    data = os.urandom(3 * crypto.CHUNK + 123)  # several chunks
+    data = os.urandom(3 * CHUNK + 123)  # several chunks
     blob = crypto.encrypt(data, crypto.load_public_key("dst"))
+    assert blob.startswith(crypto.MAGIC)
     assert data not in blob and data[:64] not in blob
     assert crypto.decrypt(blob, crypto.load_private_key("dst")) == data
-    with pytest.raises(crypto.DeliveryCryptoError, match="encrypted for recipient key"):
+    with pytest.raises(crypto.DeliveryCryptoError, match="another key"):
         crypto.decrypt(blob, crypto.load_private_key("fff"))
-    # even with the key id forged to fff's, the AEAD tag fails
-    fff_id = crypto.public_key_id(crypto.load_public_key("fff")).encode()
-    forged = blob[:len(crypto.MAGIC)] + fff_id + blob[len(crypto.MAGIC) + 16:]
-    with pytest.raises(crypto.DeliveryCryptoError, match="fails authentication"):
+    # with the header's recipient stanza swapped for one made for fff, the header MAC fails
+    other = crypto.encrypt(data, crypto.load_public_key("fff"))
+    forged = other[:other.index(HEADER_END)] + blob[blob.index(HEADER_END):]
+    with pytest.raises(crypto.DeliveryCryptoError):
         crypto.decrypt(forged, crypto.load_private_key("fff"))
+
+
+def test_a_recipient_opens_a_delivery_with_the_standard_age_tool(keydir, tmp_path):
+    """The delivery is a plain age file: Go's reference implementation (Debian's ``age``) opens it."""
+    age = shutil.which("age")
+    assert age, "the age command line tool is a test dependency (`make sysdeps` installs Debian's age)"
+    crypto.ensure_recipient_keypair("dst")
+    data = "cpr;navn\n0101801234;Søren Æblegård\n".encode() * 5000
+    enc = tmp_path / "d.csv.enc"
+    enc.write_bytes(crypto.encrypt(data, crypto.load_public_key("dst")))
+    out = subprocess.run([age, "--decrypt", "-i", str(crypto.recipient_key_dir() / "dst.key"), str(enc)],
+                         capture_output=True, check=True)
+    assert out.stdout == data
+    # and what the standard tool encrypts to the recipient, dsdw's reader opens
+    plain = tmp_path / "p.txt"
+    plain.write_bytes(b"from age\n")
+    enc2 = subprocess.run([age, "-r", crypto.load_public_key("dst"), str(plain)], capture_output=True, check=True)
+    assert crypto.decrypt(enc2.stdout, crypto.load_private_key("dst")) == b"from age\n"
 
 
 def test_ciphertext_is_fresh_per_run_and_small_inputs_work(keydir):
@@ -42,22 +72,24 @@ def test_ciphertext_is_fresh_per_run_and_small_inputs_work(keydir):
     assert crypto.decrypt(crypto.encrypt(b"", pub), crypto.load_private_key("uvm")) == b""
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "drop_chunk", "swap_chunks"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "drop_chunk", "swap_chunks", "not_age"])
 def test_damaged_ciphertext_is_refused(keydir, damage):
     crypto.ensure_recipient_keypair("dst")
-    data = os.urandom(2 * crypto.CHUNK + 10)
+    data = os.urandom(3 * CHUNK + 10)
     blob = bytearray(crypto.encrypt(data, crypto.load_public_key("dst")))
-    h = crypto.HEADER_LEN
-    chunk_len = 4 + crypto.CHUNK + 16
+    h = _payload_start(bytes(blob))
+    chunk_len = CHUNK + 16
     if damage == "flip":
         blob[h + 100] ^= 1
     elif damage == "truncate":
         blob = blob[:-5]
     elif damage == "drop_chunk":
         blob = blob[:h + chunk_len] + blob[h + 2 * chunk_len:]
-    else:
+    elif damage == "swap_chunks":
         c1, c2 = blob[h:h + chunk_len], blob[h + chunk_len:h + 2 * chunk_len]
         blob = blob[:h] + c2 + c1 + blob[h + 2 * chunk_len:]
+    else:
+        blob = bytearray(b"DSDWDLV1" + bytes(blob[8:]))
     with pytest.raises(crypto.DeliveryCryptoError):
         crypto.decrypt(bytes(blob), crypto.load_private_key("dst"))
 
@@ -67,10 +99,15 @@ def test_key_files_private_mode_and_missing_key_message(keydir):
     priv = crypto.recipient_key_dir() / "atp_skat.key"
     assert priv.stat().st_mode & 0o777 == 0o600
     pub_before = crypto.load_public_key("atp_skat")
+    assert pub_before.startswith("age1")
+    assert "AGE-SECRET-KEY-1" in priv.read_text()
     crypto.ensure_recipient_keypair("atp_skat")  # never replaces an installed public key
     assert crypto.load_public_key("atp_skat") == pub_before
-    with pytest.raises(crypto.DeliveryCryptoError, match="install the recipient's public key"):
+    with pytest.raises(crypto.DeliveryCryptoError, match="install the recipient's age public key"):
         crypto.load_public_key("nobody")
+    (crypto.recipient_key_dir() / "hex.pub").write_text("ab" * 32 + "\n")
+    with pytest.raises(crypto.DeliveryCryptoError, match="not an age X25519 recipient"):
+        crypto.load_public_key("hex")
 
 
 def test_decrypt_finds_the_partys_key(keydir, tmp_path):

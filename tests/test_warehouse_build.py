@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
 from pathlib import Path
 
 import duckdb
@@ -15,7 +16,7 @@ from pipelines.warehouse.build import WarehouseError, build_path, load_warehouse
 from pipelines.warehouse.checks import run_checks
 from pipelines.warehouse.generate import MODELS_DIR, generated_files
 from pipelines.warehouse.restricted import open_restricted, sealed_path
-from pipelines.warehouse.sealed import SealError, seal_file, unseal_file
+from pipelines.warehouse.sealed import SealError, age_identity, age_recipient, seal_file, unseal_file
 
 D1, D2, D3, D4 = (dt.date(2026, 10, d) for d in (1, 2, 3, 4))
 KG_A, KG_B, KG_C = "11111111-0000-4000-8000-00000000000a", "11111111-0000-4000-8000-00000000000b", \
@@ -98,11 +99,29 @@ def test_sealed_file_round_trip_and_tampering(tmp_path):
     data = bytearray(sealed.read_bytes())
     data[len(data) // 2] ^= 1
     (tmp_path / "t.sealed").write_bytes(bytes(data))
-    with pytest.raises(SealError, match="fails authentication"):
+    with pytest.raises(SealError, match="damaged or truncated"):
         unseal_file(tmp_path / "t.sealed", back, key)
+    assert not back.exists()  # no partial plaintext is left behind
     (tmp_path / "short.sealed").write_bytes(sealed.read_bytes()[: len(data) - 100])
-    with pytest.raises(SealError, match="truncated"):
+    with pytest.raises(SealError, match="damaged or truncated"):
         unseal_file(tmp_path / "short.sealed", back, key)
+    with pytest.raises(SealError, match="not an age-sealed file"):
+        unseal_file(src, back, key)
+
+
+def test_sealed_file_opens_with_the_standard_age_tool(tmp_path):
+    """The sealed restricted database is a plain age file: an operator opens it with ``age -d``."""
+    age = shutil.which("age")
+    assert age, "the age command line tool is a test dependency (`make sysdeps` installs Debian's age)"
+    key = bytes(range(32))
+    src, sealed = tmp_path / "plain.bin", tmp_path / "s.sealed"
+    src.write_bytes(b"0101801234;restricted\n" * 10_000)
+    seal_file(src, sealed, key)
+    ident = tmp_path / "identity.txt"
+    ident.write_text(age_identity(key) + "\n")
+    out = subprocess.run([age, "-d", "-i", str(ident), str(sealed)], capture_output=True, check=True)
+    assert out.stdout == src.read_bytes()
+    assert age_recipient(key).startswith("age1")
 
 
 def test_bitemporal_versions_and_as_of(tmp_path, keydir):

@@ -309,7 +309,7 @@ def test_restricted_zone_is_sealed_and_maps_cpr_to_keyed_person_key(built, popul
     src, root = built
     cprs, _, lake_cprs = population
     sealed = sealed_path(root).read_bytes()
-    assert sealed.startswith(b"DSDWSEAL1\n") and len(sealed) > 100_000
+    assert sealed.startswith(b"age-encryption.org/v1\n") and len(sealed) > 100_000
     leaked = sorted(digit_windows(sealed) & cprs)
     assert leaked == [], f"CPRs in plaintext in the sealed file: {leaked[:5]}"
     with unsealed(root) as plain:  # the same search finds them in the plaintext it protects

@@ -308,18 +308,18 @@ def _recipient_ids() -> list[str]:
 
 
 def decrypt(file: Path | str, recipient: str, out: Path | str | None = None) -> bytes:
-    """Open a delivered file with the recipient's private key (demo and tests only).
+    """Open a delivered file with the recipient's age identity (demo and tests only).
 
-    ``recipient`` is the recipient id; for split recipients the party's key
-    (``<id>-<party>``) is found by the key id in the file's header.
+    ``recipient`` is the recipient id; for split recipients every party's identity
+    (``<id>-<party>``) is offered and age picks the one the file was encrypted to.
     """
     blob = Path(file).read_bytes()
-    kid = blob[len(crypto.MAGIC):len(crypto.MAGIC) + 16].decode("ascii", "replace")
     d = crypto.recipient_key_dir()
-    names = [recipient] + sorted(p.stem for p in d.glob(f"{recipient}-*.pub"))
-    chosen = next((n for n in names if (d / f"{n}.pub").exists()
-                   and crypto.public_key_id(crypto.load_public_key(n)) == kid), recipient)
-    plain = crypto.decrypt(blob, crypto.load_private_key(chosen))
+    names = [recipient] + sorted(p.stem for p in d.glob(f"{recipient}-*.key"))
+    identities = [crypto.load_private_key(n) for n in names if (d / f"{n}.key").exists()]
+    if not identities:
+        crypto.load_private_key(recipient)  # raises, naming the missing key file
+    plain = crypto.decrypt(blob, *identities)
     if out is not None:
         Path(out).write_bytes(plain)
     return plain

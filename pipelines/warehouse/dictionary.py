@@ -553,7 +553,7 @@ def render_dictionary(cat: Catalog) -> str:
         f"- fields of PII class {', '.join(f'`{p}`' for p in sorted(DROPPED_PII))} stay in the restricted lake "
         "(listed per dataset below);",
         "- datasets with `health` fields (Statens Serum Institut, §§ 92-95) go to the restricted database "
-        "only, sealed at rest with AES-256-GCM, together with the CPR <-> person_key map.",
+        "only, sealed at rest as an age file, together with the CPR <-> person_key map.",
         "",
         "Facts are append-only and bitemporal. Each fact `fct_<dataset>` has the views `fct_<dataset>_historik` "
         "(every version with `indlaest_til` and `er_seneste`), `fct_<dataset>_aktuel` (the current, non-deleted "

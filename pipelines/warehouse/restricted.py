@@ -1,6 +1,6 @@
 """The restricted zone's database: CPR <-> person_key and all health (SSI) facts.
 
-At rest it is ``<root>/restricted/restricted.duckdb.sealed`` (AES-256-GCM, see
+At rest it is ``<root>/restricted/restricted.duckdb.sealed`` (an age file, see
 :mod:`pipelines.warehouse.sealed`).  :func:`open_restricted` unseals it into a
 private directory in memory, attaches it to a DuckDB connection as
 ``restricted`` and, when the block ends without error and ``write=True``,

@@ -1,89 +1,69 @@
-"""Files sealed at rest with AES-256-GCM (the restricted database).
+"""Files sealed at rest with age (the restricted database).
 
 DuckDB's own database encryption needs its OpenSSL crypto module (shipped in the
 httpfs extension); without it DuckDB refuses to write encrypted files except
-through a setting its developers mark unsafe (non-cryptographic nonces).  The
-extension cannot be installed on machines without access to DuckDB's extension
-repository, so the restricted DuckDB file is sealed as a whole with
-``cryptography``'s AES-GCM instead: it exists in plaintext only in a private
-directory in memory (``/dev/shm``) while a build holds it open.
+through a setting its developers mark unsafe.  The extension cannot be installed
+on machines without access to DuckDB's extension repository, so the restricted
+DuckDB file is sealed as a whole as an ordinary age file (pyrage, streamed from
+file to file): it exists in plaintext only in a private directory in memory
+(``/dev/shm``) while a build holds it open, and an operator can open a sealed copy
+with the standard ``age`` tool and the identity :func:`age_identity` derives
+from the restricted key.
 
-Format: ``MAGIC | key id (16 ascii) | chunk*``; each chunk is
-``nonce(12) | len(4, big endian) | ciphertext+tag`` over at most 4 MiB, with the
-header, chunk number and a last-chunk flag as associated data, so chunks cannot
-be reordered, dropped or truncated without the tag failing.
+The restricted key (32 bytes, :mod:`.keys`) *is* the X25519 scalar of an age
+identity; the identity is its Bech32 form ``AGE-SECRET-KEY-1...``.  age
+authenticates every 64 KiB chunk and the end of the stream, so a damaged,
+truncated or reordered file fails to open.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+import pyrage
+from bech32 import bech32_encode, convertbits
 
 from pipelines.fsio import fsync_dir
-from pipelines.warehouse.keys import key_id
 
-MAGIC = b"DSDWSEAL1\n"
-CHUNK = 4 * 1024 * 1024
+MAGIC = b"age-encryption.org/v1\n"
 
 
 class SealError(RuntimeError):
     """A sealed file is damaged, truncated or sealed with another key."""
 
 
+def age_identity(key: bytes) -> str:
+    """The age identity (``AGE-SECRET-KEY-1...``) whose X25519 scalar is ``key``."""
+    if len(key) != 32:
+        raise SealError(f"an age identity needs a 32-byte key, got {len(key)} bytes")
+    return bech32_encode("age-secret-key-", convertbits(key, 8, 5)).upper()
+
+
+def age_recipient(key: bytes) -> str:
+    """The age recipient (``age1...``) the restricted database is sealed to."""
+    return str(pyrage.x25519.Identity.from_str(age_identity(key)).to_public())
+
+
 def seal_file(src: Path, dst: Path, key: bytes) -> None:
-    """Encrypt ``src`` into ``dst`` (written to a temp file, fsynced, renamed)."""
-    aead = AESGCM(key)
-    header = MAGIC + key_id(key).encode("ascii")
+    """Encrypt ``src`` into ``dst`` as an age file (written to a temp file, fsynced, renamed)."""
+    ident = pyrage.x25519.Identity.from_str(age_identity(key))
     tmp = dst.with_name(dst.name + ".tmp")
-    size = src.stat().st_size
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
-        fout.write(header)
-        n = 0
-        done = 0
-        while True:
-            block = fin.read(CHUNK)
-            done += len(block)
-            last = done >= size
-            nonce = os.urandom(12)
-            ct = aead.encrypt(nonce, block, header + struct.pack(">Q?", n, last))
-            fout.write(nonce + struct.pack(">I", len(ct)) + ct)
-            n += 1
-            if last:
-                break
-        fout.flush()
-        os.fsync(fout.fileno())
+    pyrage.encrypt_file(str(src), str(tmp), [ident.to_public()])
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
     os.replace(tmp, dst)
     fsync_dir(dst.parent)
 
 
 def unseal_file(src: Path, dst: Path, key: bytes) -> None:
-    """Decrypt ``src`` into ``dst``; raises :class:`SealError` naming the file on any damage."""
-    aead = AESGCM(key)
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        header = fin.read(len(MAGIC) + 16)
-        if not header.startswith(MAGIC):
-            raise SealError(f"{src}: not a dsdw sealed file")
-        if header[len(MAGIC):].decode("ascii", "replace") != key_id(key):
-            raise SealError(f"{src}: sealed with another key (key id {header[len(MAGIC):].decode('ascii', 'replace')}, "
-                            f"current key id {key_id(key)})")
-        n = 0
-        while True:
-            head = fin.read(16)
-            if len(head) < 16:
-                raise SealError(f"{src}: truncated at chunk {n}")
-            nonce, (length,) = head[:12], struct.unpack(">I", head[12:])
-            ct = fin.read(length)
-            if len(ct) != length:
-                raise SealError(f"{src}: truncated in chunk {n}")
-            last = fin.peek(1) == b"" if hasattr(fin, "peek") else False
-            try:
-                block = aead.decrypt(nonce, ct, header + struct.pack(">Q?", n, last))
-            except Exception:
-                raise SealError(f"{src}: chunk {n} fails authentication (damaged or reordered)") from None
-            fout.write(block)
-            n += 1
-            if last:
-                break
+    """Decrypt ``src`` into ``dst``; raises :class:`SealError` naming the file on any damage or other key."""
+    with open(src, "rb") as fh:
+        if fh.read(len(MAGIC)) != MAGIC:
+            raise SealError(f"{src}: not an age-sealed file")
+    try:
+        pyrage.decrypt_file(str(src), str(dst), [pyrage.x25519.Identity.from_str(age_identity(key))])
+    except (pyrage.DecryptError, OSError) as exc:  # a damaged STREAM chunk surfaces as an I/O error
+        Path(dst).unlink(missing_ok=True)
+        raise SealError(f"{src}: cannot be opened with the current restricted key (sealed with another key, "
+                        f"damaged or truncated): {exc}") from None
