@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_info  # noqa: E402
-from pipelines.simulate import channels  # noqa: E402
+from pipelines.contracts import wire  # noqa: E402
 from pipelines.simulate.generate import Simulator, prepare_out  # noqa: E402
 from pipelines.simulate.scales import SCALES  # noqa: E402
 
@@ -76,7 +76,7 @@ def main() -> None:
     t = time.perf_counter()
     for ds, recs in by_ds.items():
         c = sim.contracts[ds]
-        data = channels.json_lines(recs) if c.channel == "webservice" else channels.csv_payload(
+        data = wire.json_lines(recs) if c.channel == "webservice" else wire.csv_payload(
             c, recs, delim=";", encoding="utf-8")
         ref_dir.mkdir(parents=True, exist_ok=True)
         (ref_dir / f"{ds}.out").write_bytes(data)

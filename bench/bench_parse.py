@@ -36,10 +36,12 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_info  # noqa: E402
-from pipelines.contracts import load_contracts  # noqa: E402
+from pipelines.contracts import (
+    load_contracts,  # noqa: E402
+    wire,  # noqa: E402
+)
 from pipelines.lake import parse_payload, reconcile, write_parquet  # noqa: E402
 from pipelines.lake.formats import LATIN1, wire_format  # noqa: E402
-from pipelines.simulate import channels  # noqa: E402
 from pipelines.simulate.channels import iter_payloads, read_payload  # noqa: E402
 from pipelines.simulate.generate import generate  # noqa: E402
 from pipelines.simulate.scales import SCALES  # noqa: E402
@@ -138,8 +140,8 @@ def large_payloads(items: list[dict], n_rows: int, work: Path) -> list[dict]:
             continue
         c = CONTRACTS[it["dataset"]]
         recs = (recs * (n_rows // len(recs) + 1))[:n_rows]
-        writer = {"ftp": channels.ftp_payload, "portal": channels.portal_payload}.get(it["channel"],
-                                                                                     channels.uvm_payload)
+        writer = {"ftp": wire.ftp_payload, "portal": wire.portal_payload}.get(it["channel"],
+                                                                                     wire.uvm_payload)
         path = work / f"large_{name}.csv"
         path.write_bytes(writer(c, recs))
         out.append({**it, "path": path, "format": name})

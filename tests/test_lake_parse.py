@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipelines.lake.parse as lake_parse
-from pipelines.contracts import Field, load_contracts
+from pipelines.contracts import Field, load_contracts, wire
 from pipelines.lake import (
     QUARANTINE_SCHEMA,
     ParseResult,
@@ -34,7 +34,6 @@ from pipelines.lake import (
     write_parquet,
 )
 from pipelines.lake.formats import PORTAL_CSV
-from pipelines.simulate import channels
 from pipelines.simulate.channels import iter_payloads, read_payload
 from pipelines.simulate.generate import generate
 
@@ -111,14 +110,14 @@ def rows(res: ParseResult) -> list[dict[str, Any]]:
 def write_like(channel: str, dataset: str, recs: list[dict[str, Any]], contract: Any = None) -> bytes:
     c = contract or C[dataset]
     if channel == "ftp":
-        return channels.ftp_payload(c, recs)
+        return wire.ftp_payload(c, recs)
     if channel == "portal":
-        return channels.portal_payload(c, recs)
+        return wire.portal_payload(c, recs)
     if channel == "webservice":
-        return channels.json_lines(recs)
+        return wire.json_lines(recs)
     if c.reporter == "uvm":
-        return channels.uvm_payload(c, recs)
-    return channels.ssi_payload(c, recs, START.strftime("%Y%m%d"))
+        return wire.uvm_payload(c, recs)
+    return wire.ssi_payload(c, recs, START.strftime("%Y%m%d"))
 
 
 def records(path: Path, dataset: str) -> list[dict[str, Any]]:
@@ -343,7 +342,7 @@ def test_five_megabyte_field_is_kept_whole(gen: Path) -> None:
 def test_wrong_delimiter_quarantines_every_record_and_loses_nothing(gen: Path) -> None:
     ds, path = pick(gen, "portal")
     recs = records(path, ds)
-    data = channels.csv_payload(C[ds], recs, delim=",", encoding="utf-8", bom=True)  # ',' where ';' is declared
+    data = wire.csv_payload(C[ds], recs, delim=",", encoding="utf-8", bom=True)  # ',' where ';' is declared
     res = parse(data, ds, "portal")
     assert problems(res) == [(None, None, "column_count")] + [(k, None, "column_count")
                                                              for k in range(1, len(recs) + 1)]
@@ -352,7 +351,7 @@ def test_wrong_delimiter_quarantines_every_record_and_loses_nothing(gen: Path) -
     assert [r["raw_record"] for r in rows(res)[1:]] == data.decode("utf-8-sig").splitlines()[1:]
     uds, upath = pick(gen, "filedrop", suffix=".csv")  # and ';' where ',' is declared
     urecs = records(upath, uds)
-    res = parse(channels.csv_payload(C[uds], urecs, delim=";", encoding="utf-8"), uds, "filedrop")
+    res = parse(wire.csv_payload(C[uds], urecs, delim=";", encoding="utf-8"), uds, "filedrop")
     assert {k for k, _f, kind in problems(res) if kind == "column_count"} == {None, *range(1, len(urecs) + 1)}
 
 
@@ -570,7 +569,7 @@ def test_json_record_missing_required_keys(gen: Path) -> None:
     broken = {k: v for k, v in recs[0].items() if k not in ("besked_id", required)}
     no_optional = {k: v for k, v in recs[-1].items() if k != optional}
     for data in (page_of(ds, [broken, *recs[1:-1], no_optional]),
-                 channels.json_lines([broken, *recs[1:-1], no_optional])):
+                 wire.json_lines([broken, *recs[1:-1], no_optional])):
         res = parse(data, ds, "webservice")
         assert problems(res) == [(1, "besked_id", "required"), (1, required, "required")]
         assert f"required key '{required}' is missing" in rows(res)[1]["message"]
@@ -588,7 +587,7 @@ def test_unknown_change_type(gen: Path) -> None:
     jds, jpath = pick(gen, "webservice")
     jrecs = records(jpath, jds)
     jrecs[1] = {**jrecs[1], "aendringstype": 0}
-    res = parse(channels.json_lines(jrecs), jds, "webservice")
+    res = parse(wire.json_lines(jrecs), jds, "webservice")
     assert problems(res) == [(2, "aendringstype", "change_type")]
 
 

@@ -1,15 +1,14 @@
 """The wire format of each channel (docs/sources.md), as the lake parser needs it.
 
-The constants come from :mod:`pipelines.simulate.channels`, the module that writes the
-same formats, so reader and writer cannot drift apart.
+The constants come from :mod:`pipelines.contracts.wire`, the contract's wire formats that
+the simulator and the vendors' test extracts also write, so reader and writer cannot drift apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.contracts import Contract
-from pipelines.simulate import channels
+from pipelines.contracts import Contract, wire
 
 UTF8 = "utf-8"
 LATIN1 = "latin-1"
@@ -25,7 +24,7 @@ class WireFormat:
     trailer: str | None = None  # first field of the trailer record ("TRAILER", SSI "T")
     final_newline: bool = True  # every record, the last included, ends with a line end
     decimal_comma: bool = False  # '12,5' means 12.5 (none of our formats declares it)
-    multi_sep: str = channels.MULTI_SEP
+    multi_sep: str = wire.MULTI_SEP
 
     @property
     def label(self) -> str:
@@ -33,10 +32,10 @@ class WireFormat:
 
 
 JSON = WireFormat("webservice_json", "json", UTF8, final_newline=False)
-FTP_CSV = WireFormat("ftp_csv", "csv", LATIN1, channels.FTP_DELIM, '"', channels.FTP_TRAILER)
-PORTAL_CSV = WireFormat("portal_csv", "csv", UTF8, channels.PORTAL_DELIM, '"')
-UVM_CSV = WireFormat("uvm_csv", "csv", UTF8, channels.UVM_DELIM, '"')
-SSI = WireFormat("ssi_records", "ssi", LATIN1, channels.SSI_DELIM, None, "T")
+FTP_CSV = WireFormat("ftp_csv", "csv", LATIN1, wire.FTP_DELIM, '"', wire.FTP_TRAILER)
+PORTAL_CSV = WireFormat("portal_csv", "csv", UTF8, wire.PORTAL_DELIM, '"')
+UVM_CSV = WireFormat("uvm_csv", "csv", UTF8, wire.UVM_DELIM, '"')
+SSI = WireFormat("ssi_records", "ssi", LATIN1, wire.SSI_DELIM, None, "T")
 
 
 def wire_format(channel: str, contract: Contract) -> WireFormat:

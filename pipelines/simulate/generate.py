@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.contracts import Contract, generic_rule_id, load_contracts
+from pipelines.contracts import Contract, generic_rule_id, load_contracts, wire
 from pipelines.contracts.validate import validate_record, validate_rules
-from pipelines.simulate import channels
 from pipelines.simulate.population import (
     PERSON_GROUPS,
     Population,
@@ -734,12 +733,12 @@ class Simulator:
             counts[c.channel].setdefault(ds, {})
             counts[c.channel][ds][d] = counts[c.channel][ds].get(d, 0) + len(recs)
             if c.channel == "webservice":
-                _write(out / "webservice" / ds / d / f"{rep}.jsonl", channels.json_lines(recs))
+                _write(out / "webservice" / ds / d / f"{rep}.jsonl", wire.json_lines(recs))
             elif c.channel == "ftp":
-                _write(out / "ftp" / d / f"{ds}_{rep}_{compact}.csv", channels.ftp_payload(c, recs))
+                _write(out / "ftp" / d / f"{ds}_{rep}_{compact}.csv", wire.ftp_payload(c, recs))
             elif c.channel == "portal":
                 bad = {k for k, p in enumerate(items) if p.bad_encoding}
-                _write(out / "portal" / d / f"{ds}_{rep}_{compact}.csv", channels.portal_payload(c, recs, bad))
+                _write(out / "portal" / d / f"{ds}_{rep}_{compact}.csv", wire.portal_payload(c, recs, bad))
             else:
                 by_dataset[ds].extend(items)
         for ds, items in sorted(by_dataset.items()):
@@ -748,10 +747,10 @@ class Simulator:
             if c.reporter == "uvm":
                 bad = {k for k, p in enumerate(items) if p.bad_encoding}
                 path = out / "drops" / "uvm" / d / f"{ds}_{compact}.csv"
-                _write(path, channels.uvm_payload(c, recs, bad))
+                _write(path, wire.uvm_payload(c, recs, bad))
             else:
                 path = out / "drops" / "ssi" / d / f"{ds}_{compact}.txt"
-                _write(path, channels.ssi_payload(c, recs, compact))
+                _write(path, wire.ssi_payload(c, recs, compact))
             _write(path.with_name(path.name + ".done"), b"")
         return len(pend)
 

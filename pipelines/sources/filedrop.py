@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.simulate.servers.filedrop import MARKER_SUFFIX, PART_SUFFIX, is_complete, marker_path
+from pipelines.contracts.wire import MARKER_SUFFIX, PART_SUFFIX, is_complete, marker_path
 
 __all__ = ["DroppedFile", "complete_files", "portal_files", "wait_size_stable"]
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from pipelines.contracts.wire import FTP_DELIM, FTP_ENCODING, FTP_TRAILER
 from pipelines.fsio import fsync_dir
-from pipelines.simulate.channels import FTP_DELIM, FTP_ENCODING, FTP_TRAILER
 
 from .errors import AuthError, SourceError, TrailerError
 

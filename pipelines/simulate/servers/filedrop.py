@@ -19,21 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from pipelines.contracts.wire import MARKER_SUFFIX, PART_SUFFIX, marker_path
+
 from .faults import Faults
-
-MARKER_SUFFIX = ".done"
-PART_SUFFIX = ".part"
-
-
-def marker_path(path: Path) -> Path:
-    """The ``.done`` marker that declares ``path`` complete."""
-    path = Path(path)
-    return path.with_name(path.name + MARKER_SUFFIX)
-
-
-def is_complete(path: Path) -> bool:
-    """True when ``path`` and its marker both exist (what a consumer should check)."""
-    return Path(path).is_file() and marker_path(path).is_file()
 
 
 def complete_files(directory: Path, pattern: str = "*") -> list[Path]:
