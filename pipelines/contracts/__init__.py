@@ -6,26 +6,33 @@ expectation suites and the data dictionary are generated from it.  Everything
 else asks :func:`load_contracts` / :func:`get_contract` and never re-declares a
 field list.
 
-The loader validates every contract when it is first loaded (on import of any
-consumer): unknown types, PII classes, rule kinds, channels, reporter kinds,
-code lists that have no CSV under ``data/reference`` and fields named by keys or
-rules that do not exist all raise :class:`ContractError` naming file and item.
+The contract file's schema is declared once, as pydantic models (:class:`ContractFile`
+with :class:`Field`, :class:`Rule` and :class:`Personkreds`); ``contract.schema.json``
+beside the files is generated from them (``make generate``) for editors.  The loader
+validates every contract when it is first loaded (on import of any consumer): unknown
+types, PII classes, rule kinds, channels, reporter kinds, code lists that have no CSV
+under ``data/reference`` and fields named by keys or rules that do not exist all raise
+:class:`ContractError` naming file and item.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
 import yaml
+from pydantic import AfterValidator, ConfigDict, StringConstraints, WithJsonSchema, model_validator
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
 CONTRACT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CONTRACT_DIR.parents[1]
 REFERENCE_DIR = REPO_ROOT / "data" / "reference"
+SCHEMA_PATH = CONTRACT_DIR / "contract.schema.json"
 
 # Field types. Semantic identifier types are strings on the wire but carry their
 # own validation (python-stdnum for cpr/cvr).
@@ -109,12 +116,36 @@ class ContractError(ValueError):
     """A contract file breaks the contract schema; the message names file and item."""
 
 
-@dataclass(frozen=True)
+def _one_of(known: set[str], what: str) -> Any:
+    """A string restricted to ``known``: an enum in the JSON Schema, a readable error otherwise."""
+
+    def check(v: str) -> str:
+        if v not in known:
+            raise ValueError(f"unknown {what} {v!r} (known: {sorted(known)})")
+        return v
+
+    return Annotated[str, AfterValidator(check), WithJsonSchema({"type": "string", "enum": sorted(known)})]
+
+
+FieldType = _one_of(FIELD_TYPES, "type")
+PiiClass = _one_of(PII_CLASSES, "PII class")
+RuleKind = _one_of(RULE_KINDS, "rule kind")
+Severity = _one_of(SEVERITIES, "severity")
+ChannelName = _one_of(CHANNELS, "channel")
+ReporterKind = _one_of(REPORTER_KINDS, "reporter kind")
+ChangeType = _one_of(CHANGE_TYPES, "change type")
+Text = Annotated[str, StringConstraints(min_length=1)]
+_STRICT = ConfigDict(extra="forbid")
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class Field:
-    name: str
-    type: str
+    """One field of a dataset's records, as the order lists it (§ in ``paragraph``)."""
+
+    name: Text
+    type: FieldType
     required: bool
-    pii: str
+    pii: PiiClass
     description: str = ""
     codelist: str | None = None
     paragraph: str | None = None  # e.g. "§ 16, stk. 6, nr. 3"
@@ -125,23 +156,40 @@ class Field:
     inferred: bool = False  # not in the order's text; assumed (documented)
     generator: str | None = None  # simulator hint (e.g. "person_name", "phone")
 
+    @model_validator(mode="after")
+    def _code_needs_list(self) -> Field:
+        if self.type == "code" and not self.codelist:
+            raise ValueError("type 'code' needs a codelist")
+        return self
+
     @property
     def is_envelope(self) -> bool:
         return self.name in ENVELOPE_NAMES
 
 
-@dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class Rule:
-    id: str
-    kind: str
-    paragraph: str
-    severity: str
-    text_da: str
-    text_en: str
-    params: dict[str, Any] = field(default_factory=dict)
+    """A rule of the order checked on the data; ``params`` by kind (see RULE_KINDS above)."""
+
+    id: Text
+    kind: RuleKind
+    paragraph: Text
+    severity: Severity
+    text_da: Text
+    text_en: Text
+    params: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cites_the_order(self) -> Rule:
+        if "§" not in self.paragraph and "Bilag" not in self.paragraph:
+            raise ValueError(f"paragraph {self.paragraph!r} carries no § reference")
+        return self
 
 
-@dataclass(frozen=True)
+KONTAKTGRUPPER = set(range(1, 26)) - {9}  # § 16, stk. 2 (there is no kontaktgruppe 9)
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class Personkreds:
     kontaktgrupper: tuple[int, ...] = ()
     person_groups: tuple[str, ...] = ()  # dimittend, uo, ky, ...
@@ -149,6 +197,76 @@ class Personkreds:
     note: str | None = None
     min_age: int | None = None
     max_age: int | None = None
+
+    @model_validator(mode="after")
+    def _known_groups(self) -> Personkreds:
+        bad = set(self.kontaktgrupper) - KONTAKTGRUPPER
+        if bad:
+            raise ValueError(f"personkreds names unknown kontaktgrupper {sorted(bad)}")
+        return self
+
+
+class ParentRef(pydantic.BaseModel):
+    model_config = _STRICT
+    dataset: Text
+    key: Text
+
+
+class ContractFile(pydantic.BaseModel):
+    """The schema of one ``<dataset>.yaml`` (JSON Schema: ``contract.schema.json``)."""
+
+    model_config = ConfigDict(extra="forbid", title="dsdw dataset contract")
+    dataset: Text
+    title: Text
+    description: str = ""
+    chapter: str | int
+    legal_basis: Text
+    reporter: ReporterKind
+    channel: ChannelName
+    channel_paragraph: str = ""
+    record_key: list[Text]
+    event_time: Text
+    registration_time: Text
+    change_types: list[ChangeType]
+    versioned: bool = False
+    personkreds: Personkreds | None
+    fields: list[Field]
+    rules: list[Rule] = []
+    parent: ParentRef | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required_defaults_false(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and isinstance(raw.get("fields"), list):
+            raw = {**raw, "fields": [{"required": False, **f} if isinstance(f, dict) else f for f in raw["fields"]]}
+        return raw
+
+    @model_validator(mode="after")
+    def _names_refer_to_fields(self) -> ContractFile:
+        names = [f.name for f in self.fields]
+        dup = {n for n in names if names.count(n) > 1} | (set(names) & set(ENVELOPE_NAMES))
+        if dup:
+            raise ValueError(f"duplicate or envelope-clashing field names {sorted(dup)}")
+        known = set(names) | set(ENVELOPE_NAMES)
+        for key in ("event_time", "registration_time"):
+            if getattr(self, key) not in known:
+                raise ValueError(f"{key} {getattr(self, key)!r} is not a field")
+        for k in self.record_key:
+            if k not in known:
+                raise ValueError(f"record_key {k!r} is not a field")
+        ids = [r.id for r in self.rules]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"duplicate rule ids {sorted({i for i in ids if ids.count(i) > 1})}")
+        for r in self.rules:
+            for pkey, pval in r.params.items():
+                if pkey.endswith("field") and isinstance(pval, str) and pval not in known:
+                    raise ValueError(f"rule {r.id} param {pkey}={pval!r} is not a field")
+        return self
+
+
+def contract_json_schema() -> str:
+    """The JSON Schema of a contract file, as written to ``contract.schema.json``."""
+    return json.dumps(ContractFile.model_json_schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 @dataclass(frozen=True)
@@ -203,39 +321,32 @@ class Contract:
 
 
 def _field_from_dict(path: Path, d: dict[str, Any]) -> Field:
-    where = f"{path.name}: field {d.get('name')!r}"
-    for key in ("name", "type", "pii"):
-        if key not in d:
-            raise ContractError(f"{where}: missing {key!r}")
-    if d["type"] not in FIELD_TYPES:
-        raise ContractError(f"{where}: unknown type {d['type']!r} (known: {sorted(FIELD_TYPES)})")
-    if d["pii"] not in PII_CLASSES:
-        raise ContractError(f"{where}: unknown PII class {d['pii']!r} (known: {sorted(PII_CLASSES)})")
-    if d["type"] == "code" and not d.get("codelist"):
-        raise ContractError(f"{where}: type 'code' needs a codelist")
-    known = set(Field.__dataclass_fields__)
-    extra = set(d) - known
-    if extra:
-        raise ContractError(f"{where}: unknown keys {sorted(extra)}")
-    d.setdefault("required", False)
-    return Field(**d)
+    try:
+        return Field(**{"required": False, **d})
+    except pydantic.ValidationError as exc:
+        raise ContractError(_explain(path, {"fields": [d]}, exc)) from None
 
 
-def _rule_from_dict(path: Path, d: dict[str, Any]) -> Rule:
-    where = f"{path.name}: rule {d.get('id')!r}"
-    for key in ("id", "kind", "paragraph", "severity", "text_da", "text_en"):
-        if not d.get(key):
-            raise ContractError(f"{where}: missing {key!r}")
-    if d["kind"] not in RULE_KINDS:
-        raise ContractError(f"{where}: unknown rule kind {d['kind']!r} (known: {sorted(RULE_KINDS)})")
-    if d["severity"] not in SEVERITIES:
-        raise ContractError(f"{where}: severity must be one of {sorted(SEVERITIES)}")
-    if "§" not in d["paragraph"] and "Bilag" not in d["paragraph"]:
-        raise ContractError(f"{where}: paragraph {d['paragraph']!r} carries no § reference")
-    return Rule(
-        id=d["id"], kind=d["kind"], paragraph=d["paragraph"], severity=d["severity"],
-        text_da=d["text_da"], text_en=d["text_en"], params=dict(d.get("params") or {}),
-    )
+def _explain(path: Path, raw: dict[str, Any], exc: pydantic.ValidationError) -> str:
+    """pydantic's errors as one message naming the file and the item (field or rule by name)."""
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = []
+        if len(loc) >= 2 and loc[0] in ("fields", "rules") and isinstance(loc[1], int):
+            items = raw.get(loc[0]) or []
+            item = items[loc[1]] if loc[1] < len(items) and isinstance(items[loc[1]], dict) else {}
+            label = "field" if loc[0] == "fields" else "rule"
+            where.append(f"{label} {item.get('name' if label == 'field' else 'id')!r}")
+            loc = loc[2:]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] in ("missing", "missing_argument") and loc:
+            msg, loc = f"missing {str(loc[-1])!r}", loc[:-1]
+        elif err["type"] in ("extra_forbidden", "unexpected_keyword_argument") and loc:
+            msg, loc = f"unknown key {str(loc[-1])!r}", loc[:-1]
+        where.extend(str(x) for x in loc)
+        lines.append(": ".join([*where, msg]) if where else msg)
+    return f"{path.name}: " + "; ".join(lines)
 
 
 def known_codelists() -> set[str]:
@@ -264,60 +375,20 @@ def _parse(path: Path) -> Contract:
         raise ContractError(f"{path.name}: invalid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ContractError(f"{path.name}: top level must be a mapping")
-    required = ("dataset", "title", "chapter", "legal_basis", "reporter", "channel", "fields",
-                "record_key", "event_time", "registration_time", "change_types", "personkreds")
-    for key in required:
-        if key not in raw:
-            raise ContractError(f"{path.name}: missing {key!r}")
-    if raw["dataset"] != path.stem:
-        raise ContractError(f"{path.name}: dataset {raw['dataset']!r} must equal the file name")
-    if raw["reporter"] not in REPORTER_KINDS:
-        raise ContractError(f"{path.name}: unknown reporter kind {raw['reporter']!r}")
-    if raw["channel"] not in CHANNELS:
-        raise ContractError(f"{path.name}: unknown channel {raw['channel']!r}")
-    fields = tuple(_field_from_dict(path, dict(f)) for f in raw["fields"])
-    names = [f.name for f in fields]
-    dup = {n for n in names if names.count(n) > 1} | (set(names) & set(ENVELOPE_NAMES))
-    if dup:
-        raise ContractError(f"{path.name}: duplicate or envelope-clashing field names {sorted(dup)}")
-    all_names = set(names) | set(ENVELOPE_NAMES)
-    for key in ("event_time", "registration_time"):
-        if raw[key] not in all_names:
-            raise ContractError(f"{path.name}: {key} {raw[key]!r} is not a field")
-    for k in raw["record_key"]:
-        if k not in all_names:
-            raise ContractError(f"{path.name}: record_key {k!r} is not a field")
-    bad_ct = set(raw["change_types"]) - CHANGE_TYPES
-    if bad_ct:
-        raise ContractError(f"{path.name}: unknown change types {sorted(bad_ct)}")
-    pk = raw["personkreds"] or {}
-    personkreds = Personkreds(
-        kontaktgrupper=tuple(int(x) for x in pk.get("kontaktgrupper", [])),
-        person_groups=tuple(pk.get("person_groups", [])),
-        paragraph=pk.get("paragraph"),
-        note=pk.get("note"),
-        min_age=pk.get("min_age"),
-        max_age=pk.get("max_age"),
-    )
-    bad_kg = set(personkreds.kontaktgrupper) - (set(range(1, 26)) - {9})
-    if bad_kg:
-        raise ContractError(f"{path.name}: personkreds names unknown kontaktgrupper {sorted(bad_kg)}")
-    rules = tuple(_rule_from_dict(path, dict(r)) for r in raw.get("rules", []))
-    ids = [r.id for r in rules]
-    if len(ids) != len(set(ids)):
-        raise ContractError(f"{path.name}: duplicate rule ids")
-    for r in rules:
-        for pkey, pval in r.params.items():
-            if pkey.endswith("field") and isinstance(pval, str) and pval not in all_names:
-                raise ContractError(f"{path.name}: rule {r.id} param {pkey}={pval!r} is not a field")
+    try:
+        spec = ContractFile.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise ContractError(_explain(path, raw, exc)) from None
+    if spec.dataset != path.stem:
+        raise ContractError(f"{path.name}: dataset {spec.dataset!r} must equal the file name")
     return Contract(
-        dataset=raw["dataset"], title=raw["title"], description=raw.get("description", ""),
-        chapter=str(raw["chapter"]), legal_basis=raw["legal_basis"], reporter=raw["reporter"],
-        channel=raw["channel"], channel_paragraph=raw.get("channel_paragraph", ""),
-        fields=fields, record_key=tuple(raw["record_key"]), event_time=raw["event_time"],
-        registration_time=raw["registration_time"], change_types=tuple(raw["change_types"]),
-        versioned=bool(raw.get("versioned", False)), personkreds=personkreds, rules=rules,
-        parent=raw.get("parent"), path=path, raw=raw,
+        dataset=spec.dataset, title=spec.title, description=spec.description, chapter=str(spec.chapter),
+        legal_basis=spec.legal_basis, reporter=spec.reporter, channel=spec.channel,
+        channel_paragraph=spec.channel_paragraph, fields=tuple(spec.fields), record_key=tuple(spec.record_key),
+        event_time=spec.event_time, registration_time=spec.registration_time,
+        change_types=tuple(spec.change_types), versioned=spec.versioned,
+        personkreds=spec.personkreds or Personkreds(), rules=tuple(spec.rules),
+        parent=spec.parent.model_dump() if spec.parent else None, path=path, raw=raw,
     )
 
 

@@ -15,13 +15,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pipelines.contracts.wire import is_complete, marker_path
+
 from .faults import FAULT_PARAMS, Faults
 from .filedrop import (
     complete_files,
-    is_complete,
     leave_partial,
     leave_zero_byte,
-    marker_path,
     publish,
     publish_slowly,
 )
