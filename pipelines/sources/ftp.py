@@ -25,6 +25,7 @@ from pipelines.contracts.wire import FTP_DELIM, FTP_ENCODING, FTP_TRAILER
 from pipelines.fsio import fsync_dir
 
 from .errors import AuthError, SourceError, TrailerError
+from .retry import RetryPolicy
 
 __all__ = ["FtpClient", "RemoteFile", "count_trailer"]
 
@@ -66,15 +67,11 @@ class FtpClient:
         backoff_base: float = 0.5,
         backoff_max: float = 10.0,
     ) -> None:
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+        self.retry = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max,
+                                 sleep=sleep)
         self.host, self.port, self.user = host, port, user
         self._password = password
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self._sleep = sleep
         self._ftp: ftplib.FTP | None = None
 
     # --- connection
@@ -121,24 +118,16 @@ class FtpClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _backoff(self, failures: int) -> float:
-        return min(self.backoff_max, self.backoff_base * (2 ** max(0, failures - 1)))
-
     def _retrying(self, what: str, op: Callable[[ftplib.FTP], T], **context: object) -> T:
-        last: BaseException | None = None
-        for attempt in range(self.max_retries + 1):
-            try:
-                return op(self._conn())
-            except ftplib.error_perm as exc:
-                raise SourceError(f"FTP {what} refused: {exc}", channel="ftp", reporter=self.user,
-                                  **context) from exc
-            except _TRANSIENT as exc:
-                self._drop()
-                last = exc
-                if attempt < self.max_retries:
-                    self._sleep(self._backoff(attempt + 1))
-        raise SourceError(f"FTP {what} failed after {self.max_retries + 1} attempts", last_error=last,
-                          channel="ftp", reporter=self.user, **context)
+        try:
+            return self.retry.call(lambda: op(self._conn()), retry_on=lambda e: isinstance(e, _TRANSIENT),
+                                   on_failure=lambda _e: self._drop())
+        except ftplib.error_perm as exc:
+            raise SourceError(f"FTP {what} refused: {exc}", channel="ftp", reporter=self.user,
+                              **context) from exc
+        except _TRANSIENT as last:
+            raise SourceError(f"FTP {what} failed after {self.retry.attempts} attempts", last_error=last,
+                              channel="ftp", reporter=self.user, **context) from last
 
     # --- listing
 
@@ -199,11 +188,12 @@ class FtpClient:
             except _TRANSIENT as exc:
                 self._drop()
                 failures = 0 if _size(part) > before else failures + 1
-                if failures > self.max_retries:
+                if failures > self.retry.max_retries:
                     raise SourceError(
                         f"download failed: {failures} attempts in a row without progress "
                         f"({_size(part)} of {remote.size} bytes)", last_error=exc, **ctx) from exc
-                self._sleep(self._backoff(failures))
+                # a download that made progress starts its failure count again (resume with REST)
+                self.retry.sleep(self.retry.backoff(failures - 1))
         if trailer:
             expected, actual = count_trailer(part)
             if expected != actual:

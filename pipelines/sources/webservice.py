@@ -5,8 +5,9 @@ Ingestion lands every page as it was received (the page is the payload, see
 parsed records and never asks for page N+1 before the caller is done with page N: a
 crash then resumes from the last landed page's ``next_cursor`` (``start_cursor``).
 
-Everything transient (connect errors, timeouts, 5xx, 429, a cut body) is retried with
-exponential backoff and full jitter; 429 waits what ``Retry-After`` says (capped).
+Everything transient (connect errors, timeouts, 5xx, 429, a cut body) is retried by the
+channels' one policy (:mod:`.retry`: exponential backoff with full jitter); 429 waits what
+``Retry-After`` says (capped).
 Refused credentials and unknown endpoints fail at once, because retrying cannot help.
 The webservice is known to serve the previous page again for a cursor now and then;
 such a page is detected and re-requested, never yielded twice.
@@ -18,7 +19,6 @@ import datetime as dt
 import email.utils
 import functools
 import json
-import random
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from .errors import AuthError, SourceError
+from .retry import RetryPolicy
 
 __all__ = ["Page", "WebserviceClient"]
 
@@ -55,11 +56,17 @@ class Page:
 
 
 class _Retryable(Exception):
-    """A transient failure of one attempt; ``wait`` overrides the backoff (Retry-After)."""
+    """A transient failure of one attempt; ``retry_after`` overrides the backoff (Retry-After)."""
 
     def __init__(self, message: str, wait: float | None = None) -> None:
         super().__init__(message)
-        self.wait = wait
+        self.retry_after = wait
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth another attempt: a cut or refused connection, a timeout, 5xx/429 -- not a bad URL."""
+    return isinstance(exc, (_Retryable, httpx.TimeoutException, httpx.TransportError)) and not isinstance(
+        exc, httpx.UnsupportedProtocol)
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,15 +98,10 @@ class WebserviceClient:
         sleep: Callable[[float], None] = time.sleep,
         reporter: str | None = None,
     ) -> None:
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+        self.retry = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max,
+                                 sleep=sleep, rng_seed=rng_seed)
         self.base_url = base_url.rstrip("/")
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
         self.reporter = reporter
-        self._rng = random.Random(rng_seed)
-        self._sleep = sleep
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -218,10 +220,6 @@ class WebserviceClient:
             total=total if isinstance(total, int) else None,
         )
 
-    def _backoff(self, retry_no: int) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**retry_no)]."""
-        return self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**retry_no)))
-
     def _get_json(
         self,
         path: str,
@@ -232,23 +230,16 @@ class WebserviceClient:
     ) -> tuple[bytes, Any]:
         """GET with retries; returns the raw body and its parsed JSON."""
         context = {"channel": "webservice", "reporter": self.reporter, **context}
-        last: BaseException | None = None
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._attempt(path, params, context, expect_page)
-            except (_Retryable, httpx.TimeoutException, httpx.TransportError) as exc:
-                if isinstance(exc, httpx.UnsupportedProtocol):
-                    message = f"bad webservice URL {self.base_url!r}"
-                    raise SourceError(message, last_error=exc, **context) from exc
-                last = exc
-                if attempt == self.max_retries:
-                    break
-                wait = exc.wait if isinstance(exc, _Retryable) and exc.wait is not None else None
-                self._sleep(min(wait, self.backoff_max) if wait is not None else self._backoff(attempt))
-        raise SourceError(
-            f"webservice request failed after {self.max_retries + 1} attempts",
-            last_error=last, attempts=self.max_retries + 1, **context,
-        )
+        try:
+            return self.retry.call(lambda: self._attempt(path, params, context, expect_page),
+                                   retry_on=_transient)
+        except httpx.UnsupportedProtocol as exc:
+            raise SourceError(f"bad webservice URL {self.base_url!r}", last_error=exc, **context) from exc
+        except (_Retryable, httpx.TimeoutException, httpx.TransportError) as exc:
+            raise SourceError(
+                f"webservice request failed after {self.retry.attempts} attempts",
+                last_error=exc, attempts=self.retry.attempts, **context,
+            ) from exc
 
     def _attempt(
         self, path: str, params: dict[str, Any], context: dict[str, Any], expect_page: bool
