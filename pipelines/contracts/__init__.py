@@ -20,6 +20,8 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +32,26 @@ from pydantic import AfterValidator, ConfigDict, StringConstraints, WithJsonSche
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
 CONTRACT_DIR = Path(__file__).resolve().parent
-REPO_ROOT = CONTRACT_DIR.parents[1]
+
+
+def _project_root() -> Path:
+    """Where reference code lists, warehouse models and expectation suites live.
+
+    ``DSDW_PROJECT_ROOT`` when set; else the checkout the package runs from; else what an
+    installed wheel put under ``<prefix>/share/dsdw`` (pyproject's data-files), so the
+    package also works outside a checkout.
+    """
+    env = os.environ.get("DSDW_PROJECT_ROOT")
+    if env:
+        return Path(env).resolve()
+    checkout = CONTRACT_DIR.parents[1]
+    installed = Path(sys.prefix) / "share" / "dsdw"
+    if not (checkout / "data" / "reference").is_dir() and (installed / "data" / "reference").is_dir():
+        return installed
+    return checkout
+
+
+REPO_ROOT = _project_root()
 REFERENCE_DIR = REPO_ROOT / "data" / "reference"
 SCHEMA_PATH = CONTRACT_DIR / "contract.schema.json"
 
