@@ -609,12 +609,16 @@ class Offered:
     fetch: Any  # () -> bytes, None when the entry may not be read
 
 
+# the portal writes no markers: a file is complete when its size and mtime hold this long
+PORTAL_STABLE_SECONDS = 0.2
+
+
 def _scan_folder(folder: str, day: dt.date, sources: SourcesConfig) -> list[Offered]:
     from pipelines.sources import read_regular, scan_day
 
     base = {"portal": sources.portal_dir, "uvm": sources.uvm_dir, "ssi": sources.ssi_dir}[folder]
     out = []
-    for o in scan_day(base / day.isoformat(), markers=folder != "portal"):
+    for o in scan_day(base / day.isoformat(), markers=folder != "portal", interval=PORTAL_STABLE_SECONDS):
         readable = o.kind == "file"
         out.append(Offered(o.name, o.kind, o.size, o.refused,
                            (lambda p=o.path: read_regular(p)) if readable else None))
@@ -737,7 +741,10 @@ def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: lis
             if k not in latest or r.version >= latest[k].version:
                 latest[k] = r
         out = []
-        for folder in folders or ["ftp", "portal", "uvm", "ssi"]:
+        wanted = folders if folders is not None else ["ftp", "portal", "uvm", "ssi", "webservice"]
+        for folder in wanted:
+            if folder == "webservice":
+                continue
             channel = FOLDER_CHANNEL[folder]
             if folder == "ftp":
                 with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as c:
@@ -752,6 +759,8 @@ def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: lis
                 else:
                     acc.by_status[r.status] += 1
             out.append(acc)
+        if "webservice" not in wanted:
+            return out
         ws = ChannelAccount("webservice", day, 0)
         got: Counter = Counter()  # records read from the pages in the lake or rejected (quarantined)
         for r in rows:
