@@ -213,9 +213,11 @@ class Ledger:
                     return Registration("unchanged", prev)
                 return Registration("retry", prev)  # landed/failed earlier: redo the idempotent steps
             version = 1 if prev is None else prev.version + 1
+            # (a slot's own earlier versions do not count: a reporter may revert a correction)
             same = con.execute(
                 f"SELECT {_COLS} FROM payloads WHERE dataset=? AND sha256=? AND status IN ('loaded', 'superseded') "
-                "ORDER BY leveringsdato, source_name, version LIMIT 1", (key.dataset, sha256)).fetchone()
+                f"AND NOT ({_KEY}) ORDER BY leveringsdato, source_name, version LIMIT 1",
+                (key.dataset, sha256, *key.as_tuple())).fetchone()
             if same is not None:
                 first = _row(same)
                 where = (f"{first.key.source_name!r} ({first.key.leveringsdato}, reporter {first.key.reporter}, "
