@@ -218,7 +218,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
 
     pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext)
     sha = hashlib.sha256(data).hexdigest()
-    reg = ledger.register(key, pid, sha, len(data), path, received_at)
+    reg = ledger.register(key, pid, sha, len(data), path, received_at, same_bytes_check=reject is None)
     out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action,
                          reason=reg.row.error if reg.action in ("duplicate", "rejected") else None)
     if reg.action not in LOADED_NOW:
@@ -247,7 +247,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             if rows:
                 quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(
                     _quarantine_rows(ident, rows), schema=QUARANTINE_SCHEMA)])
-            q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
+            q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid,
+                                     rejected_tag(key))
             if quarantine.num_rows:
                 write_parquet(quarantine, q_file)
             out.quarantined = len({n for n in quarantine.column("record_no").to_pylist() if n is not None})
@@ -298,6 +299,11 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         ledger.mark_failed(key, reg.row.version, f"{type(exc).__name__}: {exc}")
         raise
     return out
+
+
+def rejected_tag(key: PayloadKey) -> str:
+    """Names a rejected payload's quarantine file apart from a loaded payload with the same bytes."""
+    return "rejected-" + hashlib.sha256(key.source_name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def _remove_payload_files(zones: Zones, contract: Contract, row: LedgerRow) -> None:

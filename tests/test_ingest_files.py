@@ -68,8 +68,8 @@ def template(src: Path, channel: str, dataset: str) -> dict:
 def records(tpl: dict, n: int, reporter: str, **change) -> list[dict]:
     out = []
     for k in range(n):
-        r = dict(tpl, besked_id=str(uuid.UUID(int=hash((reporter, k, tpl["besked_id"])) & (2**128 - 1), version=4)),
-                 indberetter=reporter)
+        bid = uuid.uuid5(uuid.NAMESPACE_URL, f"{reporter}/{k}/{tpl['besked_id']}")
+        r = dict(tpl, besked_id=str(uuid.UUID(bytes=bid.bytes, version=4)), indberetter=reporter)
         r.update(change)
         out.append(r)
     return out

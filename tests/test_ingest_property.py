@@ -75,7 +75,7 @@ class World:
 
     def record(self, s: tuple[int, str], bad: bool = False) -> dict:
         self.serial += 1
-        bid = str(uuid.UUID(int=(hash(s) & 0xFFFF) << 64 | self.serial, version=4))
+        bid = str(uuid.UUID(int=(SLOTS.index(s) + 1) << 64 | self.serial, version=4))
         return dict(self.tpl, besked_id=bid, indberetter=s[1], version="x" if bad else "1")
 
     def write(self, s: tuple[int, str], recs: list[dict]) -> None:

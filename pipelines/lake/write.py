@@ -56,10 +56,15 @@ def lake_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: 
 
 
 def quarantine_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str,
-                    payload_id: str) -> Path:
-    """``<root>/lake/_quarantine/leveringsdato=YYYY-MM-DD/<dataset>__<reporter>__<payload_id>.parquet``."""
+                    payload_id: str, tag: str = "") -> Path:
+    """``<root>/lake/_quarantine/leveringsdato=YYYY-MM-DD/<dataset>__<reporter>[__<tag>]__<payload_id>.parquet``.
+
+    ``tag`` tells the quarantines of one payload id apart when the same bytes were also offered
+    under another name that was rejected (the rejected file's records, quarantined whole).
+    """
+    mid = f"{safe_name(tag)}__" if tag else ""
     return (Path(root) / "lake" / "_quarantine" / f"leveringsdato={leveringsdato.isoformat()}"
-            / f"{dataset}__{safe_name(reporter)}__{safe_name(payload_id)}.parquet")
+            / f"{dataset}__{safe_name(reporter)}__{mid}{safe_name(payload_id)}.parquet")
 
 
 def payload_of(path: Path | str) -> str:

@@ -198,13 +198,14 @@ class Ledger:
         return row
 
     def register(self, key: PayloadKey, payload_id: str, sha256: str, nbytes: int, landing_path: Path,
-                 received_at: str) -> Registration:
+                 received_at: str, same_bytes_check: bool = True) -> Registration:
         """Record a landed payload; decides whether it is new, a new version, a retry or a duplicate.
 
         Same bytes as a payload of this dataset already loaded (or loaded and since superseded),
         under any name, day or reporter: not loaded again. The same reporter's is a ``duplicate``;
         another reporter's bytes under this reporter's name are ``rejected`` (a file is one
         reporter's: it is neither accepted twice nor filed under the wrong reporter).
+        ``same_bytes_check=False`` when the caller rejects the payload anyway (its own reason first).
         """
         with self.tx() as con:
             prev = self.latest(key)
@@ -217,7 +218,7 @@ class Ledger:
             same = con.execute(
                 f"SELECT {_COLS} FROM payloads WHERE dataset=? AND sha256=? AND status IN ('loaded', 'superseded') "
                 f"AND NOT ({_KEY}) ORDER BY leveringsdato, source_name, version LIMIT 1",
-                (key.dataset, sha256, *key.as_tuple())).fetchone()
+                (key.dataset, sha256, *key.as_tuple())).fetchone() if same_bytes_check else None
             if same is not None:
                 first = _row(same)
                 where = (f"{first.key.source_name!r} ({first.key.leveringsdato}, reporter {first.key.reporter}, "
