@@ -185,7 +185,10 @@ def _identity_problem(contract: Contract, key: PayloadKey, accepted: pa.Table,
     if envelope_reporter is not None and envelope_reporter != key.reporter:
         return f"the page envelope names reporter {envelope_reporter!r}, the credentials belong to {key.reporter!r}"
     if accepted.num_rows and "indberetter" in accepted.column_names:
-        said = Counter(v for v in accepted.column("indberetter").to_pylist() if v is not None)
+        col = accepted.column("indberetter")
+        if pc.all(pc.equal(col, key.reporter)).as_py() is not False:  # the common case, vectorised
+            return None
+        said = Counter(v for v in col.to_pylist() if v is not None)
         other = {k: n for k, n in said.items() if k != key.reporter}
         if other:
             shown = ", ".join(f"{k!r} x{n}" for k, n in sorted(other.items())[:5])
