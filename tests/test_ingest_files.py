@@ -483,3 +483,62 @@ def test_marker_channels_still_wait_for_the_marker(src: Path, tmp_path: Path) ->
     assert not marker_path(day_dir / f"uddannelse_{D1}.csv").exists()
     res = ingest_dataset_day("uddannelse", START, Zones(root), drops_config(src), RECEIVED_AT)
     assert res.payloads == [] and ledger_rows(root) == []
+
+
+# ---------------------------------------------------------------------------- item 9 (webservice), CLI summary
+
+
+def test_webservice_page_of_another_reporter_is_rejected(tmp_path: Path) -> None:
+    from pipelines.ingest import load_payload
+    from pipelines.landing import PayloadKey
+
+    c = C["kontaktgruppe"]
+    rec = {"besked_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "entitet": "kontaktgruppe", "aendringstype": "1",
+           "version": 1, "indberetter": "147", "haendelsestidspunkt": "2026-10-01T10:00:00+02:00",
+           "registreringstidspunkt": "2026-10-01T10:00:00+02:00",
+           "kontaktgruppe_id": "6f1c1e3a-0b1d-4c4e-9a39-0d6c1f7a2b11", "cpr": "0101701234", "kommunekode": "147",
+           "registreringsdato": "2026-10-01", "kontaktgruppe": "1", "startdato": "2026-09-01",
+           "slutdato": None, "persongruppe": None, "foerste_anmodning": None}
+
+    def page(envelope: str, records: list[dict]) -> bytes:
+        return json.dumps({"dataset": "kontaktgruppe", "dato": "2026-10-01", "indberetter": envelope,
+                           "records": records, "next_cursor": None, "total": len(records)}).encode()
+
+    led = Ledger(tmp_path / "ledger.sqlite")
+    zones = Zones(tmp_path)
+    k101 = PayloadKey("webservice", "101", "kontaktgruppe", START, "page-00001")
+    out = load_payload(zones, led, c, k101, page("147", [rec]), ".json", RECEIVED_AT, envelope_reporter="147")
+    assert out.action == "rejected" and "envelope names reporter '147'" in out.reason
+    k151 = PayloadKey("webservice", "151", "kontaktgruppe", START, "page-00001")
+    out = load_payload(zones, led, c, k151, page("151", [rec]), ".json", RECEIVED_AT, envelope_reporter="151")
+    assert out.action == "rejected" and "records name another reporter" in out.reason
+    k147 = PayloadKey("webservice", "147", "kontaktgruppe", START, "page-00001")
+    out = load_payload(zones, led, c, k147, page("147", [rec]), ".json", RECEIVED_AT, envelope_reporter="147")
+    assert out.action == "new" and out.accepted == 1
+    assert {r.key.reporter: r.status for r in led.rows()} == {"101": "rejected", "151": "rejected", "147": "loaded"}
+    assert set(lake_rows(tmp_path, "kontaktgruppe")["_reporter"]) == {"147"}
+    led.close()
+
+
+def test_dsdw_load_prints_rejections_and_the_days_reconciliation(src: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    day_dir = src / "portal" / START.isoformat()
+    (day_dir / f"akasse_fravaer_{D1}.csv").write_bytes((day_dir / f"akasse_fravaer_013_{D1}.csv").read_bytes())
+    with start_sources(src) as s:
+        state = tmp_path / "sources.json"
+        state.write_text(json.dumps(s.describe()))
+        args = ["load", "--date", START.isoformat(), "--engine", "direct", "--root", str(tmp_path / "zones"),
+                "--sources", str(state), "--received-at", RECEIVED_AT]
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+        again = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    words = " ".join(res.output.split())
+    assert f"REJECTED akasse_fravaer {START} 'akasse_fravaer_{D1}.csv'" in words and "naming rule" in words
+    assert "Reconciliation" in words
+    table = [ln for ln in res.output.splitlines() if START.isoformat() in ln and "│" in ln]
+    cells = {ln.split("│")[2].strip(): ln.split("│")[-2].strip() for ln in table}
+    assert set(cells) == {"ftp", "portal", "uvm", "ssi", "webservice"} and set(cells.values()) == {"0"}
+    assert again.exit_code == 0 and "REJECTED" not in again.output  # the rerun: nothing new to report
