@@ -629,9 +629,18 @@ def _scan_folder(folder: str, day: dt.date, sources: SourcesConfig) -> list[Offe
     out = []
     for o in scan_day(base / day.isoformat(), markers=folder != "portal", interval=PORTAL_STABLE_SECONDS):
         readable = o.kind == "file"
-        out.append(Offered(o.name, o.kind, o.size, o.refused,
+        out.append(Offered(text_name(o.name), o.kind, o.size, o.refused,
                            (lambda p=o.path: read_regular(p)) if readable else None))
     return out
+
+
+def text_name(name: str) -> str:
+    """A file name as the ledger keeps it: bytes that are not UTF-8 (surrogate escapes) as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _account_entry(zones: Zones, ledger: Ledger, channel: str, folder: str, day: dt.date, o: Offered,

@@ -542,3 +542,31 @@ def test_dsdw_load_prints_rejections_and_the_days_reconciliation(src: Path, tmp_
     cells = {ln.split("│")[2].strip(): ln.split("│")[-2].strip() for ln in table}
     assert set(cells) == {"ftp", "portal", "uvm", "ssi", "webservice"} and set(cells.values()) == {"0"}
     assert again.exit_code == 0 and "REJECTED" not in again.output  # the rerun: nothing new to report
+
+
+def test_hard_links_undecodable_names_and_header_only_exports(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds = "akasse_fravaer"
+    day_dir = src / "portal" / START.isoformat()
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(b"hemmeligt;indhold\r\n")
+    os.link(outside, day_dir / f"akasse_fravaer_002_{D1}.csv")
+    os.close(os.open(os.path.join(os.fsencode(day_dir), b"akasse_fravaer_\xff_" + D1.encode() + b".csv"),
+                     os.O_CREAT | os.O_WRONLY))
+    header = portal_payload(C[ds], [])
+    for rep in ("001", "009"):  # two a-kasser with nothing to report send the same bytes
+        (day_dir / f"akasse_fravaer_{rep}_{D1}.csv").write_bytes(header)
+    portal = sorted(n for n, c in C.items() if c.channel == "portal")
+    res = ingest_day(START, Zones(root), drops_config(src), RECEIVED_AT, datasets=portal)
+    assert not [f for r in res for f in r.failures]
+    [link] = by_name(root, f"akasse_fravaer_002_{D1}.csv")
+    assert link.status == "rejected" and "hard link" in link.error and link.landing_path == ""
+    [odd] = by_name(root, f"akasse_fravaer_\\xff_{D1}.csv")
+    assert odd.status == "rejected" and "naming rule" in odd.error
+    for rep in ("001", "009"):
+        [row] = by_name(root, f"akasse_fravaer_{rep}_{D1}.csv")
+        assert (row.status, row.rows_read, row.rows_accepted) == ("loaded", 0, 0)
+    landed = b"".join(p.read_bytes() for p in (root / "landing").rglob("*") if p.is_file())
+    assert b"hemmeligt" not in landed
+    [acc] = account_day(START, Zones(root), drops_config(src), folders=["portal"])
+    assert acc.unaccounted == []

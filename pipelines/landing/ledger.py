@@ -214,10 +214,11 @@ class Ledger:
                     return Registration("unchanged", prev)
                 return Registration("retry", prev)  # landed/failed earlier: redo the idempotent steps
             version = 1 if prev is None else prev.version + 1
-            # (a slot's own earlier versions do not count: a reporter may revert a correction)
+            # (a slot's own earlier versions do not count: a reporter may revert a correction; nor do
+            # payloads without records: every a-kasse's header-only export has the same bytes)
             same = con.execute(
                 f"SELECT {_COLS} FROM payloads WHERE dataset=? AND sha256=? AND status IN ('loaded', 'superseded') "
-                f"AND NOT ({_KEY}) ORDER BY leveringsdato, source_name, version LIMIT 1",
+                f"AND rows_read > 0 AND NOT ({_KEY}) ORDER BY leveringsdato, source_name, version LIMIT 1",
                 (key.dataset, sha256, *key.as_tuple())).fetchone() if same_bytes_check else None
             if same is not None:
                 first = _row(same)

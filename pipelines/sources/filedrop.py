@@ -135,6 +135,10 @@ def scan_day(day_dir: Path, *, markers: bool, interval: float = 0.2, sleep: Call
             if kind != "file":
                 out.append(Offer(path, name, kind, 0, _not_read(kind, path)))
                 continue
+            if st.st_nlink > 1:
+                out.append(Offer(path, name, "hardlink", st.st_size, f"hard link ({st.st_nlink} names for one "
+                                 "file): it may be a file outside the drop folder; not read"))
+                continue
             if rel:
                 out.append(Offer(path, name, kind, st.st_size, "file in a subfolder of the day folder: drop "
                                  "folders are flat (files are named <dataset>[_<reporter>]_<YYYYMMDD>); not loaded"))
