@@ -7,6 +7,12 @@ contract -> reconcile counts -> write lake + quarantine (atomic, deterministic)
 -> mark loaded (one transaction with the message ids it brought).  Every step is
 idempotent, so a rerun after a crash (even SIGKILL) converges on the same lake
 and ledger.
+
+Every entry a channel offers is accounted for in the ledger (issue 11): a file whose
+name, day, place or reporter does not hold, a link, a FIFO, a payload the parser
+rejects - each gets a ``rejected`` (or ``duplicate``) row with its reason, its bytes
+landed when it is a regular file, its records quarantined, nothing in the lake.
+:func:`account_day` compares what the channels offer with the ledger.
 """
 
 from __future__ import annotations
