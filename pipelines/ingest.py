@@ -500,7 +500,7 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
             if day != result.day:
                 out.day = day
             result.payloads.append(out)
-            if out.action not in LOADED_NOW and out.action != "rejected":  # no load transaction carried it
+            if out.action not in LOADED_NOW:  # no load transaction carried it (idempotent if one did)
                 ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur, page.cursor, page.total)
             last = page
     if (last is None and not sweep) or (last is not None and last.next_cursor is not None):
