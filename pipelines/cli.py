@@ -158,9 +158,11 @@ def load(
     workers: int = typer.Option(1, min=1, help="Processes for --engine direct (datasets in parallel)."),
 ) -> None:
     """Run the ingestion assets for one day or a range (backfill), in-process."""
-    res = _load(_days(date, date_from, date_to), root, sources, dataset, engine, received_at, workers)
+    days = _days(date, date_from, date_to)
+    res = _load(days, root, sources, dataset, engine, received_at, workers)
     _print_load(res)
-    if any(r.failures for r in res):
+    unaccounted = _print_accounts(days, root, sources) if not dataset else 0
+    if any(r.failures for r in res) or unaccounted:
         raise typer.Exit(1)
 
 
@@ -210,9 +212,37 @@ def _print_load(rows) -> None:
         t.add_row(ch, ds, f"{a['payloads']:,}", f"{a['accepted']:,}", f"{a['quarantined']:,}", kinds,
                   f"{a['unknown']:,}" if a["unknown"] else "", str(a["failed"]) if a["failed"] else "")
     console.print(t)
+    from rich.markup import escape
+
     for r in rows:
-        for who, err in r.failures:
-            console.print(f"[red]FAILED[/] {r.dataset} {r.day} {who}: {err}")
+        for who, err in r.failures:  # errors carry '[channel=... reporter=...]': never read as markup
+            console.print(f"[red]FAILED[/] {escape(f'{r.dataset} {r.day} {who}: {err}')}")
+        for name, status, reason in getattr(r, "refused", []):
+            console.print(f"[yellow]{status.upper()}[/] {escape(f'{r.dataset} {r.day} {name!r}: {reason}')}")
+
+
+def _print_accounts(days: list[dt.date], root: Path, sources: Path) -> int:
+    """Files offered by each channel against ledger rows, per day; returns the number unaccounted."""
+    from rich.markup import escape
+
+    from pipelines.ingest import SourcesConfig, Zones, account_day
+
+    cfg = SourcesConfig.from_file(sources)
+    t = Table(title="Reconciliation: entries offered per channel and day against ledger rows")
+    for col in ("day", "channel", "offered", "ledger rows by status", "unaccounted"):
+        t.add_column(col, justify="right" if col in ("offered", "unaccounted") else "left")
+    missing = 0
+    lines = []
+    for day in days:
+        for a in account_day(day, Zones(root), cfg):
+            missing += len(a.unaccounted)
+            t.add_row(day.isoformat(), a.channel, str(a.offered),
+                      ", ".join(f"{k} {v}" for k, v in sorted(a.by_status.items())), str(len(a.unaccounted)))
+            lines += [f"[red]UNACCOUNTED[/] {escape(f'{day} {a.channel}: {u!r}')}" for u in a.unaccounted[:20]]
+    console.print(t)
+    for line in lines:
+        console.print(line)
+    return missing
 
 
 @app.command()
@@ -381,7 +411,7 @@ def warehouse_check(root: Path = typer.Option(Path("data/demo/pipeline"))) -> No
     from pipelines.warehouse.checks import run_checks
 
     con = duckdb.connect(str(published_path(root)), read_only=True)
-    res = run_checks(con)
+    res = run_checks(con, root)
     t = Table(title=f"{len(res)} checks")
     for col in ("check", "severity", "rows", "examples"):
         t.add_column(col)

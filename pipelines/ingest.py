@@ -7,6 +7,12 @@ contract -> reconcile counts -> write lake + quarantine (atomic, deterministic)
 -> mark loaded (one transaction with the message ids it brought).  Every step is
 idempotent, so a rerun after a crash (even SIGKILL) converges on the same lake
 and ledger.
+
+Every entry a channel offers is accounted for in the ledger (issue 11): a file whose
+name, day, place or reporter does not hold, a link, a FIFO, a payload the parser
+rejects - each gets a ``rejected`` (or ``duplicate``) row with its reason, its bytes
+landed when it is a regular file, its records quarantined, nothing in the lake.
+:func:`account_day` compares what the channels offer with the ledger.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.contracts import Contract, codelist_codes, get_contract, load_contracts
-from pipelines.landing import LandingStore, Ledger, PayloadKey
+from pipelines.landing import LandingStore, Ledger, LedgerRow, PayloadKey
 
 CHANNEL_EXT = {"webservice": ".json", "ftp": ".csv", "portal": ".csv", "filedrop": ".dat"}
 
@@ -83,12 +89,19 @@ class PayloadOutcome:
     reporter: str
     source_name: str
     payload_id: str
-    action: str  # new | new_version | retry | duplicate
+    # new | new_version | retry: loaded now; unchanged: the same bytes again (a rerun, nothing to do);
+    # duplicate | rejected | ignored: accounted for in the ledger with ``reason``, nothing in the lake
+    action: str
     rows_read: int = 0
     accepted: int = 0
     quarantined: int = 0
     error_kinds: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    reason: str | None = None
+    day: dt.date | None = None  # set when the payload belongs to another delivery day (the webservice sweep)
+
+
+LOADED_NOW = ("new", "new_version", "retry")
 
 
 @dataclass
@@ -100,29 +113,41 @@ class UnitResult:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (reporter or file, error)
 
     @property
+    def loaded_now(self) -> list[PayloadOutcome]:
+        return [p for p in self.payloads if p.action in LOADED_NOW]
+
+    @property
     def rows_accepted(self) -> int:
-        return sum(p.accepted for p in self.payloads if p.action != "duplicate")
+        return sum(p.accepted for p in self.loaded_now)
 
     @property
     def rows_quarantined(self) -> int:
-        return sum(p.quarantined for p in self.payloads if p.action != "duplicate")
+        return sum(p.quarantined for p in self.payloads if p.action in (*LOADED_NOW, "rejected"))
+
+    @property
+    def refused(self) -> list[PayloadOutcome]:
+        """Files and pages accounted for but not loaded: rejected, duplicate or ignored, with the reason."""
+        return [p for p in self.payloads if p.action in ("rejected", "duplicate", "ignored")]
 
     def summary(self) -> str:
-        kinds = Counter()
+        kinds: Counter = Counter()
         for p in self.payloads:
             kinds.update(p.error_kinds)
         s = (f"{self.dataset} {self.day} via {self.channel}: {len(self.payloads)} payloads, "
              f"{self.rows_accepted} accepted, {self.rows_quarantined} quarantined")
         if kinds:
             s += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) + ")"
+        refused = Counter(p.action for p in self.refused)
+        if refused:
+            s += "; " + ", ".join(f"{k}: {v}" for k, v in sorted(refused.items()))
         if self.failures:
             s += f"; FAILED: {len(self.failures)} (" + "; ".join(f"{r}: {e}" for r, e in self.failures[:5]) + ")"
         return s
 
 
-# Payload-level problems that make the count of received records untrustworthy: the
-# payload fails loudly (ledger 'failed', the run reports it) and waits for a new delivery.
-PAYLOAD_FATAL = {"trailer", "truncated", "json"}
+# Payload-level problems that make the count of received records untrustworthy, or leave nothing to
+# load: the payload is rejected (landed, ledger 'rejected' with the reason, records quarantined).
+PAYLOAD_FATAL = {"trailer", "truncated", "json", "empty_payload"}
 
 
 class PayloadRejected(RuntimeError):
@@ -141,55 +166,132 @@ def _quarantine_rows(base: dict[str, Any], rows: list[dict[str, Any]]) -> list[d
     return [{**base, **r} for r in rows]
 
 
+def _reporter_codes(contract: Contract) -> set[str] | None:
+    """The reporters the code lists allow for ``contract`` (None: a single fixed reporter)."""
+    if contract.reporter == "jobcenter":
+        return set(codelist_codes("kommuner"))
+    if contract.reporter == "akasse":
+        return set(codelist_codes("akasser"))
+    return None
+
+
+def _identity_problem(contract: Contract, key: PayloadKey, accepted: pa.Table,
+                      envelope_reporter: str | None) -> str | None:
+    """Why the payload is not the named reporter's (code list, envelope, records), or None.
+
+    The reporter a file name or a token claims must be in the code list and agree with the
+    page envelope and with every record's ``indberetter``: a payload is one reporter's.
+    """
+    allowed = _reporter_codes(contract)
+    if allowed is not None and key.reporter not in allowed:
+        return (f"reporter {key.reporter!r} (from the {'token' if key.channel == 'webservice' else 'file name'}) is "
+                f"not in the code list {'kommuner' if contract.reporter == 'jobcenter' else 'akasser'}")
+    if allowed is None and key.reporter != contract.reporter.upper():
+        return f"reporter {key.reporter!r} does not deliver {contract.dataset} (only {contract.reporter.upper()})"
+    if envelope_reporter is not None and envelope_reporter != key.reporter:
+        return f"the page envelope names reporter {envelope_reporter!r}, the credentials belong to {key.reporter!r}"
+    if accepted.num_rows and "indberetter" in accepted.column_names:
+        col = accepted.column("indberetter")
+        if pc.all(pc.equal(col, key.reporter)).as_py() is not False:  # the common case, vectorised
+            return None
+        said = Counter(v for v in col.to_pylist() if v is not None)
+        other = {k: n for k, n in said.items() if k != key.reporter}
+        if other:
+            shown = ", ".join(f"{k!r} x{n}" for k, n in sorted(other.items())[:5])
+            return (f"records name another reporter in indberetter ({shown}) than the "
+                    f"{'credentials' if key.channel == 'webservice' else 'file name'} ({key.reporter!r}): "
+                    "a payload is one reporter's")
+    return None
+
+
+def _remove(*paths: Path | str | None) -> None:
+    for p in paths:
+        if p:
+            Path(p).unlink(missing_ok=True)
+
+
 def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadKey, data: bytes, ext: str,
-                 received_at: str, cursor: tuple[str | None, int, bool] | None = None) -> PayloadOutcome:
-    """Land, register, parse, reconcile and write one payload (idempotent)."""
-    from pipelines.lake.parse import QUARANTINE_SCHEMA, parse_payload, reconcile
+                 received_at: str, cursor: tuple[str | None, int, bool] | None = None, *,
+                 reject: str | None = None, envelope_reporter: str | None = None,
+                 last_cursor: str | None = None, total: int | None = None) -> PayloadOutcome:
+    """Land, register, parse, reconcile and write one payload (idempotent).
+
+    ``reject``: a reason known before parsing (the file's name, day or place): the payload is
+    landed and its records quarantined, but never loaded. A payload the parser rejects, or whose
+    reporter identity does not hold, is treated the same way: ledger ``rejected`` with the reason,
+    every readable record in the quarantine, nothing in the lake, the version loaded before (if
+    any) stays loaded.
+    """
+    from pipelines.lake.parse import QUARANTINE_SCHEMA, ReconciliationError, parse_payload, reconcile
     from pipelines.lake.write import lake_path, quarantine_path, write_parquet
 
     pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext)
     sha = hashlib.sha256(data).hexdigest()
-    reg = ledger.register(key, pid, sha, len(data), path, received_at)
-    out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action)
-    if reg.action == "duplicate":
+    reg = ledger.register(key, pid, sha, len(data), path, received_at, same_bytes_check=reject is None)
+    out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action,
+                         reason=reg.row.error if reg.action in ("duplicate", "rejected") else None)
+    if reg.action not in LOADED_NOW:
         return out
+    ident = {"payload_id": pid, "dataset": contract.dataset, "channel": key.channel, "reporter": key.reporter,
+             "leveringsdato": key.leveringsdato}
     try:
         res = parse_payload(data, contract, channel=key.channel, reporter=key.reporter,
                             leveringsdato=key.leveringsdato, payload_id=pid)
         reconcile(res)
         accepted, quarantine = res.accepted, res.quarantine
-        # duplicate messages: within this payload, or already loaded from another payload
-        accepted, dup_rows = _split_duplicates(ledger, contract, accepted, pid)
+        fatal = [e for e in res.payload_errors if e.get("error_kind") in PAYLOAD_FATAL]
+        reason = reject or getattr(res, "rejected_reason", None)
+        if reason is None and fatal:
+            reason = "; ".join(f"{e['error_kind']}: {e['message']}" for e in fatal)
+        if reason is None:
+            reason = _identity_problem(contract, key, accepted, envelope_reporter)
+        out.rows_read = res.records_received
+        if reason is not None:
+            # nothing of a rejected payload reaches the lake: its accepted-looking rows are quarantined too
+            rows = [{"record_no": int(r["_record_no"]), "field": None, "error_kind": "payload_rejected",
+                     "message": f"payload rejected: {reason}",
+                     "raw_record": json.dumps({c: (str(v) if v is not None else None) for c, v in r.items()
+                                               if not c.startswith("_")}, ensure_ascii=False)}
+                    for r in accepted.to_pylist()]
+            if rows:
+                quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(
+                    _quarantine_rows(ident, rows), schema=QUARANTINE_SCHEMA)])
+            q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid,
+                                     rejected_tag(key))
+            if quarantine.num_rows:
+                write_parquet(quarantine, q_file)
+            out.quarantined = len({n for n in quarantine.column("record_no").to_pylist() if n is not None})
+            out.error_kinds = Counter(quarantine.column("error_kind").to_pylist())
+            out.action, out.reason = "rejected", reason
+            ledger.mark_rejected(reg.row, reason, out.rows_read, out.quarantined)
+            if cursor is not None:
+                ledger.commit_cursor(key.channel, key.reporter, key.dataset, key.leveringsdato, *cursor,
+                                     last_cursor, total)
+            return out
+        # duplicate messages: within this payload, or already loaded from another payload (the
+        # version this one supersedes does not count: its ids are released by this load)
+        before = ledger.loaded_version(key)
+        exclude = [pid] + ([before.payload_id] if before is not None else [])
+        accepted, dup_rows = _split_duplicates(ledger, contract, accepted, exclude)
         if dup_rows:
             quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(
-                _quarantine_rows({"payload_id": pid, "dataset": contract.dataset, "channel": key.channel,
-                                  "reporter": key.reporter, "leveringsdato": key.leveringsdato}, dup_rows),
-                schema=QUARANTINE_SCHEMA)])
+                _quarantine_rows(ident, dup_rows), schema=QUARANTINE_SCHEMA)])
         out.warnings = _unknown_references(ledger, contract, accepted, pid)
-        lake_file = lake_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, key.source_name)
-        q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, key.source_name)
+        lake_file = lake_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
+        q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
         write_parquet(accepted, lake_file)
         if quarantine.num_rows:
             write_parquet(quarantine, q_file)
-        elif q_file.exists():
-            q_file.unlink()  # a corrected version without problems replaces the old quarantine
+        else:
+            q_file.unlink(missing_ok=True)
         q_records = len({n for n in quarantine.column("record_no").to_pylist() if n is not None})
-        out.rows_read = res.records_received
         out.accepted = accepted.num_rows
         out.quarantined = q_records
         out.error_kinds = Counter(quarantine.column("error_kind").to_pylist()) if quarantine.num_rows else Counter()
         if out.rows_read != out.accepted + out.quarantined:
-            from pipelines.lake.parse import ReconciliationError
-
             raise ReconciliationError(
                 f"payload {pid} ({contract.dataset}, {key.reporter}, {key.leveringsdato}): received "
                 f"{out.rows_read} != accepted {out.accepted} + quarantined {out.quarantined}")
-        fatal = [e for e in res.payload_errors if e.get("error_kind") in PAYLOAD_FATAL]
-        if fatal:
-            # the quarantine holds what was readable; the payload must be delivered again
-            raise PayloadRejected(
-                f"payload {pid} ({contract.dataset}, {key.reporter}, {key.leveringsdato}, {key.source_name}): "
-                + "; ".join(f"{e['error_kind']}: {e['message']}" for e in fatal))
         msgs = [(contract.dataset, b, int(n)) for b, n in zip(
             accepted.column("besked_id").to_pylist(), accepted.column("_record_no").to_pylist(), strict=True)
             if b is not None]
@@ -198,21 +300,61 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             kcol = accepted.column(contract.record_key[0]).to_pylist()
             ch = accepted.column("aendringstype").to_pylist()
             keys = [(contract.dataset, str(k)) for k, c in zip(kcol, ch, strict=True) if k is not None and c == "1"]
-        ledger.mark_loaded(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
-                           cursor)
+        old = ledger.mark_loaded(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
+                                 cursor, last_cursor, total)
+        if old is not None:  # the superseded version's files leave the lake (after the commit: crash-safe)
+            _remove_payload_files(zones, contract, old)
     except Exception as exc:
         ledger.mark_failed(key, reg.row.version, f"{type(exc).__name__}: {exc}")
         raise
     return out
 
 
-def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, pid: str
+def rejected_tag(key: PayloadKey) -> str:
+    """Names a rejected payload's quarantine file apart from a loaded payload with the same bytes."""
+    return "rejected-" + hashlib.sha256(key.source_name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def _remove_payload_files(zones: Zones, contract: Contract, row: LedgerRow) -> None:
+    from pipelines.lake.write import quarantine_path
+
+    k = row.key
+    _remove(row.lake_path, quarantine_path(zones.root, contract.dataset, k.leveringsdato, k.reporter, row.payload_id))
+
+
+def sweep_partition(zones: Zones, ledger: Ledger, dataset: str, day: dt.date) -> list[Path]:
+    """Lake and quarantine files of this partition whose payload the ledger no longer has loaded.
+
+    A crash between a new version's commit and the removal of the old version's file leaves one
+    behind; so does nothing else. Only files named for a payload the ledger knows are touched.
+    """
+    from pipelines.lake.write import payload_of
+
+    rows = ledger.rows(dataset, day)
+    live = {r.payload_id for r in rows if r.status == "loaded"}
+    live_q = live | {r.payload_id for r in rows if r.status == "rejected"}
+    known = {r.payload_id for r in rows}
+    removed = []
+    part = zones.lake / dataset / f"leveringsdato={day.isoformat()}"
+    qpart = zones.lake / "_quarantine" / f"leveringsdato={day.isoformat()}"
+    for base, pattern, keep in ((part, "*.parquet", live), (qpart, f"{dataset}__*.parquet", live_q)):
+        if not base.is_dir():
+            continue
+        for f in base.glob(pattern):
+            pid = payload_of(f)
+            if pid in known and pid not in keep:
+                f.unlink(missing_ok=True)
+                removed.append(f)
+    return removed
+
+
+def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclude: list[str]
                       ) -> tuple[pa.Table, list[dict[str, Any]]]:
     if table.num_rows == 0:
         return table, []
     ids = table.column("besked_id").to_pylist()
     rec_no = table.column("_record_no").to_pylist()
-    seen_before = ledger.seen_messages(contract.dataset, [i for i in ids if i], pid)
+    seen_before = ledger.seen_messages(contract.dataset, [i for i in ids if i], *exclude)
     first: dict[str, int] = {}
     keep, dups = [], []
     for k, (bid, n) in enumerate(zip(ids, rec_no, strict=True)):
@@ -261,13 +403,15 @@ def _unknown_references(ledger: Ledger, contract: Contract, table: pa.Table, pid
 # ---------------------------------------------------------------------------- channels
 
 def reporters_for(contract: Contract, tokens: dict[str, str]) -> list[str]:
-    if contract.reporter == "jobcenter":
-        allowed = set(codelist_codes("kommuner"))
-    elif contract.reporter == "akasse":
-        allowed = set(codelist_codes("akasser"))
-    else:
+    allowed = _reporter_codes(contract)
+    if allowed is None:
         allowed = {"JOBNET"} if contract.reporter == "jobnet" else {contract.reporter.upper()}
     return sorted(r for r in tokens if r in allowed)
+
+
+# The webservice extract of day D may grow after D was loaded (records registered on D, sent
+# late): the load of day D + 1 re-reads the last page of every complete extract of day D.
+WEBSERVICE_SWEEP_DAYS = 1
 
 
 def ingest_dataset_day(dataset: str, day: dt.date, zones: Zones, sources: SourcesConfig,
@@ -275,13 +419,23 @@ def ingest_dataset_day(dataset: str, day: dt.date, zones: Zones, sources: Source
     """Ingest every reporter's payloads of ``dataset`` delivered on ``day``.
 
     One reporter's failure does not stop the others; failures are collected and,
-    unless ``raise_on_failure`` is false, raised together at the end.
+    unless ``raise_on_failure`` is false, raised together at the end.  Rejected,
+    duplicate and ignored files are not failures: the ledger accounts for them.
     """
     contract = get_contract(dataset)
     received_at = received_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    result = UnitResult(contract.channel, dataset, day)
+    if contract.channel == "webservice":
+        for back in range(WEBSERVICE_SWEEP_DAYS, 0, -1):
+            earlier = day - dt.timedelta(days=back)
+            with partition_lock(zones, dataset, earlier):
+                _webservice_sweep(contract, earlier, zones, sources, received_at, result)
     with partition_lock(zones, dataset, day):
         remove_stale_temp(zones, contract, day)
-        return _ingest_locked(contract, day, zones, sources, received_at, raise_on_failure)
+        _ingest_locked(contract, day, zones, sources, received_at, result)
+    if result.failures and raise_on_failure:
+        raise IngestionFailed(result)
+    return result
 
 
 @contextmanager
@@ -313,11 +467,10 @@ def remove_stale_temp(zones: Zones, contract: Contract, day: dt.date) -> list[Pa
 
 
 def _ingest_locked(contract: Contract, day: dt.date, zones: Zones, sources: SourcesConfig, received_at: str,
-                   raise_on_failure: bool) -> UnitResult:
-    dataset = contract.dataset
+                   result: UnitResult) -> None:
     ledger = Ledger(zones.ledger_path)
-    result = UnitResult(contract.channel, dataset, day)
     try:
+        sweep_partition(zones, ledger, contract.dataset, day)
         if contract.channel == "webservice":
             _webservice(contract, day, zones, ledger, sources, received_at, result)
         elif contract.channel == "ftp":
@@ -326,110 +479,332 @@ def _ingest_locked(contract: Contract, day: dt.date, zones: Zones, sources: Sour
             _files(contract, day, zones, ledger, sources, received_at, result)
     finally:
         ledger.close()
-    if result.failures and raise_on_failure:
-        raise IngestionFailed(result)
-    return result
+
+
+def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
+           received_at: str, result: UnitResult, reporter: str, cursor: str | None, pages: int,
+           sweep: bool = False) -> None:
+    """Land the pages of one reporter's extract from ``cursor`` on, numbering them after ``pages``."""
+    from pipelines.sources import WebserviceClient
+
+    last = None
+    with WebserviceClient(sources.webservice_url, sources.tokens[reporter]) as client:
+        for page in client.iter_pages(contract.dataset, day, start_cursor=cursor):
+            if not page.records and pages == 0 and page.next_cursor is None:
+                break  # nothing delivered that day: no payload to land
+            pages += 1
+            key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages:05d}")
+            cur = (page.next_cursor, pages, page.next_cursor is None)
+            out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
+                               envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total)
+            if day != result.day:
+                out.day = day
+            result.payloads.append(out)
+            if out.action not in LOADED_NOW:  # no load transaction carried it (idempotent if one did)
+                ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur, page.cursor, page.total)
+            last = page
+    if (last is None and not sweep) or (last is not None and last.next_cursor is not None):
+        ledger.commit_cursor("webservice", reporter, contract.dataset, day, None, pages, True,
+                             None if last is None else last.cursor, None if last is None else last.total)
 
 
 def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
                 received_at: str, result: UnitResult) -> None:
-    from pipelines.sources import WebserviceClient
-
     for reporter in reporters_for(contract, sources.tokens):
         cursor, pages, complete = ledger.cursor("webservice", reporter, contract.dataset, day)
         if complete:
             continue
-        last = None
         try:
-            with WebserviceClient(sources.webservice_url, sources.tokens[reporter]) as client:
-                for page in client.iter_pages(contract.dataset, day, start_cursor=cursor):
-                    if not page.records and pages == 0 and page.next_cursor is None:
-                        break  # nothing delivered that day: no payload to land
-                    pages += 1
-                    key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages:05d}")
-                    cur = (page.next_cursor, pages, page.next_cursor is None)
-                    out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur)
-                    result.payloads.append(out)
-                    if out.action == "duplicate":  # no load transaction carried the cursor
-                        ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur)
-                    last = page
-            if last is None or last.next_cursor is not None or pages == 0:
-                ledger.commit_cursor("webservice", reporter, contract.dataset, day, None, pages, True)
+            _pages(contract, day, zones, ledger, sources, received_at, result, reporter, cursor, pages)
         except Exception as exc:  # noqa: BLE001 - isolate the reporter, report it below
             result.failures.append((reporter, f"{type(exc).__name__}: {exc}"))
 
 
-_FILE_RE = re.compile(r"^(?P<ds>[a-z0-9_]+?)(?:_(?P<rep>\d{3}))?_(?P<day>\d{8})\.(?:csv|txt)$")
+def _webservice_sweep(contract: Contract, day: dt.date, zones: Zones, sources: SourcesConfig, received_at: str,
+                      result: UnitResult) -> None:
+    """Re-read the last page of every complete extract of ``day``: records the reporter added after
+    the extract was loaded arrive as a new version of that page (and further pages)."""
+    ledger = Ledger(zones.ledger_path)
+    try:
+        for reporter in ledger.complete_extracts("webservice", contract.dataset, day):
+            if reporter not in sources.tokens:
+                continue
+            tail = ledger.cursor_tail("webservice", reporter, contract.dataset, day)
+            if tail is None:
+                continue
+            last_cursor, pages, _total = tail
+            try:
+                _pages(contract, day, zones, ledger, sources, received_at, result, reporter, last_cursor,
+                       max(0, pages - 1), sweep=True)
+            except Exception as exc:  # noqa: BLE001
+                result.failures.append((reporter, f"late-record sweep of {day}: {type(exc).__name__}: {exc}"))
+    finally:
+        ledger.close()
+
+# ---------------------------------------------------------------------------- file channels
+#
+# Every entry a file channel offers for a day is accounted for in the ledger: a file whose name
+# fits the channel's naming rule goes to its dataset's unit; a name that does not fit, an unknown
+# dataset, a file for another day, a file in a subfolder, a link, FIFO or device is rejected with
+# the reason (its bytes landed when it is a regular file, links and devices are never opened).
+
+# folder kind -> naming rule (docs/sources.md); names are matched whole (\Z: a trailing newline fails)
+NAME_RULES: dict[str, re.Pattern[str]] = {
+    "ftp": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<rep>\d{3})_(?P<day>\d{8})\.csv\Z"),
+    "portal": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<rep>\d{3})_(?P<day>\d{8})\.csv\Z"),
+    "uvm": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<day>\d{8})\.csv\Z"),
+    "ssi": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<day>\d{8})\.txt\Z"),
+}
+RULE_TEXT = {"ftp": "<dataset>_<kommunekode>_<YYYYMMDD>.csv", "portal": "<dataset>_<akassekode>_<YYYYMMDD>.csv",
+             "uvm": "<dataset>_<YYYYMMDD>.csv", "ssi": "<dataset>_<YYYYMMDD>.txt"}
+FOLDER_CHANNEL = {"ftp": "ftp", "portal": "portal", "uvm": "filedrop", "ssi": "filedrop"}
+UNMATCHED = "_unmatched"  # ledger dataset of entries that belong to no dataset
+NO_REPORTER = "-"
+EXT = {"ftp": ".csv", "portal": ".csv", "uvm": ".csv", "ssi": ".txt"}
 
 
-def _parse_name(name: str) -> tuple[str, str | None, str] | None:
-    """`<dataset>[_<reporter>]_<YYYYMMDD>.<ext>` -> (dataset, reporter, day) (docs/sources.md)."""
-    m = _FILE_RE.match(name)
-    return (m["ds"], m["rep"], m["day"]) if m else None
+def folder_of(contract: Contract) -> str:
+    """Which drop folder (naming rule) a file-channel contract is delivered through."""
+    if contract.channel in ("ftp", "portal"):
+        return contract.channel
+    return contract.reporter  # uvm | ssi
 
 
-def _is_file_of(name: str, dataset: str) -> bool:
-    p = _parse_name(name)
-    return p is not None and p[0] == dataset
+def folder_datasets(folder: str) -> list[str]:
+    return sorted(n for n, c in load_contracts().items() if c.channel != "webservice" and folder_of(c) == folder)
 
 
-def _reporter_from_name(name: str, dataset: str) -> str:
-    p = _parse_name(name)
-    if p is None or p[1] is None:
-        raise ValueError(f"file name {name!r} names no reporter (expected {dataset}_<code>_<YYYYMMDD>)")
-    return p[1]
+@dataclass(frozen=True)
+class Classified:
+    """What a file name says: its dataset (None: no dataset's), reporter, day, and why it is refused."""
+
+    dataset: str | None
+    reporter: str
+    day: dt.date | None
+    reason: str | None
+
+
+def classify_name(folder: str, name: str, folder_day: dt.date) -> Classified:
+    """Check ``name`` against the folder's naming rule, the contracts, the code lists and the folder's day."""
+    datasets = folder_datasets(folder)
+    fixed = NO_REPORTER if folder in ("ftp", "portal") else folder.upper()
+    rule = NAME_RULES[folder]
+    m = rule.match(name)
+    if m is None:
+        # a name that does not fit is still filed under the dataset it starts with, if any
+        ds = next((d for d in sorted(datasets, key=len, reverse=True) if name.startswith(d + "_")), None)
+        shown = name.encode("unicode_escape").decode("ascii")
+        return Classified(ds, fixed, None, f"file name {shown!r} does not follow the channel's naming rule "
+                                           f"{RULE_TEXT[folder]} (lower case, no spaces or other characters)")
+    ds, rep = m["ds"], (m.groupdict().get("rep") or fixed)
+    contracts = load_contracts()
+    if ds not in datasets:
+        where = (f"; {ds} is delivered via {contracts[ds].channel} ({folder_of(contracts[ds])})"
+                 if ds in contracts and contracts[ds].channel != "webservice" else
+                 f"; {ds} is delivered via the webservice" if ds in contracts else "")
+        return Classified(None, rep, None, f"no dataset {ds!r} is delivered in this folder{where}")
+    try:
+        named_day = dt.datetime.strptime(m["day"], "%Y%m%d").date()
+    except ValueError:
+        return Classified(ds, rep, None, f"file name date {m['day']} is not a date")
+    if named_day != folder_day:
+        return Classified(ds, rep, named_day, f"file name says {named_day.isoformat()}, it was delivered in the "
+                                              f"folder of {folder_day.isoformat()}: not loaded under either day")
+    return Classified(ds, rep, named_day, None)
+
+
+@dataclass(frozen=True)
+class Offered:
+    """One entry a file channel offers for a day, as the unit sees it."""
+
+    name: str
+    kind: str  # file | dir | symlink | fifo | device | socket | other
+    size: int
+    refused: str | None  # set by the channel scan (not a regular top-level file)
+    fetch: Any  # () -> bytes, None when the entry may not be read
+
+
+# the portal writes no markers: a file is complete when its size and mtime hold this long
+PORTAL_STABLE_SECONDS = 0.2
+
+
+def _scan_folder(folder: str, day: dt.date, sources: SourcesConfig) -> list[Offered]:
+    from pipelines.sources import read_regular, scan_day
+
+    base = {"portal": sources.portal_dir, "uvm": sources.uvm_dir, "ssi": sources.ssi_dir}[folder]
+    out = []
+    for o in scan_day(base / day.isoformat(), markers=folder != "portal", interval=PORTAL_STABLE_SECONDS):
+        readable = o.kind == "file"
+        out.append(Offered(text_name(o.name), o.kind, o.size, o.refused,
+                           (lambda p=o.path: read_regular(p)) if readable else None))
+    return out
+
+
+def text_name(name: str) -> str:
+    """A file name as the ledger keeps it: bytes that are not UTF-8 (surrogate escapes) as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _account_entry(zones: Zones, ledger: Ledger, channel: str, folder: str, day: dt.date, o: Offered,
+                   dataset: str, reporter: str, reason: str, received_at: str) -> PayloadOutcome:
+    """Ledger row for an entry not handed to a parser: landed raw when it is a regular file."""
+    key = PayloadKey(channel, reporter, dataset, day, o.name)
+    if o.fetch is not None:
+        data = o.fetch()
+        pid, path = zones.landing.put(data, channel, dataset, day, reporter, EXT[folder])
+        sha, nbytes, landed = hashlib.sha256(data).hexdigest(), len(data), str(path)
+    else:  # never opened: the row is keyed by what the entry is
+        sha = hashlib.sha256(f"{o.kind}:{o.name}:{reason}".encode()).hexdigest()
+        pid, nbytes, landed = sha[:32], 0, ""
+    reg = ledger.record_final(key, pid, sha, nbytes, landed, received_at, "rejected", reason)
+    return PayloadOutcome(reporter, o.name, pid, "unchanged" if reg.action == "unchanged" else "rejected",
+                          reason=reg.row.error)
+
+
+def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, offered: list[Offered],
+                  received_at: str, result: UnitResult) -> None:
+    """This dataset's files of the day, and the folder's entries that belong to no dataset."""
+    folder = folder_of(contract)
+    channel = contract.channel
+    first_of_folder = folder_datasets(folder)[0] == contract.dataset
+    for o in offered:
+        try:
+            if o.refused is not None:
+                c = classify_name(folder, o.name.rsplit("/", 1)[-1], day)
+                ds = c.dataset if c.dataset is not None else UNMATCHED
+                if ds == contract.dataset and o.fetch is not None:
+                    result.payloads.append(load_payload(zones, ledger, contract,
+                                                        PayloadKey(channel, c.reporter, ds, day, o.name),
+                                                        o.fetch(), EXT[folder], received_at, reject=o.refused))
+                elif ds == contract.dataset or (ds == UNMATCHED and first_of_folder):
+                    result.payloads.append(_account_entry(zones, ledger, channel, folder, day, o, ds, c.reporter,
+                                                          o.refused, received_at))
+                continue
+            c = classify_name(folder, o.name, day)
+            if c.dataset is None:
+                if first_of_folder:  # one unit of the folder accounts for it (idempotent in any case)
+                    result.payloads.append(_account_entry(zones, ledger, channel, folder, day, o, UNMATCHED,
+                                                          c.reporter, c.reason or "", received_at))
+                continue
+            if c.dataset != contract.dataset:
+                continue
+            key = PayloadKey(channel, c.reporter, contract.dataset, day, o.name)
+            result.payloads.append(load_payload(zones, ledger, contract, key, o.fetch(), EXT[folder], received_at,
+                                                reject=c.reason))
+        except Exception as exc:  # noqa: BLE001 - one file's failure does not stop the others
+            result.failures.append((o.name, f"{type(exc).__name__}: {exc}"))
+
+
+def _ftp_offered(client: Any, day: dt.date, tmp: Path) -> list[Offered]:
+    out = []
+    for f in client.list_entries(day):
+        if f.kind != "file":
+            what = "subfolder" if f.kind == "dir" else f"entry of type {f.kind}"
+            out.append(Offered(f.name, f.kind, f.size, f"{what} in the FTP day directory: the channel's files "
+                                                       "lie directly in /<YYYY-MM-DD>/; not read", None))
+            continue
+        out.append(Offered(f.name, "file", f.size, None,
+                           lambda f=f: client.fetch(f, tmp, trailer=False).read_bytes()))
+    return out
 
 
 def _ftp(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
          received_at: str, result: UnitResult) -> None:
     from pipelines.sources import FtpClient
 
-    with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as client:
+    with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as client, \
+            tempfile.TemporaryDirectory(prefix="dsdw-ftp-") as tmp:
         try:
-            files = [f for f in client.list_files(day) if _is_file_of(f.name, contract.dataset)]
+            offered = _ftp_offered(client, day, Path(tmp))
         except Exception as exc:  # noqa: BLE001
             result.failures.append(("ftp", f"{type(exc).__name__}: {exc}"))
             return
-        _fetch_ftp_files(client, files, contract, day, zones, ledger, received_at, result)
-
-
-def _fetch_ftp_files(client: Any, files: list, contract: Contract, day: dt.date, zones: Zones, ledger: Ledger,
-                     received_at: str, result: UnitResult) -> None:
-    with tempfile.TemporaryDirectory(prefix="dsdw-ftp-") as tmp:
-        for f in files:
-            reporter = _reporter_from_name(f.name, contract.dataset)
-            key = PayloadKey("ftp", reporter, contract.dataset, day, f.name)
-            try:
-                local = client.fetch(f, Path(tmp))
-                result.payloads.append(load_payload(zones, ledger, contract, key, local.read_bytes(), ".csv",
-                                                    received_at))
-            except Exception as exc:  # noqa: BLE001
-                result.failures.append((f.name, f"{type(exc).__name__}: {exc}"))
+        _handle_files(contract, day, zones, ledger, offered, received_at, result)
 
 
 def _files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
            received_at: str, result: UnitResult) -> None:
-    from pipelines.sources import complete_files, portal_files
+    try:
+        offered = _scan_folder(folder_of(contract), day, sources)
+    except Exception as exc:  # noqa: BLE001
+        result.failures.append((folder_of(contract), f"{type(exc).__name__}: {exc}"))
+        return
+    _handle_files(contract, day, zones, ledger, offered, received_at, result)
 
-    if contract.channel == "portal":
-        files = portal_files(sources.portal_dir / day.isoformat())
-        ext = ".csv"
-    else:
-        base = sources.uvm_dir if contract.reporter == "uvm" else sources.ssi_dir
-        files = complete_files(base / day.isoformat())
-        ext = ".csv" if contract.reporter == "uvm" else ".txt"
-    for f in files:
-        name = Path(f.path).name
-        if not _is_file_of(name, contract.dataset):
-            continue
-        reporter = _reporter_from_name(name, contract.dataset) if contract.channel == "portal" \
-            else contract.reporter.upper()
-        key = PayloadKey(contract.channel, reporter, contract.dataset, day, name)
-        try:
-            result.payloads.append(load_payload(zones, ledger, contract, key, Path(f.path).read_bytes(), ext,
-                                                received_at))
-        except Exception as exc:  # noqa: BLE001
-            result.failures.append((name, f"{type(exc).__name__}: {exc}"))
+
+# ---------------------------------------------------------------------------- accounting
+
+@dataclass
+class ChannelAccount:
+    """Per channel and day: entries offered against ledger rows (``unaccounted`` must be empty)."""
+
+    channel: str
+    day: dt.date
+    offered: int
+    by_status: Counter = field(default_factory=Counter)
+    unaccounted: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: list[str] | None = None
+                ) -> list[ChannelAccount]:
+    """Files offered by each file channel for ``day`` against the ledger's rows; webservice extracts
+    against the totals their reporters announced (the per-day reconciliation of ``dsdw load``)."""
+    from pipelines.sources import FtpClient
+
+    ledger = Ledger(zones.ledger_path)
+    try:
+        rows = ledger.rows(day=day)
+        latest: dict[tuple[str, str], LedgerRow] = {}
+        for r in rows:  # the newest row of each offered name (a corrected file has several)
+            k = (r.key.channel, r.key.source_name)
+            if k not in latest or r.version >= latest[k].version:
+                latest[k] = r
+        out = []
+        wanted = folders if folders is not None else ["ftp", "portal", "uvm", "ssi", "webservice"]
+        for folder in wanted:
+            if folder == "webservice":
+                continue
+            channel = FOLDER_CHANNEL[folder]
+            if folder == "ftp":
+                with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as c:
+                    names = [f.name for f in c.list_entries(day)]
+            else:
+                names = [o.name for o in _scan_folder(folder, day, sources)]
+            acc = ChannelAccount(folder, day, len(names))
+            for n in names:
+                r = latest.get((channel, n))
+                if r is None:
+                    acc.unaccounted.append(n)
+                else:
+                    acc.by_status[r.status] += 1
+            out.append(acc)
+        if "webservice" not in wanted:
+            return out
+        ws = ChannelAccount("webservice", day, 0)
+        got: Counter = Counter()  # records read from the pages in the lake or rejected (quarantined)
+        for r in rows:
+            if r.key.channel == "webservice" and r.status in ("loaded", "rejected"):
+                got[(r.key.reporter, r.key.dataset)] += r.rows_read or 0
+        for reporter, dataset, complete, total in ledger.con.execute(
+                "SELECT reporter, dataset, complete, total FROM cursors WHERE channel='webservice' "
+                "AND leveringsdato=?", (day.isoformat(),)):
+            ws.offered += 1
+            ws.by_status["complete" if complete else "incomplete"] += 1
+            if not complete:
+                ws.unaccounted.append(f"{dataset}/{reporter}: extract not read to its end")
+            elif total is not None and total != got[(reporter, dataset)]:
+                ws.unaccounted.append(f"{dataset}/{reporter}: reporter's total {total}, "
+                                      f"{got[(reporter, dataset)]} record(s) in loaded pages")
+        ws.note = "extracts (reporter x dataset): the reporter's announced total against records in loaded pages"
+        out.append(ws)
+        return out
+    finally:
+        ledger.close()
 
 
 def ingest_day(day: dt.date, zones: Zones, sources: SourcesConfig, received_at: str | None = None,

@@ -31,6 +31,7 @@ class LoadRow:
     kinds: Counter = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
     unknown_changes: int = 0  # updates/deletes of records never created (kept, reported)
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # (file or page, status, reason)
 
     @classmethod
     def of(cls, r: UnitResult) -> LoadRow:
@@ -38,7 +39,8 @@ class LoadRow:
         for p in r.payloads:
             kinds.update(p.error_kinds)
         return cls(r.channel, r.dataset, r.day, len(r.payloads), r.rows_accepted, r.rows_quarantined, kinds,
-                   list(r.failures), sum(len(p.warnings) for p in r.payloads))
+                   list(r.failures), sum(len(p.warnings) for p in r.payloads),
+                   [(p.source_name, p.action, p.reason or "") for p in r.refused if p.action != "unchanged"])
 
 
 def load_days_direct(days: list[dt.date], root: Path, sources: Path, datasets: list[str] | None = None,
@@ -74,7 +76,9 @@ def load_days_dagster(days: list[dt.date], root: Path, sources: Path, datasets: 
                     md = {k: v.value for k, v in mats[-1].metadata.items()}
                     rows.append(LoadRow(c.channel, ds, day, int(md["payloads"]), int(md["rows_accepted"]),
                                         int(md["rows_quarantined"]), Counter(md["quarantine_by_kind"]),
-                                        unknown_changes=int(md["unknown_reference_warnings"])))
+                                        unknown_changes=int(md["unknown_reference_warnings"]),
+                                        refused=[(x["file"], x["status"], x["reason"] or "")
+                                                 for x in md.get("refused", [])]))
                 else:
                     errs = [e for e in res.all_events if e.is_step_failure and e.step_key == a.op.name]
                     msg = errs[-1].step_failure_data.error.message.strip() if errs and \

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import pickle
 import time
 from collections.abc import Iterator
@@ -327,6 +328,46 @@ def test_ftp_trailer_is_checked(ftp_fixture, tmp_path: Path) -> None:
             ftp.fetch(files["sanktion_151_20261001.csv"], tmp_path / "in")
         assert (err.value.expected, err.value.actual) == (None, 3)
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["sanktion_101_20261001.csv"]
+
+
+def test_ftp_lists_every_entry_and_fetches_without_judging_the_trailer(ftp_fixture, tmp_path: Path) -> None:
+    src, day = ftp_fixture
+    (day / "sanktion_155_20261001.csv").write_bytes(b"")
+    (day / "notes.txt").write_bytes(b"hello")
+    (day / "sub").mkdir()
+    with _ftp(src) as ftp:
+        entries = {f.name: f for f in ftp.list_entries(START)}
+        assert {n: f.kind for n, f in entries.items()} == {
+            "notes.txt": "file", "sanktion_101_20261001.csv": "file", "sanktion_147_20261001.csv": "file",
+            "sanktion_151_20261001.csv": "file", "sanktion_155_20261001.csv": "file", "sub": "dir"}
+        assert ftp.list_days() == [START]
+        wrong = ftp.fetch(entries["sanktion_147_20261001.csv"], tmp_path / "in", trailer=False)
+        assert wrong.read_bytes() == (day / "sanktion_147_20261001.csv").read_bytes()
+        empty = ftp.fetch(entries["sanktion_155_20261001.csv"], tmp_path / "in", trailer=False)
+        assert empty.read_bytes() == b"" and not (tmp_path / "in" / ".sanktion_155_20261001.csv.part").exists()
+
+
+def test_scan_day_never_follows_links_and_reports_what_it_refuses(tmp_path: Path) -> None:
+    from pipelines.sources import read_regular, scan_day
+
+    day = tmp_path / "drop" / START.isoformat()
+    day.mkdir(parents=True)
+    (day / "a.csv").write_bytes(b"x")
+    marker_path(day / "a.csv").write_bytes(b"")
+    (day / "b.csv").write_bytes(b"unmarked: upload not finished")
+    (day / "link.csv").symlink_to(tmp_path / "elsewhere.csv")
+    os.mkfifo(day / "pipe.csv")
+    (day / "sub").mkdir()
+    (day / "sub" / "c.csv").write_bytes(b"y")
+    (day / "sub" / "deeper").symlink_to("/etc")
+    got = {o.name: (o.kind, o.refused is None) for o in scan_day(day, markers=True)}
+    assert got == {"a.csv": ("file", True), "link.csv": ("symlink", False), "pipe.csv": ("fifo", False),
+                   "sub/c.csv": ("file", False), "sub/deeper": ("symlink", False)}
+    assert read_regular(day / "a.csv") == b"x"
+    with pytest.raises(OSError):
+        read_regular(day / "link.csv")
+    with pytest.raises(OSError):
+        read_regular(day / "pipe.csv")  # refused on the open descriptor, never blocks
 
 
 def test_ftp_size_change_since_listing_is_refused(ftp_fixture, tmp_path: Path) -> None:

@@ -14,7 +14,14 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.contracts import Contract, load_contracts
-from pipelines.ingest import IngestionFailed, SourcesConfig, Zones, _parse_name, ingest_dataset_day
+from pipelines.ingest import (
+    IngestionFailed,
+    SourcesConfig,
+    Zones,
+    classify_name,
+    folder_datasets,
+    ingest_dataset_day,
+)
 
 TZ = "Europe/Copenhagen"
 PARTITIONS_START = os.environ.get("DSDW_PARTITIONS_START", "2026-09-01")
@@ -107,6 +114,8 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
         for p in res.payloads:
             kinds.update(p.error_kinds)
             warnings.extend(p.warnings)
+        for p in res.refused:
+            context.log.warning(f"{p.action}: {p.source_name!r} ({p.reporter}): {p.reason}")
         for w in warnings[:5]:
             context.log.warning(w)
         if len(warnings) > 5:
@@ -115,7 +124,9 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
         checks = partition_checks(c, day, dsdw)
         return dg.MaterializeResult(check_results=checks, metadata={
             "payloads": len(res.payloads),
-            "new_payloads": sum(1 for p in res.payloads if p.action != "duplicate"),
+            "new_payloads": len(res.loaded_now),
+            "refused": dg.MetadataValue.json([{"file": p.source_name, "reporter": p.reporter, "status": p.action,
+                                               "reason": p.reason} for p in res.refused]),
             "rows_accepted": res.rows_accepted,
             "rows_quarantined": res.rows_quarantined,
             "quarantine_by_kind": dg.MetadataValue.json(dict(sorted(kinds.items()))),
@@ -217,31 +228,35 @@ def _new_files_sensor(name: str, channel: str, description: str) -> dg.SensorDef
 
 
 def list_channel_files(channel: str, sources: SourcesConfig) -> list[tuple[dt.date, str, str, int]]:
-    """(delivery day, dataset, file name, size) of every complete file a channel offers now."""
-    from pipelines.sources import FtpClient, complete_files, portal_files
+    """(delivery day, dataset, file name, size) of every entry a file channel offers now.
 
-    contracts = load_contracts()
+    An entry that belongs to no dataset (a name that fits no rule, a link, a subfolder) is
+    requested for the first dataset of its folder, whose run records it as rejected.
+    """
+    from pipelines.sources import FtpClient, scan_day
+
+    folders = {"ftp": ["ftp"], "portal": ["portal"], "filedrop": ["uvm", "ssi"]}[channel]
     out = []
-    if channel == "ftp":
-        client = FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password)
-        files = [(Path(f.path).parent.name, f.name, f.size) for f in client.list_files(None)]
-    else:
-        files = []
-        dirs = [sources.portal_dir] if channel == "portal" else [sources.uvm_dir, sources.ssi_dir]
-        for base in dirs:
-            if not base.exists():
+    for folder in folders:
+        entries: list[tuple[dt.date, str, int]] = []
+        if folder == "ftp":
+            with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as client:
+                for d in client.list_days():
+                    entries += [(d, f.name, f.size) for f in client.list_entries(d)]
+        else:
+            base = {"portal": sources.portal_dir, "uvm": sources.uvm_dir, "ssi": sources.ssi_dir}[folder]
+            if not base.is_dir():
                 continue
-            for day_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-                found = portal_files(day_dir) if channel == "portal" else complete_files(day_dir)
-                files.extend((day_dir.name, Path(f.path).name, f.size) for f in found)
-    for day_s, name, size in files:
-        try:
-            day = dt.date.fromisoformat(day_s)
-        except ValueError:
-            continue
-        parsed = _parse_name(name)
-        if parsed and parsed[0] in contracts:
-            out.append((day, parsed[0], name, size))
+            for day_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.is_symlink()):
+                try:
+                    d = dt.date.fromisoformat(day_dir.name)
+                except ValueError:
+                    continue
+                entries += [(d, o.name, o.size) for o in scan_day(day_dir, markers=folder != "portal")]
+        first = folder_datasets(folder)[0]
+        for d, name, size in entries:
+            c = classify_name(folder, name.rsplit("/", 1)[-1], d)
+            out.append((d, c.dataset or first, name, size))
     return out
 
 

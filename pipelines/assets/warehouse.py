@@ -82,7 +82,7 @@ def warehouse_load(context: dg.AssetExecutionContext, dsdw: DsdwResource):
         "seconds": round(res.seconds, 2), "publish_seconds": round(res.publish_seconds, 2)})
     con = duckdb.connect(str(res.published), read_only=True)
     try:
-        results = run_checks(con)
+        results = run_checks(con, root)
     finally:
         con.close()
     for kind in CHECK_KINDS:

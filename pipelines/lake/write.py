@@ -44,14 +44,29 @@ def write_parquet(table: pa.Table, path: Path | str) -> Path:
     return atomic_write(path, parquet_bytes(table))
 
 
-def lake_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str, source_key: str) -> Path:
-    """``<root>/lake/<dataset>/leveringsdato=YYYY-MM-DD/<reporter>__<source_key>.parquet``."""
+def lake_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str, payload_id: str) -> Path:
+    """``<root>/lake/<dataset>/leveringsdato=YYYY-MM-DD/<reporter>__<payload_id>.parquet``.
+
+    Named by the payload id (the content hash), never by the delivered file name: a lake file
+    belongs to exactly one payload, whatever names (newlines, subfolders, another reporter's)
+    the channel offered.
+    """
     return (Path(root) / "lake" / dataset / f"leveringsdato={leveringsdato.isoformat()}"
-            / f"{safe_name(reporter)}__{safe_name(source_key)}.parquet")
+            / f"{safe_name(reporter)}__{safe_name(payload_id)}.parquet")
 
 
 def quarantine_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str,
-                    source_key: str) -> Path:
-    """``<root>/lake/_quarantine/leveringsdato=YYYY-MM-DD/<dataset>__<reporter>__<source_key>.parquet``."""
+                    payload_id: str, tag: str = "") -> Path:
+    """``<root>/lake/_quarantine/leveringsdato=YYYY-MM-DD/<dataset>__<reporter>[__<tag>]__<payload_id>.parquet``.
+
+    ``tag`` tells the quarantines of one payload id apart when the same bytes were also offered
+    under another name that was rejected (the rejected file's records, quarantined whole).
+    """
+    mid = f"{safe_name(tag)}__" if tag else ""
     return (Path(root) / "lake" / "_quarantine" / f"leveringsdato={leveringsdato.isoformat()}"
-            / f"{dataset}__{safe_name(reporter)}__{safe_name(source_key)}.parquet")
+            / f"{dataset}__{safe_name(reporter)}__{mid}{safe_name(payload_id)}.parquet")
+
+
+def payload_of(path: Path | str) -> str:
+    """The payload id a lake or quarantine file belongs to (the part after the last ``__``)."""
+    return Path(path).name.removesuffix(".parquet").rsplit("__", 1)[-1]

@@ -4,9 +4,12 @@ SQLite, because the ledger is small operational state written by several
 processes (Dagster runs, sensors, the CLI) and SQLite serialises writers with
 transactions that survive a SIGKILL.  The warehouse reads it, never writes it.
 
-States: ``landed`` (raw bytes stored, not yet in the lake) -> ``loaded``; or
-``failed`` with the error.  A rerun redoes ``landed`` and ``failed`` payloads
-and skips ``loaded`` ones.
+Every file a channel offers gets a row, whatever becomes of it (docs/ingestion.md):
+``landed`` (raw bytes stored, not yet in the lake) -> ``loaded`` (later ``superseded`` by a
+corrected version); ``rejected`` (the payload as a whole cannot be trusted, or the file may
+not be read: the reason is in ``error``); ``duplicate`` (same bytes as a payload already
+loaded); ``ignored``; or ``failed`` (an error of ours or of the channel). A rerun redoes
+``landed`` and ``failed`` payloads and skips the final states.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ CREATE TABLE IF NOT EXISTS payloads (
     rows_accepted INTEGER,
     rows_quarantined INTEGER,
     received_at TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('landed', 'loaded', 'failed', 'superseded')),
+    status TEXT NOT NULL CHECK (status IN ('landed', 'loaded', 'failed', 'superseded', 'rejected', 'duplicate',
+                                           'ignored')),
     error TEXT,
     landing_path TEXT NOT NULL,
     lake_path TEXT,
@@ -50,6 +54,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS cursors (
     channel TEXT NOT NULL, reporter TEXT NOT NULL, dataset TEXT NOT NULL, leveringsdato TEXT NOT NULL,
     next_cursor TEXT, pages INTEGER NOT NULL, complete INTEGER NOT NULL,
+    last_cursor TEXT, total INTEGER,
     PRIMARY KEY (channel, reporter, dataset, leveringsdato)
 );
 CREATE TABLE IF NOT EXISTS messages (
@@ -95,9 +100,17 @@ class LedgerRow:
     lake_path: str | None
 
 
+FINAL = ("loaded", "superseded", "rejected", "duplicate", "ignored")
+
+
 @dataclass(frozen=True)
 class Registration:
-    """What registering a payload decided: ``new``, ``new_version``, ``retry`` or ``duplicate``."""
+    """What registering a payload decided.
+
+    ``new``, ``new_version`` or ``retry``: parse and load it. ``unchanged``: the same bytes under
+    the same key again (a rerun): nothing to do. ``duplicate`` or ``rejected``: a new ledger row
+    in that final state was written (same bytes as a payload already loaded), nothing to load.
+    """
 
     action: str
     row: LedgerRow
@@ -105,6 +118,7 @@ class Registration:
 
 _COLS = ("channel, reporter, dataset, leveringsdato, source_name, version, payload_id, sha256, bytes, supersedes, "
          "rows_read, rows_accepted, rows_quarantined, received_at, status, error, landing_path, lake_path")
+_KEY = "channel=? AND reporter=? AND dataset=? AND leveringsdato=? AND source_name=?"
 
 
 def _row(r: tuple) -> LedgerRow:
@@ -123,7 +137,26 @@ class Ledger:
         # WAL + NORMAL: a SIGKILL loses nothing committed; a power cut may lose the last
         # commits, which the idempotent rerun redoes. FULL costs an fsync per commit.
         self.con.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
         self.con.executescript(SCHEMA)
+
+    def _migrate(self) -> None:
+        """Ledgers written before the final states existed: widen the status check, add cursor columns."""
+        r = self.con.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='payloads'").fetchone()
+        if r is not None and "'rejected'" not in r[0]:
+            with self.tx() as con:
+                con.execute("ALTER TABLE payloads RENAME TO payloads_old")
+                con.execute("DROP INDEX IF EXISTS payloads_by_day")
+                con.execute("DROP INDEX IF EXISTS payloads_by_sha")
+                for stmt in SCHEMA.split(";"):
+                    if "CREATE TABLE IF NOT EXISTS payloads" in stmt or "ON payloads" in stmt:
+                        con.execute(stmt)
+                con.execute(f"INSERT INTO payloads ({_COLS}) SELECT {_COLS} FROM payloads_old ORDER BY rowid")
+                con.execute("DROP TABLE payloads_old")
+        r = self.con.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='cursors'").fetchone()
+        if r is not None and "last_cursor" not in r[0]:
+            self.con.execute("ALTER TABLE cursors ADD COLUMN last_cursor TEXT")
+            self.con.execute("ALTER TABLE cursors ADD COLUMN total INTEGER")
 
     def close(self) -> None:
         self.con.close()
@@ -140,89 +173,153 @@ class Ledger:
         self.con.execute("COMMIT")
 
     def latest(self, key: PayloadKey) -> LedgerRow | None:
-        r = self.con.execute(
-            f"SELECT {_COLS} FROM payloads WHERE channel=? AND reporter=? AND dataset=? AND leveringsdato=? "
-            "AND source_name=? ORDER BY version DESC LIMIT 1", key.as_tuple()).fetchone()
+        r = self.con.execute(f"SELECT {_COLS} FROM payloads WHERE {_KEY} ORDER BY version DESC LIMIT 1",
+                             key.as_tuple()).fetchone()
         return _row(r) if r else None
 
+    def loaded_version(self, key: PayloadKey) -> LedgerRow | None:
+        """The version of ``key`` now in the lake (a newer one may be rejected or pending)."""
+        r = self.con.execute(f"SELECT {_COLS} FROM payloads WHERE {_KEY} AND status='loaded' "
+                             "ORDER BY version DESC LIMIT 1", key.as_tuple()).fetchone()
+        return _row(r) if r else None
+
+    def _event(self, con: sqlite3.Connection, at: str, key: PayloadKey, pid: str, event: str, detail: str) -> None:
+        con.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", (at, *key.as_tuple(), pid, event, detail))
+
+    def _insert(self, con: sqlite3.Connection, key: PayloadKey, version: int, pid: str, sha256: str, nbytes: int,
+                received_at: str, status: str, error: str | None, landing_path: str, rows_read: int | None = None,
+                quarantined: int | None = None) -> LedgerRow:
+        con.execute(
+            f"INSERT INTO payloads ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*key.as_tuple(), version, pid, sha256, nbytes, None, rows_read, None if rows_read is None else 0,
+             quarantined, received_at, status, error, landing_path, None))
+        row = self.latest(key)
+        assert row is not None
+        return row
+
     def register(self, key: PayloadKey, payload_id: str, sha256: str, nbytes: int, landing_path: Path,
-                 received_at: str) -> Registration:
-        """Record a landed payload; decides whether it is new, a new version, a retry or a duplicate."""
+                 received_at: str, same_bytes_check: bool = True) -> Registration:
+        """Record a landed payload; decides whether it is new, a new version, a retry or a duplicate.
+
+        Same bytes as a payload of this dataset already loaded (or loaded and since superseded),
+        under any name, day or reporter: not loaded again. The same reporter's is a ``duplicate``;
+        another reporter's bytes under this reporter's name are ``rejected`` (a file is one
+        reporter's: it is neither accepted twice nor filed under the wrong reporter).
+        ``same_bytes_check=False`` when the caller rejects the payload anyway (its own reason first).
+        """
         with self.tx() as con:
             prev = self.latest(key)
             if prev is not None and prev.sha256 == sha256:
-                if prev.status == "loaded":
-                    con.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
-                                (received_at, *key.as_tuple(), payload_id, "duplicate_payload",
-                                 f"same bytes as version {prev.version}; nothing to do"))
-                    return Registration("duplicate", prev)
+                if prev.status in FINAL:
+                    return Registration("unchanged", prev)
                 return Registration("retry", prev)  # landed/failed earlier: redo the idempotent steps
-            if prev is None:
-                same = con.execute(
-                    f"SELECT {_COLS} FROM payloads WHERE channel=? AND reporter=? AND dataset=? AND sha256=? "
-                    "AND status IN ('loaded', 'superseded') ORDER BY leveringsdato, source_name, version LIMIT 1",
-                    (key.channel, key.reporter, key.dataset, sha256)).fetchone()
-                if same is not None:  # the same bytes under another name: already loaded
-                    first = _row(same)
-                    con.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
-                                (received_at, *key.as_tuple(), payload_id, "duplicate_payload",
-                                 f"same bytes as {first.key.source_name} ({first.key.leveringsdato}, version "
-                                 f"{first.version}); nothing to do"))
-                    return Registration("duplicate", first)
             version = 1 if prev is None else prev.version + 1
-            supersedes = None if prev is None else prev.payload_id
-            con.execute(
-                f"INSERT INTO payloads ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (*key.as_tuple(), version, payload_id, sha256, nbytes, supersedes, None, None, None, received_at,
-                 "landed", None, str(landing_path), None))
+            # (a slot's own earlier versions do not count: a reporter may revert a correction; nor do
+            # payloads without records: every a-kasse's header-only export has the same bytes)
+            same = con.execute(
+                f"SELECT {_COLS} FROM payloads WHERE dataset=? AND sha256=? AND status IN ('loaded', 'superseded') "
+                f"AND rows_read > 0 AND NOT ({_KEY}) ORDER BY leveringsdato, source_name, version LIMIT 1",
+                (key.dataset, sha256, *key.as_tuple())).fetchone() if same_bytes_check else None
+            if same is not None:
+                first = _row(same)
+                where = (f"{first.key.source_name!r} ({first.key.leveringsdato}, reporter {first.key.reporter}, "
+                         f"version {first.version}, {first.status})")
+                if first.key.reporter == key.reporter:
+                    status, why = "duplicate", f"same bytes as {where}: already loaded, nothing to do"
+                else:
+                    status, why = "rejected", (f"same bytes as {where}: another reporter's file under reporter "
+                                               f"{key.reporter}'s name; not loaded twice, not filed under {key.reporter}")
+                row = self._insert(con, key, version, payload_id, sha256, nbytes, received_at, status, why,
+                                   str(landing_path))
+                self._event(con, received_at, key, payload_id, "duplicate_payload", why)
+                return Registration(status, row)
+            row = self._insert(con, key, version, payload_id, sha256, nbytes, received_at, "landed", None,
+                               str(landing_path))
             if prev is not None:
-                con.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
-                            (received_at, *key.as_tuple(), payload_id, "new_version",
-                             f"version {version} supersedes {prev.payload_id} (version {prev.version})"))
-            row = self.latest(key)
-            assert row is not None
+                self._event(con, received_at, key, payload_id, "new_version",
+                            f"version {version} follows {prev.payload_id} (version {prev.version}, {prev.status})")
             return Registration("new" if prev is None else "new_version", row)
+
+    def record_final(self, key: PayloadKey, payload_id: str, sha256: str, nbytes: int, landing_path: str,
+                     received_at: str, status: str, reason: str) -> Registration:
+        """A file offered that is not parsed (bad name, not a regular file, ...): one row with its reason.
+
+        Idempotent: the same (key, bytes) again changes nothing.
+        """
+        assert status in ("rejected", "ignored")
+        with self.tx() as con:
+            prev = self.latest(key)
+            if prev is not None and prev.sha256 == sha256 and prev.status in FINAL:
+                return Registration("unchanged", prev)
+            version = 1 if prev is None else prev.version + 1
+            row = self._insert(con, key, version, payload_id, sha256, nbytes, received_at, status, reason,
+                               landing_path)
+            self._event(con, received_at, key, payload_id, status, reason)
+            return Registration(status, row)
 
     def mark_loaded(self, row: LedgerRow, rows_read: int, accepted: int, quarantined: int, lake_path: str,
                     messages: Iterable[tuple[str, str, int]] = (), keys: Iterable[tuple[str, str]] = (),
-                    cursor: tuple[str | None, int, bool] | None = None) -> None:
+                    cursor: tuple[str | None, int, bool] | None = None, last_cursor: str | None = None,
+                    total: int | None = None) -> LedgerRow | None:
         """Loaded, in one transaction with the message ids and record keys the payload brought
-        (and, for a webservice page, the cursor to resume from)."""
+        (and, for a webservice page, the cursor to resume from). The version of the same key
+        loaded before is superseded in the same transaction (its ids released); it is returned,
+        so the caller removes its lake files."""
         with self.tx() as con:
             if cursor is not None:
                 k = row.key
-                con.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?,?)",
+                con.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?,?,?,?)",
                             (k.channel, k.reporter, k.dataset, k.leveringsdato.isoformat(), cursor[0], cursor[1],
-                             int(cursor[2])))
-            if row.supersedes:
-                con.execute("DELETE FROM messages WHERE payload_id=?", (row.supersedes,))
-                con.execute("DELETE FROM record_keys WHERE payload_id=?", (row.supersedes,))
-                con.execute("UPDATE payloads SET status='superseded' WHERE payload_id=? AND status='loaded'",
-                            (row.supersedes,))
+                             int(cursor[2]), last_cursor, total))
+            old = self.loaded_version(row.key)
+            if old is not None and old.version != row.version:
+                con.execute("DELETE FROM messages WHERE payload_id=?", (old.payload_id,))
+                con.execute("DELETE FROM record_keys WHERE payload_id=?", (old.payload_id,))
+                con.execute(f"UPDATE payloads SET status='superseded' WHERE {_KEY} AND version=?",
+                            (*old.key.as_tuple(), old.version))
+            else:
+                old = None
             con.executemany("INSERT OR IGNORE INTO messages VALUES (?,?,?,?)",
                             ((ds, bid, row.payload_id, n) for ds, bid, n in messages))
             con.executemany("INSERT OR IGNORE INTO record_keys VALUES (?,?,?)",
                             ((ds, k, row.payload_id) for ds, k in keys))
             con.execute(
                 "UPDATE payloads SET status='loaded', error=NULL, rows_read=?, rows_accepted=?, rows_quarantined=?, "
-                "lake_path=? WHERE channel=? AND reporter=? AND dataset=? AND leveringsdato=? AND source_name=? "
-                "AND version=?", (rows_read, accepted, quarantined, lake_path, *row.key.as_tuple(), row.version))
+                f"lake_path=?, supersedes=? WHERE {_KEY} AND version=?",
+                (rows_read, accepted, quarantined, lake_path, old.payload_id if old else None,
+                 *row.key.as_tuple(), row.version))
+        return old
+
+    def mark_rejected(self, row: LedgerRow, reason: str, rows_read: int, quarantined: int) -> None:
+        """The payload as a whole is not trusted: nothing of it is in the lake, the version loaded
+        before (if any) stays loaded, its readable records are in the quarantine."""
+        with self.tx() as con:
+            con.execute(f"UPDATE payloads SET status='rejected', error=?, rows_read=?, rows_accepted=0, "
+                        f"rows_quarantined=?, lake_path=NULL WHERE {_KEY} AND version=?",
+                        (reason, rows_read, quarantined, *row.key.as_tuple(), row.version))
+            self._event(con, row.received_at, row.key, row.payload_id, "rejected", reason)
 
     def mark_failed(self, key: PayloadKey, version: int, error: str) -> None:
         with self.tx() as con:
-            con.execute("UPDATE payloads SET status='failed', error=? WHERE channel=? AND reporter=? AND dataset=? "
-                        "AND leveringsdato=? AND source_name=? AND version=?", (error, *key.as_tuple(), version))
+            con.execute(f"UPDATE payloads SET status='failed', error=? WHERE {_KEY} AND version=?",
+                        (error, *key.as_tuple(), version))
 
-    def seen_messages(self, dataset: str, besked_ids: list[str], payload_id: str) -> dict[str, tuple[str, int]]:
-        """Message ids already loaded by another payload (duplicates), with where they came first."""
+    def seen_messages(self, dataset: str, besked_ids: list[str], *exclude: str) -> dict[str, tuple[str, int]]:
+        """Message ids already loaded by another payload (duplicates), with where they came first.
+
+        ``exclude``: payload ids whose messages do not count - the payload itself (a retry) and the
+        version it is about to supersede (its ids are released by the same load).
+        """
         out: dict[str, tuple[str, int]] = {}
+        skip = set(exclude)
         for k in range(0, len(besked_ids), 900):
             chunk = besked_ids[k:k + 900]
             q = ",".join("?" * len(chunk))
             for bid, pid, n in self.con.execute(
-                    f"SELECT besked_id, payload_id, record_no FROM messages WHERE dataset=? AND besked_id IN ({q}) "
-                    "AND payload_id<>?", (dataset, *chunk, payload_id)):
-                out[bid] = (pid, n)
+                    f"SELECT besked_id, payload_id, record_no FROM messages WHERE dataset=? AND besked_id IN ({q})",
+                    (dataset, *chunk)):
+                if pid not in skip:
+                    out[bid] = (pid, n)
         return out
 
     def known_keys(self, dataset: str, keys: list[str]) -> set[str]:
@@ -241,11 +338,25 @@ class Ledger:
                              ).fetchone()
         return (r[0], r[1], bool(r[2])) if r else (None, 0, False)
 
+    def cursor_tail(self, channel: str, reporter: str, dataset: str, day: dt.date
+                    ) -> tuple[str | None, int, int | None] | None:
+        """(cursor the last page was requested with, pages, the reporter's total then) of a complete extract."""
+        r = self.con.execute("SELECT last_cursor, pages, total FROM cursors WHERE channel=? AND reporter=? "
+                             "AND dataset=? AND leveringsdato=? AND complete=1",
+                             (channel, reporter, dataset, day.isoformat())).fetchone()
+        return (r[0], r[1], r[2]) if r else None
+
+    def complete_extracts(self, channel: str, dataset: str, day: dt.date) -> list[str]:
+        return [r[0] for r in self.con.execute(
+            "SELECT reporter FROM cursors WHERE channel=? AND dataset=? AND leveringsdato=? AND complete=1 "
+            "ORDER BY reporter", (channel, dataset, day.isoformat()))]
+
     def commit_cursor(self, channel: str, reporter: str, dataset: str, day: dt.date, next_cursor: str | None,
-                      pages: int, complete: bool) -> None:
+                      pages: int, complete: bool, last_cursor: str | None = None, total: int | None = None) -> None:
         with self.tx() as con:
-            con.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?,?)",
-                        (channel, reporter, dataset, day.isoformat(), next_cursor, pages, int(complete)))
+            con.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?,?,?,?)",
+                        (channel, reporter, dataset, day.isoformat(), next_cursor, pages, int(complete),
+                         last_cursor, total))
 
     def rows(self, dataset: str | None = None, day: dt.date | None = None) -> list[LedgerRow]:
         q, args = f"SELECT {_COLS} FROM payloads WHERE 1=1", []

@@ -5,13 +5,22 @@ only once they are complete; landing, parsing and the ledger live downstream.
 """
 
 from .errors import AuthError, SourceError, TrailerError
-from .filedrop import DroppedFile, complete_files, portal_files, wait_size_stable
+from .filedrop import (
+    DroppedFile,
+    Offer,
+    complete_files,
+    portal_files,
+    read_regular,
+    scan_day,
+    wait_size_stable,
+)
 from .ftp import FtpClient, RemoteFile, count_trailer
 from .webservice import Page, WebserviceClient
 
 __all__ = [
     "AuthError",
     "DroppedFile",
+    "Offer",
     "FtpClient",
     "Page",
     "RemoteFile",
@@ -21,5 +30,7 @@ __all__ = [
     "complete_files",
     "count_trailer",
     "portal_files",
+    "read_regular",
+    "scan_day",
     "wait_size_stable",
 ]

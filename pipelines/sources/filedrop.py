@@ -6,11 +6,19 @@ uploading (or be the leftover of a crashed upload), so reading it would land a
 truncated payload. The Arbejdsmarkedsportalen export has no markers: there a file
 counts as complete once its size stopped changing. Each picked-up file comes with its
 size and sha256, computed from the same read, so the ledger can detect re-deliveries.
+
+Ingestion reads a day's drop folder with :func:`scan_day`, which never leaves the folder:
+symbolic links, devices, FIFOs and sockets are reported (refused, with the reason), never
+opened; files in subfolders are reported as refused (drop folders are flat); regular files
+are opened with ``O_NOFOLLOW`` and checked to be regular on the open descriptor, so a
+file swapped for a link between the listing and the read is refused too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,7 +26,8 @@ from pathlib import Path
 
 from pipelines.contracts.wire import MARKER_SUFFIX, PART_SUFFIX, is_complete, marker_path
 
-__all__ = ["DroppedFile", "complete_files", "portal_files", "wait_size_stable"]
+__all__ = ["DroppedFile", "Offer", "complete_files", "portal_files", "read_regular", "scan_day",
+           "wait_size_stable"]
 
 _TEMP_SUFFIXES = (MARKER_SUFFIX, PART_SUFFIX, ".tmp", ".temp", ".partial", ".filepart", ".crdownload", "~")
 _CHUNK = 1024 * 1024
@@ -32,6 +41,146 @@ class DroppedFile:
     name: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One entry a day's drop folder offers: a complete top-level file to read, or a refused entry.
+
+    ``name`` is the path relative to the day folder (POSIX), exactly as on disk; ``kind`` is
+    file, symlink, fifo, socket, device or other; ``refused`` says why it is not read as a
+    payload (None for a complete regular file directly in the day folder).
+    """
+
+    path: Path
+    name: str
+    kind: str
+    size: int
+    refused: str | None = None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "other"
+
+
+def _in_progress(name: str) -> bool:
+    """Hidden, temporary and marker files: the upload protocol's, not payloads."""
+    return name.startswith(".") or name.endswith(_TEMP_SUFFIXES)
+
+
+def _not_read(kind: str, path: Path) -> str:
+    if kind == "symlink":
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"symbolic link (to {target!r}): a drop folder is never left, links are not followed; not read"
+    return f"not a regular file ({kind}): not read"
+
+
+def scan_day(day_dir: Path, *, markers: bool, interval: float = 0.2, sleep: Callable[[float], None] = time.sleep,
+             max_depth: int = 4) -> list[Offer]:
+    """Everything a day's drop folder offers, without following a link or recursing into the read set.
+
+    ``markers``: a top-level file is offered once its ``.done`` marker exists (UVM, SSI); without
+    markers (the portal) once its size and mtime are the same in two looks ``interval`` apart.
+    Uploads in progress (hidden, temporary, unmarked or still growing files) are not offered yet.
+    Entries in subfolders (up to ``max_depth``) are offered as refused: drop folders are flat.
+    """
+    day_dir = Path(day_dir)
+    try:
+        top = os.lstat(day_dir)
+    except FileNotFoundError:
+        return []
+    if not stat.S_ISDIR(top.st_mode):
+        kind = _kind(top.st_mode)
+        return [Offer(day_dir, ".", kind, 0, f"the day folder itself is a {kind}: " + _not_read(kind, day_dir))]
+    out: list[Offer] = []
+    waiting: dict[str, tuple[int, int]] = {}
+
+    def walk(directory: Path, rel: str, depth: int) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            out.append(Offer(directory, rel or ".", "directory", 0, f"folder cannot be listed: {exc}"))
+            return
+        for e in entries:
+            name = f"{rel}/{e.name}" if rel else e.name
+            if _in_progress(e.name):
+                continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            kind = _kind(st.st_mode)
+            path = Path(e.path)
+            if kind == "directory":
+                if depth >= max_depth:
+                    out.append(Offer(path, name, kind, 0, f"subfolder nested deeper than {max_depth}: not read"))
+                else:
+                    walk(path, name, depth + 1)
+                continue
+            if kind != "file":
+                out.append(Offer(path, name, kind, 0, _not_read(kind, path)))
+                continue
+            if st.st_nlink > 1:
+                out.append(Offer(path, name, "hardlink", st.st_size, f"hard link ({st.st_nlink} names for one "
+                                 "file): it may be a file outside the drop folder; not read"))
+                continue
+            if rel:
+                out.append(Offer(path, name, kind, st.st_size, "file in a subfolder of the day folder: drop "
+                                 "folders are flat (files are named <dataset>[_<reporter>]_<YYYYMMDD>); not loaded"))
+                continue
+            if markers:
+                if not marker_path(path).exists():
+                    continue  # upload not finished
+                out.append(Offer(path, name, kind, st.st_size))
+            else:
+                waiting[name] = (st.st_size, st.st_mtime_ns)
+                out.append(Offer(path, name, kind, st.st_size))
+
+    walk(day_dir, "", 0)
+    if waiting:
+        sleep(interval)
+        keep = []
+        for o in out:
+            if o.name in waiting and o.refused is None:
+                try:
+                    st = os.lstat(o.path)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != waiting[o.name]:
+                    continue  # still growing or replaced: taken next time
+            keep.append(o)
+        out = keep
+    return sorted(out, key=lambda o: o.name)
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file; never follows a link, never opens a FIFO or device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path}: {_kind(st.st_mode)}, not a regular file")
+        chunks = []
+        while chunk := os.read(fd, _CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def complete_files(drop_dir: Path, *, since: set[str] | None = None) -> list[DroppedFile]:
@@ -121,8 +270,11 @@ def _candidates(root: Path, pattern: str, since: set[str] | None) -> Iterable[Pa
             continue
         if since and rel.as_posix() in since:
             continue
-        if path.is_file():
-            found.append(path)
+        if path.is_symlink() or not path.is_file():
+            continue  # links are never followed out of a drop folder; FIFOs and devices are not files
+        if any((root / p).is_symlink() for p in rel.parents if p != Path(".")):
+            continue
+        found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 

@@ -6,6 +6,11 @@ its destination, resumed with ``REST`` after a disconnect (also across process
 restarts: the ``.part`` survives), and only renamed to ``<name>`` once its size equals
 the server's ``SIZE`` and its trailer ``TRAILER;<n>`` matches the data lines (§ 52,
 stk. 4). A file that fails verification is discarded, so the next attempt starts clean.
+
+Ingestion fetches with ``trailer=False`` and lets the parser judge the trailer: a file with a
+wrong or missing trailer is then landed and rejected with its reason in the ledger, not lost.
+:meth:`FtpClient.list_entries` lists everything a day directory offers (files of any name,
+subdirectories, links), so every offered entry can be accounted for.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class RemoteFile:
     name: str
     size: int
     day: dt.date | None = None
+    kind: str = "file"  # file | dir | other (as MLSD reports it)
 
 
 class FtpClient:
@@ -144,6 +150,26 @@ class FtpClient:
             out.extend(entries)
         return sorted(out, key=lambda f: f.path)
 
+    def list_days(self) -> list[dt.date]:
+        """The day directories ``/<YYYY-MM-DD>/`` on the server, sorted."""
+        return self._retrying("listing /", _list_days)
+
+    def list_entries(self, day: dt.date) -> list[RemoteFile]:
+        """Every entry of ``/<day>/`` except uploads in progress (hidden, ``.part``): any name, any type."""
+        directory = f"/{day.isoformat()}"
+
+        def op(ftp: ftplib.FTP) -> list[RemoteFile]:
+            try:
+                entries = _entries_all(ftp, directory)
+            except ftplib.error_perm as exc:
+                if str(exc).startswith("550"):
+                    return []
+                raise
+            return [RemoteFile(f"{directory}/{name}", name, size, day, kind) for name, kind, size in entries
+                    if not name.startswith(".") and not name.endswith(".part") and name not in (".", "..")]
+
+        return sorted(self._retrying(f"listing {directory}", op, dato=day), key=lambda f: f.path)
+
     # --- download
 
     def fetch(self, remote: RemoteFile, dest_dir: Path, *, trailer: bool = True) -> Path:
@@ -173,6 +199,8 @@ class FtpClient:
                 if before > size:
                     part.unlink()
                     before = 0
+                if size == 0:
+                    part.write_bytes(b"")  # an empty file is a (rejected) delivery, not a missing .part
                 if before < size:
                     with part.open("ab") as fh:
                         ftp.retrbinary(f"RETR {remote.path}", fh.write, blocksize=_BLOCK, rest=before or None)
@@ -278,6 +306,33 @@ def _entries(ftp: ftplib.FTP, directory: str) -> list[tuple[str, int]]:
             continue  # a directory, or gone meanwhile
         if size is not None:
             out.append((name, size))
+    return out
+
+
+def _entries_all(ftp: ftplib.FTP, directory: str) -> list[tuple[str, str, int]]:
+    """(name, kind, size) of every entry in ``directory``: MLSD, or NLST + SIZE if unsupported."""
+    try:
+        out = []
+        for name, facts in ftp.mlsd(directory, facts=["type", "size"]):
+            kind = facts.get("type", "other")
+            if kind in ("cdir", "pdir"):
+                continue
+            out.append((name, kind if kind in ("file", "dir") else "other", int(facts.get("size", 0) or 0)))
+        return out
+    except ftplib.error_perm as exc:
+        if not str(exc).startswith(("500", "501", "502", "504")):
+            raise
+    out = []
+    names = ftp.nlst(directory)
+    ftp.voidcmd("TYPE I")
+    for entry in names:
+        name = entry.rsplit("/", 1)[-1]
+        try:
+            size = ftp.size(f"{directory}/{name}")
+        except ftplib.error_perm:
+            out.append((name, "dir", 0))
+            continue
+        out.append((name, "file", size or 0))
     return out
 
 

@@ -144,7 +144,7 @@ def _new_payloads(root: Path, con: duckdb.DuckDBPyConnection, upto: dt.date) -> 
     new, still = [], []
     for r in rows:
         rowid, status, rec = r[0], r[1], dict(zip(cols, r[2:], strict=True))
-        if rec["payload_id"] in done or status == "superseded":
+        if rec["payload_id"] in done or status in ("superseded", "rejected", "duplicate", "ignored"):
             continue
         if status == "loaded" and dt.date.fromisoformat(rec["leveringsdato"]) <= upto:
             new.append(rec)

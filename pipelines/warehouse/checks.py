@@ -8,6 +8,7 @@ a few examples, so a failure names model, rule and rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
@@ -53,9 +54,63 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, list]:
     return n, ex
 
 
-def run_checks(con: duckdb.DuckDBPyConnection) -> list[CheckResult]:
-    """All checks against an analysts' warehouse connection (the published or the build DB)."""
-    out: list[CheckResult] = []
+def lake_ledger_checks(root: Path | str) -> list[CheckResult]:
+    """Ledger against lake, per payload: every ``loaded`` payload's lake file holds exactly its
+    ``rows_accepted`` rows, all carrying its payload id, and no lake file holds rows of a payload
+    the ledger does not have loaded (superseded, rejected, unknown). Fails loudly on any difference:
+    the warehouse follows the lake, so a lake that drifted from the ledger is a wrong warehouse.
+    """
+    import sqlite3
+
+    root = Path(root)
+    ledger, lake = root / "ledger.sqlite", root / "lake"
+    if not ledger.exists() or not lake.is_dir():
+        return []
+    lc = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    try:
+        loaded = {pid: (ds, n, path) for pid, ds, n, path in lc.execute(
+            "SELECT payload_id, dataset, rows_accepted, lake_path FROM payloads WHERE status='loaded'")}
+    finally:
+        lc.close()
+    files = sorted(str(p) for p in lake.glob("*/leveringsdato=*/*.parquet") if not p.parts[-3].startswith("_"))
+    found: dict[tuple[str, str], int] = {}
+    if files:
+        con = duckdb.connect()
+        try:
+            flist = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            for fname, pid, n in con.execute(
+                    f"SELECT filename, _payload_id, count(*) FROM read_parquet([{flist}], filename = true, "
+                    "union_by_name = true) GROUP BY ALL").fetchall():
+                found[(fname, pid)] = n
+        finally:
+            con.close()
+    bad: list[tuple] = []
+    in_files: dict[str, list[str]] = {}
+    for (fname, pid), n in found.items():
+        in_files.setdefault(pid, []).append(fname)
+        want = loaded.get(pid)
+        if want is None:
+            bad.append((pid, fname, n, "rows of a payload the ledger does not have loaded"))
+        elif want[2] != fname:
+            bad.append((pid, fname, n, f"rows in another file than the ledger's lake_path {want[2]}"))
+    for pid, (ds, n, path) in loaded.items():
+        got = sum(found.get((f, pid), 0) for f in in_files.get(pid, []))
+        if got != (n or 0):
+            bad.append((pid, path, got, f"ledger rows_accepted {n}, lake holds {got} ({ds})"))
+    listed = {p for _, _, p in loaded.values() if p}
+    with_rows = {k[0] for k in found}
+    for f in files:
+        if f not in listed and f not in with_rows:
+            bad.append(("-", f, 0, "empty lake file no loaded payload owns"))
+    return [CheckResult("reconcile:ledger=lake per payload", "lake", "reconcile", len(bad), bad[:3],
+                        "every loaded payload's rows_accepted = its rows in the lake, and the lake holds "
+                        "rows of loaded payloads only")]
+
+
+def run_checks(con: duckdb.DuckDBPyConnection, root: Path | str | None = None) -> list[CheckResult]:
+    """All checks against an analysts' warehouse connection (the published or the build DB);
+    with ``root`` also the ledger-against-lake reconciliation of that environment's zones."""
+    out: list[CheckResult] = lake_ledger_checks(root) if root is not None else []
     have = _tables(con)
     models = load_models()
     # unique keys of hand-written tables and of the current state of every fact

@@ -1,0 +1,572 @@
+"""File- and payload-level ingestion (issue 11): nothing lost, misfiled or read from outside.
+
+Each test writes bad files into the drop folders (or the FTP tree) of a small generated
+source directory, runs the real ingestion and asserts the data: the lake's rows per
+payload, the ledger's rows and reasons, the quarantine's error kinds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+import pipelines.ingest as ingest
+from pipelines.contracts import load_contracts
+from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day, ingest_day
+from pipelines.landing import Ledger
+from pipelines.simulate.channels import ftp_payload, portal_payload, read_payload, ssi_payload
+from pipelines.simulate.generate import generate
+from pipelines.simulate.servers import marker_path, start_sources
+
+START = dt.date(2026, 10, 1)
+D1 = START.strftime("%Y%m%d")
+RECEIVED_AT = "2026-10-03T02:00:00+02:00"
+C = load_contracts()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("files") / "sources"
+    generate(out, scale="tiny", start=START, days=2, seed=11, defect_rate=0.0)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _fast_portal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
+
+
+@pytest.fixture
+def src(generated: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "sources"
+    shutil.copytree(generated, out)
+    return out
+
+
+def drops_config(src: Path) -> SourcesConfig:
+    """Portal and drop folders only (no servers needed for those channels)."""
+    return SourcesConfig("http://127.0.0.1:9", {}, "127.0.0.1", 9, "star", "x", src / "portal", src / "drops" / "uvm",
+                         src / "drops" / "ssi")
+
+
+def template(src: Path, channel: str, dataset: str) -> dict:
+    path = next(p for p in sorted((src / channel).rglob("*")) if p.is_file() and p.name.startswith(dataset + "_")
+                and not p.name.endswith(".done"))
+    return read_payload(path, C[dataset])[0][0]
+
+
+def records(tpl: dict, n: int, reporter: str, **change) -> list[dict]:
+    out = []
+    for k in range(n):
+        bid = uuid.uuid5(uuid.NAMESPACE_URL, f"{reporter}/{k}/{tpl['besked_id']}")
+        r = dict(tpl, besked_id=str(uuid.UUID(bytes=bid.bytes, version=4)), indberetter=reporter)
+        r.update(change)
+        out.append(r)
+    return out
+
+
+def lake_rows(root: Path, dataset: str, day: dt.date = START) -> pl.DataFrame:
+    files = sorted((root / "lake" / dataset / f"leveringsdato={day}").glob("*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal")
+
+
+def quarantine(root: Path, dataset: str) -> pl.DataFrame:
+    files = sorted((root / "lake" / "_quarantine").rglob(f"{dataset}__*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
+
+
+def ledger_rows(root: Path, dataset: str | None = None) -> list:
+    led = Ledger(root / "ledger.sqlite")
+    try:
+        return led.rows(dataset)
+    finally:
+        led.close()
+
+
+def by_name(root: Path, name: str) -> list:
+    return [r for r in ledger_rows(root) if r.key.source_name == name]
+
+
+def assert_lake_matches_ledger(root: Path) -> None:
+    """Every loaded payload's lake file holds exactly its rows_accepted rows, all its own."""
+    for r in ledger_rows(root):
+        if r.status != "loaded":
+            continue
+        t = pq.read_table(r.lake_path)
+        assert t.num_rows == r.rows_accepted, r
+        assert set(t.column("_payload_id").to_pylist()) <= {r.payload_id}
+        assert r.payload_id in Path(r.lake_path).name
+
+
+# ---------------------------------------------------------------------------- item 1
+
+
+def test_corrected_redelivery_under_the_same_name_keeps_its_unchanged_records(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds, name = "akasse_fravaer", f"akasse_fravaer_013_{D1}.csv"
+    path = src / "portal" / START.isoformat() / name
+    recs = records(template(src, "portal", ds), 9, "013")
+    path.write_bytes(portal_payload(C[ds], recs))
+    ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    fixed = [dict(r) for r in recs]
+    fixed[4]["version"] = "7"  # one record corrected, eight unchanged
+    path.write_bytes(portal_payload(C[ds], fixed))
+    res = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    assert [p.action for p in res.payloads if p.source_name == name] == ["new_version"]
+    v1, v2 = by_name(root, name)
+    assert (v1.status, v2.status) == ("superseded", "loaded") and v2.supersedes == v1.payload_id
+    assert (v2.rows_read, v2.rows_accepted, v2.rows_quarantined) == (9, 9, 0)
+    lake = lake_rows(root, ds).filter(pl.col("_reporter") == "013")
+    assert sorted(lake["besked_id"].to_list()) == sorted(r["besked_id"] for r in recs)
+    assert set(lake["_payload_id"].to_list()) == {v2.payload_id}
+    assert lake.filter(pl.col("besked_id") == recs[4]["besked_id"])["version"].to_list() == [7]
+    q = quarantine(root, ds)
+    assert q.is_empty() or q.filter(pl.col("error_kind") == "duplicate_message").is_empty()
+    assert Path(v1.landing_path).read_bytes() != Path(v2.landing_path).read_bytes()
+    assert_lake_matches_ledger(root)
+
+
+def test_corrected_ftp_redelivery_keeps_its_unchanged_records(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds, name = "sanktion", f"sanktion_147_{D1}.csv"
+    path = src / "ftp" / START.isoformat() / name
+    recs = records(template(src, "ftp", ds), 10, "147")
+    path.write_bytes(ftp_payload(C[ds], recs))
+    with start_sources(src) as s:
+        cfg = SourcesConfig.from_describe(s.describe())
+        ingest_dataset_day(ds, START, Zones(root), cfg, RECEIVED_AT)
+        recs[0]["version"] = "3"
+        path.write_bytes(ftp_payload(C[ds], recs))
+        ingest_dataset_day(ds, START, Zones(root), cfg, RECEIVED_AT)
+    v1, v2 = by_name(root, name)
+    assert (v1.status, v2.status, v2.rows_accepted) == ("superseded", "loaded", 10)
+    lake = lake_rows(root, ds).filter(pl.col("_reporter") == "147")
+    assert lake.height == 10 and set(lake["_payload_id"]) == {v2.payload_id}
+    assert not Path(v1.lake_path).exists()
+    assert_lake_matches_ledger(root)
+
+
+# ---------------------------------------------------------------------------- items 2, 10
+
+
+def test_names_that_do_not_fit_are_rejected_with_reason_and_the_day_goes_on(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    day_dir = src / "portal" / START.isoformat()
+    good = sorted(p.name for p in day_dir.iterdir())
+    body = (day_dir / f"akasse_fravaer_013_{D1}.csv").read_bytes()
+    odd = {
+        f"akasse_fravaer_{D1}.csv": "naming rule",  # no reporter code
+        f"AKASSE_FRAVAER_013_{D1}.csv": "naming rule",
+        f"akasse fravaer_013_{D1}.csv": "naming rule",
+        f"akasse_fravaer\\_013_{D1}.csv": "naming rule",
+        f"akasse_fravaer_013_{D1}.csv\n": "naming rule",
+        f"ukendt_datasaet_013_{D1}.csv": "no dataset 'ukendt_datasaet'",
+        f"sanktion_101_{D1}.csv": "delivered via ftp",
+        "akasse_fravaer_013_20261002.csv": "file name says 2026-10-02",
+        f"akasse_fravaer_067_{D1}.csv.bak": "naming rule",
+    }
+    for n in odd:
+        (day_dir / n).write_bytes(body.replace(b"013", b"067") if "067" in n else body + b"\n")
+    (day_dir / f"akasse_fravaer_009_{D1}.csv").write_bytes(b"")  # zero bytes
+    datasets = sorted(n for n, c in C.items() if c.channel == "portal")
+    results = ingest_day(START, Zones(root), drops_config(src), RECEIVED_AT, datasets=datasets)
+    assert not [f for r in results for f in r.failures]
+    for n, why in odd.items():
+        rows = by_name(root, n)
+        assert len(rows) == 1 and rows[0].status == "rejected" and why in rows[0].error, (n, rows)
+        assert Path(rows[0].landing_path).read_bytes() == (day_dir / n).read_bytes()
+    [empty] = by_name(root, f"akasse_fravaer_009_{D1}.csv")
+    assert empty.status == "rejected" and "empty" in empty.error
+    for n in good:  # the generated files of the day are all loaded
+        assert [r.status for r in by_name(root, n)] == ["loaded"], n
+    # nothing of a rejected file is in the lake; its records are quarantined
+    lake = lake_rows(root, "akasse_fravaer")
+    rejected = {r.payload_id for r in ledger_rows(root) if r.status == "rejected"}
+    assert not set(lake["_payload_id"].to_list()) & rejected
+    q = quarantine(root, "akasse_fravaer")
+    assert "payload_rejected" in set(q["error_kind"].to_list())
+    # every entry of the folder is accounted for; a rerun changes nothing
+    [acc] = account_day(START, Zones(root), drops_config(src), folders=["portal"])
+    assert acc.unaccounted == [] and acc.offered == len(good) + len(odd) + 1
+    before = ledger_rows(root)
+    again = ingest_day(START, Zones(root), drops_config(src), RECEIVED_AT, datasets=datasets)
+    assert all(p.action == "unchanged" for r in again for p in r.payloads)
+    assert ledger_rows(root) == before
+
+
+def test_ftp_name_without_reporter_code_does_not_stop_the_day_direct_and_dagster(src: Path, tmp_path: Path) -> None:
+    from pipelines.load import load_days_dagster
+
+    day_dir = src / "ftp" / START.isoformat()
+    bad = f"raadighedsvurdering_{D1}.csv"
+    shutil.copy(next(day_dir.glob("raadighedsvurdering_*.csv")), day_dir / bad)
+    good = sorted(p.name for p in day_dir.glob("*_???_*.csv"))
+    with start_sources(src) as s:
+        cfg = SourcesConfig.from_describe(s.describe())
+        res = ingest_day(START, Zones(tmp_path / "direct"), cfg, RECEIVED_AT, datasets=["raadighedsvurdering",
+                                                                                         "sanktion"])
+        state = tmp_path / "sources.json"
+        state.write_text(json.dumps(s.describe()))
+        rows = load_days_dagster([START], tmp_path / "dagster", state, ["raadighedsvurdering"],
+                                 received_at=RECEIVED_AT)
+    assert not [f for r in res for f in r.failures] and not [r for r in rows if r.failures]
+    for root in (tmp_path / "direct", tmp_path / "dagster"):
+        [row] = by_name(root, bad)
+        assert row.status == "rejected" and "naming rule" in row.error
+        for n in good:
+            if n.startswith("raadighedsvurdering"):
+                assert [r.status for r in by_name(root, n)] == ["loaded"]
+    assert lake_rows(tmp_path / "dagster", "raadighedsvurdering").height == \
+        lake_rows(tmp_path / "direct", "raadighedsvurdering").height > 0
+
+
+# ---------------------------------------------------------------------------- items 3, 4
+
+
+def test_a_lake_file_belongs_to_one_payload_whatever_the_names(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds = "akasse_fravaer"
+    day_dir = src / "portal" / START.isoformat()
+    name = f"akasse_fravaer_013_{D1}.csv"
+    tpl = template(src, "portal", ds)
+    (day_dir / name).write_bytes(portal_payload(C[ds], records(tpl, 3, "013", version="1")))
+    (day_dir / (name + "\n")).write_bytes(portal_payload(C[ds], records(tpl, 10, "013", version="2")))
+    (day_dir / "sub").mkdir()
+    (day_dir / "sub" / name).write_bytes(portal_payload(C[ds], records(tpl, 5, "013", version="5")))
+    for _ in range(2):  # the rerun flips nothing
+        ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+        [main] = by_name(root, name)
+        assert main.status == "loaded" and main.rows_accepted == 3
+        assert [r.status for r in by_name(root, name + "\n")] == ["rejected"]
+        [sub] = by_name(root, f"sub/{name}")
+        assert sub.status == "rejected" and "subfolder" in sub.error
+        lake = lake_rows(root, ds).filter(pl.col("_reporter") == "013")
+        assert lake.height == 3 and set(lake["version"].to_list()) == {1}
+        assert set(lake["_payload_id"]) == {main.payload_id}
+        assert_lake_matches_ledger(root)
+
+
+def test_drop_folders_are_never_left(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds = "akasse_fravaer"
+    day_dir = src / "portal" / START.isoformat()
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(portal_payload(C[ds], records(template(src, "portal", ds), 4, "002")))
+    (day_dir / f"akasse_fravaer_002_{D1}.csv").symlink_to(outside)
+    (day_dir / f"akasse_fravaer_003_{D1}.csv").symlink_to("/etc/passwd")
+    os.mkfifo(day_dir / f"akasse_fravaer_004_{D1}.csv")
+    (day_dir / "linked_dir").symlink_to(tmp_path)
+    (src / "drops" / "uvm" / START.isoformat() / "evil").symlink_to("/etc")
+    portal = sorted(n for n, c in C.items() if c.channel == "portal")
+    res = ingest_day(START, Zones(root), drops_config(src), RECEIVED_AT, datasets=[*portal, "uddannelse"])
+    assert not [f for r in res for f in r.failures]
+    for n, what in ((f"akasse_fravaer_002_{D1}.csv", "symbolic link"), (f"akasse_fravaer_003_{D1}.csv", "symbolic"),
+                    (f"akasse_fravaer_004_{D1}.csv", "fifo"), ("linked_dir", "symbolic link"),
+                    ("evil", "symbolic link")):
+        [row] = by_name(root, n)
+        assert row.status == "rejected" and what in row.error and row.landing_path == "" and row.bytes == 0
+    assert lake_rows(root, ds).filter(pl.col("_reporter").is_in(["002", "003", "004"])).is_empty()
+    landed = b"".join(p.read_bytes() for p in (root / "landing").rglob("*") if p.is_file())
+    assert b"root:" not in landed and outside.read_bytes() not in landed
+    q = quarantine(root, ds)
+    assert q.is_empty() or not q["raw_record"].str.contains("root:").any()
+
+
+# ---------------------------------------------------------------------------- items 5, 9
+
+
+def test_same_bytes_or_records_of_another_reporter_are_rejected_not_misfiled(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds = "akasse_fravaer"
+    day_dir = src / "portal" / START.isoformat()
+    own = day_dir / f"akasse_fravaer_013_{D1}.csv"
+    tpl = template(src, "portal", ds)
+    own.write_bytes(portal_payload(C[ds], records(tpl, 4, "013")))
+    ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    shutil.copy(own, day_dir / f"akasse_fravaer_009_{D1}.csv")  # same bytes, another reporter's name
+    (day_dir / f"akasse_fravaer_999_{D1}.csv").write_bytes(portal_payload(C[ds], records(tpl, 2, "999")))
+    (day_dir / f"akasse_fravaer_002_{D1}.csv").write_bytes(portal_payload(C[ds], records(tpl, 2, "013")))
+    ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    reasons = {n: by_name(root, f"akasse_fravaer_{n}_{D1}.csv") for n in ("009", "999", "002")}
+    assert all(len(v) == 1 and v[0].status == "rejected" for v in reasons.values()), reasons
+    assert "same bytes as" in reasons["009"][0].error and "013" in reasons["009"][0].error
+    assert "not in the code list akasser" in reasons["999"][0].error
+    assert "records name another reporter" in reasons["002"][0].error and "'013'" in reasons["002"][0].error
+    lake = lake_rows(root, ds)
+    assert set(lake["_reporter"].to_list()).isdisjoint({"009", "999", "002"})
+    assert lake.filter(pl.col("_reporter") == "013").height == 4
+    assert lake["besked_id"].n_unique() == lake.height
+    q = quarantine(root, ds).filter(pl.col("reporter").is_in(["999", "002"]))
+    assert set(q["error_kind"].to_list()) == {"payload_rejected"} and q.height == 4
+
+
+# ---------------------------------------------------------------------------- items 6, 7 (our side), 8
+
+
+def _ssi(src: Path, n: int, trailer: str | None) -> bytes:
+    ds = "ssi_lpr_kontakt"
+    body = ssi_payload(C[ds], records(template(src, "drops", ds), n, "SSI"), D1)
+    lines = body.decode("latin-1").splitlines(keepends=True)
+    assert lines[-1].startswith("T|")
+    lines = lines[:-1] + ([trailer] if trailer is not None else [])
+    return "".join(lines).encode("latin-1")
+
+
+def test_rejected_ssi_payload_never_reaches_the_lake(src: Path, tmp_path: Path) -> None:
+    from pipelines.quality.rules import RuleEngine  # the quality checks read the lake partition
+
+    root = tmp_path / "zones"
+    ds = "ssi_lpr_kontakt"
+    day_dir = src / "drops" / "ssi" / START.isoformat()
+    path = day_dir / f"{ds}_{D1}.txt"
+    path.write_bytes(_ssi(src, 6, "T|999\n"))
+    ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    [row] = by_name(root, path.name)
+    assert row.status == "rejected" and "trailer" in row.error and row.rows_accepted == 0
+    assert row.rows_read == row.rows_quarantined == 6
+    assert lake_rows(root, ds).is_empty()
+    assert RuleEngine(root / "lake").relation(ds, START) is None
+    q = quarantine(root, ds)
+    assert q.filter(pl.col("record_no").is_not_null())["record_no"].n_unique() == 6
+    assert "payload_rejected" in q["error_kind"].to_list() and "trailer" in q["error_kind"].to_list()
+    # a good version loads; a later cut version is rejected and leaves the good one in the lake
+    path.write_bytes(_ssi(src, 6, "T|6\n"))
+    ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    path.write_bytes(_ssi(src, 6, None)[:-30])
+    ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    v1, v2, v3 = by_name(root, path.name)
+    assert (v1.status, v2.status, v3.status) == ("rejected", "loaded", "rejected")
+    assert set(lake_rows(root, ds)["_payload_id"]) == {v2.payload_id} and lake_rows(root, ds).height == 6
+    assert_lake_matches_ledger(root)
+
+
+def test_a_payload_the_parser_rejects_is_quarantined_whole(src: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.lake.parse as parse
+
+    real = parse.parse_payload
+
+    def verdict(*a, **k):
+        res = real(*a, **k)
+        res.rejected_reason = "unterminated quote in record 3: the rest of the file would be one value"
+        return res
+
+    monkeypatch.setattr(parse, "parse_payload", verdict)
+    root = tmp_path / "zones"
+    ingest_dataset_day("uddannelse", START, Zones(root), drops_config(src), RECEIVED_AT)
+    [row] = [r for r in ledger_rows(root, "uddannelse")]
+    assert row.status == "rejected" and "unterminated quote" in row.error
+    assert lake_rows(root, "uddannelse").is_empty()
+    q = quarantine(root, "uddannelse")
+    assert q.height == row.rows_read > 0 and set(q["error_kind"]) == {"payload_rejected"}
+
+
+def test_ftp_payload_failures_are_landed_and_rejected(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds = "sanktion"
+    day_dir = src / "ftp" / START.isoformat()
+    good = ftp_payload(C[ds], records(template(src, "ftp", ds), 3, "101"))
+    cases = {
+        "101": good.replace(b"TRAILER;3", b"TRAILER;5"),
+        "147": good.replace(b"TRAILER;3\r\n", b""),
+        "151": good.replace(b"TRAILER;3", b"TRAILER;tre"),
+        "153": good[: len(good) // 2],
+        "155": gzip.compress(good, mtime=0),
+        "157": b"",
+    }
+    for rep, data in cases.items():
+        (day_dir / f"sanktion_{rep}_{D1}.csv").write_bytes(data)
+    with start_sources(src) as s:
+        res = ingest_day(START, Zones(root), SourcesConfig.from_describe(s.describe()), RECEIVED_AT,
+                         datasets=["raadighedsvurdering", ds])
+        assert not [f for r in res for f in r.failures]
+        [acc] = account_day(START, Zones(root), SourcesConfig.from_describe(s.describe()), folders=["ftp"])
+    for rep, data in cases.items():
+        [row] = by_name(root, f"sanktion_{rep}_{D1}.csv")
+        assert row.status == "rejected" and row.error, rep
+        assert Path(row.landing_path).read_bytes() == data
+        assert row.sha256 == hashlib.sha256(data).hexdigest()
+    assert "trailer" in by_name(root, f"sanktion_101_{D1}.csv")[0].error
+    assert lake_rows(root, ds).filter(pl.col("_reporter").is_in(list(cases))).is_empty()
+    assert acc.unaccounted == []
+
+
+# ---------------------------------------------------------------------------- item 13 (printing)
+
+
+def test_failure_lines_keep_their_bracketed_context() -> None:
+    from rich.console import Console
+
+    import pipelines.cli as cli
+    from pipelines.load import LoadRow
+
+    buf = Console(width=400, record=True, force_terminal=False)
+    old, cli.console = cli.console, buf
+    try:
+        err = "SourceError: failed [channel=webservice reporter=101 page_no=3 attempts=7]"
+        cli._print_load([LoadRow("webservice", "samtale", START, 0, 0, 0, failures=[("101", err)],
+                                 refused=[("x[bold]y.csv", "rejected", "name [red]odd[/red]")])])
+    finally:
+        cli.console = old
+    text = buf.export_text()
+    assert "[channel=webservice reporter=101 page_no=3 attempts=7]" in text
+    assert "x[bold]y.csv" in text and "[red]odd[/red]" in text
+
+
+# ---------------------------------------------------------------------------- item 14
+
+
+def test_webservice_extract_that_grows_after_its_day_is_swept_next_day(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds = "kontaktgruppe"
+    files = sorted((src / "webservice" / ds / START.isoformat()).glob("*.jsonl"))
+    path = max(files, key=lambda p: p.stat().st_size)
+    rep = path.stem
+    with start_sources(src) as s:
+        cfg = SourcesConfig.from_describe(s.describe())
+        ingest_dataset_day(ds, START, Zones(root), cfg, RECEIVED_AT)
+        before = lake_rows(root, ds).filter(pl.col("_reporter") == rep)
+        late = json.loads(path.read_text().splitlines()[0])
+        late["besked_id"] = str(uuid.uuid4())
+        with path.open("a") as fh:
+            fh.write(json.dumps(late) + "\n")
+        res = ingest_dataset_day(ds, START + dt.timedelta(days=1), Zones(root), cfg, RECEIVED_AT)
+        assert not res.failures
+        assert [p.day for p in res.payloads if p.reporter == rep and p.action == "new_version"] == [START]
+        after = lake_rows(root, ds).filter(pl.col("_reporter") == rep)
+        assert after.height == before.height + 1
+        assert late["besked_id"] in after["besked_id"].to_list()
+        assert sorted(after["besked_id"]) == sorted(set(after["besked_id"]))
+        [acc] = account_day(START, Zones(root), cfg, folders=["webservice"])
+        assert acc.unaccounted == []
+        again = ingest_dataset_day(ds, START + dt.timedelta(days=1), Zones(root), cfg, RECEIVED_AT)
+        assert all(p.action == "unchanged" for p in again.payloads)
+    assert_lake_matches_ledger(root)
+
+
+# ---------------------------------------------------------------------------- warehouse reconciliation
+
+
+def test_reconciliation_check_fails_when_a_lake_file_is_tampered_with(src: Path, tmp_path: Path) -> None:
+    from pipelines.warehouse.checks import lake_ledger_checks
+
+    root = tmp_path / "zones"
+    ingest_dataset_day("ssi_sygesikring_kontakt", START, Zones(root), drops_config(src), RECEIVED_AT)
+    [ok] = lake_ledger_checks(root)
+    assert ok.passed
+    [row] = [r for r in ledger_rows(root) if r.status == "loaded"]
+    t = pq.read_table(row.lake_path)
+    pq.write_table(t.slice(0, t.num_rows - 1), row.lake_path)
+    [bad] = lake_ledger_checks(root)
+    assert not bad.passed and bad.failures == 1 and row.payload_id in str(bad.examples)
+    shutil.copy(row.lake_path, Path(row.lake_path).with_name("SSI__stray.parquet"))
+    [worse] = lake_ledger_checks(root)
+    assert worse.failures == 2
+
+
+def test_marker_channels_still_wait_for_the_marker(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    day_dir = src / "drops" / "uvm" / START.isoformat()
+    (day_dir / f"uddannelse_{D1}.csv.done").unlink()
+    assert not marker_path(day_dir / f"uddannelse_{D1}.csv").exists()
+    res = ingest_dataset_day("uddannelse", START, Zones(root), drops_config(src), RECEIVED_AT)
+    assert res.payloads == [] and ledger_rows(root) == []
+
+
+# ---------------------------------------------------------------------------- item 9 (webservice), CLI summary
+
+
+def test_webservice_page_of_another_reporter_is_rejected(tmp_path: Path) -> None:
+    from pipelines.ingest import load_payload
+    from pipelines.landing import PayloadKey
+
+    c = C["kontaktgruppe"]
+    rec = {"besked_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "entitet": "kontaktgruppe", "aendringstype": "1",
+           "version": 1, "indberetter": "147", "haendelsestidspunkt": "2026-10-01T10:00:00+02:00",
+           "registreringstidspunkt": "2026-10-01T10:00:00+02:00",
+           "kontaktgruppe_id": "6f1c1e3a-0b1d-4c4e-9a39-0d6c1f7a2b11", "cpr": "0101701234", "kommunekode": "147",
+           "registreringsdato": "2026-10-01", "kontaktgruppe": "1", "startdato": "2026-09-01",
+           "slutdato": None, "persongruppe": None, "foerste_anmodning": None}
+
+    def page(envelope: str, records: list[dict]) -> bytes:
+        return json.dumps({"dataset": "kontaktgruppe", "dato": "2026-10-01", "indberetter": envelope,
+                           "records": records, "next_cursor": None, "total": len(records)}).encode()
+
+    led = Ledger(tmp_path / "ledger.sqlite")
+    zones = Zones(tmp_path)
+    k101 = PayloadKey("webservice", "101", "kontaktgruppe", START, "page-00001")
+    out = load_payload(zones, led, c, k101, page("147", [rec]), ".json", RECEIVED_AT, envelope_reporter="147")
+    assert out.action == "rejected" and "envelope names reporter '147'" in out.reason
+    k151 = PayloadKey("webservice", "151", "kontaktgruppe", START, "page-00001")
+    out = load_payload(zones, led, c, k151, page("151", [rec]), ".json", RECEIVED_AT, envelope_reporter="151")
+    assert out.action == "rejected" and "records name another reporter" in out.reason
+    k147 = PayloadKey("webservice", "147", "kontaktgruppe", START, "page-00001")
+    out = load_payload(zones, led, c, k147, page("147", [rec]), ".json", RECEIVED_AT, envelope_reporter="147")
+    assert out.action == "new" and out.accepted == 1
+    assert {r.key.reporter: r.status for r in led.rows()} == {"101": "rejected", "151": "rejected", "147": "loaded"}
+    assert set(lake_rows(tmp_path, "kontaktgruppe")["_reporter"]) == {"147"}
+    led.close()
+
+
+def test_dsdw_load_prints_rejections_and_the_days_reconciliation(src: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    day_dir = src / "portal" / START.isoformat()
+    (day_dir / f"akasse_fravaer_{D1}.csv").write_bytes((day_dir / f"akasse_fravaer_013_{D1}.csv").read_bytes())
+    with start_sources(src) as s:
+        state = tmp_path / "sources.json"
+        state.write_text(json.dumps(s.describe()))
+        args = ["load", "--date", START.isoformat(), "--engine", "direct", "--root", str(tmp_path / "zones"),
+                "--sources", str(state), "--received-at", RECEIVED_AT]
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+        again = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    words = " ".join(res.output.split())
+    assert f"REJECTED akasse_fravaer {START} 'akasse_fravaer_{D1}.csv'" in words and "naming rule" in words
+    assert "Reconciliation" in words
+    table = [ln for ln in res.output.splitlines() if START.isoformat() in ln and "│" in ln]
+    cells = {ln.split("│")[2].strip(): ln.split("│")[-2].strip() for ln in table}
+    assert set(cells) == {"ftp", "portal", "uvm", "ssi", "webservice"} and set(cells.values()) == {"0"}
+    assert again.exit_code == 0 and "REJECTED" not in again.output  # the rerun: nothing new to report
+
+
+def test_hard_links_undecodable_names_and_header_only_exports(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds = "akasse_fravaer"
+    day_dir = src / "portal" / START.isoformat()
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(b"hemmeligt;indhold\r\n")
+    os.link(outside, day_dir / f"akasse_fravaer_002_{D1}.csv")
+    os.close(os.open(os.path.join(os.fsencode(day_dir), b"akasse_fravaer_\xff_" + D1.encode() + b".csv"),
+                     os.O_CREAT | os.O_WRONLY))
+    header = portal_payload(C[ds], [])
+    for rep in ("001", "009"):  # two a-kasser with nothing to report send the same bytes
+        (day_dir / f"akasse_fravaer_{rep}_{D1}.csv").write_bytes(header)
+    portal = sorted(n for n, c in C.items() if c.channel == "portal")
+    res = ingest_day(START, Zones(root), drops_config(src), RECEIVED_AT, datasets=portal)
+    assert not [f for r in res for f in r.failures]
+    [link] = by_name(root, f"akasse_fravaer_002_{D1}.csv")
+    assert link.status == "rejected" and "hard link" in link.error and link.landing_path == ""
+    [odd] = by_name(root, f"akasse_fravaer_\\xff_{D1}.csv")
+    assert odd.status == "rejected" and "naming rule" in odd.error
+    for rep in ("001", "009"):
+        [row] = by_name(root, f"akasse_fravaer_{rep}_{D1}.csv")
+        assert (row.status, row.rows_read, row.rows_accepted) == ("loaded", 0, 0)
+    landed = b"".join(p.read_bytes() for p in (root / "landing").rglob("*") if p.is_file())
+    assert b"hemmeligt" not in landed
+    [acc] = account_day(START, Zones(root), drops_config(src), folders=["portal"])
+    assert acc.unaccounted == []
