@@ -28,11 +28,13 @@ import datetime as dt
 import difflib
 import functools
 import json
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -119,6 +121,9 @@ class _Candidates:
         return raw() if callable(raw) else raw
 
 
+_EMPTY_QUARANTINE = QUARANTINE_SCHEMA.empty_table()
+
+
 class _Quarantine:
     def __init__(self) -> None:
         self.rows: list[tuple[int | None, str | None, str, str, str]] = []
@@ -133,6 +138,8 @@ class _Quarantine:
 
     def table(self, dataset: str, channel: str, reporter: str, leveringsdato: dt.date,
               payload_id: str) -> pa.Table:
+        if not self.rows:
+            return _EMPTY_QUARANTINE
         rows = sorted(self.rows, key=lambda r: -1 if r[0] is None else r[0])  # stable: payload-level first
         n = len(rows)
         cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
@@ -186,6 +193,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
 _C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")  # U+0080-U+009F (C1 controls) in UTF-8
+_JSON_CONTROL_ESCAPE = re.compile(rb"\\(?:u00[0189][0-9a-fA-F]|u007[fF]|[bf])")  # may be \\ + b: a pre-filter
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
 _NOT_CONTROL_BYTES = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
 _SNIFF = 64 * 1024  # bytes looked at: enough for a verdict, cheap for a large payload
@@ -198,7 +206,7 @@ def _may_hold_controls(data: bytes, fmt: WireFormat) -> bool:
         return True
     if fmt.encoding == UTF8 and b"\xc2" in data and _C1_UTF8.search(data):
         return True
-    return fmt.kind == "json" and (b"\\u00" in data or b"\\b" in data or b"\\f" in data)
+    return fmt.kind == "json" and b"\\" in data and _JSON_CONTROL_ESCAPE.search(data) is not None
 
 
 def binary_problem(data: bytes) -> str | None:
@@ -680,25 +688,32 @@ def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
     body = data[len(BOM):] if data.startswith(BOM) else data
     items: list[tuple[int, Any, Any]] = []  # (record_no, decoded object, raw)
     if _PAGE_START.match(body):
-        text, _ = _decode(body, fmt)
-        try:
-            page = json.loads(text)
-        except json.JSONDecodeError as exc:
-            # a page cut in transfer stops mid-value: the error is at its end, or it never closes
-            cut = exc.pos >= len(text.rstrip()) - 1 or not text.rstrip().endswith("}")
-            q.add(None, None, "json", f"invalid JSON page: {exc.msg} at line {exc.lineno} column {exc.colno} "
-                  f"(character {exc.pos:,} of {len(text):,}){'; the page ends early (truncated)' if cut else ''}"
-                  "; no record can be read", text)
-            q.reject(f"unreadable JSON page: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                     f"{' (the page ends early: truncated)' if cut else ''}")
-            return _Candidates(), Count(0, "JSON page could not be read (no record recoverable)"), None
+        try:  # the common case: valid UTF-8 JSON (orjson: strict UTF-8, no NaN, ~2x json's speed)
+            page, text, undecodable_page = orjson.loads(body), None, False
+        except orjson.JSONDecodeError:
+            page = None
+        if page is None:
+            text, undecodable_page = _decode(body, fmt)
+            try:
+                page = json.loads(text)
+            except json.JSONDecodeError as exc:
+                # a page cut in transfer stops mid-value: the error is at its end, or it never closes
+                cut = exc.pos >= len(text.rstrip()) - 1 or not text.rstrip().endswith("}")
+                q.add(None, None, "json", f"invalid JSON page: {exc.msg} at line {exc.lineno} column "
+                      f"{exc.colno} (character {exc.pos:,} of {len(text):,})"
+                      f"{'; the page ends early (truncated)' if cut else ''}; no record can be read", text)
+                q.reject(f"unreadable JSON page: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                         f"{' (the page ends early: truncated)' if cut else ''}")
+                return _Candidates(), Count(0, "JSON page could not be read (no record recoverable)"), None
+        if text is None:  # orjson read it: valid UTF-8, decoded only for the messages below
+            text = body.decode("utf-8") if not isinstance(page, dict) or "records" not in page or \
+                page.get("dataset") not in (None, contract.dataset) else ""
         records = page.get("records") if isinstance(page, dict) else None
         if not isinstance(records, list):
             q.add(None, None, "json", "the page has no 'records' array; no record can be read", text)
             q.reject("the JSON page has no 'records' array")
             return _Candidates(), Count(0, "JSON page without a 'records' array"), None
         cnt = Count(len(records), "elements of the page's 'records' array")
-        undecodable_page = _SURROGATE.search(text) is not None  # else no value can hold a bad byte
         if page.get("dataset") not in (None, contract.dataset):
             q.add(None, None, "header", f"page is for dataset {page.get('dataset')!r}, not {contract.dataset!r}",
                   text[:2000])
@@ -781,6 +796,17 @@ def _known_keys(contract: Contract) -> frozenset[str]:
 # --------------------------------------------------------------------------- assembly
 
 
+def _json_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Columns of JSON objects: one C-level itemgetter call per row when every key is present."""
+    if not rows:
+        return {name: [] for name in names}
+    try:
+        cols = zip(*map(operator.itemgetter(*names), rows), strict=True)
+        return dict(zip(names, cols, strict=True))
+    except KeyError:  # a key is missing (null and absent are the same on the wire)
+        return {name: [row.get(name) for row in rows] for name in names}
+
+
 def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: str, leveringsdato: dt.date,
                   payload_id: str) -> ParseResult:
     """Accepted rows (typed, with lineage) and quarantine rows of one payload.
@@ -819,7 +845,7 @@ def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: st
     if cand.columns is not None:
         columns = cand.columns
     elif fmt.kind == "json":
-        columns = {name: [row.get(name) for row in cand.rows] for name in names}
+        columns = _json_columns(cand.rows, names)
     else:
         cols = list(zip(*cand.rows, strict=True)) if n else [()] * len(names)
         columns = dict(zip(names, cols, strict=True))
