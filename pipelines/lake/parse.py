@@ -110,7 +110,7 @@ class _Candidates:
     record_nos: list[int] = field(default_factory=list)
     rows: list[Any] = field(default_factory=list)  # CSV: list of strings (contract order); JSON: dict
     raws: list[Any] = field(default_factory=list)  # raw text, or a callable producing it
-    missing_keys: dict[tuple[int, str], str] = field(default_factory=dict)
+    missing_keys: Any = field(default_factory=dict)  # (pos, field) -> why; .get() is all that is used
     columns: dict[str, Any] | None = None  # set by the bulk path: Arrow string columns by field name
     raw_at: Callable[[int], str] | None = None  # set by the bulk path: raw text of a candidate
 
@@ -118,6 +118,8 @@ class _Candidates:
         if self.raw_at is not None:
             return self.raw_at(pos)
         raw = self.raws[pos]
+        if isinstance(raw, dict):  # a JSON page's record: serialised only when it is quarantined
+            return json.dumps(raw, ensure_ascii=False)
         return raw() if callable(raw) else raw
 
 
@@ -730,7 +732,7 @@ def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
                 for name in bad:
                     q.add(no, name, "encoding", f"{name}: bytes that are not valid UTF-8", _dumps(rec)())
                 continue
-            items.append((no, rec, _dumps(rec)))
+            items.append((no, rec, rec))
     else:
         cnt = count_json_lines(data)
         lines = [ln for ln in body.split(b"\n") if ln.strip()]
@@ -762,26 +764,32 @@ def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
             items.append((no, obj, s))
     cand = _Candidates()
     known = _known_keys(contract)
-    required = [f.name for f in contract.all_fields if f.required]
     for no, obj, raw in items:
-        unknown = obj.keys() - known
-        if unknown:  # the order's field list is fixed: a key outside it is a misspelt or unlawful field
-            text = raw() if callable(raw) else raw
-            for key in sorted(unknown):
+        if not known.issuperset(obj):  # the order's field list is fixed: a misspelt or unlawful field
+            text = json.dumps(raw, ensure_ascii=False) if isinstance(raw, dict) else raw() if callable(raw) else raw
+            for key in sorted(obj.keys() - known):
                 near = difflib.get_close_matches(key, contract.field_names, n=1)
                 q.add(no, key, "unknown_field", short(
                     f"unknown key {key!r}: not a field of the {contract.dataset} contract"
                     + (f" (did you mean {near[0]!r}?)" if near else "")
                     + "; the order's field list is fixed, so the record is not loaded without it", 400), text)
             continue
-        pos = len(cand.record_nos)
         cand.record_nos.append(no)
         cand.rows.append(obj)
         cand.raws.append(raw)
-        for name in required:
-            if name not in obj:
-                cand.missing_keys[(pos, name)] = f"required key {name!r} is missing from the JSON object"
+    cand.missing_keys = _MissingKeys(cand.rows)
     return cand, cnt, None
+
+
+class _MissingKeys:
+    """Why a JSON row's required field is empty, asked only for rows with an empty one."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def get(self, key: tuple[int, str], default: str) -> str:
+        pos, name = key
+        return f"required key {name!r} is missing from the JSON object" if name not in self.rows[pos] else default
 
 
 @functools.cache
