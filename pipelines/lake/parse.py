@@ -229,7 +229,7 @@ def binary_problem(data: bytes) -> str | None:
     sample = data[:_SNIFF]
     n = len(sample)
     controls = n - len(sample.translate(None, _CONTROL_BYTES))
-    if not controls or n < 8:
+    if not controls:
         return None
     nul = sample.count(0)
     if nul * 3 >= n:
