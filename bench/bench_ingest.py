@@ -5,7 +5,7 @@ Measured in one run, on the same payload files:
   parse and type by contract -> quarantine -> reconciliation -> Parquet lake), direct calls,
   datasets in as many processes as there are cores (DuckDB uses all cores too);
 - raw: DuckDB ``read_csv``/``read_json`` -> ``COPY TO parquet`` of the same files, no checks
-  (goal: ours >= 0.5x raw rows/s);
+  (goal: ours >= 0.7x raw rows/s, issue 11);
 - dagster: the same day as in-process Dagster asset runs, each with its partition checks (one
   process, compared with the same functions called directly in sequence; goal: <= 1.5x);
 - dq: the whole quality stage for the day (GX suites as SQL + every § rule; goal: <= ingestion).
@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--src", default=None, help="An already generated directory (skips generation)")
     args = ap.parse_args()
+    load_start = os.getloadavg()  # a shared machine: the ratios mean little under a foreign load
     work = Path(tempfile.mkdtemp(prefix="dsdw-bench-ingest-"))
     start = dt.date(2026, 10, 1)
     src = Path(args.src) if args.src else work / "sources"
@@ -143,12 +144,14 @@ def main() -> None:
         "ingest_direct_parallel_seconds": round(parallel_s, 2), "ingest_parallel_workers": workers,
         "ingest_rows_per_s": round(ours_rps),
         "raw_duckdb_rows": raw_rows, "raw_duckdb_seconds": round(raw_s, 2), "raw_duckdb_rows_per_s": round(raw_rps),
-        "ratio_ours_to_raw_duckdb": round(ours_rps / raw_rps, 3), "goal_ratio_ours_to_raw": 0.5,
+        "ratio_ours_to_raw_duckdb": round(ours_rps / raw_rps, 3), "goal_ratio_ours_to_raw": 0.7,
         "dagster_in_process_seconds": round(dagster_s, 2),
         "ratio_dagster_to_direct": round(dagster_s / direct_s, 3), "goal_ratio_dagster_to_direct": 1.5,
         "dagster_rows_accepted": sum(r.accepted for r in rows_dg),
         "datasets": len(load_contracts()),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "load_average_1_5_15_at_start": [round(x, 2) for x in load_start],
+        "load_average_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()],
     }
     res_dir = Path(__file__).resolve().parent / "results"
     res_dir.mkdir(exist_ok=True)

@@ -417,8 +417,10 @@ def test_truncated_last_record(gen: Path) -> None:
     precs = records(ppath, pds)
     cut = write_like("portal", pds, [*precs, {**precs[0], "entitet": 'abc;"def\nghi'}])
     res = parse(cut[:cut.rindex(b"ghi")], pds, "portal")
-    assert problems(res) == [(len(precs) + 1, None, "truncated")]
-    assert "never closes" in rows(res)[0]["message"]
+    assert problems(res) == [(len(precs) + 1, None, "unterminated_quote")]
+    line = len(precs) + 2  # header is line 1
+    assert f"opened at line {line} never closes" in rows(res)[0]["message"]
+    assert res.rejected_reason == f"unterminated quote: the quoted field opened at line {line} (record {len(precs) + 1}) never closes"
     # FTP cut inside its last record: the record is truncated and the trailer is missing
     fds, fpath = pick(gen, "ftp")
     fdata = fpath.read_bytes()
@@ -586,9 +588,11 @@ def test_unknown_change_type(gen: Path) -> None:
     assert "'4' is not 1, 2 or 3" in rows(res)[0]["message"]
     jds, jpath = pick(gen, "webservice")
     jrecs = records(jpath, jds)
-    jrecs[1] = {**jrecs[1], "aendringstype": 0}
+    jrecs[1] = {**jrecs[1], "aendringstype": "0"}
+    jrecs[2] = {**jrecs[2], "aendringstype": 1}  # a code is a JSON string: a number is a type error
     res = parse(wire.json_lines(jrecs), jds, "webservice")
-    assert problems(res) == [(2, "aendringstype", "change_type")]
+    assert problems(res) == [(2, "aendringstype", "change_type"), (3, "aendringstype", "type")]
+    assert "a JSON number (1) where the format has a string" in rows(res)[1]["message"]
 
 
 def test_codelist_and_cpr_validity_are_not_quarantine_reasons(gen: Path) -> None:
@@ -638,7 +642,8 @@ def test_independent_count_agrees_with_the_tokenizer_on_random_text() -> None:
     rng = random.Random(3)
     for _ in range(20_000):
         text = "".join(rng.choice('ab;"\r\n') for _ in range(rng.randint(0, 14)))
-        recs, terminated, open_quote = lake_parse.split_records(text, ";", '"')
+        recs, terminated, unterminated = lake_parse.split_records(text, ";", '"')
+        open_quote = bool(unterminated)
         cnt = count_delimited(text.encode(), b";", b'"', header=False)
         assert (cnt.records, cnt.open_quote) == (len(recs), open_quote), text
         if recs and not open_quote:

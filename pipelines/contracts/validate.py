@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,92 @@ from stdnum.dk import cvr as std_cvr
 
 from pipelines.contracts import Contract, Field, codelist_codes, generic_rule_id
 
-TIME_RE = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
-PNR_RE = re.compile(r"^\d{10}$")
+# The wire formats' value syntax (docs/sources.md), ASCII only: Python's \\d and int()/float()
+# also take other scripts' digits ('١٢'), and date.fromisoformat takes ISO week dates.
+TIME_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
+PNR_RE = re.compile(r"[0-9]{10}")
+INT_RE = re.compile(r"-?[0-9]+")
+DECIMAL_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# ISO 8601 with offset (docs/sources.md: "datetimes ISO 8601 with offset"): a time without
+# one is ambiguous (local time, and which?) and is not accepted.
+DATETIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
+DATETIME_NAIVE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?")
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+CODE3_RE = re.compile(r"[0-9]{3}")
+DIGITS_RE = re.compile(r"[0-9]+")
 TRUE = {"true", "1", True}
 FALSE = {"false", "0", False}
+# Types whose wire value is text: in JSON a string, never a number (a CPR number as a JSON
+# number has lost its leading zero).
+STRING_WIRE_TYPES = frozenset(
+    {"string", "text", "code", "cpr", "cvr", "pnummer", "kommunekode", "akassekode", "uuid", "time", "date",
+     "datetime"})
+# Text may hold TAB and line ends; every other C0 control, DEL and C1 control is not text
+# (a NUL byte usually means a binary or UTF-16 fragment, or a C string's end).
+CONTROL_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+CONTROL_RE = re.compile(CONTROL_CHARS)
+
+# Plausible dates (issue 11, item 12).  Bounds, not rules of the order: a date outside them
+# is a placeholder or a typing slip (0001-01-01, 9999-12-31 for "open", 2206 for 2026), not
+# a fact to report back through the quality suites, so ingestion quarantines the record.
+DATE_FLOOR = dt.date(1900, 1, 1)
+DATE_FLOOR_WHY = ("before 1900: the order's data concern persons of working age (15-66, the personkredse "
+                  "of §§ 15 and 93) in today's employment system; no event of theirs is that old")
+FUTURE_YEARS = 10
+FUTURE_WHY = (f"more than {FUTURE_YEARS} years after the leveringsdato: the order's forward-looking dates "
+              "(an education's or a plan's end, a dagpenge period's expiry, a job ad's deadline) lie at most "
+              "a few years ahead; an open end is an empty field, not 9999-12-31")
+PAST_ONLY_WHY = ("after the leveringsdato (+1 day for time zones): an event or a registration is delivered "
+                 "after it happened (the extract for leveringsdato holds that day's registrations)")
+PAST_ONLY_ENVELOPE = ("haendelsestidspunkt", "registreringstidspunkt")
+
+
+def date_bounds(c: Contract, f: Field, leveringsdato: dt.date) -> tuple[dt.date, dt.date, str]:
+    """(earliest, latest plausible date, why the latest) of a date/datetime field in a payload.
+
+    Past-facing fields (the envelope's event and registration times, the contract's
+    registration date) end the day after delivery; every other date ends ``FUTURE_YEARS``
+    after it.  Dates before ``DATE_FLOOR`` are never plausible.
+    """
+    if f.name in PAST_ONLY_ENVELOPE or f.name == c.registration_time:
+        return DATE_FLOOR, leveringsdato + dt.timedelta(days=1), PAST_ONLY_WHY
+    try:
+        hi = leveringsdato.replace(year=leveringsdato.year + FUTURE_YEARS)
+    except ValueError:  # 29 February
+        hi = leveringsdato.replace(year=leveringsdato.year + FUTURE_YEARS, day=28)
+    return DATE_FLOOR, hi, FUTURE_WHY
+
+
+def check_json_kind(f: Field, v: Any) -> str | None:
+    """None if a JSON value has the JSON kind the field's wire type has, else the reason.
+
+    JSON carries the CSV formats' names and types (docs/sources.md): text types are JSON
+    strings, integers and decimals JSON numbers, booleans JSON true/false.
+    """
+    if v is None:
+        return None
+    t = f.type
+    if t in STRING_WIRE_TYPES:
+        if isinstance(v, str):
+            return None
+        kind = "boolean" if isinstance(v, bool) else "number" if isinstance(v, int | float) else type(v).__name__
+        return (f"a JSON {kind} ({short_repr(v)}) where the format has a string"
+                + (" (a number loses leading zeros)" if kind == "number" else ""))
+    if t in ("integer", "decimal"):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return f"a JSON {'boolean' if isinstance(v, bool) else 'string'} ({short_repr(v)}) where the format has a number"
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"{v!r} is not a number"
+        return None
+    if t == "boolean" and not isinstance(v, bool):
+        return f"a JSON {'string' if isinstance(v, str) else 'number'} ({short_repr(v)}) where the format has true/false"
+    return None
+
+
+def short_repr(v: Any, limit: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= limit else r[:limit] + "..."
 
 
 @dataclass(frozen=True)
@@ -56,37 +138,48 @@ def cvr_valid(value: str) -> bool:
 
 
 def _check_type(f: Field, v: Any) -> str | None:
-    """None if ``v`` is a valid value of ``f``'s type, else the reason."""
+    """None if ``v`` is a valid value of ``f``'s type, else the reason (the wire syntax, ASCII digits)."""
     t = f.type
     s = v if isinstance(v, str) else None
     try:
         if t == "integer":
-            if isinstance(v, bool) or not (isinstance(v, int) or (s is not None and re.fullmatch(r"-?\d+", s))):
-                return f"{v!r} is not an integer"
+            if isinstance(v, bool) or not (isinstance(v, int) or (s is not None and INT_RE.fullmatch(s))):
+                return f"{v!r} is not an integer (ASCII digits)"
         elif t == "decimal":
-            if isinstance(v, bool):
-                return f"{v!r} is not a number"
-            float(v)
+            if isinstance(v, bool) or not (isinstance(v, int | float) or (s is not None and DECIMAL_RE.fullmatch(s))):
+                return f"{v!r} is not a number (ASCII digits, '.' as the decimal mark)"
+            if not math.isfinite(float(v)):
+                return f"{v!r} is not a finite number"
         elif t == "boolean":
             if v not in TRUE and v not in FALSE:
                 return f"{v!r} is not true/false"
         elif t == "date":
-            dt.date.fromisoformat(str(v))
-            if len(str(v)) != 10:
+            if s is None or not DATE_RE.fullmatch(s):
                 return f"{v!r} is not YYYY-MM-DD"
+            dt.date.fromisoformat(s)
         elif t == "time":
-            if not TIME_RE.match(str(v)):
+            if s is None or not TIME_RE.fullmatch(s):
                 return f"{v!r} is not HH:MM"
         elif t == "datetime":
-            dt.datetime.fromisoformat(str(v))
+            if s is None or not DATETIME_RE.fullmatch(s):
+                if s is not None and DATETIME_NAIVE_RE.fullmatch(s):
+                    return (f"{v!r} has no UTC offset: the wire format's datetimes are ISO 8601 with offset "
+                            "(YYYY-MM-DDTHH:MM:SS+HH:MM)")
+                return f"{v!r} is not an ISO 8601 datetime with offset (YYYY-MM-DDTHH:MM:SS+HH:MM)"
+            dt.datetime.fromisoformat(s)
         elif t == "uuid":
-            uuid.UUID(str(v))
+            if s is None or not UUID_RE.fullmatch(s):
+                return f"{v!r} is not a UUID (8-4-4-4-12 hex digits)"
         elif t == "pnummer":
-            if not PNR_RE.match(str(v)):
+            if s is None or not PNR_RE.fullmatch(s):
                 return f"{v!r} is not a 10-digit P-nummer"
-        elif t in ("kommunekode", "akassekode") and not re.fullmatch(r"\d{3}", str(v)):
-            return f"{v!r} is not a 3-digit code"
-    except (ValueError, TypeError):
+        elif t in ("kommunekode", "akassekode"):
+            if s is None or not CODE3_RE.fullmatch(s):
+                return f"{v!r} is not a 3-digit code"
+        elif t in ("cpr", "cvr") and (s is None or not DIGITS_RE.fullmatch(s)):
+            # ASCII digits only here; validity (length, date, modulus) is the quality suites' question
+            return f"{short_repr(v)} is not ASCII digits (a {t.upper()} number is digits only)"
+    except (ValueError, TypeError, OverflowError):
         return f"{v!r} does not parse as {t}"
     return None
 

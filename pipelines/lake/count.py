@@ -18,53 +18,66 @@ class Count:
     method: str  # how they were counted (for messages)
     trailer: bytes | None = None  # the raw trailer record, when the format has one and it is there
     last_terminated: bool = True  # the last non-blank record ends with a line end
-    open_quote: bool = False  # the bytes end inside a quoted field
+    open_quote: bool = False  # some quoted field never closes (its record ends with its line)
 
 
-def _ends_in_quote(line: bytes, in_quote: bool, delim: bytes, quote: bytes) -> bool:
-    """Quote state at the end of ``line`` (RFC 4180: a quote opens a field only at its start)."""
+def _ends_in_quote(line: bytes, in_quote: bool, delim: bytes, quote: bytes) -> tuple[bool, bool]:
+    """(quote state at the end of ``line``, that state's quote opened in this line).
+
+    RFC 4180: a quote opens a field only at its start; ``""`` inside a quoted field is a quote.
+    """
     i, n = 0, len(line)
     field_start = not in_quote
+    opened_here = False
     while i < n:
         if in_quote:
             j = line.find(quote, i)
             if j < 0:
-                return True
+                return True, opened_here
             if line[j + 1:j + 2] == quote:  # "" inside a quoted field
                 i = j + 2
                 continue
             in_quote, field_start, i = False, False, j + 1
             continue
         if field_start and line[i:i + 1] == quote:
-            in_quote, i = True, i + 1
+            in_quote, opened_here, i = True, True, i + 1
             continue
         j = line.find(delim, i)
         if j < 0:
-            return False
+            return False, False
         field_start, i = True, j + 1
-    return in_quote
+    return in_quote, opened_here and in_quote
 
 
 def count_delimited(data: bytes, delim: bytes, quote: bytes | None, *, header: bool = True,
                     trailer_prefix: bytes | None = None) -> Count:
-    """Records of a delimited file: quoted line ends stay inside their record."""
+    """Records of a delimited file: quoted line ends stay inside their record.
+
+    A quote still open at the end of the bytes never closed: its record ends with the line
+    where it opened, and the scan resumes on the next line outside any quote.
+    """
     lines = data.splitlines(keepends=True)  # bytes: splits on \r\n, \r and \n only
     starts: list[bytes] = []  # first line of every record (only its start is looked at)
+    open_quote = False
     if quote is None or quote not in data:
         starts = [ln for ln in lines if ln not in _BLANK]
-        open_quote = False
     else:
-        in_quote = False
-        for ln in lines:
+        i, n = 0, len(lines)
+        in_quote, opened_at = False, -1
+        while i < n:
+            ln = lines[i]
             if not in_quote:
-                if ln in _BLANK:
-                    continue
-                starts.append(ln)
-                if quote in ln:
-                    in_quote = _ends_in_quote(ln, False, delim, quote)
+                if ln not in _BLANK:
+                    starts.append(ln)
+                    if quote in ln:
+                        in_quote, here = _ends_in_quote(ln, False, delim, quote)
+                        opened_at = i if here else opened_at
             elif quote in ln:
-                in_quote = _ends_in_quote(ln, True, delim, quote)
-        open_quote = in_quote
+                in_quote, here = _ends_in_quote(ln, True, delim, quote)
+                opened_at = i if here else opened_at
+            i += 1
+            if i == n and in_quote:  # never closed: resume after the line where it opened
+                open_quote, in_quote, i = True, False, opened_at + 1
     last_terminated = not lines or lines[-1].endswith((b"\n", b"\r"))
     n = len(starts) - (1 if header and starts else 0)
     trailer = None

@@ -39,6 +39,8 @@ QUARANTINE_SCHEMA = pa.schema([
 ERROR_KINDS = frozenset({
     "encoding", "column_count", "header", "type", "required", "change_type", "truncated", "json",
     "trailer", "duplicate_message", "empty_payload",
+    # issue 11: payload and content checks
+    "binary", "unterminated_quote", "control_character", "unknown_field", "implausible_date",
 })
 
 
