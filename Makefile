@@ -43,7 +43,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## make demo: install, generate a synthetic Denmark, start the local source systems, run the pipeline
+# a fresh run each time: the pipeline's zones and the Dagster instance start empty (sources are regenerated)
 demo: sysdeps $(STAMP)
+	rm -rf $(DEMO_DIR)/pipeline $(DEMO_DIR)/dagster
 	$(DSDW) demo --out $(DEMO_DIR) --start $(DEMO_START) --days $(DEMO_DAYS) --seed $(DEMO_SEED)
 
 ## make test: install/update and run the whole suite (slow tests excluded; bench/ covers them)
@@ -60,6 +62,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_dq.py
+	$(PY) bench/bench_demo.py
 	$(PY) bench/bench_warehouse.py --scale national
 
 clean:

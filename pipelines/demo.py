@@ -147,7 +147,7 @@ class DagsterDemo:
 
     # -- one run ----------------------------------------------------------------------------
     def _execute(self, request: Any, job_name: str, tags: dict[str, str], defs: Any = None) -> Any:
-        job = (defs or self.defs).get_job_def(request.job_name or job_name)
+        job = (defs or self.defs).resolve_job_def(request.job_name or job_name)
         run_tags = {k: v for k, v in (request.tags or {}).items() if not k.startswith("dagster/partition")}
         if request.run_key:
             run_tags["dagster/run_key"] = request.run_key
@@ -173,7 +173,7 @@ class DagsterDemo:
         from pipelines.assets.ingestion import TZ
 
         defs = self.defs_last_night if last else self.defs
-        sched = defs.get_schedule_def("nightly_0200")
+        sched = defs.resolve_schedule_def("nightly_0200")
         tick = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(2, 0), tzinfo=ZoneInfo(TZ))
         data = sched.evaluate_tick(dg.build_schedule_context(instance=self.instance, scheduled_execution_time=tick))
         ok = True
@@ -191,12 +191,12 @@ class DagsterDemo:
         """Evaluate the run-status sensor on the ingestion run's success and execute what it requests."""
         import dagster as dg
 
-        sensor = self.defs.get_sensor_def("warehouse_after_ingestion")
+        sensor = self.defs.resolve_sensor_def("warehouse_after_ingestion")
         run = self.instance.get_run_by_id(run_id)
         records = self.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
         ctx = dg.build_run_status_sensor_context(
             sensor_name=sensor.name, dagster_event=records[-1].event_log_entry.dagster_event,
-            dagster_instance=self.instance, dagster_run=run, repository_def=self.defs.get_repository_def())
+            dagster_instance=self.instance, dagster_run=run)
         req = sensor(ctx)
         if not isinstance(req, dg.RunRequest):
             return True
