@@ -38,9 +38,8 @@ def main() -> None:
 
     import dagster
 
-    from pipelines.demo import DagsterDemo, dagster_home, open_instance, run_direct
+    from pipelines.demo import DagsterDemo, dagster_home, open_instance, run_direct, served_sources
     from pipelines.simulate.generate import generate
-    from pipelines.simulate.servers import start_sources
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_demo_"))
     os.environ.setdefault("DSDW_KEY_DIR", str(work / "keys"))
@@ -55,9 +54,8 @@ def main() -> None:
     generate(work / "sources", scale=args.scale, start=first, days=args.days, seed=args.seed)
     gen_s = time.perf_counter() - t
     load0 = os.getloadavg()
-    with start_sources(work / "sources") as systems:
-        state = work / "sources.json"
-        state.write_text(json.dumps(systems.describe()), encoding="utf-8")
+    state = work / "sources.json"
+    with served_sources(work / "sources", state):
         t = time.perf_counter()
         stages_direct = run_direct(days, work / "direct", state, period, workers=2)
         direct_s = time.perf_counter() - t

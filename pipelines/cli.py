@@ -593,9 +593,9 @@ def demo(
         dagster_dev_command,
         dagster_home,
         open_instance,
+        served_sources,
         statistics_api_hint,
     )
-    from pipelines.simulate.servers import start_sources
     from pipelines.warehouse.keys import ensure_key
 
     t0 = time.perf_counter()
@@ -608,13 +608,11 @@ def demo(
     for name in ("pseudonym", "restricted"):
         ensure_key(name)
     home = dagster_home(out)
-    systems = start_sources(src)
-    try:
-        state.write_text(json.dumps(systems.describe(), indent=1), encoding="utf-8")
-        t = Table(title="Local source systems (loopback)")
+    with served_sources(src, state) as systems:
+        t = Table(title="Local source systems (loopback, their own process: dsdw sources serve)")
         t.add_column("system")
         t.add_column("address")
-        for k, v in systems.describe().items():
+        for k, v in systems.items():
             for sub, val in (v.items() if isinstance(v, dict) else [("", v)]):
                 t.add_row(f"{k} {sub}".strip(), str(val))
         console.print(t)
@@ -631,11 +629,8 @@ def demo(
 
             result = runner.run(day_list, period=None, progress=step)
             prog.update(task, completed=days)
-        if any(w.ok for w in result.warehouse):
-            runner.deliveries(first.strftime("%Y-%m"))
-    finally:
-        systems.stop()
-        state.unlink(missing_ok=True)  # the addresses die with the servers
+    if any(w.ok for w in result.warehouse):
+        runner.deliveries(first.strftime("%Y-%m"))
     _print_load(result.load)
     _print_demo_quality(root)
     _print_warehouse_rows(result.warehouse, root)

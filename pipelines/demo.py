@@ -20,11 +20,12 @@ for the benchmark that measures what Dagster costs (bench/bench_demo.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,39 @@ class DemoResult:
     @property
     def failed_runs(self) -> list[tuple[str, str, str, bool]]:
         return [r for r in self.runs if not r[3]]
+
+
+@contextlib.contextmanager
+def served_sources(src: Path, state: Path, timeout: float = 120.0) -> Iterator[dict[str, Any]]:
+    """The simulated source systems in their own process (`dsdw sources serve`), as the real ones are:
+    the in-process Dagster runs then share no interpreter lock with the servers.  Yields their addresses
+    (also written to ``state``); stops them (SIGTERM, which removes ``state``) on exit."""
+    import signal
+    import subprocess
+    import sys
+
+    state.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "sources", "serve", "--data", str(src),
+                             "--state-file", str(state)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        while not state.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"the source systems did not start: {proc.stderr.read().decode()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the source systems did not start within {timeout:.0f} s")
+            time.sleep(0.1)
+        yield json.loads(state.read_text(encoding="utf-8"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        state.unlink(missing_ok=True)
 
 
 def dagster_home(out: Path) -> Path:
