@@ -17,8 +17,9 @@ PYTEST_ARGS ?=
 # Root on apt: installed when missing; otherwise stop at once with one line naming what to install.
 # wait for another apt run (a shared machine, unattended upgrades) instead of failing on its lock
 APT_OPTS    := -o DPkg::Lock::Timeout=600
-APT_MISSING  = $(strip $(if $(wildcard /usr/bin/chromium),,chromium) \
-                 $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || echo python3-venv))
+CHROMIUM    ?= /usr/bin/chromium
+APT_MISSING  = $(strip $(if $(wildcard $(CHROMIUM)),,chromium) \
+                 $(if $(wildcard $(STAMP)),,$(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || echo python3-venv)))
 
 ## make sysdeps: the system packages (idempotent; instant when present)
 sysdeps:
@@ -29,7 +30,7 @@ sysdeps:
 	  echo "installing system packages: $$missing (apt-get, about a minute)"; \
 	  { apt-get $(APT_OPTS) update -qq && DEBIAN_FRONTEND=noninteractive apt-get $(APT_OPTS) install -y -qq $$missing \
 	    >/dev/null; } || { echo "apt-get could not install: $$missing" >&2; exit 1; }; \
-	  [ -x /usr/bin/chromium ] || { echo "apt-get installed chromium but /usr/bin/chromium is missing" >&2; exit 1; }; \
+	  [ -x $(CHROMIUM) ] || { echo "apt-get installed chromium but $(CHROMIUM) is missing" >&2; exit 1; }; \
 	else \
 	  echo "missing system packages: $$missing -- install them first: sudo apt-get install -y $$missing" >&2; exit 1; \
 	fi
