@@ -11,7 +11,30 @@ DEMO_DAYS  ?= 14
 DEMO_SEED  ?= 20261001
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv sysdeps generate
+
+# System packages the suite needs (Debian package names): the browser test runs /usr/bin/chromium,
+# the encryption tests open deliveries with age, an independent implementation of the format.
+# Root on apt: installed when missing; otherwise stop at once with one line naming what to install.
+# wait for another apt run (a shared machine, unattended upgrades) instead of failing on its lock
+APT_OPTS    := -o DPkg::Lock::Timeout=600
+CHROMIUM    ?= /usr/bin/chromium
+APT_MISSING  = $(strip $(if $(wildcard $(CHROMIUM)),,chromium) $(if $(wildcard /usr/bin/age),,age) \
+                 $(if $(wildcard $(STAMP)),,$(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || echo python3-venv)))
+
+## make sysdeps: the system packages (idempotent; instant when present)
+sysdeps:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+	  { echo "dsdw needs Python >= 3.11 as '$(PYTHON)' (found: $$($(PYTHON) --version 2>&1)); set PYTHON=..." >&2; exit 1; }
+	@missing="$(APT_MISSING)"; [ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing system packages: $$missing (apt-get, about a minute)"; \
+	  { apt-get $(APT_OPTS) update -qq && DEBIAN_FRONTEND=noninteractive apt-get $(APT_OPTS) install -y -qq $$missing \
+	    >/dev/null; } || { echo "apt-get could not install: $$missing" >&2; exit 1; }; \
+	  [ -x $(CHROMIUM) ] || { echo "apt-get installed chromium but $(CHROMIUM) is missing" >&2; exit 1; }; \
+	else \
+	  echo "missing system packages: $$missing -- install them first: sudo apt-get install -y $$missing" >&2; exit 1; \
+	fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +45,19 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## make demo: install, generate a synthetic Denmark, start the local source systems, run the pipeline
-demo: $(STAMP)
+# a fresh run each time: the pipeline's zones and the Dagster instance start empty (sources are regenerated)
+demo: sysdeps $(STAMP)
+	rm -rf $(DEMO_DIR)/pipeline $(DEMO_DIR)/dagster
 	$(DSDW) demo --out $(DEMO_DIR) --start $(DEMO_START) --days $(DEMO_DAYS) --seed $(DEMO_SEED)
 
 ## make test: install/update and run the whole suite (slow tests excluded; bench/ covers them)
-test: $(STAMP)
+test: sysdeps $(STAMP)
 	$(PY) -m ruff check pipelines tests bench
 	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+## make generate: regenerate everything derived from the contracts (schema, GX suites, models, docs)
+generate: $(STAMP)
+	$(PY) -m pipelines.generate
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipelines tests bench
@@ -39,6 +68,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_dq.py
+	$(PY) bench/bench_demo.py
 	$(PY) bench/bench_warehouse.py --scale national
 
 clean:

@@ -386,20 +386,44 @@ def warehouse_docs(
 
 @app.command()
 def sql(
-    query: str = typer.Argument(..., help="SQL to run against the analysts' warehouse (read-only)."),
+    query: str | None = typer.Argument(None, help="SQL to run against the analysts' warehouse (read-only)."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read the query from this file ('-': stdin)."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json | markdown (csv, json and markdown "
+                                                     "stream every row, for pipes)."),
     root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: where warehouse.duckdb is."),
-    max_rows: int = typer.Option(50, "--max-rows"),
+    max_rows: int = typer.Option(50, "--max-rows", help="Rows shown by --format table."),
 ) -> None:
     """Query the published warehouse read-only; works while a load runs."""
+    from pipelines.sqlout import FORMATS, stream_rows, write_csv, write_json, write_markdown
     from pipelines.warehouse.build import published_path
-    from pipelines.warehouse.sql import SqlError, format_table, run_sql
+    from pipelines.warehouse.sql import SqlError, format_table
 
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if (query is None) == (file is None):
+        raise typer.BadParameter("give the query as an argument or --file, not both and not neither")
+    if file is not None:
+        query = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    err = Console(stderr=True)
     try:
-        cols, rows = run_sql(published_path(root), query)
+        cols, types, rows = stream_rows(published_path(root), query or "")
     except SqlError as exc:
-        console.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(format_table(cols, rows, max_rows))
+    if fmt == "table":
+        first = [r for _, r in zip(range(max_rows + 1), rows, strict=False)]
+        total = len(first) + sum(1 for _ in rows)
+        t = format_table(cols, first, max_rows)
+        t.caption = f"{total} row{'s' if total != 1 else ''}" + (f" (first {max_rows} shown)" if total > max_rows else "")
+        console.print(t)
+        return
+    out = sys.stdout
+    try:
+        {"csv": lambda: write_csv(cols, rows, out), "json": lambda: write_json(cols, rows, out),
+         "markdown": lambda: write_markdown(cols, types, rows, out)}[fmt]()
+        out.flush()
+    except BrokenPipeError:  # `dsdw sql ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @warehouse_app.command("check")
@@ -524,21 +548,60 @@ def _print_demo_stats(root: Path, month: dt.date) -> None:
     console.print(t)
 
 
-def _print_demo_deliveries(root: Path, period: str) -> None:
-    """Every recipient's delivery for the demo period, with the manifest summary."""
-    from pipelines.deliveries import demo_deliveries
+def _print_demo_deliveries(rows: list, period: str, root: Path) -> None:
+    """Every recipient's delivery runs for the demo period: a recipient with 0 rows or a failed run shows too."""
+    from pipelines.deliveries.recipients import load_recipients
 
-    rows = demo_deliveries(root, period)
-    if not rows:
-        return
-    t = Table(title=f"Deliveries for {period}: encrypted per recipient; manifests and the audit log under "
-                    f"{root / 'deliveries'} (list: dsdw deliveries)")
-    for col in ("recipient", "§", "kind", "period", "cut from load", "rows", "files", "parties"):
-        t.add_column(col, justify="right" if col in ("rows", "files", "parties") else "left")
+    t = Table(title=f"Deliveries for {period} (Dagster jobs levering_*): encrypted per recipient; manifests and "
+                    f"the audit log under {root / 'deliveries'} (list: dsdw deliveries)")
+    for col in ("recipient", "§", "kind", "period", "cut from load", "rows", "files"):
+        t.add_column(col, justify="right" if col in ("rows", "files") else "left")
+    mine = {r.recipient for r in rows}
+    for rid, rec in load_recipients().items():
+        if rid not in mine:
+            t.add_row(rid, rec.retsgrundlag, "-", "-", "-", "[red]no delivery run[/]", "")
     for r in rows:
-        t.add_row(r["modtager"], r["retsgrundlag"], r["levering"], r["periode"], r["load_id"], f"{r['raekker']:,}",
-                  str(len(r["filer"])), str(r["parter"] or 1))
+        t.add_row(r.recipient, r.retsgrundlag, r.kind, r.period, r.load_id,
+                  f"{r.rows:,}" if r.ok else f"[red]FAILED: {r.error}[/]", str(len(r.files)) if r.ok else "")
     console.print(t)
+
+
+def _print_dagster_runs(res, seconds: float) -> None:
+    from collections import Counter
+
+    ok, bad = Counter(), Counter()
+    for job, _, _, success in res.runs:
+        (ok if success else bad)[job if not job.startswith("levering_") else "levering_*"] += 1
+    t = Table(title=f"Dagster runs ({len(res.runs)} in {seconds:.0f} s)")
+    for col in ("job", "runs", "failed", "seconds"):
+        t.add_column(col, justify="left" if col == "job" else "right")
+    for job in sorted(set(ok) | set(bad)):
+        key = "deliveries" if job == "levering_*" else job
+        t.add_row(job, str(ok[job] + bad[job]), str(bad[job]) if bad[job] else "", f"{res.seconds[key]:.0f}")
+    console.print(t)
+
+
+def _print_demo_quality(root: Path) -> None:
+    """The rules with failures over the demo's days, from dq.duckdb as the nightly dq_results runs left it."""
+    import duckdb
+
+    db = root / "dq.duckdb"
+    if not db.exists():
+        return
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""SELECT rule_id, paragraph, severity, sum(records_checked), sum(records_failed)
+                              FROM dq_results GROUP BY ALL HAVING sum(records_failed) > 0
+                              ORDER BY 5 DESC, 1""").fetchall()
+    finally:
+        con.close()
+    t = Table(title="Rules with failures (all reporters, all days)")
+    for col in ("rule", "§", "severity", "checked", "failed"):
+        t.add_column(col, justify="right" if col in ("checked", "failed") else "left")
+    for rid, para, sev, checked, failed in rows:
+        t.add_row(rid, para, sev, f"{checked:,}", f"{failed:,}")
+    console.print(t)
+    console.print(f"Quality results: {db}; data-quality reports: {root / 'reports' / 'index.html'}")
 
 
 @app.command()
@@ -548,51 +611,91 @@ def demo(
     days: int = typer.Option(14, min=1),
     seed: int = typer.Option(20261001),
     scale: str = typer.Option("demo"),
-    engine: str = typer.Option("direct", help="direct (datasets in 2 processes) | dagster (in-process asset "
-                                              "runs with their checks; slower)"),
 ) -> None:
-    """Generate a synthetic Denmark, start the local source systems and run the nightly load for each day."""
-    from pipelines.simulate.servers import start_sources
+    """Generate a synthetic Denmark, start the local source systems and run the nightly Dagster jobs per day.
 
+    Every day is one run of the 02:00 schedule's job (ingestion with its partition checks, then quality) and
+    one of the sensor's warehouse job, then each recipient's delivery job: all on the persistent Dagster
+    instance under OUT/dagster, which `dagster dev` (printed at the end) shows.
+    """
+    from pipelines.demo import (
+        DagsterDemo,
+        dagster_dev_command,
+        dagster_home,
+        open_instance,
+        served_sources,
+        statistics_api_hint,
+    )
+    from pipelines.warehouse.keys import ensure_key
+
+    t0 = time.perf_counter()
     src = out / "sources"
     first = _date(start)
+    day_list = [first + dt.timedelta(days=k) for k in range(days)]
     res = _generate(scale, first, days, seed, src, None)
     state = out / "sources.json"
     root = out / "pipeline"
-    systems = start_sources(src)
-    try:
-        state.write_text(json.dumps(systems.describe(), indent=1), encoding="utf-8")
-        t = Table(title="Local source systems (loopback)")
+    for name in ("pseudonym", "restricted"):
+        ensure_key(name)
+    home = dagster_home(out)
+    with served_sources(src, state) as systems:
+        t = Table(title="Local source systems (loopback, their own process: dsdw sources serve)")
         t.add_column("system")
         t.add_column("address")
-        for k, v in systems.describe().items():
+        for k, v in systems.items():
             for sub, val in (v.items() if isinstance(v, dict) else [("", v)]):
                 t.add_row(f"{k} {sub}".strip(), str(val))
         console.print(t)
-        loaded = _load([first + dt.timedelta(days=k) for k in range(days)], root, state, None, engine,
-                       workers=min(2, os.cpu_count() or 1))
-        _print_load(loaded)
-    finally:
-        systems.stop()
-        state.unlink(missing_ok=True)
-    _quality([first + dt.timedelta(days=k) for k in range(days)], root)
-    from pipelines.warehouse.keys import ensure_key
+        t1 = time.perf_counter()
+        runner = DagsterDemo(root, state, open_instance(home),
+                             log=lambda m: console.print(f"[red]{m}[/]"))
+        with Progress(TextColumn("[bold]nightly runs[/] {task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} days"), TimeElapsedColumn(),
+                      console=console) as prog:
+            task = prog.add_task("", total=days)
 
-    for name in ("pseudonym", "restricted"):
-        ensure_key(name)
-    _warehouse([first + dt.timedelta(days=k) for k in range(days)], root)
-    _print_demo_stats(root, first.replace(day=1))
-    _print_demo_deliveries(root, first.strftime("%Y-%m"))
+            def step(day: dt.date) -> None:
+                prog.update(task, description=day.isoformat(), completed=(day - first).days)
+
+            result = runner.run(day_list, period=None, progress=step)
+            prog.update(task, completed=days)
+    if any(w.ok for w in result.warehouse):
+        runner.deliveries(first.strftime("%Y-%m"))
+    _print_load(result.load)
+    _print_demo_quality(root)
+    _print_warehouse_rows(result.warehouse, root)
+    if any(w.ok for w in result.warehouse):
+        _print_demo_stats(root, first.replace(day=1))
+    _print_demo_deliveries(result.deliveries, first.strftime("%Y-%m"), root)
+    _print_dagster_runs(result, time.perf_counter() - t1)
     console.print(f"Sources: {src} (ground truth: {src / 'ground_truth.csv'}, {res.defects} defect rows)")
     console.print(f"Landing (raw payloads): {root / 'landing'}")
     console.print(f"Lake (typed Parquet, hive-partitioned): {root / 'lake'}")
     console.print(f"Quarantine (rejected rows with reasons): {root / 'lake' / '_quarantine'}")
     console.print(f"File ledger (SQLite): {root / 'ledger.sqlite'}")
     console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
-                  f"(try: dsdw sql --root {root} \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
+                  f"(try: dsdw sql --root {root} --format markdown \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
     console.print(f"Restricted database (sealed, age): {root / 'restricted' / 'restricted.duckdb.sealed'}")
-    if any(r.failures for r in loaded):
+    for line in statistics_api_hint(root):
+        console.print(line)
+    console.print(f"Dagster instance (runs, materializations, checks, partitions): {home}")
+    console.print(f"Open it in the Dagster UI: {dagster_dev_command(out)}")
+    console.print(f"Demo done in {time.perf_counter() - t0:.0f} s.")
+    if result.failed_runs or any(r.failures for r in result.load):
         raise typer.Exit(1)
+
+
+def _print_warehouse_rows(rows: list, root: Path) -> None:
+    t = Table(title=f"Warehouse loads into {root / 'warehouse.duckdb'} (Dagster job nightly_warehouse)")
+    for col in ("load date", "payloads", "rows staged", "dedup", "retracted", "persons", "months", "seconds"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        if not r.ok:
+            t.add_row(r.day.isoformat(), f"[red]FAILED: {r.error}[/]", "", "", "", "", "", "")
+            continue
+        t.add_row(r.day.isoformat(), str(r.payloads), str(r.rows_staged), str(r.deduplicated), str(r.retracted),
+                  str(r.persons), str(r.months), f"{r.seconds:.1f}")
+    console.print(t)
 
 
 if __name__ == "__main__":  # pragma: no cover

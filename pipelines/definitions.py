@@ -28,14 +28,20 @@ from pipelines.deliveries.assets import DELIVERY_ASSETS, DELIVERY_JOBS, DELIVERY
 
 
 def resource() -> DsdwResource:
+    """The environment's zones and source systems, from DSDW_ROOT and DSDW_SOURCES."""
     return DsdwResource(root=os.environ.get("DSDW_ROOT", "data/demo/pipeline"),
                         sources_file=os.environ.get("DSDW_SOURCES", "data/demo/sources.json"))
 
 
-defs = dg.Definitions(
-    assets=[*INGESTION_ASSETS, dq_results, warehouse_load, *DELIVERY_ASSETS],
-    jobs=[nightly_ingestion, nightly_warehouse, *DELIVERY_JOBS],
-    schedules=[nightly_schedule, *DELIVERY_SCHEDULES],
-    sensors=[ftp_sensor, drop_sensor, portal_sensor, warehouse_after_ingestion],
-    resources={"dsdw": resource()},
-)
+def make_defs(dsdw: DsdwResource) -> dg.Definitions:
+    """The code location for one environment (the demo runs the same jobs against its own directories)."""
+    return dg.Definitions(
+        assets=[*INGESTION_ASSETS, dq_results, warehouse_load, *DELIVERY_ASSETS],
+        jobs=[nightly_ingestion, nightly_warehouse, *DELIVERY_JOBS],
+        schedules=[nightly_schedule, *DELIVERY_SCHEDULES],
+        sensors=[ftp_sensor, drop_sensor, portal_sensor, warehouse_after_ingestion],
+        resources={"dsdw": dsdw},
+    )
+
+
+defs = make_defs(resource())

@@ -117,8 +117,4 @@ def test_cli_serve_rejects_a_directory_without_sources(tmp_path: Path) -> None:
     assert "no generated sources" in words
 
 
-def test_cli_demo_generates_and_starts_the_sources(tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--scale", "tiny", "--days", "2"])
-    assert res.exit_code == 0, res.output
-    assert (tmp_path / "demo" / "sources" / "generation.json").exists()
-    assert "webservice" in res.output.lower() and "ftp" in res.output.lower()
+# `dsdw demo` (generation, sources, the Dagster runs): tests/test_demo.py

@@ -90,7 +90,7 @@ def _run_quality(root: Path, days: list[dt.date], datasets: list[str], today: dt
 
     lake = Path(root) / "lake"
     contracts = load_contracts()
-    engine = RuleEngine(lake)
+    engine = RuleEngine.shared(lake)
     con = engine.con
     results: list[dict] = []
     failures: list[dict] = []

@@ -110,6 +110,9 @@ def compile_rule(c: Contract, r: Rule) -> RuleCheck | None:
     return None
 
 
+_SHARED: dict[str, RuleEngine] = {}
+
+
 class RuleEngine:
     """Evaluates every contract rule for one delivery day over the lake (all history known now)."""
 
@@ -119,7 +122,55 @@ class RuleEngine:
         self.contracts = load_contracts()
         self._state_ready = False
         self._hist: dict[str, str | None] = {}
+        self._hist_files: dict[str, dict[str, tuple[int, int]]] = {}  # history -> {file: (size, mtime)}
         self._day: tuple[str, dt.date] | None = None
+
+    @classmethod
+    def shared(cls, lake: Path) -> RuleEngine:
+        """One engine per lake and process, its histories refreshed from the lake on every use.
+
+        A nightly run checks each dataset's partition in its own asset step (and again in dq_results):
+        a new engine per call re-read every history (thousands of small Parquet files) each time, the
+        refresh reads only the files added since (a changed or removed file rebuilds that history).
+        """
+        key = str(Path(lake).resolve())
+        eng = _SHARED.get(key)
+        if eng is None:
+            eng = _SHARED[key] = cls(lake)
+        eng.refresh()
+        return eng
+
+    def _files(self, dataset: str) -> dict[str, tuple[int, int]]:
+        out = {}
+        for f in (self.lake / dataset).glob("*/*.parquet"):
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
+            out[str(f)] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def refresh(self) -> None:
+        """Bring the cached histories up to the lake's files now (appending new files where possible)."""
+        self._day = None
+        for name, table in list(self._hist.items()):
+            dataset = name.removeprefix("dq_hist_")
+            old, now = self._hist_files.get(name, {}), self._files(dataset)
+            if now == old:
+                continue
+            added = [f for f in now if f not in old]
+            if table is not None and all(now.get(f) == v for f, v in old.items()) and added:
+                try:
+                    files = ", ".join("'" + f.replace("'", "''") + "'" for f in sorted(added))
+                    self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet([{files}], "
+                                     f"union_by_name=true)")
+                    self._hist_files[name] = now
+                except duckdb.Error:  # a new column: read the whole history again
+                    del self._hist[name]
+            else:
+                del self._hist[name]
+            if dataset in ("kontaktgruppe", "foerste_henvendelse", "samtale"):
+                self._state_ready = False
 
     def relation(self, dataset: str, day: dt.date | None = None) -> str | None:
         part = f"leveringsdato={day.isoformat()}" if day else "*"
@@ -161,12 +212,15 @@ class RuleEngine:
         """The dataset's whole lake history as a temp table (read once per engine, not per rule)."""
         name = f"dq_hist_{dataset}"
         if name not in self._hist:
-            rel = self.relation(dataset)
-            if rel is None:
+            files = self._files(dataset)
+            if not files:
                 self._hist[name] = None
             else:
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {rel}")
+                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in sorted(files))
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_parquet([{listed}], "
+                                 f"union_by_name=true)")
                 self._hist[name] = name
+            self._hist_files[name] = files
         return self._hist[name]
 
     def _person_rule(self, c: Contract, r: Rule) -> RuleCheck | None:

@@ -1,0 +1,118 @@
+"""`dsdw demo` runs the nightly Dagster jobs on a persistent instance: the runs, materializations, checks
+and partitions are in the instance's storage afterwards (what `dagster dev` shows), and the data went
+through them into the lake, the warehouse and every recipient's delivery.
+
+One tiny day (the 02:00 schedule's run, the sensor's warehouse run, every delivery job) keeps it short.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from fixtures_wh import use_keys
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.contracts import load_contracts
+from pipelines.deliveries.recipients import load_recipients
+from pipelines.demo import open_instance, statistics_api_hint
+
+DAY = "2026-10-01"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    mp = pytest.MonkeyPatch()
+    tmp = tmp_path_factory.mktemp("demo")
+    use_keys(mp, tmp / "keys")
+    try:
+        res = CliRunner().invoke(app, ["demo", "--out", str(tmp / "demo"), "--scale", "tiny", "--days", "1",
+                                       "--start", DAY])
+    finally:
+        mp.undo()
+    assert res.exit_code == 0, res.output
+    return tmp / "demo", res.output
+
+
+def test_the_schedule_and_the_sensor_runs_are_in_the_instance(demo: tuple[Path, str]) -> None:
+    out, output = demo
+    home = out / "dagster"
+    assert (home / "dagster.yaml").exists()
+    inst = open_instance(home)
+    runs = inst.get_runs()
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    by_job = {r.job_name: r for r in runs}
+    ing, wh = by_job["nightly_ingestion"], by_job["nightly_warehouse"]
+    assert ing.tags["dagster/partition"] == DAY and ing.tags["dagster/schedule_name"] == "nightly_0200"
+    assert wh.tags["dagster/partition"] == DAY and wh.tags["dagster/sensor_name"] == "warehouse_after_ingestion"
+    assert wh.tags["dagster/run_key"] == f"warehouse:{DAY}"
+    assert {j for j in by_job if j.startswith("levering_")} == {f"levering_{r}" for r in load_recipients()}
+    assert f"DAGSTER_HOME={home.resolve()}" in " ".join(output.split()) and "dagster dev" in output
+
+
+def test_materializations_partitions_and_checks_hold_what_reached_the_lake(demo: tuple[Path, str]) -> None:
+    out, _ = demo
+    inst = open_instance(out / "dagster")
+    root = out / "pipeline"
+    con = duckdb.connect()
+    for ds in ("kontaktgruppe", "samtale", "tilmelding"):
+        key = dg.AssetKey(["lake", ds])
+        assert inst.get_materialized_partitions(key) == {DAY}
+        mat = inst.fetch_materializations(key, limit=1).records[0].asset_materialization
+        in_lake = con.execute(f"SELECT count(*) FROM read_parquet('{root}/lake/{ds}/*/*.parquet')").fetchone()[0]
+        assert mat.metadata["rows_accepted"].value == in_lake > 0
+        for check in ("dq_error_rules", "dq_warn_rules"):
+            ev = inst.event_log_storage.get_latest_asset_check_execution_by_key([dg.AssetCheckKey(key, check)])
+            rec = ev[dg.AssetCheckKey(key, check)]
+            assert rec.status.value == "SUCCEEDED" and rec.evaluation.passed
+            assert rec.evaluation.metadata["records_checked"].value > 0
+    ing = next(r for r in inst.get_runs() if r.job_name == "nightly_ingestion")
+    checks = inst.get_records_for_run(ing.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+                                      limit=1000).records
+    assert len(checks) == 2 * len(load_contracts())  # both checks of every dataset's partition
+    assert inst.get_materialized_partitions(dg.AssetKey(["quality", "dq_results"])) == {DAY}
+    assert inst.get_materialized_partitions(dg.AssetKey(["warehouse", "warehouse_duckdb"])) == {DAY}
+
+
+def test_the_warehouse_and_every_delivery_hold_the_data(demo: tuple[Path, str]) -> None:
+    out, output = demo
+    root = out / "pipeline"
+    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    spells = con.execute("SELECT count(DISTINCT kontaktgruppe_id) FROM fct_kontaktgruppe").fetchone()[0]
+    lake = con.execute(f"SELECT count(DISTINCT kontaktgruppe_id) FROM "
+                       f"read_parquet('{root}/lake/kontaktgruppe/*/*.parquet')").fetchone()[0]
+    assert spells == lake > 0
+    assert con.execute("SELECT count(*) FROM meta.load").fetchone()[0] == 1
+    con.close()
+    assert (root / "reports" / "index.html").exists()  # rendered by the last night's dq_results
+    audit = [json.loads(x) for x in (root / "deliveries" / "audit.jsonl").read_text().splitlines() if x.strip()]
+    assert {e["modtager"] for e in audit} == set(load_recipients())
+    shown = {}  # the summary's deliveries table: recipient -> rows (cells between the box characters)
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 7 and cells[0] in load_recipients() and cells[2] == "full":
+            shown[cells[0]] = cells[5]
+    for rid in load_recipients():  # every recipient with its row count, 0 included
+        assert shown[rid] == f"{next(e['raekker'] for e in audit if e['modtager'] == rid):,}"
+    assert not (out / "sources.json").exists()  # the addresses died with the servers
+    assert (out / "sources" / "generation.json").exists()
+    assert "webservice" in output.lower() and "ftp" in output.lower()
+
+
+def test_statistics_api_hint_only_when_the_api_exists(demo: tuple[Path, str], monkeypatch) -> None:
+    import importlib.util
+    import sys
+    import types
+
+    out, output = demo
+    if importlib.util.find_spec("pipelines.api") is None:
+        assert statistics_api_hint(out / "pipeline") == []
+        assert "api serve" not in output
+    fake = types.ModuleType("pipelines.api")
+    fake.demo_hint = lambda root: [f"Statistics API: dsdw api serve --root {root}"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pipelines.api", fake)
+    assert statistics_api_hint(out / "pipeline") == [f"Statistics API: dsdw api serve --root {out / 'pipeline'}"]
