@@ -12,6 +12,7 @@ by a declared rule (PII class and field type), see :func:`dst_files`.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,22 @@ def _req(where: str, d: dict, key: str) -> Any:
     return d[key]
 
 
+def _used(ctes: dict[str, str], sql: str) -> dict[str, str]:
+    """The CTEs ``sql`` refers to, directly or through another CTE, in declaration order."""
+    need: set[str] = set()
+    todo = [sql]
+    while todo:
+        text = todo.pop()
+        for name, body in ctes.items():
+            if name not in need and re.search(rf"\b{name}\b", text):
+                need.add(name)
+                todo.append(body)
+    return {n: b for n, b in ctes.items() if n in need}
+
+
 def _with_ctes(ctes: dict[str, str], sql: str) -> str:
-    """The file's SQL below the recipient's shared CTEs (visible inside the subquery)."""
+    """The file's SQL below the shared CTEs it uses (visible inside the subquery)."""
+    ctes = _used(ctes, sql)
     if not ctes:
         return sql
     defs = ",\n".join(f"{name} AS (\n{body.strip()}\n)" for name, body in ctes.items())
@@ -119,7 +134,7 @@ def _file(where: str, d: dict, ctes: dict[str, str]) -> FileSpec:
     return FileSpec(navn=name, kolonner=tuple(cols), noegle=key, sql=_with_ctes(ctes, _req(where, d, "sql")))
 
 
-def _recipient(rid: str, d: dict) -> Recipient:
+def _recipient(rid: str, d: dict, common: dict[str, str] | None = None) -> Recipient:
     where = f"recipients.yaml: {rid}"
     basis = _req(where, d, "retsgrundlag")
     text = " ".join(str(_req(where, d, "paragraf_tekst")).split())
@@ -144,10 +159,12 @@ def _recipient(rid: str, d: dict) -> Recipient:
     if "kontrakter" in d:
         files = dst_files(d["kontrakter"], where)
     else:
-        ctes = dict(d.get("faelles_cte") or {})
-        bad = [n for n in ctes if not n.isidentifier()]
+        own = dict(d.get("faelles_cte") or {})
+        bad = [n for n in own if not n.isidentifier() or n in (common or {})]
         if bad:
-            raise RecipientError(f"{where}: faelles_cte names must be identifiers: {bad}")
+            raise RecipientError(f"{where}: faelles_cte names must be identifiers not shadowing the file's "
+                                 f"top-level faelles_cte: {bad}")
+        ctes = {**(common or {}), **own}
         files = tuple(_file(where, f, ctes) for f in _req(where, d, "filer"))
     fnames = [f.navn for f in files]
     if len(set(fnames)) != len(fnames):
@@ -243,7 +260,12 @@ def load_recipients(path: Path = RECIPIENTS_FILE) -> dict[str, Recipient]:
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or not isinstance(raw.get("recipients"), dict):
         raise RecipientError(f"{path}: top level must be a mapping with 'recipients'")
-    return {rid: _recipient(rid, d) for rid, d in raw["recipients"].items()}
+    # derivations every recipient may use (e.g. the kommune timeline with moves, the a-kasse membership)
+    common = dict(raw.get("faelles_cte") or {})
+    bad = [n for n in common if not n.isidentifier()]
+    if bad:
+        raise RecipientError(f"{path}: faelles_cte names must be identifiers: {bad}")
+    return {rid: _recipient(rid, d, common) for rid, d in raw["recipients"].items()}
 
 
 def get_recipient(rid: str) -> Recipient:
