@@ -26,7 +26,7 @@ COLUMN_TYPES = {"string", "integer", "decimal", "boolean", "date", "timestamp", 
 PERIOD_KINDS = {"maaned", "uge"}
 KINDS = ("full", "increment")
 FORMATS = {"parquet", "csv"}
-SPLITS = {"kommune", "akasse"}
+SPLITS = {"kommune", "akasse", "uddannelsesinstitution"}
 # Chapters whose use paragraphs give no basis for passing data on to Danmarks Statistik, whatever the YAML says.
 DST_FORBIDDEN_CHAPTERS = {
     "24": "§ 91: UVM's uddannelsesoplysninger videregives kun til kommunerne (stk. 2)",
@@ -83,6 +83,9 @@ class Recipient:
     opdeling: str | None
     filer: tuple[FileSpec, ...]
     raw: dict[str, Any]
+    # encrypted to the recipient's key: every CPR recipient, and those receiving other personal data
+    # (§ 42, stk. 2: name and birth date, never the CPR number)
+    krypteret: bool = True
 
 
 def _req(where: str, d: dict, key: str) -> Any:
@@ -117,7 +120,9 @@ def _file(where: str, d: dict, ctes: dict[str, str]) -> FileSpec:
     name = _req(where, d, "navn")
     where = f"{where}: file {name!r}"
     cols = []
-    for c in _req(where, d, "kolonner"):
+    # a nested list is spliced in (a YAML alias of another file's columns, e.g. the joblog's § 67 fields)
+    flat = [x for c in _req(where, d, "kolonner") for x in (c if isinstance(c, list) else [c])]
+    for c in flat:
         for k in ("navn", "type", "beskrivelse", "paragraf"):
             _req(f"{where}: column {c.get('navn')!r}", c, k)
         if c["type"] not in COLUMN_TYPES:
@@ -156,6 +161,9 @@ def _recipient(rid: str, d: dict, common: dict[str, str] | None = None) -> Recip
     if split is not None and split not in SPLITS:
         raise RecipientError(f"{where}: opdeling must be one of {sorted(SPLITS)}")
     cpr = bool(d.get("cpr"))
+    krypteret = bool(d.get("krypteret", cpr))
+    if cpr and not krypteret:
+        raise RecipientError(f"{where}: a CPR recipient must be encrypted (krypteret: false is not allowed)")
     if "kontrakter" in d:
         files = dst_files(d["kontrakter"], where)
     else:
@@ -182,7 +190,7 @@ def _recipient(rid: str, d: dict, common: dict[str, str] | None = None) -> Recip
         id=rid, navn=_req(where, d, "navn"), retsgrundlag=basis, paragraf_tekst=text,
         formaal=" ".join(str(d.get("formaal", "")).split()), population=" ".join(str(_req(where, d, "population")).split()),
         periode=periode, leveringer=kinds, tidsplan=plan, formater=formats, cpr=cpr, opdeling=split,
-        filer=files, raw=d)
+        filer=files, raw=d, krypteret=krypteret)
 
 
 def dst_field_allowed(rule: dict, c: Contract, name: str) -> bool:
