@@ -251,6 +251,12 @@ class Simulator:
                 mask &= ages <= pk.max_age
         if c.reporter == "akasse":
             mask &= p.akasse >= 0
+        # "dele af" a kontaktgruppe (§ 29, nr. 1; § 48, nr. 4, 6, 7): the personkreds rule's qualifiers
+        for r in (r for r in c.rules if r.kind == "personkreds" and r.params.get("kvalifikatorer")):
+            for kg, q in r.params["kvalifikatorer"].items():
+                for name, vals in q.items():
+                    arr = p.visitation if name == "visitationsgruppe" else p.sdp_kat
+                    mask &= ~((p.kg == int(kg)) & ~np.isin(arr, np.array([int(v) for v in vals], dtype=arr.dtype)))
         return np.flatnonzero(mask)
 
     def _outside(self, c: Contract, day: dt.date) -> int | None:
