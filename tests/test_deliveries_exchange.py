@@ -24,6 +24,10 @@ K4 = cpr_for(D("1983-01-01"), 4)               # KG 1, first a-kasse report afte
 M1 = cpr_for(D("1984-01-01"), 5, male=False)   # moves 101 -> 147 on 2026-10-10
 N1 = cpr_for(D("1985-01-01"), 6)               # two spells in the same kommune: no move
 X1 = cpr_for(D("1986-01-01"), 7)               # no kontaktgruppe spell at all
+M2 = cpr_for(D("1987-01-01"), 8, male=False)   # moves 101 -> 147 on 2026-10-12 as the simulator emits it:
+                                               # 147 sends a new version of the same spell (§ 16, stk. 5)
+F1 = cpr_for(D("1988-01-01"), 9)               # a-kasse member employed in fleksjob (§ 72, nr. 2)
+MOVE_TS = dt.datetime(2026, 10, 12, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
 
 
 def akt(tag, cpr, akasse, start):
@@ -41,8 +45,14 @@ def wh(tmp_path_factory):
             kg("k4", K4, "1", "2026-01-01"), kg("m1a", M1, "1", "2026-01-01", "2026-10-09"),
             kg("n1a", N1, "1", "2026-01-01", "2026-10-09"), kg("n1b", N1, "12", "2026-10-10")])
         deliver(root, "kontaktgruppe", DAY, [kg("m1b", M1, "1", "2026-10-10", kommune="147")], reporter="147")
+        # the simulator's move: version 1 from 101 (earlier payload), version 2 of the SAME spell from 147
+        deliver(root, "kontaktgruppe", DAY - dt.timedelta(days=20), [kg("m2", M2, "1", "2026-01-01")])
+        deliver(root, "kontaktgruppe", DAY, [
+            {**kg("m2", M2, "1", "2026-01-01", kommune="147", version=2, change="2"),
+             "registreringsdato": D("2026-10-12"), "haendelsestidspunkt": MOVE_TS}], reporter="147", source="flyt")
         deliver(root, "akasse_tilmelding", DAY, [akt("t1", K1, "067", "2026-01-05"), akt("t2", K2, "067", "2026-01-05"),
-                                                 akt("t3", M1, "067", "2026-01-05")], reporter="067")
+                                                 akt("t3", M1, "067", "2026-01-05"), akt("t4", M2, "067", "2026-01-05"),
+                                                 akt("t5", F1, "010", "2026-01-05")], reporter="067")
         deliver(root, "akasse_samtale", DAY, [
             {"samtale_id": uid("as1"), "cpr": K1, "akassekode": "010", "samtaledato": D("2026-10-10"),
              "samtaletype": "1", "samtaleform": "1", "registreringsdato": D("2026-10-10"), "cv_aftaler": "fritekst"},
@@ -76,7 +86,10 @@ def wh(tmp_path_factory):
             {"haendelse_id": uid("hm1"), "cpr": M1, "haendelsesdato": D("2026-09-20"), "haendelsestype": "13",
              "virksomhed_cvr": "12345674", "virksomhed_pnummer": "1000000001", "kommunekode": "101"},
             {"haendelse_id": uid("hm2"), "cpr": M1, "haendelsesdato": D("2026-09-21"), "haendelsestype": "1",
-             "kommunekode": "101"}])
+             "kommunekode": "101"},
+            # § 74, stk. 1: the jobcentre reports the event type only; the data foundation marks it
+            {"haendelse_id": uid("h7"), "cpr": K1, "haendelsesdato": D("2026-10-08"), "haendelsestype": "7",
+             "udeblivelse": None}])
         deliver(root, "akasse_indkaldelse", DAY, [
             {"indkaldelse_id": uid("ai1"), "cpr": K1, "akassekode": "067", "samtaledato": D("2026-10-09"),
              "samtaletype": "1", "meddelelsesdato": D("2026-10-01"), "registreringsdato": D("2026-10-01")}],
@@ -85,7 +98,11 @@ def wh(tmp_path_factory):
             {"fravaer_id": uid("af1"), "cpr": M1, "akassekode": "067", "fravaersaarsag": "9",
              "startdato": D("2026-10-05"), "registreringsdato": D("2026-10-05"), "bemaerkning": "fritekst"},
             {"fravaer_id": uid("af2"), "cpr": M1, "akassekode": "067", "fravaersaarsag": "9",
-             "startdato": D("2026-10-15"), "registreringsdato": D("2026-10-15")}], reporter="067")
+             "startdato": D("2026-10-15"), "registreringsdato": D("2026-10-15")},
+            {"fravaer_id": uid("af3"), "cpr": M2, "akassekode": "067", "fravaersaarsag": "9",
+             "startdato": D("2026-10-11"), "registreringsdato": D("2026-10-11")},
+            {"fravaer_id": uid("af4"), "cpr": M2, "akassekode": "067", "fravaersaarsag": "9",
+             "startdato": D("2026-10-12"), "registreringsdato": D("2026-10-12")}], reporter="067")
         deliver(root, "minplan_udkast", DAY, [
             {"udkast_id": uid("u1"), "cpr": K1, "akassekode": "010", "udkastdato": D("2026-10-11"),
              "registreringsdato": D("2026-10-11"), "planforslag": "fritekst"}], reporter="010")
@@ -97,7 +114,9 @@ def wh(tmp_path_factory):
             {"plan_id": uid("p3"), "cpr": M1, "kommunekode": "147", "plantype": "1", "status": "2",
              "oprettelses_revisionsdato": D("2026-10-11"), "planversion": 1},
             {"plan_id": uid("p4"), "cpr": N1, "kommunekode": "101", "plantype": "1", "status": "2",
-             "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1}])
+             "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1},
+            {"plan_id": uid("p5"), "cpr": M2, "kommunekode": "101", "plantype": "1", "status": "3",
+             "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 2, "planbeskrivelse": "Plan for M2"}])
         deliver(root, "uddannelsesplan", DAY, [
             {"uddannelsesplan_id": uid("up1"), "cpr": M1, "kommunekode": "101", "trin": "2", "status": "3",
              "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 1, "uddannelsesmaal": "1030"}])
@@ -106,7 +125,10 @@ def wh(tmp_path_factory):
             foranst("fm2", M1, "12", "2026-09-01", "2026-12-31"),               # ongoing
             foranst("fm3", M1, "20", "2026-11-01", "2026-11-30"),               # agreed, future
             {**foranst("fm4", M1, "20", "2026-11-01", "2026-11-30"), "status": "1"},  # annulleret
-            foranst("fm5", M1, "20", "2026-10-20", "2026-11-30", kommune="147")])   # the new kommune's own
+            foranst("fm5", M1, "20", "2026-10-20", "2026-11-30", kommune="147"),   # the new kommune's own
+            foranst("fm6", M2, "12", "2026-10-01", "2026-12-31"),
+            foranst("fx1", F1, "14", "2026-09-01", None, cvr="87654328"),        # fleksjob of an a-kasse member
+            foranst("fx2", K2, "14", "2026-09-01", None)])                       # K2 is a member of 067 too
         load_warehouse(root, DAY)
         yield {"root": root, "m": {rid: make_delivery(root, rid, "2026-10", create_missing_keys=True)
                                    for rid in ("akasse", "jobcenter", "tilflytningskommune")}}
@@ -120,7 +142,7 @@ def test_akasse_gets_kg1_summonses_and_conversations_of_its_own_members(wh):
     rows = read_rows(wh["m"]["akasse"], "akasse")
     assert by_part(rows["indkaldelser"], "indkaldelse_id") == sorted([("067", uid("i1")), ("010", uid("i2"))])
     assert by_part(rows["samtaler"], "samtale_id", "cpr") == sorted([("067", uid("s1"), K1), ("030", uid("s4"), K4)])
-    assert by_part(rows["haendelser"], "haendelse_id") == [("067", uid("h1"))]
+    assert by_part(rows["haendelser"], "haendelse_id") == sorted([("067", uid("h1")), ("067", uid("h7"))])
     assert by_part(rows["joblog"], "joblog_id") == sorted([("067", uid("j1")), ("030", uid("j4"))])
     # § 67, stk. 2, nr. 5-6 give the a-kasse the citizen's own job title and the company name; both stay out
     # of the analysts' warehouse (free text / maybe a sole trader), so the cut takes them from the lake
@@ -128,7 +150,36 @@ def test_akasse_gets_kg1_summonses_and_conversations_of_its_own_members(wh):
     assert (j1["stillingsbetegnelse"], j1["virksomhedsnavn"]) == ("Lagerarbejder", "Firma")
     for name, rs in rows.items():
         assert {k for r in rs for k in r} == set(declared_columns("akasse", name)) | {"_part"}
-    assert not any("fritekst" in str(v) or "@" in str(v) for rs in rows.values() for r in rs for v in r.values())
+
+
+def test_akasse_gets_all_the_information_including_free_text_and_contact_data(wh):
+    """"Oplysningerne videregives" (§ 20, stk. 5; § 66, stk. 4; § 78, stk. 2): every field, free text and
+    contact data too, taken from the restricted lake by besked_id."""
+    rows = read_rows(wh["m"]["akasse"], "akasse")
+    i1 = next(r for r in rows["indkaldelser"] if r["indkaldelse_id"] == uid("i1"))
+    assert (i1["adresse"], i1["titel"]) == ("Jobcentervej 1", "fritekst")        # § 20, stk. 1, nr. 7 and 9
+    j1 = next(r for r in rows["joblog"] if r["joblog_id"] == uid("j1"))
+    assert j1["virksomhed_email"] == "a@b.dk"                                       # § 67, stk. 2, nr. 11
+    h1 = next(r for r in rows["haendelser"] if r["haendelse_id"] == uid("h1"))
+    assert h1["kommentar"] == "fritekst"                                            # § 75, stk. 1, nr. 6
+
+
+def test_akasse_haendelser_are_marked_by_the_data_foundation(wh):
+    """§ 74, stk. 1: the marking is made in the data foundation's message, from the event type."""
+    rows = read_rows(wh["m"]["akasse"], "akasse")["haendelser"]
+    h7 = next(r for r in rows if r["haendelse_id"] == uid("h7"))
+    assert (h7["udeblivelse"], h7["afslag"], h7["ophoer"], h7["fravaersdag"]) == (True, False, False, False)
+    h1 = next(r for r in rows if r["haendelse_id"] == uid("h1"))
+    assert not (h1["udeblivelse"] or h1["afslag"] or h1["ophoer"] or h1["fravaersdag"])
+
+
+def test_akasse_gets_its_members_fleksjob(wh):
+    """§ 72, nr. 2, stk. 2 and § 78, stk. 2: a member's fleksjob (§ 39, stk. 3-4 fields) to the a-kasse."""
+    rows = read_rows(wh["m"]["akasse"], "akasse")["fleksjob"]
+    assert by_part(rows, "foranstaltning_id", "cpr", "udbyder_cvr") == sorted([
+        ("010", uid("fx1"), F1, "87654328"), ("067", uid("fx2"), K2, "12345674")])
+    fx1 = next(r for r in rows if r["foranstaltning_id"] == uid("fx1"))
+    assert fx1["udbyder_kontaktinformation"] == "+45 12345678" and fx1["aktiveringstype"] == "14"
 
 
 def test_akasse_files_are_encrypted_per_akasse(wh):
@@ -144,17 +195,44 @@ def test_jobcenter_gets_akasse_data_of_its_own_citizens(wh):
     assert by_part(rows["akasse_indkaldelser"], "indkaldelse_id") == [("101", uid("ai1"))]
     assert by_part(rows["akasse_samtaler"], "samtale_id") == [("101", uid("as1"))]  # X1 has no kommune
     assert by_part(rows["minplan_udkast"], "udkast_id") == [("101", uid("u1"))]
-    assert by_part(rows["akasse_fravaer"], "fravaer_id") == sorted([("101", uid("af1")), ("147", uid("af2"))])
+    assert by_part(rows["akasse_fravaer"], "fravaer_id") == sorted([("101", uid("af1")), ("147", uid("af2")),
+                                                                     ("101", uid("af3")), ("147", uid("af4"))])
+    # § 63, stk. 2, nr. 3-4 and § 63, stk. 1, nr. 7: the draft's and the conversation's free text go too
+    assert [r["planforslag"] for r in rows["minplan_udkast"]] == ["fritekst"]
+    assert [r["cv_aftaler"] for r in rows["akasse_samtaler"]] == ["fritekst"]
+    af1 = next(r for r in rows["akasse_fravaer"] if r["fravaer_id"] == uid("af1"))
+    assert af1["bemaerkning"] == "fritekst"
     assert by_part(rows["joblog"], "joblog_id") == sorted([("101", uid("j1")), ("101", uid("j4"))])
     assert X1 not in {r["cpr"] for rs in rows.values() for r in rs}
 
 
 def test_tilflytningskommune_gets_the_previous_kommunes_current_plans_measures_and_referrals(wh):
     rows = read_rows(wh["m"]["tilflytningskommune"], "tilflytningskommune")
-    assert by_part(rows["planer"], "plan_id", "fraflytningskommune", "flyttedato", "beskaeftigelsesmaal") == [
+    assert by_part([r for r in rows["planer"] if r["cpr"] == M1], "plan_id", "fraflytningskommune", "flyttedato",
+                   "beskaeftigelsesmaal") == [
         ("147", uid("p1"), "101", D("2026-10-10"), "Lagerarbejde")]
     assert by_part(rows["uddannelsespaalaeg"], "uddannelsesplan_id") == [("147", uid("up1"))]
-    assert by_part(rows["foranstaltninger"], "foranstaltning_id") == sorted([("147", uid("fm2")),
-                                                                              ("147", uid("fm3"))])
+    assert by_part([r for r in rows["foranstaltninger"] if r["cpr"] == M1], "foranstaltning_id") == sorted(
+        [("147", uid("fm2")), ("147", uid("fm3"))])
     assert by_part(rows["henvisninger"], "haendelse_id", "haendelsestype") == [("147", uid("hm1"), "13")]
-    assert {r["cpr"] for rs in rows.values() for r in rs} == {M1}  # N1 stayed in 101
+    assert {r["cpr"] for rs in rows.values() for r in rs} == {M1, M2}  # N1 stayed in 101
+
+
+def test_a_kommune_change_on_the_existing_spell_is_a_move(wh):
+    """The simulator moves a person by a new version of the same spell with the new kommune (§ 16, stk. 5):
+    the new kommune gets the old kommune's current plan and ongoing measures (§ 39, stk. 11), the move
+    dated by the version's event time, and the plan's free text (from the restricted lake)."""
+    rows = read_rows(wh["m"]["tilflytningskommune"], "tilflytningskommune")
+    m2 = [r for r in rows["planer"] if r["cpr"] == M2]
+    assert [(r["_part"], r["plan_id"], r["fraflytningskommune"], r["flyttedato"], r["planbeskrivelse"])
+            for r in m2] == [("147", uid("p5"), "101", D("2026-10-12"), "Plan for M2")]
+    assert [(r["_part"], r["foranstaltning_id"]) for r in rows["foranstaltninger"] if r["cpr"] == M2] == [
+        ("147", uid("fm6"))]
+    fm6 = next(r for r in rows["foranstaltninger"] if r["foranstaltning_id"] == uid("fm6"))
+    assert fm6["udbyder_kontaktinformation"] == "+45 12345678"   # § 39, stk. 3, nr. 18
+
+
+def test_jobcentre_routing_follows_the_kommune_valid_on_the_records_date(wh):
+    rows = read_rows(wh["m"]["jobcenter"], "jobcenter")["akasse_fravaer"]
+    got = {r["fravaer_id"]: r["_part"] for r in rows if r["cpr"] == M2}
+    assert got == {uid("af3"): "101", uid("af4"): "147"}   # the day before / the day of the move

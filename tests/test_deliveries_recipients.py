@@ -17,7 +17,8 @@ from pipelines.deliveries.recipients import RECIPIENTS_FILE, RecipientError, get
 from pipelines.deliveries.serialize import csv_bytes, parquet_bytes
 
 EXPECTED = {"dst", "uvm", "atp_skat", "fff", "udbetaling_danmark", "ungedatabasen", "virksomhedsdata",
-            "uddannelse_kommuner"}
+            "uddannelse_kommuner", "akasse", "jobcenter", "tilflytningskommune", "akasseskifte",
+            "uddannelsesinstitution"}
 
 
 def raw() -> dict:
@@ -53,6 +54,26 @@ def test_field_lists_are_the_orders_lists():
                            "startdato", "slutdato", "aktivitetsudbyder_cvr"]
     assert cols["udbetaling_danmark"] == ["cpr", "visitationsdato_fleksjob", "kontaktgruppe"]       # § 41, stk. 5
     assert cols["ungedatabasen"] == ["cpr", "oensket_startdato", "slutdato", "ophoersaarsag"]       # § 42, stk. 1
+    inst = get_recipient("uddannelsesinstitution")                                                  # § 42, stk. 2
+    paalaeg = next(f for f in inst.filer if f.navn == "paalaeg")
+    assert {c.navn: c.paragraf.split(";")[0] for c in paalaeg.kolonner if c.navn != "uddannelsesplan_id"} == {
+        "foedselsdato": "§ 42, stk. 2, nr. 1", "navn": "§ 42, stk. 2, nr. 2", "paalaegsdato": "§ 42, stk. 2, nr. 3",
+        "paalagt_uddannelse": "§ 42, stk. 2, nr. 3", "fristdato": "§ 42, stk. 2, nr. 3",
+        "risiko_saerlige_vanskeligheder": "§ 42, stk. 2, nr. 5"}
+    assert all(c.paragraf.startswith("§ 42, stk. 2, nr. 4") for f in inst.filer if f.navn == "indsatser"
+               for c in f.kolonner)
+    assert not inst.cpr and inst.krypteret and not any("cpr" in f.column_names for f in inst.filer)
+    # § 66, stk. 5 sends "oplysningerne i § 67": the same columns as the § 66, stk. 4 joblog
+    skift = get_recipient("akasseskifte").filer[0].column_names
+    assert skift[2:] == next(f for f in get_recipient("akasse").filer if f.navn == "joblog").column_names
+
+
+def test_shared_derivations_enter_only_the_files_that_use_them():
+    """The top-level faelles_cte (kommune timeline, moves, membership) are spliced in only where used."""
+    assert "kg_version" not in get_recipient("uvm").filer[0].sql
+    tilf = get_recipient("tilflytningskommune").filer[0].sql
+    assert "kg_version" in tilf and "fct_kontaktgruppe_historik" in tilf and "medlemskab" not in tilf
+    assert "medlem_bevis" in next(f for f in get_recipient("akasse").filer if f.navn == "indkaldelser").sql
 
 
 def test_dst_gets_the_reported_areas_but_not_uvm_ssi_or_unrelated_chapters():
@@ -119,6 +140,11 @@ def test_declaration_errors_name_the_problem(tmp_path):
         r["fff"]["cpr"] = False
     with pytest.raises(RecipientError, match="encrypted"):
         load_variant(tmp_path, cpr_unencrypted)
+
+    def cpr_without_encryption(r):
+        r["fff"]["krypteret"] = False
+    with pytest.raises(RecipientError, match="encrypted"):
+        load_variant(tmp_path, cpr_without_encryption)
 
     def no_split_column(r):
         r["fff"]["opdeling"] = "kommune"

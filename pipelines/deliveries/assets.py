@@ -37,7 +37,7 @@ def op_name(rid: str) -> str:
 def _make_asset(rec: Recipient) -> dg.AssetsDefinition:
     desc = (f"{rec.navn} ({rec.retsgrundlag}). {rec.population} Leveringer: {', '.join(rec.leveringer)}; "
             f"periode: {rec.periode}; formater: {', '.join(rec.formater)}"
-            + ("; krypteret til modtagerens nøgle" if rec.cpr else ""))
+            + ("; krypteret til modtagerens nøgle" if rec.krypteret else ""))
 
     @dg.asset(key=asset_key(rec.id), deps=[PUBLISHED], group_name="deliveries", description=desc,
               kinds={"parquet"} | ({"csv"} if "csv" in rec.formater else set()),

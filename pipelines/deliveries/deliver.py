@@ -125,7 +125,7 @@ def _emit(rec: Recipient, spec: FileSpec, table: pa.Table, kind: str, staging: P
         data = conform(part, columns, f"{rec.id}/{spec.navn}")
         key_name = rec.id if party is None else f"{rec.id}-{party}"
         pub = None
-        if rec.cpr:
+        if rec.krypteret:
             if create_missing_keys:
                 crypto.ensure_recipient_keypair(key_name)
             pub = crypto.load_public_key(key_name)
@@ -217,7 +217,7 @@ def deliver(root: Path | str, recipient: str, period: str, kind: str = "full", o
             "kryptering": ({"algoritme": crypto.ALGORITHM,
                             "note": "sha256/bytes gælder klarteksten (ens ved hver genkørsel af samme snit); "
                                     "krypteret.sha256 gælder den krypterede fil (ny pr. kørsel)"}
-                           if rec.cpr else None),
+                           if rec.krypteret else None),
             "csv": {"tegnsaet": "UTF-8", "separator": CSV_DELIMITER, "linjeskift": "LF", "null": "tom",
                     "lister": "|"} if "csv" in rec.formater else None,
             "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

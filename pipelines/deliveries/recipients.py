@@ -12,6 +12,7 @@ by a declared rule (PII class and field type), see :func:`dst_files`.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ COLUMN_TYPES = {"string", "integer", "decimal", "boolean", "date", "timestamp", 
 PERIOD_KINDS = {"maaned", "uge"}
 KINDS = ("full", "increment")
 FORMATS = {"parquet", "csv"}
-SPLITS = {"kommune", "akasse"}
+SPLITS = {"kommune", "akasse", "uddannelsesinstitution"}
 # Chapters whose use paragraphs give no basis for passing data on to Danmarks Statistik, whatever the YAML says.
 DST_FORBIDDEN_CHAPTERS = {
     "24": "§ 91: UVM's uddannelsesoplysninger videregives kun til kommunerne (stk. 2)",
@@ -82,6 +83,9 @@ class Recipient:
     opdeling: str | None
     filer: tuple[FileSpec, ...]
     raw: dict[str, Any]
+    # encrypted to the recipient's key: every CPR recipient, and those receiving other personal data
+    # (§ 42, stk. 2: name and birth date, never the CPR number)
+    krypteret: bool = True
 
 
 def _req(where: str, d: dict, key: str) -> Any:
@@ -90,8 +94,22 @@ def _req(where: str, d: dict, key: str) -> Any:
     return d[key]
 
 
+def _used(ctes: dict[str, str], sql: str) -> dict[str, str]:
+    """The CTEs ``sql`` refers to, directly or through another CTE, in declaration order."""
+    need: set[str] = set()
+    todo = [sql]
+    while todo:
+        text = todo.pop()
+        for name, body in ctes.items():
+            if name not in need and re.search(rf"\b{name}\b", text):
+                need.add(name)
+                todo.append(body)
+    return {n: b for n, b in ctes.items() if n in need}
+
+
 def _with_ctes(ctes: dict[str, str], sql: str) -> str:
-    """The file's SQL below the recipient's shared CTEs (visible inside the subquery)."""
+    """The file's SQL below the shared CTEs it uses (visible inside the subquery)."""
+    ctes = _used(ctes, sql)
     if not ctes:
         return sql
     defs = ",\n".join(f"{name} AS (\n{body.strip()}\n)" for name, body in ctes.items())
@@ -102,7 +120,9 @@ def _file(where: str, d: dict, ctes: dict[str, str]) -> FileSpec:
     name = _req(where, d, "navn")
     where = f"{where}: file {name!r}"
     cols = []
-    for c in _req(where, d, "kolonner"):
+    # a nested list is spliced in (a YAML alias of another file's columns, e.g. the joblog's § 67 fields)
+    flat = [x for c in _req(where, d, "kolonner") for x in (c if isinstance(c, list) else [c])]
+    for c in flat:
         for k in ("navn", "type", "beskrivelse", "paragraf"):
             _req(f"{where}: column {c.get('navn')!r}", c, k)
         if c["type"] not in COLUMN_TYPES:
@@ -119,7 +139,7 @@ def _file(where: str, d: dict, ctes: dict[str, str]) -> FileSpec:
     return FileSpec(navn=name, kolonner=tuple(cols), noegle=key, sql=_with_ctes(ctes, _req(where, d, "sql")))
 
 
-def _recipient(rid: str, d: dict) -> Recipient:
+def _recipient(rid: str, d: dict, common: dict[str, str] | None = None) -> Recipient:
     where = f"recipients.yaml: {rid}"
     basis = _req(where, d, "retsgrundlag")
     text = " ".join(str(_req(where, d, "paragraf_tekst")).split())
@@ -141,13 +161,18 @@ def _recipient(rid: str, d: dict) -> Recipient:
     if split is not None and split not in SPLITS:
         raise RecipientError(f"{where}: opdeling must be one of {sorted(SPLITS)}")
     cpr = bool(d.get("cpr"))
+    krypteret = bool(d.get("krypteret", cpr))
+    if cpr and not krypteret:
+        raise RecipientError(f"{where}: a CPR recipient must be encrypted (krypteret: false is not allowed)")
     if "kontrakter" in d:
         files = dst_files(d["kontrakter"], where)
     else:
-        ctes = dict(d.get("faelles_cte") or {})
-        bad = [n for n in ctes if not n.isidentifier()]
+        own = dict(d.get("faelles_cte") or {})
+        bad = [n for n in own if not n.isidentifier() or n in (common or {})]
         if bad:
-            raise RecipientError(f"{where}: faelles_cte names must be identifiers: {bad}")
+            raise RecipientError(f"{where}: faelles_cte names must be identifiers not shadowing the file's "
+                                 f"top-level faelles_cte: {bad}")
+        ctes = {**(common or {}), **own}
         files = tuple(_file(where, f, ctes) for f in _req(where, d, "filer"))
     fnames = [f.navn for f in files]
     if len(set(fnames)) != len(fnames):
@@ -165,7 +190,7 @@ def _recipient(rid: str, d: dict) -> Recipient:
         id=rid, navn=_req(where, d, "navn"), retsgrundlag=basis, paragraf_tekst=text,
         formaal=" ".join(str(d.get("formaal", "")).split()), population=" ".join(str(_req(where, d, "population")).split()),
         periode=periode, leveringer=kinds, tidsplan=plan, formater=formats, cpr=cpr, opdeling=split,
-        filer=files, raw=d)
+        filer=files, raw=d, krypteret=krypteret)
 
 
 def dst_field_allowed(rule: dict, c: Contract, name: str) -> bool:
@@ -243,7 +268,12 @@ def load_recipients(path: Path = RECIPIENTS_FILE) -> dict[str, Recipient]:
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or not isinstance(raw.get("recipients"), dict):
         raise RecipientError(f"{path}: top level must be a mapping with 'recipients'")
-    return {rid: _recipient(rid, d) for rid, d in raw["recipients"].items()}
+    # derivations every recipient may use (e.g. the kommune timeline with moves, the a-kasse membership)
+    common = dict(raw.get("faelles_cte") or {})
+    bad = [n for n in common if not n.isidentifier()]
+    if bad:
+        raise RecipientError(f"{path}: faelles_cte names must be identifiers: {bad}")
+    return {rid: _recipient(rid, d, common) for rid, d in raw["recipients"].items()}
 
 
 def get_recipient(rid: str) -> Recipient:

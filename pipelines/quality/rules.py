@@ -199,10 +199,15 @@ class RuleEngine:
             if rel:
                 ev = event_date_sql(self.contracts[ds], "g")
                 parts.append(f"SELECT cpr, {ev} AS dato, cast(visitationsgruppe AS VARCHAR) vis, "
-                             f"cast(matchgruppe AS VARCHAR) mat FROM {rel} g "
+                             f"cast(matchgruppe AS VARCHAR) mat, NULL::VARCHAR sdp FROM {rel} g "
                              f"WHERE visitationsgruppe IS NOT NULL OR matchgruppe IS NOT NULL")
+        rel = self.history("sdp_opfoelgning")  # the sygedagpengekategori (§ 35) for § 48, nr. 6-7
+        if rel:
+            ev = event_date_sql(self.contracts["sdp_opfoelgning"], "g")
+            parts.append(f"SELECT cpr, {ev} AS dato, NULL::VARCHAR vis, NULL::VARCHAR mat, "
+                         f"cast(sygedagpengekategori AS VARCHAR) sdp FROM {rel} g WHERE sygedagpengekategori IS NOT NULL")
         groups = " UNION ALL ".join(parts) or \
-            "SELECT NULL::VARCHAR cpr, NULL::DATE dato, NULL::VARCHAR vis, NULL::VARCHAR mat WHERE FALSE"
+            "SELECT NULL::VARCHAR cpr, NULL::DATE dato, NULL::VARCHAR vis, NULL::VARCHAR mat, NULL::VARCHAR sdp WHERE FALSE"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_groups AS {groups}")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_bilag1 AS SELECT * FROM read_csv("
                          f"'{REFERENCE_DIR / 'bilag1_fravaer.csv'}', all_varchar=true)")
@@ -232,12 +237,31 @@ class RuleEngine:
         held = (f"coalesce((SELECT string_agg(DISTINCT cast(s.kontaktgruppe AS VARCHAR), ',') FROM dq_spells s "
                 f"WHERE {on_day}), 'none')")
         pk = c.personkreds
+        if r.kind == "personkreds" and r.params.get("field"):
+            # a field the order gives only for some kontaktgrupper (e.g. § 25, stk. 1, nr. 9: the
+            # visitationsgruppe for kontaktgruppe 2, 3 and 12): reported for anyone else, it is wrong
+            fld, kgs = r.params["field"], ", ".join(str(k) for k in r.params["kontaktgrupper"])
+            inside = f"EXISTS (SELECT 1 FROM dq_spells s WHERE {on_day} AND s.kontaktgruppe IN ({kgs}))"
+            return RuleCheck(r, f"{valid_cpr} AND r.{fld} IS NOT NULL", f"NOT {inside}",
+                             f"'{fld} reported for kontaktgruppe ' || {held}")
         if r.kind == "personkreds":
             if not pk.kontaktgrupper:
                 return None
-            kgs = ", ".join(str(k) for k in pk.kontaktgrupper)
             groups = ", ".join(_q(g) for g in pk.person_groups) or "NULL"
-            inside = (f"EXISTS (SELECT 1 FROM dq_spells s WHERE {on_day} AND (s.kontaktgruppe IN ({kgs}) "
+            # "dele af" a kontaktgruppe (§ 29, nr. 1; § 48, nr. 4, 6, 7): the group only with a qualifier,
+            # the latest visitations-/sygedagpengekategori reported on or before the event date; unknown
+            # (never reported) is not held against the record
+            quals = {str(k): v for k, v in (r.params.get("kvalifikatorer") or {}).items()}
+            plain = [k for k in pk.kontaktgrupper if str(k) not in quals]
+            conds = [f"s.kontaktgruppe IN ({', '.join(str(k) for k in plain)})"] if plain else []
+            for kg, q in quals.items():
+                for name, vals in q.items():
+                    col = {"visitationsgruppe": "vis", "sygedagpengekategori": "sdp"}[name]
+                    last = (f"(SELECT g.{col} FROM dq_groups g WHERE g.cpr = r.cpr AND g.{col} IS NOT NULL "
+                            f"AND g.dato <= {ev} ORDER BY g.dato DESC LIMIT 1)")
+                    ok = ", ".join(_q(v) for v in vals)
+                    conds.append(f"(s.kontaktgruppe = {int(kg)} AND coalesce({last} IN ({ok}), TRUE))")
+            inside = (f"EXISTS (SELECT 1 FROM dq_spells s WHERE {on_day} AND ({' OR '.join(conds) or 'FALSE'} "
                       f"OR s.persongruppe IN ({groups})))")
             return RuleCheck(r, valid_cpr, f"NOT {inside}", f"'kontaktgruppe on ' || {ev} || ': ' || {held}")
         if r.kind == "age_range":
@@ -314,12 +338,28 @@ class RuleEngine:
                              "'overlaps another kontaktgruppe spell of the person'")
         return None
 
+    def _for_persons(self, c: Contract, r: Rule, chk: RuleCheck) -> RuleCheck:
+        """A rule that applies only to persons in ``kontaktgrupper`` on the event date, or whose record
+        names one of ``persongrupper`` (e.g. § 33, stk. 4, nr. 9: kontaktgruppe 1, MAY and dimittender)."""
+        self._state()
+        ev = event_date_sql(c)
+        kgs = ", ".join(str(k) for k in r.params.get("kontaktgrupper") or []) or "NULL"
+        held = (f"EXISTS (SELECT 1 FROM dq_spells s WHERE s.cpr = r.cpr AND s.startdato <= {ev} "
+                f"AND (s.slutdato IS NULL OR {ev} <= s.slutdato) AND s.kontaktgruppe IN ({kgs}))")
+        pgs = r.params.get("persongrupper")
+        if pgs:
+            held = f"({held} OR lower(cast(r.persongruppe AS VARCHAR)) IN ({', '.join(_q(g) for g in pgs)}))"
+        return RuleCheck(r, f"({chk.applies}) AND {held}", chk.fails, chk.detail)
+
     def checks(self, c: Contract, kinds: set[str] | None = None) -> list[RuleCheck]:
         out = []
         for r in c.rules:
             if kinds is not None and r.kind not in kinds:
                 continue
             chk = compile_rule(c, r)
+            if chk is not None and r.kind != "personkreds" and (r.params.get("kontaktgrupper")
+                                                                 or r.params.get("persongrupper")):
+                chk = self._for_persons(c, r, chk)
             if chk is None and r.kind in ("personkreds", "bilag1", "age_range"):
                 chk = self._person_rule(c, r)
             if chk is None:

@@ -33,6 +33,9 @@ from pipelines.simulate.population import (
 from pipelines.simulate.records import RecordBuilder, RuleView, Vocab, _matches, iso_dt
 from pipelines.simulate.scales import SCALES, Scale
 
+# Daily probability that a dagpengemodtager changes a-kasse (~9 % a year, the order of the yearly
+# switches between Danish a-kasser; § 66, stk. 5).
+AKASSE_CHANGE_RATE = 0.00025
 # Expected events per eligible person per day (eligibility = the contract's personkreds).
 RATES: dict[str, float] = {
     "indkaldelse": 1 / 40,
@@ -250,6 +253,12 @@ class Simulator:
                 mask &= ages <= pk.max_age
         if c.reporter == "akasse":
             mask &= p.akasse >= 0
+        # "dele af" a kontaktgruppe (§ 29, nr. 1; § 48, nr. 4, 6, 7): the personkreds rule's qualifiers
+        for r in (r for r in c.rules if r.kind == "personkreds" and r.params.get("kvalifikatorer")):
+            for kg, q in r.params["kvalifikatorer"].items():
+                for name, vals in q.items():
+                    arr = p.visitation if name == "visitationsgruppe" else p.sdp_kat
+                    mask &= ~((p.kg == int(kg)) & ~np.isin(arr, np.array([int(v) for v in vals], dtype=arr.dtype)))
         return np.flatnonzero(mask)
 
     def _outside(self, c: Contract, day: dt.date) -> int | None:
@@ -498,6 +507,7 @@ class Simulator:
             self._spell_started(sp)
         for i, _old, _new in tr.moved:
             self._moved(i, day)
+        self._akasse_changes(day)
         if "stillingsopslag" in self.contracts:
             n = int(self.rng.poisson(STILLINGSOPSLAG_PER_MILLION * self.pop.size / 1_000_000))
             for _ in range(n):
@@ -607,6 +617,20 @@ class Simulator:
                       change="update", key=self.sygemeldinger.pop(sp.spell_id), version=2,
                       defect_ok=False, correctable=False)
         p.kg[i], p.visitation[i], p.match[i], p.sdp_kat[i], p.pgroup[i] = saved
+
+    def _akasse_changes(self, day: dt.date) -> None:
+        """A dagpengemodtager changes a-kasse (~9 % a year): the new a-kasse registers the member as a
+        jobseeker (§ 53, stk. 1), which is what the § 66, stk. 5 delivery sees as the change."""
+        p = self.pop
+        if "akasse_tilmelding" not in self.contracts or len(p.akasser) < 2:
+            return
+        members = np.flatnonzero((p.kg == 1) & (p.akasse >= 0))
+        n = int(self.rng.binomial(len(members), AKASSE_CHANGE_RATE)) if len(members) else 0
+        for i in (np.sort(self.rng.choice(members, size=n, replace=False)) if n else []):
+            others = p.akasser[p.akasser != p.akasse[i]]
+            p.akasse[i] = others[int(self.rng.integers(len(others)))]
+            self.emit("akasse_tilmelding", int(i), day, {"startdato": day.isoformat()}, reg=day,
+                      defect_ok=False, correctable=False)
 
     def _moved(self, i: int, day: dt.date) -> None:
         """A move changes the myndighedstilknytning: the new opholdskommune updates the spell (§ 16, stk. 5)."""

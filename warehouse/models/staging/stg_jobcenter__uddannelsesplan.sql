@@ -7,7 +7,7 @@
 -- grain: one row per record version (uddannelsesplan_id, version, aendringstype) among the payloads new in this load
 -- keys: uddannelsesplan_id, version, aendringstype
 -- valid time: oprettelses_revisionsdato (event)
--- left in the restricted lake (pii): ansvarlig_sagsbehandler, registrerende_sagsbehandler, planbeskrivelse, baggrund, aftalt_opfoelgning, borgerens_kommentar, sagsbehandlerens_kommentar, uddannelsesoensker
+-- left in the restricted lake (pii): ansvarlig_sagsbehandler, registrerende_sagsbehandler, planbeskrivelse, baggrund, aftalt_opfoelgning, borgerens_kommentar, sagsbehandlerens_kommentar, uddannelsesoensker, personens_navn
 SELECT
     besked_id,
     aendringstype,
@@ -28,6 +28,8 @@ SELECT
     uddannelsessteder,
     optagelsesstatus,
     paalagt_uddannelse,
+    uddannelsesinstitution,
+    risiko_saerlige_vanskeligheder,
     status,
     planversion,
     samtykke_digital,
