@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.contracts import Contract, codelist_codes, get_contract, load_contracts
+from pipelines.governance.hooks import payload_refusal  # issue 17
 from pipelines.landing import LandingStore, Ledger, PayloadKey
 
 CHANNEL_EXT = {"webservice": ".json", "ftp": ".csv", "portal": ".csv", "filedrop": ".dat"}
@@ -152,6 +153,12 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     reg = ledger.register(key, pid, sha, len(data), path, received_at)
     out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action)
     if reg.action == "duplicate":
+        return out
+    # issue 17 (§§ 6, 8; § 6, stk. 2): refused by the governance register (only where one exists): the
+    # reason in the ledger, nothing in the lake; not a failure of the run (the verdict is per delivery day)
+    if refusal := payload_refusal(zones.root, key, data):
+        ledger.mark_failed(key, reg.row.version, refusal)
+        out.action, out.warnings = "refused", [refusal]
         return out
     try:
         res = parse_payload(data, contract, channel=key.channel, reporter=key.reporter,
