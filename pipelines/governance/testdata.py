@@ -19,7 +19,8 @@ and cannot be traced back without the key:
   modern CPR numbers; python-stdnum checks date and format).  Invalid source CPRs stay invalid.
 * every date and timestamp of a person's records (and the birth date in the CPR, so ages at events
   hold) -> shifted by the same keyed number of days; the record moves to the shifted delivery day.
-* names, contact data and free text (the contracts' ``pii`` classes) -> neutral test values;
+* names, contact data and free text (the contracts' ``pii`` classes, and any prose - a value with a
+  space - in a string field without a code list) -> neutral test values;
   uuids (record keys, message ids) -> keyed uuids, so references between datasets still resolve.
 * rare combinations: a person whose (birth year, gender, reporter) group has fewer than ``K_ANONYM``
   persons in the extract gets the birth date generalised to 1 July of the year.
@@ -223,6 +224,11 @@ def _value(anon: Anonymiser, f: Field, v: Any, days: int, rare: set[str]) -> Any
             return v
         return anon.uuid(v)
     if f.pii in PII_REPLACED and isinstance(v, str):
+        return anon.text(f, v)
+    if (f.type in ("string", "text") and not f.codelist and not f.is_envelope and isinstance(v, str)
+            and any(ch.isspace() for ch in v)):
+        # prose in a field the contract classes as non-personal (a venue's address, a comment in a
+        # code-like field): the contracts' pii classes serve the warehouse; an extract leaves the zone
         return anon.text(f, v)
     return v
 
