@@ -141,3 +141,32 @@ def test_deliveries_withhold_a_closed_party(tmp_path: Path) -> None:
         reg.reopen_access("101", DAY + dt.timedelta(days=1))
     assert withhold_closed(tmp_path, "kommune", DAY + dt.timedelta(days=1), tables) == (tables, [])
     assert withhold_closed(tmp_path, None, DAY, tables) == (tables, [])
+
+
+def test_a_real_delivery_withholds_the_closed_kommune_and_logs_it(tmp_path: Path) -> None:
+    from fixtures_wh import cpr_for, deliver
+    from test_deliveries_support import D, key_env, kg, read_manifest, read_rows, uid
+
+    from pipelines.deliveries import deliver as make_delivery
+    from pipelines.deliveries.audit import list_deliveries
+    from pipelines.warehouse.build import load_warehouse
+
+    root, day = tmp_path / "root", dt.date(2026, 10, 17)
+    e101, e147 = cpr_for(D("2005-01-01"), 40), cpr_for(D("2006-01-01"), 41)
+    with key_env(tmp_path / "keys"):
+        deliver(root, "kontaktgruppe", day, [kg("e1", e101, "12", "2026-01-01")])
+        deliver(root, "kontaktgruppe", day, [kg("e2", e147, "12", "2026-02-01", kommune="147")], reporter="147")
+        deliver(root, "uddannelse", day, [
+            {"uddannelse_id": uid(f"u{k}"), "cpr": c, "uddannelseskode": "1030", "startdato": D("2026-08-01"),
+             "slutdato": None, "statuskode": "2", "opgoerelsesdato": day} for k, c in enumerate((e101, e147))],
+            reporter="UVM")
+        load_warehouse(root, dt.date(2026, 10, 18))
+        with Register(register_path(root), hvem="test") as reg:
+            reg.close_access("147", dt.date(2026, 10, 18), "grund")
+        mpath = make_delivery(root, "uddannelse_kommuner", "2026-10", create_missing_keys=True)
+        rows = read_rows(mpath, "uddannelse_kommuner")["uddannelser"]
+    assert {(r["_part"], r["cpr"]) for r in rows} == {("101", e101)}  # nothing for the closed kommune
+    m = read_manifest(mpath)
+    assert [(w["modtager_part"], w["raekker_tilbageholdt"]) for w in m["tilbageholdt_lukket_adgang"]] == [("147", 1)]
+    logged = list_deliveries(root)[-1]
+    assert logged["tilbageholdt_lukket_adgang"][0]["paragraf"] == "§ 8"
