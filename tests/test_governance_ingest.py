@@ -90,6 +90,12 @@ def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(system
         assert all(r.status == "failed" and "§ 6, stk. 1" in r.error for r in by["147"])
         assert all(r.status == "loaded" for rep, rs in by.items() if rep not in ("101", "147") for r in rs)
         assert not list((tmp_path / "lake" / "_quarantine").rglob(f"{ds}__101__*.parquet"))
+    from pipelines.governance.demo import demo_summary
+
+    summary = demo_summary(tmp_path)
+    assert any(line.startswith("afvist ved indlæsning: 101 2026-10-01") and "§ 8" in line for line in summary)
+    assert any(line.startswith("afvist ved indlæsning: 147 2026-10-01") and "§ 6, stk. 1" in line
+               for line in summary)
     # a rerun after reopening gives the same verdict for that day (the closure is history), idempotently
     with Register(register_path(tmp_path), hvem="test") as reg:
         reg.reopen_access("101", DAY + dt.timedelta(days=1))

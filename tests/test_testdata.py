@@ -67,7 +67,9 @@ def _source_pages(root: Path, reporters: set[str]) -> list[tuple[str, str, dict]
     return [(r.key.dataset, r.key.reporter, json.loads(Path(r.landing_path).read_bytes()), r) for r in rows]
 
 
-def test_access_follows_paragraphs_10_and_11(production: Path, tmp_path: Path) -> None:
+def test_access_follows_paragraphs_10_and_11(production: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "keys"))
     with pytest.raises(TestdataRefused, match="§ 10, stk. 2"):  # the customer has no § 6, stk. 1 agreement
         extract(production, "LEV-A", aftager="157", out=tmp_path / "a", day=START, key=KEY)
     with pytest.raises(TestdataRefused, match="§ 10, stk. 2"):  # its only customer has none
@@ -83,7 +85,7 @@ def test_access_follows_paragraphs_10_and_11(production: Path, tmp_path: Path) -
     assert own.hjemmel == "§ 11" and own.records > 0
     assert own.key_path is not None and not own.key_path.is_relative_to(tmp_path / "f")
     assert stat.S_IMODE(own.key_path.stat().st_mode) == 0o600
-    own.key_path.unlink()
+    assert own.key_path.parent == tmp_path / "keys"
 
 
 def test_no_cpr_name_or_free_text_of_the_source_in_any_byte(production: Path, extracted) -> None:

@@ -78,3 +78,33 @@ def seed_demo(register: Register, start_date: dt.date, days: int = 14, *, lukket
                         note="§ 11: applikation under udvikling")
     return DemoGovernance(n + 1, lukket_aftager, lukket, u.underretning_id, sid, sag_aftager,
                           ("LEV-JOBSYS", "LEV-NYAPP"))
+
+
+def demo_summary(root: str | object) -> list[str]:
+    """Lines for the demo's printout: what the register holds and what ingestion refused because of it."""
+    import sqlite3
+    from pathlib import Path
+
+    from pipelines.governance.register import register_path
+
+    path = register_path(Path(str(root)))
+    if not path.exists():
+        return []
+    with Register(path) as reg:
+        aftaler, lk, us, sager = reg.aftaler(), reg.lukninger(), reg.underretninger(), reg.sager()
+    lines = [f"§ 6: {len(aftaler)} tilslutningsaftaler"]
+    lines += [lkx.grund() for lkx in lk]
+    lines += [f"§ 9: {u.aftager} {u.beskrivelse}: {u.vurdering()}" for u in us if u.for_sen]
+    lines += [f"§ 5: sag {s.sag_id} for {s.aftager} ({s.status}), handlingsplan frist {s.handlingsplan_frist}"
+              for s in sager]
+    ledger = Path(str(root)) / "ledger.sqlite"
+    if ledger.exists():
+        con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT reporter, leveringsdato, count(*), min(error) FROM payloads WHERE status='failed' "
+                               "AND error LIKE 'afvist: §%' GROUP BY 1, 2 ORDER BY 2, 1").fetchall()
+        finally:
+            con.close()
+        lines += [f"afvist ved indlæsning: {rep} {d}: {n} payloads ({err.split(':')[1].strip()})"
+                  for rep, d, n, err in rows]
+    return lines
