@@ -56,8 +56,9 @@ def seed_demo(register: Register, start_date: dt.date, days: int = 14, *, lukket
                 register.add_aftale(code, kanal, AFTALER_FRA, aftager_type=kind,
                                     note="videreført efter § 112, stk. 6")
                 n += 1
-    # § 8: one day closed (the fourth delivery day), reopened the next
-    lukket = start_date + dt.timedelta(days=min(3, max(days - 1, 0)))
+    # § 8: one day closed - the middle delivery day, the day of the demo's mid-period delivery cut, so both
+    # the refused ingestion and the withheld delivery show - reopened the next
+    lukket = start_date + dt.timedelta(days=max(days - 1, 0) // 2)
     register.close_access(lukket_aftager, lukket, "tilslutningsbetingelserne er ikke overholdt: test før "
                           "ibrugtagning af ny webserviceklient ikke gennemført (§ 6, stk. 1)")
     register.reopen_access(lukket_aftager, lukket + dt.timedelta(days=1))

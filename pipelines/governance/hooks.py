@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from pipelines.governance.register import AFTALE_KANALER, Register, register_path
 
+_IDENT_HEAD = re.compile(rb'^\s*\{[^\[]*?"identifikation"\s*:\s*(null|\{[^{}]*\})')
 #: Reporters that are STAR's own systems (no dataansvarlig aftager to make an agreement with).
 STAR_SYSTEMER = frozenset({"JOBNET"})
 
@@ -43,11 +45,18 @@ def ingest_refusal(register: Register, reporter: str, channel: str, day: dt.date
 
 def identification_refusal(body: bytes, reporter: str) -> str | None:
     """§ 6, stk. 2: why a webservice page does not identify who reported it, or None."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None  # an unreadable page is the parser's verdict, not this rule's
-    ident = obj.get("identifikation") if isinstance(obj, dict) else None
+    m = _IDENT_HEAD.search(body[:2048])  # the envelope comes first: no second parse of a whole page
+    if m is not None:
+        try:
+            ident = json.loads(m.group(1))
+        except ValueError:
+            ident = None
+    else:
+        try:
+            obj = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None  # an unreadable page is the parser's verdict, not this rule's
+        ident = obj.get("identifikation") if isinstance(obj, dict) else None
     if not isinstance(ident, dict):
         return ("afvist: § 6, stk. 2: webservicekaldet identificerer ikke den, der foretager indberetningen "
                 "(intet 'identifikation' i kaldet)")
