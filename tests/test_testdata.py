@@ -210,3 +210,20 @@ def _lake_ids(root: Path, reporters: set[str] | None) -> set[tuple[str, str]]:
             out |= {(ds, b) for b, r in con.execute("SELECT besked_id, _reporter FROM read_parquet(?)",
                                                     [files]).fetchall() if reporters is None or r in reporters}
     return out
+
+
+def test_cli_refuses_or_extracts(production: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    monkeypatch.setenv("DSDW_KEY_DIR", str(tmp_path / "keys"))
+    runner = CliRunner()
+    base = ["testdata", "extract", "--root", str(production), "--dato", START.isoformat()]
+    refused = runner.invoke(app, [*base, "--vendor", "LEV-B", "--out", str(tmp_path / "b")])
+    assert refused.exit_code == 2 and "§ 10, stk. 2" in refused.output and not (tmp_path / "b").exists()
+    ok = runner.invoke(app, [*base, "--vendor", "LEV-A", "--aftager", "147", "--out", str(tmp_path / "a")])
+    assert ok.exit_code == 0, ok.output
+    assert "§ 10, stk. 2" in ok.output
+    assert {p.name for p in (tmp_path / "a" / "webservice").rglob("*.jsonl")} == {"147.jsonl"}
+    assert len(list((tmp_path / "keys").glob("testdata-LEV-A-*.key"))) == 1
