@@ -23,7 +23,7 @@ def _register(dsdw: DsdwResource) -> Register:
     path = register_path(Path(dsdw.root))
     if not path.exists():
         raise dg.Failure(f"no governance register at {path}: create it with `dsdw governance aftale add ...`")
-    return Register(path)
+    return Register(path, readonly=True)
 
 
 def _md(header: list[str], rows: list[list[object]]) -> dg.MetadataValue:

@@ -91,7 +91,7 @@ def demo_summary(root: str | object) -> list[str]:
     path = register_path(Path(str(root)))
     if not path.exists():
         return []
-    with Register(path) as reg:
+    with Register(path, readonly=True) as reg:
         aftaler, lk, us, sager = reg.aftaler(), reg.lukninger(), reg.underretninger(), reg.sager()
     lines = [f"§ 6: {len(aftaler)} tilslutningsaftaler"]
     lines += [lkx.grund() for lkx in lk]

@@ -76,7 +76,7 @@ def payload_refusal(root: Path | str, key: Any, data: bytes) -> str | None:
     path = register_path(root)
     if not path.exists():
         return None
-    with Register(path) as reg:
+    with Register(path, readonly=True) as reg:
         why = ingest_refusal(reg, key.reporter, key.channel, key.leveringsdato)
     if why is None and key.channel == "webservice" and key.reporter.upper() not in STAR_SYSTEMER:
         why = identification_refusal(data, key.reporter)
@@ -97,7 +97,7 @@ def withhold_closed(root: Path | str, opdeling: str | None, day: dt.date, tables
     import pyarrow.compute as pc
 
     parties = sorted({str(p) for t in tables.values() for p in t.column("_modtager").to_pylist() if p is not None})
-    with Register(path) as reg:
+    with Register(path, readonly=True) as reg:
         closed = {p: lk for p in parties if (lk := reg.lukning(p, day)) is not None}
     if not closed:
         return tables, []

@@ -266,10 +266,13 @@ def _hvem(hvem: str | None) -> str:
 class Register:
     """The register in one SQLite file; ``hvem`` is who the audit log names for changes."""
 
-    def __init__(self, path: Path | str, hvem: str | None = None) -> None:
+    def __init__(self, path: Path | str, hvem: str | None = None, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.hvem = _hvem(hvem)
+        if readonly:  # ingestion, deliveries and reports only read: no lock, no schema script
+            self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60, isolation_level=None)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.con.executescript(SCHEMA)
 

@@ -72,7 +72,7 @@ def _sum(days: list[DagKvalitet]) -> DagKvalitet:
 
 def _open(dq_db: Path) -> Register | None:
     path = register_path(Path(dq_db).parent)
-    return Register(path) if path.exists() else None
+    return Register(path, readonly=True) if path.exists() else None
 
 
 def _rows(cells: list[list[str]]) -> str:

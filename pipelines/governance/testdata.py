@@ -275,7 +275,7 @@ def extract(root: Path | str, vendor: str, *, aftager: str | None = None, out: P
     if not register_path(root).exists():
         raise TestdataRefused(f"§§ 10-11: no governance register at {register_path(root)}: no agreement can "
                               "give {vendor} access")
-    with Register(register_path(root)) as reg:
+    with Register(register_path(root), readonly=True) as reg:
         try:
             hjemmel, aftagere = reg.testmiljoe_adgang(vendor, day, aftager)
         except GovernanceError as exc:
