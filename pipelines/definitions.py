@@ -25,6 +25,7 @@ from pipelines.assets.ingestion import (
 )
 from pipelines.assets.warehouse import nightly_warehouse, warehouse_after_ingestion, warehouse_load
 from pipelines.deliveries.assets import DELIVERY_ASSETS, DELIVERY_JOBS, DELIVERY_SCHEDULES
+from pipelines.governance.assets import GOVERNANCE_ASSETS  # issue 17
 
 
 def resource() -> DsdwResource:
@@ -36,7 +37,7 @@ def resource() -> DsdwResource:
 def make_defs(dsdw: DsdwResource) -> dg.Definitions:
     """The code location for one environment (the demo runs the same jobs against its own directories)."""
     return dg.Definitions(
-        assets=[*INGESTION_ASSETS, dq_results, warehouse_load, *DELIVERY_ASSETS],
+        assets=[*INGESTION_ASSETS, dq_results, warehouse_load, *DELIVERY_ASSETS, *GOVERNANCE_ASSETS],
         jobs=[nightly_ingestion, nightly_warehouse, *DELIVERY_JOBS],
         schedules=[nightly_schedule, *DELIVERY_SCHEDULES],
         sensors=[ftp_sensor, drop_sensor, portal_sensor, warehouse_after_ingestion],

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.contracts import Contract, codelist_codes, get_contract, load_contracts
+from pipelines.governance.hooks import payload_refusal
 from pipelines.landing import LandingStore, Ledger, LedgerRow, PayloadKey
 
 CHANNEL_EXT = {"webservice": ".json", "ftp": ".csv", "portal": ".csv", "filedrop": ".dat"}
@@ -231,6 +232,12 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action,
                          reason=reg.row.error if reg.action in ("duplicate", "rejected") else None)
     if reg.action not in LOADED_NOW:
+        return out
+    # §§ 6, 8 and § 6, stk. 2: refused by the governance register (only where one exists): landed, the
+    # reason in the ledger (rejected), nothing in the lake; the verdict is per delivery day, so reruns agree
+    if refusal := payload_refusal(zones.root, key, data):
+        ledger.mark_rejected(reg.row, refusal, 0, 0)
+        out.action, out.reason, out.warnings = "rejected", refusal, [refusal]
         return out
     ident = {"payload_id": pid, "dataset": contract.dataset, "channel": key.channel, "reporter": key.reporter,
              "leveringsdato": key.leveringsdato}

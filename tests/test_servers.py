@@ -214,6 +214,7 @@ def test_date_without_file_is_empty(client: httpx.Client) -> None:
         "dataset": "aktivitet",
         "dato": "2024-01-03",
         "indberetter": "101",
+        "identifikation": {"type": "automatisk", "dataansvarlig_aftager": "101"},  # § 6, stk. 2 (issue 17)
         "records": [],
         "next_cursor": None,
         "total": 0,

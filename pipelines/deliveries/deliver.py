@@ -41,6 +41,7 @@ from pipelines.deliveries.cut import (
 from pipelines.deliveries.recipients import FileSpec, Recipient, get_recipient
 from pipelines.deliveries.serialize import AENDRING, CSV_DELIMITER, SERIALIZERS, conform
 from pipelines.fsio import fsync_dir
+from pipelines.governance.hooks import withhold_closed  # issue 17
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -191,6 +192,8 @@ def deliver(root: Path | str, recipient: str, period: str, kind: str = "full", o
         for spec in rec.filer:
             tables[spec.navn] = (cut_full(con, rec, spec, cut, per) if kind == "full"
                                  else cut_increment(con, rec, spec, prev, cut, per))
+    # issue 17 (§ 8): nothing goes to a party whose webservice access is closed on the cut's day; logged below
+    tables, withheld = withhold_closed(root, rec.opdeling, cut.indlaest_dato, tables)
     base = Path(out_dir) if out_dir is not None else audit.audit_dir(root)
     final = delivery_dir(base, rec, per, kind, cut)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -214,6 +217,7 @@ def deliver(root: Path | str, recipient: str, period: str, kind: str = "full", o
             "opdeling": rec.opdeling,
             "raekker": sum(f["raekker"] for f in files),
             "filer": files,
+            **({"tilbageholdt_lukket_adgang": withheld} if withheld else {}),  # issue 17 (§ 8)
             "kryptering": ({"algoritme": crypto.ALGORITHM,
                             "note": "sha256/bytes gælder klarteksten (ens ved hver genkørsel af samme snit); "
                                     "krypteret.sha256 gælder den krypterede fil (ny pr. kørsel)"}
@@ -244,6 +248,7 @@ def deliver(root: Path | str, recipient: str, period: str, kind: str = "full", o
                    "sha256_krypteret": u["krypteret"]["sha256"] if u["krypteret"] else None}
                   for f in files for u in f["udgaver"]],
         "manifest": mrel, "manifest_sha256": _sha(mbytes),
+        **({"tilbageholdt_lukket_adgang": withheld} if withheld else {}),  # issue 17 (§ 8)
     })
     return mpath
 

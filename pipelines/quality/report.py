@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from pipelines.contracts import Contract, codelist, load_contracts
 from pipelines.fsio import atomic_write
+from pipelines.governance.report import national_section, reporter_section  # issue 17
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 KINDS = ("kommune", "akasse")  # the reporters § 5 is about; they get pages
@@ -508,7 +509,7 @@ def _completeness(rep: Reporter, days: list[dt.date]) -> tuple[list[dict], int, 
     return rows, expected, received
 
 
-def _reporter_html(env: jinja2.Environment, rep: Reporter, days: list[dt.date]) -> str:
+def _reporter_html(env: jinja2.Environment, rep: Reporter, days: list[dt.date], dq_db: Path | None = None) -> str:
     rules = sorted(rep.rules.values(), key=lambda r: (-r.failed, -(r.rate or 0), r.dataset, r.rule_id))
     fix_first = sorted((r for r in rules if r.failed), key=lambda r: (-r.score, -r.failed, r.rule_id))
     deadlines = sorted(rep.deadlines.values(), key=lambda d: (d.on_time_share or 1, d.dataset, d.rule_id))
@@ -526,7 +527,8 @@ def _reporter_html(env: jinja2.Environment, rep: Reporter, days: list[dt.date]) 
         trend=trend_chart(days, dict(daily_total), f"Fejlrate pr. leveringsdato for {rep.name}"),
         sparks={(r.dataset, r.rule_id): sparkline(days, r.daily) for r in rules},
         completeness=comp_rows, expected=expected, received=received,
-        last_day=days[-1] if days else None)
+        last_day=days[-1] if days else None,
+        governance=reporter_section(dq_db, rep.kind, rep.code) if dq_db else "")  # issue 17 (§§ 5, 6, 8, 9)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -546,10 +548,11 @@ def render_reporter(dq_db: Path, kind: str, code: str, out_dir: Path) -> Path:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     res = _load(dq_db, only=(kind, code))
     rep = res.reporters[(kind, code)]
-    return _write(_page_path(out_dir, kind, code), _reporter_html(_env(), rep, res.days))
+    return _write(_page_path(out_dir, kind, code), _reporter_html(_env(), rep, res.days, dq_db))
 
 
-def _national_html(env: jinja2.Environment, res: _Results, links: dict[tuple[str, str], str]) -> str:
+def _national_html(env: jinja2.Environment, res: _Results, links: dict[tuple[str, str], str],
+                   dq_db: Path | None = None) -> str:
     groups = {}
     for kind in KINDS:
         reps = [r for (k, _), r in sorted(res.reporters.items())
@@ -577,14 +580,15 @@ def _national_html(env: jinja2.Environment, res: _Results, links: dict[tuple[str
     return env.get_template("index.html").render(
         days=res.days, groups=groups, links=links, top_rules=top_rules, others=res.others,
         checked=checked, failed=failed, rate=failed / checked if checked else None,
-        trend=trend_chart(res.days, dict(daily_total), "Fejlrate pr. leveringsdato, hele landet"))
+        trend=trend_chart(res.days, dict(daily_total), "Fejlrate pr. leveringsdato, hele landet"),
+        governance=national_section(dq_db) if dq_db else "")  # issue 17 (§ 5, stk. 2; §§ 8, 9)
 
 
 def national(dq_db: Path, out_dir: Path) -> Path:
     """Write only the national overview ``out_dir/index.html`` (links assume the reporter pages)."""
     res = _load(dq_db)
     links = {key: f"{key[0]}/{key[1]}.html" for key in res.reporters}
-    return _write(Path(out_dir) / "index.html", _national_html(_env(), res, links))
+    return _write(Path(out_dir) / "index.html", _national_html(_env(), res, links, dq_db))
 
 
 def build_reports(dq_db: Path, out_dir: Path) -> ReportIndex:
@@ -596,8 +600,8 @@ def build_reports(dq_db: Path, out_dir: Path) -> ReportIndex:
     for (kind, code), rep in sorted(res.reporters.items()):
         if kind == "akasse" and not rep.has_data:
             continue
-        pages[kind][code] = _write(_page_path(out_dir, kind, code), _reporter_html(env, rep, res.days))
+        pages[kind][code] = _write(_page_path(out_dir, kind, code), _reporter_html(env, rep, res.days, dq_db))
     links = {(k, c): f"{k}/{c}.html" for k in KINDS for c in pages[k]}
-    index = _write(out_dir / "index.html", _national_html(env, res, links))
+    index = _write(out_dir / "index.html", _national_html(env, res, links, dq_db))
     period = (res.days[0], res.days[-1]) if res.days else None
     return ReportIndex(out_dir, index, pages["kommune"], pages["akasse"], period)

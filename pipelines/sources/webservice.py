@@ -53,6 +53,9 @@ class Page:
     records: list[dict[str, Any]] = field(repr=False)
     page_no: int
     total: int | None = None
+    # § 6, stk. 2 (issue 17): who the call says reported (a person, or the dataansvarlig aftager for
+    # automatic reports); None when the call carried none. Kept in the landed body; ingestion checks it.
+    identifikation: dict[str, Any] | None = None
 
 
 class _Retryable(Exception):
@@ -218,6 +221,7 @@ class WebserviceClient:
             records=obj["records"],
             page_no=page_no,
             total=total if isinstance(total, int) else None,
+            identifikation=obj.get("identifikation") if isinstance(obj.get("identifikation"), dict) else None,
         )
 
     def _get_json(

@@ -25,6 +25,8 @@ FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "slow": {"delay": 2.0},
     # The next N udtraek pages are cut mid-JSON (Content-Length matches the cut body).
     "truncated_page": {},
+    # The next N udtraek pages carry no identification of the reporter (§ 6, stk. 2; issue 17).
+    "no_identification": {},
     # The next N udtraek requests carrying a cursor get the previous page again,
     # including that page's next_cursor (== the cursor just sent).
     "duplicate_page": {},

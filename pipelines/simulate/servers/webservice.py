@@ -324,7 +324,12 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "cursor beyond end of extract")
             end = min(offset + limit, len(lines))
             next_cursor = encode_cursor(dataset, dato, end) if end < len(lines) else None
-            head = json.dumps({"dataset": dataset, "dato": dato, "indberetter": reporter}, ensure_ascii=False)
+            # § 6, stk. 2 (issue 17): the call identifies who reports; these extracts are automatic reports,
+            # so the dataansvarlig aftager alone (fault ``no_identification`` leaves it out)
+            ident = None if faults.consume("no_identification", path) is not None else {
+                "type": "automatisk", "dataansvarlig_aftager": reporter}
+            head = json.dumps({"dataset": dataset, "dato": dato, "indberetter": reporter, "identifikation": ident},
+                              ensure_ascii=False)
             tail = json.dumps({"next_cursor": next_cursor, "total": len(lines)})
             text = head[:-1] + ', "records": [' + ", ".join(lines[offset:end]) + "], " + tail[1:]
             body = text.encode("utf-8")

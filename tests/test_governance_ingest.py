@@ -1,0 +1,178 @@
+"""Ingestion, deliveries and reports obey the governance register (issue 17, §§ 5, 6, 8, 9).
+
+Real tiny ingestions over the simulated source servers: a closed aftager's and an agreement-less
+reporter's deliveries are refused with the § in the ledger and nothing in the lake; a webservice
+call without identification is refused (§ 6, stk. 2); without a register nothing changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from pipelines.contracts import codelist_codes
+from pipelines.governance import Register, register_path, withhold_closed
+from pipelines.ingest import SourcesConfig, Zones, ingest_dataset_day
+from pipelines.landing import Ledger
+from pipelines.simulate.generate import generate
+from pipelines.simulate.servers import start_sources
+
+DAY = dt.date(2026, 10, 1)
+RECEIVED_AT = "2026-10-02T02:00:00+02:00"
+DATASETS = ["tilmelding", "samtale"]  # webservice, jobcentre
+
+
+@pytest.fixture(scope="module")
+def sources_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gov_ingest") / "sources"
+    generate(out, scale="tiny", start=DAY, days=1, seed=17, defect_rate=0.02)
+    return out
+
+
+@pytest.fixture(scope="module")
+def systems(sources_dir: Path):
+    with start_sources(sources_dir) as s:
+        yield s
+
+
+def _register(root: Path, *, without: set[str] = frozenset()) -> Register:
+    reg = Register(register_path(root), hvem="test")
+    for code in codelist_codes("kommuner"):
+        if code not in without:
+            reg.add_aftale(code, "webservice", dt.date(2015, 8, 1), aftager_type="kommune")
+    return reg
+
+
+def _lake_reporters(root: Path, dataset: str) -> dict[str, int]:
+    files = list((root / "lake" / dataset).rglob("*.parquet"))
+    if not files:
+        return {}
+    con = duckdb.connect()
+    rows = con.execute("SELECT _reporter, count(*) FROM read_parquet(?) GROUP BY 1",
+                       [[str(f) for f in files]]).fetchall()
+    return dict(rows)
+
+
+def _ingest(root: Path, systems, dataset: str):
+    return ingest_dataset_day(dataset, DAY, Zones(root), SourcesConfig.from_describe(systems.describe()),
+                              RECEIVED_AT, raise_on_failure=True)
+
+
+def test_without_a_register_everything_loads_as_before(systems, tmp_path: Path) -> None:
+    res = _ingest(tmp_path, systems, "tilmelding")
+    assert not res.failures and res.payloads and all(p.action != "refused" for p in res.payloads)
+    assert "101" in _lake_reporters(tmp_path, "tilmelding")
+
+
+def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(systems, tmp_path: Path) -> None:
+    with _register(tmp_path, without={"147"}) as reg:
+        reg.close_access("101", DAY, "test før ibrugtagning ikke gennemført")
+    for ds in DATASETS:
+        res = _ingest(tmp_path, systems, ds)  # raise_on_failure: a refusal is not a failure of the run
+        refused = {p.reporter for p in res.payloads if p.action == "refused"}
+        assert {"101", "147"} <= refused
+        lake = _lake_reporters(tmp_path, ds)
+        assert "101" not in lake and "147" not in lake
+        assert lake  # the others were loaded
+        ledger = Ledger(tmp_path / "ledger.sqlite")
+        try:
+            rows = ledger.rows(ds, DAY)
+        finally:
+            ledger.close()
+        by = {}
+        for r in rows:
+            by.setdefault(r.key.reporter, []).append(r)
+        assert all(r.status == "rejected" and "§ 8" in r.error and "lukket" in r.error for r in by["101"])
+        assert all(r.status == "rejected" and "§ 6, stk. 1" in r.error for r in by["147"])
+        assert all(r.status == "loaded" for rep, rs in by.items() if rep not in ("101", "147") for r in rs)
+        assert not list((tmp_path / "lake" / "_quarantine").rglob(f"{ds}__101__*.parquet"))
+    from pipelines.governance.demo import demo_summary
+
+    summary = demo_summary(tmp_path)
+    assert any(line.startswith("afvist ved indlæsning: 101 2026-10-01") and "§ 8" in line for line in summary)
+    assert any(line.startswith("afvist ved indlæsning: 147 2026-10-01") and "§ 6, stk. 1" in line
+               for line in summary)
+    # a rerun after reopening gives the same verdict for that day (the closure is history), idempotently
+    with Register(register_path(tmp_path), hvem="test") as reg:
+        reg.reopen_access("101", DAY + dt.timedelta(days=1))
+    res = _ingest(tmp_path, systems, "tilmelding")
+    assert "101" in {p.reporter for p in res.payloads if p.action == "refused"}
+    assert "101" not in _lake_reporters(tmp_path, "tilmelding")
+
+
+def test_webservice_call_without_identification_is_refused(systems, tmp_path: Path) -> None:
+    _register(tmp_path).close()
+    systems.faults.update({"no_identification": {"count": 1, "path": "/v1/samtale/"}})
+    try:
+        res = _ingest(tmp_path, systems, "samtale")
+    finally:
+        systems.faults.clear()
+    refused = [p for p in res.payloads if p.action == "refused"]
+    assert len(refused) == 1 and "§ 6, stk. 2" in refused[0].warnings[0]
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        row = next(r for r in ledger.rows("samtale", DAY) if r.payload_id == refused[0].payload_id)
+    finally:
+        ledger.close()
+    assert row.status == "rejected" and "§ 6, stk. 2" in row.error
+    # the landed body is the record of the call: it carries no identification
+    assert b'"identifikation": null' in Path(row.landing_path).read_bytes()
+    assert refused[0].reporter not in _lake_reporters(tmp_path, "samtale")
+    # every loaded page recorded who reported (automatic: the dataansvarlig aftager alone)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        loaded = [r for r in ledger.rows("samtale", DAY) if r.status == "loaded"]
+    finally:
+        ledger.close()
+    assert loaded and all(f'"dataansvarlig_aftager": "{r.key.reporter}"'.encode()
+                          in Path(r.landing_path).read_bytes() for r in loaded)
+
+
+def test_deliveries_withhold_a_closed_party(tmp_path: Path) -> None:
+    with _register(tmp_path) as reg:
+        reg.close_access("101", DAY, "grund")
+    tables = {"f": pa.table({"_modtager": ["101", "147", "101", "157"], "v": [1, 2, 3, 4]})}
+    out, log = withhold_closed(tmp_path, "kommune", DAY, tables)
+    assert out["f"].column("_modtager").to_pylist() == ["147", "157"]
+    assert out["f"].column("v").to_pylist() == [2, 4]
+    assert log == [{"modtager_part": "101", "paragraf": "§ 8", "raekker_tilbageholdt": 2,
+                    "lukket_fra": DAY.isoformat(), "grund": log[0]["grund"]}]
+    assert "§ 8" in log[0]["grund"]
+    # the day after reopening, and for recipients not split by aftager, nothing is withheld
+    with Register(register_path(tmp_path)) as reg:
+        reg.reopen_access("101", DAY + dt.timedelta(days=1))
+    assert withhold_closed(tmp_path, "kommune", DAY + dt.timedelta(days=1), tables) == (tables, [])
+    assert withhold_closed(tmp_path, None, DAY, tables) == (tables, [])
+
+
+def test_a_real_delivery_withholds_the_closed_kommune_and_logs_it(tmp_path: Path) -> None:
+    from fixtures_wh import cpr_for, deliver
+    from test_deliveries_support import D, key_env, kg, read_manifest, read_rows, uid
+
+    from pipelines.deliveries import deliver as make_delivery
+    from pipelines.deliveries.audit import list_deliveries
+    from pipelines.warehouse.build import load_warehouse
+
+    root, day = tmp_path / "root", dt.date(2026, 10, 17)
+    e101, e147 = cpr_for(D("2005-01-01"), 40), cpr_for(D("2006-01-01"), 41)
+    with key_env(tmp_path / "keys"):
+        deliver(root, "kontaktgruppe", day, [kg("e1", e101, "12", "2026-01-01")])
+        deliver(root, "kontaktgruppe", day, [kg("e2", e147, "12", "2026-02-01", kommune="147")], reporter="147")
+        deliver(root, "uddannelse", day, [
+            {"uddannelse_id": uid(f"u{k}"), "cpr": c, "uddannelseskode": "1030", "startdato": D("2026-08-01"),
+             "slutdato": None, "statuskode": "2", "opgoerelsesdato": day} for k, c in enumerate((e101, e147))],
+            reporter="UVM")
+        load_warehouse(root, dt.date(2026, 10, 18))
+        with Register(register_path(root), hvem="test") as reg:
+            reg.close_access("147", dt.date(2026, 10, 18), "grund")
+        mpath = make_delivery(root, "uddannelse_kommuner", "2026-10", create_missing_keys=True)
+        rows = read_rows(mpath, "uddannelse_kommuner")["uddannelser"]
+    assert {(r["_part"], r["cpr"]) for r in rows} == {("101", e101)}  # nothing for the closed kommune
+    m = read_manifest(mpath)
+    assert [(w["modtager_part"], w["raekker_tilbageholdt"]) for w in m["tilbageholdt_lukket_adgang"]] == [("147", 1)]
+    logged = list_deliveries(root)[-1]
+    assert logged["tilbageholdt_lukket_adgang"][0]["paragraf"] == "§ 8"
