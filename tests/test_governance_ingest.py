@@ -64,7 +64,7 @@ def _ingest(root: Path, systems, dataset: str):
 
 def test_without_a_register_everything_loads_as_before(systems, tmp_path: Path) -> None:
     res = _ingest(tmp_path, systems, "tilmelding")
-    assert not res.failures and res.payloads and all(p.action != "refused" for p in res.payloads)
+    assert not res.failures and res.payloads and all(p.action != "rejected" for p in res.payloads)
     assert "101" in _lake_reporters(tmp_path, "tilmelding")
 
 
@@ -73,7 +73,7 @@ def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(system
         reg.close_access("101", DAY, "test før ibrugtagning ikke gennemført")
     for ds in DATASETS:
         res = _ingest(tmp_path, systems, ds)  # raise_on_failure: a refusal is not a failure of the run
-        refused = {p.reporter for p in res.payloads if p.action == "refused"}
+        refused = {p.reporter for p in res.payloads if p.action == "rejected"}
         assert {"101", "147"} <= refused
         lake = _lake_reporters(tmp_path, ds)
         assert "101" not in lake and "147" not in lake
@@ -100,7 +100,7 @@ def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(system
     with Register(register_path(tmp_path), hvem="test") as reg:
         reg.reopen_access("101", DAY + dt.timedelta(days=1))
     res = _ingest(tmp_path, systems, "tilmelding")
-    assert "101" in {p.reporter for p in res.payloads if p.action == "refused"}
+    assert "101" in {p.reporter for p in res.payloads if p.action == "rejected"}
     assert "101" not in _lake_reporters(tmp_path, "tilmelding")
 
 
@@ -111,7 +111,7 @@ def test_webservice_call_without_identification_is_refused(systems, tmp_path: Pa
         res = _ingest(tmp_path, systems, "samtale")
     finally:
         systems.faults.clear()
-    refused = [p for p in res.payloads if p.action == "refused"]
+    refused = [p for p in res.payloads if p.action == "rejected"]
     assert len(refused) == 1 and "§ 6, stk. 2" in refused[0].warnings[0]
     ledger = Ledger(tmp_path / "ledger.sqlite")
     try:
