@@ -173,6 +173,9 @@ class ChangesMixin:
 
     def _correct_spell(self: Simulator, sp: Spell, kind: str, create: dict[str, Any] | None, create_day: dt.date,
                        when: dt.date) -> None:
+        if sp.reported_start is None and sp.reported_kg is None:
+            self.busy_spells.discard(sp.spell_id)  # the spell's end update already reported the truth
+            return
         wrong = {"startdato": sp.reported_start, "kontaktgruppe": sp.reported_kg}
         fld = "startdato" if sp.reported_start else "kontaktgruppe"
         sp.reported_start, sp.reported_kg = None, None

@@ -354,7 +354,9 @@ class Simulator(ChangesMixin):
         if defect == "update_unknown":
             change, key, version = "update", self.pop.uuid(), 2
         late_rep = False
-        if reg is None and i is not None and self.behaviours.late:
+        # a late reporter is late with its everyday records; the records that carry a person's state
+        # (spells, registrations) stay on time, or the person's other records would lose their personkreds
+        if reg is None and i is not None and self.behaviours.late and dataset not in LIFECYCLE:
             late_rep = self.behaviours.is_late(self.reporter_of(c, {}, i))
         if reg is None:
             lag = self.clean_lag(rv, change, late_rep)
