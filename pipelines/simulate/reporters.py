@@ -87,7 +87,11 @@ def choose(rng: np.random.Generator, kommuner: np.ndarray, kommune_weights: np.n
         return out
     big_k = [f"{int(k):03d}" for k in kommuner[np.argsort(-kommune_weights, kind="stable")][:10]]
     big_a = [f"{int(a):03d}" for a in akasser[np.argsort(-akasse_weights, kind="stable")][:5]]
-    ks = [big_k[int(j)] for j in rng.permutation(len(big_k))[:4]]
+    # the broken field among the three largest (one field of one dataset needs volume to show)
+    broken = big_k[int(rng.integers(3))]
+    rest = [k for k in big_k if k != broken]
+    ks = [rest[int(j)] for j in rng.permutation(len(rest))[:3]]
+    ks.insert(2, broken)
     a = big_a[int(rng.integers(len(big_a)))]
     end = start + dt.timedelta(days=days - 1)
     for code, kind in ((ks[0], "kommune"), (ks[1], "kommune"), (a, "akasse")):
