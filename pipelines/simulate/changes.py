@@ -167,9 +167,9 @@ class ChangesMixin:
         return ov, None, 0
 
     def _schedule_spell_correction(self: Simulator, sp: Spell, kind: str, create: dict[str, Any] | None,
-                                   after: int, create_day: dt.date) -> None:
+                                   after: int, create_day: dt.date, delivered: dt.date) -> None:
         when = create_day + dt.timedelta(days=after)
-        self.actions[when].append(functools.partial(self._correct_spell, sp, kind, create, create_day, when))
+        self.actions[when].append(functools.partial(self._correct_spell, sp, kind, create, delivered, when))
 
     def _correct_spell(self: Simulator, sp: Spell, kind: str, create: dict[str, Any] | None, create_day: dt.date,
                        when: dt.date) -> None:

@@ -625,7 +625,7 @@ class Simulator(ChangesMixin):
                                correctable=False, changes_ok=False)
             if late is not None:
                 self.created_on.pop(sp.spell_id, None)
-            self._schedule_spell_correction(sp, kind, create, after, s)
+            self._schedule_spell_correction(sp, kind, create, after, s, late or s)
             if create is not None and late is not None:
                 # the ground truth of the late create is written with its own delivery day
                 self.key_msgs[sp.spell_id] = [(create["besked_id"], late, create["indberetter"])]
