@@ -170,8 +170,8 @@ class Standing:
     """How surprising one reporter's problems are, given its volume (the overview's ranking).
 
     Three measures, each a probability that a reporter like the others would look at least this
-    bad by chance (smaller = more surprising): failed records against the other reporters' error
-    rate, overall and for its worst rule (Poisson), late records against the others' late share, and
+    bad by chance (smaller = more surprising): failed records against the usual error rate, overall
+    and for its worst rule (Poisson), late records against the usual late share, and
     the longest run of days without a delivery of a dataset the reporter otherwise delivers
     (geometric: the reporter's own daily delivery share outside the run).  The ranking is by the
     smallest of the three, so a reporter stands out for its worst problem whatever its size.
@@ -224,33 +224,35 @@ def rank_reporters(reps: list[Reporter], days: list[dt.date]) -> list[Standing]:
     """Reporters of one kind, most surprising problems first (see :class:`Standing`)."""
     from scipy.stats import poisson
 
-    def excess(n: int, base: int, n_all: int, base_all: int) -> float:
-        """P(at least n of base) at the other reporters' rate (smoothed: a rule nobody else breaks
-        is rare, not impossible)."""
-        if n <= 0:
-            return 1.0
-        rate = (n_all - n + 0.5) / (base_all - base + 1)
-        return float(poisson.sf(n - 1, base * rate))
+    def baseline(pairs: list[tuple[int, int]]) -> float:
+        """The usual rate: pooled over the reporters after leaving out the worst tenth (a few problem
+        reporters must not raise the bar the others are measured by), smoothed so that a rule nobody
+        breaks is rare, not impossible."""
+        pairs = sorted((p for p in pairs if p[1]), key=lambda p: p[0] / p[1])
+        kept = pairs[:len(pairs) - len(pairs) // 10]
+        return (sum(f for f, _ in kept) + 0.5) / (sum(c for _, c in kept) + 1)
 
-    checked = sum(r.checked for r in reps)
-    failed = sum(r.failed for r in reps)
-    timely = sum(r.timely_records for r in reps)
-    late = sum(r.late for r in reps)
-    per_rule: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    def excess(n: int, base: int, rate: float) -> float:
+        """P(at least n of base) at the usual rate."""
+        return float(poisson.sf(n - 1, base * rate)) if n > 0 else 1.0
+
+    rate = baseline([(r.failed, r.checked) for r in reps])
+    late_share = baseline([(r.late, r.timely_records) for r in reps])
+    per_rule: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for r in reps:
         for key, st in r.rules.items():
-            per_rule[key][0] += st.checked
-            per_rule[key][1] += st.failed
+            per_rule[key].append((st.failed, st.checked))
+    rule_rate = {key: baseline(pairs) for key, pairs in per_rule.items()}
     out = []
     for r in reps:
         # the whole error rate, and its worst rule (times the number of rules tried: a broken field is
         # one rule of many, and one of many rules is bound to look a little bad by chance)
-        p_err = excess(r.failed, r.checked, failed, checked)
+        p_err = excess(r.failed, r.checked, rate)
         tried = [st for st in r.rules.values() if st.checked]
         for st in tried:
-            c_all, f_all = per_rule[(st.dataset, st.rule_id)]
-            p_err = min(p_err, min(1.0, len(tried) * excess(st.failed, st.checked, f_all, c_all)))
-        p_late = excess(r.late, r.timely_records, late, timely)
+            p_err = min(p_err, min(1.0, len(tried) * excess(st.failed, st.checked,
+                                                              rule_rate[(st.dataset, st.rule_id)])))
+        p_late = excess(r.late, r.timely_records, late_share)
         by_ds: dict[str, dict[dt.date, int]] = defaultdict(dict)
         for (ds, d), (payloads, n) in r.received.items():
             if payloads and n:

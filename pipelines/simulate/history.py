@@ -63,7 +63,8 @@ def first_extract(sim: Simulator, day: dt.date) -> None:
         running = u[1] < FORANSTALTNING_STOCK or sp.kg in REVALIDERING_KG
         if for_c is not None and running and sim.in_personkreds(for_c, i, day):
             ev = _past(rng, sp, day)
-            sim.emit("foranstaltning", i, ev, reg=ev, deliver=day, defect_ok=False, correctable=False, changes_ok=False)
+            ends = day + dt.timedelta(days=int(hrng.integers(14, 300)))  # running: it ends after the extract
+            sim.emit("foranstaltning", i, ev, {"slutdato": ends.isoformat()}, reg=ev, deliver=day, defect_ok=False, correctable=False, changes_ok=False)
     _seniors(sim, day, hrng)
 
 

@@ -79,7 +79,7 @@ def choose(rng: np.random.Generator, kommuner: np.ndarray, kommune_weights: np.n
            akasse_weights: np.ndarray, start: dt.date, days: int, datasets: set[str]) -> Behaviours:
     """Two late kommuner, one late a-kasse, one broken field, one stopped dataset (distinct kommuner).
 
-    Drawn among the ten largest kommuner and five largest a-kasser: a problem reporter must
+    Drawn among the eight largest kommuner and five largest a-kasser: a problem reporter must
     have records every day for its problem to show (and for the overview to rank it).
     """
     out = Behaviours()
@@ -87,11 +87,11 @@ def choose(rng: np.random.Generator, kommuner: np.ndarray, kommune_weights: np.n
         return out
     big_k = [f"{int(k):03d}" for k in kommuner[np.argsort(-kommune_weights, kind="stable")][:10]]
     big_a = [f"{int(a):03d}" for a in akasser[np.argsort(-akasse_weights, kind="stable")][:5]]
-    # the broken field among the three largest (one field of one dataset needs volume to show)
-    broken = big_k[int(rng.integers(3))]
-    rest = [k for k in big_k if k != broken]
-    ks = [rest[int(j)] for j in rng.permutation(len(rest))[:3]]
-    ks.insert(2, broken)
+    # the broken field and the stopped dataset among the four largest (one field or one dataset of one
+    # reporter needs volume to show, also at tiny scale); the late ones among the next largest
+    top = [big_k[int(j)] for j in rng.permutation(4)[:2]]
+    rest = [k for k in big_k[:8] if k not in top]
+    ks = [rest[int(j)] for j in rng.permutation(len(rest))[:2]] + top
     a = big_a[int(rng.integers(len(big_a)))]
     end = start + dt.timedelta(days=days - 1)
     for code, kind in ((ks[0], "kommune"), (ks[1], "kommune"), (a, "akasse")):
