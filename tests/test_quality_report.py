@@ -3,6 +3,7 @@ to the results tables, a § on every rule, offline Danish HTML, and a real brows
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import struct
@@ -384,3 +385,31 @@ def test_browser_draws_the_charts(reports: ReportIndex, con, tmp_path: Path) -> 
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (1400, 2400)
     assert len(png) > 50_000  # a blank page compresses to a few KB
+
+
+def test_ranking_puts_the_surprising_reporter_first_whatever_its_problem() -> None:
+    """Error rate, lateness and a stop are each judged against what chance gives a reporter of that size."""
+    from pipelines.quality.report import DeadlineStat, Reporter, RuleStat, rank_reporters
+
+    days = [dt.date(2026, 10, 1) + dt.timedelta(days=k) for k in range(14)]
+
+    def reporter(code: str, checked: int, failed: int, late: int = 2, gap: range = range(0)) -> Reporter:
+        r = Reporter("kommune", code, code)
+        r.rules[("samtale", "SAM-002")] = RuleStat("samtale", "SAM-002", "§ 20", "error", "", "", checked, failed)
+        r.deadlines[("samtale", "SAM-002")] = DeadlineStat("samtale", "SAM-002", 7, {0: checked - late, 9: late})
+        for k, d in enumerate(days):
+            if k not in gap:
+                r.received[("samtale", d)] = (1, 30 if k != gap.stop else 30 * (len(gap) + 1))
+        return r
+
+    normal = [reporter(f"{100 + k}", 400 + 40 * k, 1 + k % 3) for k in range(20)]
+    small_bad_luck = reporter("900", 10, 1)  # 10 % errors, but 1 record: chance explains it
+    broken = reporter("901", 500, 60)
+    late = reporter("902", 500, 1, late=150)
+    stopped = reporter("903", 450, 1, gap=range(4, 11))
+    ranking = rank_reporters([*normal, small_bad_luck, broken, late, stopped], days)
+    assert {s.rep.code for s in ranking[:3]} == {"901", "902", "903"}
+    assert {s.rep.code: s.problem for s in ranking[:3]} == {"901": "fejlrate", "902": "rettidighed",
+                                                             "903": "manglende leverancer"}
+    assert ranking[2].score > 6 and ranking[3].score < 4
+    assert next(s for s in ranking if s.rep.code == "903").gap_days == 7

@@ -17,6 +17,7 @@ from stdnum.dk import cpr as std_cpr
 
 from pipelines.contracts import load_contracts
 from pipelines.contracts.validate import SINGLE_RECORD_KINDS, validate_record, validate_rules
+from pipelines.simulate.changes import CHANGE_KINDS
 from pipelines.simulate.channels import FTP_TRAILER, iter_payloads, read_payload
 from pipelines.simulate.generate import DEFECT_KINDS, bilag1_allows, generate
 
@@ -120,16 +121,25 @@ def demo_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_defect_kind_is_injected_and_documented(demo_gen: Path) -> None:
     rows = [r for rs in ground_truth(demo_gen).values() for r in rs]
-    assert {r["defect"] for r in rows} == set(DEFECT_KINDS)
+    kinds = {r["defect"] for r in rows}
+    behaviour = {"reporter_late", "reporter_broken_field", "reporter_stopped"}
+    assert set(DEFECT_KINDS) <= kinds
+    assert kinds <= set(DEFECT_KINDS) | set(CHANGE_KINDS) | behaviour | {"late_reporter", "broken_field"}
     rule_ids = {r.id for c in CONTRACTS.values() for r in c.rules}
     for r in rows:
+        assert r["expected"], r
+        if r["defect"] in behaviour:  # a reporter, not a message, is the finding
+            assert r["rule_id"].startswith("reporter:") and r["indberetter"] and not r["besked_id"]
+            continue
         assert r["rule_id"] in rule_ids or r["rule_id"].split(":")[0] in CONTRACTS, r
         assert r["besked_id"] and r["leveringsdato"] and r["field"]
 
 
 def test_duplicates_are_the_same_message_twice(gen: Path) -> None:
     gt = ground_truth(gen)
-    dup_ids = {b for b, rows in gt.items() if any(r["defect"] == "duplicate_message" for r in rows)}
+    dup_ids = {b for b, rows in gt.items() if any(r["defect"] in ("duplicate_message", "redelivered_unchanged",
+                                                                  "redelivered_corrected")
+                                                  and ":duplicate:" in r["rule_id"] for r in rows)}
     assert dup_ids
     seen = collections.Counter(rec["besked_id"] for _ds, _p, rec, _b in all_records(gen))
     assert {b for b, n in seen.items() if n > 1} == dup_ids

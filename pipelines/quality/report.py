@@ -167,6 +167,107 @@ class Reporter:
 
 
 @dataclass
+class Standing:
+    """How surprising one reporter's problems are, given its volume (the overview's ranking).
+
+    Three measures, each a probability that a reporter like the others would look at least this
+    bad by chance (smaller = more surprising): failed records against the usual error rate, overall
+    and for its worst rule (Poisson), late records against the usual late share, and
+    the longest run of days without a delivery of a dataset the reporter otherwise delivers
+    (geometric: the reporter's own daily delivery share outside the run).  The ranking is by the
+    smallest of the three, so a reporter stands out for its worst problem whatever its size.
+    """
+
+    rep: Reporter
+    p_error: float
+    p_late: float
+    p_gap: float
+    gap_days: int = 0
+    gap_dataset: str | None = None
+
+    @property
+    def p(self) -> float:
+        return min(self.p_error, self.p_late, self.p_gap)
+
+    @property
+    def score(self) -> float:
+        """-log10 of the smallest probability (0 = unremarkable; 6 = one in a million)."""
+        return -math.log10(max(self.p, 1e-300))
+
+    @property
+    def problem(self) -> str:
+        return min((("fejlrate", self.p_error), ("rettidighed", self.p_late), ("manglende leverancer", self.p_gap)),
+                   key=lambda x: x[1])[0]
+
+
+def _longest_gap(days: list[dt.date], delivered: dict[dt.date, int]) -> tuple[int, float]:
+    """The longest run of days without a delivery between the first and last delivery, and how likely
+    such a run is (at any day of the period) for a reporter sending its usual number of records a day.
+
+    The usual number is the mean over the other delivery days, leaving out the period's first day
+    (a first extract carries history); a stop followed by a catch-up delivery thus stands out,
+    a reporter with few records now and then does not.
+    """
+    idx = [k for k, d in enumerate(days) if delivered.get(d)]
+    if len(idx) < 2:
+        return 0, 1.0
+    best, at = max((b - a - 1, a) for a, b in zip(idx, idx[1:], strict=False))
+    if best < 2:
+        return best, 1.0
+    other = [delivered[days[k]] for k in idx if k != 0]
+    if len(other) < 2:
+        return best, 1.0
+    lam = sum(other) / len(other)
+    return best, min(1.0, len(days) * math.exp(-lam * best))
+
+
+def rank_reporters(reps: list[Reporter], days: list[dt.date]) -> list[Standing]:
+    """Reporters of one kind, most surprising problems first (see :class:`Standing`)."""
+    from scipy.stats import poisson
+
+    def baseline(pairs: list[tuple[int, int]]) -> float:
+        """The usual rate: pooled over the reporters after leaving out the worst tenth (a few problem
+        reporters must not raise the bar the others are measured by), smoothed so that a rule nobody
+        breaks is rare, not impossible."""
+        pairs = sorted((p for p in pairs if p[1]), key=lambda p: p[0] / p[1])
+        kept = pairs[:len(pairs) - len(pairs) // 10]
+        return (sum(f for f, _ in kept) + 0.5) / (sum(c for _, c in kept) + 1)
+
+    def excess(n: int, base: int, rate: float) -> float:
+        """P(at least n of base) at the usual rate."""
+        return float(poisson.sf(n - 1, base * rate)) if n > 0 else 1.0
+
+    rate = baseline([(r.failed, r.checked) for r in reps])
+    late_share = baseline([(r.late, r.timely_records) for r in reps])
+    per_rule: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for r in reps:
+        for key, st in r.rules.items():
+            per_rule[key].append((st.failed, st.checked))
+    rule_rate = {key: baseline(pairs) for key, pairs in per_rule.items()}
+    out = []
+    for r in reps:
+        # the whole error rate, and its worst rule (times the number of rules tried: a broken field is
+        # one rule of many, and one of many rules is bound to look a little bad by chance)
+        p_err = excess(r.failed, r.checked, rate)
+        tried = [st for st in r.rules.values() if st.checked]
+        for st in tried:
+            p_err = min(p_err, min(1.0, len(tried) * excess(st.failed, st.checked,
+                                                              rule_rate[(st.dataset, st.rule_id)])))
+        p_late = excess(r.late, r.timely_records, late_share)
+        by_ds: dict[str, dict[dt.date, int]] = defaultdict(dict)
+        for (ds, d), (payloads, n) in r.received.items():
+            if payloads and n:
+                by_ds[ds][d] = n
+        gap, p_gap, gap_ds = 0, 1.0, None
+        for ds in sorted(by_ds):
+            g, p = _longest_gap(days, by_ds[ds])
+            if p < p_gap:
+                gap, p_gap, gap_ds = g, p, ds
+        out.append(Standing(r, p_err, p_late, p_gap, gap, gap_ds))
+    return sorted(out, key=lambda s: (-s.score, -(s.rep.rate or 0), s.rep.code))
+
+
+@dataclass
 class _Results:
     days: list[dt.date]
     reporters: dict[tuple[str, str], Reporter]
@@ -551,6 +652,11 @@ def render_reporter(dq_db: Path, kind: str, code: str, out_dir: Path) -> Path:
     return _write(_page_path(out_dir, kind, code), _reporter_html(_env(), rep, res.days, dq_db))
 
 
+# a reporter is listed among the problem reporters when chance explains its worst measure less than
+# once in 10,000 (with ~120 reporters and three measures, about one in 30 overviews lists one by chance)
+STANDOUT_SCORE = 4.0
+
+
 def _national_html(env: jinja2.Environment, res: _Results, links: dict[tuple[str, str], str],
                    dq_db: Path | None = None) -> str:
     groups = {}
@@ -561,6 +667,7 @@ def _national_html(env: jinja2.Environment, res: _Results, links: dict[tuple[str
         by_rate = sorted(reps, key=lambda r: (r.rate is None, -(r.rate or 0), -r.failed, r.code))
         by_time = sorted(reps, key=lambda r: (r.on_time_share is None, r.on_time_share or 0, r.code))
         groups[kind] = {"by_rate": by_rate, "by_time": by_time, "comp": comp,
+                        "standing": [s for s in rank_reporters(reps, res.days) if s.score >= STANDOUT_SCORE],
                         "chart": rank_chart([r for r in by_rate if r.rate][:15],
                                             f"{KIND_DA[kind]}: højeste fejlrate")}
     national_rules: dict[tuple[str, str], RuleStat] = {}

@@ -23,7 +23,7 @@ import pyarrow as pa
 from pipelines.contracts import Contract, load_contracts
 from pipelines.fsio import atomic_write
 from pipelines.lake.write import parquet_bytes
-from pipelines.quality.rules import RuleEngine
+from pipelines.quality.rules import RuleEngine, _when
 
 REPORTER_KIND = {"jobcenter": "kommune", "akasse": "akasse", "uvm": "uvm", "ssi": "ssi", "jobnet": "jobnet"}
 RESULT_COLUMNS = ["leveringsdato", "reporter", "reporter_kind", "dataset", "rule_id", "paragraph", "severity",
@@ -150,6 +150,8 @@ def _timeliness(con: duckdb.DuckDBPyConnection, c: Contract, rel: str, day: dt.d
         where = f"r.{ev} IS NOT NULL AND r.{rg} IS NOT NULL"
         if ct:
             where += f" AND r.aendringstype = '{ {'create': '1', 'update': '2', 'delete': '3'}[ct] }'"
+        if r.params.get("when"):  # the records the rule applies to, as the rule check itself selects them
+            where += f" AND {_when(r.params)}"
         sql = (f"SELECT r._reporter, date_diff('day', cast(r.{ev} AS DATE), cast(r.{rg} AS DATE)) lag, count(*) "
                f"FROM {rel} r WHERE {where} GROUP BY ALL ORDER BY ALL")
         for rep, lag, n in con.execute(sql).fetchall():

@@ -7,13 +7,9 @@ in sorted order, and nothing reads the clock.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
-import io
-import json
-import os
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.contracts import Contract, generic_rule_id, load_contracts, wire
+from pipelines.contracts import Contract, generic_rule_id, load_contracts
 from pipelines.contracts.validate import validate_record, validate_rules
+from pipelines.simulate import history, reporters
+from pipelines.simulate.changes import SPELL_LIKE, ChangesMixin
 from pipelines.simulate.population import (
     PERSON_GROUPS,
     Population,
@@ -32,6 +30,7 @@ from pipelines.simulate.population import (
 )
 from pipelines.simulate.records import RecordBuilder, RuleView, Vocab, _matches, iso_dt
 from pipelines.simulate.scales import SCALES, Scale
+from pipelines.simulate.writers import GROUND_TRUTH_COLUMNS, OUTPUT_ENTRIES, WritersMixin, _write, prepare_out
 
 # Daily probability that a dagpengemodtager changes a-kasse (~9 % a year, the order of the yearly
 # switches between Danish a-kasser; § 66, stk. 5).
@@ -79,8 +78,6 @@ QUARANTINED_DEFECTS = {"missing_required", "bad_encoding"}
 # a spell's or a group's record may only be late or duplicated: losing it would put the
 # person's later, clean records outside their personkreds
 STATE_DEFECTS = ("deadline_breach", "duplicate_message")
-GROUND_TRUTH_COLUMNS = ["besked_id", "dataset", "channel", "indberetter", "leveringsdato", "defect",
-                        "rule_id", "field", "detail"]
 
 
 @dataclass
@@ -124,8 +121,13 @@ def bilag1_allows(cells: list[tuple[int, str, str]], kg: int, visitation: int, m
     return False
 
 
-class Simulator:
-    """Advances a :class:`Population` and turns its state into reporters' records."""
+class Simulator(ChangesMixin, WritersMixin):
+    """Advances a :class:`Population` and turns its state into reporters' records.
+
+    The issue-19 changes (deletions, corrections, late and out-of-order versions, re-deliveries,
+    overlaps) live in :mod:`.changes`, reporter behaviour in :mod:`.reporters`, the history the
+    first extract carries in :mod:`.history`, the writing of payloads and truth in :mod:`.writers`.
+    """
 
     def __init__(self, scale: Scale, start: dt.date, days: int, seed: int,
                  defect_rate: float | None = None, bestand: bool = True) -> None:
@@ -153,6 +155,13 @@ class Simulator:
         self.defect_kinds = {n: self._applicable_defects(c) for n, c in self.contracts.items()}
         self.defect_turn: dict[str, int] = {}
         self.last_defect: str | None = None
+        self._init_changes()
+        self.redeliveries: list[tuple] = []
+        p = self.pop
+        self.behaviours = reporters.choose(np.random.default_rng([seed, 12]), p.kommuner, p.kommune_weights,
+                                           p.akasser, p.akasse_weights, start, days, set(self.contracts))
+        self.history_persons: list[dict[str, Any]] = []
+        self.history_spells: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ helpers
     def _applicable_defects(self, c: Contract) -> list[str]:
@@ -286,8 +295,10 @@ class Simulator:
             return str(rec.get("akassekode") or f"{int(self.pop.akasser[0]):03d}")
         return {"uvm": "UVM", "ssi": "SSI", "jobnet": "JOBNET"}[c.reporter]
 
-    def clean_lag(self, rv: RuleView, change: str) -> int:
+    def clean_lag(self, rv: RuleView, change: str, late_reporter: bool = False) -> int:
         max_lag, rule = rv.max_lag(change)
+        if late_reporter and rule is not None and self.crng.random() < reporters.LATE_SHARE:
+            return max_lag + 1 + int(self.crng.integers(0, 8))  # a systematically late reporter
         if rule is None:
             return 0 if self.rng.random() < 0.9 else int(self.rng.integers(1, 4))
         if max_lag == 0 or self.rng.random() < 0.8:
@@ -299,14 +310,18 @@ class Simulator:
              change: str = "create", key: str | None = None, version: int = 1, reg: dt.date | None = None,
              defect_ok: bool = True, correctable: bool = True,
              deliver: dt.date | None = None, referenced: bool = False,
-             defects: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+             defects: tuple[str, ...] | None = None, force_defect: str | None = None, changes_ok: bool = True,
+             person: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Build one record for person ``i`` and put it in the outbox of its registration day.
 
         ``deliver`` overrides the delivery day (the first extract carries history
         registered long before it).  ``referenced`` marks a create that later records
         refer to (so it must not be turned into an update of an unknown record, nor be
         quarantined); ``defects`` narrows the defect kinds (records that carry a person's
-        state, whose loss would make other clean records look wrong).
+        state, whose loss would make other clean records look wrong); ``force_defect`` injects
+        one kind regardless of the rate; ``person`` gives the state of a person outside the
+        population (the first extract's history); ``changes_ok`` lets a create be duplicated
+        and deleted (issue 19).
         """
         c = self.contracts.get(dataset)
         if c is None:
@@ -327,6 +342,9 @@ class Simulator:
                 defect = None  # a quarantined create would leave its references dangling
             if defects is not None and defect not in defects:
                 defect = None
+        if force_defect is not None:
+            defect = force_defect
+        label = defect
         gt: list[tuple[str, str, str]] = []  # rule_id, field, detail
         if defect == "outside_personkreds":
             j = self._outside(c, event)
@@ -339,8 +357,13 @@ class Simulator:
                     gt.append((self._rule(c, "bilag1").id, "fravaersaarsag", "no kontaktgruppe allows it"))
         if defect == "update_unknown":
             change, key, version = "update", self.pop.uuid(), 2
+        late_rep = False
+        # a late reporter is late with its everyday records; the records that carry a person's state
+        # (spells, registrations) stay on time, or the person's other records would lose their personkreds
+        if reg is None and i is not None and self.behaviours.late and dataset not in LIFECYCLE:
+            late_rep = self.behaviours.is_late(self.reporter_of(c, {}, i))
         if reg is None:
-            lag = self.clean_lag(rv, change)
+            lag = self.clean_lag(rv, change, late_rep)
             if defect == "deadline_breach":
                 max_lag, _ = rv.max_lag(change)
                 lag = max_lag + 1 + int(self.rng.integers(0, 6))
@@ -351,6 +374,8 @@ class Simulator:
             reg = max(reg, c_day)  # never before the record it changes
             after_minute = c_min if reg == c_day else -1
         ctx = self.ctx(i, event, reg, change, version)
+        if person is not None:
+            ctx.update(person)
         if dataset in ("fravaer", "akasse_fravaer") and "fravaersaarsag" not in overrides and i is not None:
             overrides["fravaersaarsag"] = self.pick_reason(c, i, violate=defect == "bilag1_violation")
             if defect == "bilag1_violation":
@@ -380,6 +405,11 @@ class Simulator:
             r = self._own_reference_rule(c)
             gt.append((r.id, c.record_key[0], "update of a record never created"))
         reporter = self.reporter_of(c, rec, i)
+        if defect is None and self.behaviours.broken:
+            b = self.behaviours.broken_on(reporter, dataset, reg)
+            if b is not None and b.field in rec and rec[b.field] is not None:
+                rec[b.field] = reporters.BROKEN_FIELD[2]
+                defect = label = "broken_field"
         minute = int(self.rng.integers(7 * 60, 16 * 60))
         reg_minute = minute + int(self.rng.integers(0, 120)) if reg == event else int(self.rng.integers(7 * 60, 18 * 60))
         if after_minute >= 0:
@@ -395,7 +425,7 @@ class Simulator:
             "registreringstidspunkt": iso_dt(reg, reg_minute),
         }
         full = {**env, **rec}
-        if defect == "deadline_breach" or defect is None:
+        if defect in ("deadline_breach", "broken_field") or defect is None:
             # every deadline the final record breaks is ground truth (none for clean records)
             for r in rv.deadlines:
                 ct = r.params.get("change_type")
@@ -423,6 +453,10 @@ class Simulator:
         self.last_defect = defect
         pend = Pending(dataset, reporter, full, bad_enc)
         day_out = deliver or reg
+        if self.behaviours.stopped and deliver is None:
+            day_out = self.behaviours.withheld(reporter, dataset, day_out) or day_out
+        if label is None and late_rep and gt:
+            label = "late_reporter"
         if change == "create" and (referenced or key is not None) and c.record_key:
             self.created_on[str(full[c.record_key[0]])] = (day_out, reg_minute if deliver is None else 0)
         self.outbox[day_out].append(pend)
@@ -430,12 +464,19 @@ class Simulator:
             self.outbox[day_out].append(Pending(dataset, reporter, dict(full)))
             gt.append((generic_rule_id(dataset, "duplicate", "besked_id"), "besked_id", "second copy of a message"))
         if gt and day_out <= self.end:
+            self.defect_ids.add(full["besked_id"])
             for rule_id, fld, detail in gt:
                 self.ground_truth.append({
                     "besked_id": full["besked_id"], "dataset": dataset, "channel": c.channel,
-                    "indberetter": reporter, "leveringsdato": day_out.isoformat(), "defect": defect or "deadline_breach",
+                    "indberetter": reporter, "leveringsdato": day_out.isoformat(), "defect": label or "deadline_breach",
                     "rule_id": rule_id, "field": fld, "detail": detail,
+                    "expected": "quarantined" if defect in QUARANTINED_DEFECTS or ":duplicate:" in rule_id
+                    else f"reported by {rule_id}",
                 })
+        self._track(dataset, full, day_out)
+        if changes_ok and defect is None and change == "create" and i is not None and deliver is None \
+                and dataset in SPELL_LIKE and c.record_key and day_out <= self.end:
+            self._maybe_duplicate_registration(dataset, i, full, reg, event)
         if correctable and defect is None and change == "create" and i is not None and "update" in c.change_types:
             u = self.rng.random()
             if u < CORRECTION_RATE + DELETE_RATE:
@@ -495,6 +536,7 @@ class Simulator:
     def run_day(self, day: dt.date) -> None:
         if day == self.start and self.bestand:
             self._bestand(day)
+            history.first_extract(self, day)
             self._warm_bookings(day)
         for act in self.actions.pop(day, []):
             act()
@@ -505,6 +547,9 @@ class Simulator:
             self._spell_ended(sp, day)
         for sp in tr.started:
             self._spell_started(sp)
+        for sp in tr.ended:  # after the next spells' creates: a late correction arrives after them
+            self._late_start_correction(sp, day)
+            self.last_end[sp.person] = day
         for i, _old, _new in tr.moved:
             self._moved(i, day)
         self._akasse_changes(day)
@@ -574,10 +619,23 @@ class Simulator:
     def _spell_started(self, sp: Spell) -> None:
         i, s = sp.person, sp.start
         self._log_groups(i, s)
-        self.emit("kontaktgruppe", i, s, {"startdato": s.isoformat(), "slutdato": None,
-                                          "persongruppe": sp.persongruppe or None},
-                  key=sp.spell_id, defect_ok=True, correctable=False, defects=STATE_DEFECTS)
+        ov, kind, after = self._new_spell_overrides(sp)
+        if kind is None:
+            self.emit("kontaktgruppe", i, s, ov, key=sp.spell_id, defect_ok=True, correctable=False,
+                      defects=STATE_DEFECTS)
+        else:
+            # version 1 is wrong; version 2 corrects it (issue 19); out of order: version 1 arrives late
+            late = s + dt.timedelta(days=int(self.crng.integers(2, 4))) if kind == "out_of_order" else None
+            create = self.emit("kontaktgruppe", i, s, ov, key=sp.spell_id, reg=s, deliver=late, defect_ok=False,
+                               correctable=False, changes_ok=False)
+            if late is not None:
+                self.created_on.pop(sp.spell_id, None)
+            self._schedule_spell_correction(sp, kind, create, after, s, late or s)
+            if create is not None and late is not None:
+                # the ground truth of the late create is written with its own delivery day
+                self.key_msgs[sp.spell_id] = [(create["besked_id"], late, create["indberetter"])]
         self._report_groups(i, s)
+        history.on_spell_started(self, sp)
         if sp.kg in JOBSEEKER_KG:
             rec = self.emit("tilmelding", i, s, {"startdato": s.isoformat()}, correctable=False, referenced=True)
             if rec and rec.get("cpr") == self.pop.cpr[i]:
@@ -598,13 +656,16 @@ class Simulator:
         i = sp.person
         # the update carries the spell as it was, now with its end date (§ 16, stk. 2)
         p = self.pop
+        if sp.reported_start and sp.reported_start > day:
+            sp.reported_start = None  # an end before the reported start: the end update reports the true one
+        unknown = sp.spell_id not in self.busy_spells and self.change_due("unknown_kommunekode", day)
+        if unknown:
+            self.change_count["unknown_kommunekode"] += 1
+        self._spell_update(sp, day, {"slutdato": day.isoformat()},
+                           force_defect="unknown_kommunekode" if unknown else None)
         saved = (p.kg[i], p.visitation[i], p.match[i], p.sdp_kat[i], p.pgroup[i])
         p.kg[i] = sp.kg
         p.pgroup[i] = PERSON_GROUPS.index(sp.persongruppe)
-        sp.version += 1
-        self.emit("kontaktgruppe", i, day, {"startdato": sp.start.isoformat(), "slutdato": day.isoformat(),
-                                            "persongruppe": sp.persongruppe or None},
-                  change="update", key=sp.spell_id, version=sp.version, defect_ok=False, correctable=False)
         if sp.kg in JOBSEEKER_KG and i in self.tilmeldinger:
             self.emit("afmelding", i, day, {"afmeldingsdato": day.isoformat(),
                                             "tilmelding_id": self.tilmeldinger.pop(i)},
@@ -640,10 +701,9 @@ class Simulator:
         sp = self.pop.spells[k]
         if sp.start > day:
             return
-        sp.version += 1
-        self.emit("kontaktgruppe", i, day, {"startdato": sp.start.isoformat(), "slutdato": None,
-                                            "persongruppe": sp.persongruppe or None},
-                  change="update", key=sp.spell_id, version=sp.version, defect_ok=False, correctable=False)
+        if self._overlap_move(sp, day):
+            return
+        self._spell_update(sp, day)
 
     def _rate_events(self, day: dt.date) -> None:
         for name in sorted(self.contracts):
@@ -743,137 +803,6 @@ class Simulator:
         return GenerationResult(out, {k: dict(v) for k, v in counts.items()}, len(self.ground_truth),
                                 self.pop.size, total)
 
-    def write_day(self, out: Path, day: dt.date, counts: dict[str, dict[str, dict[str, int]]]) -> int:
-        pend = self.outbox.pop(day, [])
-        groups: dict[tuple[str, str], list[Pending]] = defaultdict(list)
-        for p in pend:
-            groups[(p.dataset, p.reporter)].append(p)
-        d = day.isoformat()
-        compact = day.strftime("%Y%m%d")
-        by_dataset: dict[str, list[Pending]] = defaultdict(list)
-        for (ds, rep), items in sorted(groups.items()):
-            c = self.contracts[ds]
-            recs = [p.record for p in items]
-            counts[c.channel].setdefault(ds, {})
-            counts[c.channel][ds][d] = counts[c.channel][ds].get(d, 0) + len(recs)
-            if c.channel == "webservice":
-                _write(out / "webservice" / ds / d / f"{rep}.jsonl", wire.json_lines(recs))
-            elif c.channel == "ftp":
-                _write(out / "ftp" / d / f"{ds}_{rep}_{compact}.csv", wire.ftp_payload(c, recs))
-            elif c.channel == "portal":
-                bad = {k for k, p in enumerate(items) if p.bad_encoding}
-                _write(out / "portal" / d / f"{ds}_{rep}_{compact}.csv", wire.portal_payload(c, recs, bad))
-            else:
-                by_dataset[ds].extend(items)
-        for ds, items in sorted(by_dataset.items()):
-            c = self.contracts[ds]
-            recs = [p.record for p in items]
-            if c.reporter == "uvm":
-                bad = {k for k, p in enumerate(items) if p.bad_encoding}
-                path = out / "drops" / "uvm" / d / f"{ds}_{compact}.csv"
-                _write(path, wire.uvm_payload(c, recs, bad))
-            else:
-                path = out / "drops" / "ssi" / d / f"{ds}_{compact}.txt"
-                _write(path, wire.ssi_payload(c, recs, compact))
-            _write(path.with_name(path.name + ".done"), b"")
-        return len(pend)
-
-    def write_meta(self, out: Path, counts: dict[str, Any], total: int) -> None:
-        tokens = {}
-        tok_rng = np.random.default_rng([self.seed, 7])
-        reporters = [f"{int(k):03d}" for k in self.pop.kommuner] + [f"{int(a):03d}" for a in self.pop.akasser]
-        for rep in sorted(set(reporters)) + ["JOBNET"]:
-            tokens[rep] = tok_rng.bytes(16).hex()
-        _write(out / "webservice" / "tokens.json", json.dumps(tokens, indent=1, sort_keys=True).encode())
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=GROUND_TRUTH_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for row in sorted(self.ground_truth, key=lambda r: (r["leveringsdato"], r["dataset"], r["besked_id"],
-                                                            r["rule_id"])):
-            w.writerow(row)
-        _write(out / "ground_truth.csv", buf.getvalue().encode())
-        self.write_truth(out / "truth")
-        defects = Counter(r["defect"] for r in self.ground_truth)
-        meta = {
-            "generator": "dsdw.simulate", "scale": self.scale.name, "persons": self.pop.size, "seed": self.seed,
-            "start": self.start.isoformat(), "days": self.days, "defect_rate": self.defect_rate,
-            "records": total, "defects": dict(sorted(defects.items())),
-            "counts": {ch: {ds: dict(sorted(v.items())) for ds, v in sorted(dd.items())}
-                       for ch, dd in sorted(counts.items())},
-        }
-        _write(out / "generation.json", json.dumps(meta, indent=1, ensure_ascii=False).encode())
-
-    def write_truth(self, out: Path) -> None:
-        """The simulator's own state, for tests (restricted: contains CPR)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        p = self.pop
-        out.mkdir(parents=True, exist_ok=True)
-        persons = pa.table({
-            "cpr": pa.array(p.cpr.tolist(), pa.string()),
-            "foedselsdato": pa.array(p.birth.astype("datetime64[D]")),
-            "koen": pa.array(np.where(p.male, "M", "K").tolist(), pa.string()),
-            "bopaelskommune": pa.array([f"{int(k):03d}" for k in p.bopael], pa.string()),
-            "opholdskommune": pa.array([f"{int(k):03d}" for k in p.ophold], pa.string()),
-            "akassekode": pa.array([f"{int(a):03d}" if a >= 0 else None for a in p.akasse], pa.string()),
-        })
-        pq.write_table(persons, out / "persons.parquet")
-        sp = p.spells
-        spells = pa.table({
-            "spell_id": pa.array([s.spell_id for s in sp], pa.string()),
-            "cpr": pa.array([p.cpr[s.person] for s in sp], pa.string()),
-            "kontaktgruppe": pa.array([s.kg for s in sp], pa.int16()),
-            "startdato": pa.array([s.start for s in sp], pa.date32()),
-            "slutdato": pa.array([s.end for s in sp], pa.date32()),
-            "persongruppe": pa.array([s.persongruppe or None for s in sp], pa.string()),
-        })
-        pq.write_table(spells, out / "spells.parquet")
-        gl = self.group_log
-        groups = pa.table({
-            "cpr": pa.array([g[0] for g in gl], pa.string()),
-            "fra_dato": pa.array([g[1] for g in gl], pa.date32()),
-            "kontaktgruppe": pa.array([g[2] for g in gl], pa.int16()),
-            "visitationsgruppe": pa.array([g[3] for g in gl], pa.int8()),
-            "matchgruppe": pa.array([g[4] for g in gl], pa.int8()),
-        })
-        pq.write_table(groups, out / "groups.parquet")
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write via temp file + rename, so a reader never sees half a payload.
-
-    No fsync: these are simulated sources, regenerated from the seed after a crash.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-OUTPUT_ENTRIES = ("webservice", "ftp", "portal", "drops", "truth", "ground_truth.csv", "generation.json")
-
-
-def prepare_out(out: Path) -> None:
-    """Start from an empty output: stale payloads of an earlier run must not mix in.
-
-    Only a directory that is empty or holds an earlier generation is cleared.
-    """
-    import shutil
-
-    if not out.exists():
-        return
-    entries = {p.name for p in out.iterdir()}
-    if entries and "generation.json" not in entries:
-        raise FileExistsError(f"{out} is not empty and holds no earlier generation; refusing to overwrite")
-    for name in OUTPUT_ENTRIES:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-
-
 def generate(out: Path, scale: str = "demo", start: dt.date = dt.date(2026, 10, 1), days: int = 14,
              seed: int = 1, defect_rate: float | None = None,
              progress: Callable[[dt.date], None] | None = None) -> GenerationResult:
@@ -891,4 +820,5 @@ def iter_payload_files(out: Path) -> Iterator[Path]:
             yield p
 
 
-__all__ = ["generate", "Simulator", "GenerationResult", "bilag1_allows", "_matches"]
+__all__ = ["generate", "Simulator", "GenerationResult", "bilag1_allows", "_matches", "prepare_out", "_write",
+           "OUTPUT_ENTRIES", "GROUND_TRUTH_COLUMNS"]

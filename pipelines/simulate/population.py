@@ -64,6 +64,8 @@ class Spell:
     persongruppe: str = ""
     registered: dt.date | None = None  # registration day of the create record
     version: int = 1  # version of the spell's latest kontaktgruppe record
+    reported_start: dt.date | None = None  # a wrong start date reported until corrected (issue 19)
+    reported_kg: int | None = None  # a wrong kontaktgruppe reported until corrected
 
 
 @dataclass

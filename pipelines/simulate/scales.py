@@ -20,8 +20,8 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", 3_000),
-    "demo": Scale("demo", 20_000),
-    "national": Scale("national", 1_000_000),
+    "demo": Scale("demo", 20_000, 0.001),  # background noise low, so the problem reporters stand out
+    "national": Scale("national", 1_000_000, 0.001),
 }
 
 
@@ -43,8 +43,8 @@ KG_PROFILES: dict[int, KgProfile] = {
         KgProfile(1, 100_000, 120, 20, 66, 1.0),
         KgProfile(2, 55_000, 500, 30, 64, 0.10),
         KgProfile(3, 12_000, 400, 18, 64, 0.05),
-        KgProfile(4, 3_000, 365, 18, 64, 0.30),
-        KgProfile(5, 1_000, 120, 18, 64, 0.30),
+        KgProfile(4, 3_000, 365, 16, 64, 0.30),  # revalidering from 16 (§ 41, stk. 2: under 18)
+        KgProfile(5, 1_000, 120, 16, 64, 0.30),
         KgProfile(7, 15_000, 300, 25, 66, 0.40),
         KgProfile(8, 20_000, 90, 16, 66, 0.40),
         KgProfile(10, 60_000, 1500, 25, 66, 0.60),
