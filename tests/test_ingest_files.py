@@ -570,3 +570,15 @@ def test_hard_links_undecodable_names_and_header_only_exports(src: Path, tmp_pat
     assert b"hemmeligt" not in landed
     [acc] = account_day(START, Zones(root), drops_config(src), folders=["portal"])
     assert acc.unaccounted == []
+
+
+def test_a_file_with_another_datasets_header_is_rejected(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    day_dir = src / "portal" / START.isoformat()
+    other = next(day_dir.glob("akasse_afmelding_*.csv"))
+    target = day_dir / f"akasse_fravaer_{other.name.split('_')[2]}_{D1}.csv"
+    target.write_bytes(other.read_bytes())
+    ingest_dataset_day("akasse_fravaer", START, Zones(root), drops_config(src), RECEIVED_AT)
+    [row] = by_name(root, target.name)
+    assert row.status == "rejected" and "header" in row.error and row.rows_quarantined == row.rows_read > 0
+    assert lake_rows(root, "akasse_fravaer").filter(pl.col("_payload_id") == row.payload_id).is_empty()
