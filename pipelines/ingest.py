@@ -248,6 +248,9 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         accepted, quarantine = res.accepted, res.quarantine
         fatal = [e for e in res.payload_errors if e.get("error_kind") in PAYLOAD_FATAL]
         reason = reject or getattr(res, "rejected_reason", None)
+        if reason is None and not fatal and accepted.num_rows == 0 and res.records_received:
+            # a header that maps no record (another dataset's file, another delimiter): nothing is usable
+            fatal = [e for e in res.payload_errors if e.get("error_kind") in ("header", "column_count")]
         if reason is None and fatal:
             reason = "; ".join(f"{e['error_kind']}: {e['message']}" for e in fatal)
         if reason is None:

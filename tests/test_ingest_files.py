@@ -570,3 +570,48 @@ def test_hard_links_undecodable_names_and_header_only_exports(src: Path, tmp_pat
     assert b"hemmeligt" not in landed
     [acc] = account_day(START, Zones(root), drops_config(src), folders=["portal"])
     assert acc.unaccounted == []
+
+
+def test_a_file_with_another_datasets_header_is_rejected(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    day_dir = src / "portal" / START.isoformat()
+    other = next(day_dir.glob("akasse_afmelding_*.csv"))
+    target = day_dir / f"akasse_fravaer_{other.name.split('_')[2]}_{D1}.csv"
+    target.write_bytes(other.read_bytes())
+    ingest_dataset_day("akasse_fravaer", START, Zones(root), drops_config(src), RECEIVED_AT)
+    [row] = by_name(root, target.name)
+    assert row.status == "rejected" and "header" in row.error and row.rows_quarantined == row.rows_read > 0
+    assert lake_rows(root, "akasse_fravaer").filter(pl.col("_payload_id") == row.payload_id).is_empty()
+
+
+def test_a_ledger_written_before_the_final_states_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "ledger.sqlite")  # the schema before issue 11
+    con.executescript("""
+        CREATE TABLE payloads (channel TEXT NOT NULL, reporter TEXT NOT NULL, dataset TEXT NOT NULL,
+          leveringsdato TEXT NOT NULL, source_name TEXT NOT NULL, version INTEGER NOT NULL, payload_id TEXT NOT NULL,
+          sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, supersedes TEXT, rows_read INTEGER, rows_accepted INTEGER,
+          rows_quarantined INTEGER, received_at TEXT NOT NULL,
+          status TEXT NOT NULL CHECK (status IN ('landed', 'loaded', 'failed', 'superseded')), error TEXT,
+          landing_path TEXT NOT NULL, lake_path TEXT,
+          PRIMARY KEY (channel, reporter, dataset, leveringsdato, source_name, version));
+        CREATE TABLE cursors (channel TEXT NOT NULL, reporter TEXT NOT NULL, dataset TEXT NOT NULL,
+          leveringsdato TEXT NOT NULL, next_cursor TEXT, pages INTEGER NOT NULL, complete INTEGER NOT NULL,
+          PRIMARY KEY (channel, reporter, dataset, leveringsdato));
+        INSERT INTO payloads VALUES ('ftp', '101', 'sanktion', '2026-10-01', 'a.csv', 1, 'p1', 's1', 3, NULL, 1, 1, 0,
+          't', 'loaded', NULL, '/l', '/k');
+        INSERT INTO cursors VALUES ('webservice', '101', 'samtale', '2026-10-01', NULL, 2, 1);
+    """)
+    con.close()
+    led = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        [row] = led.rows()
+        assert (row.payload_id, row.status, row.lake_path) == ("p1", "loaded", "/k")
+        from pipelines.landing import PayloadKey
+
+        key = PayloadKey("ftp", "101", "sanktion", START, "b.csv")
+        assert led.record_final(key, "p2", "s2", 0, "", "t", "rejected", "why").action == "rejected"
+        assert led.cursor_tail("webservice", "101", "samtale", START) == (None, 2, None)
+    finally:
+        led.close()
