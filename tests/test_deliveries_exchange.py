@@ -26,6 +26,7 @@ N1 = cpr_for(D("1985-01-01"), 6)               # two spells in the same kommune:
 X1 = cpr_for(D("1986-01-01"), 7)               # no kontaktgruppe spell at all
 M2 = cpr_for(D("1987-01-01"), 8, male=False)   # moves 101 -> 147 on 2026-10-12 as the simulator emits it:
                                                # 147 sends a new version of the same spell (§ 16, stk. 5)
+M3 = cpr_for(D("1989-01-01"), 10)             # a version with an unknown kommunekode (999): no move
 F1 = cpr_for(D("1988-01-01"), 9)               # a-kasse member employed in fleksjob (§ 72, nr. 2)
 MOVE_TS = dt.datetime(2026, 10, 12, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
 
@@ -50,6 +51,9 @@ def wh(tmp_path_factory):
         deliver(root, "kontaktgruppe", DAY, [
             {**kg("m2", M2, "1", "2026-01-01", kommune="147", version=2, change="2"),
              "registreringsdato": D("2026-10-12"), "haendelsestidspunkt": MOVE_TS}], reporter="147", source="flyt")
+        deliver(root, "kontaktgruppe", DAY - dt.timedelta(days=20), [kg("m3", M3, "1", "2026-01-01")], source="m3")
+        deliver(root, "kontaktgruppe", DAY, [{**kg("m3", M3, "1", "2026-01-01", kommune="999", version=2, change="2"),
+                                              "haendelsestidspunkt": MOVE_TS}], source="m3")
         deliver(root, "akasse_tilmelding", DAY, [akt("t1", K1, "067", "2026-01-05"), akt("t2", K2, "067", "2026-01-05"),
                                                  akt("t3", M1, "067", "2026-01-05"), akt("t4", M2, "067", "2026-01-05"),
                                                  akt("t5", F1, "010", "2026-01-05")], reporter="067")
@@ -115,6 +119,8 @@ def wh(tmp_path_factory):
              "oprettelses_revisionsdato": D("2026-10-11"), "planversion": 1},
             {"plan_id": uid("p4"), "cpr": N1, "kommunekode": "101", "plantype": "1", "status": "2",
              "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1},
+            {"plan_id": uid("p6"), "cpr": M3, "kommunekode": "101", "plantype": "1", "status": "2",
+             "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 1},
             {"plan_id": uid("p5"), "cpr": M2, "kommunekode": "101", "plantype": "1", "status": "3",
              "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 2, "planbeskrivelse": "Plan for M2"}])
         deliver(root, "uddannelsesplan", DAY, [
