@@ -44,17 +44,18 @@ BOM = b"\xef\xbb\xbf"
 
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The generated directory the issue names: tiny, 2 days, seed 1."""
+    """The generated directory the issue names: tiny, 2 days, seed 1; no defects (the structural tests
+    edit one record of a payload and expect exactly that problem)."""
     out = tmp_path_factory.mktemp("lake") / "src"
-    generate(out, scale="tiny", start=START, days=2, seed=1)
+    generate(out, scale="tiny", start=START, days=2, seed=1, defect_rate=0.0)
     return out
 
 
 @pytest.fixture(scope="module")
 def gen_defects(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny with many defects: seed 3 at 50 % holds 'bad_encoding' and 'missing_required' records."""
+    """Tiny with many defects: seed 4 at 50 % holds 'bad_encoding' and 'missing_required' records."""
     out = tmp_path_factory.mktemp("lake_defects") / "src"
-    generate(out, scale="tiny", start=START, days=2, seed=3, defect_rate=0.5)
+    generate(out, scale="tiny", start=START, days=2, seed=4, defect_rate=0.5)
     return out
 
 
