@@ -27,6 +27,9 @@ deliveries_app = typer.Typer(help="Videregivelser efter BEK 912/2015 (§§ 39, 4
 app.add_typer(deliveries_app, name="deliveries")
 keys_app = typer.Typer(help="Keys of the restricted zone (pseudonym, restricted database).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+from pipelines.api.cli import app as api_app  # noqa: E402  (issue 13: dsdw api serve)
+
+app.add_typer(api_app, name="api")
 # a pipe or CI log gets wide tables instead of 80 columns of truncated names
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -561,6 +564,7 @@ def demo(
     console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
                   f"(try: dsdw sql --root {root} \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
     console.print(f"Restricted database (sealed, AES-256-GCM): {root / 'restricted' / 'restricted.duckdb.sealed'}")
+    console.print(__import__("pipelines.api.cli", fromlist=["demo_hint"]).demo_hint(root))
     if any(r.failures for r in loaded):
         raise typer.Exit(1)
 
