@@ -547,3 +547,30 @@ def test_random_corrections_keep_the_nightly_delta_equal_to_the_full_computation
         assert nrs[0] < nrs[1] == step + 1
     finally:
         con.close()
+
+
+def test_tilgang_and_afgang_are_placed_where_the_merged_spell_starts_and_ends():
+    """docs/statistics.md: a tilgang (afgang) is placed in the kommune of the spell that starts (ends) the merged
+    spell; a person entering (leaving) twice in a period counts once, at the first entry (last exit).  The old
+    code took the lowest kommunekode among the spells, which differs for both persons below."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE dim_kommune AS SELECT * FROM (VALUES ('101', '084'), ('147', '084'), ('751', '082')) "
+                "t(kommunekode, region_kode)")
+    con.execute("""CREATE TABLE s AS SELECT * FROM (VALUES
+        ('p', '751', 'dagpenge', DATE '2026-10-05', DATE '2026-10-10'),   -- p enters in 751 first ...
+        ('p', '101', 'dagpenge', DATE '2026-10-20', DATE '2026-10-25'),   -- ... and again in 101, last exit 101
+        ('q', '101', 'dagpenge', DATE '2026-10-03', DATE '2026-10-08'),   -- q enters in 101, leaves 101 ...
+        ('q', '751', 'dagpenge', DATE '2026-10-12', DATE '2026-10-28'),   -- ... re-enters 751, last exit 751
+        ('r', '147', 'dagpenge', DATE '2026-09-01', DATE '2026-10-15'),   -- r moves 147 -> 751 without a gap:
+        ('r', '751', 'dagpenge', DATE '2026-10-16', DATE '2026-10-30')    -- one merged spell, afgang in 751
+        ) t(person_key, kommunekode, ydelsesgruppe, startdato, slutdato)""")
+    rel = ydelser_for_months(con, "SELECT * FROM s", [OKT], dt.date(2026, 12, 31))
+    got = {(r[0], r[1]): (r[2], r[3]) for r in rel.filter("periode_type = 'maaned' AND geo_niveau = 'kommune' "
+                                                           "AND ydelsesgruppe = 'dagpenge'")
+           .select("geo_kode, periode, tilgang, afgang").fetchall()}
+    # tilgang: p at 751 (first entry), q at 101; r entered in September; afgang: p 101, q 751, r 751
+    assert got == {("101", "2026M10"): (1, 1), ("147", "2026M10"): (0, 0), ("751", "2026M10"): (1, 2)}
+    # regions follow their kommune: 082 (751) and 084 (101, 147); flows add up over geography
+    reg = dict(rel.filter("periode_type = 'maaned' AND geo_niveau <> 'kommune' AND ydelsesgruppe = 'dagpenge'")
+               .select("geo_kode, (tilgang, afgang)").fetchall())
+    assert reg == {"082": (1, 2), "084": (1, 1), "000": (2, 3)}
