@@ -114,7 +114,7 @@ def test_vintage_1_is_reproduced_after_a_correction_and_a_deletion(db):
             "AND geo_niveau = 'kommune'").fetchall()}
         assert now[("2026M11", "101")] == 43 and now[("2026M11", "751")] is None  # corrected; 751 now 0: hidden
         # the history is append-only: vintage 1's cells are still there, unchanged
-        assert con.execute("SELECT count(*) FROM mart_ydelser_publiceret_historik WHERE vintage = 1").fetchone()[0] \
+        assert con.execute("SELECT count(*) FROM meta.publikation_celler WHERE vintage = 1").fetchone()[0] \
             == con.execute("SELECT celler FROM meta.publikation WHERE vintage = 1").fetchone()[0] > 0
     finally:
         con.close()

@@ -3,7 +3,7 @@
 Why its own process: analysts and the public read published figures while the nightly load writes; the
 API reads only the published DuckDB file, read-only, reopened after each swap (:class:`Store`), and only
 the published (suppressed) cells: ``mart_ydelser_publiceret`` and its vintages
-(``mart_ydelser_publiceret_historik``, ``meta.publikation``).  No SQL is taken from a request: filters are
+(``meta.publikation_celler``, ``meta.publikation``).  No SQL is taken from a request: filters are
 bound parameters over fixed columns, so no person-level table is reachable.  A ``vintage`` parameter
 returns the figures exactly as published then (Jobindsats' revisions cannot be reproduced).
 """

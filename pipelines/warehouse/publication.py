@@ -3,7 +3,7 @@
 Why: the nightly mart keeps one computation per period, and a later correction or deletion overwrites
 it, so "what did we publish on day D" could not be answered.  Each run of the publication hook
 (:func:`pipelines.warehouse.suppression.publish_suppressed`) that republishes anything is a *vintage*:
-``meta.publikation`` logs it with its load, and ``mart_ydelser_publiceret_historik`` keeps the cells it
+``meta.publikation`` logs it with its load, and ``meta.publikation_celler`` keeps the cells it
 published (after suppression), never updated or deleted.  A vintage's figures are, per period, the cells
 of the latest vintage up to it that published the period (:func:`vintage_sql`).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-HISTORIK = "mart_ydelser_publiceret_historik"
+HISTORIK = "meta.publikation_celler"
 LOG = "meta.publikation"
 METODE = "LP-revideret diskretionering (HiGHS), graense 5; kun daekkede perioder"
 

@@ -516,7 +516,7 @@ def publish_suppressed(con: duckdb.DuckDBPyConnection, result: Any = None) -> in
     if not years:
         if not have:
             con.execute(f"CREATE TABLE {PUBLISHED} AS SELECT {PUBLISHED_COLUMNS}, CAST(NULL AS INTEGER) AS vintage "
-                        f"FROM {FULL_GRID} LIMIT 0")
+                        f"FROM ({_empty_published()}) LIMIT 0")
         return 0
     src = f"SELECT * FROM {FULL_GRID} WHERE daekket AND year(periode_start) IN ({', '.join(map(str, years))})"
     suppress(con, src, target="_sup_resultat")
@@ -539,5 +539,5 @@ def _empty_published() -> str:
             "NULL::VARCHAR AS geo_navn, NULL::VARCHAR AS overordnet_geo_kode, NULL::VARCHAR AS ydelsesgruppe, "
             "NULL::BIGINT AS antal_personer, NULL::BOOLEAN AS antal_personer_diskretioneret, "
             "NULL::DOUBLE AS fuldtidspersoner, NULL::BIGINT AS tilgang, NULL::BOOLEAN AS tilgang_diskretioneret, "
-            "NULL::BIGINT AS afgang, NULL::BOOLEAN AS afgang_diskretioneret, NULL::INTEGER AS uger_i_perioden, "
-            "NULL::BOOLEAN AS er_foreloebig, NULL::DATE AS horisont, NULL::INTEGER AS indlaesning_nr")
+            "NULL::BIGINT AS afgang, NULL::BOOLEAN AS afgang_diskretioneret, NULL::BIGINT AS uger_i_perioden, "
+            "NULL::BOOLEAN AS er_foreloebig, NULL::DATE AS horisont, NULL::BIGINT AS indlaesning_nr")
