@@ -186,3 +186,27 @@ def test_page_draws_the_numbers_of_the_api(db, client, tmp_path):
     finally:
         server.should_exit = True
         th.join(timeout=10)
+
+
+def test_the_api_reads_the_new_file_after_a_load_swaps_it(db, tmp_path):
+    """The load publishes by atomic rename; the API notices the new file and reopens it read-only."""
+    import os
+    import shutil
+
+    served = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(db, served)
+    keys = tmp_path / "k"
+    keys.write_text(KEY + "\n", encoding="utf-8")
+    app = create_app(served, keys)
+    c = TestClient(app)
+    q = {"omraade": "101", "maal": "antal_personer", "periode": "2026M11"}
+    assert get(c, "/api/v1/data/ydelser_dagpenge", **q).json()["data"][0][7] == 43.0
+    nxt = tmp_path / "next.duckdb"
+    shutil.copyfile(db, nxt)
+    con = duckdb.connect(str(nxt))
+    con.execute("UPDATE mart_ydelser_publiceret SET antal_personer = 44 WHERE geo_kode = '101' AND periode = '2026M11' "
+                "AND ydelsesgruppe = 'dagpenge'")
+    con.close()
+    os.replace(nxt, served)
+    assert get(c, "/api/v1/data/ydelser_dagpenge", **q).json()["data"][0][7] == 44.0
+    assert app.state.store.reopened == 2

@@ -53,10 +53,17 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
             raise HTTPException(status_code=401, detail="manglende eller ukendt API-nøgle")
         return key or ""
 
+    cache: dict = {}
+
     def tables() -> dict[str, dict]:
+        store.cursor().close()  # notices a swap
+        if cache.get("ident") == store._ident:
+            return cache["tables"]
         _, rows = store.query(f"SELECT DISTINCT p.ydelsesgruppe, coalesce(d.navn, 'I alt') FROM {PUBLISHED} p "
                               "LEFT JOIN dim_ydelsesgruppe d USING (ydelsesgruppe) ORDER BY 1")
-        return {_table_id(g): {"id": _table_id(g), "navn": n, "ydelsesgruppe": g, "emne": EMNE} for g, n in rows}
+        out = {_table_id(g): {"id": _table_id(g), "navn": n, "ydelsesgruppe": g, "emne": EMNE} for g, n in rows}
+        cache.update(ident=store._ident, tables=out)
+        return out
 
     def table_or_404(table_id: str) -> dict:
         t = tables().get(table_id)

@@ -36,7 +36,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 GRAENSE = 5
 # seconds the secondary suppression may take before a grid is published with every count hidden
-BUDGET_S = 120.0
+BUDGET_S = 60.0
 MAAL = ("antal_personer", "tilgang", "afgang")
 I_ALT = "i alt"
 PUBLISHED = "mart_ydelser_publiceret"
