@@ -30,14 +30,35 @@ class Store:
         st = os.stat(self.path)
         return st.st_ino, st.st_mtime_ns, st.st_size
 
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the file now at ``path``.
+
+        DuckDB shares one database instance per (canonical) path within a process, and that instance keeps
+        the old, renamed-over file open as long as any connection to it lives (an in-flight request).  So each
+        generation is opened through its own hard link (same directory, so same filesystem), unlinked at once:
+        the new instance keeps the file open, the name is gone.  Where a link cannot be made, the old
+        connection is closed and the path reopened.
+        """
+        self.reopened += 1
+        link = self.path.parent / f".{self.path.stem}.api-{os.getpid()}-{self.reopened}.duckdb"
+        try:
+            os.link(self.path, link)
+        except OSError:
+            if self._con is not None:
+                self._con.close()
+            return duckdb.connect(str(self.path), read_only=True)
+        try:
+            return duckdb.connect(str(link), read_only=True)
+        finally:
+            link.unlink(missing_ok=True)
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the current published file (reopened after a swap)."""
         ident = self._identity()
         with self._lock:
             if self._con is None or ident != self._ident:
-                self._con = duckdb.connect(str(self.path), read_only=True)
+                self._con = self._open()
                 self._ident = ident
-                self.reopened += 1
             return self._con.cursor()
 
     def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
