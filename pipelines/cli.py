@@ -27,10 +27,12 @@ deliveries_app = typer.Typer(help="Videregivelser efter BEK 912/2015 (§§ 39, 4
 app.add_typer(deliveries_app, name="deliveries")
 keys_app = typer.Typer(help="Keys of the restricted zone (pseudonym, restricted database).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-from pipelines.governance.cli import governance_app, testdata_app  # noqa: E402 - issue 17 (§§ 5-6, 8-11)
+from pipelines.api.cli import app as api_app  # noqa: E402 - dsdw api serve
+from pipelines.governance.cli import governance_app, testdata_app  # noqa: E402 - §§ 5-6, 8-11
 
 app.add_typer(governance_app, name="governance")
 app.add_typer(testdata_app, name="testdata")
+app.add_typer(api_app, name="api")
 # a pipe or CI log gets wide tables instead of 80 columns of truncated names
 console = Console(width=None if sys.stdout.isatty() else 160)
 

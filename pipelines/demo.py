@@ -367,12 +367,7 @@ def run_direct(days: list[dt.date], root: Path, sources_file: Path, period: str 
 
 
 def statistics_api_hint(root: Path) -> list[str]:
-    """Lines about the statistics API (address, one example request), or none when this build has no API.
+    """Lines about the statistics API: how to start it, one example request and the table's page."""
+    from pipelines.api.cli import demo_hint
 
-    Hook for ``dsdw api serve`` (branch pub): the API module provides ``demo_hint(root) -> list[str]``.
-    """
-    try:
-        from pipelines.api import demo_hint  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    return list(demo_hint(root))
+    return demo_hint(root).splitlines()

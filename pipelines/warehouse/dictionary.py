@@ -120,9 +120,9 @@ IDENTITY_TYPES = frozenset({"cvr", "pnummer", "kommunekode", "akassekode"})
 IDENTITY_NAMES = frozenset({"person_key", "indberetter"})
 # Tables the load keeps beside the models (meta) or copies from dq.duckdb (dq).
 OTHER_TABLES: dict[str, str] = {
-    "main.mart_ydelser_publiceret": "The published statistics: mart_ydelser with small-cell suppression "
-                                    "(counts < 5 and the secondary cells that would reveal them are NULL, with "
-                                    "the reason in the *_diskretion columns); written by the load's hook "
+    "main.mart_ydelser_publiceret": "The published statistics (latest vintage): the full grid of the covered "
+                                    "periods, suppressed against an LP attacker (hidden counts NULL, flagged in "
+                                    "*_diskretioneret); written by the load's hook "
                                     "(pipelines/warehouse/suppression.py, docs/statistics.md).",
     "meta.load": "One row per nightly load: its load date (indlaest_dato, the transaction time the facts' "
                  "as-of macros take), timings and counts.",

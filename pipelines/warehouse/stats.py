@@ -201,16 +201,19 @@ def _bidrag_ctes(forloeb: str, kommuner: str, omfang: str | None) -> str:
 ), ys_haend AS (
     -- tilgang: a spell starting in the period with no spell of the person and group on the day before
     -- (overlapping or adjacent spells are one merged spell); afgang: ending with none on the day after
+    -- placed in the kommune of the spell that starts the merged spell; a person entering twice in the
+    -- period counts once, at the first entry (ties on the day: lowest kommunekode)
     SELECT x.periode_type, x.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
-           min({{'k': x.kommunekode, 'r': x.region_kode}}) AS g
+           first({{'k': x.kommunekode, 'r': x.region_kode}} ORDER BY x.fra, x.kommunekode NULLS LAST) AS g
     FROM ys_fl x
     WHERE x.fra BETWEEN x.periode_start AND x.periode_slut
       AND NOT EXISTS (SELECT 1 FROM ys_fl y WHERE y.periode_type = x.periode_type AND y.periode_start = x.periode_start
                       AND y.person_key = x.person_key AND y.ygrp = x.ygrp AND y.fra < x.fra AND y.til_aab >= x.fra - 1)
     GROUP BY ALL
     UNION ALL
+    -- placed in the kommune of the spell that ends it; leaving twice: the last exit
     SELECT x.periode_type, x.periode_start, x.person_key, x.ygrp, 'afgang',
-           min({{'k': x.kommunekode, 'r': x.region_kode}})
+           first({{'k': x.kommunekode, 'r': x.region_kode}} ORDER BY x.til_aab DESC, x.kommunekode NULLS LAST)
     FROM ys_fl x
     WHERE x.til_aab BETWEEN x.periode_start AND x.periode_slut
       AND NOT EXISTS (SELECT 1 FROM ys_fl y WHERE y.periode_type = x.periode_type AND y.periode_start = x.periode_start

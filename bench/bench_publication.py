@@ -1,0 +1,186 @@
+"""Benchmark of the publication (issue 13): suppression + LP audit of one month, API query p95, 200 concurrent
+requests on loopback.  Results as JSON under bench/results/.
+
+The grid is synthetic in the national shape (98 kommuner in 5 regions x 14 ydelsesgrupper + i alt, three
+measures; kommune counts drawn log-normally around national sizes, some small and zero) unless --scale says
+otherwise; it is published by the real hook code path (suppress) and served by the real API.
+
+    python bench/bench_publication.py [--kommuner 98] [--months 12] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime as dt
+import json
+import random
+import socket
+import statistics
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+import httpx
+
+from pipelines.warehouse.suppression import GRAENSE, audit, choose_hidden, grid_from, publish_suppressed
+
+GRUPPER = ["dagpenge", "kontanthjaelp", "uddannelseshjaelp", "revalidering", "sygedagpenge", "ledighedsydelse",
+           "fleksjob", "ressourceforloeb", "jobafklaring", "foertidspension", "integration",
+           "beskaeftiget_med_indsats", "seniorjob", "uden_ydelse"]
+KEY = "bench-key"
+
+
+def build(path: Path, n_kommuner: int, months: int, seed: int = 1) -> None:
+    """A warehouse-shaped database with ``months`` months of computed figures (mart_ydelser_beregning)."""
+    rng = random.Random(seed)
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA meta")
+    con.execute("CREATE TABLE meta.loaded_payload AS SELECT 'kontaktgruppe' AS dataset, DATE '2026-01-01' AS "
+                "leveringsdato")
+    kom = [(f"{100 + 7 * i}", f"Kommune {i}", f"08{1 + i % 5}", f"Region {1 + i % 5}") for i in range(n_kommuner)]
+    con.execute("CREATE TABLE dim_kommune (kommunekode VARCHAR, kommune VARCHAR, region_kode VARCHAR, region VARCHAR)")
+    con.executemany("INSERT INTO dim_kommune VALUES (?, ?, ?, ?)", kom)
+    con.execute("CREATE TABLE dim_ydelsesgruppe AS SELECT unnest(?) AS ydelsesgruppe, unnest(?) AS navn",
+                [GRUPPER, [g.capitalize() for g in GRUPPER]])
+    size = {k: rng.lognormvariate(0, 1.0) for k, *_ in kom}
+    gsize = {g: rng.choice([3, 10, 30, 100, 400, 1500]) for g in GRUPPER}
+    rows = []
+    for mi in range(months):
+        start = dt.date(2026, 1 + mi % 12, 1) if mi < 12 else dt.date(2027, 1 + mi % 12, 1)
+        tot: dict = {}
+        for k, _, r, _ in kom:
+            cell = {}
+            for g in GRUPPER:
+                a = int(size[k] * gsize[g] * rng.uniform(0.8, 1.2))
+                cell[g] = (a, rng.randint(0, a // 5), rng.randint(0, a // 5))
+            cell["i alt"] = tuple(int(sum(v[m] for v in cell.values()) * (0.95 if m == 0 else 1)) for m in range(3))
+            for g, v in cell.items():
+                rows.append(("kommune", k, g, *v, start))
+                tot[(r, g)] = tuple(x + y for x, y in zip(tot.get((r, g), (0, 0, 0)), v, strict=True))
+        for (r, g), v in tot.items():
+            rows.append(("region", r, g, int(v[0] * 0.99), v[1], v[2], start))
+        for g in GRUPPER + ["i alt"]:
+            rows.append(("land", "000", g, *(int(sum(tot[(r, g)][m] for r in {x[2] for x in kom}) * (0.99 if m == 0 else 1))
+                                              for m in range(3)), start))
+    con.execute("CREATE TABLE mart_ydelser_beregning (indlaesning_nr INTEGER, periode_type VARCHAR, periode_start DATE, "
+                "geo_niveau VARCHAR, geo_kode VARCHAR, ydelsesgruppe VARCHAR, antal_personer BIGINT, ydelsesuger BIGINT, "
+                "tilgang BIGINT, afgang BIGINT, periode_slut DATE, periode VARCHAR, uger_i_perioden INTEGER, "
+                "er_foreloebig BOOLEAN, horisont DATE)")
+    con.executemany("INSERT INTO mart_ydelser_beregning VALUES (1, 'maaned', ?, ?, ?, ?, ?, ?, ?, ?, NULL, "
+                    "strftime(?, '%YM%m'), 4, false, DATE '2028-01-01')",
+                    [[r[6], r[0], r[1], r[2], r[3], 4 * r[3], r[4], r[5], r[6]] for r in rows])
+    model = Path(__file__).parents[1] / "warehouse" / "models" / "marts" / "mart_ydelser_fuld.sql"
+    con.execute("CREATE VIEW mart_ydelser_fuld AS\n" + model.read_text(encoding="utf-8"))
+    con.close()
+
+
+def bench_suppression(db: Path) -> dict:
+    """Suppression and the attack check of one month (the first)."""
+    con = duckdb.connect(str(db))
+    try:
+        src = "SELECT * FROM mart_ydelser_fuld WHERE periode_start = DATE '2026-01-01'"
+        t0 = time.perf_counter()
+        g = grid_from(con, src)
+        t1 = time.perf_counter()
+        hidden, primary, res = choose_hidden(g.values, g.constraints, dirs=g.directions)
+        t2 = time.perf_counter()
+        check = audit(g.values, hidden, g.constraints, dirs=g.directions)
+        t3 = time.perf_counter()
+        widths = [check.width(i) for i in check.lo]
+        return {"cells": int(g.n), "relations": len(g.constraints), "primary": int(primary.sum()),
+                "hidden": int(hidden.sum()), "grid_seconds": t1 - t0, "suppression_seconds": t2 - t1,
+                "attack_check_seconds": t3 - t2, "attack_lp_solves": check.lp_solves, "attack_blocks": check.blocks,
+                "min_interval_width": min(widths) if widths else None, "pinned": len(check.pinned(GRAENSE))}
+    finally:
+        con.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_api(db: Path, keys: Path, n_queries: int, n_concurrent: int) -> dict:
+    import uvicorn
+
+    from pipelines.api.app import create_app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(db, keys), host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    hdr = {"X-API-Key": KEY}
+    try:
+        with httpx.Client(base_url=base, headers=hdr, timeout=30) as c:
+            kommuner = [o["geo_kode"] for o in c.get("/api/v1/tables/ydelser_dagpenge").json()["omraader"]]
+            lat = []
+            for i in range(n_queries):
+                t0 = time.perf_counter()
+                r = c.get("/api/v1/data/ydelser_dagpenge", params={"omraade": kommuner[i % len(kommuner)],
+                                                                   "periode_type": "maaned"})
+                lat.append(time.perf_counter() - t0)
+                r.raise_for_status()
+        errors = 0
+
+        def one(i: int) -> int:
+            with httpx.Client(base_url=base, headers=hdr, timeout=30) as c:
+                r = c.get("/api/v1/data/ydelser_i_alt", params={"omraade": kommuner[i % len(kommuner)],
+                                                                "format": "csv" if i % 2 else "json"})
+                return r.status_code
+
+        t0 = time.perf_counter()
+        with cf.ThreadPoolExecutor(max_workers=n_concurrent) as ex:
+            codes = list(ex.map(one, range(n_concurrent)))
+        wall = time.perf_counter() - t0
+        errors = sum(1 for c in codes if c != 200)
+        q = statistics.quantiles(lat, n=100)
+        return {"query_p50_ms": 1000 * q[49], "query_p95_ms": 1000 * q[94], "queries": n_queries,
+                "concurrent_requests": n_concurrent, "concurrent_errors": errors, "concurrent_wall_s": wall}
+    finally:
+        server.should_exit = True
+        th.join(timeout=10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kommuner", type=int, default=98)
+    ap.add_argument("--months", type=int, default=12)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/dsdw_bench_publication"))
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    db = a.work / "warehouse.duckdb"
+    db.unlink(missing_ok=True)
+    build(db, a.kommuner, a.months)
+    out: dict = {"kommuner": a.kommuner, "months": a.months, "grid": "synthetic, national shape"}
+    out["suppression_one_month"] = bench_suppression(db)
+    con = duckdb.connect(str(db))
+    t0 = time.perf_counter()
+    publish_suppressed(con, SimpleNamespace(load_id="bench", indlaest_dato=dt.date(2028, 1, 1)))
+    out["publish_all_months_seconds"] = time.perf_counter() - t0
+    con.close()
+    keys = a.work / "api_keys"
+    keys.write_text(KEY + "\n", encoding="utf-8")
+    out["api"] = bench_api(db, keys, a.queries, a.requests)
+    out["api"]["query_p95_ok"] = out["api"]["query_p95_ms"] <= 50
+    res = Path(__file__).parent / "results"
+    res.mkdir(exist_ok=True)
+    path = res / f"publication_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(out, indent=1, default=float), encoding="utf-8")
+    print(json.dumps(out, indent=1, default=float))
+    print(path)
+
+
+
+if __name__ == "__main__":
+    main()

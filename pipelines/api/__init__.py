@@ -1,0 +1,1 @@
+"""The statistics API (issue 13): read-only, over the published marts."""
