@@ -22,9 +22,10 @@ import pytest
 
 import pipelines.ingest as ingest
 from pipelines.contracts import load_contracts
+from pipelines.contracts.wire import ftp_payload, portal_payload, ssi_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day, ingest_day
 from pipelines.landing import Ledger
-from pipelines.simulate.channels import ftp_payload, portal_payload, read_payload, ssi_payload
+from pipelines.simulate.channels import read_payload
 from pipelines.simulate.generate import generate
 from pipelines.simulate.servers import marker_path, start_sources
 

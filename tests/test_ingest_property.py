@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 
 import pipelines.ingest as ingest
 from pipelines.contracts import load_contracts
+from pipelines.contracts.wire import portal_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day
 from pipelines.landing import Ledger
-from pipelines.simulate.channels import portal_payload, read_payload
+from pipelines.simulate.channels import read_payload
 from pipelines.simulate.generate import generate
 
 DS = "akasse_fravaer"

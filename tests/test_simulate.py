@@ -17,8 +17,9 @@ from stdnum.dk import cpr as std_cpr
 
 from pipelines.contracts import load_contracts
 from pipelines.contracts.validate import SINGLE_RECORD_KINDS, validate_record, validate_rules
+from pipelines.contracts.wire import FTP_TRAILER
 from pipelines.simulate.changes import CHANGE_KINDS
-from pipelines.simulate.channels import FTP_TRAILER, iter_payloads, read_payload
+from pipelines.simulate.channels import iter_payloads, read_payload
 from pipelines.simulate.generate import DEFECT_KINDS, bilag1_allows, generate
 
 START = dt.date(2026, 10, 1)
