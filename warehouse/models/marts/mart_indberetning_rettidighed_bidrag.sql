@@ -59,7 +59,7 @@ FROM (
     WHERE TRUE AND TRUE AND r.afgoerelsesdato IS NOT NULL AND r.registreringsdato IS NOT NULL
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_samtale' AS dataset,
-           'ASA-002' AS regel_id, '§ 62, stk. 2' AS paragraf, 'warn' AS alvorlighed, 7 AS max_forsinkelse_dage,
+           'ASA-002' AS regel_id, '§ 62, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
            date_diff('day', CAST(r.samtaledato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_akasse_samtale WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_akasse_samtale WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
