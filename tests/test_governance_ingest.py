@@ -34,6 +34,15 @@ def sources_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def pair(sources_dir: Path) -> tuple[str, str]:
+    """Two kommuner that report every one of DATASETS on DAY in this seed: one closed, one without agreement."""
+    have = [{p.stem for p in (sources_dir / "webservice" / ds / DAY.isoformat()).glob("*.jsonl")} for ds in DATASETS]
+    both = sorted(set.intersection(*have), key=lambda k: (k != "101", k))
+    assert len(both) >= 3, both
+    return both[0], both[1]
+
+
+@pytest.fixture(scope="module")
 def systems(sources_dir: Path):
     with start_sources(sources_dir) as s:
         yield s
@@ -68,15 +77,17 @@ def test_without_a_register_everything_loads_as_before(systems, tmp_path: Path) 
     assert "101" in _lake_reporters(tmp_path, "tilmelding")
 
 
-def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(systems, tmp_path: Path) -> None:
-    with _register(tmp_path, without={"147"}) as reg:
-        reg.close_access("101", DAY, "test før ibrugtagning ikke gennemført")
+def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(systems, tmp_path: Path,
+                                                                         pair: tuple[str, str]) -> None:
+    closed, without = pair
+    with _register(tmp_path, without={without}) as reg:
+        reg.close_access(closed, DAY, "test før ibrugtagning ikke gennemført")
     for ds in DATASETS:
         res = _ingest(tmp_path, systems, ds)  # raise_on_failure: a refusal is not a failure of the run
         refused = {p.reporter for p in res.payloads if p.action == "rejected"}
-        assert {"101", "147"} <= refused
+        assert {closed, without} <= refused
         lake = _lake_reporters(tmp_path, ds)
-        assert "101" not in lake and "147" not in lake
+        assert closed not in lake and without not in lake
         assert lake  # the others were loaded
         ledger = Ledger(tmp_path / "ledger.sqlite")
         try:
@@ -86,22 +97,27 @@ def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(system
         by = {}
         for r in rows:
             by.setdefault(r.key.reporter, []).append(r)
-        assert all(r.status == "rejected" and "§ 8" in r.error and "lukket" in r.error for r in by["101"])
-        assert all(r.status == "rejected" and "§ 6, stk. 1" in r.error for r in by["147"])
-        assert all(r.status == "loaded" for rep, rs in by.items() if rep not in ("101", "147") for r in rs)
-        assert not list((tmp_path / "lake" / "_quarantine").rglob(f"{ds}__101__*.parquet"))
+        assert all(r.status == "rejected" and "§ 8" in r.error and "lukket" in r.error for r in by[closed])
+        assert all(r.status == "rejected" and "§ 6, stk. 1" in r.error for r in by[without])
+        assert all(r.status == "loaded" for rep, rs in by.items() if rep not in (closed, without) for r in rs)
+        assert not list((tmp_path / "lake" / "_quarantine").rglob(f"{ds}__{closed}__*.parquet"))
     from pipelines.governance.demo import demo_summary
 
     summary = demo_summary(tmp_path)
-    assert any(line.startswith("afvist ved indlæsning: 101 2026-10-01") and "§ 8" in line for line in summary)
-    assert any(line.startswith("afvist ved indlæsning: 147 2026-10-01") and "§ 6, stk. 1" in line
+    assert any(line.startswith(f"afvist ved indlæsning: {closed} 2026-10-01") and "§ 8" in line for line in summary)
+    assert any(line.startswith(f"afvist ved indlæsning: {without} 2026-10-01") and "§ 6, stk. 1" in line
                for line in summary)
     # a rerun after reopening gives the same verdict for that day (the closure is history), idempotently
     with Register(register_path(tmp_path), hvem="test") as reg:
-        reg.reopen_access("101", DAY + dt.timedelta(days=1))
+        reg.reopen_access(closed, DAY + dt.timedelta(days=1))
     res = _ingest(tmp_path, systems, "tilmelding")
-    assert "101" in {p.reporter for p in res.payloads if p.action == "rejected"}
-    assert "101" not in _lake_reporters(tmp_path, "tilmelding")
+    assert {p.action for p in res.payloads if p.reporter == closed} == {"unchanged"}  # a rerun is a no-op
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        assert {r.status for r in ledger.rows("tilmelding", DAY) if r.key.reporter == closed} == {"rejected"}
+    finally:
+        ledger.close()
+    assert closed not in _lake_reporters(tmp_path, "tilmelding")
 
 
 def test_webservice_call_without_identification_is_refused(systems, tmp_path: Path) -> None:

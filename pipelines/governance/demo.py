@@ -102,7 +102,7 @@ def demo_summary(root: str | object) -> list[str]:
     if ledger.exists():
         con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
         try:
-            rows = con.execute("SELECT reporter, leveringsdato, count(*), min(error) FROM payloads WHERE status='failed' "
+            rows = con.execute("SELECT reporter, leveringsdato, count(*), min(error) FROM payloads WHERE status='rejected' "
                                "AND error LIKE 'afvist: §%' GROUP BY 1, 2 ORDER BY 2, 1").fetchall()
         finally:
             con.close()
