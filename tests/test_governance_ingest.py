@@ -111,7 +111,7 @@ def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(system
     with Register(register_path(tmp_path), hvem="test") as reg:
         reg.reopen_access(closed, DAY + dt.timedelta(days=1))
     res = _ingest(tmp_path, systems, "tilmelding")
-    assert {p.action for p in res.payloads if p.reporter == closed} == {"unchanged"}  # a rerun is a no-op
+    assert not [p for p in res.payloads if p.reporter == closed and p.action != "unchanged"]  # a no-op
     ledger = Ledger(tmp_path / "ledger.sqlite")
     try:
         assert {r.status for r in ledger.rows("tilmelding", DAY) if r.key.reporter == closed} == {"rejected"}

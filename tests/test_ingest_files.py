@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -27,8 +26,8 @@ from pipelines.contracts import load_contracts
 from pipelines.contracts.wire import ftp_payload, portal_payload, ssi_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day, ingest_day
 from pipelines.landing import Ledger
-from pipelines.simulate.channels import read_payload
-from pipelines.simulate.generate import generate
+from pipelines.simulate.generate import Simulator, generate
+from pipelines.simulate.scales import SCALES
 from pipelines.simulate.servers import marker_path, start_sources
 
 START = dt.date(2026, 10, 1)
@@ -62,23 +61,31 @@ def drops_config(src: Path) -> SourcesConfig:
                          src / "drops" / "ssi")
 
 
-def _payload_of(src: Path, channel: str, dataset: str) -> Path | None:
-    return next((p for p in sorted((src / channel).rglob("*")) if p.is_file() and p.name.startswith(dataset + "_")
-                 and not p.name.endswith(".done")), None)
-
-
 @functools.cache
-def _other_seed() -> Path:
-    """A second tiny Denmark, for a dataset the first one happened not to report in its two days."""
-    out = Path(tempfile.mkdtemp(prefix="dsdw-template-")) / "sources"
-    generate(out, scale="tiny", start=START, days=2, seed=13, defect_rate=0.0)
-    return out
+def _template(dataset: str) -> tuple[tuple[str, object], ...]:
+    sim = Simulator(SCALES["tiny"], START, 1, 11, defect_rate=0.0)  # its own, so the record is always the same
+    rec = sim.emit(dataset, 0, START, defect_ok=False, correctable=False, changes_ok=False)
+    assert rec is not None, dataset
+    return tuple(rec.items())
 
 
-def template(src: Path, channel: str, dataset: str) -> dict:
-    path = _payload_of(src, channel, dataset) or _payload_of(_other_seed(), channel, dataset)
-    assert path is not None, f"no {channel} payload of {dataset} generated"
-    return read_payload(path, C[dataset])[0][0]
+def template(dataset: str) -> dict:
+    """One clean record of ``dataset``, built by the simulator itself: the tests write the files they
+    need and never depend on which reporters the generated days happen to contain."""
+    return dict(_template(dataset))
+
+
+def day_dir_of(src: Path, *folder: str) -> Path:
+    """A channel's folder of START (created: a generated day may have no file of that channel)."""
+    d = src.joinpath(*folder, START.isoformat())
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def vacate(path: Path) -> Path:
+    """Remove a generated file at ``path``, so that the test alone decides what the name holds."""
+    path.unlink(missing_ok=True)
+    return path
 
 
 def records(tpl: dict, n: int, reporter: str, **change) -> list[dict]:
@@ -132,8 +139,8 @@ def assert_lake_matches_ledger(root: Path) -> None:
 def test_corrected_redelivery_under_the_same_name_keeps_its_unchanged_records(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     ds, name = "akasse_fravaer", f"akasse_fravaer_013_{D1}.csv"
-    path = src / "portal" / START.isoformat() / name
-    recs = records(template(src, "portal", ds), 9, "013")
+    path = day_dir_of(src, "portal") / name
+    recs = records(template(ds), 9, "013")
     path.write_bytes(portal_payload(C[ds], recs))
     ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
     fixed = [dict(r) for r in recs]
@@ -157,8 +164,8 @@ def test_corrected_redelivery_under_the_same_name_keeps_its_unchanged_records(sr
 def test_corrected_ftp_redelivery_keeps_its_unchanged_records(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     ds, name = "sanktion", f"sanktion_147_{D1}.csv"
-    path = src / "ftp" / START.isoformat() / name
-    recs = records(template(src, "ftp", ds), 10, "147")
+    path = day_dir_of(src, "ftp") / name
+    recs = records(template(ds), 10, "147")
     path.write_bytes(ftp_payload(C[ds], recs))
     with start_sources(src) as s:
         cfg = SourcesConfig.from_describe(s.describe())
@@ -179,9 +186,11 @@ def test_corrected_ftp_redelivery_keeps_its_unchanged_records(src: Path, tmp_pat
 
 def test_names_that_do_not_fit_are_rejected_with_reason_and_the_day_goes_on(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
-    day_dir = src / "portal" / START.isoformat()
+    day_dir = day_dir_of(src, "portal")
+    body = portal_payload(C["akasse_fravaer"], records(template("akasse_fravaer"), 3, "013"))
+    (day_dir / f"akasse_fravaer_013_{D1}.csv").write_bytes(body)
+    vacate(day_dir / f"akasse_fravaer_009_{D1}.csv")
     good = sorted(p.name for p in day_dir.iterdir())
-    body = (day_dir / f"akasse_fravaer_013_{D1}.csv").read_bytes()
     odd = {
         f"akasse_fravaer_{D1}.csv": "naming rule",  # no reporter code
         f"AKASSE_FRAVAER_013_{D1}.csv": "naming rule",
@@ -225,9 +234,12 @@ def test_names_that_do_not_fit_are_rejected_with_reason_and_the_day_goes_on(src:
 def test_ftp_name_without_reporter_code_does_not_stop_the_day_direct_and_dagster(src: Path, tmp_path: Path) -> None:
     from pipelines.load import load_days_dagster
 
-    day_dir = src / "ftp" / START.isoformat()
+    ds = "raadighedsvurdering"
+    day_dir = day_dir_of(src, "ftp")
     bad = f"raadighedsvurdering_{D1}.csv"
-    shutil.copy(next(day_dir.glob("raadighedsvurdering_*.csv")), day_dir / bad)
+    recs = records(template(ds), 3, "101")
+    (day_dir / f"raadighedsvurdering_101_{D1}.csv").write_bytes(ftp_payload(C[ds], recs))
+    shutil.copy(day_dir / f"raadighedsvurdering_101_{D1}.csv", day_dir / bad)
     good = sorted(p.name for p in day_dir.glob("*_???_*.csv"))
     with start_sources(src) as s:
         cfg = SourcesConfig.from_describe(s.describe())
@@ -246,6 +258,9 @@ def test_ftp_name_without_reporter_code_does_not_stop_the_day_direct_and_dagster
                 assert [r.status for r in by_name(root, n)] == ["loaded"]
     assert lake_rows(tmp_path / "dagster", "raadighedsvurdering").height == \
         lake_rows(tmp_path / "direct", "raadighedsvurdering").height > 0
+    for root in (tmp_path / "direct", tmp_path / "dagster"):  # the good file's records, once, under 101
+        mine = lake_rows(root, ds).filter(pl.col("_reporter") == "101")
+        assert sorted(mine["besked_id"]) == sorted(r["besked_id"] for r in recs)
 
 
 # ---------------------------------------------------------------------------- items 3, 4
@@ -254,9 +269,9 @@ def test_ftp_name_without_reporter_code_does_not_stop_the_day_direct_and_dagster
 def test_a_lake_file_belongs_to_one_payload_whatever_the_names(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     ds = "akasse_fravaer"
-    day_dir = src / "portal" / START.isoformat()
+    day_dir = day_dir_of(src, "portal")
     name = f"akasse_fravaer_013_{D1}.csv"
-    tpl = template(src, "portal", ds)
+    tpl = template(ds)
     (day_dir / name).write_bytes(portal_payload(C[ds], records(tpl, 3, "013", version="1")))
     (day_dir / (name + "\n")).write_bytes(portal_payload(C[ds], records(tpl, 10, "013", version="2")))
     (day_dir / "sub").mkdir()
@@ -277,12 +292,12 @@ def test_a_lake_file_belongs_to_one_payload_whatever_the_names(src: Path, tmp_pa
 def test_drop_folders_are_never_left(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     ds = "akasse_fravaer"
-    day_dir = src / "portal" / START.isoformat()
+    day_dir = day_dir_of(src, "portal")
     outside = tmp_path / "outside.csv"
-    outside.write_bytes(portal_payload(C[ds], records(template(src, "portal", ds), 4, "002")))
-    (day_dir / f"akasse_fravaer_002_{D1}.csv").symlink_to(outside)
-    (day_dir / f"akasse_fravaer_003_{D1}.csv").symlink_to("/etc/passwd")
-    os.mkfifo(day_dir / f"akasse_fravaer_004_{D1}.csv")
+    outside.write_bytes(portal_payload(C[ds], records(template(ds), 4, "002")))
+    vacate(day_dir / f"akasse_fravaer_002_{D1}.csv").symlink_to(outside)
+    vacate(day_dir / f"akasse_fravaer_003_{D1}.csv").symlink_to("/etc/passwd")
+    os.mkfifo(vacate(day_dir / f"akasse_fravaer_004_{D1}.csv"))
     (day_dir / "linked_dir").symlink_to(tmp_path)
     (src / "drops" / "uvm" / START.isoformat() / "evil").symlink_to("/etc")
     portal = sorted(n for n, c in C.items() if c.channel == "portal")
@@ -306,9 +321,11 @@ def test_drop_folders_are_never_left(src: Path, tmp_path: Path) -> None:
 def test_same_bytes_or_records_of_another_reporter_are_rejected_not_misfiled(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     ds = "akasse_fravaer"
-    day_dir = src / "portal" / START.isoformat()
+    day_dir = day_dir_of(src, "portal")
     own = day_dir / f"akasse_fravaer_013_{D1}.csv"
-    tpl = template(src, "portal", ds)
+    for rep in ("009", "999", "002"):  # these names are the test's alone
+        vacate(day_dir / f"akasse_fravaer_{rep}_{D1}.csv")
+    tpl = template(ds)
     own.write_bytes(portal_payload(C[ds], records(tpl, 4, "013")))
     ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
     shutil.copy(own, day_dir / f"akasse_fravaer_009_{D1}.csv")  # same bytes, another reporter's name
@@ -333,7 +350,7 @@ def test_same_bytes_or_records_of_another_reporter_are_rejected_not_misfiled(src
 
 def _ssi(src: Path, n: int, trailer: str | None) -> bytes:
     ds = "ssi_lpr_kontakt"
-    body = ssi_payload(C[ds], records(template(src, "drops", ds), n, "SSI"), D1)
+    body = ssi_payload(C[ds], records(template(ds), n, "SSI"), D1)
     lines = body.decode("latin-1").splitlines(keepends=True)
     assert lines[-1].startswith("T|")
     lines = lines[:-1] + ([trailer] if trailer is not None else [])
@@ -345,9 +362,10 @@ def test_rejected_ssi_payload_never_reaches_the_lake(src: Path, tmp_path: Path) 
 
     root = tmp_path / "zones"
     ds = "ssi_lpr_kontakt"
-    day_dir = src / "drops" / "ssi" / START.isoformat()
+    day_dir = day_dir_of(src, "drops", "ssi")
     path = day_dir / f"{ds}_{D1}.txt"
     path.write_bytes(_ssi(src, 6, "T|999\n"))
+    marker_path(path).touch()
     ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
     [row] = by_name(root, path.name)
     assert row.status == "rejected" and "trailer" in row.error and row.rows_accepted == 0
@@ -392,8 +410,8 @@ def test_a_payload_the_parser_rejects_is_quarantined_whole(src: Path, tmp_path: 
 def test_ftp_payload_failures_are_landed_and_rejected(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     ds = "sanktion"
-    day_dir = src / "ftp" / START.isoformat()
-    good = ftp_payload(C[ds], records(template(src, "ftp", ds), 3, "101"))
+    day_dir = day_dir_of(src, "ftp")
+    good = ftp_payload(C[ds], records(template(ds), 3, "101"))
     cases = {
         "101": good.replace(b"TRAILER;3", b"TRAILER;5"),
         "147": good.replace(b"TRAILER;3\r\n", b""),
@@ -404,6 +422,8 @@ def test_ftp_payload_failures_are_landed_and_rejected(src: Path, tmp_path: Path)
     }
     for rep, data in cases.items():
         (day_dir / f"sanktion_{rep}_{D1}.csv").write_bytes(data)
+    ok = records(template(ds), 2, "159")  # a good neighbour: it loads, and the lake holds nothing else of ours
+    (day_dir / f"sanktion_159_{D1}.csv").write_bytes(ftp_payload(C[ds], ok))
     with start_sources(src) as s:
         res = ingest_day(START, Zones(root), SourcesConfig.from_describe(s.describe()), RECEIVED_AT,
                          datasets=["raadighedsvurdering", ds])
@@ -415,7 +435,9 @@ def test_ftp_payload_failures_are_landed_and_rejected(src: Path, tmp_path: Path)
         assert Path(row.landing_path).read_bytes() == data
         assert row.sha256 == hashlib.sha256(data).hexdigest()
     assert "trailer" in by_name(root, f"sanktion_101_{D1}.csv")[0].error
-    assert lake_rows(root, ds).filter(pl.col("_reporter").is_in(list(cases))).is_empty()
+    lake = lake_rows(root, ds)
+    assert sorted(lake.filter(pl.col("_reporter") == "159")["besked_id"]) == sorted(r["besked_id"] for r in ok)
+    assert lake.filter(pl.col("_reporter").is_in(list(cases))).is_empty()
     assert acc.unaccounted == []
 
 
@@ -494,7 +516,7 @@ def test_reconciliation_check_fails_when_a_lake_file_is_tampered_with(src: Path,
 
 def test_marker_channels_still_wait_for_the_marker(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
-    day_dir = src / "drops" / "uvm" / START.isoformat()
+    day_dir = day_dir_of(src, "drops", "uvm")
     (day_dir / f"uddannelse_{D1}.csv.done").unlink()
     assert not marker_path(day_dir / f"uddannelse_{D1}.csv").exists()
     res = ingest_dataset_day("uddannelse", START, Zones(root), drops_config(src), RECEIVED_AT)
@@ -541,8 +563,10 @@ def test_dsdw_load_prints_rejections_and_the_days_reconciliation(src: Path, tmp_
 
     from pipelines.cli import app
 
-    day_dir = src / "portal" / START.isoformat()
-    (day_dir / f"akasse_fravaer_{D1}.csv").write_bytes((day_dir / f"akasse_fravaer_013_{D1}.csv").read_bytes())
+    day_dir = day_dir_of(src, "portal")
+    body = portal_payload(C["akasse_fravaer"], records(template("akasse_fravaer"), 3, "013"))
+    (day_dir / f"akasse_fravaer_013_{D1}.csv").write_bytes(body)
+    (day_dir / f"akasse_fravaer_{D1}.csv").write_bytes(body)
     with start_sources(src) as s:
         state = tmp_path / "sources.json"
         state.write_text(json.dumps(s.describe()))
@@ -563,10 +587,10 @@ def test_dsdw_load_prints_rejections_and_the_days_reconciliation(src: Path, tmp_
 def test_hard_links_undecodable_names_and_header_only_exports(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     ds = "akasse_fravaer"
-    day_dir = src / "portal" / START.isoformat()
+    day_dir = day_dir_of(src, "portal")
     outside = tmp_path / "secret.csv"
     outside.write_bytes(b"hemmeligt;indhold\r\n")
-    os.link(outside, day_dir / f"akasse_fravaer_002_{D1}.csv")
+    os.link(outside, vacate(day_dir / f"akasse_fravaer_002_{D1}.csv"))
     os.close(os.open(os.path.join(os.fsencode(day_dir), b"akasse_fravaer_\xff_" + D1.encode() + b".csv"),
                      os.O_CREAT | os.O_WRONLY))
     header = portal_payload(C[ds], [])
@@ -590,10 +614,11 @@ def test_hard_links_undecodable_names_and_header_only_exports(src: Path, tmp_pat
 
 def test_a_file_with_another_datasets_header_is_rejected(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
-    day_dir = src / "portal" / START.isoformat()
-    other = next(day_dir.glob("akasse_afmelding_*.csv"))
-    target = day_dir / f"akasse_fravaer_{other.name.split('_')[2]}_{D1}.csv"
-    target.write_bytes(other.read_bytes())
+    day_dir = day_dir_of(src, "portal")
+    other = portal_payload(C["akasse_afmelding"], records(template("akasse_afmelding"), 3, "013"))
+    (day_dir / f"akasse_afmelding_013_{D1}.csv").write_bytes(other)
+    target = day_dir / f"akasse_fravaer_013_{D1}.csv"
+    target.write_bytes(other)
     ingest_dataset_day("akasse_fravaer", START, Zones(root), drops_config(src), RECEIVED_AT)
     [row] = by_name(root, target.name)
     assert row.status == "rejected" and "header" in row.error and row.rows_quarantined == row.rows_read > 0
