@@ -35,8 +35,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 GRAENSE = 5
-# seconds the secondary suppression may take before a grid is published with every count hidden
+# seconds the secondary suppression may take before a grid is published with every count hidden (a safety
+# net; sparse grids are handled deterministically by sparse_kommuner)
 BUDGET_S = 60.0
+# above this share of kommune cells below GRAENSE a grid is published with every count hidden (sparse_kommuner)
+SPARSE_SHARE = 0.5
 MAAL = ("antal_personer", "tilgang", "afgang")
 I_ALT = "i alt"
 PUBLISHED = "mart_ydelser_publiceret"
@@ -437,8 +440,32 @@ def suppress(con: duckdb.DuckDBPyConnection, source: str, graense: int = GRAENSE
     NULL with ``<maal>_diskretioneret`` true; fuldtidspersoner is hidden with its antal_personer.
     """
     grid = grid_from(con, source)
-    hidden, _, _ = choose_hidden(grid.values, grid.constraints, graense, dirs=grid.directions)
-    return _publish_relation(con, source, grid, hidden, target)
+    return _publish_relation(con, source, grid, choose_grid_hidden(grid, graense), target)
+
+
+def sparse_kommuner(grid: Grid, graense: int = GRAENSE) -> np.ndarray | None:
+    """The kommune-level cells, when most of them are below ``graense`` (else None).
+
+    Why: in a sparse grid (a small population, a rare benefit) nearly every kommune cell is a primary
+    cell; protecting them one by one costs LPs over the whole linked grid and ends with almost everything
+    hidden anyway.  Such a grid is published with every count hidden (:func:`choose_grid_hidden`), at once
+    and deterministically -- unlike a time budget, a vintage then does not depend on how busy the machine
+    was.  Grids with enough data (national scale) get the LP-checked suppression cell by cell.
+    """
+    kommune = np.repeat(np.array([r[2] == "kommune" for r in grid.rows], dtype=bool), 3)
+    if not kommune.any():
+        return None
+    return kommune if float((grid.values[kommune] < graense).mean()) > SPARSE_SHARE else None
+
+
+def choose_grid_hidden(grid: Grid, graense: int = GRAENSE) -> np.ndarray:
+    """The hidden cells of a grid: :func:`choose_hidden`, or every cell when :func:`sparse_kommuner` says so."""
+    mask = sparse_kommuner(grid, graense)
+    if mask is None:
+        return choose_hidden(grid.values, grid.constraints, graense, dirs=grid.directions)[0]
+    log.warning("suppression: %d of %d kommune cells below %d; the grid is published with every count hidden",
+                int((grid.values[mask] < graense).sum()), int(mask.sum()), graense)
+    return np.ones(grid.n, dtype=bool)
 
 
 def _publish_relation(con: duckdb.DuckDBPyConnection, source: str, grid: Grid, hidden: np.ndarray,
