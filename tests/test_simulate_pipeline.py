@@ -111,9 +111,6 @@ def test_a_corrected_spell_shows_the_correction(built, truth, kind: str) -> None
         assert spell == [(value,)], r
 
 
-@pytest.mark.xfail(strict=False, reason="warehouse (pipelines/warehouse/build.py history_views_sql, refresh_aktuel) "
-                   "orders a record's versions by indlaest_dato before version: a version 1 loaded after "
-                   "version 2 becomes current")
 def test_a_version_that_arrives_before_the_one_it_follows_still_wins(built, truth) -> None:
     rows = winners(truth, "out_of_order")
     assert rows

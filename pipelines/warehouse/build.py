@@ -330,6 +330,11 @@ def _run_model(con: duckdb.DuckDBPyConnection, m: Model, values: dict, existing:
     return con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
 
 
+# the order of a record's versions, oldest first: the one current rule of every fact (history views,
+# as-of macros and the _aktuel tables)
+VERSION_ORDER = "f.version, f.indlaest_dato, f.er_slettet, f.registreringstidspunkt, f.besked_id"
+
+
 def history_views_sql(dataset: str) -> list[str]:
     """The bitemporal access paths of one fact table.
 
@@ -347,13 +352,16 @@ def history_views_sql(dataset: str) -> list[str]:
     t = fct_name(c)
     db = "restricted." if is_restricted(c) else ""
     retracted = "restricted.meta_retracted" if db else "meta.retracted_payload"
-    order = "f.indlaest_dato, f.version, f.er_slettet, f.registreringstidspunkt, f.besked_id"
+    # the reporter's version number decides which version is current; the load date only breaks ties (a
+    # version 1 that arrives after its version 2 never becomes current, and is closed at its own arrival)
+    order = VERSION_ORDER
     desc = order.replace(",", " DESC,") + " DESC"
     latest = f"row_number() OVER (PARTITION BY {keys} ORDER BY {desc})"
     historik = (
         f"CREATE OR REPLACE VIEW {db}{t}_historik AS\n"
         f"SELECT f.*,\n"
-        f"  least(lead(f.indlaest_dato) OVER (PARTITION BY {keys} ORDER BY {order}), r.indlaest_dato) AS indlaest_til,\n"
+        f"  least(greatest(f.indlaest_dato, lead(f.indlaest_dato) OVER (PARTITION BY {keys} ORDER BY {order})),\n"
+        f"        r.indlaest_dato) AS indlaest_til,\n"
         f"  r.indlaest_dato IS NULL AND {latest} = 1 AS er_seneste\n"
         f"FROM {db}{t} f LEFT JOIN {retracted} r ON r.payload_id = f._payload_id")
 
@@ -382,7 +390,7 @@ def refresh_aktuel(con: duckdb.DuckDBPyConnection, dataset: str, full: bool) -> 
     retracted = "restricted.meta_retracted" if db else "meta.retracted_payload"
     k0 = (c.record_key or ["besked_id"])[0]
     keys = ", ".join("f." + k for k in (c.record_key or ["besked_id"]))
-    order = "f.indlaest_dato DESC, f.version DESC, f.er_slettet DESC, f.registreringstidspunkt DESC, f.besked_id DESC"
+    order = VERSION_ORDER.replace(",", " DESC,") + " DESC"
 
     def current(where: str) -> str:
         return (f"SELECT * EXCLUDE (_rn) FROM (SELECT f.*, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) "
@@ -432,7 +440,7 @@ def _affected(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> tuple[int, 
         SELECT DISTINCT {key} FROM {t} WHERE load_id = {lid}
         UNION SELECT DISTINCT f.{key} FROM {t} f JOIN meta.retracted_payload r ON r.payload_id = f._payload_id
               WHERE r.load_id = {lid}""")
-    order = "f.indlaest_dato DESC, f.version DESC, f.er_slettet DESC, f.registreringstidspunkt DESC, f.besked_id DESC"
+    order = VERSION_ORDER.replace(",", " DESC,") + " DESC"
 
     def current_changed(where: str) -> str:
         # the as-of rule of history_views_sql, over the changed records only
