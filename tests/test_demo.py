@@ -103,16 +103,9 @@ def test_the_warehouse_and_every_delivery_hold_the_data(demo: tuple[Path, str]) 
     assert "webservice" in output.lower() and "ftp" in output.lower()
 
 
-def test_statistics_api_hint_only_when_the_api_exists(demo: tuple[Path, str], monkeypatch) -> None:
-    import importlib.util
-    import sys
-    import types
-
+def test_the_demo_prints_the_statistics_api_and_an_example_request(demo: tuple[Path, str]) -> None:
     out, output = demo
-    if importlib.util.find_spec("pipelines.api") is None:
-        assert statistics_api_hint(out / "pipeline") == []
-        assert "api serve" not in output
-    fake = types.ModuleType("pipelines.api")
-    fake.demo_hint = lambda root: [f"Statistics API: dsdw api serve --root {root}"]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pipelines.api", fake)
-    assert statistics_api_hint(out / "pipeline") == [f"Statistics API: dsdw api serve --root {out / 'pipeline'}"]
+    assert f"dsdw api serve --root {out / 'pipeline'}" in output and "curl -H 'X-API-Key: " in output
+    lines = statistics_api_hint(out / "pipeline")
+    assert lines[0].startswith(f"Statistics API: dsdw api serve --root {out / 'pipeline'}")
+    assert any("/api/v1/data/" in line for line in lines)

@@ -360,10 +360,11 @@ def history_views_sql(dataset: str) -> list[str]:
     historik = (
         f"CREATE OR REPLACE VIEW {db}{t}_historik AS\n"
         f"SELECT f.*,\n"
-        f"  least(greatest(f.indlaest_dato, lead(f.indlaest_dato) OVER (PARTITION BY {keys} ORDER BY {order})),\n"
-        f"        r.indlaest_dato) AS indlaest_til,\n"
+        f"  least(CASE WHEN lead(f.indlaest_dato) OVER w IS NOT NULL\n"
+        f"             THEN greatest(f.indlaest_dato, lead(f.indlaest_dato) OVER w) END, r.indlaest_dato) AS indlaest_til,\n"
         f"  r.indlaest_dato IS NULL AND {latest} = 1 AS er_seneste\n"
-        f"FROM {db}{t} f LEFT JOIN {retracted} r ON r.payload_id = f._payload_id")
+        f"FROM {db}{t} f LEFT JOIN {retracted} r ON r.payload_id = f._payload_id\n"
+        f"WINDOW w AS (PARTITION BY {keys} ORDER BY {order})")
 
     def current(where: str) -> str:
         return (f"SELECT * EXCLUDE (_rn) FROM (SELECT f.*, {latest} AS _rn FROM {db}{t} f "
