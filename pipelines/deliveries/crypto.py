@@ -76,26 +76,26 @@ def _lines(path: Path, what: str) -> list[str]:
             if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+def _load(key_name: str, suffix: str, what: str, parse, errors: tuple[type[Exception], ...], form: str) -> str:
+    path = recipient_key_dir() / f"{key_name}{suffix}"
+    lines = _lines(path, f"{what} of recipient {key_name!r}")
+    try:
+        return str(parse(lines[0]))
+    except (IndexError, ValueError, *errors) as exc:
+        raise DeliveryCryptoError(f"{what} of recipient {key_name!r} at {path} is not an age X25519 {form}: "
+                                  f"{exc}") from None
+
+
 def load_public_key(key_name: str) -> str:
     """The recipient's age recipient string (``age1...``), validated."""
-    path = recipient_key_dir() / f"{key_name}.pub"
-    lines = _lines(path, f"public key of recipient {key_name!r}")
-    try:
-        return str(pyrage.x25519.Recipient.from_str(lines[0]))
-    except (IndexError, pyrage.RecipientError, ValueError) as exc:
-        raise DeliveryCryptoError(f"public key of recipient {key_name!r} at {path} is not an age X25519 "
-                                  f"recipient (age1...): {exc}") from None
+    return _load(key_name, ".pub", "public key", pyrage.x25519.Recipient.from_str, (pyrage.RecipientError,),
+                 "recipient (age1...)")
 
 
 def load_private_key(key_name: str) -> str:
     """The recipient's age identity (``AGE-SECRET-KEY-1...``), validated (demo and tests only)."""
-    path = recipient_key_dir() / f"{key_name}.key"
-    lines = _lines(path, f"private key of recipient {key_name!r}")
-    try:
-        return str(pyrage.x25519.Identity.from_str(lines[0]))
-    except (IndexError, pyrage.IdentityError, ValueError) as exc:
-        raise DeliveryCryptoError(f"private key of recipient {key_name!r} at {path} is not an age X25519 "
-                                  f"identity: {exc}") from None
+    return _load(key_name, ".key", "private key", pyrage.x25519.Identity.from_str, (pyrage.IdentityError,),
+                 "identity")
 
 
 def encrypt(plaintext: bytes, recipient_public: str) -> bytes:
