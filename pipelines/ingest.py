@@ -34,8 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.contracts import Contract, codelist_codes, get_contract, load_contracts
+from pipelines.fsio import DurableBatch
 from pipelines.governance.hooks import payload_refusal
 from pipelines.landing import LandingStore, Ledger, LedgerRow, PayloadKey
+from pipelines.landing.ledger import late_remark
 
 CHANNEL_EXT = {"webservice": ".json", "ftp": ".csv", "portal": ".csv", "filedrop": ".dat"}
 
@@ -214,28 +216,42 @@ def _remove(*paths: Path | str | None) -> None:
 def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadKey, data: bytes, ext: str,
                  received_at: str, cursor: tuple[str | None, int, bool] | None = None, *,
                  reject: str | None = None, envelope_reporter: str | None = None,
-                 last_cursor: str | None = None, total: int | None = None) -> PayloadOutcome:
+                 last_cursor: str | None = None, total: int | None = None,
+                 arrived: dt.date | None = None) -> PayloadOutcome:
     """Land, register, parse, reconcile and write one payload (idempotent).
 
     ``reject``: a reason known before parsing (the file's name, day or place): the payload is
     landed and its records quarantined, but never loaded. A payload the parser rejects, or whose
     reporter identity does not hold, is treated the same way: ledger ``rejected`` with the reason,
     every readable record in the quarantine, nothing in the lake, the version loaded before (if
-    any) stays loaded.
+    any) stays loaded. ``arrived``: the day whose folder offered this file named for the earlier
+    day ``key.leveringsdato`` (filed under the named day, the ledger keeps both days).
     """
     from pipelines.lake.parse import QUARANTINE_SCHEMA, ReconciliationError, parse_payload, reconcile
     from pipelines.lake.write import lake_path, quarantine_path, write_parquet
 
-    pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext)
+    # the payload's files (landing, lake, quarantine) are made durable together, right before the
+    # ledger commit that names them final (docs/ingestion.md, "Durability")
+    batch = DurableBatch()
     sha = hashlib.sha256(data).hexdigest()
-    reg = ledger.register(key, pid, sha, len(data), path, received_at, same_bytes_check=reject is None)
+    pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext,
+                                  batch=batch, sha256=sha)
+    reg = ledger.register(key, pid, sha, len(data), path, received_at, same_bytes_check=reject is None,
+                          before_final=batch.flush, arrived=arrived)
+    pid = reg.row.payload_id  # a revert to an earlier version's bytes has an id of its own
     out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action,
                          reason=reg.row.error if reg.action in ("duplicate", "rejected") else None)
+    if arrived is not None and arrived != key.leveringsdato:
+        out.day = key.leveringsdato
+        if reg.action in LOADED_NOW:
+            out.warnings.append(late_remark(key, arrived, ledger.loaded_version(key)))
     if reg.action not in LOADED_NOW:
+        batch.flush()  # a landing file a crash had cut, rewritten just now
         return out
     # §§ 6, 8 and § 6, stk. 2: refused by the governance register (only where one exists): landed, the
     # reason in the ledger (rejected), nothing in the lake; the verdict is per delivery day, so reruns agree
     if refusal := payload_refusal(zones.root, key, data):
+        batch.flush()
         ledger.mark_rejected(reg.row, refusal, 0, 0)
         out.action, out.reason, out.warnings = "rejected", refusal, [refusal]
         return out
@@ -269,7 +285,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid,
                                      rejected_tag(key))
             if quarantine.num_rows:
-                write_parquet(quarantine, q_file)
+                write_parquet(quarantine, q_file, batch)
+            batch.flush()
             out.quarantined = len({n for n in quarantine.column("record_no").to_pylist() if n is not None})
             out.error_kinds = Counter(quarantine.column("error_kind").to_pylist())
             out.action, out.reason = "rejected", reason
@@ -286,12 +303,12 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         if dup_rows:
             quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(
                 _quarantine_rows(ident, dup_rows), schema=QUARANTINE_SCHEMA)])
-        out.warnings = _unknown_references(ledger, contract, accepted, pid)
+        out.warnings += _unknown_references(ledger, contract, accepted, pid)
         lake_file = lake_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
         q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
-        write_parquet(accepted, lake_file)
+        write_parquet(accepted, lake_file, batch)
         if quarantine.num_rows:
-            write_parquet(quarantine, q_file)
+            write_parquet(quarantine, q_file, batch)
         else:
             q_file.unlink(missing_ok=True)
         q_records = len({n for n in quarantine.column("record_no").to_pylist() if n is not None})
@@ -310,6 +327,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             kcol = accepted.column(contract.record_key[0]).to_pylist()
             ch = accepted.column("aendringstype").to_pylist()
             keys = [(contract.dataset, str(k)) for k, c in zip(kcol, ch, strict=True) if k is not None and c == "1"]
+        batch.flush()
         old = ledger.mark_loaded(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
                                  cursor, last_cursor, total)
         if old is not None:  # the superseded version's files leave the lake (after the commit: crash-safe)
@@ -496,9 +514,11 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
            sweep: bool = False) -> None:
     """Land the pages of one reporter's extract from ``cursor`` on, numbering them after ``pages``."""
     from pipelines.sources import WebserviceClient
+    from pipelines.sources.webservice import shared_http
 
     last = None
-    with WebserviceClient(sources.webservice_url, sources.tokens[reporter]) as client:
+    with WebserviceClient(sources.webservice_url, sources.tokens[reporter],
+                          http=shared_http(sources.webservice_url)) as client:
         for page in client.iter_pages(contract.dataset, day, start_cursor=cursor):
             if not page.records and pages == 0 and page.next_cursor is None:
                 break  # nothing delivered that day: no payload to land
@@ -617,9 +637,12 @@ def classify_name(folder: str, name: str, folder_day: dt.date) -> Classified:
         named_day = dt.datetime.strptime(m["day"], "%Y%m%d").date()
     except ValueError:
         return Classified(ds, rep, None, f"file name date {m['day']} is not a date")
-    if named_day != folder_day:
-        return Classified(ds, rep, named_day, f"file name says {named_day.isoformat()}, it was delivered in the "
-                                              f"folder of {folder_day.isoformat()}: not loaded under either day")
+    if named_day > folder_day:
+        return Classified(ds, rep, named_day, f"file name says {named_day.isoformat()}, a day after the folder of "
+                                              f"{folder_day.isoformat()} it was delivered in: a file cannot be "
+                                              "delivered before its day; not loaded under either day")
+    # named for an earlier day: a late delivery or a corrected re-upload under its original name,
+    # filed under the day its name says (never under the folder's day); the ledger keeps both days
     return Classified(ds, rep, named_day, None)
 
 
@@ -702,9 +725,16 @@ def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger
                 continue
             if c.dataset != contract.dataset:
                 continue
-            key = PayloadKey(channel, c.reporter, contract.dataset, day, o.name)
-            result.payloads.append(load_payload(zones, ledger, contract, key, o.fetch(), EXT[folder], received_at,
-                                                reject=c.reason))
+            named = c.day if c.day is not None and c.reason is None else day
+            key = PayloadKey(channel, c.reporter, contract.dataset, named, o.name)
+            if named == day:
+                result.payloads.append(load_payload(zones, ledger, contract, key, o.fetch(), EXT[folder],
+                                                    received_at, reject=c.reason))
+                continue
+            # an earlier day's partition: its lock too (locks are taken later day first, never the reverse)
+            with partition_lock(zones, contract.dataset, named):
+                result.payloads.append(load_payload(zones, ledger, contract, key, o.fetch(), EXT[folder],
+                                                    received_at, arrived=day))
         except Exception as exc:  # noqa: BLE001 - one file's failure does not stop the others
             result.failures.append((o.name, f"{type(exc).__name__}: {exc}"))
 
@@ -718,7 +748,7 @@ def _ftp_offered(client: Any, day: dt.date, tmp: Path) -> list[Offered]:
                                                        "lie directly in /<YYYY-MM-DD>/; not read", None))
             continue
         out.append(Offered(f.name, "file", f.size, None,
-                           lambda f=f: client.fetch(f, tmp, trailer=False).read_bytes()))
+                           lambda f=f: client.fetch(f, tmp, trailer=False, durable=False).read_bytes()))
     return out
 
 
@@ -769,11 +799,17 @@ def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: lis
     ledger = Ledger(zones.ledger_path)
     try:
         rows = ledger.rows(day=day)
-        latest: dict[tuple[str, str], LedgerRow] = {}
-        for r in rows:  # the newest row of each offered name (a corrected file has several)
-            k = (r.key.channel, r.key.source_name)
-            if k not in latest or r.version >= latest[k].version:
-                latest[k] = r
+        by_day: dict[dt.date, dict[tuple[str, str], LedgerRow]] = {}
+
+        def latest_of(d: dt.date) -> dict[tuple[str, str], LedgerRow]:
+            """The newest row of each name offered for ``d`` (a corrected file has several)."""
+            if d not in by_day:
+                by_day[d] = {}
+                for r in (rows if d == day else ledger.rows(day=d)):
+                    k = (r.key.channel, r.key.source_name)
+                    if k not in by_day[d] or r.version >= by_day[d][k].version:
+                        by_day[d][k] = r
+            return by_day[d]
         out = []
         wanted = folders if folders is not None else ["ftp", "portal", "uvm", "ssi", "webservice"]
         for folder in wanted:
@@ -787,7 +823,11 @@ def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: lis
                 names = [o.name for o in _scan_folder(folder, day, sources)]
             acc = ChannelAccount(folder, day, len(names))
             for n in names:
-                r = latest.get((channel, n))
+                r = latest_of(day).get((channel, n))
+                if r is None:  # a file named for an earlier day is filed under that day
+                    c = classify_name(folder, n, day)
+                    if c.reason is None and c.day is not None and c.day < day:
+                        r = latest_of(c.day).get((channel, n))
                 if r is None:
                     acc.unaccounted.append(n)
                 else:

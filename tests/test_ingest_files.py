@@ -656,3 +656,65 @@ def test_a_ledger_written_before_the_final_states_is_migrated(tmp_path: Path) ->
         assert led.cursor_tail("webservice", "101", "samtale", START) == (None, 2, None)
     finally:
         led.close()
+
+
+# ---------------------------------------------------------------------------- a file named for another day
+
+
+def test_a_file_named_for_an_earlier_day_is_filed_under_that_day_and_a_future_one_rejected(
+        src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds, day2 = "akasse_fravaer", START + dt.timedelta(days=1)
+    d2 = day2.strftime("%Y%m%d")
+    folder1, folder2 = day_dir_of(src, "portal"), src / "portal" / day2.isoformat()
+    folder2.mkdir(parents=True, exist_ok=True)
+    original = records(template(ds), 9, "013")
+    name = f"akasse_fravaer_013_{D1}.csv"
+    (folder1 / name).write_bytes(portal_payload(C[ds], original))
+    ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    # day 2: the reporter re-uploads the corrected file under its original name, another a-kasse's
+    # file for day 1 arrives late, and a third names the day after the folder's
+    corrected = [dict(r) for r in original]
+    corrected[2]["version"] = "5"
+    (folder2 / name).write_bytes(portal_payload(C[ds], corrected))
+    late = records(template(ds), 4, "067")
+    late_name = vacate(folder2 / f"akasse_fravaer_067_{D1}.csv").name
+    (folder2 / late_name).write_bytes(portal_payload(C[ds], late))
+    future = f"akasse_fravaer_009_{(day2 + dt.timedelta(days=1)):%Y%m%d}.csv"
+    (folder2 / future).write_bytes(portal_payload(C[ds], records(template(ds), 2, "009")))
+    res = ingest_dataset_day(ds, day2, Zones(root), drops_config(src), RECEIVED_AT)
+    assert not res.failures
+    got = {p.source_name: p for p in res.payloads}
+    assert got[name].action == "new_version" and got[name].day == START
+    assert any("correction of version 1" in w for w in got[name].warnings)
+    assert got[late_name].action == "new" and any("late delivery" in w for w in got[late_name].warnings)
+    v1, v2 = by_name(root, name)
+    assert (v1.key.leveringsdato, v1.status, v1.arrived) == (START, "superseded", None)
+    assert (v2.key.leveringsdato, v2.status, v2.arrived) == (START, "loaded", day2.isoformat())
+    assert v2.supersedes == v1.payload_id and v2.rows_accepted == 9
+    [lr] = by_name(root, late_name)
+    assert (lr.key.leveringsdato, lr.status, lr.arrived, lr.rows_accepted) == (START, "loaded", day2.isoformat(), 4)
+    [fr] = by_name(root, future)
+    assert fr.status == "rejected" and "a day after the folder" in fr.error and fr.key.leveringsdato == day2
+    # the data: day 1's partition holds the corrected version and the late file; day 2's none of them
+    lake1 = lake_rows(root, ds, START)
+    mine = lake1.filter(pl.col("_reporter") == "013")
+    assert sorted(mine["besked_id"].to_list()) == sorted(r["besked_id"] for r in original)
+    assert set(mine["_payload_id"]) == {v2.payload_id}
+    assert mine.filter(pl.col("besked_id") == original[2]["besked_id"])["version"].to_list() == [5]
+    assert set(mine["_leveringsdato"].to_list()) == {START}
+    assert sorted(lake1.filter(pl.col("_reporter") == "067")["besked_id"]) == sorted(r["besked_id"] for r in late)
+    lake2 = lake_rows(root, ds, day2)
+    assert lake2.is_empty() or not set(lake2["besked_id"]) & {r["besked_id"] for r in original + late}
+    events = [e for e in Ledger(root / "ledger.sqlite").events() if e[7] == "late_delivery"]
+    assert {e[5] for e in events} == {name, late_name}
+    # reruns of either day change nothing: day 1's folder still holds the original, which does not win back
+    before = ledger_rows(root)
+    for d in (START, day2, START):
+        again = ingest_dataset_day(ds, d, Zones(root), drops_config(src), RECEIVED_AT)
+        assert all(p.action == "unchanged" for p in again.payloads), [(p.source_name, p.action) for p in again.payloads]
+    assert ledger_rows(root) == before
+    for d in (START, day2):
+        [acc] = account_day(d, Zones(root), drops_config(src), folders=["portal"])
+        assert not [n for n in acc.unaccounted if n.startswith(ds + "_")], acc  # (only this dataset was loaded)
+    assert_lake_matches_ledger(root)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.fsio import atomic_write
+from pipelines.fsio import DurableBatch, atomic_write
 from pipelines.landing.store import safe_name
 
 ROW_GROUP_SIZE = 128 * 1024
@@ -39,9 +39,11 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_parquet(table: pa.Table, path: Path | str) -> Path:
-    """Write ``table`` to ``path`` deterministically and atomically (replaces an existing file)."""
-    return atomic_write(path, parquet_bytes(table))
+def write_parquet(table: pa.Table, path: Path | str, batch: DurableBatch | None = None) -> Path:
+    """Write ``table`` to ``path`` deterministically and atomically (replaces an existing file);
+    durable now, or at ``batch``'s flush."""
+    data = parquet_bytes(table)
+    return batch.write(path, data) if batch is not None else atomic_write(path, data)
 
 
 def lake_path(root: Path | str, dataset: str, leveringsdato: dt.date, reporter: str, payload_id: str) -> Path:

@@ -15,8 +15,9 @@ loaded); ``ignored``; or ``failed`` (an error of ours or of the channel). A reru
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS payloads (
     error TEXT,
     landing_path TEXT NOT NULL,
     lake_path TEXT,
+    arrived TEXT,
     PRIMARY KEY (channel, reporter, dataset, leveringsdato, source_name, version)
 );
 CREATE INDEX IF NOT EXISTS payloads_by_day ON payloads (dataset, leveringsdato);
@@ -98,6 +100,14 @@ class LedgerRow:
     error: str | None
     landing_path: str
     lake_path: str | None
+    # the day whose folder held a file named for an earlier day (a late delivery or correction);
+    # None: offered on its own day
+    arrived: str | None = None
+
+    @property
+    def offered_on(self) -> dt.date:
+        """The day (folder) this version was offered in."""
+        return dt.date.fromisoformat(self.arrived) if self.arrived else self.key.leveringsdato
 
 
 FINAL = ("loaded", "superseded", "rejected", "duplicate", "ignored")
@@ -116,9 +126,26 @@ class Registration:
     row: LedgerRow
 
 
-_COLS = ("channel, reporter, dataset, leveringsdato, source_name, version, payload_id, sha256, bytes, supersedes, "
-         "rows_read, rows_accepted, rows_quarantined, received_at, status, error, landing_path, lake_path")
+_COLS_V1 = ("channel, reporter, dataset, leveringsdato, source_name, version, payload_id, sha256, bytes, supersedes, "
+            "rows_read, rows_accepted, rows_quarantined, received_at, status, error, landing_path, lake_path")
+_COLS = _COLS_V1 + ", arrived"
 _KEY = "channel=? AND reporter=? AND dataset=? AND leveringsdato=? AND source_name=?"
+
+
+def revert_payload_id(sha256: str, version: int) -> str:
+    """The payload id of a version whose bytes an earlier version of the same slot already had.
+
+    Content-addressed ids would give the revert its old id, which the warehouse has loaded and
+    since retracted; this id is as deterministic (a rerun gives the same) and names its own lake file.
+    """
+    return hashlib.sha256(f"{sha256}:version:{version}".encode("ascii")).hexdigest()[:32]
+
+
+def late_remark(key: PayloadKey, arrived: dt.date, prev: LedgerRow | None) -> str:
+    what = ("a late delivery" if prev is None else
+            f"a correction of version {prev.version} ({prev.status}, offered on {prev.offered_on})")
+    return (f"file named for {key.leveringsdato} was offered in the folder of {arrived}: filed under "
+            f"{key.leveringsdato} as {what}")
 
 
 def _row(r: tuple) -> LedgerRow:
@@ -151,8 +178,15 @@ class Ledger:
                 for stmt in SCHEMA.split(";"):
                     if "CREATE TABLE IF NOT EXISTS payloads" in stmt or "ON payloads" in stmt:
                         con.execute(stmt)
-                con.execute(f"INSERT INTO payloads ({_COLS}) SELECT {_COLS} FROM payloads_old ORDER BY rowid")
+                con.execute(f"INSERT INTO payloads ({_COLS_V1}) SELECT {_COLS_V1} FROM payloads_old ORDER BY rowid")
                 con.execute("DROP TABLE payloads_old")
+            r = self.con.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='payloads'").fetchone()
+        if r is not None and "arrived" not in r[0]:
+            try:
+                self.con.execute("ALTER TABLE payloads ADD COLUMN arrived TEXT")
+            except sqlite3.OperationalError as exc:  # another process migrated it just now
+                if "duplicate column" not in str(exc):
+                    raise
         r = self.con.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='cursors'").fetchone()
         if r is not None and "last_cursor" not in r[0]:
             self.con.execute("ALTER TABLE cursors ADD COLUMN last_cursor TEXT")
@@ -188,17 +222,20 @@ class Ledger:
 
     def _insert(self, con: sqlite3.Connection, key: PayloadKey, version: int, pid: str, sha256: str, nbytes: int,
                 received_at: str, status: str, error: str | None, landing_path: str, rows_read: int | None = None,
-                quarantined: int | None = None) -> LedgerRow:
+                quarantined: int | None = None, arrived: dt.date | None = None) -> LedgerRow:
         con.execute(
-            f"INSERT INTO payloads ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO payloads ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (*key.as_tuple(), version, pid, sha256, nbytes, None, rows_read, None if rows_read is None else 0,
-             quarantined, received_at, status, error, landing_path, None))
+             quarantined, received_at, status, error, landing_path, None,
+             arrived.isoformat() if arrived is not None and arrived != key.leveringsdato else None))
         row = self.latest(key)
         assert row is not None
         return row
 
     def register(self, key: PayloadKey, payload_id: str, sha256: str, nbytes: int, landing_path: Path,
-                 received_at: str, same_bytes_check: bool = True) -> Registration:
+                 received_at: str, same_bytes_check: bool = True,
+                 before_final: Callable[[], None] | None = None, arrived: dt.date | None = None
+                 ) -> Registration:
         """Record a landed payload; decides whether it is new, a new version, a retry or a duplicate.
 
         Same bytes as a payload of this dataset already loaded (or loaded and since superseded),
@@ -206,14 +243,33 @@ class Ledger:
         another reporter's bytes under this reporter's name are ``rejected`` (a file is one
         reporter's: it is neither accepted twice nor filed under the wrong reporter).
         ``same_bytes_check=False`` when the caller rejects the payload anyway (its own reason first).
+        ``before_final``: makes the landed file durable before a final row naming it is committed
+        (a ``landed`` row needs not: a rerun redoes it and rewrites a landing file a crash cut).
+        ``arrived``: the day whose folder offered a file named for the earlier day ``key.leveringsdato``.
+
+        Two rules keep versions from flipping: bytes offered again from the folder of an earlier
+        day than the current version's (the rerun of a day whose file was corrected later) are
+        ``unchanged``; and a reporter who reverts to an earlier version's exact bytes gets a new
+        version with its own payload id (derived from the bytes and the version), so the warehouse,
+        which loads each payload id once, sees the revert as a new load that supersedes the correction.
         """
+        offered_on = arrived or key.leveringsdato
         with self.tx() as con:
             prev = self.latest(key)
             if prev is not None and prev.sha256 == sha256:
                 if prev.status in FINAL:
                     return Registration("unchanged", prev)
                 return Registration("retry", prev)  # landed/failed earlier: redo the idempotent steps
+            if prev is not None and offered_on < prev.offered_on:
+                r = con.execute(f"SELECT {_COLS} FROM payloads WHERE {_KEY} AND sha256=? AND "
+                                "coalesce(arrived, leveringsdato)=? ORDER BY version DESC LIMIT 1",
+                                (*key.as_tuple(), sha256, offered_on.isoformat())).fetchone()
+                if r is not None:
+                    return Registration("unchanged", _row(r))
             version = 1 if prev is None else prev.version + 1
+            if prev is not None and con.execute(f"SELECT 1 FROM payloads WHERE {_KEY} AND sha256=? LIMIT 1",
+                                                (*key.as_tuple(), sha256)).fetchone():
+                payload_id = revert_payload_id(sha256, version)
             # (a slot's own earlier versions do not count: a reporter may revert a correction; nor do
             # payloads without records: every a-kasse's header-only export has the same bytes)
             same = con.execute(
@@ -229,15 +285,21 @@ class Ledger:
                 else:
                     status, why = "rejected", (f"same bytes as {where}: another reporter's file under reporter "
                                                f"{key.reporter}'s name; not loaded twice, not filed under {key.reporter}")
+                if before_final is not None:
+                    before_final()
                 row = self._insert(con, key, version, payload_id, sha256, nbytes, received_at, status, why,
-                                   str(landing_path))
+                                   str(landing_path), arrived=arrived)
                 self._event(con, received_at, key, payload_id, "duplicate_payload", why)
                 return Registration(status, row)
             row = self._insert(con, key, version, payload_id, sha256, nbytes, received_at, "landed", None,
-                               str(landing_path))
+                               str(landing_path), arrived=arrived)
             if prev is not None:
                 self._event(con, received_at, key, payload_id, "new_version",
-                            f"version {version} follows {prev.payload_id} (version {prev.version}, {prev.status})")
+                            f"version {version} follows {prev.payload_id} (version {prev.version}, {prev.status})"
+                            + (f"; the same bytes as an earlier version (a revert): payload id {payload_id}"
+                               if payload_id != sha256[:32] else ""))
+            if arrived is not None and arrived != key.leveringsdato:
+                self._event(con, received_at, key, payload_id, "late_delivery", late_remark(key, arrived, prev))
             return Registration("new" if prev is None else "new_version", row)
 
     def record_final(self, key: PayloadKey, payload_id: str, sha256: str, nbytes: int, landing_path: str,

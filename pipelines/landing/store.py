@@ -12,7 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from pipelines.fsio import atomic_write
+from pipelines.fsio import DurableBatch, atomic_write
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -38,10 +38,19 @@ class LandingStore:
         return self.root / channel / dataset / leveringsdato.isoformat() / safe_name(reporter) / f"{pid}{ext}"
 
     def put(self, data: bytes, channel: str, dataset: str, leveringsdato: dt.date, reporter: str,
-            ext: str) -> tuple[str, Path]:
-        """Store ``data`` (once); returns (payload id, path). Existing files are never rewritten."""
-        pid = payload_id(data)
+            ext: str, batch: DurableBatch | None = None, sha256: str | None = None) -> tuple[str, Path]:
+        """Store ``data`` (once); returns (payload id, path).
+
+        An existing file with these bytes is never rewritten. One that differs can only be a write
+        a crash cut before its flush (its name is its hash): it is written again. With ``batch`` the
+        file is made durable by the batch's flush (before the ledger commit that refers to it).
+        """
+        pid = (sha256 or hashlib.sha256(data).hexdigest())[:32]
         path = self.path_for(channel, dataset, leveringsdato, reporter, pid, ext)
-        if not path.exists():
+        if path.exists() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return pid, path
+        if batch is not None:
+            batch.write(path, data)
+        else:
             atomic_write(path, data)
         return pid, path

@@ -172,12 +172,13 @@ class FtpClient:
 
     # --- download
 
-    def fetch(self, remote: RemoteFile, dest_dir: Path, *, trailer: bool = True) -> Path:
+    def fetch(self, remote: RemoteFile, dest_dir: Path, *, trailer: bool = True, durable: bool = True) -> Path:
         """Download ``remote`` to ``dest_dir/<name>`` verified (size, trailer), atomically.
 
         Resumes a ``.<name>.part`` left by an earlier attempt. Raises :class:`TrailerError`
         if the trailer count is wrong or missing (when ``trailer``), :class:`SourceError` if
-        the size changed since listing or the transfer keeps failing.
+        the size changed since listing or the transfer keeps failing. ``durable=False`` skips the
+        fsyncs: for a scratch copy whose bytes the caller lands (durably) itself.
         """
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -229,9 +230,11 @@ class FtpClient:
                 what = "no trailer line" if expected is None else f"trailer says {expected}"
                 raise TrailerError(f"{remote.name}: {what}, file has {actual} data lines",
                                    expected=expected, actual=actual, **ctx)
-        _fsync_file(part)
+        if durable:
+            _fsync_file(part)
         os.replace(part, final)
-        fsync_dir(dest_dir)
+        if durable:
+            fsync_dir(dest_dir)
         return final
 
 

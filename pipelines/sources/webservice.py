@@ -15,10 +15,12 @@ such a page is detected and re-requested, never yielded twice.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import email.utils
 import functools
 import json
+import os
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -100,23 +102,24 @@ class WebserviceClient:
         rng_seed: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         reporter: str | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
         self.retry = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max,
                                  sleep=sleep, rng_seed=rng_seed)
         self.base_url = base_url.rstrip("/")
         self.reporter = reporter
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout),
-            verify=_ssl_context(),
-        )
+        # the token goes with each request, so one connection pool (``http``, see :func:`shared_http`)
+        # serves every reporter of a load instead of a new client and TLS setup per reporter x dataset
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._own = http is None
+        self._http = http if http is not None else _new_http(self.base_url, timeout)
 
     # --- lifecycle
 
     def close(self) -> None:
-        """Close the pooled connections."""
-        self._http.close()
+        """Close the pooled connections (a shared pool stays open for the next reporter)."""
+        if self._own:
+            self._http.close()
 
     def __enter__(self) -> WebserviceClient:
         return self
@@ -248,7 +251,7 @@ class WebserviceClient:
     def _attempt(
         self, path: str, params: dict[str, Any], context: dict[str, Any], expect_page: bool
     ) -> tuple[bytes, Any]:
-        resp = self._http.get(path, params=params)
+        resp = self._http.get(path, params=params, headers=self._headers)
         status = resp.status_code
         if status in (401, 403):
             raise AuthError(f"webservice refused the token (HTTP {status}): {_detail(resp)}", **context)
@@ -273,6 +276,33 @@ class WebserviceClient:
         ):
             raise SourceError("response is JSON but not an extract page", **context)
         return body, obj
+
+
+def _new_http(base_url: str, timeout: float = 10.0) -> httpx.Client:
+    return httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout), verify=_ssl_context())
+
+
+_SHARED: dict[tuple[int, str], httpx.Client] = {}
+
+
+def shared_http(base_url: str) -> httpx.Client:
+    """One connection pool per webservice and process, for the whole load (closed at exit).
+
+    Carries no credentials: each :class:`WebserviceClient` sends its reporter's token per request.
+    """
+    key = (os.getpid(), base_url.rstrip("/"))
+    client = _SHARED.get(key)
+    if client is None or client.is_closed:
+        if not _SHARED:
+            atexit.register(_close_shared)
+        client = _SHARED[key] = _new_http(key[1])
+    return client
+
+
+def _close_shared() -> None:
+    for c in _SHARED.values():
+        c.close()
+    _SHARED.clear()
 
 
 def _first_besked_id(records: list[dict[str, Any]]) -> Any:
