@@ -718,3 +718,61 @@ def test_a_file_named_for_an_earlier_day_is_filed_under_that_day_and_a_future_on
         [acc] = account_day(d, Zones(root), drops_config(src), folders=["portal"])
         assert not [n for n in acc.unaccounted if n.startswith(ds + "_")], acc  # (only this dataset was loaded)
     assert_lake_matches_ledger(root)
+
+
+# ---------------------------------------------------------------------------- a revert wins in the warehouse
+
+
+def test_a_revert_to_an_earlier_versions_bytes_wins_in_lake_and_warehouse(src: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+    from fixtures_wh import use_keys
+
+    from pipelines.warehouse.build import load_warehouse, published_path
+
+    use_keys(monkeypatch, tmp_path / "keys")
+    root = tmp_path / "zones"
+    ds, name = "akasse_fravaer", f"akasse_fravaer_013_{D1}.csv"
+    path = day_dir_of(src, "portal") / name
+    first = records(template(ds), 3, "013")
+    for k, r in enumerate(first):
+        r["fravaer_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"revert/{k}"))
+    start0 = dt.date.fromisoformat(str(first[1]["startdato"]))
+    corrected = [dict(r) for r in first]
+    corrected[1].update(startdato=(start0 - dt.timedelta(days=3)).isoformat(), version="2")
+    again = [dict(r) for r in corrected]
+    again[1].update(startdato=(start0 - dt.timedelta(days=5)).isoformat(), version="3")
+
+    def current() -> dict[str, tuple]:
+        con = duckdb.connect(str(published_path(root)), read_only=True)
+        try:
+            return {k: (s, v) for k, s, v in con.execute(
+                f"SELECT fravaer_id, startdato, version FROM fct_{ds}_aktuel").fetchall()}
+        finally:
+            con.close()
+
+    # deliver, correct, then correct again and revert to the first bytes between two warehouse loads
+    for n, versions in enumerate(([first], [corrected], [again, first])):
+        for recs in versions:
+            path.write_bytes(portal_payload(C[ds], recs))
+            res = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+            assert [p.action for p in res.payloads if p.source_name == name] == ["new" if n == 0 else "new_version"]
+        load_warehouse(root, START + dt.timedelta(days=n))
+        want = start0 - dt.timedelta(days=3) if n == 1 else start0
+        assert current()[first[1]["fravaer_id"]] == (want, 2 if n == 1 else 1), n
+    v1, v2, _v3, v4 = by_name(root, name)
+    assert (v1.status, v2.status, v4.status) == ("superseded", "superseded", "loaded")
+    assert v4.sha256 == v1.sha256 and v4.payload_id != v1.payload_id and v4.supersedes == _v3.payload_id
+    v3 = v4
+    assert v3.landing_path == v1.landing_path and v3.payload_id in Path(v3.lake_path).name
+    lake = lake_rows(root, ds).filter(pl.col("_reporter") == "013")
+    assert set(lake["_payload_id"]) == {v3.payload_id} and lake.height == 3
+    assert lake.filter(pl.col("fravaer_id") == first[1]["fravaer_id"])["startdato"].to_list() == [start0]
+    now = current()
+    assert {r["fravaer_id"]: now[r["fravaer_id"]] for r in first} == {
+        r["fravaer_id"]: (dt.date.fromisoformat(str(r["startdato"])), 1) for r in first}
+    # a rerun is a no-op, also for the warehouse
+    again = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    assert all(p.action == "unchanged" for p in again.payloads)
+    assert load_warehouse(root, START + dt.timedelta(days=3)).payloads == 0
+    assert_lake_matches_ledger(root)

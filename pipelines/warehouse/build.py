@@ -141,15 +141,20 @@ def _new_payloads(root: Path, con: duckdb.DuckDBPyConnection, upto: dt.date) -> 
     ids = [r[2] for r in rows]
     done = {r[0] for r in con.execute("SELECT payload_id FROM meta.loaded_payload WHERE payload_id IN "
                                       "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()} if ids else set()
-    new, still = [], []
+    new, still, passed = [], [], {}
     for r in rows:
         rowid, status, rec = r[0], r[1], dict(zip(cols, r[2:], strict=True))
+        if status == "superseded" and rec["payload_id"] not in done:  # corrected again before this load
+            passed[rec["payload_id"]] = rec["supersedes"]
         if rec["payload_id"] in done or status in ("superseded", "rejected", "duplicate", "ignored"):
             continue
         if status == "loaded" and dt.date.fromisoformat(rec["leveringsdato"]) <= upto:
             new.append(rec)
         else:
             still.append(rowid)
+    for rec in new:  # retract the version this load has, past versions it never loaded
+        while rec["supersedes"] in passed:
+            rec["supersedes"] = passed.pop(rec["supersedes"])
     con.execute("DELETE FROM meta.ledger_pending")
     if still:
         con.executemany("INSERT INTO meta.ledger_pending VALUES (?)", [[x] for x in sorted(set(still))])
