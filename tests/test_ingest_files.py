@@ -665,7 +665,6 @@ def test_a_file_named_for_an_earlier_day_is_filed_under_that_day_and_a_future_on
         src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     ds, day2 = "akasse_fravaer", START + dt.timedelta(days=1)
-    d2 = day2.strftime("%Y%m%d")
     folder1, folder2 = day_dir_of(src, "portal"), src / "portal" / day2.isoformat()
     folder2.mkdir(parents=True, exist_ok=True)
     original = records(template(ds), 9, "013")
