@@ -509,30 +509,60 @@ def _ingest_locked(contract: Contract, day: dt.date, zones: Zones, sources: Sour
         ledger.close()
 
 
-def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
-           received_at: str, result: UnitResult, reporter: str, cursor: str | None, pages: int,
-           sweep: bool = False) -> None:
-    """Land the pages of one reporter's extract from ``cursor`` on, numbering them after ``pages``."""
+def _extract(contract: Contract, day: dt.date, sources: SourcesConfig, reporter: str, cursor: str | None
+             ) -> Iterator[Any]:
+    """One reporter's pages from ``cursor`` on (one connection pool for every reporter of the load)."""
     from pipelines.sources import WebserviceClient
     from pipelines.sources.webservice import shared_http
 
-    last = None
     with WebserviceClient(sources.webservice_url, sources.tokens[reporter],
                           http=shared_http(sources.webservice_url)) as client:
-        for page in client.iter_pages(contract.dataset, day, start_cursor=cursor):
-            if not page.records and pages == 0 and page.next_cursor is None:
-                break  # nothing delivered that day: no payload to land
-            pages += 1
-            key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages:05d}")
-            cur = (page.next_cursor, pages, page.next_cursor is None)
-            out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
-                               envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total)
-            if day != result.day:
-                out.day = day
-            result.payloads.append(out)
-            if out.action not in LOADED_NOW:  # no load transaction carried it (idempotent if one did)
-                ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur, page.cursor, page.total)
-            last = page
+        yield from client.iter_pages(contract.dataset, day, start_cursor=cursor)
+
+
+_END = object()
+PREFETCH_REQUESTS = 8  # webservice requests in flight while pages are parsed and written
+
+
+class _Ahead:
+    """An extract's pages fetched one ahead on a thread pool: the webservice answers the next
+    request (and the other reporters' first ones) while this page is parsed and written. Only
+    fetching runs ahead: pages are still landed, registered and committed one by one, in order,
+    so a crash resumes from the last committed cursor as before."""
+
+    def __init__(self, pool: Any, pages: Iterator[Any]) -> None:
+        self.pool, self.pages = pool, pages
+        self.next = pool.submit(next, pages, _END)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            page = self.next.result()
+            if page is _END:
+                return
+            self.next = self.pool.submit(next, self.pages, _END)
+            yield page
+
+
+def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
+           received_at: str, result: UnitResult, reporter: str, cursor: str | None, pages: int,
+           sweep: bool = False, fetched: Any = None) -> None:
+    """Land the pages of one reporter's extract from ``cursor`` on, numbering them after ``pages``
+    (``fetched``: those pages, already being fetched)."""
+    last = None
+    for page in (fetched if fetched is not None else _extract(contract, day, sources, reporter, cursor)):
+        if not page.records and pages == 0 and page.next_cursor is None:
+            break  # nothing delivered that day: no payload to land
+        pages += 1
+        key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages:05d}")
+        cur = (page.next_cursor, pages, page.next_cursor is None)
+        out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
+                           envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total)
+        if day != result.day:
+            out.day = day
+        result.payloads.append(out)
+        if out.action not in LOADED_NOW:  # no load transaction carried it (idempotent if one did)
+            ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur, page.cursor, page.total)
+        last = page
     if (last is None and not sweep) or (last is not None and last.next_cursor is not None):
         ledger.commit_cursor("webservice", reporter, contract.dataset, day, None, pages, True,
                              None if last is None else last.cursor, None if last is None else last.total)
@@ -540,14 +570,23 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
 
 def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
                 received_at: str, result: UnitResult) -> None:
+    import concurrent.futures as cf
+
+    todo = []
     for reporter in reporters_for(contract, sources.tokens):
         cursor, pages, complete = ledger.cursor("webservice", reporter, contract.dataset, day)
-        if complete:
-            continue
-        try:
-            _pages(contract, day, zones, ledger, sources, received_at, result, reporter, cursor, pages)
-        except Exception as exc:  # noqa: BLE001 - isolate the reporter, report it below
-            result.failures.append((reporter, f"{type(exc).__name__}: {exc}"))
+        if not complete:
+            todo.append((reporter, cursor, pages))
+    if not todo:
+        return
+    with cf.ThreadPoolExecutor(max_workers=PREFETCH_REQUESTS, thread_name_prefix="ws-fetch") as pool:
+        ahead = [_Ahead(pool, _extract(contract, day, sources, r, c)) for r, c, _ in todo]
+        for (reporter, cursor, pages), fetched in zip(todo, ahead, strict=True):
+            try:
+                _pages(contract, day, zones, ledger, sources, received_at, result, reporter, cursor, pages,
+                       fetched=fetched)
+            except Exception as exc:  # noqa: BLE001 - isolate the reporter, report it below
+                result.failures.append((reporter, f"{type(exc).__name__}: {exc}"))
 
 
 def _webservice_sweep(contract: Contract, day: dt.date, zones: Zones, sources: SourcesConfig, received_at: str,
