@@ -618,11 +618,12 @@ def _webservice_sweep(contract: Contract, day: dt.date, zones: Zones, sources: S
 # the reason (its bytes landed when it is a regular file, links and devices are never opened).
 
 # folder kind -> naming rule (docs/sources.md); names are matched whole (\Z: a trailing newline fails)
+# (re.ASCII: \d is 0-9 only, so a code or date in other digits (Arabic-Indic, full-width) does not fit)
 NAME_RULES: dict[str, re.Pattern[str]] = {
-    "ftp": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<rep>\d{3})_(?P<day>\d{8})\.csv\Z"),
-    "portal": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<rep>\d{3})_(?P<day>\d{8})\.csv\Z"),
-    "uvm": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<day>\d{8})\.csv\Z"),
-    "ssi": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<day>\d{8})\.txt\Z"),
+    "ftp": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<rep>\d{3})_(?P<day>\d{8})\.csv\Z", re.ASCII),
+    "portal": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<rep>\d{3})_(?P<day>\d{8})\.csv\Z", re.ASCII),
+    "uvm": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<day>\d{8})\.csv\Z", re.ASCII),
+    "ssi": re.compile(r"(?P<ds>[a-z][a-z0-9_]*)_(?P<day>\d{8})\.txt\Z", re.ASCII),
 }
 RULE_TEXT = {"ftp": "<dataset>_<kommunekode>_<YYYYMMDD>.csv", "portal": "<dataset>_<akassekode>_<YYYYMMDD>.csv",
              "uvm": "<dataset>_<YYYYMMDD>.csv", "ssi": "<dataset>_<YYYYMMDD>.txt"}

@@ -775,3 +775,114 @@ def test_a_revert_to_an_earlier_versions_bytes_wins_in_lake_and_warehouse(src: P
     assert all(p.action == "unchanged" for p in again.payloads)
     assert load_warehouse(root, START + dt.timedelta(days=3)).payloads == 0
     assert_lake_matches_ledger(root)
+
+
+# ---------------------------------------------------------------------------- more bad-input classes
+
+
+def test_headers_that_do_not_match_are_rejected_naming_what_is_wrong(src: Path, tmp_path: Path) -> None:
+    """Duplicate column names, a trailing delimiter, names in upper case or padded: the format's header is
+    matched exactly (only the order may differ); line ends may be CRLF, LF or mixed."""
+    root = tmp_path / "zones"
+    ds = "akasse_fravaer"
+    day_dir = day_dir_of(src, "portal")
+    recs = records(template(ds), 3, "013")
+    body = portal_payload(C[ds], recs)
+    bom, rest = body[:3], body[3:]
+    assert bom == b"\xef\xbb\xbf"  # the portal's export writes one
+    head, *lines = rest.split(b"\r\n")
+    cols = head.split(b";")
+    cases = {  # reporter -> (file body, what the reason must say)
+        "002": (bom + b"\r\n".join([b";".join([*cols[:-1], cols[0]]), *lines]), "named more than once"),
+        "005": (bom + b"\r\n".join([l + b";" if l else l for l in [head, *lines]]), "trailing delimiter"),
+        "008": (bom + b"\r\n".join([head.upper(), *lines]), "another case"),
+        "010": (bom + b"\r\n".join([head.replace(b";", b" ; "), *lines]), "padded with spaces"),
+        "012": (bom + bom + rest, "missing ['besked_id']"),  # a second byte order mark
+    }
+    good = {"013": rest.replace(b"\r\n", b"\n"),  # LF only, no BOM
+            "017": portal_payload(C[ds], records(template(ds), 3, "017")).replace(b"\r\n", b"\n", 2)}  # mixed
+    for rep, data in [*((r, d) for r, (d, _) in cases.items()), *good.items()]:
+        data = data.replace(b";013;", f";{rep};".encode()) if rep in cases else data
+        vacate(day_dir / f"{ds}_{rep}_{D1}.csv").write_bytes(data)
+    res = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    assert not res.failures
+    lake = lake_rows(root, ds)
+    for rep, (_data, why) in cases.items():
+        [row] = by_name(root, f"{ds}_{rep}_{D1}.csv")
+        assert row.status == "rejected" and why in row.error, (rep, row.error)
+        assert row.rows_read == row.rows_quarantined == 3
+        assert lake.filter(pl.col("_reporter") == rep).is_empty()
+    for rep in good:
+        [row] = by_name(root, f"{ds}_{rep}_{D1}.csv")
+        assert (row.status, row.rows_accepted) == ("loaded", 3), rep
+        got = lake.filter(pl.col("_reporter") == rep)
+        assert sorted(got["fravaer_id"].to_list()) == sorted(r["fravaer_id"] for r in recs)
+        assert set(got["indberetter"]) == {rep}
+
+
+def test_names_with_other_digits_or_lookalike_letters_do_not_fit(src: Path, tmp_path: Path) -> None:
+    root = tmp_path / "zones"
+    ds = "akasse_fravaer"
+    day_dir = day_dir_of(src, "portal")
+    body = portal_payload(C[ds], records(template(ds), 2, "013"))
+    odd = [f"{ds}_\u0660\u0661\u0663_{D1}.csv",  # Arabic-Indic digits for 013
+           f"{ds}_\uff10\uff11\uff13_{D1}.csv",  # full-width digits
+           f"{ds}_013_\u0662\u0660\u0662\u0666\u0661\u0660\u0660\u0661.csv",
+           f"\u0430kasse_fravaer_013_{D1}.csv",  # Cyrillic a
+           f"{ds}_013_{D1}.csv\u200b",  # zero-width space
+           f"{ds}_013_{D1}.\u0441sv"]  # Cyrillic s
+    for n in odd:
+        (day_dir / n).write_bytes(body)
+    portal = sorted(n for n, c in C.items() if c.channel == "portal")  # (a name of no dataset: the folder's first)
+    res = ingest_day(START, Zones(root), drops_config(src), RECEIVED_AT, datasets=portal)
+    assert not [f for r in res for f in r.failures]
+    for n in odd:
+        rows = [r for r in ledger_rows(root) if r.key.source_name == n]
+        assert len(rows) == 1 and rows[0].status == "rejected" and "naming rule" in rows[0].error, (n, rows)
+        assert rows[0].key.reporter == "-" and Path(rows[0].landing_path).read_bytes() == body
+    assert lake_rows(root, ds).filter(pl.col("_reporter") == "013").is_empty() or all(
+        r.status != "loaded" or r.key.source_name not in odd for r in ledger_rows(root))
+
+
+def test_a_file_that_changes_while_it_is_read_is_not_loaded_torn(src: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.sources import filedrop
+
+    root = tmp_path / "zones"
+    ds = "akasse_fravaer"
+    target = vacate(day_dir_of(src, "portal") / f"{ds}_013_{D1}.csv")
+    recs = records(template(ds), 4, "013")
+    target.write_bytes(portal_payload(C[ds], recs[:2]))
+    real_read = os.read
+    grown = portal_payload(C[ds], recs)
+
+    def read_and_grow(fd: int, n: int) -> bytes:  # the reporter rewrites the file during our read
+        chunk = real_read(fd, n)
+        if chunk and target.read_bytes() != grown:
+            target.write_bytes(grown)
+        return chunk
+
+    monkeypatch.setattr(filedrop, "_os_read", read_and_grow)
+    res = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    mine = [p for p in res.payloads if p.source_name == target.name]
+    # read again once it held still: the whole new file, never the first half of one and the rest of another
+    assert [p.action for p in mine] == ["new"] and mine[0].accepted == 4
+    [row] = by_name(root, target.name)
+    assert Path(row.landing_path).read_bytes() == grown
+    lake = lake_rows(root, ds).filter(pl.col("_reporter") == "013")
+    assert sorted(lake["besked_id"]) == sorted(r["besked_id"] for r in recs)
+
+    def always_grows(fd: int, n: int) -> bytes:
+        chunk = real_read(fd, n)
+        if chunk:
+            with open(target, "ab") as fh:
+                fh.write(b"")
+            os.utime(target, ns=(1, os.stat(target).st_mtime_ns + 1_000_000))
+        return chunk
+
+    monkeypatch.setattr(filedrop, "_os_read", always_grows)
+    target.write_bytes(portal_payload(C[ds], recs[:3]))
+    res = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT, raise_on_failure=False)
+    assert [p.source_name for p in res.payloads if p.action != "unchanged"] == []
+    assert [n for n, e in res.failures] == [target.name] and "changed while" in res.failures[0][1]
+    assert [r.status for r in by_name(root, target.name)] == ["loaded"]  # the version before stays

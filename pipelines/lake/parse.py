@@ -392,12 +392,28 @@ def _header_problem(header: list[str], header_raw: str, expected: list[str],
         return "", "", list(range(n))
     if len(header) == n and len(set(header)) == n and set(header) == set(expected):
         return "", "", [header.index(name) for name in expected]  # same columns, another order
-    hint = _delimiter_hint(header_raw, expected, fmt)
+    hint = _delimiter_hint(header_raw, expected, fmt) or _header_hint(header, expected)
     missing = [c for c in expected if c not in header]
     extra = [c for c in header if c not in expected]
     msg = (f"header does not match the contract{hint}: {len(header)} column(s), the contract has {n}; "
            f"missing {short(repr(missing), 200)}, unexpected {short(repr(extra), 200)}")
     return ("column_count" if len(header) != n else "header"), msg, None
+
+
+def _header_hint(header: list[str], expected: list[str]) -> str:
+    """What is wrong with a header in the format's own delimiter, in words (names are matched exactly)."""
+    said = []
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        said.append(f"column(s) {short(repr(twice), 120)} named more than once")
+    if "" in header:
+        where = "at the end (a trailing delimiter)" if header[-1] == "" else "without a name"
+        said.append(f"an empty column name {where}")
+    if any(c != c.strip() for c in header) and {c.strip() for c in header} & set(expected):
+        said.append("names padded with spaces")
+    if any(c != c.lower() for c in header) and {c.lower() for c in header} & set(expected):
+        said.append("names in another case (the format's names are lower case)")
+    return f" - {'; '.join(said)}" if said else ""
 
 
 def _delimiter_hint(line: str, expected: list[str], fmt: WireFormat) -> str:

@@ -168,19 +168,43 @@ def scan_day(day_dir: Path, *, markers: bool, interval: float = 0.2, sleep: Call
     return sorted(out, key=lambda o: o.name)
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of ``path`` if it is a regular file; never follows a link, never opens a FIFO or device."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(f"{path}: {_kind(st.st_mode)}, not a regular file")
-        chunks = []
-        while chunk := os.read(fd, _CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+_os_read = os.read  # (a test hook: a reporter writing the file while we read it)
+READ_ATTEMPTS = 3
+
+
+class FileChanged(OSError):
+    """The file changed while it was read, on every attempt: taken on a later run, never torn."""
+
+
+def read_regular(path: Path, attempts: int = READ_ATTEMPTS) -> bytes:
+    """The bytes of ``path`` if it is a regular file; never follows a link, never opens a FIFO or device.
+
+    The bytes are returned only if the file held still while it was read (size and mtime the same
+    before and after, and as many bytes read as it holds); else it is read again, up to
+    ``attempts`` times, then :class:`FileChanged` is raised.
+    """
+    seen = []
+    for attempt in range(attempts):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(f"{path}: {_kind(st.st_mode)}, not a regular file")
+            chunks = []
+            while chunk := _os_read(fd, _CHUNK):
+                chunks.append(chunk)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns) == (len(data), st.st_mtime_ns):
+            return data
+        seen.append(f"{st.st_size} -> {after.st_size} bytes, {len(data)} read"
+                    + (", modified meanwhile" if after.st_mtime_ns != st.st_mtime_ns else ""))
+        if attempt + 1 < attempts:
+            time.sleep(0.05 * (attempt + 1))
+    raise FileChanged(f"{Path(path).name}: changed while being read, {attempts} times ({'; '.join(seen)}): "
+                      "still being written; taken on a later run once it holds still")
 
 
 def complete_files(drop_dir: Path, *, since: set[str] | None = None) -> list[DroppedFile]:
