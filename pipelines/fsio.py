@@ -80,6 +80,7 @@ class DurableBatch:
 
     def __init__(self) -> None:
         self.pending: list[Path] = []
+        self.running: list[Any] = []
 
     def write(self, path: Path | str, data: bytes) -> Path:
         path = Path(path)
@@ -95,14 +96,16 @@ class DurableBatch:
         self.pending.append(path)
         return path
 
+    def start(self) -> None:
+        """Begin the fsyncs of every file written so far (and their directories); :meth:`flush` waits."""
+        if self.pending:
+            targets = list(dict.fromkeys([*self.pending, *(p.parent for p in self.pending)]))
+            self.pending = []
+            self.running = [*self.running, *(_sync_pool().submit(_fsync_path, t) for t in targets)]
+
     def flush(self) -> None:
         """fsync every file written since the last flush, and the directories that name them."""
-        if not self.pending:
-            return
-        targets = list(dict.fromkeys([*self.pending, *(p.parent for p in self.pending)]))
-        self.pending = []
-        if len(targets) == 1:
-            _fsync_path(targets[0])
-            return
-        for f in [_sync_pool().submit(_fsync_path, t) for t in targets]:
+        self.start()
+        running, self.running = self.running, []
+        for f in running:
             f.result()

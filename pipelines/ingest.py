@@ -165,6 +165,36 @@ class IngestionFailed(RuntimeError):
         self.result = result
 
 
+class Pending:
+    """Load commits of one reporter's extract kept back by one payload, so that the fsyncs of a
+    page's files run while the next page is fetched, landed and parsed.
+
+    A page's commit (``loaded``, its message ids, its cursor) is made, after its files are durable,
+    before anything that could depend on it: the next page's duplicate checks, any other ledger
+    write, the end of the extract. A crash before it leaves the page ``landed``: the rerun redoes it.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.items: list[tuple[Any, PayloadKey, int, str]] = []
+
+    @property
+    def shas(self) -> set[str]:
+        return {sha for *_, sha in self.items}
+
+    def add(self, complete: Any, key: PayloadKey, version: int, sha: str) -> None:
+        self.items.append((complete, key, version, sha))
+
+    def settle(self) -> None:
+        while self.items:
+            complete, key, version, _sha = self.items.pop(0)
+            try:
+                complete()
+            except Exception as exc:
+                self.ledger.mark_failed(key, version, f"{type(exc).__name__}: {exc}")
+                raise
+
+
 def _quarantine_rows(base: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**base, **r} for r in rows]
 
@@ -217,7 +247,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
                  received_at: str, cursor: tuple[str | None, int, bool] | None = None, *,
                  reject: str | None = None, envelope_reporter: str | None = None,
                  last_cursor: str | None = None, total: int | None = None,
-                 arrived: dt.date | None = None) -> PayloadOutcome:
+                 arrived: dt.date | None = None, pending: Pending | None = None) -> PayloadOutcome:
     """Land, register, parse, reconcile and write one payload (idempotent).
 
     ``reject``: a reason known before parsing (the file's name, day or place): the payload is
@@ -226,6 +256,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     every readable record in the quarantine, nothing in the lake, the version loaded before (if
     any) stays loaded. ``arrived``: the day whose folder offered this file named for the earlier
     day ``key.leveringsdato`` (filed under the named day, the ledger keeps both days).
+    ``pending``: the final commit is kept back there (see :class:`Pending`); the caller settles it.
     """
     from pipelines.lake.parse import QUARANTINE_SCHEMA, ReconciliationError, parse_payload, reconcile
     from pipelines.lake.write import lake_path, quarantine_path, write_parquet
@@ -234,6 +265,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     # ledger commit that names them final (docs/ingestion.md, "Durability")
     batch = DurableBatch()
     sha = hashlib.sha256(data).hexdigest()
+    if pending is not None and sha in pending.shas:  # the same bytes as a page not yet committed
+        pending.settle()
     pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext,
                                   batch=batch, sha256=sha)
     reg = ledger.register(key, pid, sha, len(data), path, received_at, same_bytes_check=reject is None,
@@ -247,11 +280,15 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             out.warnings.append(late_remark(key, arrived, ledger.loaded_version(key)))
     if reg.action not in LOADED_NOW:
         batch.flush()  # a landing file a crash had cut, rewritten just now
+        if pending is not None:
+            pending.settle()
         return out
     # §§ 6, 8 and § 6, stk. 2: refused by the governance register (only where one exists): landed, the
     # reason in the ledger (rejected), nothing in the lake; the verdict is per delivery day, so reruns agree
     if refusal := payload_refusal(zones.root, key, data):
         batch.flush()
+        if pending is not None:
+            pending.settle()
         ledger.mark_rejected(reg.row, refusal, 0, 0)
         out.action, out.reason, out.warnings = "rejected", refusal, [refusal]
         return out
@@ -261,6 +298,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         res = parse_payload(data, contract, channel=key.channel, reporter=key.reporter,
                             leveringsdato=key.leveringsdato, payload_id=pid)
         reconcile(res)
+        if pending is not None:  # the previous page's ids and keys count for this one's checks
+            pending.settle()
         accepted, quarantine = res.accepted, res.quarantine
         fatal = [e for e in res.payload_errors if e.get("error_kind") in PAYLOAD_FATAL]
         reason = reject or getattr(res, "rejected_reason", None)
@@ -327,11 +366,20 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             kcol = accepted.column(contract.record_key[0]).to_pylist()
             ch = accepted.column("aendringstype").to_pylist()
             keys = [(contract.dataset, str(k)) for k, c in zip(kcol, ch, strict=True) if k is not None and c == "1"]
-        batch.flush()
-        old = ledger.mark_loaded(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
-                                 cursor, last_cursor, total)
-        if old is not None:  # the superseded version's files leave the lake (after the commit: crash-safe)
-            _remove_payload_files(zones, contract, old)
+        row = reg.row
+
+        def complete() -> None:
+            batch.flush()
+            old = ledger.mark_loaded(row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
+                                     cursor, last_cursor, total)
+            if old is not None:  # the superseded version's files leave the lake (after the commit: crash-safe)
+                _remove_payload_files(zones, contract, old)
+
+        if pending is not None:
+            batch.start()
+            pending.add(complete, key, row.version, sha)
+        else:
+            complete()
     except Exception as exc:
         ledger.mark_failed(key, reg.row.version, f"{type(exc).__name__}: {exc}")
         raise
@@ -545,25 +593,35 @@ class _Ahead:
 
 def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
            received_at: str, result: UnitResult, reporter: str, cursor: str | None, pages: int,
-           sweep: bool = False, fetched: Any = None) -> None:
+           sweep: bool = False, fetched: Any = None, pending: Pending | None = None) -> None:
     """Land the pages of one reporter's extract from ``cursor`` on, numbering them after ``pages``
-    (``fetched``: those pages, already being fetched)."""
+    (``fetched``: those pages, already being fetched; ``pending``: commits kept back across reporters,
+    settled by the caller)."""
     last = None
-    for page in (fetched if fetched is not None else _extract(contract, day, sources, reporter, cursor)):
-        if not page.records and pages == 0 and page.next_cursor is None:
-            break  # nothing delivered that day: no payload to land
-        pages += 1
-        key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages:05d}")
-        cur = (page.next_cursor, pages, page.next_cursor is None)
-        out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
-                           envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total)
-        if day != result.day:
-            out.day = day
-        result.payloads.append(out)
-        if out.action not in LOADED_NOW:  # no load transaction carried it (idempotent if one did)
-            ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur, page.cursor, page.total)
-        last = page
+    own = pending is None
+    pending = Pending(ledger) if pending is None else pending
+    try:
+        for page in (fetched if fetched is not None else _extract(contract, day, sources, reporter, cursor)):
+            if not page.records and pages == 0 and page.next_cursor is None:
+                break  # nothing delivered that day: no payload to land
+            pages += 1
+            key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages:05d}")
+            cur = (page.next_cursor, pages, page.next_cursor is None)
+            out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
+                               envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total,
+                               pending=pending)
+            if day != result.day:
+                out.day = day
+            result.payloads.append(out)
+            if out.action not in LOADED_NOW:  # no load transaction carried it (idempotent if one did)
+                pending.settle()
+                ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur, page.cursor, page.total)
+            last = page
+    finally:
+        if own:
+            pending.settle()
     if (last is None and not sweep) or (last is not None and last.next_cursor is not None):
+        pending.settle()
         ledger.commit_cursor("webservice", reporter, contract.dataset, day, None, pages, True,
                              None if last is None else last.cursor, None if last is None else last.total)
 
@@ -579,14 +637,19 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
             todo.append((reporter, cursor, pages))
     if not todo:
         return
+    pending = Pending(ledger)  # one page's commit kept back while the next is parsed (any reporter)
     with cf.ThreadPoolExecutor(max_workers=PREFETCH_REQUESTS, thread_name_prefix="ws-fetch") as pool:
         ahead = [_Ahead(pool, _extract(contract, day, sources, r, c)) for r, c, _ in todo]
         for (reporter, cursor, pages), fetched in zip(todo, ahead, strict=True):
             try:
                 _pages(contract, day, zones, ledger, sources, received_at, result, reporter, cursor, pages,
-                       fetched=fetched)
+                       fetched=fetched, pending=pending)
             except Exception as exc:  # noqa: BLE001 - isolate the reporter, report it below
                 result.failures.append((reporter, f"{type(exc).__name__}: {exc}"))
+        try:
+            pending.settle()
+        except Exception as exc:  # noqa: BLE001
+            result.failures.append(("webservice", f"{type(exc).__name__}: {exc}"))
 
 
 def _webservice_sweep(contract: Contract, day: dt.date, zones: Zones, sources: SourcesConfig, received_at: str,

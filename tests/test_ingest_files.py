@@ -794,7 +794,7 @@ def test_headers_that_do_not_match_are_rejected_naming_what_is_wrong(src: Path, 
     cols = head.split(b";")
     cases = {  # reporter -> (file body, what the reason must say)
         "002": (bom + b"\r\n".join([b";".join([*cols[:-1], cols[0]]), *lines]), "named more than once"),
-        "005": (bom + b"\r\n".join([l + b";" if l else l for l in [head, *lines]]), "trailing delimiter"),
+        "005": (bom + b"\r\n".join([ln + b";" if ln else ln for ln in [head, *lines]]), "trailing delimiter"),
         "008": (bom + b"\r\n".join([head.upper(), *lines]), "another case"),
         "010": (bom + b"\r\n".join([head.replace(b";", b" ; "), *lines]), "padded with spaces"),
         "012": (bom + bom + rest, "missing ['besked_id']"),  # a second byte order mark
