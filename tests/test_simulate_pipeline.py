@@ -138,9 +138,6 @@ def test_a_redelivered_payload_counts_once(built, truth) -> None:
         assert wh(built, f"SELECT count(*) FROM fct_{r['dataset']} WHERE besked_id = '{r['besked_id']}'") == [(1,)]
 
 
-@pytest.mark.xfail(strict=False, reason="the simulator re-uploads the corrected portal file under its original "
-                   "name into a later day's folder; ingestion now rejects a name dated for another day (issue 11, "
-                   "item 10), so the correction is not loaded: simulator and ingestion must agree on re-uploads")
 def test_a_corrected_redelivery_wins_and_its_unchanged_records_count_once(built, truth) -> None:
     rows = truth["redelivered_corrected"]
     won = [r for r in rows if r["expected"].startswith("wins")]
