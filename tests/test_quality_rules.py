@@ -210,11 +210,12 @@ def _state_lake(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
     day = dt.date(2026, 10, 10)
     d = dt.date.fromisoformat
     p = {n: cpr_for(d(f"19{60 + k}-02-01"), 20 + k) for k, n in enumerate(
-        ("uo_ok", "uo_novis", "ky_vis2", "kg3", "flex", "ledig", "ustoettet", "ustoettet_kg8"))}
+        ("uo_ok", "uo_novis", "ky_vis2", "kg3", "flex", "ledig", "ustoettet", "ustoettet_kg8", "uo_kg3"))}
     spells = [
         {**kg("u1", p["uo_ok"], "2", "2026-09-01"), "persongruppe": "uo", "visitationsgruppe": "1"},
         {**kg("u2", p["uo_novis"], "2", "2026-09-01"), "persongruppe": "uo"},                  # KG-007
         {**kg("u3", p["ky_vis2"], "2", "2026-09-01"), "persongruppe": "ky", "visitationsgruppe": "2"},  # KG-005
+        {**kg("u4", p["uo_kg3"], "3", "2026-09-01"), "persongruppe": "uo"},          # KG-005 and KG-007
         kg("s3", p["kg3"], "3", "2026-01-01"),
         kg("fx", p["flex"], "10", "2026-01-01", "2026-10-02"), kg("fx24", p["flex"], "24", "2026-10-03"),
         kg("ld", p["ledig"], "1", "2026-01-01", "2026-10-07"), kg("ld25", p["ledig"], "25", "2026-10-08"),
@@ -248,7 +249,7 @@ def _state_lake(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
          "foerste_sygedag": d("2026-10-01"), "anmeldelsesdato": d("2026-10-02")},   # no KG 8 before KG 24
         {**syg, "sygemelding_uuid": uid("y4"), "fravaersforhold_uuid": uid("yf4"), "cpr": p["ustoettet_kg8"],
          "foerste_sygedag": d("2026-10-01"), "anmeldelsesdato": d("2026-10-02")}])
-    keys = {k: uid(k) for k in ("u1", "u2", "u3", "v0", "v1", "v2", "cv3", "cv7", "y1", "y2", "y3", "y4")}
+    keys = {k: uid(k) for k in ("u1", "u2", "u3", "u4", "v0", "v1", "v2", "cv3", "cv7", "y1", "y2", "y3", "y4")}
     return root, keys, p
 
 
@@ -265,8 +266,8 @@ def test_state_rules_of_17_25_34_fail_exactly_the_records_the_order_forbids(tmp_
         for row in eng.evaluate(ds, day):
             checked.setdefault(row["rule_id"], set()).add(row["record_key"])
     # § 17, stk. 8-9: UO/KY in kontaktgruppe 2 "med visitationsgruppe 1"
-    assert failed.get("KG-007") == {k["u2"]}
-    assert failed.get("KG-005") == {k["u3"]} and k["u1"] in checked["KG-005"]
+    assert failed.get("KG-007") == {k["u2"], k["u4"]}
+    assert failed.get("KG-005") == {k["u3"], k["u4"]} and k["u1"] in checked["KG-005"]
     # § 25, stk. 2: the visitationsgruppe holds from its registration date, not the conversation date
     assert failed.get("CVS-001") == {k["cv3"]} and k["cv7"] in checked["CVS-001"]
     assert failed.get("SAM-005") == {k["v2"]} and k["v1"] in checked["SAM-005"]

@@ -146,9 +146,12 @@ def compile_rule(c: Contract, r: Rule) -> RuleCheck | None:
         return RuleCheck(r, f"{base} AND r.{f} IS NOT NULL", " OR ".join(conds) or "FALSE",
                          f"'{f} ' || cast(r.{f} AS VARCHAR) || ' not allowed here'")
     if r.kind == "fixed_values":
-        conds = [f"lower(cast(r.{k} AS VARCHAR)) <> {_q(str(v).lower())}" for k, v in (p.get("then") or {}).items()]
-        nonnull = " AND ".join(f"r.{k} IS NOT NULL" for k in (p.get("then") or {}))
-        return RuleCheck(r, f"{base} AND {nonnull or 'TRUE'}", " OR ".join(conds) or "FALSE",
+        # each given value must be the fixed one; a missing one is required_when's business (e.g. KG-007), so a
+        # record missing one of two fixed fields is still checked on the other (KG-005: kontaktgruppe 3 for UO)
+        conds = [f"(r.{k} IS NOT NULL AND lower(cast(r.{k} AS VARCHAR)) <> {_q(str(v).lower())})"
+                 for k, v in (p.get("then") or {}).items()]
+        nonnull = " OR ".join(f"r.{k} IS NOT NULL" for k in (p.get("then") or {}))
+        return RuleCheck(r, f"{base} AND ({nonnull or 'TRUE'})", " OR ".join(conds) or "FALSE",
                          "'must be ' || " + _q(", ".join(f"{k}={v}" for k, v in (p.get('then') or {}).items())))
     return None
 
