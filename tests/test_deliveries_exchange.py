@@ -74,7 +74,7 @@ def wh(tmp_path_factory):
              "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")}])
         deliver(root, "samtale", DAY, [
             {"samtale_id": uid("s1"), "cpr": K1, "samtaledato": D("2026-10-06"), "samtaletype": "1",
-             "samtaleform": "1", "registreringsdato": D("2026-10-06")},
+             "samtaleform": "1", "registreringsdato": D("2026-10-08"), "matchgruppe": "1"},
             {"samtale_id": uid("s4"), "cpr": K4, "samtaledato": D("2026-10-03"), "samtaletype": "1",
              "samtaleform": "1", "registreringsdato": D("2026-10-03")}])
         deliver(root, "joblog_jobsoegning", DAY, [
@@ -154,6 +154,9 @@ def test_akasse_gets_kg1_summonses_and_conversations_of_its_own_members(wh):
     # of the analysts' warehouse (free text / maybe a sole trader), so the cut takes them from the lake
     j1 = next(r for r in rows["joblog"] if r["joblog_id"] == uid("j1"))
     assert (j1["stillingsbetegnelse"], j1["virksomhedsnavn"]) == ("Lagerarbejder", "Firma")
+    # § 25, stk. 2: the matchgruppe holds from the registration date, which the a-kasse receives with it
+    s1 = next(r for r in rows["samtaler"] if r["samtale_id"] == uid("s1"))
+    assert (str(s1["samtaledato"]), str(s1["registreringsdato"]), s1["matchgruppe"]) == ("2026-10-06", "2026-10-08", "1")
     for name, rs in rows.items():
         assert {k for r in rs for k in r} == set(declared_columns("akasse", name)) | {"_part"}
 

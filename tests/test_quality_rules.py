@@ -72,7 +72,7 @@ def test_every_rule_kind_is_evaluated(lake) -> None:
     kinds = {chk.rule.kind for c in CONTRACTS.values() for chk in eng.checks(c)}
     assert kinds >= {"deadline", "date_window", "start_before_end", "required_when", "allowed_values",
                      "fixed_values", "reference_exists", "version_increases", "only_when_changed", "no_overlap",
-                     "personkreds", "bilag1", "age_range"}
+                     "personkreds", "bilag1", "age_range", "sygemelding_kontaktgruppe"}
 
 
 def test_results_table_carries_paragraphs_and_no_personal_data(lake, run, tmp_path: Path) -> None:
@@ -197,3 +197,134 @@ def test_empty_required_free_text_does_not_quarantine_the_record() -> None:
         assert any(r.kind == "required_when" and r.params["field"] == fld and r.severity == "warn" for r in c.rules)
     for c in CONTRACTS.values():  # no required free text is left anywhere
         assert not [f.name for f in c.fields if f.required and f.pii == "free_text"], c.dataset
+
+
+# ------------------------------------------------- § 17, stk. 8-9; § 25, stk. 2; § 34, stk. 3-6 (hand-made lake)
+def _state_lake(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures_wh import cpr_for, deliver
+    from test_deliveries_support import kg, uid
+
+    day = dt.date(2026, 10, 10)
+    d = dt.date.fromisoformat
+    p = {n: cpr_for(d(f"19{60 + k}-02-01"), 20 + k) for k, n in enumerate(
+        ("uo_ok", "uo_novis", "ky_vis2", "kg3", "flex", "ledig", "ustoettet", "ustoettet_kg8", "uo_kg3"))}
+    spells = [
+        {**kg("u1", p["uo_ok"], "2", "2026-09-01"), "persongruppe": "uo", "visitationsgruppe": "1"},
+        {**kg("u2", p["uo_novis"], "2", "2026-09-01"), "persongruppe": "uo"},                  # KG-007
+        {**kg("u3", p["ky_vis2"], "2", "2026-09-01"), "persongruppe": "ky", "visitationsgruppe": "2"},  # KG-005
+        {**kg("u4", p["uo_kg3"], "3", "2026-09-01"), "persongruppe": "uo"},          # KG-005 and KG-007
+        kg("s3", p["kg3"], "3", "2026-01-01"),
+        kg("fx", p["flex"], "10", "2026-01-01", "2026-10-02"), kg("fx24", p["flex"], "24", "2026-10-03"),
+        kg("ld", p["ledig"], "1", "2026-01-01", "2026-10-07"), kg("ld25", p["ledig"], "25", "2026-10-08"),
+        kg("us24", p["ustoettet"], "24", "2026-10-08"),
+        kg("k8", p["ustoettet_kg8"], "8", "2026-10-02", "2026-10-07"), kg("k8_24", p["ustoettet_kg8"], "24", "2026-10-08"),
+    ]
+    deliver(root := tmp_path / "root", "kontaktgruppe", day, spells)
+    sam = {"samtaletype": "4", "samtaleform": "101"}
+    deliver(root, "samtale", day, [
+        # aktivitetsparat from 1 September; a conversation held 1 October makes the person jobparat, but is
+        # registered on 6 October: the visitationsgruppe has effect from then (§ 25, stk. 2)
+        {**sam, "samtale_id": uid("v0"), "cpr": p["kg3"], "samtaledato": d("2026-09-01"),
+         "registreringsdato": d("2026-09-01"), "visitationsgruppe": "2"},
+        {**sam, "samtale_id": uid("v1"), "cpr": p["kg3"], "samtaledato": d("2026-10-01"),
+         "registreringsdato": d("2026-10-06"), "visitationsgruppe": "1"},
+        {**sam, "samtale_id": uid("v2"), "cpr": p["kg3"], "samtaledato": d("2026-10-08"),
+         "registreringsdato": d("2026-10-08"), "visitationsgruppe": "1"}])       # unchanged: § 25, stk. 1, nr. 9
+    cv = {"samtaleform": "101"}
+    deliver(root, "cv_samtale", day, [
+        {**cv, "cv_samtale_id": uid("cv3"), "cpr": p["kg3"], "samtaledato": d("2026-10-03"),
+         "registreringsdato": d("2026-10-03")},       # still aktivitetsparat on 3 October: § 29, nr. 1
+        {**cv, "cv_samtale_id": uid("cv7"), "cpr": p["kg3"], "samtaledato": d("2026-10-07"),
+         "registreringsdato": d("2026-10-07")}])
+    syg = {"meldingstype": "sygemelding", "registreringsdato": d("2026-10-08"), "bevillingsdato": d("2026-10-08")}
+    deliver(root, "syge_raskmelding", day, [
+        {**syg, "sygemelding_uuid": uid("y1"), "fravaersforhold_uuid": uid("yf1"), "cpr": p["flex"],
+         "foerste_sygedag": d("2026-10-03"), "anmeldelsesdato": d("2026-10-03")},   # KG 24 before the grant
+        {**syg, "sygemelding_uuid": uid("y2"), "fravaersforhold_uuid": uid("yf2"), "cpr": p["ledig"],
+         "foerste_sygedag": d("2026-10-03"), "anmeldelsesdato": d("2026-10-03")},   # stays in KG 1 until the grant
+        {**syg, "sygemelding_uuid": uid("y3"), "fravaersforhold_uuid": uid("yf3"), "cpr": p["ustoettet"],
+         "foerste_sygedag": d("2026-10-01"), "anmeldelsesdato": d("2026-10-02")},   # no KG 8 before KG 24
+        {**syg, "sygemelding_uuid": uid("y4"), "fravaersforhold_uuid": uid("yf4"), "cpr": p["ustoettet_kg8"],
+         "foerste_sygedag": d("2026-10-01"), "anmeldelsesdato": d("2026-10-02")}])
+    keys = {k: uid(k) for k in ("u1", "u2", "u3", "u4", "v0", "v1", "v2", "cv3", "cv7", "y1", "y2", "y3", "y4")}
+    return root, keys, p
+
+
+def test_state_rules_of_17_25_34_fail_exactly_the_records_the_order_forbids(tmp_path: Path) -> None:
+    root, k, p = _state_lake(tmp_path)
+    day = dt.date(2026, 10, 10)
+    run = run_quality(root, [day], datasets=["kontaktgruppe", "samtale", "cv_samtale", "syge_raskmelding"])
+    failed: dict[str, set[str]] = {}
+    checked: dict[str, set[str]] = {}
+    for f in run.failures:
+        failed.setdefault(f["rule_id"], set()).add(f["record_key"])
+    eng = RuleEngine.shared(root / "lake")
+    for ds in ("kontaktgruppe", "samtale", "cv_samtale", "syge_raskmelding"):
+        for row in eng.evaluate(ds, day):
+            checked.setdefault(row["rule_id"], set()).add(row["record_key"])
+    # § 17, stk. 8-9: UO/KY in kontaktgruppe 2 "med visitationsgruppe 1"
+    assert failed.get("KG-007") == {k["u2"], k["u4"]}
+    assert failed.get("KG-005") == {k["u3"], k["u4"]} and k["u1"] in checked["KG-005"]
+    # § 25, stk. 2: the visitationsgruppe holds from its registration date, not the conversation date
+    assert failed.get("CVS-001") == {k["cv3"]} and k["cv7"] in checked["CVS-001"]
+    assert failed.get("SAM-005") == {k["v2"]} and k["v1"] in checked["SAM-005"]
+    # § 34, stk. 4-6 and stk. 3
+    assert failed.get("SYG-006") == {k["y1"]} and k["y2"] in checked["SYG-006"]
+    assert failed.get("SYG-007") == {k["y3"]} and k["y4"] in checked["SYG-007"]
+    assert not {k["y2"], k["y4"]} & failed.get("SYG-004", set())   # personkreds on the grant date
+    detail = {f["rule_id"]: f["detail"] for f in run.failures if f["record_key"] == k["y1"]}
+    assert "kontaktgruppe 24 from 2026-10-03 before the grant on 2026-10-08" in detail["SYG-006"]
+    # every result line names its § (the DQ report's line)
+    para = {r["rule_id"]: r["paragraph"] for r in run.results}
+    assert para["SYG-006"] == "§ 34, stk. 4-6" and para["SYG-007"] == "§ 34, stk. 3"
+    assert para["KG-005"] == para["KG-007"] == "§ 17, stk. 8-9"
+
+
+def test_category_spells_are_valid_from_the_registration_date(tmp_path: Path) -> None:
+    """§ 2, nr. 3-5 as spells: each registered value from its registreringsdato (§ 25, stk. 2) to the day
+    before the next; the UO/KY registration's visitationsgruppe 1 (§ 17, stk. 8-9) is one of them."""
+    root, k, p = _state_lake(tmp_path)
+    spells = RuleEngine(root / "lake").kategori_forloeb()
+    kg3 = [(kat, v, str(fra), str(til) if til else None) for cpr, kat, v, fra, til, _rid in spells if cpr == p["kg3"]]
+    # the repeated 1 registered on 8 October (SAM-005's warning) continues the spell
+    assert kg3 == [("visitationsgruppe", "1", "2026-10-06", None), ("visitationsgruppe", "2", "2026-09-01", "2026-10-05")]
+    uo = [(kat, v, str(fra)) for cpr, kat, v, fra, _til, _rid in spells if cpr == p["uo_ok"]]
+    assert uo == [("visitationsgruppe", "1", "2026-09-01")]
+
+
+def test_timeliness_is_measured_against_arrival_as_well_as_registration(tmp_path: Path) -> None:
+    """§ 5: a record dated on time by the reporter but received late counts as late against the receive time."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures_wh import cpr_for, deliver
+    from test_deliveries_support import kg, uid
+
+    from pipelines.quality.report import _load
+
+    root = tmp_path / "root"
+    d = dt.date.fromisoformat
+    who = cpr_for(d("1980-03-01"), 7)
+    deliver(root, "kontaktgruppe", d("2026-09-01"), [kg("a1", who, "1", "2026-09-01")])
+    sam = {"samtaletype": "4", "samtaleform": "101", "cpr": who}
+    # both registered the day they were held; the ledger received them on 10 October (fixtures: 12:00 Danish time)
+    deliver(root, "samtale", d("2026-10-10"), [
+        {**sam, "samtale_id": uid("late"), "samtaledato": d("2026-10-01"), "registreringsdato": d("2026-10-01")},
+        {**sam, "samtale_id": uid("ontime"), "samtaledato": d("2026-10-09"), "registreringsdato": d("2026-10-09")}])
+    run = run_quality(root, [d("2026-10-10")], datasets=["samtale"])
+    got = sorted((t["rule_id"], t["lag_days"], t["arrival_lag_days"], t["records"]) for t in run.timeliness)
+    assert got == [("SAM-002", 0, 1, 1), ("SAM-002", 0, 9, 1), ("SAM-003", 0, 1, 1), ("SAM-003", 0, 9, 1)]
+    # by registration date nothing is late: no SAM-002 failure
+    assert not [f for f in run.failures if f["rule_id"] in ("SAM-002", "SAM-003")]
+    db = publish(run, root, [d("2026-10-10")])
+    rows = duckdb.connect(str(db), read_only=True).execute(
+        "SELECT rule_id, sum(records) FILTER (WHERE arrival_lag_days > max_lag_days) FROM dq_timeliness "
+        "GROUP BY ALL ORDER BY 1").fetchall()
+    assert rows == [("SAM-002", 1), ("SAM-003", 2)]
+    # the reporter's page: registered on time, received late
+    rep = _load(db, ("kommune", "101")).reporters[("kommune", "101")]
+    sam2 = rep.deadlines[("samtale", "SAM-002")]
+    assert (sam2.late, sam2.late_arrival, sam2.on_time_arrival_share) == (0, 1, 0.5)

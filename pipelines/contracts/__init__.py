@@ -95,6 +95,9 @@ SEVERITIES = {"error", "warn"}
 #   fixed_values:    when (dict), then (dict field -> value)  e.g. § 17 stk. 8-9
 #   no_overlap:      start_field, end_field, partition_by (list)
 #   allowed_values:  field, values (list) or exclude (list): a narrower set than the code list
+#   sygemelding_kontaktgruppe: the kontaktgruppe spells around a sick report (§ 34, stk. 3-6):
+#                    tilfaelde bliver (fra_kontaktgrupper, sygedagpenge_kontaktgrupper: no sygedagpenge
+#                    spell before the grant) or ustoettet (kontaktgrupper held on the anmeldelse date)
 RULE_KINDS = {
     "allowed_values",
     "deadline",
@@ -109,6 +112,7 @@ RULE_KINDS = {
     "version_increases",
     "fixed_values",
     "no_overlap",
+    "sygemelding_kontaktgruppe",
 }
 
 # The envelope every record carries, as DFDG's webservice messages do (EntitetNavn,

@@ -113,10 +113,22 @@ class DeadlineStat:
     lags: dict[int, int] = field(default_factory=dict)  # lag_days -> records
     paragraph: str = ""
     text_da: str = ""
+    # arrival_lag_days -> records: from the event to the day the record reached us (ledger receive time, § 5)
+    arrival_lags: dict[int, int] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
         return sum(self.lags.values())
+
+    @property
+    def late_arrival(self) -> int:
+        """Records that reached us after the deadline, whatever registration date the reporter gave them."""
+        return sum(n for lag, n in self.arrival_lags.items() if lag > self.max_lag)
+
+    @property
+    def on_time_arrival_share(self) -> float | None:
+        n = sum(self.arrival_lags.values())
+        return (n - self.late_arrival) / n if n else None
 
     @property
     def late(self) -> int:
@@ -345,8 +357,11 @@ def _load(dq_db: Path, only: tuple[str, str] | None = None) -> _Results:
             SELECT reporter_kind, reporter, dataset, rule_id, leveringsdato,
                    sum(records_checked)::BIGINT, sum(records_failed)::BIGINT
             FROM dq_results WHERE {where} GROUP BY ALL""", params).fetchall()
+        arrival = "arrival_lag_days" if con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'dq_timeliness' "
+            "AND column_name = 'arrival_lag_days'").fetchone()[0] else "NULL::INTEGER"
         timeliness = con.execute(f"""
-            SELECT reporter, dataset, rule_id, lag_days, max(max_lag_days), sum(records)::BIGINT
+            SELECT reporter, dataset, rule_id, lag_days, {arrival}, max(max_lag_days), sum(records)::BIGINT
             FROM dq_timeliness WHERE {rwhere} GROUP BY ALL""", rparams).fetchall()
         completeness = con.execute(f"""
             SELECT reporter, dataset, leveringsdato, sum(payloads)::BIGINT, sum(records)::BIGINT
@@ -380,7 +395,7 @@ def _load(dq_db: Path, only: tuple[str, str] | None = None) -> _Results:
         r.daily[day] = (checked, failed)
         r.checked += checked
         r.failed += failed
-    for code, ds, rid, lag, max_lag, n in timeliness:
+    for code, ds, rid, lag, arrival_lag, max_lag, n in timeliness:
         kind = ds_kind.get(ds)
         if kind is None or (only and kind != only[0]):
             continue
@@ -391,6 +406,8 @@ def _load(dq_db: Path, only: tuple[str, str] | None = None) -> _Results:
             par, text = (stat.paragraph, stat.text_da) if stat else _rule_meta(ds, rid)
             d = r.deadlines[(ds, rid)] = DeadlineStat(ds, rid, int(max_lag), paragraph=par, text_da=text)
         d.lags[int(lag)] = d.lags.get(int(lag), 0) + n
+        if arrival_lag is not None:
+            d.arrival_lags[int(arrival_lag)] = d.arrival_lags.get(int(arrival_lag), 0) + n
         d.max_lag = max(d.max_lag, int(max_lag))
     for code, ds, day, payloads, n in completeness:
         kind = ds_kind.get(ds)

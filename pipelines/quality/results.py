@@ -92,6 +92,7 @@ def _run_quality(root: Path, days: list[dt.date], datasets: list[str], today: dt
     contracts = load_contracts()
     engine = RuleEngine.shared(lake)
     con = engine.con
+    _arrivals(con, Path(root), days, datasets or sorted(contracts))
     results: list[dict] = []
     failures: list[dict] = []
     timeliness: list[dict] = []
@@ -139,8 +140,40 @@ def _run_quality(root: Path, days: list[dt.date], datasets: list[str], today: dt
     return QualityRun(results, failures, timeliness, completeness)
 
 
+def _arrivals(con: duckdb.DuckDBPyConnection, root: Path, days: list[dt.date], datasets: list[str]) -> None:
+    """Temp table ``dq_arrival`` (payload_id, modtaget_dato): the day each payload reached our landing zone by the
+    ledger's receive time, in Danish time.  § 5 (datagenopretning when a reporter does not keep the rules on
+    reporting) needs the lateness the reporter cannot set itself: a registration date is the reporter's
+    statement, the receive time is ours.  Only the checked days' payloads (a lake partition holds the payloads
+    of its leveringsdato)."""
+    from zoneinfo import ZoneInfo
+
+    from pipelines.landing import Ledger
+
+    tz = ZoneInfo("Europe/Copenhagen")
+    rows: list[tuple[str, dt.date]] = []
+    path = root / "ledger.sqlite"
+    if path.exists():
+        ledger = Ledger(path)
+        try:
+            wanted = set(datasets)
+            for day in days:
+                for row in ledger.rows(day=day):
+                    if row.key.dataset not in wanted:
+                        continue
+                    t = dt.datetime.fromisoformat(row.received_at)
+                    rows.append((row.payload_id, (t if t.tzinfo else t.replace(tzinfo=tz)).astimezone(tz).date()))
+        finally:
+            ledger.close()
+    arrow = pa.table({"payload_id": pa.array([r[0] for r in rows], pa.string()),  # noqa: F841 - read by DuckDB
+                      "modtaget_dato": pa.array([r[1] for r in rows], pa.date32())})
+    con.execute("CREATE OR REPLACE TEMP TABLE dq_arrival AS SELECT DISTINCT ON (payload_id) * FROM arrow")
+
+
 def _timeliness(con: duckdb.DuckDBPyConnection, c: Contract, rel: str, day: dt.date) -> list[dict]:
-    """Registration lag against each deadline rule, as a distribution per reporter."""
+    """Lag against each deadline rule, as a distribution per reporter: ``lag_days`` from the event to the
+    reporter's registration date, ``arrival_lag_days`` from the event to the day the record reached us (the
+    ledger's receive time of its payload; NULL for a payload the ledger does not know)."""
     out = []
     for r in c.rules:
         if r.kind != "deadline":
@@ -152,11 +185,14 @@ def _timeliness(con: duckdb.DuckDBPyConnection, c: Contract, rel: str, day: dt.d
             where += f" AND r.aendringstype = '{ {'create': '1', 'update': '2', 'delete': '3'}[ct] }'"
         if r.params.get("when"):  # the records the rule applies to, as the rule check itself selects them
             where += f" AND {_when(r.params)}"
-        sql = (f"SELECT r._reporter, date_diff('day', cast(r.{ev} AS DATE), cast(r.{rg} AS DATE)) lag, count(*) "
-               f"FROM {rel} r WHERE {where} GROUP BY ALL ORDER BY ALL")
-        for rep, lag, n in con.execute(sql).fetchall():
+        sql = (f"SELECT r._reporter, date_diff('day', cast(r.{ev} AS DATE), cast(r.{rg} AS DATE)) lag, "
+               f"date_diff('day', cast(r.{ev} AS DATE), a.modtaget_dato) arrival_lag, count(*) "
+               f"FROM {rel} r LEFT JOIN dq_arrival a ON a.payload_id = r._payload_id WHERE {where} "
+               f"GROUP BY ALL ORDER BY ALL")
+        for rep, lag, arrival_lag, n in con.execute(sql).fetchall():
             out.append({"leveringsdato": day, "reporter": rep, "dataset": c.dataset, "rule_id": r.id,
-                        "paragraph": r.paragraph, "lag_days": lag, "records": n, "max_lag_days": mx})
+                        "paragraph": r.paragraph, "lag_days": lag, "arrival_lag_days": arrival_lag, "records": n,
+                        "max_lag_days": mx})
     return out
 
 
@@ -233,6 +269,9 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
         reporter_kind VARCHAR, dataset VARCHAR, rule_id VARCHAR, paragraph VARCHAR, severity VARCHAR,
         text_da VARCHAR, text_en VARCHAR, records_checked BIGINT, records_failed BIGINT, sample_keys VARCHAR[])""")
     con.execute("""CREATE TABLE IF NOT EXISTS dq_timeliness (leveringsdato DATE, reporter VARCHAR, dataset VARCHAR,
-        rule_id VARCHAR, paragraph VARCHAR, lag_days INTEGER, records BIGINT, max_lag_days INTEGER)""")
+        rule_id VARCHAR, paragraph VARCHAR, lag_days INTEGER, records BIGINT, max_lag_days INTEGER,
+        arrival_lag_days INTEGER)""")
+    # a results file written before the arrival lag was measured (§ 5) gains the column
+    con.execute("ALTER TABLE dq_timeliness ADD COLUMN IF NOT EXISTS arrival_lag_days INTEGER")
     con.execute("""CREATE TABLE IF NOT EXISTS dq_completeness (leveringsdato DATE, reporter VARCHAR,
         dataset VARCHAR, payloads BIGINT, records BIGINT)""")

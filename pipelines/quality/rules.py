@@ -70,6 +70,49 @@ def event_date_sql(c: Contract, alias: str = "r") -> str:
     return f"cast({alias}.haendelsestidspunkt AS DATE)"
 
 
+def registration_date_sql(c: Contract, alias: str = "r") -> str:
+    """The record's registration date (the contract's registration_time), else the envelope's timestamp."""
+    f = c.field(c.registration_time) if c.registration_time else None
+    if f is not None and f.type == "date":
+        return f"coalesce({alias}.{c.registration_time}, cast({alias}.registreringstidspunkt AS DATE))"
+    return f"cast({alias}.registreringstidspunkt AS DATE)"
+
+
+def latest_sql(c: Contract, rel: str) -> str:
+    """The latest version of each record of ``rel`` (by version, then registration time), deletes left out."""
+    key = c.record_key[0]
+    return (f"(SELECT * FROM {rel} QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY version DESC, "
+            f"registreringstidspunkt DESC) = 1 AND aendringstype <> '3')")
+
+
+# § 2, nr. 3-5 as per-person spells: one row per (person, kategori, value) from its gyldig_fra (the registration
+# date, § 25, stk. 2) to the day before the next registered other value of the same kategori (open: gyldig_til
+# NULL); ``rid`` is the record key of the registration that started the spell.
+# Two values registered the same day: the larger record key wins (deterministic; the order names no tie rule).
+KATEGORI_FORLOEB_SQL = """
+WITH reg AS (
+    SELECT cpr, kategori, vaerdi, dato AS gyldig_fra, rid FROM (
+        SELECT cpr, 'matchgruppe' AS kategori, mat AS vaerdi, dato, rid FROM {groups} WHERE mat IS NOT NULL
+        UNION ALL SELECT cpr, 'visitationsgruppe', vis, dato, rid FROM {groups} WHERE vis IS NOT NULL
+        UNION ALL SELECT cpr, 'sygedagpengekategori', sdp, dato, rid FROM {groups} WHERE sdp IS NOT NULL)
+    WHERE dato IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY cpr, kategori, dato ORDER BY rid DESC) = 1
+), skift AS (  -- a registration repeating the value in force continues the spell (it starts none)
+    SELECT * FROM reg
+    QUALIFY vaerdi IS DISTINCT FROM lag(vaerdi) OVER (PARTITION BY cpr, kategori ORDER BY gyldig_fra)
+)
+SELECT cpr, kategori, vaerdi, gyldig_fra,
+       lead(gyldig_fra) OVER (PARTITION BY cpr, kategori ORDER BY gyldig_fra) - 1 AS gyldig_til, rid
+FROM skift
+"""
+
+
+def _kategori_paa(kategori: str, day: str, extra: str = "TRUE") -> str:
+    """SQL: the person's (``r.cpr``) value of a § 2 category valid on ``day`` (registered on or before it)."""
+    return (f"(SELECT k.vaerdi FROM dq_kategori_forloeb k WHERE k.cpr = r.cpr AND k.kategori = '{kategori}' "
+            f"AND k.gyldig_fra <= {day} AND (k.gyldig_til IS NULL OR {day} <= k.gyldig_til) AND {extra})")
+
+
 def compile_rule(c: Contract, r: Rule) -> RuleCheck | None:
     """SQL fragments for one rule, or None for kinds evaluated elsewhere."""
     p = r.params
@@ -103,9 +146,12 @@ def compile_rule(c: Contract, r: Rule) -> RuleCheck | None:
         return RuleCheck(r, f"{base} AND r.{f} IS NOT NULL", " OR ".join(conds) or "FALSE",
                          f"'{f} ' || cast(r.{f} AS VARCHAR) || ' not allowed here'")
     if r.kind == "fixed_values":
-        conds = [f"lower(cast(r.{k} AS VARCHAR)) <> {_q(str(v).lower())}" for k, v in (p.get("then") or {}).items()]
-        nonnull = " AND ".join(f"r.{k} IS NOT NULL" for k in (p.get("then") or {}))
-        return RuleCheck(r, f"{base} AND {nonnull or 'TRUE'}", " OR ".join(conds) or "FALSE",
+        # each given value must be the fixed one; a missing one is required_when's business (e.g. KG-007), so a
+        # record missing one of two fixed fields is still checked on the other (KG-005: kontaktgruppe 3 for UO)
+        conds = [f"(r.{k} IS NOT NULL AND lower(cast(r.{k} AS VARCHAR)) <> {_q(str(v).lower())})"
+                 for k, v in (p.get("then") or {}).items()]
+        nonnull = " OR ".join(f"r.{k} IS NOT NULL" for k in (p.get("then") or {}))
+        return RuleCheck(r, f"{base} AND ({nonnull or 'TRUE'})", " OR ".join(conds) or "FALSE",
                          "'must be ' || " + _q(", ".join(f"{k}={v}" for k, v in (p.get('then') or {}).items())))
     return None
 
@@ -169,7 +215,7 @@ class RuleEngine:
                     del self._hist[name]
             else:
                 del self._hist[name]
-            if dataset in ("kontaktgruppe", "foerste_henvendelse", "samtale"):
+            if dataset in ("kontaktgruppe", "foerste_henvendelse", "samtale", "sdp_opfoelgning"):
                 self._state_ready = False
 
     def relation(self, dataset: str, day: dt.date | None = None) -> str | None:
@@ -194,24 +240,48 @@ class RuleEngine:
             WHERE rn = 1 AND aendringstype <> '3'"""
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_spells AS {spells}")
         parts = []
+        # § 2, nr. 3-5: match-, visitations- and sygedagpengekategori as registered values, each valid from its
+        # registration date (§ 25, stk. 2: "Matchgruppen gælder fra registreringsdatoen. Visitationsgruppen har
+        # virkning fra registreringsdatoen"), from the latest version of each record (deletes drop out)
         for ds in ("foerste_henvendelse", "samtale"):
             rel = self.history(ds)
             if rel:
-                ev = event_date_sql(self.contracts[ds], "g")
-                parts.append(f"SELECT cpr, {ev} AS dato, cast(visitationsgruppe AS VARCHAR) vis, "
-                             f"cast(matchgruppe AS VARCHAR) mat, NULL::VARCHAR sdp FROM {rel} g "
+                parts.append(f"SELECT cpr, {registration_date_sql(self.contracts[ds], 'g')} AS dato, "
+                             f"cast(visitationsgruppe AS VARCHAR) vis, cast(matchgruppe AS VARCHAR) mat, "
+                             f"NULL::VARCHAR sdp, cast({self.contracts[ds].record_key[0]} AS VARCHAR) rid "
+                             f"FROM {latest_sql(self.contracts[ds], rel)} g "
                              f"WHERE visitationsgruppe IS NOT NULL OR matchgruppe IS NOT NULL")
-        rel = self.history("sdp_opfoelgning")  # the sygedagpengekategori (§ 35) for § 48, nr. 6-7
+        if kg is not None and "visitationsgruppe" in self._columns(kg):
+            # § 17, stk. 8-9: UO and KY are registered in kontaktgruppe 2 "med visitationsgruppe 1"
+            parts.append(f"SELECT cpr, {registration_date_sql(self.contracts['kontaktgruppe'], 'g')} AS dato, "
+                         f"cast(visitationsgruppe AS VARCHAR) vis, NULL::VARCHAR mat, NULL::VARCHAR sdp, "
+                         f"cast(kontaktgruppe_id AS VARCHAR) rid FROM {latest_sql(self.contracts['kontaktgruppe'], kg)} g "
+                         f"WHERE visitationsgruppe IS NOT NULL")
+        rel = self.history("sdp_opfoelgning")  # the sygedagpengekategori (§ 35, stk. 1, nr. 5) for § 48, nr. 6-7
         if rel:
+            # the order dates no sygedagpengekategori from its registration: it holds from the opfølgning (§ 35)
             ev = event_date_sql(self.contracts["sdp_opfoelgning"], "g")
             parts.append(f"SELECT cpr, {ev} AS dato, NULL::VARCHAR vis, NULL::VARCHAR mat, "
-                         f"cast(sygedagpengekategori AS VARCHAR) sdp FROM {rel} g WHERE sygedagpengekategori IS NOT NULL")
-        groups = " UNION ALL ".join(parts) or \
-            "SELECT NULL::VARCHAR cpr, NULL::DATE dato, NULL::VARCHAR vis, NULL::VARCHAR mat, NULL::VARCHAR sdp WHERE FALSE"
+                         f"cast(sygedagpengekategori AS VARCHAR) sdp, cast(opfoelgning_id AS VARCHAR) rid "
+                         f"FROM {latest_sql(self.contracts['sdp_opfoelgning'], rel)} g "
+                         f"WHERE sygedagpengekategori IS NOT NULL")
+        groups = " UNION ALL ".join(parts) or ("SELECT NULL::VARCHAR cpr, NULL::DATE dato, NULL::VARCHAR vis, "
+                                               "NULL::VARCHAR mat, NULL::VARCHAR sdp, NULL::VARCHAR rid WHERE FALSE")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_groups AS {groups}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_kategori_forloeb AS {KATEGORI_FORLOEB_SQL.format(groups='dq_groups')}")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_bilag1 AS SELECT * FROM read_csv("
                          f"'{REFERENCE_DIR / 'bilag1_fravaer.csv'}', all_varchar=true)")
         self._state_ready = True
+
+    def _columns(self, table: str) -> set[str]:
+        return {r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()}
+
+    def kategori_forloeb(self) -> list[tuple]:
+        """The § 2, nr. 3-5 category spells as the lake knows them now: (cpr, kategori, vaerdi, gyldig_fra,
+        gyldig_til, record key), each value valid from its registration date (§ 25, stk. 2)."""
+        self._state()
+        return self.con.execute("SELECT cpr, kategori, vaerdi, gyldig_fra, gyldig_til, rid FROM dq_kategori_forloeb "
+                                "ORDER BY ALL").fetchall()
 
     def history(self, dataset: str) -> str | None:
         """The dataset's whole lake history as a temp table (read once per engine, not per rule)."""
@@ -229,9 +299,12 @@ class RuleEngine:
         return self._hist[name]
 
     def _person_rule(self, c: Contract, r: Rule) -> RuleCheck | None:
-        """personkreds / bilag1 / age_range: the person's state on the event date."""
+        """personkreds / bilag1 / age_range: the person's state on the event date (a personkreds rule's
+        ``at_field`` names another date, e.g. the grant date of a sick report, § 34, stk. 4-6)."""
         self._state()
         ev = event_date_sql(c)
+        if r.kind == "personkreds" and r.params.get("at_field"):
+            ev = f"coalesce(cast(r.{r.params['at_field']} AS DATE), {ev})"
         valid_cpr = f"{birth_sql('r.cpr')} IS NOT NULL"
         on_day = f"s.cpr = r.cpr AND s.startdato <= {ev} AND (s.slutdato IS NULL OR {ev} <= s.slutdato)"
         held = (f"coalesce((SELECT string_agg(DISTINCT cast(s.kontaktgruppe AS VARCHAR), ',') FROM dq_spells s "
@@ -256,9 +329,7 @@ class RuleEngine:
             conds = [f"s.kontaktgruppe IN ({', '.join(str(k) for k in plain)})"] if plain else []
             for kg, q in quals.items():
                 for name, vals in q.items():
-                    col = {"visitationsgruppe": "vis", "sygedagpengekategori": "sdp"}[name]
-                    last = (f"(SELECT g.{col} FROM dq_groups g WHERE g.cpr = r.cpr AND g.{col} IS NOT NULL "
-                            f"AND g.dato <= {ev} ORDER BY g.dato DESC LIMIT 1)")
+                    last = _kategori_paa(name, ev)
                     ok = ", ".join(_q(v) for v in vals)
                     conds.append(f"(s.kontaktgruppe = {int(kg)} AND coalesce({last} IN ({ok}), TRUE))")
             inside = (f"EXISTS (SELECT 1 FROM dq_spells s WHERE {on_day} AND ({' OR '.join(conds) or 'FALSE'} "
@@ -273,12 +344,13 @@ class RuleEngine:
                    f"THEN 1 ELSE 0 END)")
             return RuleCheck(r, f"{valid_cpr} AND {when} IS NOT NULL", f"{age} NOT BETWEEN {lo} AND {hi}",
                              f"'age ' || {age} || ' on ' || {when}")
+        if r.kind == "sygemelding_kontaktgruppe":
+            return self._sygemelding_rule(r, valid_cpr)
         if r.kind == "bilag1":
             reason = r.params.get("reason_field", "fravaersaarsag")
             allowed = r.params.get("allowed_reasons")
-            vis = (f"(SELECT g.vis FROM dq_groups g WHERE g.cpr = r.cpr AND g.vis IS NOT NULL AND g.dato <= {ev} "
-                   f"AND g.dato >= s.startdato ORDER BY g.dato DESC LIMIT 1)")
-            mat = vis.replace("g.vis", "g.mat")
+            vis = _kategori_paa("visitationsgruppe", ev, "k.gyldig_fra >= s.startdato")
+            mat = _kategori_paa("matchgruppe", ev, "k.gyldig_fra >= s.startdato")
             ok = (f"EXISTS (SELECT 1 FROM dq_spells s JOIN dq_bilag1 b ON cast(b.kontaktgruppe AS INT) = s.kontaktgruppe "
                   f"WHERE {on_day} AND b.aarsag_kode = cast(r.{reason} AS VARCHAR) AND (coalesce(b.kvalifikator_type, "
                   f"'none') IN ('', 'none') OR (b.kvalifikator_type = 'visitationsgruppe' AND b.kvalifikator_vaerdi = "
@@ -291,6 +363,39 @@ class RuleEngine:
             return RuleCheck(r, f"{valid_cpr} AND r.{reason} IS NOT NULL", f"NOT {ok}",
                              f"'reason ' || r.{reason} || ' for kontaktgruppe ' || {held}")
         return None
+
+    def _sygemelding_rule(self, r: Rule, valid_cpr: str) -> RuleCheck:
+        """§ 34, stk. 3-6: the kontaktgruppe spells around a sick report (syge_raskmelding).
+
+        ``bliver`` (stk. 4-6): a person in a fra-group the day before the first sick day stays there until the
+        grant, so no sygedagpenge spell (24/25) starts between the first sick day and the bevillingsdato.
+        ``ustoettet`` (stk. 3): a person in no kontaktgruppe the day before the first sick day (from unsupported
+        employment; supported employment has its own groups 10, 20-23) whose sick report reached the kommune
+        before the grant is in kontaktgruppe 8 (or already 24) on the anmeldelsesdato.
+        """
+        p = r.params
+        first, grant, anm = ("cast(r.foerste_sygedag AS DATE)", "cast(r.bevillingsdato AS DATE)",
+                             "cast(r.anmeldelsesdato AS DATE)")
+        sick = (f"{valid_cpr} AND r.aendringstype = '1' AND lower(cast(r.meldingstype AS VARCHAR)) = 'sygemelding' "
+                f"AND {first} IS NOT NULL AND {grant} IS NOT NULL")
+        before = (f"s.cpr = r.cpr AND s.startdato <= {first} - 1 "
+                  f"AND (s.slutdato IS NULL OR {first} - 1 <= s.slutdato)")
+        if p.get("tilfaelde") == "bliver":
+            fra = ", ".join(str(int(k)) for k in p["fra_kontaktgrupper"])
+            sdp = ", ".join(str(int(k)) for k in p["sygedagpenge_kontaktgrupper"])
+            applies = f"{sick} AND EXISTS (SELECT 1 FROM dq_spells s WHERE {before} AND s.kontaktgruppe IN ({fra}))"
+            early = (f"FROM dq_spells s WHERE s.cpr = r.cpr AND s.kontaktgruppe IN ({sdp}) AND s.startdato < {grant} "
+                     f"AND coalesce(s.slutdato, DATE '9999-12-31') >= {first}")
+            detail = (f"(SELECT string_agg('kontaktgruppe ' || s.kontaktgruppe || ' from ' || s.startdato, ', ') "
+                      f"{early}) || ' before the grant on ' || {grant}")
+            return RuleCheck(r, applies, f"EXISTS (SELECT 1 {early})", detail)
+        kgs = ", ".join(str(int(k)) for k in p["kontaktgrupper"])
+        on_anm = f"s.cpr = r.cpr AND s.startdato <= {anm} AND (s.slutdato IS NULL OR {anm} <= s.slutdato)"
+        applies = (f"{sick} AND {anm} IS NOT NULL AND {anm} < {grant} "
+                   f"AND NOT EXISTS (SELECT 1 FROM dq_spells s WHERE {before})")
+        held = f"coalesce((SELECT string_agg(DISTINCT cast(s.kontaktgruppe AS VARCHAR), ',') FROM dq_spells s WHERE {on_anm}), 'none')"
+        return RuleCheck(r, applies, f"NOT EXISTS (SELECT 1 FROM dq_spells s WHERE {on_anm} AND s.kontaktgruppe IN ({kgs}))",
+                         f"'from no kontaktgruppe; on the anmeldelsesdato ' || {anm} || ': ' || {held}")
 
     def _history_rule(self, c: Contract, r: Rule) -> RuleCheck | None:
         """reference_exists / version_increases / only_when_changed / no_overlap: other records."""
@@ -318,9 +423,12 @@ class RuleEngine:
             col = {"visitationsgruppe": "vis", "matchgruppe": "mat"}.get(fld)
             if col is None:
                 return None
-            ev = event_date_sql(c)
+            # the latest value registered before this record's own registration (§ 25, stk. 1, nr. 8-9: "en anden
+            # ... end den senest registrerede"), not counting the record itself
+            own = registration_date_sql(c)
             prev = (f"(SELECT g.{col} FROM dq_groups g WHERE g.cpr = r.cpr AND g.{col} IS NOT NULL AND "
-                    f"(g.dato < {ev}) ORDER BY g.dato DESC LIMIT 1)")
+                    f"g.dato <= {own} AND g.rid <> cast(r.{c.record_key[0]} AS VARCHAR) "
+                    f"ORDER BY g.dato DESC, g.rid DESC LIMIT 1)")
             return RuleCheck(r, f"r.aendringstype = '1' AND r.{fld} IS NOT NULL",
                              f"cast(r.{fld} AS VARCHAR) = {prev}", f"'{fld} ' || r.{fld} || ' unchanged'")
         if r.kind == "no_overlap":
@@ -360,7 +468,7 @@ class RuleEngine:
             if chk is not None and r.kind != "personkreds" and (r.params.get("kontaktgrupper")
                                                                  or r.params.get("persongrupper")):
                 chk = self._for_persons(c, r, chk)
-            if chk is None and r.kind in ("personkreds", "bilag1", "age_range"):
+            if chk is None and r.kind in ("personkreds", "bilag1", "age_range", "sygemelding_kontaktgruppe"):
                 chk = self._person_rule(c, r)
             if chk is None:
                 chk = self._history_rule(c, r)

@@ -22,6 +22,7 @@ SELECT
     startdato,
     slutdato,
     persongruppe,
+    visitationsgruppe,
     foerste_anmodning,
     year(dsdw_foedselsdato(cpr)) AS foedselsaar,
     dsdw_koen(cpr) AS koen,
