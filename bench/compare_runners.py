@@ -25,7 +25,7 @@ import duckdb
 
 START = dt.date(2026, 10, 1)
 # differ by construction: random load ids, timings, and bookkeeping only one runner keeps
-SKIP_COLUMNS = {"load_id", "seconds", "started_at", "finished_at"}
+SKIP_COLUMNS = {"load_id", "seconds", "started_at", "finished_at", "publiceret_tid"}
 SKIP_RELATIONS = {"meta.model_run", "meta.schema_state", "meta.load_increment", "meta.current_load"}
 
 
@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--work", default="/tmp/dsdw-compare-runners")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--compare-only", action="store_true", help="compare the roots of an earlier run again")
     args = ap.parse_args()
     from pipelines.warehouse import keys as wkeys
     from pipelines.warehouse.build import load_warehouse, published_path
@@ -113,8 +114,10 @@ def main() -> None:
     base = ingest(work, args.scale, args.days, args.seed)
     result: dict = {"scale": args.scale, "days": args.days, "ingest_seconds": round(time.perf_counter() - t, 1),
                     "loads": {}}
-    roots = {r: copy_root(base, work / r) for r in ("sql", "dbt")}
-    for runner, root in roots.items():
+    roots = {r: work / r for r in ("sql", "dbt")}
+    if not args.compare_only:
+        roots = {r: copy_root(base, work / r) for r in ("sql", "dbt")}
+    for runner, root in roots.items() if not args.compare_only else ():
         for k in range(args.days):
             day = START + dt.timedelta(days=k)
             r = load_warehouse(root, day, runner=runner)

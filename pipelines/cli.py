@@ -354,6 +354,14 @@ def warehouse_generate() -> None:
     console.print(f"{len(written)} model file(s) changed" + "".join(f"\n  {p}" for p in written))
 
 
+@warehouse_app.command("dbt-parse")
+def warehouse_dbt_parse() -> None:
+    """Parse the dbt project (warehouse/) into warehouse/target/manifest.json (Dagster's dbt assets read it)."""
+    from pipelines.warehouse.dbt_runner import parse_manifest
+
+    console.print(f"manifest: {parse_manifest()}")
+
+
 @warehouse_app.command("load")
 def warehouse_load_cmd(
     date: str | None = typer.Option(None, "--date", help="Load date (transaction date) YYYY-MM-DD."),
