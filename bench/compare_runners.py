@@ -93,6 +93,28 @@ def compare(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[dict]:
     return out
 
 
+def compare_as_of(a: Path, b: Path, days: list[dt.date]) -> list[dict]:
+    """The ``<fct>_as_of(d)`` table macros of both analysts' databases, for every load date."""
+    ca, cb = duckdb.connect(str(a), read_only=True), duckdb.connect(str(b), read_only=True)
+    out = []
+    try:
+        names = sorted(r[0] for r in ca.execute("SELECT DISTINCT function_name FROM duckdb_functions() WHERE "
+                                                "function_name LIKE 'fct%\\_as\\_of' ESCAPE '\\'").fetchall())
+        for m in names:
+            for d in days:
+                q = f"SELECT * EXCLUDE (load_id) FROM {m}(DATE '{d.isoformat()}')"
+                try:
+                    ra, rb = sorted(map(repr, ca.execute(q).fetchall())), sorted(map(repr, cb.execute(q).fetchall()))
+                    status = "equal" if ra == rb else "DIFFERENT"
+                except duckdb.Error as e:
+                    ra, rb, status = [], [], f"ERROR {str(e).splitlines()[0]}"
+                out.append({"relation": f"{m}({d})", "rows_sql": len(ra), "rows_dbt": len(rb), "status": status})
+    finally:
+        ca.close()
+        cb.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", default="tiny")
@@ -101,6 +123,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/dsdw-compare-runners")
     ap.add_argument("--out", default=None)
     ap.add_argument("--compare-only", action="store_true", help="compare the roots of an earlier run again")
+    ap.add_argument("--reload", nargs="*", default=["sql", "dbt"], help="runners whose roots are (re)loaded")
     args = ap.parse_args()
     from pipelines.warehouse import keys as wkeys
     from pipelines.warehouse.build import load_warehouse, published_path
@@ -115,9 +138,11 @@ def main() -> None:
     result: dict = {"scale": args.scale, "days": args.days, "ingest_seconds": round(time.perf_counter() - t, 1),
                     "loads": {}}
     roots = {r: work / r for r in ("sql", "dbt")}
-    if not args.compare_only:
-        roots = {r: copy_root(base, work / r) for r in ("sql", "dbt")}
-    for runner, root in roots.items() if not args.compare_only else ():
+    reload = [] if args.compare_only else args.reload
+    for runner in reload:
+        copy_root(base, roots[runner])
+    for runner in reload:
+        root = roots[runner]
         for k in range(args.days):
             day = START + dt.timedelta(days=k)
             r = load_warehouse(root, day, runner=runner)
@@ -136,7 +161,9 @@ def main() -> None:
         result["restricted"] = compare(con, "ra", "rb")
         con.execute("DETACH ra")
         con.execute("DETACH rb")
-    rows = result["warehouse"] + result["restricted"]
+    result["as_of"] = compare_as_of(published_path(roots["sql"]), published_path(roots["dbt"]),
+                                    [START + dt.timedelta(days=k) for k in range(args.days)])
+    rows = result["warehouse"] + result["restricted"] + result["as_of"]
     result["summary"] = {s: sum(1 for r in rows if r["status"] == s) for s in {r["status"] for r in rows}}
     result["different"] = [r for r in rows if r["status"] != "equal"]
     text = json.dumps(result, indent=1, default=str)

@@ -79,6 +79,10 @@ CREATE INDEX IF NOT EXISTS {{ relation.identifier }}__person_key ON {{ relation 
 SELECT 1
 {%- endmacro %}
 {% macro duckdb__as_of_macro(name, fact, keys, retracted) -%}
+{#- a macro keeps the catalog names it was written with: the analysts' copy of the build database has another
+    name (warehouse.duckdb), so relations of the main database are named without it -#}
+{%- set f = fact if fact.database == 'restricted' else fact.include(database=false) -%}
+{%- set r = retracted if retracted.database == 'restricted' else retracted.include(database=false) -%}
 CREATE OR REPLACE MACRO {{ name }}_as_of(d) AS TABLE
-{{ current_versions(fact, keys, retracted, "f.indlaest_dato <= d AND (r.indlaest_dato IS NULL OR r.indlaest_dato > d)") }}
+{{ current_versions(f, keys, r, "f.indlaest_dato <= d AND (r.indlaest_dato IS NULL OR r.indlaest_dato > d)") }}
 {%- endmacro %}
