@@ -11,6 +11,7 @@ DuckDB has one writer per file and the restricted database is unsealed in memory
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,10 @@ class WarehouseTranslator(DagsterDbtTranslator):
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=str(PROJECT_DIR), profiles_dir=str(PROJECT_DIR))
+    """dbt of this interpreter's environment (a venv's bin/ is not always on PATH)."""
+    exe = Path(sys.executable).parent / "dbt"
+    return DbtCliResource(project_dir=str(PROJECT_DIR), profiles_dir=str(PROJECT_DIR),
+                          dbt_executable=str(exe) if exe.exists() else "dbt")
 
 
 def build_dbt_assets(manifest: Path = MANIFEST) -> dg.AssetsDefinition:
