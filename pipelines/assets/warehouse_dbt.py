@@ -8,7 +8,6 @@ the hand-written models, publishing by atomic swap, restoring on failure) run in
 DuckDB has one writer per file and the restricted database is unsealed in memory for one step only.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import sys
