@@ -46,6 +46,7 @@ GOAL_RATIO = 1.2
 GOAL_P95_MS = 300.0
 SLOW_FACTOR, SLOW_RUNS = 20, 5  # a query whose warm-up run takes > 20x the goal is timed 5 times, not 20
 MEMORY_LIMIT: str | None = None  # set from --memory-limit; passed to every phase process
+RUNNER = "sql"  # set from --runner; passed to every load phase
 
 
 def _rss_mb() -> int:
@@ -96,11 +97,11 @@ def _wire_hooks() -> dict:
     return {"hooks": [getattr(h, "__name__", str(h)) for h in build.POST_MODEL_HOOKS], "hooks_added_by_bench": added}
 
 
-def phase_load(root: Path, day: dt.date, publish: bool) -> dict:
-    """One nightly load (the real pipelines.warehouse.build.load_warehouse)."""
+def phase_load(root: Path, day: dt.date, publish: bool, runner: str = "sql") -> dict:
+    """One nightly load (the real pipelines.warehouse.build.load_warehouse; ``runner`` sql or dbt)."""
     from pipelines.warehouse.build import build_path, load_warehouse
 
-    r = load_warehouse(root, day, publish=publish)
+    r = load_warehouse(root, day, publish=publish, runner=runner)
     ms = {k: round(v, 3) for k, v in r.model_seconds.items()}
     models = sum(r.model_seconds.values())
     return {"day": day.isoformat(), "seconds": round(r.seconds - r.publish_seconds, 2),
@@ -456,7 +457,7 @@ def _child(args: argparse.Namespace) -> None:
     hooks = _wire_hooks()
     d = dt.date.fromisoformat(args.date) if args.date else None
     if args.phase == "load":
-        res = phase_load(root, d, args.publish)
+        res = phase_load(root, d, args.publish, args.runner)
     elif args.phase == "synth":
         res = phase_synth(root, START, START + dt.timedelta(days=1), args.days_history, args.fraction)
     elif args.phase == "rebuild":
@@ -476,6 +477,8 @@ def _child(args: argparse.Namespace) -> None:
 
 def run_phase(phase: str, root: Path, log, **kw) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--root", str(root)]
+    if phase == "load":
+        cmd += ["--runner", RUNNER]
     for k, v in kw.items():
         if isinstance(v, bool):
             cmd += [f"--{k.replace('_', '-')}"] if v else []
@@ -599,6 +602,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/warehouse_<scale>.json)")
     # internal: one phase in a child process
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    ap.add_argument("--runner", choices=["sql", "dbt"], default="sql",
+                    help="the warehouse runner of the loads (dbt: dbt builds the generated models)")
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--date", help=argparse.SUPPRESS)
     ap.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
@@ -609,8 +614,9 @@ def main() -> None:
     if args.phase:
         _child(args)
         return
-    global MEMORY_LIMIT
+    global MEMORY_LIMIT, RUNNER
     MEMORY_LIMIT = args.memory_limit or None
+    RUNNER = args.runner
     from pipelines.warehouse.keys import ensure_key
 
     for name in ("pseudonym", "restricted"):

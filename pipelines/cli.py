@@ -347,11 +347,19 @@ def keys_init() -> None:
 
 @warehouse_app.command("generate")
 def warehouse_generate() -> None:
-    """Regenerate the staging and fact models from the contracts (commit the result)."""
-    from pipelines.warehouse.generate import write_generated
+    """Regenerate the staging and fact models (both runners' files) from the contracts (commit the result)."""
+    from pipelines.warehouse.generate import write_dbt_generated, write_generated
 
-    written = write_generated()
+    written = write_generated() + write_dbt_generated()
     console.print(f"{len(written)} model file(s) changed" + "".join(f"\n  {p}" for p in written))
+
+
+@warehouse_app.command("dbt-parse")
+def warehouse_dbt_parse() -> None:
+    """Parse the dbt project (warehouse/) into warehouse/target/manifest.json (Dagster's dbt assets read it)."""
+    from pipelines.warehouse.dbt_runner import parse_manifest
+
+    console.print(f"manifest: {parse_manifest()}")
 
 
 @warehouse_app.command("load")
@@ -360,19 +368,20 @@ def warehouse_load_cmd(
     date_from: str | None = typer.Option(None, "--from", help="First load date of a replay."),
     date_to: str | None = typer.Option(None, "--to", help="Last load date of a replay."),
     root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: lake, ledger, warehouse."),
+    runner: str = typer.Option("sql", "--runner", help="sql (default) or dbt: dbt builds the generated models."),
 ) -> None:
     """Load what is new in the lake into the warehouse, one nightly load per date, and publish it."""
-    _warehouse(_days(date, date_from, date_to), root)
+    _warehouse(_days(date, date_from, date_to), root, runner)
 
 
-def _warehouse(days: list[dt.date], root: Path) -> None:
+def _warehouse(days: list[dt.date], root: Path, runner: str = "sql") -> None:
     from pipelines.warehouse.build import load_warehouse
 
     t = Table(title=f"Warehouse loads into {root / 'warehouse.duckdb'}")
     for col in ("load date", "payloads", "rows staged", "dedup", "retracted", "persons", "months", "seconds"):
         t.add_column(col, justify="right")
     for d in days:
-        r = load_warehouse(root, d)
+        r = load_warehouse(root, d, runner=runner)
         t.add_row(d.isoformat(), str(r.payloads), str(sum(r.rows_staged.values())), str(r.rows_deduplicated),
                   str(r.retracted), str(r.affected_persons), str(r.affected_maaneder), f"{r.seconds:.1f}")
     console.print(t)

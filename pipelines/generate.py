@@ -29,12 +29,13 @@ def generate_all() -> list[Path]:
     """Every generated artefact, in dependency order; returns the files that changed."""
     from pipelines.quality.suites import write_suites
     from pipelines.warehouse.dictionary import write_docs
-    from pipelines.warehouse.generate import write_generated
+    from pipelines.warehouse.generate import write_dbt_generated, write_generated
     from pipelines.warehouse.stats import generated_marts, write_marts
 
     changed = write_contract_schema()
     changed += write_suites()
     changed += write_generated()
+    changed += write_dbt_generated()  # the dbt project's models, schema YAML and sources
     before = {rel: (MODELS_DIR / rel).read_text(encoding="utf-8") if (MODELS_DIR / rel).exists() else None
               for rel in generated_marts()}
     changed += [p for p in write_marts() if before.get(p.relative_to(MODELS_DIR)) != p.read_text(encoding="utf-8")]

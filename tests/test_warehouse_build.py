@@ -14,7 +14,7 @@ from fixtures_wh import cpr_for, deliver, use_keys
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import WarehouseError, build_path, load_warehouse, published_path
 from pipelines.warehouse.checks import run_checks
-from pipelines.warehouse.generate import MODELS_DIR, generated_files
+from pipelines.warehouse.generate import DBT_DIR, MODELS_DIR, dbt_generated_files, generated_files
 from pipelines.warehouse.restricted import open_restricted, sealed_path
 from pipelines.warehouse.sealed import SealError, age_identity, age_recipient, seal_file, unseal_file
 
@@ -51,6 +51,36 @@ def test_generated_models_are_in_step_with_the_contracts():
         path = MODELS_DIR / rel
         assert path.exists(), f"{path} missing: run `dsdw warehouse generate`"
         assert path.read_text(encoding="utf-8") == text, f"{path} differs from the contracts: run `dsdw warehouse generate`"
+    for rel, text in dbt_generated_files().items():  # the dbt project's models, schema YAML, sources, macros
+        path = DBT_DIR / rel
+        assert path.exists() and path.read_text(encoding="utf-8") == text, f"{path}: run `make generate`"
+
+
+def test_dbt_schema_yaml_carries_the_contracts_rules():
+    import yaml
+
+    files = dbt_generated_files()
+    core = yaml.safe_load(files[Path("dbt/models/core/_core.yml")])
+    by = {m["name"]: m for m in core["models"]}
+    akt = by["fct_kontaktgruppe_aktuel"]
+    overlap = [t["dsdw_no_overlap"] for t in akt["data_tests"] if "dsdw_no_overlap" in t][0]
+    assert overlap["arguments"]["partition_by"] == ["person_key"] and overlap["config"]["severity"] == "warn"
+    assert overlap["config"]["meta"]["paragraf"] == "§ 16, stk. 6"
+    cols = {c["name"]: c for c in akt["columns"]}
+    assert cols["person_key"]["meta"]["pii"].startswith("cpr")
+    values = [t["accepted_values"] for t in cols["kontaktgruppe"]["data_tests"] if "accepted_values" in t][0]
+    assert "9" not in values["arguments"]["values"] and "25" in values["arguments"]["values"]  # no group 9
+    rel = [t["relationships"] for c in by["fct_samtale_aktuel"]["columns"] for t in c.get("data_tests", [])
+           if "relationships" in t]
+    assert rel[0]["arguments"]["to"] == "ref('fct_indkaldelse_aktuel')" and rel[0]["config"]["severity"] == "warn"
+    src = yaml.safe_load(files[Path("dbt/models/sources.yml")])["sources"][0]
+    assert {"name": "kontaktgruppe", "asset_key": ["lake", "kontaktgruppe"]} in [
+        {"name": t["name"], "asset_key": t["meta"]["dagster"]["asset_key"]} for t in src["tables"]]
+    assert "hive_partitioning = true" in src["meta"]["external_location"]
+    restricted = yaml.safe_load(files[Path("dbt/models/restricted/_restricted.yml")])
+    assert all(m["config"]["meta"]["database"] == "restricted" for m in restricted["models"])
+    stg = files[Path("dbt/models/staging/stg_jobcenter__samtale_deltager.sql")]
+    assert "pseudonym('inc.cpr') }} AS person_key" in stg and "\n    navn," not in stg
 
 
 def test_analyst_models_drop_pii_and_pseudonymise():

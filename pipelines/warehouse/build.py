@@ -519,13 +519,23 @@ def _attach_quality(con: duckdb.DuckDBPyConnection, root: Path, days: set[dt.dat
         con.execute("DETACH dqsrc")
 
 
-def load_warehouse(root: Path, load_date: dt.date, *, publish: bool = True, models_dir: Path = MODELS_DIR
-                   ) -> LoadResult:
+RUNNERS = ("sql", "dbt")
+
+
+def load_warehouse(root: Path, load_date: dt.date, *, publish: bool = True, models_dir: Path = MODELS_DIR,
+                   runner: str = "sql") -> LoadResult:
     """Load everything new in the lake up to ``load_date`` with transaction date ``load_date``.
 
     A failed load leaves no trace: the build database is restored from the last
     published one and the restricted database is only sealed again on success.
+    ``runner="dbt"`` builds the generated staging/fact models with dbt (pipelines.warehouse.dbt_runner).
     """
+    if runner not in RUNNERS:
+        raise ValueError(f"runner {runner!r} not one of {RUNNERS}")
+    if runner == "dbt":
+        from pipelines.warehouse.dbt_runner import load_warehouse_dbt
+
+        return load_warehouse_dbt(root, load_date, publish=publish, models_dir=models_dir)
     root = Path(root)
     t0 = time.perf_counter()
     load_id = f"{load_date.isoformat()}-{uuid.uuid4().hex[:8]}"
@@ -584,6 +594,34 @@ def _restore(root: Path, build: Path) -> None:
         shutil.copyfile(pub, build)
 
 
+def _retract(con: duckdb.DuckDBPyConnection, new: list[dict], load_date: dt.date, load_id: str) -> int:
+    """Record the loaded payloads this load's corrected re-deliveries supersede; returns how many."""
+    olds = [p["supersedes"] for p in new if p["supersedes"]]
+    loaded = {r[0] for r in con.execute("SELECT payload_id FROM meta.loaded_payload WHERE payload_id IN "
+                                        "(SELECT unnest(?::VARCHAR[]))", [olds]).fetchall()} if olds else set()
+    retract = [[p["supersedes"], p["dataset"], p["payload_id"], load_date, load_id]
+               for p in new if p["supersedes"] in loaded]
+    for row in retract:
+        if is_restricted(get_contract(row[1])):
+            con.execute("INSERT INTO restricted.meta_retracted VALUES (?, ?)", [row[0], load_date])
+        else:
+            con.execute("INSERT INTO meta.retracted_payload VALUES (?, ?, ?, ?, ?)", row)
+    return len(retract)
+
+
+def _add_persons(con: duckdb.DuckDBPyConnection, c, load_date: dt.date, key: bytes, ipad: bytes,
+                 opad: bytes) -> None:
+    """Add the new CPRs of the registered increment ``inc`` to ``restricted.person`` with their pseudonym
+    (the only place the pseudonym key is used: staging looks the pseudonyms up)."""
+    for col in [f.name for f in c.fields if f.type == "cpr"]:
+        con.execute(f"""INSERT INTO restricted.person
+            SELECT cpr, dsdw_hmac(cpr, $ipad, $opad), $d, $kid FROM (
+              SELECT DISTINCT {col} AS cpr FROM inc
+              WHERE {col} IS NOT NULL AND _payload_id IN (SELECT payload_id FROM inc_payloads))
+            WHERE cpr NOT IN (SELECT cpr FROM restricted.person)""",
+                    {"ipad": ipad, "opad": opad, "d": load_date, "kid": key_id(key)})
+
+
 def _column_count(con: duckdb.DuckDBPyConnection, qualified: str) -> int:
     return len(con.execute(f"DESCRIBE {qualified}").fetchall())
 
@@ -595,18 +633,7 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
     by_ds: dict[str, list[dict]] = {}
     for p in new:
         by_ds.setdefault(p["dataset"], []).append(p)
-    olds = [p["supersedes"] for p in new if p["supersedes"]]
-    loaded = {r[0] for r in con.execute("SELECT payload_id FROM meta.loaded_payload WHERE payload_id IN "
-                                        "(SELECT unnest(?::VARCHAR[]))", [olds]).fetchall()} if olds else set()
-    retract = [[p["supersedes"], p["dataset"], p["payload_id"], load_date, load_id]
-               for p in new if p["supersedes"] in loaded]
-    for row in retract:
-        target = "restricted.meta_retracted" if is_restricted(get_contract(row[1])) else "meta.retracted_payload"
-        if target == "meta.retracted_payload":
-            con.execute("INSERT INTO meta.retracted_payload VALUES (?, ?, ?, ?, ?)", row)
-        else:
-            con.execute("INSERT INTO restricted.meta_retracted VALUES (?, ?)", [row[0], load_date])
-    res.retracted = len(retract)
+    res.retracted = _retract(con, new, load_date, load_id)
     values = {"ipad": ipad, "opad": opad, "load_date": load_date, "load_id": load_id}
     contracts = load_contracts()
     existing = _existing(con)
@@ -630,13 +657,8 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
             ds = m.name.split("__", 1)[1]
             payloads = by_ds.get(ds, [])
             _register_increment(con, ds, payloads)
-            for col in [f.name for f in contracts[ds].fields if f.type == "cpr"] if payloads else []:
-                con.execute(f"""INSERT INTO restricted.person
-                    SELECT cpr, dsdw_hmac(cpr, $ipad, $opad), $d, $kid FROM (
-                      SELECT DISTINCT {col} AS cpr FROM inc
-                      WHERE {col} IS NOT NULL AND _payload_id IN (SELECT payload_id FROM inc_payloads))
-                    WHERE cpr NOT IN (SELECT cpr FROM restricted.person)""",
-                            {"ipad": ipad, "opad": opad, "d": load_date, "kid": key_id(key)})
+            if payloads:
+                _add_persons(con, contracts[ds], load_date, key, ipad, opad)
             n = _run_model(con, m, values, existing)
             res.rows_staged[ds] = n
             res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)

@@ -1,0 +1,83 @@
+"""The warehouse's dbt models as Dagster assets (dagster-dbt): one asset per model, dbt tests as checks.
+
+``@dbt_assets`` reads the dbt manifest (``dsdw warehouse dbt-parse`` writes it to
+``warehouse/target/manifest.json``); the lake sources carry ``meta.dagster.asset_key`` = the lake's
+asset keys, so lineage runs from each reporter's dataset to every model.  The Python steps around
+``dbt build`` (ledger increment, pseudonyms of new CPRs, unsealing/sealing the restricted database,
+the hand-written models, publishing by atomic swap, restoring on failure) run in the same step, because
+DuckDB has one writer per file and the restricted database is unsealed in memory for one step only.
+"""
+
+
+import datetime as dt
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from pipelines.assets.ingestion import DsdwResource, daily
+from pipelines.warehouse.dbt_runner import PROJECT_DIR, _env, target_dir
+
+MANIFEST = PROJECT_DIR / "target" / "manifest.json"
+
+
+class WarehouseTranslator(DagsterDbtTranslator):
+    """Models keep the keys of the sql runner's assets (``warehouse/<model>``); sources use their meta keys."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey(["warehouse", dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "warehouse_dbt"
+
+
+def dbt_resource() -> DbtCliResource:
+    """dbt of this interpreter's environment (a venv's bin/ is not always on PATH)."""
+    exe = Path(sys.executable).parent / "dbt"
+    return DbtCliResource(project_dir=str(PROJECT_DIR), profiles_dir=str(PROJECT_DIR),
+                          dbt_executable=str(exe) if exe.exists() else "dbt")
+
+
+def build_dbt_assets(manifest: Path = MANIFEST) -> dg.AssetsDefinition:
+    """The ``@dbt_assets`` definition of the nightly load (needs a parsed manifest)."""
+
+    @dbt_assets(manifest=manifest, name="warehouse_dbt", partitions_def=daily,
+                dagster_dbt_translator=WarehouseTranslator(
+                    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)))
+    def warehouse_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, dsdw: DsdwResource):
+        """Load the lake's new payloads up to the partition day with dbt building the models, and publish."""
+        from pipelines.warehouse.dbt_runner import load_warehouse_dbt
+
+        events: list = []
+
+        def invoke(root: Path, env: dict[str, str]) -> dict:
+            with _env(env):
+                inv = dbt.cli(["build"], context=context, target_path=target_dir(root))
+                events.extend(inv.stream())
+                nodes = {}
+                for r in (inv.get_artifact("run_results.json") or {}).get("results", []):
+                    nodes[r["unique_id"]] = (r["status"], r.get("execution_time", 0.0),
+                                             (r.get("adapter_response") or {}).get("rows_affected"))
+                return nodes
+
+        day = dt.date.fromisoformat(context.partition_key)
+        res = load_warehouse_dbt(Path(dsdw.root), day, invoke=invoke)
+        context.log.info(f"load {res.load_id}: {res.payloads} payloads, {sum(res.rows_staged.values())} rows "
+                         f"staged, published {res.published}")
+        yield from events
+
+    return warehouse_dbt
+
+
+def make_dbt_defs(dsdw: DsdwResource, manifest: Path = MANIFEST) -> dg.Definitions:
+    """A code location with the dbt-built warehouse instead of the sql runner's ``warehouse_load``
+    (their model assets share keys, so one location holds one of them)."""
+    from pipelines.assets.ingestion import INGESTION_ASSETS, dq_results
+
+    return dg.Definitions(assets=[*INGESTION_ASSETS, dq_results, build_dbt_assets(manifest)],
+                          resources={"dsdw": dsdw, "dbt": dbt_resource()})

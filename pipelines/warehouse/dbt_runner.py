@@ -1,0 +1,305 @@
+"""The nightly load with dbt building the generated models (``dsdw warehouse load --runner dbt``).
+
+dbt (``warehouse/dbt_project.yml``) builds what is generated from the contracts: staging, the
+append-only facts, their ``_aktuel`` current state and ``_historik`` views, with the contracts' tests.
+What stays Python around ``dbt build`` and why:
+
+* the ledger increment (which payloads are new, which are retracted): state in SQLite, not in a model;
+* pseudonyms: the HMAC key must never reach dbt's logs or compiled SQL, so new CPRs get their
+  ``person_key`` here and staging looks them up in ``restricted.person``;
+* unsealing/sealing the restricted database, publishing by atomic swap, restoring on failure: files,
+  not relations;
+* the hand-written dims, panel and marts still run through :mod:`pipelines.warehouse.build` after dbt
+  (their scoped/delta materializations are not ported yet).
+
+DuckDB allows one writer process per file: the load's connection is closed while dbt runs and
+reopened afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+
+from pipelines.contracts import REPO_ROOT, get_contract, load_contracts
+from pipelines.warehouse import build as B
+from pipelines.warehouse.generate import MODELS_DIR, is_restricted, stg_name
+from pipelines.warehouse.keys import hmac_pads, key_id, load_key
+from pipelines.warehouse.models import build_order, load_models
+from pipelines.warehouse.restricted import unsealed
+
+PROJECT_DIR = REPO_ROOT / "warehouse"
+LOAD_SQL = [
+    "CREATE OR REPLACE TABLE meta.load_increment (payload_id VARCHAR, dataset VARCHAR, lake_path VARCHAR)",
+    "CREATE OR REPLACE TABLE meta.current_load (load_id VARCHAR, indlaest_dato DATE)",
+]
+
+
+class DbtError(B.WarehouseError):
+    """dbt build failed; the message lists the failed nodes."""
+
+
+def target_dir(root: Path) -> Path:
+    """dbt's target directory per environment (kept between loads so dbt parses partially)."""
+    return Path(root) / "warehouse" / "dbt_target"
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _stable_restricted(root: Path, restricted: Path) -> Path:
+    """A fixed path to the unsealed restricted database: a link to its private in-memory directory (so its
+    WAL stays there too).  The profile must not change between loads, or dbt parses the project anew."""
+    link = target_dir(root) / "restricted"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(restricted.parent, target_is_directory=True)
+    return link / restricted.name
+
+
+def dbt_env(root: Path, database: Path, restricted: Path) -> dict[str, str]:
+    """The variables profiles.yml and the sources read."""
+    return {"DSDW_DBT_DATABASE": str(database), "DSDW_DBT_RESTRICTED": str(_stable_restricted(root, restricted)),
+            "DSDW_LAKE": str(Path(root) / "lake"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def dbt_args(command: str, root: Path | None, *extra: str) -> list[str]:
+    """dbt's command line for an environment's load (``root``) or the project's own target (None)."""
+    target = target_dir(root) if root is not None else PROJECT_DIR / "target"
+    return [command, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+            "--target-path", str(target), "--log-path", str(target), "--quiet", *extra]
+
+
+def parse_manifest() -> Path:
+    """``dbt parse`` into ``warehouse/target`` (the manifest the Dagster dbt assets are defined from)."""
+    from dbt.cli.main import dbtRunner
+
+    res = dbtRunner().invoke(dbt_args("parse", None))
+    if not res.success:
+        raise DbtError(f"dbt parse failed: {res.exception}")
+    return PROJECT_DIR / "target" / "manifest.json"
+
+
+def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str) -> dict:
+    """Run dbt in this process; returns ``{node: (status, seconds, rows)}``, raising on an error."""
+    from dbt.cli.main import dbtRunner
+
+    with _env(env):
+        try:
+            res = dbtRunner().invoke(dbt_args(command, root, *extra))
+        finally:
+            _release_duckdb()
+    nodes: dict[str, tuple[str, float, int | None]] = {}
+    failed = []
+    for r in getattr(res.result, "results", None) or []:
+        status = str(r.status)
+        rows = (r.adapter_response or {}).get("rows_affected")
+        nodes[r.node.unique_id] = (status, r.execution_time, rows)
+        if status in ("error", "fail", "skipped"):
+            failed.append(f"{r.node.unique_id}: {status} {r.message or ''}".strip())
+    if not res.success or failed:
+        raise DbtError(f"dbt {command} failed: " + "; ".join(failed[:5]) + (f" ({res.exception})" if res.exception
+                                                                           else ""))
+    return nodes
+
+
+def _release_duckdb() -> None:
+    """Close dbt-duckdb's process-wide DuckDB instance, so the load can reopen the files it wrote (dbt-duckdb
+    keeps it open for the next invocation and only forgets it in close_all_connections)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        with contextlib.suppress(Exception):
+            env.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, load_id: str, res: B.LoadResult,
+             key: bytes, ipad: bytes, opad: bytes) -> list[dict]:
+    """The Python before dbt: ledger increment, retractions, new persons' pseudonyms, the load's tables."""
+    new = B._new_payloads(root, con, load_date)
+    res.payloads = len(new)
+    res.retracted = B._retract(con, new, load_date, load_id)
+    for s in LOAD_SQL:
+        con.execute(s)
+    con.execute("INSERT INTO meta.current_load VALUES (?, ?)", [load_id, load_date])
+    if new:
+        con.executemany("INSERT INTO meta.load_increment VALUES (?, ?, ?)",
+                        [[p["payload_id"], p["dataset"], p["lake_path"]] for p in new])
+    by_ds: dict[str, list[dict]] = {}
+    for p in new:
+        by_ds.setdefault(p["dataset"], []).append(p)
+    for ds, payloads in sorted(by_ds.items()):
+        B._register_increment(con, ds, payloads)
+        B._add_persons(con, get_contract(ds), load_date, key, ipad, opad)
+        con.unregister("inc_empty")
+    return new
+
+
+def _record_payloads(con: duckdb.DuckDBPyConnection, new: list[dict], load_date: dt.date, load_id: str,
+                     res: B.LoadResult) -> None:
+    """``meta.loaded_payload``: per payload the accepted lake rows and the staged rows."""
+    by_ds: dict[str, list[dict]] = {}
+    for p in new:
+        by_ds.setdefault(p["dataset"], []).append(p)
+    for c in load_contracts().values():
+        ds = c.dataset
+        payloads = by_ds.get(ds, [])
+        stg = ("restricted." if is_restricted(c) else "staging.") + stg_name(c)
+        per = dict(con.execute(f"SELECT _payload_id, count(*) FROM {stg} GROUP BY 1").fetchall())
+        res.rows_staged[ds] = sum(per.values())
+        res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)
+        if payloads:
+            con.executemany("INSERT INTO meta.loaded_payload VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                [p["payload_id"], ds, p["reporter"], p["leveringsdato"], load_date, load_id,
+                 int(p["rows_accepted"] or 0), per.get(p["payload_id"], 0)] for p in payloads])
+
+
+def generated_model(name: str) -> bool:
+    """Models dbt builds (generated from the contracts); the rest still run through build.py."""
+    return name.startswith("stg_") or (name.startswith("fct_") and name.removeprefix("fct_") in load_contracts())
+
+
+DbtInvoke = Callable[[Path, dict[str, str]], dict]
+
+
+def _invoke_in_process(root: Path, env: dict[str, str]) -> dict:
+    return run_dbt(root, env, "build")
+
+
+def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, models_dir: Path = MODELS_DIR,
+                       invoke: DbtInvoke = _invoke_in_process) -> B.LoadResult:
+    """:func:`pipelines.warehouse.build.load_warehouse` with dbt building the generated models.
+
+    ``invoke(root, env)`` runs ``dbt build`` with the environment ``env`` (the database paths) and returns
+    ``{node: (status, seconds, rows)}``; the default runs dbt in this process, Dagster passes its
+    ``DbtCliResource`` invocation (pipelines.assets.warehouse_dbt).
+    """
+    root = Path(root)
+    t0 = time.perf_counter()
+    load_id = f"{load_date.isoformat()}-{uuid.uuid4().hex[:8]}"
+    res = B.LoadResult(load_id=load_id, indlaest_dato=load_date)
+    key = load_key("pseudonym")
+    ipad, opad = hmac_pads(key)
+    models = load_models(models_dir)
+    derived = [m for m in build_order(models) if not generated_model(m.name)]
+    B._register_hooks()
+    build = B.build_path(root)
+    build.parent.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC)
+    ok = False
+    con: duckdb.DuckDBPyConnection | None = None
+    try:
+        tr = time.perf_counter()
+        with unsealed(root, write=True) as plain:
+            res.step_seconds["restricted_unseal"] = time.perf_counter() - tr
+            con = duckdb.connect(str(build))
+            con.execute(f"ATTACH '{plain}' AS restricted")
+            B._setup(con, load_date, load_id)
+            last = con.execute("SELECT max(indlaest_dato) FROM meta.load").fetchone()[0]
+            if last is not None and load_date < last:
+                raise B.WarehouseError(f"load date {load_date} is before the last load {last}: "
+                                       "transaction time only moves forward")
+            new = _prepare(con, root, load_date, load_id, res, key, ipad, opad)
+            con.execute("CHECKPOINT")
+            con.execute("CHECKPOINT restricted")
+            con.execute("DETACH restricted")
+            con.close()
+            con = None
+            td = time.perf_counter()
+            nodes = invoke(root, dbt_env(root, build, plain))
+            res.step_seconds["dbt_build"] = time.perf_counter() - td
+            # dbt's own cost (start, parse, compile, scheduling): the build minus its nodes' execution
+            res.step_seconds["dbt_nodes"] = sum(x[1] for x in nodes.values())
+            res.step_seconds["dbt_overhead"] = res.step_seconds["dbt_build"] - res.step_seconds["dbt_nodes"]
+            for uid, (_status, secs, rows) in nodes.items():
+                if uid.startswith("model."):
+                    name = uid.rsplit(".", 1)[1]
+                    res.model_seconds[name] = secs
+                    res.model_rows[name] = rows if rows is not None else 0
+            con = duckdb.connect(str(build))
+            con.execute(f"ATTACH '{plain}' AS restricted")
+            B._setup(con, load_date, load_id)
+            _record_payloads(con, new, load_date, load_id, res)
+            for ds in load_contracts():
+                for stmt in B.history_views_sql(ds):
+                    if " TEMP MACRO " in stmt:  # fct_x_aktuel_personer(): the affected persons' records
+                        con.execute(stmt)
+            _run_derived(con, derived, res, load_date, load_id, ipad, opad)
+            B._attach_quality(con, root, {dt.date.fromisoformat(p["leveringsdato"]) for p in new} | {load_date})
+            res.seconds = time.perf_counter() - t0
+            con.execute("INSERT INTO meta.load VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)", [
+                load_id, load_date, started, key_id(key), res.payloads, sum(res.rows_staged.values()),
+                res.rows_deduplicated, res.affected_persons, res.affected_maaneder, res.seconds])
+            mats = {m.name: m.materialization for m in models.values()}
+            con.executemany("INSERT INTO meta.model_run VALUES (?, ?, ?, ?, ?)", [
+                [load_id, n, mats.get(n, "dbt"), res.model_rows.get(n), s] for n, s in res.model_seconds.items()])
+            tc = time.perf_counter()
+            con.execute("CHECKPOINT")
+            con.execute("CHECKPOINT restricted")
+            res.step_seconds["checkpoint"] = time.perf_counter() - tc
+            con.execute("DETACH restricted")
+            con.close()
+            con = None
+            tr = time.perf_counter()
+        res.step_seconds["restricted_seal"] = time.perf_counter() - tr
+        ok = True
+    finally:
+        if con is not None:
+            con.close()
+        if not ok:
+            B._restore(root, build)
+    if publish:
+        tp = time.perf_counter()
+        res.published = B._publish(root, build)
+        res.publish_seconds = time.perf_counter() - tp
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _run_derived(con: duckdb.DuckDBPyConnection, derived: list, res: B.LoadResult, load_date: dt.date,
+                 load_id: str, ipad: bytes, opad: bytes) -> None:
+    """The hand-written models after dbt, as the sql runner runs them (scope first, then dependency order)."""
+    values = {"ipad": ipad, "opad": opad, "load_date": load_date, "load_id": load_id}
+    existing = B._existing(con)
+    res.affected_persons, res.affected_maaneder = B._affected(con, load_date)
+    for m in derived:
+        tm = time.perf_counter()
+        res.model_rows[m.name] = B._run_model(con, m, values, existing)
+        res.model_seconds[m.name] = time.perf_counter() - tm
+    B.ensure_person_indexes(con, derived)
+    for hook in B.POST_MODEL_HOOKS:
+        th = time.perf_counter()
+        hook(con, res)
+        res.hook_seconds[hook.__name__] = time.perf_counter() - th
+
+
+def manifest_path(root: Path) -> Path:
+    return target_dir(root) / "manifest.json"
+
+
+def dbt_nodes(root: Path) -> list[str]:
+    """Model names in the last manifest (for reports)."""
+    m = json.loads(manifest_path(root).read_text(encoding="utf-8"))
+    return sorted(n["name"] for n in m["nodes"].values() if n["resource_type"] == "model")

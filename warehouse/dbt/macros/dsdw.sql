@@ -1,0 +1,88 @@
+{#- Hand-written macros of the warehouse's dbt project (the generated ones are in cpr.sql). -#}
+
+{#- A model's schema is exactly its configured schema (staging, main), not <target>_<schema>. -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {{ custom_schema_name if custom_schema_name else target.schema }}
+{%- endmacro %}
+
+{#- The one current-version rule of every fact (its history view, as-of macro and _aktuel table): the
+    reporter's version number decides, the load date only breaks ties, so a version 1 arriving after its
+    version 2 never becomes current. -#}
+{% macro version_order(alias='f', descending=false) -%}
+    {%- set cols = ['version', 'indlaest_dato', 'er_slettet', 'registreringstidspunkt', 'besked_id'] -%}
+    {%- for c in cols %}{{ alias }}.{{ c }}{{ ' DESC' if descending }}{{ ', ' if not loop.last }}{% endfor -%}
+{%- endmacro %}
+
+{#- The current version of each record of `fact` among the rows `where` admits (deleted records
+    excluded); `retracted` is the table of retracted payloads. -#}
+{% macro current_versions(fact, keys, retracted, where) -%}
+SELECT * EXCLUDE (_rn) FROM (
+    SELECT f.*, row_number() OVER (PARTITION BY {% for k in keys %}f.{{ k }}{{ ', ' if not loop.last }}{% endfor %}
+                                   ORDER BY {{ version_order('f', descending=true) }}) AS _rn
+    FROM {{ fact }} f LEFT JOIN {{ retracted }} r ON r.payload_id = f._payload_id
+    WHERE {{ where }}
+) WHERE _rn = 1 AND NOT er_slettet
+{%- endmacro %}
+
+{#- Records this load touched: a new version, or a version in a payload this load retracted. -#}
+{% macro touched_records(fact, key, retracted) -%}
+SELECT DISTINCT {{ key }} FROM {{ fact }} WHERE load_id = (SELECT load_id FROM {{ source('meta', 'current_load') }})
+UNION SELECT DISTINCT f.{{ key }} FROM {{ fact }} f JOIN {{ retracted }} r ON r.payload_id = f._payload_id
+WHERE r.indlaest_dato = (SELECT indlaest_dato FROM {{ source('meta', 'current_load') }})
+{%- endmacro %}
+
+{#- The lake rows of one dataset a model reads: normally only the files of this load's new payloads
+    (meta.load_increment, written by the load's ledger step), so a night reads the night's files; with
+    `--vars '{full_lake: true}'` the whole hive-partitioned dataset (the source's external location).
+    `typed_empty` gives every contract column its type even when a file predates a field. -#}
+{% macro lake_rows(src, dataset, typed_empty) -%}
+    {%- if var('full_lake', false) -%}
+(({{ typed_empty }}) UNION ALL BY NAME SELECT * FROM {{ src }})
+    {%- else -%}
+        {%- set files = [] -%}
+        {%- if execute -%}
+            {%- set res = run_query("SELECT DISTINCT lake_path FROM " ~ source('meta', 'load_increment')
+                                    ~ " WHERE dataset = '" ~ dataset ~ "' AND lake_path IS NOT NULL ORDER BY 1") -%}
+            {%- set files = res.columns[0].values() -%}
+        {%- endif -%}
+(({{ typed_empty }})
+        {%- if files %} UNION ALL BY NAME SELECT * FROM read_parquet([
+            {%- for f in files %}'{{ f | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor -%}
+        ], union_by_name = true){% endif %})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The pseudonym of a CPR column: looked up in restricted.person, which the load's ledger step fills
+    with HMAC-SHA256(pseudonym key, CPR) for every new CPR (the key never reaches dbt). -#}
+{% macro pseudonym(col) -%}
+(SELECT p.person_key FROM {{ source('restricted', 'person') }} p WHERE p.cpr = {{ col }})
+{%- endmacro %}
+
+{#- ART index on person_key (one person's history is a point lookup): DuckDB only; other engines
+    (Spark) have no secondary indexes. -#}
+{% macro person_key_index(relation) -%}
+    {{ return(adapter.dispatch('person_key_index', 'dsdw_warehouse')(relation)) }}
+{%- endmacro %}
+{% macro default__person_key_index(relation) -%}
+SELECT 1
+{%- endmacro %}
+{% macro duckdb__person_key_index(relation) -%}
+CREATE INDEX IF NOT EXISTS {{ relation.identifier }}__person_key ON {{ relation }} (person_key)
+{%- endmacro %}
+
+{#- <fact>_as_of(d): the records as known after the load of date d (a DuckDB table macro; other engines
+    query the _historik view with the same condition). -#}
+{% macro as_of_macro(name, fact, keys, retracted) -%}
+    {{ return(adapter.dispatch('as_of_macro', 'dsdw_warehouse')(name, fact, keys, retracted)) }}
+{%- endmacro %}
+{% macro default__as_of_macro(name, fact, keys, retracted) -%}
+SELECT 1
+{%- endmacro %}
+{% macro duckdb__as_of_macro(name, fact, keys, retracted) -%}
+{#- a macro keeps the catalog names it was written with: the analysts' copy of the build database has another
+    name (warehouse.duckdb), so relations of the main database are named without it -#}
+{%- set f = fact if fact.database == 'restricted' else fact.include(database=false) -%}
+{%- set r = retracted if retracted.database == 'restricted' else retracted.include(database=false) -%}
+CREATE OR REPLACE MACRO {{ name }}_as_of(d) AS TABLE
+{{ current_versions(f, keys, r, "f.indlaest_dato <= d AND (r.indlaest_dato IS NULL OR r.indlaest_dato > d)") }}
+{%- endmacro %}
