@@ -18,6 +18,7 @@ import datetime as dt
 import fcntl
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,6 +50,23 @@ def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path
             build(work)
             (work / ".done").touch()
     return work
+
+
+def copy_zones(src: Path, dst: Path) -> Path:
+    """A copy of the zones ``src`` at ``dst`` whose ledger names the copy's own landing and lake files.
+
+    The ledger keeps absolute paths, and ingestion removes a superseded payload's files by them: a copy
+    still pointing at ``src`` would let a test delete the shared tree's files.
+    """
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    con = sqlite3.connect(dst / "ledger.sqlite")
+    try:
+        with con:
+            con.execute("UPDATE payloads SET landing_path = replace(landing_path, ?1, ?2), "
+                        "lake_path = replace(lake_path, ?1, ?2)", (f"{src}/", f"{dst}/"))
+    finally:
+        con.close()
+    return dst
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +106,12 @@ def tiny_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def copy_tiny_lake(tiny_lake: tuple[Path, Path]) -> Callable[[Path], Path]:
+    """``copy(dst)``: the ingested zones of ``tiny_lake`` copied to ``dst`` (``copy_zones``), for tests that write."""
+    return lambda dst: copy_zones(tiny_lake[1], dst)
+
+
+@pytest.fixture(scope="session")
 def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory, tiny_lake: tuple[Path, Path]
                    ) -> tuple[Path, Path, Path]:
     """(sources, zones, key dir): ``tiny_lake`` copied, quality published for its last day, then both
@@ -101,8 +125,7 @@ def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory, tiny_lake: tuple[Pa
     src, lake_root = tiny_lake
 
     def build(work: Path) -> None:
-        shutil.copytree(lake_root, work / "pipeline")
-        root = work / "pipeline"
+        root = copy_zones(lake_root, work / "pipeline")
         with pytest.MonkeyPatch.context() as mp:
             use_keys(mp, work / "keys")
             publish(run_quality(root, TINY_DAYS[-1:], workers=1), root, TINY_DAYS[-1:])  # dq.* goes in too
