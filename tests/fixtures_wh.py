@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,38 @@ def cpr_for(birth: dt.date, seq: int, male: bool = True) -> str:
     last = seq * 2 + (1 if male else 0)
     century = "0" if birth.year < 2000 else "4"
     return f"{birth:%d%m%y}{century}{last % 1000:03d}"
+
+
+def uid(tag: str | int) -> str:
+    """A stable UUID-shaped record key for a test tag (record keys must be UUID-shaped).
+
+    A UUID stays as it is; a number or a short hex tag (``"a1"``) becomes the key's last 12 digits, so a
+    test reads the tag back from the key; any other tag (``"m1b"``) is hashed (uuid5).
+    """
+    if isinstance(tag, int):
+        return f"22222222-0000-4000-8000-{tag:012d}"
+    if re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", tag):
+        return tag
+    if re.fullmatch(r"[0-9a-f]{1,12}", tag):
+        return f"22222222-0000-4000-8000-{tag:0>12}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dsdw-test:{tag}"))
+
+
+def kg(key: str | int, cpr: str, group: str, start: str, end: str | None = None, kommune: str | None = None,
+       reg: str | None = None, version: int = 1, change: str = "1") -> dict[str, Any]:
+    """A kontaktgruppe record (§§ 14-15: one kontaktgruppe spell) for ``deliver``: ``key`` goes through ``uid``.
+
+    ``kommune`` None leaves kommunekode to ``deliver`` (the reporting kommune); ``reg`` (the
+    registreringsdato) defaults to the spell's start; dates are ISO strings.
+    """
+    rec: dict[str, Any] = {"kontaktgruppe_id": uid(key), "cpr": cpr, "kontaktgruppe": group,
+                           "startdato": dt.date.fromisoformat(start),
+                           "slutdato": dt.date.fromisoformat(end) if end else None,
+                           "registreringsdato": dt.date.fromisoformat(reg or start),
+                           "version": version, "aendringstype": change}
+    if kommune is not None:
+        rec["kommunekode"] = kommune
+    return rec
 
 
 def deliver(root: Path, dataset: str, day: dt.date, rows: list[dict[str, Any]], reporter: str = "101",

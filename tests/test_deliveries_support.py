@@ -10,16 +10,15 @@ import csv
 import datetime as dt
 import io
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from fixtures_wh import kg, uid, use_keys  # noqa: F401  (the delivery tests import kg, uid from here)
 
 from pipelines.deliveries import decrypt, get_recipient
-from pipelines.warehouse import keys as wkeys
 
 D = dt.date.fromisoformat
 
@@ -28,24 +27,7 @@ D = dt.date.fromisoformat
 def key_env(keydir: Path) -> Iterator[Path]:
     """DSDW_KEY_DIR set to ``keydir`` with fresh pseudonym and restricted keys (for module fixtures)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DSDW_KEY_DIR", str(keydir))
-        mp.delenv("DSDW_PSEUDONYM_KEY", raising=False)
-        mp.delenv("DSDW_RESTRICTED_KEY", raising=False)
-        wkeys.ensure_key("pseudonym")
-        wkeys.ensure_key("restricted")
-        yield keydir
-
-
-def uid(tag: str) -> str:
-    """A stable UUID per test tag (record keys must be UUID-shaped)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dsdw-test:{tag}"))
-
-
-def kg(tag: str, cpr: str, group: str, start: str, end: str | None = None, kommune: str = "101",
-       version: int = 1, change: str = "1") -> dict[str, Any]:
-    return {"kontaktgruppe_id": uid(tag), "cpr": cpr, "kontaktgruppe": group, "startdato": D(start),
-            "slutdato": D(end) if end else None, "kommunekode": kommune, "version": version, "aendringstype": change,
-            "registreringsdato": D(start)}
+        yield use_keys(mp, keydir)
 
 
 def foranst(tag: str, cpr: str, aktiveringstype: str, start: str, end: str | None, cvr: str = "12345674",

@@ -23,7 +23,6 @@ from pipelines.contracts import load_contracts
 from pipelines.ingest import SourcesConfig, Zones, ingest_dataset_day, ingest_day
 from pipelines.landing import Ledger
 from pipelines.simulate.channels import iter_payloads, read_payload
-from pipelines.simulate.generate import generate
 from pipelines.simulate.servers import start_sources
 
 START = dt.date(2026, 10, 1)
@@ -33,10 +32,9 @@ RECEIVED_AT = "2026-10-03T02:00:00+02:00"
 
 
 @pytest.fixture(scope="module")
-def sources_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ingest") / "sources"
-    generate(out, scale="tiny", start=START, days=2, seed=8, defect_rate=0.05)
-    return out
+def sources_dir(tiny_lake: tuple[Path, Path]) -> Path:
+    """Tiny, 2 days, seed 8, 5 % defects (conftest ``tiny_lake``; this module ingests it again itself)."""
+    return tiny_lake[0]
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +48,9 @@ def config(systems) -> SourcesConfig:
 
 
 @pytest.fixture(scope="module")
-def loaded(sources_dir: Path, systems, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("zones")
-    for day in DAYS:
-        results = ingest_day(day, Zones(root), config(systems), received_at=RECEIVED_AT)
-        assert not [f for r in results for f in r.failures]
-    return root
+def loaded(copy_tiny_lake, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both DAYS ingested at RECEIVED_AT without failures (conftest ``tiny_lake``), copied: tests rerun into it."""
+    return copy_tiny_lake(tmp_path_factory.mktemp("zones"))
 
 
 def tree_digest(root: Path, sub: str) -> dict[str, str]:

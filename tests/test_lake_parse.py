@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fixtures_lake import pick, problems, write_like
 
 import pipelines.lake.parse as lake_parse
 from pipelines.contracts import Field, load_contracts, wire
@@ -74,14 +75,6 @@ def reporter_of(channel: str, path: Path) -> str:
     return path.parts[-3].upper()
 
 
-def pick(gen: Path, channel: str, suffix: str | None = None, dataset: str | None = None) -> tuple[str, Path]:
-    """The first payload of ``channel`` (optionally of a dataset / file suffix), preferring larger ones."""
-    found = [(ds, p) for ch, ds, p in iter_payloads(gen)
-             if ch == channel and (suffix is None or p.suffix == suffix) and (dataset is None or ds == dataset)]
-    assert found, f"no {channel} payload in {gen}"
-    return max(found, key=lambda dp: (len(read_payload(dp[1], C[dp[0]])[0]), str(dp[1])))
-
-
 def parse(data: bytes, dataset: str, channel: str, contract: Any = None, reporter: str = "R01") -> ParseResult:
     res = parse_payload(data, contract or C[dataset], channel=channel, reporter=reporter, leveringsdato=START,
                         payload_id=pid_of(data))
@@ -100,25 +93,8 @@ def check_reconciled(res: ParseResult, data: bytes) -> None:
     assert set(res.accepted.column("_payload_id").to_pylist()) <= {pid_of(data)}
 
 
-def problems(res: ParseResult) -> list[tuple[int | None, str | None, str]]:
-    return [(r["record_no"], r["field"], r["error_kind"]) for r in res.quarantine.to_pylist()]
-
-
 def rows(res: ParseResult) -> list[dict[str, Any]]:
     return res.quarantine.to_pylist()
-
-
-def write_like(channel: str, dataset: str, recs: list[dict[str, Any]], contract: Any = None) -> bytes:
-    c = contract or C[dataset]
-    if channel == "ftp":
-        return wire.ftp_payload(c, recs)
-    if channel == "portal":
-        return wire.portal_payload(c, recs)
-    if channel == "webservice":
-        return wire.json_lines(recs)
-    if c.reporter == "uvm":
-        return wire.uvm_payload(c, recs)
-    return wire.ssi_payload(c, recs, START.strftime("%Y%m%d"))
 
 
 def records(path: Path, dataset: str) -> list[dict[str, Any]]:

@@ -23,30 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures_lake import pick, problems, write_like
 
 from pipelines.contracts import load_contracts, wire
 from pipelines.contracts.validate import DATE_FLOOR, FUTURE_YEARS, _check_type
 from pipelines.lake import ParseResult, parse_payload, reconcile
 from pipelines.lake.parse import binary_problem
-from pipelines.simulate.channels import iter_payloads, read_payload
-from pipelines.simulate.generate import generate
+from pipelines.simulate.channels import read_payload
 
 START = dt.date(2026, 10, 1)
 C = load_contracts()
 
 
 @pytest.fixture(scope="module")
-def gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lake_checks") / "src"
-    generate(out, scale="tiny", start=START, days=2, seed=1)
-    return out
-
-
-def pick(gen: Path, channel: str, suffix: str | None = None, dataset: str | None = None) -> tuple[str, Path]:
-    found = [(ds, p) for ch, ds, p in iter_payloads(gen)
-             if ch == channel and (suffix is None or p.suffix == suffix) and (dataset is None or ds == dataset)]
-    assert found
-    return max(found, key=lambda dp: (len(read_payload(dp[1], C[dp[0]])[0]), str(dp[1])))
+def gen(sources_seed1: Path) -> Path:
+    """Tiny, 2 days from 1 Oct, seed 1 (conftest ``sources_seed1``, generated once per session; read only)."""
+    return sources_seed1
 
 
 def records(path: Path, dataset: str, at_least: int = 0) -> list[dict[str, Any]]:
@@ -69,10 +61,6 @@ def parse(data: bytes, dataset: str, channel: str, leveringsdato: dt.date = STAR
     return res
 
 
-def problems(res: ParseResult) -> list[tuple[int | None, str | None, str]]:
-    return [(r["record_no"], r["field"], r["error_kind"]) for r in res.quarantine.to_pylist()]
-
-
 def messages(res: ParseResult) -> list[str]:
     return res.quarantine.column("message").to_pylist()
 
@@ -83,19 +71,6 @@ def accepted_ids(res: ParseResult) -> list[str]:
 
 def ids(recs: list[dict[str, Any]]) -> list[str]:
     return [r["besked_id"] for r in recs]
-
-
-def write_like(channel: str, dataset: str, recs: list[dict[str, Any]]) -> bytes:
-    c = C[dataset]
-    if channel == "ftp":
-        return wire.ftp_payload(c, recs)
-    if channel == "portal":
-        return wire.portal_payload(c, recs)
-    if channel == "webservice":
-        return wire.json_lines(recs)
-    if c.reporter == "uvm":
-        return wire.uvm_payload(c, recs)
-    return wire.ssi_payload(c, recs, START.strftime("%Y%m%d"))
 
 
 def page_of(ds: str, recs: list[dict[str, Any]]) -> bytes:

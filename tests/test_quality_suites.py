@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import fcntl
 import json
-import os
 import random
 import re
 from pathlib import Path
@@ -231,29 +229,9 @@ def test_cvr_sql_equals_python_stdnum() -> None:
 
 # ---------------------------------------------------------------------------- tiny lake
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Generated sources (src) and the ingested lake (root), built once even under xdist."""
-    from pipelines.ingest import SourcesConfig, Zones, ingest_day
-    from pipelines.simulate.generate import generate
-    from pipelines.simulate.servers import start_sources
-
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # shared by the session's workers: the first builds, the others wait
-    work = base / "dq_tiny_lake"
-    work.mkdir(exist_ok=True)
-    src, root = work / "src", work / "root"
-    with (work / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (work / ".done").exists():
-            generate(src, scale="tiny", start=START, days=len(DAYS), seed=8, defect_rate=0.05)
-            with start_sources(src) as systems:
-                for day in DAYS:
-                    results = ingest_day(day, Zones(root), SourcesConfig.from_describe(systems.describe()),
-                                         received_at=RECEIVED_AT)
-                    assert not [f for r in results for f in r.failures]
-            (work / ".done").touch()
-    return src, root
+def lake(tiny_lake: tuple[Path, Path]) -> tuple[Path, Path]:
+    """Generated sources (src) and the ingested lake (root): conftest ``tiny_lake``, built once per session."""
+    return tiny_lake
 
 
 def test_executor_flags_exactly_the_ground_truth(lake: tuple[Path, Path]) -> None:

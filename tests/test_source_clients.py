@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.simulate.generate import generate
 from pipelines.simulate.servers import (
     Faults,
     SourceSystems,
@@ -49,10 +48,9 @@ LIMIT = 10
 
 
 @pytest.fixture(scope="module")
-def gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("clients") / "sources"
-    generate(out, scale="tiny", start=START, days=2, seed=1)
-    return out
+def gen(sources_seed1: Path) -> Path:
+    """Tiny, 2 days from 1 Oct, seed 1 (conftest ``sources_seed1``, generated once per session; read only)."""
+    return sources_seed1
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver, use_keys
+from fixtures_wh import cpr_for, deliver, kg, use_keys
 
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import WarehouseError, build_path, load_warehouse, published_path
@@ -29,13 +29,6 @@ P2 = cpr_for(dt.date(1991, 2, 3), 2, male=False)
 def keydir(tmp_path, monkeypatch):
     use_keys(monkeypatch, tmp_path / "keys")
     return tmp_path / "keys"
-
-
-def kg(key: str, cpr: str, start: str, end: str | None = None, group: str = "1", version: int = 1,
-       change: str = "1", kommune: str = "101") -> dict:
-    return {"kontaktgruppe_id": key, "cpr": cpr, "kontaktgruppe": group, "startdato": dt.date.fromisoformat(start),
-            "slutdato": dt.date.fromisoformat(end) if end else None, "version": version, "aendringstype": change,
-            "kommunekode": kommune}
 
 
 def q(root: Path, sql: str) -> list[tuple]:
@@ -156,11 +149,11 @@ def test_sealed_file_opens_with_the_standard_age_tool(tmp_path):
 
 def test_bitemporal_versions_and_as_of(tmp_path, keydir):
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-09-15", group="2")])
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_B, P2, "2", "2026-09-15")])
     load_warehouse(root, D1)
-    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "2026-09-01", "2026-10-01", version=2, change="2")])
+    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "1", "2026-09-01", "2026-10-01", version=2, change="2")])
     load_warehouse(root, D2)
-    deliver(root, "kontaktgruppe", D3, [kg(KG_B, P2, "2026-09-15", group="2", version=2, change="3")])
+    deliver(root, "kontaktgruppe", D3, [kg(KG_B, P2, "2", "2026-09-15", version=2, change="3")])
     load_warehouse(root, D3)
     # append-only: 4 versions received, none erased
     assert q(root, "SELECT count(*) FROM fct_kontaktgruppe")[0][0] == 4
@@ -180,7 +173,7 @@ def test_bitemporal_versions_and_as_of(tmp_path, keydir):
 
 def test_a_figure_known_on_day_d_is_reproduced_after_corrections(tmp_path, keydir):
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-10-05", group="2")])
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_B, P2, "2", "2026-10-05")])
     load_warehouse(root, D1)
     figure = """SELECT g.ydelsesgruppe, count(DISTINCT person_key) FROM fct_kontaktgruppe_as_of(DATE '{d}') k
                 JOIN dim_kontaktgruppe g USING (kontaktgruppe)
@@ -189,9 +182,9 @@ def test_a_figure_known_on_day_d_is_reproduced_after_corrections(tmp_path, keydi
     on_d1 = q(root, figure.format(d=D1))
     assert on_d1 == [("dagpenge", 1), ("kontanthjaelp", 1)]
     # later: A ended before October (a correction), B deleted, C new
-    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "2026-09-01", "2026-09-20", version=2, change="2"),
-                                        kg(KG_B, P2, "2026-10-05", group="2", version=2, change="3"),
-                                        kg(KG_C, P2, "2026-10-06", group="12")])
+    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "1", "2026-09-01", "2026-09-20", version=2, change="2"),
+                                        kg(KG_B, P2, "2", "2026-10-05", version=2, change="3"),
+                                        kg(KG_C, P2, "12", "2026-10-06")])
     load_warehouse(root, D2)
     assert q(root, figure.format(d=D1)) == on_d1
     assert q(root, figure.format(d=D2)) == [("uddannelseshjaelp", 1)]
@@ -199,10 +192,10 @@ def test_a_figure_known_on_day_d_is_reproduced_after_corrections(tmp_path, keydi
 
 def test_superseded_payload_is_retracted_from_its_load_on(tmp_path, keydir):
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-09-15")], source="f1")
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_B, P2, "1", "2026-09-15")], source="f1")
     load_warehouse(root, D1)
     # the reporter re-delivers the same file corrected: only A, with another start
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-02")], source="f1")
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-02")], source="f1")
     r = load_warehouse(root, D2)
     assert r.retracted == 1
     as_of = "SELECT kontaktgruppe_id, startdato FROM fct_kontaktgruppe_as_of(DATE '{d}') ORDER BY 1"
@@ -212,8 +205,8 @@ def test_superseded_payload_is_retracted_from_its_load_on(tmp_path, keydir):
 
 def test_counts_reconcile_and_duplicates_in_a_load_are_counted(tmp_path, keydir):
     root = tmp_path / "root"
-    same = kg(KG_A, P1, "2026-09-01")
-    deliver(root, "kontaktgruppe", D1, [same, dict(same), kg(KG_B, P2, "2026-09-15")])
+    same = kg(KG_A, P1, "1", "2026-09-01")
+    deliver(root, "kontaktgruppe", D1, [same, dict(same), kg(KG_B, P2, "1", "2026-09-15")])
     r = load_warehouse(root, D1)
     assert r.rows_lake["kontaktgruppe"] == 3
     assert r.rows_staged["kontaktgruppe"] == 2
@@ -229,8 +222,8 @@ def test_counts_reconcile_and_duplicates_in_a_load_are_counted(tmp_path, keydir)
 
 def test_checks_find_overlapping_spells_and_unknown_codes(tmp_path, keydir):
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01", "2026-10-10"),
-                                        kg(KG_B, P1, "2026-10-01", group="2", kommune="999")])
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01", "2026-10-10"),
+                                        kg(KG_B, P1, "2", "2026-10-01", kommune="999")])
     load_warehouse(root, D1)
     res = {c.name: c for c in run_checks(duckdb.connect(str(published_path(root)), read_only=True))}
     ov = res["no_overlap:fct_kontaktgruppe_aktuel:KG-004"] if "no_overlap:fct_kontaktgruppe_aktuel:KG-004" in res \
@@ -242,7 +235,7 @@ def test_checks_find_overlapping_spells_and_unknown_codes(tmp_path, keydir):
 
 def test_load_date_cannot_go_back(tmp_path, keydir):
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "2026-09-01")])
+    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "1", "2026-09-01")])
     load_warehouse(root, D2)
     with pytest.raises(WarehouseError, match="before the last load"):
         load_warehouse(root, D1)
@@ -250,10 +243,10 @@ def test_load_date_cannot_go_back(tmp_path, keydir):
 
 def test_failed_load_leaves_the_last_good_state(tmp_path, keydir):
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01")])
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01")])
     load_warehouse(root, D1)
     sealed_before = sealed_path(root).read_bytes()
-    deliver(root, "kontaktgruppe", D2, [kg(KG_B, P2, "2026-09-15")])
+    deliver(root, "kontaktgruppe", D2, [kg(KG_B, P2, "1", "2026-09-15")])
     broken = tmp_path / "models"
     shutil.copytree(MODELS_DIR, broken)
     (broken / "marts" / "mart_zz_broken.sql").write_text(
@@ -273,7 +266,7 @@ def test_failed_load_leaves_the_last_good_state(tmp_path, keydir):
 
 def test_restricted_db_holds_the_map_and_is_sealed(tmp_path, keydir):
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-09-15")])
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_B, P2, "1", "2026-09-15")])
     load_warehouse(root, D1)
     raw = sealed_path(root).read_bytes()
     assert P1.encode() not in raw and P2.encode() not in raw
@@ -291,7 +284,7 @@ def test_restricted_db_holds_the_map_and_is_sealed(tmp_path, keydir):
 
 def test_a_field_added_to_a_contract_reaches_the_existing_fact(tmp_path, keydir):
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01")])
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01")])
     load_warehouse(root, D1)
     # what `dsdw warehouse generate` writes after a field is added: the staging model selects one more column
     models = tmp_path / "models"
@@ -299,7 +292,7 @@ def test_a_field_added_to_a_contract_reaches_the_existing_fact(tmp_path, keydir)
     stg = models / "staging" / "stg_jobcenter__kontaktgruppe.sql"
     stg.write_text(stg.read_text(encoding="utf-8").replace(
         "    foerste_anmodning,\n", "    foerste_anmodning,\n    'ny' AS ny_kolonne,\n"), encoding="utf-8")
-    deliver(root, "kontaktgruppe", D2, [kg(KG_B, P2, "2026-09-15")])
+    deliver(root, "kontaktgruppe", D2, [kg(KG_B, P2, "1", "2026-09-15")])
     load_warehouse(root, D2, models_dir=models)
     assert q(root, "SELECT kontaktgruppe_id, ny_kolonne FROM fct_kontaktgruppe_aktuel ORDER BY 1") == [
         (KG_A, None), (KG_B, "ny")]
@@ -312,14 +305,14 @@ def test_a_published_statistic_of_day_d_is_reproduced_from_the_as_of_facts(tmp_p
     from pipelines.warehouse.stats import ydelser_for_months
 
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "2026-09-01"), kg(KG_B, P2, "2026-09-20", group="2")])
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_B, P2, "2", "2026-09-20")])
     load_warehouse(root, D1)
     cols = "periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, antal_personer, fuldtidspersoner"
     where = "WHERE periode_type = 'maaned' AND periode_start = DATE '2026-10-01' AND geo_niveau = 'land'"
     published_d1 = q(root, f"SELECT {cols} FROM mart_ydelser {where} ORDER BY ydelsesgruppe")
     assert {r[4]: r[5] for r in published_d1} == {"dagpenge": 1, "kontanthjaelp": 1, "i alt": 2}
-    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "2026-09-01", "2026-09-25", version=2, change="2"),
-                                        kg(KG_B, P2, "2026-09-20", group="2", version=2, change="3")])
+    deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "1", "2026-09-01", "2026-09-25", version=2, change="2"),
+                                        kg(KG_B, P2, "2", "2026-09-20", version=2, change="3")])
     load_warehouse(root, D2)
     now = {r[4]: r[5] for r in q(root, f"SELECT {cols} FROM mart_ydelser {where}")}
     assert now.get("dagpenge", 0) == 0 and now.get("kontanthjaelp", 0) == 0  # the current figures changed

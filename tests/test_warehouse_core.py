@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver, use_keys
+from fixtures_wh import cpr_for, deliver, kg, uid, use_keys
 from fixtures_wh import query as q
 
 from pipelines.contracts import REFERENCE_DIR, get_contract
@@ -47,12 +47,6 @@ def d(s: str) -> dt.date:
     return dt.date.fromisoformat(s)
 
 
-def kg(key: str, cpr: str, group: str, start: str, end: str | None = None, *, kommune: str = "101",
-       version: int = 1, change: str = "1") -> dict:
-    return {"kontaktgruppe_id": key, "cpr": cpr, "kontaktgruppe": group, "startdato": d(start),
-            "slutdato": d(end) if end else None, "kommunekode": kommune, "version": version, "aendringstype": change}
-
-
 def tilm(key: str, cpr: str, akasse: str, start: str) -> dict:
     return {"tilmelding_id": key, "cpr": cpr, "akassekode": akasse, "startdato": d(start), "tilmeldekategori": "1",
             "ledighedsgrad": "1"}
@@ -61,10 +55,6 @@ def tilm(key: str, cpr: str, akasse: str, start: str) -> dict:
 def afm(key: str, cpr: str, akasse: str, dato: str, aarsag: str) -> dict:
     return {"afmelding_id": key, "cpr": cpr, "akassekode": akasse, "afmeldingsdato": d(dato),
             "afmeldingsaarsag": aarsag}
-
-
-def uid(n: int) -> str:
-    return f"22222222-0000-4000-8000-{n:012d}"
 
 
 def build_lake(root: Path) -> None:

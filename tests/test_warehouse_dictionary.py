@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver
+from fixtures_wh import cpr_for, deliver, kg
 
 from pipelines.contracts import CONTRACT_DIR, load_contracts
 from pipelines.warehouse import keys as wkeys
@@ -53,13 +53,6 @@ KG_A, KG_B, KG_C, KG_D, KG_E = (f"22222222-0000-4000-8000-00000000000{x}" for x 
 
 def d(s: str) -> dt.date:
     return dt.date.fromisoformat(s)
-
-
-def kg(key: str, cpr: str, group: str, start: str, end: str | None = None, reg: str | None = None,
-       version: int = 1, change: str = "1") -> dict:
-    return {"kontaktgruppe_id": key, "cpr": cpr, "kontaktgruppe": group, "startdato": d(start),
-            "slutdato": d(end) if end else None, "registreringsdato": d(reg or start), "version": version,
-            "aendringstype": change}
 
 
 # ---------------------------------------------------------------------------- fixtures

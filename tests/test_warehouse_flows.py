@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver, use_keys
+from fixtures_wh import cpr_for, deliver, kg, use_keys
 from fixtures_wh import query as q
 
 from pipelines.warehouse import keys as wkeys
@@ -57,12 +57,6 @@ def d(s: str) -> dt.date:
 
 def uid(n: int) -> str:
     return f"33333333-0000-4000-8000-{n:012d}"
-
-
-def kg(key: str, cpr: str, group: str, start: str, end: str | None = None, *, kommune: str = "101",
-       version: int = 1, change: str = "1") -> dict:
-    return {"kontaktgruppe_id": key, "cpr": cpr, "kontaktgruppe": group, "startdato": d(start),
-            "slutdato": d(end) if end else None, "kommunekode": kommune, "version": version, "aendringstype": change}
 
 
 def snapshot(root: Path) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from fixtures_wh import cpr_for, deliver, use_keys
+from fixtures_wh import cpr_for, deliver, kg, use_keys
 
 from pipelines.warehouse import build
 from pipelines.warehouse.build import load_warehouse, published_path
@@ -44,13 +44,6 @@ def keydir(tmp_path, monkeypatch):
 
 def d(s: str | None) -> dt.date | None:
     return dt.date.fromisoformat(s) if s else None
-
-
-def kg(key: str, cpr: str, group: str, start: str, end: str | None, kommune: str, reg: str, version: int = 1,
-       change: str = "1") -> dict:
-    return {"kontaktgruppe_id": f"22222222-0000-4000-8000-{key:0>12}", "cpr": cpr, "kontaktgruppe": group,
-            "startdato": d(start), "slutdato": d(end), "kommunekode": kommune, "registreringsdato": d(reg),
-            "version": version, "aendringstype": change}
 
 
 # kontaktgruppe 1 = dagpenge, 24 = sygedagpenge, 2 and 3 = kontanthjaelp (dim_kontaktgruppe's ydelsesgruppe)

@@ -1,8 +1,8 @@
 """The analysts' warehouse holds no CPR numbers, names or PII columns; the restricted zone is sealed.
 
 A tiny synthetic Denmark (2 delivery days, with defects) goes through the real path: source
-servers -> ingestion -> lake -> quality -> nightly warehouse loads.  Then every column of every
-table and view in every schema of ``warehouse.duckdb`` is scanned for
+servers -> ingestion -> lake -> quality -> nightly warehouse loads (conftest ``tiny_warehouse``).
+Then every column of every table and view in every schema of ``warehouse.duckdb`` is scanned for
 
 (a) CPR-like values: any 10-digit run (also inside longer strings; every 10-digit window of a
     longer run) or ``ddmmyy-xxxx`` whose first six digits form a valid ddmmyy date; random hex
@@ -19,8 +19,6 @@ encrypted at rest (no CPR in the sealed bytes) and to map every CPR to its keyed
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,16 +29,11 @@ import polars as pl
 import pytest
 
 from pipelines.contracts import REFERENCE_DIR, load_contracts
-from pipelines.ingest import SourcesConfig, Zones, ingest_day
-from pipelines.simulate.generate import generate
-from pipelines.simulate.servers import start_sources
 from pipelines.warehouse import keys as wkeys
-from pipelines.warehouse.build import load_warehouse, published_path
+from pipelines.warehouse.build import published_path
 from pipelines.warehouse.generate import fct_name, is_restricted, stg_name
 from pipelines.warehouse.restricted import open_restricted, sealed_path, unsealed
 
-START = dt.date(2026, 10, 1)
-DAYS = [START, START + dt.timedelta(days=1)]
 CONTRACTS = load_contracts()
 PII_BANNED = ("cpr", "name", "contact", "free_text", "health")
 # Identifier formats that are random hex, not numbers: a 10-digit run inside them is chance, not a CPR
@@ -96,15 +89,20 @@ def scan(path: Path, cprs: Iterable[str], names: Iterable[str], skip_digits: set
          ) -> tuple[list[Hit], int]:
     """Hits of (a) CPR-like values, (b) names and (c) known CPRs in every column; and the non-null cells.
 
-    DuckDB preselects the values with a 10-digit run, ``ddmmyy-xxxx`` or a name (every CPR is such a
-    run); Python judges them.  Numbers are scanned as their text (an integer column holding CPRs is
-    found); the fraction digits of floating-point and decimal values are no identifiers.
+    DuckDB preselects, per relation in one vectorised query over every cell as text, the values with a
+    10-digit run or ``ddmmyy-xxxx`` (every CPR is such a run) and the values with a word (a run of
+    letters) that is a word of some name: a hash join, not a regex of thousands of names per cell.
+    Every value holding a name as a whole word holds its first word as a whole run of letters, so the
+    preselection misses nothing; Python judges the preselected values.  Numbers are scanned as their
+    text (an integer column holding CPRs is found); the fraction digits of floating-point and decimal
+    values are no identifiers.
     ``skip_digits``: columns holding legitimate 10-digit numbers (P-numbers): (a) skips them, (c) not.
     """
     cpr_set = set(cprs)
     alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     name_re = re.compile(rf"\b(?:{alts})\b")
-    pattern = r"[0-9]{10}|[0-9]{6}-[0-9]{4}" + (rf"|\b(?:{alts})\b" if alts else "")
+    words = duckdb.execute(r"SELECT list(DISTINCT w) FROM (SELECT unnest(regexp_extract_all(t, '\pL+')) AS w "
+                           r"FROM unnest($t::VARCHAR[]) AS u(t))", {"t": sorted(names)}).fetchone()[0] or []
     hits: list[Hit] = []
     cells = 0
     con = duckdb.connect(str(path), read_only=True)
@@ -112,10 +110,14 @@ def scan(path: Path, cprs: Iterable[str], names: Iterable[str], skip_digits: set
         for schema, rel in relations(con):
             q = f'"{schema}"."{rel}"'
             types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {q})").fetchall())
-            n, found = con.execute(f"""
-                WITH cell AS (UNPIVOT (SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {q}) ON COLUMNS(*) INTO NAME c VALUE v)
-                SELECT count(*), list(DISTINCT {{'c': c, 'v': v}}) FILTER (WHERE regexp_matches(v, $p)) FROM cell""",
-                                   {"p": pattern}).fetchone()
+            n, found = con.execute(rf"""
+                WITH cell AS (UNPIVOT (SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {q}) ON COLUMNS(*) INTO NAME c VALUE v),
+                d AS (SELECT c, v, count(*) AS k FROM cell GROUP BY c, v),
+                word AS (SELECT c, v, unnest(regexp_extract_all(v, '\pL+')) AS w FROM d),
+                hit AS (SELECT c, v FROM d WHERE regexp_matches(v, '[0-9]{{10}}|[0-9]{{6}}-[0-9]{{4}}')
+                        UNION SELECT c, v FROM word SEMI JOIN (SELECT unnest($w::VARCHAR[]) AS w) AS nw USING (w))
+                SELECT (SELECT coalesce(sum(k), 0) FROM d), (SELECT list({{'c': c, 'v': v}}) FROM hit)""",
+                                   {"w": words}).fetchone()
             cells += n
             for cv in found or []:
                 col, v, typ = cv["c"], cv["v"], types[cv["c"]]
@@ -166,38 +168,10 @@ def test_the_scanner_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- the generated warehouse
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory):
-    """Sources and zones of a tiny Denmark taken through ingestion, quality and two warehouse loads.
-
-    Built once per session even under xdist: the first worker builds, the others wait and read.
-    """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    work = base / "privacy_warehouse"
-    work.mkdir(exist_ok=True)
-    src, root = work / "sources", work / "pipeline"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DSDW_KEY_DIR", str(work / "keys"))
-        mp.delenv("DSDW_PSEUDONYM_KEY", raising=False)
-        mp.delenv("DSDW_RESTRICTED_KEY", raising=False)
-        with (work / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (work / ".done").exists():
-                wkeys.ensure_key("pseudonym")
-                wkeys.ensure_key("restricted")
-                generate(src, scale="tiny", start=START, days=len(DAYS), seed=912, defect_rate=0.05)
-                with start_sources(src) as systems:
-                    cfg = SourcesConfig.from_describe(systems.describe())
-                    for day in DAYS:
-                        ingest_day(day, Zones(root), cfg, received_at=f"{day + dt.timedelta(days=1)}T02:00:00+02:00")
-                from pipelines.quality.results import publish, run_quality
-
-                publish(run_quality(root, DAYS[-1:], workers=1), root, DAYS[-1:])  # dq.* goes into the warehouse
-                for day in DAYS:
-                    load_warehouse(root, day)
-                (work / ".done").touch()
-        yield src, root
+def built(tiny_warehouse_keys: tuple[Path, Path]) -> tuple[Path, Path]:
+    """Sources and zones of a tiny Denmark (2 days, 5 % defects) taken through ingestion, quality and two
+    warehouse loads; built once per session (conftest ``tiny_warehouse``), with its keys in the environment."""
+    return tiny_warehouse_keys
 
 
 @pytest.fixture(scope="module")

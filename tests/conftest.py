@@ -1,0 +1,145 @@
+"""Shared fixtures: generated data built once per session and shared by the xdist workers.
+
+Generating and ingesting even a tiny Denmark costs tens of seconds, so a data set that several
+modules read is built here once: the first worker to ask builds it under the session's base
+temp directory (``pytest-N/``, shared by ``-n 2``'s workers) while holding a file lock, the others
+wait for it and read the same files.  The build is never reused across sessions, so a code change
+always gets fresh data.  Readers must not change these trees; a test that writes takes a copy.
+
+Record builders for hand-made lake deliveries (``kg``, ``uid``, ``deliver``, ``cpr_for``) are in
+``fixtures_wh.py``, the data-quality results builder in ``fixtures_dq.py``, lake payload helpers
+(``write_like``) in ``fixtures_lake.py``: plain modules, because module-level test data needs them
+at import time and pytest does not import conftest files as modules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fixtures_wh import use_keys
+
+START = dt.date(2026, 10, 1)
+TINY_DAYS = [START, START + dt.timedelta(days=1)]
+TINY_RECEIVED_AT = "2026-10-03T02:00:00+02:00"
+
+
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """``name``'s directory, filled by ``build(dir)`` exactly once per session across xdist workers.
+
+    A failed build leaves no ``.done`` mark: the next worker asking builds again (and fails the same way,
+    in its own tests) instead of reading half a tree.
+    """
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-N/, shared by the session's workers (popen-gw0, popen-gw1)
+    work = base / f"shared_{name}"
+    work.mkdir(exist_ok=True)
+    with (work / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (work / ".done").exists():
+            for p in work.iterdir():
+                if p.name != ".lock":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            build(work)
+            (work / ".done").touch()
+    return work
+
+
+def copy_zones(src: Path, dst: Path) -> Path:
+    """A copy of the zones ``src`` at ``dst`` whose ledger names the copy's own landing and lake files.
+
+    The ledger keeps absolute paths, and ingestion removes a superseded payload's files by them: a copy
+    still pointing at ``src`` would let a test delete the shared tree's files.
+    """
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    con = sqlite3.connect(dst / "ledger.sqlite")
+    try:
+        with con:
+            con.execute("UPDATE payloads SET landing_path = replace(landing_path, ?1, ?2), "
+                        "lake_path = replace(lake_path, ?1, ?2)", (f"{src}/", f"{dst}/"))
+    finally:
+        con.close()
+    return dst
+
+
+@pytest.fixture(scope="session")
+def sources_seed1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated sources: tiny, 2 days from 1 Oct 2026, seed 1, the scale's own defect rate.
+
+    Read by the lake payload-check and the source-client tests (which both generated exactly this).
+    """
+    from pipelines.simulate.generate import generate
+
+    def build(work: Path) -> None:
+        generate(work / "src", scale="tiny", start=START, days=len(TINY_DAYS), seed=1)
+
+    return built_once(tmp_path_factory, "sources_seed1", build) / "src"
+
+
+@pytest.fixture(scope="session")
+def tiny_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(sources, zones): tiny, 2 days, seed 8, 5 % defects, generated and ingested (received 3 Oct 02:00).
+
+    Read by the ingestion, quality-suite and privacy tests.
+    """
+    from pipelines.ingest import SourcesConfig, Zones, ingest_day
+    from pipelines.simulate.generate import generate
+    from pipelines.simulate.servers import start_sources
+
+    def build(work: Path) -> None:
+        generate(work / "src", scale="tiny", start=START, days=len(TINY_DAYS), seed=8, defect_rate=0.05)
+        with start_sources(work / "src") as systems:
+            cfg = SourcesConfig.from_describe(systems.describe())
+            for day in TINY_DAYS:
+                results = ingest_day(day, Zones(work / "root"), cfg, received_at=TINY_RECEIVED_AT)
+                assert not [f for r in results for f in r.failures]
+
+    work = built_once(tmp_path_factory, "tiny_lake", build)
+    return work / "src", work / "root"
+
+
+@pytest.fixture(scope="session")
+def copy_tiny_lake(tiny_lake: tuple[Path, Path]) -> Callable[[Path], Path]:
+    """``copy(dst)``: the ingested zones of ``tiny_lake`` copied to ``dst`` (``copy_zones``), for tests that write."""
+    return lambda dst: copy_zones(tiny_lake[1], dst)
+
+
+@pytest.fixture(scope="session")
+def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory, tiny_lake: tuple[Path, Path]
+                   ) -> tuple[Path, Path, Path]:
+    """(sources, zones, key dir): ``tiny_lake`` copied, quality published for its last day, then both
+    days loaded into the warehouse (analysts' database and the sealed restricted one).
+
+    Tests that open the restricted zone or derive person keys use ``tiny_warehouse_keys``.
+    """
+    from pipelines.quality.results import publish, run_quality
+    from pipelines.warehouse.build import load_warehouse
+
+    src, lake_root = tiny_lake
+
+    def build(work: Path) -> None:
+        root = copy_zones(lake_root, work / "pipeline")
+        with pytest.MonkeyPatch.context() as mp:
+            use_keys(mp, work / "keys")
+            publish(run_quality(root, TINY_DAYS[-1:], workers=1), root, TINY_DAYS[-1:])  # dq.* goes in too
+            for day in TINY_DAYS:
+                load_warehouse(root, day)
+
+    work = built_once(tmp_path_factory, "tiny_warehouse", build)
+    return src, work / "pipeline", work / "keys"
+
+
+@pytest.fixture(scope="module")
+def tiny_warehouse_keys(tiny_warehouse: tuple[Path, Path, Path]) -> Iterator[tuple[Path, Path]]:
+    """(sources, zones) of ``tiny_warehouse`` with its keys in the environment for the module's tests."""
+    src, root, keys = tiny_warehouse
+    with pytest.MonkeyPatch.context() as mp:
+        use_keys(mp, keys)
+        yield src, root
