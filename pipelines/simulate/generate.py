@@ -62,6 +62,9 @@ class Simulator(ScheduleMixin, EmissionMixin, DefectsMixin, ChangesMixin, Writer
         self.ground_truth: list[dict[str, Any]] = []
         self.last_reported: dict[tuple[str, int], Any] = {}
         self.plans: dict[int, tuple[str, int]] = {}
+        self.plan_records: dict[int, dict[str, Any]] = {}  # person -> their plan's latest record
+        self.moves_with_plan = 0  # moves whose plan goes to the tilflytningskommune (§ 39, stk. 11)
+        self.akasse_changes = 0
         self.tilmeldinger: dict[int, str] = {}
         self.sygemeldinger: dict[str, str] = {}  # spell id -> uuid of the sygemelding
         self.created_on: dict[str, tuple[dt.date, int]] = {}  # key -> (delivery day, minute) of its create

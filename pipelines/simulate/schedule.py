@@ -49,6 +49,10 @@ RATES: dict[str, float] = {
     "raadighedsvurdering": 1 / 150,
     "sagsbehandler": 1 / 400,
 }
+# At least this many per generation, whatever the scale (the rates give a small Denmark's fortnight none):
+# the recipients of § 66, stk. 5 and § 39, stk. 11 must get rows in the demo (issue 12).
+AKASSE_CHANGES_MIN = 3
+MOVES_WITH_PLAN_MIN = 3
 JOBSEEKER_KG = {1, 2, 3, 8, 12}  # groups registered as jobseekers (tilmelding)
 STILLINGSOPSLAG_PER_MILLION = 3000
 
@@ -72,8 +76,9 @@ class ScheduleMixin:
         for sp in tr.ended:  # after the next spells' creates: a late correction arrives after them
             self._late_start_correction(sp, day)
             self.last_end[sp.person] = day
-        for i, _old, _new in tr.moved:
-            self._moved(i, day)
+        for i, old, _new in tr.moved:
+            self._moved(i, day, old)
+        self._move_with_plan(day)
         self._akasse_changes(day)
         if "stillingsopslag" in self.contracts:
             n = int(self.rng.poisson(STILLINGSOPSLAG_PER_MILLION * self.pop.size / 1_000_000))
@@ -88,17 +93,20 @@ class ScheduleMixin:
         """
         for sp in self.pop.spells:
             if sp.end is None and sp.start < day:
-                i = sp.person
-                self._log_groups(i, sp.start)
-                self.emit("kontaktgruppe", i, sp.start, {"startdato": sp.start.isoformat(),
-                          "slutdato": None, "persongruppe": sp.persongruppe or None},
-                          key=sp.spell_id, reg=sp.start, deliver=day, defect_ok=False, correctable=False)
-                self._report_groups(i, sp.start, deliver=day)
-                if sp.kg in JOBSEEKER_KG:
-                    rec = self.emit("tilmelding", i, sp.start, {"startdato": sp.start.isoformat()},
-                                    reg=sp.start, deliver=day, defect_ok=False, correctable=False)
-                    if rec:
-                        self.tilmeldinger[i] = rec.get("tilmelding_id")
+                self._bestand_spell(sp, day)
+
+    def _bestand_spell(self: Simulator, sp: Spell, day: dt.date) -> None:
+        i = sp.person
+        self._log_groups(i, sp.start)
+        self.emit("kontaktgruppe", i, sp.start, {"startdato": sp.start.isoformat(),
+                  "slutdato": None, "persongruppe": sp.persongruppe or None},
+                  key=sp.spell_id, reg=sp.start, deliver=day, defect_ok=False, correctable=False)
+        self._report_groups(i, sp.start, deliver=day)
+        if sp.kg in JOBSEEKER_KG:
+            rec = self.emit("tilmelding", i, sp.start, {"startdato": sp.start.isoformat()},
+                            reg=sp.start, deliver=day, defect_ok=False, correctable=False)
+            if rec:
+                self.tilmeldinger[i] = rec.get("tilmelding_id")
 
     def _warm_bookings(self: Simulator, day: dt.date) -> None:
         """Conversations booked before the simulation starts are held in its first weeks.
@@ -203,19 +211,26 @@ class ScheduleMixin:
 
     def _akasse_changes(self: Simulator, day: dt.date) -> None:
         """A dagpengemodtager changes a-kasse (~9 % a year): the new a-kasse registers the member as a
-        jobseeker (§ 53, stk. 1), which is what the § 66, stk. 5 delivery sees as the change."""
+        jobseeker (§ 53, stk. 1), which is what the § 66, stk. 5 delivery sees as the change.
+
+        At that rate a small Denmark's fortnight may hold none; until AKASSE_CHANGES_MIN have happened,
+        each day after the first has at least one (the § 66, stk. 5 recipient must get rows).
+        """
         p = self.pop
         if "akasse_tilmelding" not in self.contracts or len(p.akasser) < 2:
             return
         members = np.flatnonzero((p.kg == 1) & (p.akasse >= 0))
         n = int(self.rng.binomial(len(members), AKASSE_CHANGE_RATE)) if len(members) else 0
+        if n == 0 and len(members) and self.start < day < self.end and self.akasse_changes < AKASSE_CHANGES_MIN:
+            n = 1
         for i in (np.sort(self.rng.choice(members, size=n, replace=False)) if n else []):
             others = p.akasser[p.akasser != p.akasse[i]]
             p.akasse[i] = others[int(self.rng.integers(len(others)))]
+            self.akasse_changes += 1
             self.emit("akasse_tilmelding", int(i), day, {"startdato": day.isoformat()}, reg=day,
                       defect_ok=False, correctable=False)
 
-    def _moved(self: Simulator, i: int, day: dt.date) -> None:
+    def _moved(self: Simulator, i: int, day: dt.date, old: int | None = None) -> None:
         """A move changes the myndighedstilknytning: the new opholdskommune updates the spell (§ 16, stk. 5)."""
         k = int(self.pop.spell[i])
         if k < 0:
@@ -223,9 +238,39 @@ class ScheduleMixin:
         sp = self.pop.spells[k]
         if sp.start > day:
             return
+        if old is not None and self._plan_goes_along(i, old):
+            self.moves_with_plan += 1
         if self._overlap_move(sp, day):
             return
         self._spell_update(sp, day)
+
+    def _plan_goes_along(self: Simulator, i: int, old: int) -> bool:
+        """Whether the person has a current plan of the old kommune that § 39, stk. 11 sends to the new one
+        (a jobplan, an aftale om opfølgning or a rehabiliteringsplan, afgivet or kvitteret)."""
+        rec = self.plan_records.get(i)
+        return rec is not None and str(rec.get("kommunekode")) in (str(old), f"{old:03d}") \
+            and rec.get("plantype") in ("1", "2", "4") and rec.get("status") in ("2", "3")
+
+    def _move_with_plan(self: Simulator, day: dt.date) -> None:
+        """Moves are ~7 % a year (population.MOVE_RATE): a small Denmark's fortnight may hold no move of a
+        person whose plan goes along (§ 39, stk. 11).  Until MOVES_WITH_PLAN_MIN have happened, each day
+        after the first moves one such person (the tilflytningskommune recipient must get rows)."""
+        if not self.start < day < self.end or self.moves_with_plan >= MOVES_WITH_PLAN_MIN:
+            return
+        p = self.pop
+        for i in sorted(self.plan_records):
+            k = int(p.spell[i])
+            if k < 0 or not self._plan_goes_along(i, int(p.ophold[i])):
+                continue
+            sp = p.spells[k]
+            if sp.start >= day or sp.spell_id in self.busy_spells or sp.spell_id not in self.key_msgs:
+                continue
+            old = int(p.ophold[i])
+            keep = p.kommuner != old
+            w = p.kommune_weights[keep]
+            p.bopael[i] = p.ophold[i] = p.kommuner[keep][int(self.crng.choice(int(keep.sum()), p=w / w.sum()))]
+            self._moved(i, day, old)
+            return
 
     def _rate_events(self: Simulator, day: dt.date) -> None:
         for name in sorted(self.contracts):
@@ -300,7 +345,9 @@ class ScheduleMixin:
             c = self.contracts["plan"]
             if rec and c.record_key and rec.get("cpr") == self.pop.cpr[i]:
                 self.plans[i] = (rec[c.record_key[0]], 1)
+                self.plan_records[i] = rec
         else:
             rec = self.emit("plan", i, day, change="update", key=key, version=version + 1, correctable=False)
             if rec:
                 self.plans[i] = (key, version + 1)
+                self.plan_records[i] = rec
