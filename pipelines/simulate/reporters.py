@@ -113,7 +113,7 @@ def choose(rng: np.random.Generator, kommuner: np.ndarray, kommune_weights: np.n
         for d in touched:
             out.broken[(ks[2], d)] = b
     if STOPPED_DATASET in datasets and days >= 5:
-        first = start + dt.timedelta(days=min(3, days - 3))
+        first = start + dt.timedelta(days=min(2, days - 3))  # after a day of deliveries, so the stop shows
         last = min(end - dt.timedelta(days=1), first + dt.timedelta(days=STOPPED_DAYS - 1))
         b = Behaviour("stopped", "kommune", ks[3], STOPPED_DATASET, None, first, last)
         out.items.append(b)

@@ -107,6 +107,11 @@ class ScheduleMixin:
                             reg=sp.start, deliver=day, defect_ok=False, correctable=False)
             if rec:
                 self.tilmeldinger[i] = rec.get("tilmelding_id")
+        if sp.kg == 1 and self.pop.akasse[i] >= 0:
+            # the a-kasse's registration of its dagpengemodtager (§ 53, stk. 1): the evidence of membership
+            # that a later change of a-kasse (§ 66, stk. 5) is seen against
+            self.emit("akasse_tilmelding", i, sp.start, {"startdato": sp.start.isoformat()},
+                      reg=sp.start, deliver=day, defect_ok=False, correctable=False)
 
     def _warm_bookings(self: Simulator, day: dt.date) -> None:
         """Conversations booked before the simulation starts are held in its first weeks.
