@@ -149,7 +149,7 @@ class EmissionMixin:
         """Days from the event to its registration: mostly the same day, within the deadline."""
         max_lag, rule = rv.max_lag(change)
         if late_reporter and rule is not None and self.crng.random() < reporters.LATE_SHARE:
-            return max_lag + 1 + int(self.crng.integers(0, 8))  # a systematically late reporter
+            return max_lag + 1 + int(self.crng.integers(0, 3))  # a systematically late reporter: 1-3 days
         if rule is None:
             return 0 if self.rng.random() < 0.9 else int(self.rng.integers(1, 4))
         if max_lag == 0 or self.rng.random() < 0.8:
