@@ -407,8 +407,12 @@ def test_ranking_puts_the_surprising_reporter_first_whatever_its_problem() -> No
     broken = reporter("901", 500, 60)
     late = reporter("902", 500, 1, late=150)
     stopped = reporter("903", 450, 1, gap=range(4, 11))
-    ranking = rank_reporters([*normal, small_bad_luck, broken, late, stopped], days)
+    # a small reporter sending a record or two every few days: a week's silence is its chance, not a stop
+    sparse = reporter("904", 40, 0)
+    sparse.received = {("plan", days[k]): (1, n) for k, n in ((0, 20), (1, 2), (2, 1), (10, 2), (12, 1))}
+    ranking = rank_reporters([*normal, small_bad_luck, broken, late, stopped, sparse], days)
     assert {s.rep.code for s in ranking[:3]} == {"901", "902", "903"}
+    assert next(s for s in ranking if s.rep.code == "904").p_gap > 0.01
     assert {s.rep.code: s.problem for s in ranking[:3]} == {"901": "fejlrate", "902": "rettidighed",
                                                              "903": "manglende leverancer"}
     assert ranking[2].score > 6 and ranking[3].score < 4

@@ -93,3 +93,11 @@ def test_the_delivery_populations_that_had_no_rows_now_have_persons(demo: Path, 
     carried = {r["cpr"] for ds in ("plan", "foranstaltning") for r in records[ds]
                if r["cpr"] in moved and r["kommunekode"] == moved[r["cpr"]]}
     assert len(moved) >= 10 and len(carried) >= 3, (len(moved), len(carried))
+
+
+def test_every_recipient_population_has_persons_in_the_demo(demo: Path) -> None:
+    """The five recipients that had no rows (issue 12), counted as their SQL cuts them, at the demo's scale."""
+    from test_simulate_recipients import populations
+
+    got = {k: len(v) for k, v in populations(demo, START, END).items()}
+    assert len(got) == 5 and min(got.values()) >= 3, got

@@ -193,9 +193,6 @@ def test_published_statistics_equal_the_full_computation_from_the_current_spells
     assert assert_mart_equals_full_recomputation(built[1], DAYS[-1]) > 0
 
 
-@pytest.mark.xfail(strict=False, reason="after the merge the broken-field kommune (851) scores below a reporter "
-                   "with a short silence (615): the ranking's measures and the simulator's defect sizes need "
-                   "re-tuning together")
 def test_the_overview_ranks_the_problem_reporters_on_top(built, tmp_path: Path) -> None:
     from pipelines.quality.report import _load, national, rank_reporters
 

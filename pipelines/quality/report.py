@@ -216,9 +216,11 @@ def _longest_gap(days: list[dt.date], delivered: dict[dt.date, int]) -> tuple[in
     """The longest run of days without a delivery between the first and last delivery, and how likely
     such a run is (at any day of the period) for a reporter sending its usual number of records a day.
 
-    The usual number is the mean over the other delivery days, leaving out the period's first day
-    (a first extract carries history); a stop followed by a catch-up delivery thus stands out,
-    a reporter with few records now and then does not.
+    The usual number is the reporter's records per day from its first delivery on, silent days
+    included, leaving out the period's first day (a first extract carries history).  A stop
+    followed by a catch-up delivery thus stands out (the catch-up holds the missing days' records),
+    a reporter with few records now and then does not: averaging over the delivery days alone
+    would count a reporter sending one record every third day as one sending one a day.
     """
     idx = [k for k, d in enumerate(days) if delivered.get(d)]
     if len(idx) < 2:
@@ -226,10 +228,10 @@ def _longest_gap(days: list[dt.date], delivered: dict[dt.date, int]) -> tuple[in
     best, at = max((b - a - 1, a) for a, b in zip(idx, idx[1:], strict=False))
     if best < 2:
         return best, 1.0
-    other = [delivered[days[k]] for k in idx if k != 0]
-    if len(other) < 2:
+    span = range(max(1, idx[0]), len(days))
+    if len(span) < 2:
         return best, 1.0
-    lam = sum(other) / len(other)
+    lam = sum(delivered.get(days[k], 0) for k in span) / len(span)
     return best, min(1.0, len(days) * math.exp(-lam * best))
 
 

@@ -41,7 +41,8 @@ import numpy as np
 from pipelines.contracts import generic_rule_id
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipelines.simulate.generate import Pending, Simulator
+    from pipelines.simulate.emission import Pending
+    from pipelines.simulate.generate import Simulator
     from pipelines.simulate.population import Spell
 
 CHANGE_KINDS = ("deleted_in_error", "corrected_startdato", "corrected_kontaktgruppe", "late_correction",
@@ -316,7 +317,7 @@ class ChangesMixin:
         """Portal files uploaded again today under the name they first had."""
         from pipelines.contracts import wire
         from pipelines.contracts.validate import validate_record, validate_rules
-        from pipelines.simulate.generate import _write
+        from pipelines.simulate.writers import _write
 
         for kind, ds, rep, first, later, recs in self.redeliveries:
             if later != day:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipelines.contracts.validate import validate_record, validate_rules
-from pipelines.simulate.population import cpr_for
+from pipelines.simulate.population import cpr_for, open_spell
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.simulate.generate import Simulator
@@ -35,6 +35,9 @@ REVALIDERING_KG = (4, 5)  # revalidering/forrevalidering is itself a measure: al
 SENIORS_PER_MILLION = 1000
 LOENTILSKUD = ("10", "11")  # aktiveringstyper: løntilskud, privat / offentlig arbejdsgiver
 ORDER_EFFECT = dt.date(2015, 6, 29)  # the order's effect date: no history before it
+# § 41, stk. 2: revalidender and forrevalidender under 18 (kontaktgruppe 4-5 = § 38, nr. 4-5), whose
+# measures go to UVM.  Rare (the groups' ages run to 64), so a generation holds at least UVM_MIN of them.
+UVM_MIN = 3
 
 
 def _past(rng: np.random.Generator, sp: Spell, day: dt.date, back: int = 180) -> dt.date:
@@ -49,6 +52,7 @@ def first_extract(sim: Simulator, day: dt.date) -> None:
     hrng = np.random.default_rng([sim.seed, 41])
     plan_c = sim.contracts.get("plan")
     for_c = sim.contracts.get("foranstaltning")
+    _young_revalidender(sim, day, hrng)
     for sp in sim.pop.spells:
         if sp.end is not None or sp.start >= day:
             continue
@@ -60,12 +64,33 @@ def first_extract(sim: Simulator, day: dt.date) -> None:
                            changes_ok=False)
             if rec and plan_c.record_key and rec.get("cpr") == sim.pop.cpr[i]:
                 sim.plans[i] = (rec[plan_c.record_key[0]], 1)
+                sim.plan_records[i] = rec
         running = u[1] < FORANSTALTNING_STOCK or sp.kg in REVALIDERING_KG
         if for_c is not None and running and sim.in_personkreds(for_c, i, day):
             ev = _past(rng, sp, day)
             ends = day + dt.timedelta(days=int(hrng.integers(14, 300)))  # running: it ends after the extract
             sim.emit("foranstaltning", i, ev, {"slutdato": ends.isoformat()}, reg=ev, deliver=day, defect_ok=False, correctable=False, changes_ok=False)
     _seniors(sim, day, hrng)
+
+
+def _young_revalidender(sim: Simulator, day: dt.date, hrng: np.random.Generator) -> None:
+    """Open spells of kontaktgruppe 4-5 for 16-17-year-olds (still under 18 at the period's end) until
+    UVM_MIN persons under 18 are in kontaktgruppe 2-6; their measure follows in the first extract."""
+    p = sim.pop
+    under18_end = p.age_on(sim.end) < 18
+    have = sum(1 for sp in p.spells if sp.end is None and sp.kg in (2, 3, 4, 5, 6) and under18_end[sp.person])
+    cands = np.flatnonzero((p.kg == 0) & (p.age_on(day) >= 16) & under18_end)
+    want = min(UVM_MIN - have, len(cands))
+    if want <= 0 or "kontaktgruppe" not in sim.contracts:
+        return
+    for i in np.sort(hrng.choice(cands, size=want, replace=False)):
+        b = p.birth[i].astype(dt.date)
+        sixteen = dt.date(b.year + 16, b.month, 28 if (b.month, b.day) == (2, 29) else b.day)
+        start = max(sixteen + dt.timedelta(days=1), day - dt.timedelta(days=int(hrng.integers(14, 200))))
+        if start >= day:
+            continue
+        sp = open_spell(p, sim.rng, int(i), 4 if hrng.random() < 0.75 else 5, start, registered=start)
+        sim._bestand_spell(sp, day)
 
 
 def _seniors(sim: Simulator, day: dt.date, hrng: np.random.Generator) -> None:

@@ -194,7 +194,7 @@ def build_population(scale: Scale, start: dt.date, rng: np.random.Generator) -> 
         elapsed = np.minimum(rng.exponential(prof.mean_days, size=len(chosen)).astype(int) + 1, 3650)
         for i, e in zip(chosen, elapsed, strict=True):
             s = max(start - dt.timedelta(days=int(e)), dt.date(2015, 6, 29))
-            _open_spell(pop, rng, int(i), int(kg), s, registered=s)
+            open_spell(pop, rng, int(i), int(kg), s, registered=s)
     return pop
 
 
@@ -209,7 +209,7 @@ def _draw_outside(pop: Population, rng: np.random.Generator, want: int, min_age:
     return rng.choice(ok, size=min(want, len(ok)), replace=False)
 
 
-def _open_spell(pop: Population, rng: np.random.Generator, i: int, kg: int, start: dt.date,
+def open_spell(pop: Population, rng: np.random.Generator, i: int, kg: int, start: dt.date,
                 registered: dt.date) -> Spell:
     prof = KG_PROFILES[kg]
     pg = ""
@@ -287,7 +287,7 @@ def advance_day(pop: Population, rng: np.random.Generator, day: dt.date) -> DayT
                         transfers.append((int(i), to))
                     break
     for i, to in transfers:
-        started.append(_open_spell(pop, rng, i, to, nxt, registered=nxt))
+        started.append(open_spell(pop, rng, i, to, nxt, registered=nxt))
     # inflow from outside keeps each group's stock stable in expectation
     for kg in KGS:
         kg = int(kg)
@@ -300,7 +300,7 @@ def advance_day(pop: Population, rng: np.random.Generator, day: dt.date) -> DayT
         lam += max(0.0, (target - current) / 30.0)
         want = int(rng.poisson(lam))
         for i in _draw_outside(pop, rng, want, prof.min_age, prof.max_age, ages):
-            started.append(_open_spell(pop, rng, int(i), kg, nxt, registered=nxt))
+            started.append(open_spell(pop, rng, int(i), kg, nxt, registered=nxt))
     moved = []
     movers = np.flatnonzero(rng.random(pop.size) < MOVE_RATE)
     for i in movers:

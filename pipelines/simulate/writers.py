@@ -18,7 +18,8 @@ from pipelines.contracts import wire
 if TYPE_CHECKING:  # pragma: no cover
     import datetime as dt
 
-    from pipelines.simulate.generate import Pending, Simulator
+    from pipelines.simulate.emission import Pending
+    from pipelines.simulate.generate import Simulator
 
 
 GROUND_TRUTH_COLUMNS = ["besked_id", "dataset", "channel", "indberetter", "leveringsdato", "defect",
