@@ -100,10 +100,12 @@ def _seniors(sim: Simulator, day: dt.date, hrng: np.random.Generator) -> None:
         return
     n = int(round(SENIORS_PER_MILLION * sim.pop.size / 1_000_000))
     p = sim.pop
+    on_date: dict[dt.date, int] = {}  # serials per birth date: 500 a day at most (cpr_for), any scale
     for k in range(n):
         birth = dt.date(1950, 1, 1) + dt.timedelta(days=int(hrng.integers(0, 3 * 365)))
         male = bool(hrng.random() < 0.5)
-        cpr = cpr_for(birth, 4 * k + int(hrng.integers(0, 4)), male)
+        nth = on_date[birth] = on_date.get(birth, -1) + 1
+        cpr = cpr_for(birth, 4 * nth + int(hrng.integers(0, 4)), male)
         kommune = int(p.kommuner[hrng.choice(len(p.kommuner), p=p.kommune_weights)])
         start = ORDER_EFFECT + dt.timedelta(days=int(hrng.integers(1, 300)))
         end = start + dt.timedelta(days=int(hrng.integers(120, 400)))
