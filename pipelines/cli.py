@@ -682,7 +682,7 @@ def demo(
     console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
                   f"(try: dsdw sql --root {root} --format markdown \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
     console.print(f"Restricted database (sealed, age): {root / 'restricted' / 'restricted.duckdb.sealed'}")
-    for line in statistics_api_hint(root):
+    for line in statistics_api_hint(root, out / "api_keys"):
         console.print(line)
     console.print(f"Dagster instance (runs, materializations, checks, partitions): {home}")
     console.print(f"Open it in the Dagster UI: {dagster_dev_command(out)}")

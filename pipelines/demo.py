@@ -37,6 +37,23 @@ DAGSTER_YAML = """\
 # The demo's Dagster instance (written by `dsdw demo`): runs, event logs, schedules and
 # sensors in SQLite under this directory (DAGSTER_HOME).  `dagster dev` with DAGSTER_HOME
 # set to this directory shows the demo's runs, materializations, checks and partitions.
+# The stock SQLite layout (history/runs.db, history/runs/<run>.db, schedules/), through subclasses that
+# keep one engine per database instead of one per event (pipelines/dagster_sqlite.py).
+run_storage:
+  module: pipelines.dagster_sqlite
+  class: PooledSqliteRunStorage
+  config:
+    base_dir: {home}/history/
+event_log_storage:
+  module: pipelines.dagster_sqlite
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {home}/history/runs/
+schedule_storage:
+  module: dagster._core.storage.schedules
+  class: SqliteScheduleStorage
+  config:
+    base_dir: {home}/schedules
 telemetry:
   enabled: false
 """
@@ -127,9 +144,9 @@ def dagster_home(out: Path) -> Path:
     """Create ``out/dagster`` (absolute, as Dagster wants) with its dagster.yaml: the demo's DAGSTER_HOME."""
     home = (Path(out) / "dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    cfg = home / "dagster.yaml"
-    if not cfg.exists() or cfg.read_text(encoding="utf-8") != DAGSTER_YAML:
-        cfg.write_text(DAGSTER_YAML, encoding="utf-8")
+    cfg, text = home / "dagster.yaml", DAGSTER_YAML.format(home=home)
+    if not cfg.exists() or cfg.read_text(encoding="utf-8") != text:
+        cfg.write_text(text, encoding="utf-8")
     return home
 
 
@@ -366,8 +383,9 @@ def run_direct(days: list[dt.date], root: Path, sources_file: Path, period: str 
     return sec
 
 
-def statistics_api_hint(root: Path) -> list[str]:
-    """Lines about the statistics API: how to start it, one example request and the table's page."""
+def statistics_api_hint(root: Path, keys: Path) -> list[str]:
+    """Lines about the statistics API: how to start it, one example request and the table's page.
+    ``keys``: the demo's own key file (under its data directory)."""
     from pipelines.api.cli import demo_hint
 
-    return demo_hint(root).splitlines()
+    return demo_hint(root, keys).splitlines()

@@ -16,6 +16,7 @@ import pytest
 from fixtures_wh import use_keys
 from typer.testing import CliRunner
 
+from pipelines.api.keys import KeyFile
 from pipelines.cli import app
 from pipelines.contracts import load_contracts
 from pipelines.deliveries.recipients import load_recipients
@@ -103,9 +104,13 @@ def test_the_warehouse_and_every_delivery_hold_the_data(demo: tuple[Path, str]) 
     assert "webservice" in output.lower() and "ftp" in output.lower()
 
 
-def test_the_demo_prints_the_statistics_api_and_an_example_request(demo: tuple[Path, str]) -> None:
+def test_the_demo_prints_the_statistics_api_with_a_key_under_its_own_directory(demo: tuple[Path, str]) -> None:
     out, output = demo
-    assert f"dsdw api serve --root {out / 'pipeline'}" in output and "curl -H 'X-API-Key: " in output
-    lines = statistics_api_hint(out / "pipeline")
-    assert lines[0].startswith(f"Statistics API: dsdw api serve --root {out / 'pipeline'}")
-    assert any("/api/v1/data/" in line for line in lines)
+    keys = out / "api_keys"
+    assert f"dsdw api serve --root {out / 'pipeline'} --keys {keys}" in " ".join(output.split())
+    key = output.split("X-API-Key: ", 1)[1].split("'", 1)[0]
+    assert KeyFile(keys).accepts(key) and keys.stat().st_mode & 0o077 == 0
+    lines = statistics_api_hint(out / "pipeline", keys)  # a second demo run reuses the key: no new line
+    assert lines[0].startswith(f"Statistics API: dsdw api serve --root {out / 'pipeline'} --keys {keys}")
+    assert any("/api/v1/data/" in line and key in line for line in lines)
+    assert KeyFile(keys).keys() == (key,)
