@@ -160,3 +160,33 @@ def test_the_demo_prints_the_statistics_api_with_a_key_under_its_own_directory(d
     assert lines[0].startswith(f"Statistics API: dsdw api serve --root {out / 'pipeline'} --keys {keys}")
     assert any("/api/v1/data/" in line and key in line for line in lines)
     assert KeyFile(keys).keys() == (key,)
+
+
+def test_the_governance_story_follows_the_simulators_problem_reporters(tmp_path: Path) -> None:
+    from pipelines.governance.demo import demo_roles, seed_demo
+    from pipelines.governance.hooks import ingest_refusal
+
+    behaviour = [  # generation.json's reporter_behaviour, as the simulator writes it
+        {"kind": "late", "reporter_kind": "kommune", "reporter": "630", "dataset": None, "detail": "late"},
+        {"kind": "late", "reporter_kind": "akasse", "reporter": "006", "dataset": None, "detail": "late"},
+        {"kind": "broken_field", "reporter_kind": "kommune", "reporter": "851", "dataset": "indkaldelse",
+         "detail": "system change: indkaldelse.samtaleform carries an invalid code 2026-10-03 - 2026-10-07"},
+        {"kind": "stopped", "reporter_kind": "kommune", "reporter": "101", "dataset": "samtale",
+         "detail": "no samtale delivered 2026-10-04 - 2026-10-10; the records follow on 2026-10-11"}]
+    roles = demo_roles(behaviour)
+    assert roles == {"underretning_aftager": "851", "idriftsaettelse": dt.date(2026, 10, 3), "sag_aftager": "630",
+                     "lukket_aftager": "751"}  # the closed kommune is none of the problem reporters
+    start = dt.date(2026, 10, 1)
+    with Register(register_path(tmp_path), hvem="test") as reg:
+        g = seed_demo(reg, start, 14, **roles)
+        u = reg.underretninger("851")[0]
+        assert u.planlagt_idriftsaettelse == dt.date(2026, 10, 3) and u.for_sen  # § 9: < 40 arbejdsdage
+        assert reg.sager("630")[0].sag_id == g.sag_id
+        assert g.lukket_dag == start + dt.timedelta(days=6) and "§ 8" in ingest_refusal(reg, "751", "webservice",
+                                                                                         g.lukket_dag)
+        # never the first day (the opening stock); Jobnet and the drops are outside the register
+        assert ingest_refusal(reg, "751", "webservice", start) is None
+        assert ingest_refusal(reg, "JOBNET", "webservice", g.lukket_dag) is None
+        assert ingest_refusal(reg, "751", "ftp", g.lukket_dag) is None
+        with Register(register_path(tmp_path / "one"), hvem="test") as one:
+            assert seed_demo(one, start, 1).lukket_dag == start + dt.timedelta(days=1)

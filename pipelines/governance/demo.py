@@ -16,6 +16,7 @@ show as a Jobnet/SSI defect instead of as a refused reporter.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from pipelines.contracts import codelist_codes, load_contracts
@@ -54,7 +55,9 @@ def demo_roles(behaviour: list[dict]) -> dict[str, object]:
     broken = next((b for b in kommuner if b["kind"] == "broken_field"), None)
     if broken:
         out["underretning_aftager"] = broken["reporter"]
-        out["idriftsaettelse"] = dt.date.fromisoformat(str(broken["first"]))
+        first = broken.get("first") or re.search(r"\d{4}-\d{2}-\d{2}", str(broken.get("detail", "")))
+        if first:  # the system change's first broken day (generation.json says it in the detail)
+            out["idriftsaettelse"] = dt.date.fromisoformat(first if isinstance(first, str) else first.group())
     late = next((b for b in kommuner if b["kind"] == "late"), None)
     if late:
         out["sag_aftager"] = late["reporter"]
