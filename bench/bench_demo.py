@@ -1,10 +1,14 @@
 """The demo's pipeline through Dagster vs the direct calls, in one run on the same generated sources.
 
 - direct: ingestion with datasets in 2 processes, quality once over all days with the reports, the
-  nightly warehouse loads, the deliveries (plain function calls: what ``make demo`` did before);
+  nightly warehouse loads with their model tests, the deliveries (plain function calls: what ``make demo``
+  did before);
 - dagster: what ``make demo`` does now (pipelines/demo.py): per day the 02:00 schedule's run (ingestion
-  + partition checks + dq_results) and the sensor's warehouse run, then every recipient's delivery job,
-  on a persistent SQLite instance.
+  + partition checks, whose results dq_results publishes) and the sensor's warehouse run, then the
+  ``leveringer`` job (full cuts, then increments), on a persistent SQLite instance, in one process.
+
+Wall time favours the direct path on a loaded machine (its ingestion runs in 2 processes, the Dagster
+runs in one); the CPU ratio compares the work.
 
 Both read the same sources (served once), each into its own zones. Writes bench/results/bench_demo.json
 with the seconds per stage and the ratio dagster/direct (goal <= 1.3).  Generation is timed apart: it

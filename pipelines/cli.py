@@ -567,7 +567,7 @@ def _print_demo_deliveries(rows: list, period: str, root: Path) -> None:
     """Every recipient's delivery runs for the demo period: a recipient with 0 rows or a failed run shows too."""
     from pipelines.deliveries.recipients import load_recipients
 
-    t = Table(title=f"Deliveries for {period} (Dagster jobs levering_*): encrypted per recipient; manifests and "
+    t = Table(title=f"Deliveries for {period} (Dagster job leveringer): encrypted per recipient; manifests and "
                     f"the audit log under {root / 'deliveries'} (list: dsdw deliveries)")
     for col in ("recipient", "§", "kind", "period", "cut from load", "rows", "files"):
         t.add_column(col, justify="right" if col in ("rows", "files") else "left")
@@ -586,12 +586,12 @@ def _print_dagster_runs(res, seconds: float) -> None:
 
     ok, bad = Counter(), Counter()
     for job, _, _, success in res.runs:
-        (ok if success else bad)[job if not job.startswith("levering_") else "levering_*"] += 1
+        (ok if success else bad)[job] += 1
     t = Table(title=f"Dagster runs ({len(res.runs)} in {seconds:.0f} s)")
     for col in ("job", "runs", "failed", "seconds"):
         t.add_column(col, justify="left" if col == "job" else "right")
     for job in sorted(set(ok) | set(bad)):
-        key = "deliveries" if job == "levering_*" else job
+        key = "deliveries" if job.startswith("levering") else job
         t.add_row(job, str(ok[job] + bad[job]), str(bad[job]) if bad[job] else "", f"{res.seconds[key]:.0f}")
     console.print(t)
 
@@ -653,6 +653,7 @@ def demo(
     for name in ("pseudonym", "restricted"):
         ensure_key(name)
     home = dagster_home(out)
+    gov = _seed_demo_governance(root, src, first, days)
     with served_sources(src, state) as systems:
         t = Table(title="Local source systems (loopback, their own process: dsdw sources serve)")
         t.add_column("system")
@@ -682,6 +683,7 @@ def demo(
     if any(w.ok for w in result.warehouse):
         _print_demo_stats(root, first.replace(day=1))
     _print_demo_deliveries(result.deliveries, first.strftime("%Y-%m"), root)
+    _print_demo_governance(root, gov)
     _print_dagster_runs(result, time.perf_counter() - t1)
     console.print(f"Sources: {src} (ground truth: {src / 'ground_truth.csv'}, {res.defects} defect rows)")
     console.print(f"Landing (raw payloads): {root / 'landing'}")
@@ -691,13 +693,40 @@ def demo(
     console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
                   f"(try: dsdw sql --root {root} --format markdown \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
     console.print(f"Restricted database (sealed, age): {root / 'restricted' / 'restricted.duckdb.sealed'}")
-    for line in statistics_api_hint(root):
+    for line in statistics_api_hint(root, out / "api_keys"):
         console.print(line)
     console.print(f"Dagster instance (runs, materializations, checks, partitions): {home}")
     console.print(f"Open it in the Dagster UI: {dagster_dev_command(out)}")
     console.print(f"Demo done in {time.perf_counter() - t0:.0f} s.")
     if result.failed_runs or any(r.failures for r in result.load):
         raise typer.Exit(1)
+
+
+def _seed_demo_governance(root: Path, src: Path, first: dt.date, days: int):  # -> DemoGovernance
+    """The demo's register (issue 17; §§ 5, 6, 8-11) before its first night: agreements for every
+    webservice/portal reporter, a § 8 closure, a late § 9 notice, a § 5 case, for the reporters the
+    simulator makes misbehave (generation.json)."""
+    import json
+
+    from pipelines.governance.demo import demo_roles, seed_demo
+    from pipelines.governance.register import Register, register_path
+
+    meta = json.loads((src / "generation.json").read_text(encoding="utf-8"))
+    root.mkdir(parents=True, exist_ok=True)
+    with Register(register_path(root), hvem="dsdw demo") as reg:
+        return seed_demo(reg, first, days, **demo_roles(meta.get("reporter_behaviour") or []))
+
+
+def _print_demo_governance(root: Path, gov) -> None:
+    """What the register holds and what ingestion refused because of it, and where the reports show it."""
+    from pipelines.governance.demo import demo_summary
+
+    console.print(f"[bold]Reporter governance[/] (register {root / 'governance.sqlite'}; dsdw governance ...):")
+    for line in demo_summary(root):
+        console.print(f"  {line}", markup=False)
+    reports = root / "reports"
+    console.print(f"§ 5 case and § 9 notice on the reporters' DQ pages: {reports / 'kommune' / (gov.sag_aftager + '.html')}"
+                  f", {reports / 'kommune'}/<kommune>.html; overdue action plans on {reports / 'index.html'}")
 
 
 def _print_warehouse_rows(rows: list, root: Path) -> None:

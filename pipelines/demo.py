@@ -8,8 +8,9 @@ Per delivery day: the ``nightly_0200`` schedule is evaluated at its tick (02:00
 the next morning) and its run request executed (ingestion with the partition
 checks, then ``dq_results``); the ``warehouse_after_ingestion`` run-status
 sensor is evaluated on that run's success event and its request executed (the
-warehouse load).  After the last day each recipient's ``levering_*`` job runs
-with the demo's delivery plan (a full cut from the middle load, an increment
+warehouse load).  After the last day the ``leveringer`` job (every recipient's
+delivery asset; each recipient also has its own scheduled ``levering_*`` job) runs
+twice with the demo's delivery plan (a full cut from the middle load, an increment
 from the last).  Runs execute in this process (``execute_in_process``): the
 daemon would launch the same requests in subprocesses, which on a 2-core machine
 costs more in imports than the work itself.
@@ -37,6 +38,23 @@ DAGSTER_YAML = """\
 # The demo's Dagster instance (written by `dsdw demo`): runs, event logs, schedules and
 # sensors in SQLite under this directory (DAGSTER_HOME).  `dagster dev` with DAGSTER_HOME
 # set to this directory shows the demo's runs, materializations, checks and partitions.
+# The stock SQLite layout (history/runs.db, history/runs/<run>.db, schedules/), through subclasses that
+# keep one engine per database instead of one per event (pipelines/dagster_sqlite.py).
+run_storage:
+  module: pipelines.dagster_sqlite
+  class: PooledSqliteRunStorage
+  config:
+    base_dir: {home}/history/
+event_log_storage:
+  module: pipelines.dagster_sqlite
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {home}/history/runs/
+schedule_storage:
+  module: dagster._core.storage.schedules
+  class: SqliteScheduleStorage
+  config:
+    base_dir: {home}/schedules
 telemetry:
   enabled: false
 """
@@ -127,9 +145,9 @@ def dagster_home(out: Path) -> Path:
     """Create ``out/dagster`` (absolute, as Dagster wants) with its dagster.yaml: the demo's DAGSTER_HOME."""
     home = (Path(out) / "dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    cfg = home / "dagster.yaml"
-    if not cfg.exists() or cfg.read_text(encoding="utf-8") != DAGSTER_YAML:
-        cfg.write_text(DAGSTER_YAML, encoding="utf-8")
+    cfg, text = home / "dagster.yaml", DAGSTER_YAML.format(home=home)
+    if not cfg.exists() or cfg.read_text(encoding="utf-8") != text:
+        cfg.write_text(text, encoding="utf-8")
     return home
 
 
@@ -183,17 +201,18 @@ class DagsterDemo:
     def _execute(self, request: Any, job_name: str, tags: dict[str, str], defs: Any = None) -> Any:
         job = (defs or self.defs).resolve_job_def(request.job_name or job_name)
         run_tags = {k: v for k, v in (request.tags or {}).items() if not k.startswith("dagster/partition")}
+        run_tags.update(tags)
         if request.run_key:
             run_tags["dagster/run_key"] = request.run_key
-        run_tags.update(tags)
         config = {**QUIET, **(request.run_config or {})}
         t = time.perf_counter()
         res = job.execute_in_process(instance=self.instance, partition_key=request.partition_key,
                                      run_config=config, tags=run_tags, raise_on_error=False,
                                      asset_selection=request.asset_selection)
-        self.result.seconds[job.name if not job.name.startswith("levering_") else "deliveries"] += \
+        self.result.seconds[job.name if not job.name.startswith("levering") else "deliveries"] += \
             time.perf_counter() - t
-        label = request.partition_key or json.dumps(request.run_config.get("ops", {}), sort_keys=True)[:80]
+        label = request.partition_key or tags.get("dsdw/levering") or \
+            json.dumps(request.run_config.get("ops", {}), sort_keys=True)[:80]
         self.result.runs.append((job.name, label, res.run_id, res.success))
         return res
 
@@ -271,35 +290,44 @@ class DagsterDemo:
 
     # -- the deliveries ---------------------------------------------------------------------
     def deliveries(self, period: str) -> list[DeliveryRow]:
-        """Every recipient's ``levering_*`` job for the demo month: a full cut from the middle day's load,
-        then (where the recipient takes increments) an increment from the last day's load, so the
-        increments carry the corrections in between.  Weekly recipients: the ISO week of the last load."""
+        """Every recipient's delivery for the demo month, as two runs of the ``leveringer`` job (all
+        recipients' assets, config per recipient): a full cut from the middle day's load for recipients
+        that take increments (else from the last), then an increment from the last day's load, so the
+        increments carry the corrections in between.  Weekly recipients: the ISO week of the load."""
         import dagster as dg
 
-        from pipelines.deliveries.assets import op_name
+        from pipelines.deliveries.assets import LEVERINGER_JOB, asset_key, op_name
         from pipelines.deliveries.cut import parse_period, period_of
         from pipelines.deliveries.recipients import load_recipients
 
         mid, last = demo_cuts(self.root, period)
+        plans: dict[str, dict[str, tuple[str, str]]] = {"full": {}, "increment": {}}  # kind -> rid -> cut
         for rec in load_recipients().values():
             plan = [("full", mid), ("increment", last)] if "increment" in rec.leveringer and mid != last \
                 else [("full", last)]
             for kind, (load_id, day) in plan:
                 p = period if rec.periode == "maaned" else period_of(day, rec.periode)
                 parse_period(p, rec.periode)
-                cfg = {"ops": {op_name(rec.id): {"config": {"kind": kind, "period": p, "load_id": load_id,
-                                                            "demo_keys": True}}}}
-                res = self._execute(dg.RunRequest(run_config=cfg), f"levering_{rec.id}",
-                                    {"dsdw/levering": kind, "dsdw/periode": p})
-                mats = res.asset_materializations_for_node(op_name(rec.id))
+                plans[kind][rec.id] = (load_id, p)
+        for kind, plan in plans.items():
+            if not plan:
+                continue
+            cfg = {"ops": {op_name(rid): {"config": {"kind": kind, "period": p, "load_id": load_id,
+                                                      "demo_keys": True}} for rid, (load_id, p) in plan.items()}}
+            res = self._execute(dg.RunRequest(run_config=cfg, asset_selection=[asset_key(r) for r in plan]),
+                                LEVERINGER_JOB.name, {"dsdw/levering": kind, "dsdw/periode": period})
+            for rid, (load_id, p) in plan.items():
+                rec = load_recipients()[rid]
+                mats = res.asset_materializations_for_node(op_name(rid))
                 if mats:
                     md = _md(mats[-1])
-                    row = DeliveryRow(rec.id, rec.retsgrundlag, kind, p, load_id, True, int(md["raekker"]),
+                    row = DeliveryRow(rid, rec.retsgrundlag, kind, p, load_id, True, int(md["raekker"]),
                                       dict(md["filer"]), res.run_id)
                 else:
-                    row = DeliveryRow(rec.id, rec.retsgrundlag, kind, p, load_id, False, run_id=res.run_id,
-                                      error=_error(res, op_name(rec.id)))
+                    row = DeliveryRow(rid, rec.retsgrundlag, kind, p, load_id, False, run_id=res.run_id,
+                                      error=_error(res, op_name(rid)))
                 self.result.deliveries.append(row)
+        self.result.deliveries.sort(key=lambda r: (list(load_recipients()).index(r.recipient), r.kind))
         return self.result.deliveries
 
     def run(self, days: list[dt.date], period: str | None = None,
@@ -337,12 +365,16 @@ def demo_cuts(root: Path, period: str) -> tuple[tuple[str, dt.date], tuple[str, 
 def run_direct(days: list[dt.date], root: Path, sources_file: Path, period: str | None,
                workers: int = 2) -> dict[str, float]:
     """The same pipeline as plain calls (benchmarks only): ingestion with datasets in ``workers``
-    processes, quality once over all days with the reports, the nightly warehouse loads, the deliveries.
+    processes, quality once over all days with the reports, the nightly warehouse loads with their model
+    tests, the deliveries.
     Returns the seconds per stage."""
+    import duckdb
+
     from pipelines.load import load_days_direct
     from pipelines.quality.report import build_reports
     from pipelines.quality.results import publish, run_quality
     from pipelines.warehouse.build import load_warehouse
+    from pipelines.warehouse.checks import run_checks
 
     sec: dict[str, float] = {}
     t = time.perf_counter()
@@ -354,8 +386,12 @@ def run_direct(days: list[dt.date], root: Path, sources_file: Path, period: str 
     build_reports(publish(run, root, days), root / "reports")
     sec["quality"] = time.perf_counter() - t
     t = time.perf_counter()
-    for day in days:
-        load_warehouse(root, day)
+    for day in days:  # with the model tests, as the warehouse asset's checks run them
+        con = duckdb.connect(str(load_warehouse(root, day).published), read_only=True)
+        try:
+            run_checks(con, root)
+        finally:
+            con.close()
     sec["warehouse"] = time.perf_counter() - t
     if period:
         from pipelines.deliveries import demo_deliveries
@@ -366,8 +402,9 @@ def run_direct(days: list[dt.date], root: Path, sources_file: Path, period: str 
     return sec
 
 
-def statistics_api_hint(root: Path) -> list[str]:
-    """Lines about the statistics API: how to start it, one example request and the table's page."""
+def statistics_api_hint(root: Path, keys: Path) -> list[str]:
+    """Lines about the statistics API: how to start it, one example request and the table's page.
+    ``keys``: the demo's own key file (under its data directory)."""
     from pipelines.api.cli import demo_hint
 
-    return demo_hint(root).splitlines()
+    return demo_hint(root, keys).splitlines()

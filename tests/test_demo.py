@@ -7,7 +7,9 @@ One tiny day (the 02:00 schedule's run, the sensor's warehouse run, every delive
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import sqlite3
 from pathlib import Path
 
 import dagster as dg
@@ -16,12 +18,19 @@ import pytest
 from fixtures_wh import use_keys
 from typer.testing import CliRunner
 
+from pipelines.api.keys import KeyFile
 from pipelines.cli import app
 from pipelines.contracts import load_contracts
 from pipelines.deliveries.recipients import load_recipients
 from pipelines.demo import open_instance, statistics_api_hint
+from pipelines.governance.register import Register, register_path
 
 DAY = "2026-10-01"
+
+
+def shows(output: str, text: str) -> bool:
+    """``text`` is in the printout, wherever the console wrapped its lines (also inside a long path)."""
+    return "".join(text.split()) in "".join(output.split())
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +59,12 @@ def test_the_schedule_and_the_sensor_runs_are_in_the_instance(demo: tuple[Path, 
     assert ing.tags["dagster/partition"] == DAY and ing.tags["dagster/schedule_name"] == "nightly_0200"
     assert wh.tags["dagster/partition"] == DAY and wh.tags["dagster/sensor_name"] == "warehouse_after_ingestion"
     assert wh.tags["dagster/run_key"] == f"warehouse:{DAY}"
-    assert {j for j in by_job if j.startswith("levering_")} == {f"levering_{r}" for r in load_recipients()}
-    assert f"DAGSTER_HOME={home.resolve()}" in " ".join(output.split()) and "dagster dev" in output
+    lev = by_job["leveringer"]  # one day: mid cut = last cut, one full delivery run for every recipient
+    assert lev.tags["dsdw/levering"] == "full" and sum(r.job_name == "leveringer" for r in runs) == 1
+    for rid in load_recipients():
+        ev = inst.get_latest_materialization_event(dg.AssetKey(["deliveries", rid]))
+        assert ev is not None and ev.run_id == lev.run_id
+    assert shows(output, f"DAGSTER_HOME={home.resolve()}") and shows(output, "dagster dev -m pipelines.definitions")
 
 
 def test_materializations_partitions_and_checks_hold_what_reached_the_lake(demo: tuple[Path, str]) -> None:
@@ -75,6 +88,20 @@ def test_materializations_partitions_and_checks_hold_what_reached_the_lake(demo:
                                       limit=1000).records
     assert len(checks) == 2 * len(load_contracts())  # both checks of every dataset's partition
     assert inst.get_materialized_partitions(dg.AssetKey(["quality", "dq_results"])) == {DAY}
+    # the day's quality was computed once, by the partition checks; dq_results published their results:
+    # the same as evaluating every rule over the finished lake again
+    from pipelines.quality.results import run_quality
+
+    fresh = run_quality(root, [dt.date.fromisoformat(DAY)])
+    dq = duckdb.connect(str(root / "dq.duckdb"), read_only=True)
+    published = dq.execute("SELECT dataset, reporter, rule_id, records_checked, records_failed FROM dq_results "
+                           "ORDER BY ALL").fetchall()
+    dq.close()
+    assert published == sorted((r["dataset"], r["reporter"], r["rule_id"], r["records_checked"],
+                                r["records_failed"]) for r in fresh.results)
+    assert sum(p[4] for p in published) > 0
+    checked = root / "quality" / "_checked"  # the checks' kept results are gone once published
+    assert not checked.exists() or not any(checked.iterdir())
     assert inst.get_materialized_partitions(dg.AssetKey(["warehouse", "warehouse_duckdb"])) == {DAY}
 
 
@@ -103,9 +130,63 @@ def test_the_warehouse_and_every_delivery_hold_the_data(demo: tuple[Path, str]) 
     assert "webservice" in output.lower() and "ftp" in output.lower()
 
 
-def test_the_demo_prints_the_statistics_api_and_an_example_request(demo: tuple[Path, str]) -> None:
+def test_the_demo_seeds_the_governance_register_and_shows_it(demo: tuple[Path, str]) -> None:
     out, output = demo
-    assert f"dsdw api serve --root {out / 'pipeline'}" in output and "curl -H 'X-API-Key: " in output
-    lines = statistics_api_hint(out / "pipeline")
-    assert lines[0].startswith(f"Statistics API: dsdw api serve --root {out / 'pipeline'}")
-    assert any("/api/v1/data/" in line for line in lines)
+    root = out / "pipeline"
+    with Register(register_path(root), readonly=True) as reg:
+        aftaler, sager, us = reg.aftaler(), reg.sager(), reg.underretninger()
+        # § 6 agreements for every webservice/portal reporter; Jobnet, FTP, UVM and SSI need none: nothing of
+        # theirs was refused, and every dataset's blocking check passed (the closure is not on the first day)
+        assert {a.kanal for a in aftaler} >= {"webservice"} and len(aftaler) > 100
+        assert reg.lukning("101", dt.date(2026, 10, 2)) is not None
+        assert reg.lukning("101", dt.date.fromisoformat(DAY)) is None
+    assert shows(output, f"§ 6: {len(aftaler)} tilslutningsaftaler")
+    assert shows(output, f"§ 9: {us[0].aftager}") and us[0].for_sen
+    assert shows(output, f"§ 5: sag {sager[0].sag_id} for {sager[0].aftager}")
+    page = (root / "reports" / "kommune" / f"{sager[0].aftager}.html").read_text(encoding="utf-8")
+    assert "§ 5" in page and "handlingsplan" in page.lower()
+    con = sqlite3.connect(root / "ledger.sqlite")
+    assert con.execute("SELECT count(*) FROM payloads WHERE error LIKE 'afvist: §%'").fetchone()[0] == 0
+    con.close()
+
+
+def test_the_demo_prints_the_statistics_api_with_a_key_under_its_own_directory(demo: tuple[Path, str]) -> None:
+    out, output = demo
+    keys = out / "api_keys"
+    assert shows(output, f"dsdw api serve --root {out / 'pipeline'} --keys {keys}")
+    key = output.split("X-API-Key: ", 1)[1].split("'", 1)[0].strip()
+    assert KeyFile(keys).accepts(key) and keys.stat().st_mode & 0o077 == 0
+    lines = statistics_api_hint(out / "pipeline", keys)  # a second demo run reuses the key: no new line
+    assert lines[0].startswith(f"Statistics API: dsdw api serve --root {out / 'pipeline'} --keys {keys}")
+    assert any("/api/v1/data/" in line and key in line for line in lines)
+    assert KeyFile(keys).keys() == (key,)
+
+
+def test_the_governance_story_follows_the_simulators_problem_reporters(tmp_path: Path) -> None:
+    from pipelines.governance.demo import demo_roles, seed_demo
+    from pipelines.governance.hooks import ingest_refusal
+
+    behaviour = [  # generation.json's reporter_behaviour, as the simulator writes it
+        {"kind": "late", "reporter_kind": "kommune", "reporter": "630", "dataset": None, "detail": "late"},
+        {"kind": "late", "reporter_kind": "akasse", "reporter": "006", "dataset": None, "detail": "late"},
+        {"kind": "broken_field", "reporter_kind": "kommune", "reporter": "851", "dataset": "indkaldelse",
+         "detail": "system change: indkaldelse.samtaleform carries an invalid code 2026-10-03 - 2026-10-07"},
+        {"kind": "stopped", "reporter_kind": "kommune", "reporter": "101", "dataset": "samtale",
+         "detail": "no samtale delivered 2026-10-04 - 2026-10-10; the records follow on 2026-10-11"}]
+    roles = demo_roles(behaviour)
+    assert roles == {"underretning_aftager": "851", "idriftsaettelse": dt.date(2026, 10, 3), "sag_aftager": "630",
+                     "lukket_aftager": "751"}  # the closed kommune is none of the problem reporters
+    start = dt.date(2026, 10, 1)
+    with Register(register_path(tmp_path), hvem="test") as reg:
+        g = seed_demo(reg, start, 14, **roles)
+        u = reg.underretninger("851")[0]
+        assert u.planlagt_idriftsaettelse == dt.date(2026, 10, 3) and u.for_sen  # § 9: < 40 arbejdsdage
+        assert reg.sager("630")[0].sag_id == g.sag_id
+        assert g.lukket_dag == start + dt.timedelta(days=6) and "§ 8" in ingest_refusal(reg, "751", "webservice",
+                                                                                         g.lukket_dag)
+        # never the first day (the opening stock); Jobnet and the drops are outside the register
+        assert ingest_refusal(reg, "751", "webservice", start) is None
+        assert ingest_refusal(reg, "JOBNET", "webservice", g.lukket_dag) is None
+        assert ingest_refusal(reg, "751", "ftp", g.lukket_dag) is None
+        with Register(register_path(tmp_path / "one"), hvem="test") as one:
+            assert seed_demo(one, start, 1).lukket_dag == start + dt.timedelta(days=1)

@@ -32,10 +32,20 @@ def new_key_cmd(keys: Path = typer.Option(DEFAULT_KEY_FILE), note: str = typer.O
     typer.echo(new_key(keys, note))
 
 
-def demo_hint(root: Path, port: int = 8000) -> str:
-    """The lines the demo prints: how to start the API and one example request."""
-    k = new_key(DEFAULT_KEY_FILE, "demo")
-    return (f"Statistics API: dsdw api serve --root {root} --port {port}  ->  http://127.0.0.1:{port}/docs\n"
+def demo_key(keys: Path) -> str:
+    """The demo's API key in the demo's own key file (under its data directory, never the user's
+    ~/.config/dsdw/api_keys): the first key there, created on the first demo run and kept by the next."""
+    from pipelines.api.keys import KeyFile
+
+    existing = KeyFile(keys).keys()
+    return existing[0] if existing else new_key(keys, "demo")
+
+
+def demo_hint(root: Path, keys: Path, port: int = 8000) -> str:
+    """The lines the demo prints: how to start the API on the demo's key file and one example request."""
+    k = demo_key(keys)
+    return (f"Statistics API: dsdw api serve --root {root} --keys {keys} --port {port}  ->  "
+            f"http://127.0.0.1:{port}/docs\n"
             f"  example: curl -H 'X-API-Key: {k}' "
             f"'http://127.0.0.1:{port}/api/v1/data/ydelser_i_alt?omraade=000&periode_type=maaned&format=csv'\n"
             f"  page: http://127.0.0.1:{port}/sider/ydelser_i_alt?api_key={k}")

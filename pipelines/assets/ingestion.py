@@ -10,6 +10,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -22,6 +23,9 @@ from pipelines.ingest import (
     folder_datasets,
     ingest_dataset_day,
 )
+
+if TYPE_CHECKING:
+    from pipelines.quality.results import QualityRun
 
 TZ = "Europe/Copenhagen"
 PARTITIONS_START = os.environ.get("DSDW_PARTITIONS_START", "2026-09-01")
@@ -125,7 +129,7 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
         if len(warnings) > 5:
             context.log.warning(f"... and {len(warnings) - 5} more changes of records never created "
                                 f"(the quality checks list them all)")
-        checks = partition_checks(c, day, dsdw)
+        checks = partition_checks(c, day, dsdw, context.run.run_id)
         return dg.MaterializeResult(check_results=checks, metadata={
             "payloads": len(res.payloads),
             "new_payloads": len(res.loaded_now),
@@ -140,12 +144,29 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
     return _asset
 
 
-def partition_checks(c: Contract, day: dt.date, dsdw: DsdwResource) -> list[dg.AssetCheckResult]:
+def _checked_path(root: Path, run_id: str, day: dt.date, dataset: str) -> Path:
+    return Path(root) / "quality" / "_checked" / run_id / day.isoformat() / f"{dataset}.pickle"
+
+
+def partition_checks(c: Contract, day: dt.date, dsdw: DsdwResource, run_id: str | None = None
+                     ) -> list[dg.AssetCheckResult]:
     """Every check of the partition: the GX suite and all the contract's rules, judged against
-    what the lake knows (the assets in ``state_deps`` ran first for this partition)."""
+    what the lake knows (the assets in ``state_deps`` ran first for this partition).
+
+    The results are kept for this Dagster run's ``dq_results`` (``run_id``), which publishes them
+    instead of evaluating every rule a second time: the day's quality is computed once."""
+    import pickle
+
     from pipelines.quality.results import run_quality
 
-    run = run_quality(dsdw.zones().root, [day], [c.dataset])
+    root = dsdw.zones().root
+    run = run_quality(root, [day], [c.dataset])
+    if run_id:
+        path = _checked_path(root, run_id, day, c.dataset)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps((run.results, run.failures, run.timeliness), pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
     out = []
     for sev, name in (("error", "dq_error_rules"), ("warn", "dq_warn_rules")):
         rows = [r for r in run.results if r["severity"] == sev]
@@ -180,11 +201,11 @@ def partition_checks(c: Contract, day: dt.date, dsdw: DsdwResource) -> list[dg.A
 )
 def dq_results(context: dg.AssetExecutionContext, dsdw: DsdwResource) -> dg.MaterializeResult:
     from pipelines.quality.report import build_reports
-    from pipelines.quality.results import publish, run_quality
+    from pipelines.quality.results import publish
 
     day = dt.date.fromisoformat(context.partition_key)
     root = dsdw.zones().root
-    run = run_quality(root, [day])
+    run = day_quality(root, day, context.run.run_id)
     db = publish(run, root, [day])
     failed = sum(r["records_failed"] for r in run.results)
     md = {"records_failed": failed, "rules_evaluated": len({r["rule_id"] for r in run.results}), "dq_db": str(db)}
@@ -195,6 +216,40 @@ def dq_results(context: dg.AssetExecutionContext, dsdw: DsdwResource) -> dg.Mate
 
         md["gx_data_docs"] = dg.MetadataValue.path(str(build_data_docs(root, day)))
     return dg.MaterializeResult(metadata=md)
+
+
+def day_quality(root: Path, day: dt.date, run_id: str) -> "QualityRun":
+    """The day's checks over every dataset: what this run's partition checks computed (after every
+    dataset of the day was loaded in this run, as dq_results depends on all of them), the datasets this
+    run did not check evaluated now.  Results of other runs are never reused: a later load of a
+    dependency may have changed their verdict."""
+    import pickle
+    import shutil
+
+    from pipelines.quality.results import QualityRun, _completeness, run_quality
+
+    names = sorted(load_contracts())
+    run = QualityRun([], [], [], _completeness(Path(root), [day], None))
+    missing = []
+    for ds in names:
+        path = _checked_path(root, run_id, day, ds)
+        if not path.exists():
+            missing.append(ds)
+            continue
+        results, failures, timeliness = pickle.loads(path.read_bytes())
+        run.results += results
+        run.failures += failures
+        run.timeliness += timeliness
+    if missing:
+        rest = run_quality(root, [day], missing)
+        run.results += rest.results
+        run.failures += rest.failures
+        run.timeliness += rest.timeliness
+        order = {ds: k for k, ds in enumerate(names)}
+        for rows in (run.results, run.failures, run.timeliness):
+            rows.sort(key=lambda r: order[r["dataset"]])  # stable: each dataset's own order is kept
+    shutil.rmtree(Path(root) / "quality" / "_checked" / run_id, ignore_errors=True)
+    return run
 
 
 INGESTION_ASSETS = [_make_asset(c) for c in load_contracts().values()]

@@ -2,13 +2,21 @@
 § 9 notice, one § 5 case with an action plan that runs past its frist, and two vendors.
 
 Call :func:`seed_demo` before the demo's first ingestion: from then on the register is active, so
-every webservice and portal reporter needs its agreement (all get one), the closed aftager's
-deliveries of that day are refused (reason in the ledger) and its deliveries withheld.
+every webservice and portal reporter needs its agreement (all get one; FTP and the UVM/SSI drops
+need none, Jobnet is STAR's own system), the closed aftager's deliveries of that day are refused
+(reason in the ledger) and its deliveries withheld.
+
+The closed day is never the first delivery day: that day carries every reporter's opening stock (the
+open kontaktgruppe spells), and refusing a large kommune's stock leaves its persons without a spell,
+so the other feeds' personkreds rules (Jobnet's joblog, SSI's sygesikring contacts: datasets the
+register does not govern) would rightly fail and block their partitions: the closure would then
+show as a Jobnet/SSI defect instead of as a refused reporter.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from pipelines.contracts import codelist_codes, load_contracts
@@ -36,11 +44,34 @@ def _channels(kind: str) -> set[str]:
     return {c.channel for c in load_contracts().values() if c.reporter == reporter} & {"webservice", "portal"}
 
 
+def demo_roles(behaviour: list[dict]) -> dict[str, object]:
+    """seed_demo's keyword arguments from the simulator's problem reporters (generation.json's
+    ``reporter_behaviour``): the § 9 notice for the kommune whose "system change" breaks a field (go-live
+    on the first broken day), the § 5 case for a systematically late kommune, the § 8 closure for a large
+    kommune with no problem of its own.  Empty behaviour (a demo under 3 days): seed_demo's defaults."""
+    kommuner = [b for b in behaviour if b.get("reporter_kind") == "kommune"]
+    problem = {b["reporter"] for b in kommuner}
+    out: dict[str, object] = {}
+    broken = next((b for b in kommuner if b["kind"] == "broken_field"), None)
+    if broken:
+        out["underretning_aftager"] = broken["reporter"]
+        first = broken.get("first") or re.search(r"\d{4}-\d{2}-\d{2}", str(broken.get("detail", "")))
+        if first:  # the system change's first broken day (generation.json says it in the detail)
+            out["idriftsaettelse"] = dt.date.fromisoformat(first if isinstance(first, str) else first.group())
+    late = next((b for b in kommuner if b["kind"] == "late"), None)
+    if late:
+        out["sag_aftager"] = late["reporter"]
+    out["lukket_aftager"] = next(k for k in ("101", "751", "461", "561", "851", "157") if k not in problem)
+    return out
+
+
 def seed_demo(register: Register, start_date: dt.date, days: int = 14, *, lukket_aftager: str = "101",
-              sag_aftager: str = "851", underretning_aftager: str = "461") -> DemoGovernance:
+              sag_aftager: str = "851", underretning_aftager: str = "461",
+              idriftsaettelse: dt.date | None = None) -> DemoGovernance:
     """Record the demo's governance events relative to ``start_date`` (idempotent: a seeded register is kept).
 
-    ``sag_aftager`` should be the reporter the simulator makes misbehave, so its page shows why.
+    ``sag_aftager`` should be the reporter the simulator makes misbehave, so its page shows why;
+    ``idriftsaettelse``: the § 9 notice's planned go-live (default: a week into the period).
     """
     existing = register.sager(sag_aftager)
     if register.aftaler() and existing:
@@ -57,15 +88,19 @@ def seed_demo(register: Register, start_date: dt.date, days: int = 14, *, lukket
                                     note="videreført efter § 112, stk. 6")
                 n += 1
     # § 8: one day closed - the middle delivery day, the day of the demo's mid-period delivery cut, so both
-    # the refused ingestion and the withheld delivery show - reopened the next
-    lukket = start_date + dt.timedelta(days=max(days - 1, 0) // 2)
+    # the refused ingestion and the withheld delivery show - reopened the next; never the first day (the
+    # opening stock, see the module's docstring): in a 1-day demo the closure lies after the period
+    lukket = start_date + dt.timedelta(days=max(1, max(days - 1, 0) // 2))
     register.close_access(lukket_aftager, lukket, "tilslutningsbetingelserne er ikke overholdt: test før "
                           "ibrugtagning af ny webserviceklient ikke gennemført (§ 6, stk. 1)")
     register.reopen_access(lukket_aftager, lukket + dt.timedelta(days=1))
-    # § 9: a late notice - given 3 days into the period for a go-live 5 days later
+    # § 9: a late notice - given a few days before go-live (default: 3 days into the period for a go-live
+    # a week in), far less than 40 arbejdsdage before
+    idrift = idriftsaettelse or start_date + dt.timedelta(days=min(7, max(days - 1, 2)))
     u = register.add_underretning(underretning_aftager, "Skift af sagsbehandlingssystem (ny version af "
-                                  "jobcenterløsningen)", start_date + dt.timedelta(days=2),
-                                  start_date + dt.timedelta(days=min(7, max(days - 1, 2))))
+                                  "jobcenterløsningen)",
+                                  idrift - dt.timedelta(days=5) if idriftsaettelse else start_date + dt.timedelta(days=2),
+                                  idrift)
     # § 5: dialog, then an action plan required with a frist that passes inside the period
     sid = register.open_sag(sag_aftager, start_date + dt.timedelta(days=4), "vedvarende fejl og forsinkede "
                             "indberetninger i datakvalitetsrapporten")
