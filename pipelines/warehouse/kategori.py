@@ -73,6 +73,10 @@ def model_sql() -> str:
         "repeated value continues the spell; two values registered the same day: the larger record key "
         "(kilde_id) wins.  Pseudonymised person_key only.  Nightly: recomputed for the persons the load "
         "touched (pipelines/warehouse/kategori.py).",
+        "-- kategori: matchgruppe (§ 2, nr. 3), visitationsgruppe (§ 2, nr. 4) or sygedagpengekategori (§ 2, nr. 5)",
+        "-- vaerdi: the registered value (code of dim_matchgruppe, dim_visitationsgruppe or dim_sygedagpengekategori)",
+        "-- kilde_id: the record key (samtale_id, henvendelse_id, kontaktgruppe_id or opfoelgning_id) of the "
+        "registration that started the spell",
     ]
     return "\n".join(header) + "\n" + kategori_forloeb_sql() + "\n"
 

@@ -495,6 +495,7 @@ ANKOMST_HEADER = """{mark}
 -- itself, beside mart_indberetning_rettidighed_bidrag's lag to the reporter's registration date.  The same
 -- rules, applicability and row sets as that histogram; NULL ankomst_forsinkelse_dage for a payload loaded
 -- before the receive time was kept.  Read mart_indberetning_rettidighed (columns *_ankomst).
+-- ankomst_forsinkelse_dage: days from the event date to the payload's receive date (Europe/Copenhagen), § 5
 """
 
 

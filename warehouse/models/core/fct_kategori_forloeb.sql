@@ -8,6 +8,9 @@
 -- keys: person_key, kategori, gyldig_fra
 -- legal basis: § 2, nr. 3-5 (matchkategoriseringer, visitationsgrupper, sygedagpengekategorier); § 25, stk. 2 (the matchgruppe and visitationsgruppe hold from the registration date); § 25, stk. 1, nr. 8-9; § 26; § 17, stk. 8-9; § 35, stk. 1, nr. 5
 -- The same definition as the quality rules (pipelines.quality.rules.KATEGORI_FORLOEB_SQL and kategori_kilder_sql): from the current version of each samtale, foerste_henvendelse, kontaktgruppe (UO/KY's visitationsgruppe) and sdp_opfoelgning record (deletes left out), a value holds from its registration date (the sygedagpengekategori from the opfoelgningsdato: the order dates it from no registration) to the day before the next registration of another value of the same kategori; a repeated value continues the spell; two values registered the same day: the larger record key (kilde_id) wins.  Pseudonymised person_key only.  Nightly: recomputed for the persons the load touched (pipelines/warehouse/kategori.py).
+-- kategori: matchgruppe (§ 2, nr. 3), visitationsgruppe (§ 2, nr. 4) or sygedagpengekategori (§ 2, nr. 5)
+-- vaerdi: the registered value (code of dim_matchgruppe, dim_visitationsgruppe or dim_sygedagpengekategori)
+-- kilde_id: the record key (samtale_id, henvendelse_id, kontaktgruppe_id or opfoelgning_id) of the registration that started the spell
 SELECT person_key, kategori, vaerdi, gyldig_fra, gyldig_til, rid AS kilde_id
 FROM (
 WITH kilder AS (

@@ -11,6 +11,7 @@
 -- itself, beside mart_indberetning_rettidighed_bidrag's lag to the reporter's registration date.  The same
 -- rules, applicability and row sets as that histogram; NULL ankomst_forsinkelse_dage for a payload loaded
 -- before the receive time was kept.  Read mart_indberetning_rettidighed (columns *_ankomst).
+-- ankomst_forsinkelse_dage: days from the event date to the payload's receive date (Europe/Copenhagen), § 5
 WITH rt_ny_tilbage AS (
     -- payloads this load retracts (superseded by a corrected re-delivery); already out on a first run
     SELECT payload_id FROM meta.retracted_payload WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)

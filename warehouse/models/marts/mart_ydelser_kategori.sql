@@ -13,6 +13,9 @@
 -- running): the fct_kategori_forloeb spell with gyldig_fra <= that day <= gyldig_til, i.e. the value whose
 -- registration date is on or before it (§ 25, stk. 2).  A person with no value in force then is 'uoplyst'.
 -- Months from the first spell's month to the horizon's; spells starting after the horizon are left out.
+-- matchgruppe: the matchgruppe (§ 2, nr. 3) in force on the month's last day, from its registration date (§ 25, stk. 2); 'uoplyst' when none
+-- visitationsgruppe: the visitationsgruppe (§ 2, nr. 4) in force on that day, from its registration date (§ 25, stk. 2); 'uoplyst' when none
+-- sygedagpengekategori: the sygedagpengekategori (§ 2, nr. 5; § 35, stk. 1, nr. 5) in force on that day; 'uoplyst' when none
 WITH h AS (
     SELECT coalesce((SELECT max(indlaest_dato) FROM meta.load), current_date) AS horisont
 ), i_maaned AS (
