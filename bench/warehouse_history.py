@@ -229,7 +229,8 @@ def _meta_history(con: duckdb.DuckDBPyConnection, first_day: dt.date, clone_day:
     pid = id_expr("payload_id")
     con.execute(f"""INSERT INTO meta.loaded_payload
         SELECT {pid}, f.dataset, f.reporter, f.leveringsdato - h.s, f.indlaest_dato - h.s,
-               strftime(f.indlaest_dato - h.s, '%Y-%m-%d') || '-hist', f.rows_lake, f.rows_staged
+               strftime(f.indlaest_dato - h.s, '%Y-%m-%d') || '-hist', f.rows_lake, f.rows_staged,
+               f.modtaget_tidspunkt - to_days(h.s)
         FROM meta.loaded_payload f CROSS JOIN hist_k h WHERE f.indlaest_dato = $d""", {"d": clone_day})
     con.execute("""INSERT INTO meta.load
         SELECT strftime(f.indlaest_dato - h.s, '%Y-%m-%d') || '-hist', f.indlaest_dato - h.s,

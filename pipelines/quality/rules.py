@@ -16,6 +16,7 @@ CPR are not evaluated for person-state rules: the identity check reports them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,20 +92,58 @@ def latest_sql(c: Contract, rel: str) -> str:
 # Two values registered the same day: the larger record key wins (deterministic; the order names no tie rule).
 KATEGORI_FORLOEB_SQL = """
 WITH reg AS (
-    SELECT cpr, kategori, vaerdi, dato AS gyldig_fra, rid FROM (
-        SELECT cpr, 'matchgruppe' AS kategori, mat AS vaerdi, dato, rid FROM {groups} WHERE mat IS NOT NULL
-        UNION ALL SELECT cpr, 'visitationsgruppe', vis, dato, rid FROM {groups} WHERE vis IS NOT NULL
-        UNION ALL SELECT cpr, 'sygedagpengekategori', sdp, dato, rid FROM {groups} WHERE sdp IS NOT NULL)
+    SELECT {person}, kategori, vaerdi, dato AS gyldig_fra, rid FROM (
+        SELECT {person}, 'matchgruppe' AS kategori, mat AS vaerdi, dato, rid FROM {groups} WHERE mat IS NOT NULL
+        UNION ALL SELECT {person}, 'visitationsgruppe', vis, dato, rid FROM {groups} WHERE vis IS NOT NULL
+        UNION ALL SELECT {person}, 'sygedagpengekategori', sdp, dato, rid FROM {groups} WHERE sdp IS NOT NULL)
     WHERE dato IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY cpr, kategori, dato ORDER BY rid DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY {person}, kategori, dato ORDER BY rid DESC) = 1
 ), skift AS (  -- a registration repeating the value in force continues the spell (it starts none)
     SELECT * FROM reg
-    QUALIFY vaerdi IS DISTINCT FROM lag(vaerdi) OVER (PARTITION BY cpr, kategori ORDER BY gyldig_fra)
+    QUALIFY vaerdi IS DISTINCT FROM lag(vaerdi) OVER (PARTITION BY {person}, kategori ORDER BY gyldig_fra)
 )
-SELECT cpr, kategori, vaerdi, gyldig_fra,
-       lead(gyldig_fra) OVER (PARTITION BY cpr, kategori ORDER BY gyldig_fra) - 1 AS gyldig_til, rid
+SELECT {person}, kategori, vaerdi, gyldig_fra,
+       lead(gyldig_fra) OVER (PARTITION BY {person}, kategori ORDER BY gyldig_fra) - 1 AS gyldig_til, rid
 FROM skift
 """
+
+
+# the sources of the § 2, nr. 3-5 categories; one definition for the rule engine (lake, cpr) and the warehouse
+# (fct_kategori_forloeb, person_key): pipelines/warehouse/kategori.py
+KATEGORI_KILDER = ("foerste_henvendelse", "samtale", "kontaktgruppe", "sdp_opfoelgning")
+
+
+def kategori_kilder_sql(contracts: dict[str, Contract], current: Callable[[str], str | None], person: str,
+                        kg_visitationsgruppe: bool = True) -> str:
+    """SQL of the registered category values (``person``, dato, vis, mat, sdp, rid) from ``current(dataset)``, a
+    relation of each source's current records (latest version, deletes left out; None: no data).
+
+    § 2, nr. 3-5: match-, visitations- and sygedagpengekategori as registered values, each valid from its
+    registration date (§ 25, stk. 2: "Matchgruppen gælder fra registreringsdatoen. Visitationsgruppen har
+    virkning fra registreringsdatoen")."""
+    parts = []
+    for ds in ("foerste_henvendelse", "samtale"):
+        rel = current(ds)
+        if rel:
+            parts.append(f"SELECT {person}, {registration_date_sql(contracts[ds], 'g')} AS dato, "
+                         f"cast(visitationsgruppe AS VARCHAR) vis, cast(matchgruppe AS VARCHAR) mat, "
+                         f"NULL::VARCHAR sdp, cast({contracts[ds].record_key[0]} AS VARCHAR) rid "
+                         f"FROM {rel} g WHERE visitationsgruppe IS NOT NULL OR matchgruppe IS NOT NULL")
+    rel = current("kontaktgruppe")
+    if rel and kg_visitationsgruppe:
+        # § 17, stk. 8-9: UO and KY are registered in kontaktgruppe 2 "med visitationsgruppe 1"
+        parts.append(f"SELECT {person}, {registration_date_sql(contracts['kontaktgruppe'], 'g')} AS dato, "
+                     f"cast(visitationsgruppe AS VARCHAR) vis, NULL::VARCHAR mat, NULL::VARCHAR sdp, "
+                     f"cast(kontaktgruppe_id AS VARCHAR) rid FROM {rel} g WHERE visitationsgruppe IS NOT NULL")
+    rel = current("sdp_opfoelgning")  # the sygedagpengekategori (§ 35, stk. 1, nr. 5) for § 48, nr. 6-7
+    if rel:
+        # the order dates no sygedagpengekategori from its registration: it holds from the opfølgning (§ 35)
+        ev = event_date_sql(contracts["sdp_opfoelgning"], "g")
+        parts.append(f"SELECT {person}, {ev} AS dato, NULL::VARCHAR vis, NULL::VARCHAR mat, "
+                     f"cast(sygedagpengekategori AS VARCHAR) sdp, cast(opfoelgning_id AS VARCHAR) rid "
+                     f"FROM {rel} g WHERE sygedagpengekategori IS NOT NULL")
+    return " UNION ALL ".join(parts) or (f"SELECT NULL::VARCHAR {person}, NULL::DATE dato, NULL::VARCHAR vis, "
+                                         "NULL::VARCHAR mat, NULL::VARCHAR sdp, NULL::VARCHAR rid WHERE FALSE")
 
 
 def _kategori_paa(kategori: str, day: str, extra: str = "TRUE") -> str:
@@ -215,7 +254,7 @@ class RuleEngine:
                     del self._hist[name]
             else:
                 del self._hist[name]
-            if dataset in ("kontaktgruppe", "foerste_henvendelse", "samtale", "sdp_opfoelgning"):
+            if dataset in KATEGORI_KILDER:
                 self._state_ready = False
 
     def relation(self, dataset: str, day: dt.date | None = None) -> str | None:
@@ -239,36 +278,15 @@ class RuleEngine:
                                                ORDER BY version DESC, registreringstidspunkt DESC) rn FROM {kg})
             WHERE rn = 1 AND aendringstype <> '3'"""
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_spells AS {spells}")
-        parts = []
-        # § 2, nr. 3-5: match-, visitations- and sygedagpengekategori as registered values, each valid from its
-        # registration date (§ 25, stk. 2: "Matchgruppen gælder fra registreringsdatoen. Visitationsgruppen har
-        # virkning fra registreringsdatoen"), from the latest version of each record (deletes drop out)
-        for ds in ("foerste_henvendelse", "samtale"):
+
+        def current(ds: str) -> str | None:
             rel = self.history(ds)
-            if rel:
-                parts.append(f"SELECT cpr, {registration_date_sql(self.contracts[ds], 'g')} AS dato, "
-                             f"cast(visitationsgruppe AS VARCHAR) vis, cast(matchgruppe AS VARCHAR) mat, "
-                             f"NULL::VARCHAR sdp, cast({self.contracts[ds].record_key[0]} AS VARCHAR) rid "
-                             f"FROM {latest_sql(self.contracts[ds], rel)} g "
-                             f"WHERE visitationsgruppe IS NOT NULL OR matchgruppe IS NOT NULL")
-        if kg is not None and "visitationsgruppe" in self._columns(kg):
-            # § 17, stk. 8-9: UO and KY are registered in kontaktgruppe 2 "med visitationsgruppe 1"
-            parts.append(f"SELECT cpr, {registration_date_sql(self.contracts['kontaktgruppe'], 'g')} AS dato, "
-                         f"cast(visitationsgruppe AS VARCHAR) vis, NULL::VARCHAR mat, NULL::VARCHAR sdp, "
-                         f"cast(kontaktgruppe_id AS VARCHAR) rid FROM {latest_sql(self.contracts['kontaktgruppe'], kg)} g "
-                         f"WHERE visitationsgruppe IS NOT NULL")
-        rel = self.history("sdp_opfoelgning")  # the sygedagpengekategori (§ 35, stk. 1, nr. 5) for § 48, nr. 6-7
-        if rel:
-            # the order dates no sygedagpengekategori from its registration: it holds from the opfølgning (§ 35)
-            ev = event_date_sql(self.contracts["sdp_opfoelgning"], "g")
-            parts.append(f"SELECT cpr, {ev} AS dato, NULL::VARCHAR vis, NULL::VARCHAR mat, "
-                         f"cast(sygedagpengekategori AS VARCHAR) sdp, cast(opfoelgning_id AS VARCHAR) rid "
-                         f"FROM {latest_sql(self.contracts['sdp_opfoelgning'], rel)} g "
-                         f"WHERE sygedagpengekategori IS NOT NULL")
-        groups = " UNION ALL ".join(parts) or ("SELECT NULL::VARCHAR cpr, NULL::DATE dato, NULL::VARCHAR vis, "
-                                               "NULL::VARCHAR mat, NULL::VARCHAR sdp, NULL::VARCHAR rid WHERE FALSE")
+            return latest_sql(self.contracts[ds], rel) if rel else None
+
+        kg_vis = kg is not None and "visitationsgruppe" in self._columns(kg)
+        groups = kategori_kilder_sql(self.contracts, current, "cpr", kg_visitationsgruppe=kg_vis)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_groups AS {groups}")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_kategori_forloeb AS {KATEGORI_FORLOEB_SQL.format(groups='dq_groups')}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_kategori_forloeb AS {KATEGORI_FORLOEB_SQL.format(groups='dq_groups', person='cpr')}")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dq_bilag1 AS SELECT * FROM read_csv("
                          f"'{REFERENCE_DIR / 'bilag1_fravaer.csv'}', all_varchar=true)")
         self._state_ready = True

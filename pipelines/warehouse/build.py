@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -53,6 +54,9 @@ META_SQL = [
     """CREATE TABLE IF NOT EXISTS meta.loaded_payload (
         payload_id VARCHAR PRIMARY KEY, dataset VARCHAR, reporter VARCHAR, leveringsdato DATE,
         indlaest_dato DATE, load_id VARCHAR, rows_lake BIGINT, rows_staged BIGINT)""",
+    # the ledger's receive time of the payload (§ 5: the lateness the reporter cannot set itself); NULL for a
+    # payload loaded before the column existed
+    "ALTER TABLE meta.loaded_payload ADD COLUMN IF NOT EXISTS modtaget_tidspunkt TIMESTAMPTZ",
     """CREATE TABLE IF NOT EXISTS meta.retracted_payload (
         payload_id VARCHAR PRIMARY KEY, dataset VARCHAR, superseded_by VARCHAR, indlaest_dato DATE, load_id VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS meta.ledger_watermark (max_rowid BIGINT)",
@@ -127,7 +131,8 @@ def _new_payloads(root: Path, con: duckdb.DuckDBPyConnection, upto: dt.date) -> 
         return []
     wm = con.execute("SELECT coalesce(max(max_rowid), 0) FROM meta.ledger_watermark").fetchone()[0]
     pending = [r[0] for r in con.execute("SELECT ledger_rowid FROM meta.ledger_pending").fetchall()]
-    cols = ("payload_id", "dataset", "reporter", "leveringsdato", "rows_accepted", "lake_path", "supersedes")
+    cols = ("payload_id", "dataset", "reporter", "leveringsdato", "rows_accepted", "lake_path", "supersedes",
+            "received_at")
     lc = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
     try:
         rows = lc.execute(f"SELECT rowid, status, {', '.join(cols)} FROM payloads WHERE rowid > ?", (wm,)).fetchall()
@@ -162,6 +167,14 @@ def _new_payloads(root: Path, con: duckdb.DuckDBPyConnection, upto: dt.date) -> 
         con.execute("DELETE FROM meta.ledger_watermark")
         con.execute("INSERT INTO meta.ledger_watermark VALUES (?)", [max(wm, max(r[0] for r in rows))])
     return new
+
+
+def _modtaget(received_at: str | None) -> dt.datetime | None:
+    """The ledger's receive time as an aware timestamp (a naive one is Danish time, as the quality report reads it)."""
+    if not received_at:
+        return None
+    t = dt.datetime.fromisoformat(received_at)
+    return t if t.tzinfo else t.replace(tzinfo=ZoneInfo("Europe/Copenhagen"))
 
 
 def _setup(con: duckdb.DuckDBPyConnection, load_date: dt.date, load_id: str) -> None:
@@ -664,9 +677,10 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
             res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)
             per = dict(con.execute(f"SELECT _payload_id, count(*) FROM {m.qualified} GROUP BY 1").fetchall())
             if payloads:
-                con.executemany("INSERT INTO meta.loaded_payload VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                con.executemany("INSERT INTO meta.loaded_payload VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                     [p["payload_id"], ds, p["reporter"], p["leveringsdato"], load_date, load_id,
-                     int(p["rows_accepted"] or 0), per.get(p["payload_id"], 0)] for p in payloads])
+                     int(p["rows_accepted"] or 0), per.get(p["payload_id"], 0), _modtaget(p["received_at"])]
+                    for p in payloads])
             con.unregister("inc_empty")
         elif m.materialization == "append":
             ds = m.name.removeprefix("fct_")

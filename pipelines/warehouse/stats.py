@@ -482,9 +482,26 @@ RETTIDIGHED_HEADER = """{mark}
 -- every fact row not retracted is counted.
 """
 
+ANKOMST_HEADER = """{mark}
+-- model: mart_indberetning_ankomst_bidrag
+-- layer: mart
+-- materialization: append
+-- depends_on: {deps}
+-- grain: one row per load x haendelse_maaned x indberetter x dataset x deadline rule x ankomst_forsinkelse_dage: the number of fact rows (received record versions) the load added (+) or retracted with a superseded payload (-)
+-- keys: load_id, haendelse_maaned, indberetter_type, indberetter, dataset, regel_id, ankomst_forsinkelse_dage
+-- legal basis: § 5 (datagenopretning when a reporter does not keep the rules on reporting); the deadline rules of the contracts (paragraf column)
+-- The second timeliness measure: the lag from the event to the day the record reached us (the ledger's receive
+-- time of its payload, meta.loaded_payload.modtaget_tidspunkt, Danish date), which the reporter cannot set
+-- itself, beside mart_indberetning_rettidighed_bidrag's lag to the reporter's registration date.  The same
+-- rules, applicability and row sets as that histogram; NULL ankomst_forsinkelse_dage for a payload loaded
+-- before the receive time was kept.  Read mart_indberetning_rettidighed (columns *_ankomst).
+-- ankomst_forsinkelse_dage: days from the event date to the payload's receive date (Europe/Copenhagen), § 5
+"""
 
-def rettidighed_model_sql() -> str:
-    """The file text of ``mart_indberetning_rettidighed_bidrag`` from every contract's deadline rules."""
+
+def rettidighed_model_sql(ankomst: bool = False) -> str:
+    """The file text of ``mart_indberetning_rettidighed_bidrag`` from every contract's deadline rules; with
+    ``ankomst`` that of ``mart_indberetning_ankomst_bidrag``: the lag to the ledger's receive time (§ 5)."""
     from pipelines.contracts import load_contracts
     from pipelines.quality.rules import compile_rule
     from pipelines.warehouse.generate import is_restricted
@@ -512,14 +529,20 @@ def rettidighed_model_sql() -> str:
                     f"'{ds}' AS dataset,\n           '{r.id}' AS regel_id, '{q}' AS paragraf, "
                     f"'{r.severity}' AS alvorlighed, {mx} AS max_forsinkelse_dage,\n"
                     f"           date_diff('day', CAST(r.{ev} AS DATE), CAST(r.{rg} AS DATE)) AS forsinkelse_dage")
+            if ankomst:
+                cols = cols.replace(f"CAST(r.{rg} AS DATE)) AS forsinkelse_dage",
+                                    "CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) "
+                                    "AS ankomst_forsinkelse_dage")
             # three row sets, so that a nightly load reads only its own rows (the facts' zone maps on load_id)
             # and the payloads it retracts; FIRST_RUN is a constant the optimizer folds away
             rows = (f"SELECT *, 1 AS antal FROM {t} WHERE load_id = $load_id AND NOT {FIRST_RUN}\n"
                     f"          UNION ALL SELECT *, -1 FROM {t} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)\n"
                     f"          UNION ALL SELECT *, 1 FROM {t} WHERE {FIRST_RUN} AND _payload_id NOT IN "
                     "(SELECT payload_id FROM meta.retracted_payload)")
-            parts.append(f"    SELECT {cols}, r.antal\n    FROM ({rows}) r\n    WHERE {chk.applies}")
-    header = RETTIDIGHED_HEADER.format(mark=GENERATED_MARK, deps=", ".join(deps))
+            join = "\n    LEFT JOIN meta.loaded_payload a ON a.payload_id = r._payload_id" if ankomst else ""
+            parts.append(f"    SELECT {cols}, r.antal\n    FROM ({rows}) r{join}\n    WHERE {chk.applies}")
+    header = (ANKOMST_HEADER if ankomst else RETTIDIGHED_HEADER).format(mark=GENERATED_MARK, deps=", ".join(deps))
+    lag = "ankomst_forsinkelse_dage" if ankomst else "forsinkelse_dage"
     return header + (
         "WITH rt_ny_tilbage AS (\n"
         "    -- payloads this load retracts (superseded by a corrected re-delivery); already out on a first run\n"
@@ -527,7 +550,7 @@ def rettidighed_model_sql() -> str:
         ")\n"
         "SELECT $load_id AS load_id, CAST($load_date AS DATE) AS indlaest_dato,\n"
         "       haendelse_maaned, indberetter_type, indberetter,\n"
-        "       dataset, regel_id, paragraf, alvorlighed, max_forsinkelse_dage, forsinkelse_dage, sum(antal) AS antal\n"
+        f"       dataset, regel_id, paragraf, alvorlighed, max_forsinkelse_dage, {lag}, sum(antal) AS antal\n"
         "FROM (\n" + "\n    UNION ALL\n".join(parts) + "\n)\n"
         "WHERE haendelse_maaned IS NOT NULL\n"
         "GROUP BY ALL\n"
@@ -536,8 +559,12 @@ def rettidighed_model_sql() -> str:
 
 def generated_marts() -> dict[Path, str]:
     """Mart files generated from this module: path relative to the models dir -> text."""
+    from pipelines.warehouse import kategori
+
     return {Path("marts/mart_ydelser_beregning.sql"): ydelser_model_sql(),
-            Path("marts/mart_indberetning_rettidighed_bidrag.sql"): rettidighed_model_sql()}
+            Path("marts/mart_indberetning_rettidighed_bidrag.sql"): rettidighed_model_sql(),
+            Path("marts/mart_indberetning_ankomst_bidrag.sql"): rettidighed_model_sql(ankomst=True),
+            **kategori.generated()}
 
 
 def write_marts(models_dir: Path = MODELS_DIR) -> list[Path]:
