@@ -24,6 +24,8 @@ from pipelines.contracts import get_contract
 from pipelines.lake.schema import arrow_schema
 from pipelines.lake.write import lake_path, write_parquet
 from pipelines.landing.ledger import Ledger, PayloadKey
+from pipelines.warehouse.build import published_path
+from pipelines.warehouse.stats import months_between, ydelser_for_months
 
 TZ = dt.timezone(dt.timedelta(hours=2))
 
@@ -123,3 +125,21 @@ def query(db: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+COLS = ("periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, antal_personer, round(fuldtidspersoner, 9), "
+        "tilgang, afgang, uger_i_perioden, ydelsesuger, er_foreloebig")
+
+
+def assert_mart_equals_full_recomputation(root: Path, horizon: dt.date) -> int:
+    """The nightly (scoped) mart equals the figures recomputed for every month from the current spells."""
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        first = con.execute("SELECT min(startdato) FROM fct_ydelsesforloeb").fetchall()[0][0]
+        full = ydelser_for_months(con, "SELECT * FROM fct_ydelsesforloeb", months_between(first, horizon), horizon)
+        want = sorted(full.select(COLS).fetchall())
+        got = sorted(con.execute(f"SELECT {COLS} FROM mart_ydelser").fetchall())
+    finally:
+        con.close()
+    assert got == want
+    return len(got)

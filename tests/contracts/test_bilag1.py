@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REF = Path(__file__).resolve().parents[1] / "data" / "reference"
+REF = Path(__file__).resolve().parents[2] / "data" / "reference"
 
 VG_JOBPARAT, VG_AKTIVITETSPARAT, VG_AABENLYST, VG_UDDANNELSESPARAT = "1", "2", "3", "4"
 KG_ALL = [str(k) for k in range(1, 26) if k != 9]

@@ -1,6 +1,6 @@
 """Helpers shared by the delivery tests (hand-made warehouse rows, opening delivered files).
 
-Kept in a test_deliveries* module so the delivery tests own it; it defines no tests itself.
+Shared by the delivery, governance and quality tests; it defines no tests itself.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from fixtures_deliveries import D, declared_columns, foranst, key_env, kg, read_manifest, read_rows, uid
 from fixtures_wh import cpr_for, deliver
-from test_deliveries_support import D, declared_columns, foranst, key_env, kg, read_manifest, read_rows, uid
 
 from pipelines.deliveries import deliver as make_delivery
 from pipelines.warehouse.build import load_warehouse

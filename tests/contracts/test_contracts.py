@@ -155,7 +155,7 @@ def test_cli_contracts_json() -> None:
     assert any(r["paragraph"] == "§ 16, stk. 1" for r in kg["rules"])
 
 
-LAW = Path(__file__).parents[1] / "docs" / "law" / "bek_912_2015.txt"
+LAW = Path(__file__).parents[2] / "docs" / "law" / "bek_912_2015.txt"
 # The §§ of BEK 912/2015 whose numbered items are the fields to report.
 FIELD_LIST_PARAGRAPHS = {16, 17, 20, 21, 22, 25, 26, 30, 33, 35, 39, 45, 46, 49, 56, 60, 63, 67, 75, 83, 86, 90, 94}
 # Numbered items that are not fields, with the reason.

@@ -72,7 +72,7 @@ def make_db(path: Path) -> Path:
                 "('147', 'Frederiksberg', '084', 'Hovedstaden'), ('751', 'Aarhus', '082', 'Midtjylland'), "
                 "('461', 'Odense', '083', 'Syddanmark')) t(kommunekode, kommune, region_kode, region)")
     con.execute("CREATE TABLE dim_ydelsesgruppe AS SELECT 'dagpenge' AS ydelsesgruppe, 'A-dagpenge og MAY' AS navn")
-    model = Path(__file__).parents[1] / "warehouse" / "models" / "marts" / "mart_ydelser_fuld.sql"
+    model = Path(__file__).parents[2] / "warehouse" / "models" / "marts" / "mart_ydelser_fuld.sql"
     _figures(con, 0, False)
     con.execute("CREATE VIEW mart_ydelser_fuld AS\n" + model.read_text(encoding="utf-8"))
     publish_suppressed(con, SimpleNamespace(load_id="L1", indlaest_dato=dt.date(2026, 12, 5)))

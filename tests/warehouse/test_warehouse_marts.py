@@ -13,17 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
-from fixtures_wh import cpr_for, deliver, kg, use_keys
+from fixtures_wh import assert_mart_equals_full_recomputation, cpr_for, deliver, kg, use_keys
 
 from pipelines.warehouse import build
 from pipelines.warehouse.build import load_warehouse, published_path
 from pipelines.warehouse.generate import MODELS_DIR
-from pipelines.warehouse.stats import generated_marts, months_between, ydelser_for_months
+from pipelines.warehouse.stats import generated_marts, ydelser_for_months
 from pipelines.warehouse.suppression import GRAENSE, MAAL, audit, grid_from, publish_suppressed, suppress
 
 L1, L2, L3 = dt.date(2027, 1, 4), dt.date(2027, 1, 5), dt.date(2027, 1, 6)
@@ -71,24 +70,6 @@ def cell(con: duckdb.DuckDBPyConnection, typ: str, start: dt.date, niveau: str, 
     got = cells(con, f"periode_type = '{typ}' AND periode_start = DATE '{start}' AND geo_niveau = '{niveau}' "
                      f"AND geo_kode = '{kode}' AND ydelsesgruppe = '{grp}'")
     return got.get((niveau, kode, grp))
-
-
-COLS = ("periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, antal_personer, round(fuldtidspersoner, 9), "
-        "tilgang, afgang, uger_i_perioden, ydelsesuger, er_foreloebig")
-
-
-def assert_mart_equals_full_recomputation(root: Path, horizon: dt.date) -> int:
-    """The nightly (scoped) mart equals the figures recomputed for every month from the current spells."""
-    con = duckdb.connect(str(published_path(root)), read_only=True)
-    try:
-        first = con.execute("SELECT min(startdato) FROM fct_ydelsesforloeb").fetchall()[0][0]
-        full = ydelser_for_months(con, "SELECT * FROM fct_ydelsesforloeb", months_between(first, horizon), horizon)
-        want = sorted(full.select(COLS).fetchall())
-        got = sorted(con.execute(f"SELECT {COLS} FROM mart_ydelser").fetchall())
-    finally:
-        con.close()
-    assert got == want
-    return len(got)
 
 
 def test_ydelser_hand_computed_and_incremental_equals_full(tmp_path, keydir):

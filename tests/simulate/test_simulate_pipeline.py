@@ -188,7 +188,7 @@ def test_an_unknown_kommunekode_is_reported_and_kept(built, truth) -> None:
 
 
 def test_published_statistics_equal_the_full_computation_from_the_current_spells(built) -> None:
-    from test_warehouse_marts import assert_mart_equals_full_recomputation
+    from fixtures_wh import assert_mart_equals_full_recomputation
 
     assert assert_mart_equals_full_recomputation(built[1], DAYS[-1]) > 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REF = Path(__file__).resolve().parents[1] / "data" / "reference"
+REF = Path(__file__).resolve().parents[2] / "data" / "reference"
 README = REF / "README.md"
 # DST's classification (level 1 regions, 2 landsdele, 3 kommuner); lives outside the repo.
 DST_FILE = Path("/work/shared/reference/dst_kommuner_regioner.csv")

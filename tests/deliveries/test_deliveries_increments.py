@@ -11,8 +11,8 @@ import hashlib
 
 import dagster as dg
 import pytest
+from fixtures_deliveries import D, foranst, key_env, kg, open_file, read_manifest, read_rows, uid
 from fixtures_wh import cpr_for, deliver
-from test_deliveries_support import D, foranst, key_env, kg, open_file, read_manifest, read_rows, uid
 
 from pipelines.assets.ingestion import DsdwResource
 from pipelines.deliveries import DeliveryError, default_period, list_deliveries, verify_audit

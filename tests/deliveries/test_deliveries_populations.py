@@ -11,8 +11,7 @@ import datetime as dt
 
 import pyarrow.parquet as pq
 import pytest
-from fixtures_wh import cpr_for, deliver
-from test_deliveries_support import (
+from fixtures_deliveries import (
     D,
     declared_columns,
     foranst,
@@ -24,6 +23,7 @@ from test_deliveries_support import (
     read_rows,
     uid,
 )
+from fixtures_wh import cpr_for, deliver
 
 from pipelines.deliveries import deliver as make_delivery
 from pipelines.deliveries import get_recipient, load_recipients
