@@ -142,9 +142,16 @@ class DefectsMixin:
         return "outside_personkreds", j
 
     def _outside(self: Simulator, c: Contract, day: dt.date) -> int | None:
-        """A person outside the dataset's personkreds (for the 'outside_personkreds' defect)."""
+        """A person outside the dataset's personkreds (for the 'outside_personkreds' defect).
+
+        Where the dataset has a Bilag 1 rule the person holds no kontaktgruppe at all: the truth then says no
+        group allows the reason, which a person in another group (with a visitationsgruppe that Bilag 1
+        admits) would contradict."""
+        no_group = rule_of(c, "bilag1") is not None
         for _ in range(50):
             i = int(self.rng.integers(0, self.pop.size))
+            if no_group and self.pop.kg[i] != 0:
+                continue
             if not self.in_personkreds(c, i, day) and (c.reporter != "akasse" or self.pop.akasse[i] >= 0):
                 pk = c.personkreds
                 if pk.min_age is not None and self.pop.age_of(i, day) < pk.min_age:
