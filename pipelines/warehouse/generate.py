@@ -196,15 +196,21 @@ def generated_files() -> dict[Path, str]:
     return out
 
 
-def write_generated(models_dir: Path = MODELS_DIR) -> list[Path]:
+def write_files(files: dict[Path, str], root: Path) -> list[Path]:
+    """Write ``root / rel`` for every generated file whose content differs; returns those written (so an
+    unchanged tree stays untouched and git clean after ``make generate``)."""
     written = []
-    for rel, text in sorted(generated_files().items()):
-        p = models_dir / rel
+    for rel, text in sorted(files.items()):
+        p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         if not p.exists() or p.read_text(encoding="utf-8") != text:
             p.write_text(text, encoding="utf-8")
             written.append(p)
     return written
+
+
+def write_generated(models_dir: Path = MODELS_DIR) -> list[Path]:
+    return write_files(generated_files(), models_dir)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -482,11 +488,4 @@ def dbt_generated_files() -> dict[Path, str]:
 
 
 def write_dbt_generated(dbt_dir: Path = DBT_DIR) -> list[Path]:
-    written = []
-    for rel, text in sorted(dbt_generated_files().items()):
-        p = dbt_dir / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if not p.exists() or p.read_text(encoding="utf-8") != text:
-            p.write_text(text, encoding="utf-8")
-            written.append(p)
-    return written
+    return write_files(dbt_generated_files(), dbt_dir)
