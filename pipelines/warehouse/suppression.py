@@ -758,7 +758,7 @@ def context_layers(con: duckdb.DuckDBPyConnection, years: list[int]) -> list[Lay
         return Layer(rows, values, hidden, vintage, current)
 
     old = con.execute(f"SELECT {cols} FROM {GRUNDLAG} WHERE year(periode_start) IN ({yl}) ORDER BY vintage, "
-                      "ALL").fetchall()
+                      "periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe").fetchall()
     by_v: dict[int, list[tuple]] = defaultdict(list)
     for r in old:
         by_v[r[-1]].append(r)
