@@ -188,10 +188,12 @@ def directions(rows: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
     seen = set()
     for r in rows:
         pt, ps, niv, kode, over, grp = r[:6]
-        if niv != "kommune" or grp == I_ALT or over is None or (kode, grp) in seen:
+        if niv not in ("kommune", "region") or grp == I_ALT or over is None or (niv, kode, grp) in seen:
             continue
-        seen.add((kode, grp))
-        geo = [("kommune", kode), ("region", over), ("land", "000")]
+        seen.add((niv, kode, grp))
+        # a region's person (valid where its kommuner are not in the grid: a sparse grid's region level)
+        geo = [("kommune", kode), ("region", over), ("land", "000")] if niv == "kommune" else \
+            [("region", kode), ("land", "000")]
         base: dict[int, float] = {}
         for p in perioder:
             for n, k in geo:
