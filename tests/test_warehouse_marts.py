@@ -33,6 +33,7 @@ from pipelines.warehouse.suppression import (
     grid_from,
     publish_suppressed,
     suppress,
+    valid_directions,
 )
 
 L1, L2, L3 = dt.date(2027, 1, 4), dt.date(2027, 1, 5), dt.date(2027, 1, 6)
@@ -316,7 +317,10 @@ def attack(con: duckdb.DuckDBPyConnection, truth: str, published: str, exact: bo
     # fuldtidspersoner (ydelsesuger) is hidden with antal_personer
     hidden = np.array([pub[(r[0], r[1], r[2], r[3], r[5])][m % 3 if m < 3 else 0] is None for r in g.rows
                        for m in range(NM)])
-    res = audit(g.values, hidden, g.constraints, exact=exact)
+    # the attacker's own certificates: 'one more person' directions (checked against every relation) and no
+    # cap on per-cell LPs
+    dirs = valid_directions(len(g.values), g.constraints, g.directions)
+    res = audit(g.values, hidden, g.constraints, exact=exact, dirs=dirs, per_cell=None)
     return {(g.rows[i // NM][3], g.rows[i // NM][5], MAAL_ALLE[i % NM], g.rows[i // NM][0]): (res.lo[i], res.hi[i])
             for i in res.lo}
 

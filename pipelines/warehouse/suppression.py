@@ -399,7 +399,8 @@ def _rays(nv: int, a_rows: list[tuple[list[int], list[float], float, float]], to
 
 def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graense: int = GRAENSE,
           exact: bool = False, dirs: list[np.ndarray] | None = None,
-          targets: np.ndarray | None = None, seen: Seen | None = None) -> AuditResult:
+          targets: np.ndarray | None = None, seen: Seen | None = None,
+          per_cell: int | None = PER_CELL_LPS) -> AuditResult:
     """The attack: for each hidden cell, minimise and maximise it over everything published (HiGHS LP).
 
     Why per block: hidden cells that share no relation (directly or through other hidden cells) are
@@ -419,7 +420,7 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
         if hidden[d].all():
             unbounded[d] = True
     blocks = _components(len(values), hidden, cons)
-    budget = PER_CELL_LPS
+    budget = math.inf if per_cell is None else per_cell
     for cells, ks in blocks:
         if not exact and unbounded[cells].all():
             for c in cells:
