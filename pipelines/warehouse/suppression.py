@@ -529,7 +529,8 @@ def _tie(hidden: np.ndarray) -> None:
 def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRAENSE, max_rounds: int = 200,
                   dirs: list[np.ndarray] | None = None, start: np.ndarray | None = None,
                   eligible: np.ndarray | None = None, known: np.ndarray | None = None,
-                  targets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+                  targets: np.ndarray | None = None,
+                  blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
     """Primary cells, then secondary cells until the audit pins none; returns (hidden, primary, last audit).
 
     ``start``: cells hidden from the outset (context cells' published flags, sparse groups); ``eligible``: the
@@ -538,8 +539,14 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
     Each round: a relation (equality) with exactly one hidden cell gets its smallest published eligible cell
     hidden (cheap, repeated until stable); then the LP audit; each cell still narrower than ``graense`` gets
     the smallest published eligible cell of one of its relations hidden (preferring equalities).  Hiding more
-    only widens intervals, so the loop ends; a context cell that no eligible cell can protect any more (an
-    earlier vintage gave it away) is logged and left.  ``targets``: the hidden cells whose interval is checked (default: all).
+    only widens intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
+
+    Fail safe: a narrow cell with no published eligible cell left in the relations of the hidden cells first gets
+    its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, its whole
+    block is hidden -- every eligible cell with its ``blocks`` label (period and measure, from
+    :func:`choose_grid_hidden`), else every eligible cell of its measure, else every eligible cell -- and the
+    audit runs again.  Only a cell narrow with every eligible cell hidden (earlier publications alone pin it:
+    this publication shows none of its figures) is logged and left.
     """
     n = len(values)
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible
@@ -555,10 +562,12 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
             by_cell[int(x)].append(k)
     eqs = [c for c in cons if c.eq]
     given_up: set[int] = set()
+    wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
     memo = Seen.of(values)
 
     def smallest(free: np.ndarray) -> int | None:
-        free = free[eligible[free] & ~hidden[free]]
+        # a known cell is published elsewhere with the same figure: hiding it would protect nothing
+        free = free[eligible[free] & ~hidden[free] & ~known[free]]
         return None if len(free) == 0 else int(free[np.lexsort((free, values[free]))[0]])
 
     for _ in range(max_rounds):
@@ -580,11 +589,12 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
             _tie(hidden)
         seen = hidden & ~known
         res = audit(values, seen, cons, graense, dirs=dirs, targets=targets, seen=memo)
-        pinned = [i for i in res.pinned(graense) if i not in given_up]
+        pinned = [i for i in res.pinned(graense) if i not in given_up and i not in wide]
         log.debug("suppression round: %d hidden, %d pinned, %d LPs in %d blocks", hidden.sum(), len(pinned),
                   res.lp_solves, res.blocks)
         if not pinned:
             return hidden, primary, res
+        stuck = []
         for i in pinned:
             best = None
             for k in sorted(by_cell[i], key=lambda k: not cons[k].eq):
@@ -594,12 +604,29 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
             if best is None:  # all its relations' cells are hidden: widen through the block's relations
                 free = np.array(sorted({int(x) for c in cons if seen[c.cells].any() for x in c.cells}), dtype=int)
                 best = smallest(free)
-            if best is None or not eligible[i] and best is None:
-                log.warning("suppression: cell %d (an earlier publication's) stays narrower than %d: no cell of "
-                            "this publication can widen it", i, graense)
-                given_up.add(i)
-                continue
-            hidden[best] = True
+            if best is None:
+                stuck.append(i)
+            else:
+                hidden[best] = True
+        if stuck:  # fail safe: no published cell of a relation left to hide
+            want = np.zeros(n, dtype=bool)
+            want[stuck] = True
+            exact = audit(values, seen, cons, graense, dirs=dirs, targets=want, seen=memo, per_cell=None)
+            narrow = set(exact.pinned(graense))
+            wide.update(i for i in stuck if i not in narrow)
+            for i in sorted(narrow):
+                free = eligible & ~hidden & ~known
+                levels = [] if blocks is None or blocks[i] < 0 else [blocks == blocks[i]]
+                levels += [np.arange(n) % NM == i % NM, np.ones(n, dtype=bool)]
+                grow = next((lv & free for lv in levels if (lv & free).any()), None)
+                if grow is None:
+                    log.warning("suppression: cell %d stays narrower than %d with every cell of this publication "
+                                "hidden: earlier publications alone pin it", i, graense)
+                    given_up.add(i)
+                    continue
+                log.warning("suppression: cell %d stays narrower than %d and no cell of its relations is left to "
+                            "hide: %d more cells of its block are hidden (fail safe)", i, graense, int(grow.sum()))
+                hidden |= grow
         _tie(hidden)
     raise RuntimeError(f"suppression did not converge in {max_rounds} rounds")
 
@@ -755,8 +782,14 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
         layers = [Layer(*_strip(ly), ly.vintage, ly.current) for ly in layers or []]
     p = with_context(work, layers)
     dirs = valid_directions(len(p.values), p.constraints, p.dirs) if p.dirs else None
+    # fail-safe blocks (choose_hidden): one per period and measure of the new grid
+    labels: dict[tuple, int] = {}
+    blocks = np.full(len(p.values), -1, dtype=int)
+    for j, r in enumerate(work.rows):
+        for m in range(NM):
+            blocks[NM * j + m] = labels.setdefault((r[0], r[1], 0 if m == UGER else m), len(labels))
     hidden = choose_hidden(p.values, p.constraints, graense, dirs=dirs, start=p.start, eligible=p.eligible,
-                           known=p.known)[0][:p.n_new]
+                           known=p.known, blocks=blocks)[0][:p.n_new]
     if keep is None:
         return hidden
     full = np.ones(grid.n, dtype=bool)
