@@ -178,3 +178,56 @@ def test_consecutive_periods_across_the_calendar_year():
     att = Attack()
     att.add(table({**dec, **jan}, {**p_d, **p_j}))
     assert_unpinned(att)
+
+
+def test_a_cell_the_capped_audit_leaves_uncertified_is_never_published_around(monkeypatch):
+    """Fail safe of choose_hidden: with the most pessimistic cap (every cell not unbounded above counts as
+    uncertified), such cells get cells hidden until none of their relations has a published cell; then their own
+    uncapped LPs decide, and a cell still narrow gets its whole block (period x measure) hidden.  Whatever the
+    path, the independent attacker pins no cell of what is published."""
+    from pipelines.warehouse import suppression
+
+    real_audit, uncapped = suppression.audit, []
+
+    def capped(*a, **k):
+        if k.get("per_cell", suppression.PER_CELL_LPS) is None:
+            uncapped.append(1)
+            return real_audit(*a, **k)
+        res = real_audit(*a, **{**k, "per_cell": 0})
+        for i in res.lo:  # a pessimistic cap: every primary cell counts as uncertified
+            if a[0][i] < GRAENSE:
+                res.lo[i] = res.hi[i] = float(a[0][i])
+        return res
+
+    monkeypatch.setattr(suppression, "audit", capped)
+    con = duckdb.connect()
+    truth = grid(random.Random(5), [OKT], [2, 30, 40, 50, 60, 70, 80, 90])
+    out = suppress(con, load(con, truth, "t"))
+    pub = published(con, f"SELECT * FROM {out.alias}")
+    assert uncapped, "the fail-safe path (uncapped LPs for stuck cells) was not driven"
+    # the pessimistic cap spreads the hidden cells through every relation (it errs towards hiding)
+    assert all(pub[k][0] is None for k in truth if truth[k][0] < GRAENSE)
+    att = Attack()
+    att.add(table(truth, pub))
+    assert_unpinned(att)
+
+
+def test_a_cell_no_cell_of_the_publication_can_protect_gets_its_block_hidden(caplog):
+    """Fail safe: a hidden cell pinned by what an earlier publication gave away (a known figure and a published
+    context total) cannot be widened through its relations; its whole block (period x measure) and then the
+    grid are hidden, so the new publication shows none of its figures, and the cell is logged."""
+    from pipelines.warehouse.suppression import Constraint, choose_hidden
+
+    # three rows of NM cells: kommune A (antal 2), kommune B (antal 8, known: published earlier with 8), and
+    # the region (antal 10, a context cell: published, not this publication's); A + B = region
+    values = np.array([2, 30, 30, 60, 8, 30, 30, 60, 10, 60, 60, 120], dtype=float)
+    cons = [Constraint(np.array([0, 4, 8]), np.array([1.0, 1.0, -1.0]), True, 0.0, "geo")]
+    eligible = np.array([True] * 8 + [False] * 4)
+    known = np.zeros(12, dtype=bool)
+    known[4] = True
+    blocks = np.array([0, 1, 2, 0, 0, 1, 2, 0, -1, -1, -1, -1])
+    with caplog.at_level("WARNING"):
+        hidden = choose_hidden(values, cons, eligible=eligible, known=known, blocks=blocks)[0]
+    assert hidden[:8][~known[:8]].all(), hidden  # every cell this publication could hide
+    assert "earlier publications alone pin it" in caplog.text
+    assert "fail safe" in caplog.text
