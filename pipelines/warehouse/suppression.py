@@ -422,6 +422,8 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
     blocks = _components(len(values), hidden, cons)
     budget = math.inf if per_cell is None else per_cell
     for cells, ks in blocks:
+        if targets is not None and not targets[cells].any():  # no cell wanted here: no LP to build
+            continue
         if not exact and unbounded[cells].all():
             for c in cells:
                 lo[int(c)], hi[int(c)] = float(values[c]), math.inf
