@@ -4,7 +4,9 @@ Why: the nightly mart keeps one computation per period, and a later correction o
 it, so "what did we publish on day D" could not be answered.  Each run of the publication hook
 (:func:`pipelines.warehouse.suppression.publish_suppressed`) that republishes anything is a *vintage*:
 ``meta.publikation`` logs it with its load, and ``meta.publikation_celler`` keeps the cells it
-published (after suppression), never updated or deleted.  A vintage's figures are, per period, the cells
+published (after suppression), never updated or deleted; ``meta.publikation_grundlag`` (internal, not
+served by the API) keeps the true figures behind them, so that a later vintage of the same periods is
+audited together with what this one published (an attacker compares vintages).  A vintage's figures are, per period, the cells
 of the latest vintage up to it that published the period (:func:`vintage_sql`).
 """
 
@@ -16,8 +18,11 @@ from typing import Any
 import duckdb
 
 HISTORIK = "meta.publikation_celler"
+# internal, never served: each vintage's true figures and flags, the context the next vintages are audited with
+GRUNDLAG = "meta.publikation_grundlag"
 LOG = "meta.publikation"
-METODE = "LP-revideret diskretionering (HiGHS), graense 5; kun daekkede perioder"
+METODE = ("LP-revideret diskretionering (HiGHS), graense 5, revideret sammen med tidligere vintager og naboaar; "
+          "kun daekkede perioder")
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -28,6 +33,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""CREATE TABLE IF NOT EXISTS {LOG} (
         vintage INTEGER PRIMARY KEY, load_id VARCHAR, indlaest_dato DATE, publiceret_tid TIMESTAMPTZ,
         aar INTEGER[], perioder INTEGER, celler BIGINT, celler_diskretioneret BIGINT, metode VARCHAR)""")
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {GRUNDLAG} (vintage INTEGER, periode_type VARCHAR, periode_start DATE,
+        geo_niveau VARCHAR, geo_kode VARCHAR, ydelsesgruppe VARCHAR, overordnet_geo_kode VARCHAR,
+        uger_i_perioden BIGINT, antal_personer BIGINT, tilgang BIGINT, afgang BIGINT, ydelsesuger BIGINT,
+        h0 BOOLEAN, h1 BOOLEAN, h2 BOOLEAN)""")
     con.execute(f"CREATE TABLE IF NOT EXISTS {HISTORIK} AS SELECT {PUBLISHED_COLUMNS}, "
                 f"CAST(NULL AS INTEGER) AS vintage FROM ({_empty_published()}) LIMIT 0")
 
@@ -37,8 +46,10 @@ def next_vintage(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute(f"SELECT coalesce(max(vintage), 0) + 1 FROM {LOG}").fetchone()[0])
 
 
-def record(con: duckdb.DuckDBPyConnection, vintage: int, result: Any, years: list[int]) -> None:
-    """Append vintage ``vintage``: its log row and the cells it published (from the published mart)."""
+def record(con: duckdb.DuckDBPyConnection, vintage: int, result: Any, years: list[int],
+           grundlag: str | None = None) -> None:
+    """Append vintage ``vintage``: its log row, the cells it published (from the published mart) and, from
+    the temp table ``grundlag``, their true figures and flags."""
     from pipelines.warehouse.suppression import PUBLISHED
 
     load_id = getattr(result, "load_id", None)
@@ -47,6 +58,8 @@ def record(con: duckdb.DuckDBPyConnection, vintage: int, result: Any, years: lis
         day = con.execute("SELECT max(horisont) FROM mart_ydelser_publiceret").fetchone()[0]
     n = con.execute(f"INSERT INTO {HISTORIK} BY NAME SELECT * FROM {PUBLISHED} WHERE vintage = ?",
                     [vintage]).fetchone()[0]
+    if grundlag:
+        con.execute(f"INSERT INTO {GRUNDLAG} BY NAME SELECT {int(vintage)} AS vintage, * FROM {grundlag}")
     per, hid = con.execute(
         f"SELECT count(DISTINCT (periode_type, periode_start)), count(*) FILTER (WHERE antal_personer_diskretioneret "
         f"OR tilgang_diskretioneret OR afgang_diskretioneret) FROM {PUBLISHED} WHERE vintage = ?", [vintage]).fetchone()

@@ -6,16 +6,22 @@ left empty cells out (a missing row revealed a zero) and protected groups only a
 cell; issue 13 recovered 100+ cells by subtraction.  The rule now (docs/statistics.md):
 
 1. every cell of the grid is published, zeros included (``mart_ydelser_fuld``);
-2. primary: every count (antal_personer, tilgang, afgang) below ``GRAENSE`` is hidden;
-3. secondary: cells are hidden until, for every hidden cell, the interval of values consistent with
-   everything published -- all linear relations an attacker can use (:func:`constraints`) and
-   non-negativity -- is at least ``GRAENSE`` wide (``floor(max) - ceil(min)``, so an integer attacker
-   gains nothing from rounding).  The intervals are computed by linear programming with scipy's HiGHS
+2. primary: every count (antal_personer, tilgang, afgang) below ``GRAENSE`` is hidden; fuldtidspersoner
+   (ydelsesuger / weeks of the period) is hidden with its antal_personer;
+3. sparse grids: where most kommune cells are below ``GRAENSE`` the kommune level is hidden at once
+   (:func:`sparse_kommuner`); the regions and hele landet stay published where the audit allows;
+4. secondary: cells are hidden until, for every hidden cell, the interval of values consistent with
+   everything published -- all linear relations an attacker can use (:func:`constraints`), the cells of
+   earlier vintages of the same periods and of the neighbouring published years (:func:`with_context`), and
+   non-negativity -- is at least ``GRAENSE`` wide (``floor(max) - ceil(min)``, so an integer attacker gains
+   nothing from rounding).  The intervals are computed by linear programming with scipy's HiGHS
    (:func:`audit`): per hidden cell minimise and maximise it, per independent block of hidden cells;
-4. one flag per measure (``<maal>_diskretioneret``): never which cells were primary.
+5. one flag per measure (``<maal>_diskretioneret``): never which cells were primary.
 
-:func:`suppress` applies the rule to a relation; :func:`publish_suppressed` is the load hook that keeps
-``mart_ydelser_publiceret`` in step and logs each publication as a vintage (``publication.py``).
+Every step is deterministic (no time budget decides what is hidden): a vintage does not depend on how busy
+the machine was.  :func:`suppress` applies the rule to a relation; :func:`publish_suppressed` is the load
+hook that keeps ``mart_ydelser_publiceret`` in step and logs each publication as a vintage
+(``publication.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,15 +39,19 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 GRAENSE = 5
-# seconds the secondary suppression may take before a grid is published with every count hidden (a safety
-# net; sparse grids are handled deterministically by sparse_kommuner)
-BUDGET_S = 60.0
-# above this share of kommune cells below GRAENSE a grid is published with every count hidden (sparse_kommuner)
+# above this share of a ydelsesgruppe's kommune cells below GRAENSE all its kommune cells are hidden (sparse_kommuner)
 SPARSE_SHARE = 0.5
 MAAL = ("antal_personer", "tilgang", "afgang")
+# the audited measures per row: the three counts and ydelsesuger (fuldtidspersoner x weeks of the period)
+MAAL_ALLE = (*MAAL, "ydelsesuger")
+NM = len(MAAL_ALLE)
+UGER = 3
 I_ALT = "i alt"
 PUBLISHED = "mart_ydelser_publiceret"
 FULL_GRID = "mart_ydelser_fuld"
+# per audit, at most this many cells get their own LPs after the batch certificates (rays, joint pushes); the
+# rest count as narrow and get more cells hidden: a deterministic cap that errs on the safe side
+PER_CELL_LPS = 40
 KEY = ("periode_type", "periode_start", "geo_niveau", "geo_kode", "ydelsesgruppe")
 
 
@@ -61,7 +69,9 @@ class Constraint:
 
 @dataclass
 class Grid:
-    """The cells of one suppression problem: ``values[i]`` is cell i (row ``i // 3``, measure ``i % 3``)."""
+    """The cells of one suppression problem: ``values[i]`` is cell i (row ``i // NM``, measure
+    ``MAAL_ALLE[i % NM]``); rows are (periode_type, periode_start, geo_niveau, geo_kode, overordnet_geo_kode,
+    ydelsesgruppe, uger_i_perioden)."""
 
     rows: list[tuple]
     values: np.ndarray
@@ -81,26 +91,44 @@ def _parent_period(pt: str, ps: dt.date) -> tuple[str, dt.date] | None:
     return None
 
 
+def _next_period(pt: str, ps: dt.date) -> dt.date:
+    step = {"maaned": 1, "kvartal": 3, "aar": 12}[pt]
+    m = ps.month - 1 + step
+    return dt.date(ps.year + m // 12, m % 12 + 1, 1)
+
+
+def _le(cells: list[int], coefs: list[float], values: np.ndarray, why: str) -> Constraint:
+    """sum(coefs * x) <= max(0, its true value): a relation that holds up to a slack the attacker is assumed
+    to know (movers between kommuner, boundary weeks): conservative, and the truth satisfies it."""
+    c, a = np.array(cells), np.array(coefs, dtype=float)
+    return Constraint(c, a, False, max(0.0, float(a @ values[c])), why)
+
+
 def constraints(rows: list[tuple], values: np.ndarray) -> list[Constraint]:
     """Every linear relation between the published cells that holds for the true figures.
 
-    ``rows``: (periode_type, periode_start, geo_niveau, geo_kode, overordnet_geo_kode, ydelsesgruppe).
     * geography (kommuner of a region, regions of the country) and ydelsesgrupper (of one geography, total
       'i alt'), per period and measure: equalities.  tilgang/afgang are exactly additive over geography
-      (each person's flow is placed in one kommune); distinct-person counts are not (a mover counts once in
-      the region), so the equality carries the true overlap as its constant: the attacker is assumed to
-      know it exactly, the strongest (conservative) assumption;
-    * periods (months of a quarter, quarters of a year; same cell and measure): parent <= sum of children
-      (a person in the quarter is in one of its months; a quarter's tilgang is its first entry's month's),
-      and for antal_personer child <= parent;
-    * tilgang <= antal_personer and afgang <= antal_personer of the same cell (a flow's person is in the
-      state, in that kommune, on the flow's day);
+      (each person's flow is placed in one kommune); distinct-person counts and weeks are not (a mover counts
+      once in the region), so the equality carries the true overlap as its constant: the attacker is assumed
+      to know it exactly, the strongest (conservative) assumption;
+    * periods (months of a quarter, quarters of a year; same cell): for the counts parent <= sum of children
+      (a person in the quarter is in one of its months; a quarter's tilgang is its first entry's month's) and
+      for antal_personer child <= parent; ydelsesuger: sum of children - parent = its true value (a week
+      belongs to one month, by its Thursday);
+    * consecutive periods (month to month, quarter to quarter, year to year, across calendar years too):
+      antal(t) - afgang(t) - antal(t+1) <= movers, antal(t+1) - tilgang(t+1) - antal(t) <= movers (a person
+      in the state in t who does not leave in t is in it on t+1's first day);
+    * tilgang <= antal_personer and afgang <= antal_personer of the same cell; ydelsesuger - weeks x antal and
+      antal - ydelsesuger at most their true slack (a person has at most the period's weeks; a counted person
+      has a week unless its days lie in a neighbouring month's week);
     * non-negativity is the LP's bound.
     """
     idx = {(r[0], r[1], r[2], r[3], r[5]): j for j, r in enumerate(rows)}
     cons: list[Constraint] = []
     kids: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for j, (pt, ps, niv, kode, over, grp) in enumerate(rows):
+    for j, r in enumerate(rows):
+        pt, ps, niv, kode, over, grp = r[:6]
         if niv == "kommune" and over is not None:
             p = idx.get((pt, ps, "region", over, grp))
             if p is not None:
@@ -119,45 +147,105 @@ def constraints(rows: list[tuple], values: np.ndarray) -> list[Constraint]:
             if p is not None:
                 kids[(p, "tid")].append(j)
     for (p, kind), ch in kids.items():
-        for m in range(3):
-            cells = np.array([3 * c + m for c in ch] + [3 * p + m])
-            if kind in ("geo", "grp"):
+        for m in range(NM):
+            cells = np.array([NM * c + m for c in ch] + [NM * p + m])
+            if kind in ("geo", "grp") or m == UGER:
                 coefs = np.array([1.0] * len(ch) + [-1.0])
                 cons.append(Constraint(cells, coefs, True, float(coefs @ values[cells]), kind))
             else:
                 cons.append(Constraint(cells, np.array([-1.0] * len(ch) + [1.0]), False, 0.0, "tid"))
                 if m == 0:
                     for c in ch:
-                        cons.append(Constraint(np.array([3 * c, 3 * p]), np.array([1.0, -1.0]), False, 0.0, "tid"))
-    for j in range(len(rows)):
-        for m in (1, 2):
-            cons.append(Constraint(np.array([3 * j + m, 3 * j]), np.array([1.0, -1.0]), False, 0.0, "flow"))
+                        cons.append(Constraint(np.array([NM * c, NM * p]), np.array([1.0, -1.0]), False, 0.0, "tid"))
+    for j, r in enumerate(rows):
+        a, t, f, y = (NM * j + m for m in range(NM))
+        for m in (t, f):
+            cons.append(Constraint(np.array([m, a]), np.array([1.0, -1.0]), False, 0.0, "flow"))
+        uger = float(r[6] if len(r) > 6 and r[6] else 1)
+        cons.append(_le([y, a], [1.0, -uger], values, "uger"))
+        cons.append(_le([a, y], [1.0, -1.0], values, "uger"))
+        nxt = idx.get((r[0], _next_period(r[0], r[1]), r[2], r[3], r[5]))
+        if nxt is not None:
+            a2, t2 = NM * nxt, NM * nxt + 1
+            cons.append(_le([a, f, a2], [1.0, -1.0, -1.0], values, "bestand"))
+            cons.append(_le([a2, t2, a], [1.0, -1.0, -1.0], values, "bestand"))
     return cons
 
 
-def directions(rows: list[tuple]) -> list[np.ndarray]:
-    """Cheap certificates of unboundedness: "one more person" in a kommune, group, month and measure.
+def directions(rows: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Candidate certificates of unboundedness: "one more person" in a kommune and group, in every period.
 
-    Adding 1 to a month's kommune cell, its 'i alt', its region and hele landet (group and 'i alt'), the same
-    in its quarter and year, and to antal_personer where the measure is a flow, keeps every relation of
-    :func:`constraints` true.  If all those cells are hidden, the attacker can add any number of such
-    persons: each of them is unbounded above, and needs no LP.
+    The person adds 1 to antal_personer of its kommune, region and hele landet (group and 'i alt') in every
+    period of the grid, and its weeks to ydelsesuger (one a month, the sum of its months in a quarter or year);
+    a flow variant adds a tilgang (afgang) in one month and its quarter and year.  :func:`valid_directions`
+    keeps those that keep every relation true: if all cells of one are hidden, each of them is unbounded
+    above, with no LP.
     """
     idx = {(r[0], r[1], r[2], r[3], r[5]): j for j, r in enumerate(rows)}
+    perioder = sorted({(r[0], r[1]) for r in rows}, key=lambda p: ({"maaned": 0, "kvartal": 1, "aar": 2}[p[0]], p[1]))
+    delta: dict[tuple[str, dt.date], float] = {}
+    for p in perioder:
+        kids = [q for q in perioder if _parent_period(*q) == p]
+        delta[p] = sum(delta[q] for q in kids) if kids else 1.0
     out = []
-    for (pt, ps, niv, kode, over, grp) in rows:
-        if pt != "maaned" or niv != "kommune" or grp == I_ALT or over is None:
+    seen = set()
+    for r in rows:
+        pt, ps, niv, kode, over, grp = r[:6]
+        if niv not in ("kommune", "region") or grp == I_ALT or over is None or (niv, kode, grp) in seen:
             continue
-        per = [(pt, ps)]
-        q = _parent_period(pt, ps)
-        while q is not None:
-            per.append(q)
-            q = _parent_period(*q)
-        rr = [idx.get((p[0], p[1], n, k, g)) for p in per for n, k in (("kommune", kode), ("region", over),
-                                                                        ("land", "000")) for g in (grp, I_ALT)]
-        rr = [j for j in rr if j is not None]
-        for m in range(3):
-            out.append(np.array(sorted({3 * j + mm for j in rr for mm in {0, m}})))
+        seen.add((niv, kode, grp))
+        # a region's person (valid where its kommuner are not in the grid: a sparse grid's region level)
+        geo = [("kommune", kode), ("region", over), ("land", "000")] if niv == "kommune" else \
+            [("region", kode), ("land", "000")]
+        base: dict[int, float] = {}
+        for p in perioder:
+            for n, k in geo:
+                for g in (grp, I_ALT):
+                    j = idx.get((p[0], p[1], n, k, g))
+                    if j is not None:
+                        base[NM * j] = 1.0
+                        base[NM * j + UGER] = delta[p]
+        if not base:
+            continue
+        out.append((np.array(list(base)), np.array(list(base.values()))))
+        for p in perioder:
+            if p[0] != "maaned":
+                continue
+            chain = [p]
+            while (q := _parent_period(*chain[-1])) is not None:
+                chain.append(q)
+            for m in (1, 2):
+                d = dict(base)
+                for q in chain:
+                    for n, k in geo:
+                        for g in (grp, I_ALT):
+                            j = idx.get((q[0], q[1], n, k, g))
+                            if j is not None:
+                                d[NM * j + m] = 1.0
+                out.append((np.array(list(d)), np.array(list(d.values()))))
+    return out
+
+
+def valid_directions(n: int, cons: list[Constraint], dirs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """The cells of the directions d (d >= 0) along which every relation stays true: a.d = 0 for an equality,
+    a.d <= 0 for an inequality (checked, not assumed: a relation added later cannot make a certificate wrong)."""
+    by_cell: dict[int, list[int]] = defaultdict(list)
+    for k, c in enumerate(cons):
+        for x in c.cells:
+            by_cell[int(x)].append(k)
+    out = []
+    for cells, amount in dirs:
+        dv = np.zeros(n)
+        dv[cells] = amount
+        ok = True
+        for k in {k for x in cells for k in by_cell.get(int(x), ())}:
+            c = cons[k]
+            s = float(c.coefs @ dv[c.cells])
+            if (c.eq and abs(s) > 1e-9) or (not c.eq and s > 1e-9):
+                ok = False
+                break
+        if ok:
+            out.append(cells)
     return out
 
 
@@ -266,8 +354,53 @@ class _Block:
                            "feasible, so the relations are inconsistent with them")
 
 
+@dataclass
+class Seen:
+    """Per cell the lowest and highest value seen in points consistent with the published data (the truth
+    first; +inf once a ray of the feasible set raises it).  Kept across the rounds of :func:`choose_hidden`:
+    hiding more cells only adds unknowns, so a point (with the newly hidden cells at their true values) or a
+    ray (zero on them) of an earlier round stays one of the later rounds -- a certified cell stays certified."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Seen:
+        return cls(values.astype(float).copy(), values.astype(float).copy())
+
+
+def _rays(nv: int, a_rows: list[tuple[list[int], list[float], float, float]], todo: np.ndarray) -> np.ndarray:
+    """The block's cells that lie on a ray of its feasible set (one LP).
+
+    Why: a direction d >= 0 with A_eq d = 0 and A_le d <= 0 keeps every relation true from the truth on for
+    any step, so each cell with d_i > 0 is unbounded above: "one more person" found by the solver, in the
+    relations as they are (vintage copies, context years), not by a hand-made list.  The rays form a cone and
+    the sum of two rays is a ray, so maximising sum(t_i) with t_i <= d_i, t_i <= 1 over the cone finds every
+    cell that some ray raises, in one LP (a cap d <= 1 instead would make it a knapsack: one group per sum).
+    The direction found is checked against every relation before it certifies anything."""
+    rows = [(i, c, 0.0 if not math.isinf(lo) else -np.inf, 0.0) for i, c, lo, _ in a_rows]
+    rows += [([nv + k, k], [1.0, -1.0], -np.inf, 0.0) for k in range(nv)]
+    lp = _Block(2 * nv, rows)
+    st, x = lp.solve(np.concatenate([np.zeros(nv), np.where(todo, -1.0, 0.0)]),
+                     np.concatenate([np.full(nv, 1e4), np.ones(nv)]))
+    if x is None:
+        return np.zeros(nv, dtype=bool)
+    d = x[:nv]
+    tol = 1e-7 * max(1.0, float(d.max(initial=0.0)))
+    for idx, coefs, rlo, _ in rows[:len(a_rows)]:
+        s = float(np.dot(coefs, d[idx])) if idx else 0.0
+        if s > tol or (rlo == 0.0 and s < -tol):
+            log.debug("ray LP: direction fails the check (tolerance): no cell certified by it")
+            return np.zeros(nv, dtype=bool)
+    found = todo & (d > 0.5)
+    log.debug("ray LP: %d of %d uncertified cells unbounded above", int(found.sum()), int(todo.sum()))
+    return found
+
+
 def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graense: int = GRAENSE,
-          exact: bool = False, dirs: list[np.ndarray] | None = None, deadline: float | None = None) -> AuditResult:
+          exact: bool = False, dirs: list[np.ndarray] | None = None,
+          targets: np.ndarray | None = None, seen: Seen | None = None,
+          per_cell: int | None = PER_CELL_LPS) -> AuditResult:
     """The attack: for each hidden cell, minimise and maximise it over everything published (HiGHS LP).
 
     Why per block: hidden cells that share no relation (directly or through other hidden cells) are
@@ -275,7 +408,8 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
     so is the truth, so a cell whose observed values already span ``graense`` is certified without its own
     LPs.  First LPs that push all uncertified cells of a block at once (up to truth + graense: the caps only
     shrink the feasible set, so the points stay valid), repeated while they certify cells; then each
-    remaining cell's own max and min, warm-started from the previous basis.  ``exact=True`` solves both LPs
+    remaining cell's own max and min, warm-started from the previous basis.  ``targets``: the cells whose interval is
+    wanted (others are unknowns of the LPs only: a sparse group's kommune cells, :func:`sparse_kommuner`).  ``exact=True`` solves both LPs
     for every cell (tests that want the intervals themselves).
     """
     lo: dict[int, float] = {}
@@ -286,7 +420,10 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
         if hidden[d].all():
             unbounded[d] = True
     blocks = _components(len(values), hidden, cons)
+    budget = math.inf if per_cell is None else per_cell
     for cells, ks in blocks:
+        if targets is not None and not targets[cells].any():  # no cell wanted here: no LP to build
+            continue
         if not exact and unbounded[cells].all():
             for c in cells:
                 lo[int(c)], hi[int(c)] = float(values[c]), math.inf
@@ -302,17 +439,33 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
         lp = _Block(nv, a_rows)
         truth = values[cells].astype(float)
         seen_lo, seen_hi = truth.copy(), truth.copy()
+        if seen is not None and not exact:
+            seen_lo, seen_hi = seen.lo[cells].copy(), seen.hi[cells].copy()
+        wanted = np.ones(nv, dtype=bool) if targets is None else targets[cells].copy()
         if not exact:
             seen_hi[unbounded[cells]] = math.inf
+            with np.errstate(invalid="ignore"):
+                todo = wanted & (np.floor(seen_hi + 1e-6) - np.ceil(seen_lo - 1e-6) < graense)
+            if todo.any():
+                solves += 1
+                seen_hi[_rays(nv, a_rows, todo)] = math.inf
+            if seen is not None:
+                seen.lo[cells], seen.hi[cells] = seen_lo, seen_hi
+                seen_lo, seen_hi = seen_lo.copy(), seen_hi.copy()
+        if targets is not None:  # not wanted: counted as certified
+            seen_lo[~wanted], seen_hi[~wanted] = -math.inf, math.inf
 
         def solve(obj: np.ndarray, upper: np.ndarray | None = None, lp: _Block = lp, seen_lo: np.ndarray = seen_lo,
-                  seen_hi: np.ndarray = seen_hi) -> np.ndarray | None:
+                  seen_hi: np.ndarray = seen_hi, cells: np.ndarray = cells) -> np.ndarray | None:
             nonlocal solves
             solves += 1
             st, x = lp.solve(obj, upper)
             if x is not None:
                 np.minimum(seen_lo, x, out=seen_lo)
                 np.maximum(seen_hi, x, out=seen_hi)
+                if seen is not None and not exact:
+                    seen.lo[cells] = np.minimum(seen.lo[cells], x)
+                    seen.hi[cells] = np.maximum(seen.hi[cells], x)
             return x
 
         def certified(seen_lo: np.ndarray = seen_lo, seen_hi: np.ndarray = seen_hi) -> np.ndarray:
@@ -324,11 +477,9 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             # random weights: a vertex then puts whole steps into single cells instead of spreading them
             rng = np.random.default_rng(nv)
             before, stale = int(certified().sum()), 0
-            for _ in range(30):
-                if deadline is not None and time.perf_counter() > deadline:
-                    raise TimeoutError("suppression audit over budget")
+            for _ in range(8):
                 todo = ~certified()
-                if not todo.any() or stale >= 2:
+                if not todo.any() or stale >= 1:
                     break
                 # random signs: moving mass from the cells pushed down to the cells pushed up pays off
                 w = rng.uniform(1.0, 2.0, nv) * rng.choice([-1.0, 1.0], nv)
@@ -340,14 +491,25 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
                       solves)
         for k in range(nv):
             c = int(cells[k])
-            if deadline is not None and time.perf_counter() > deadline:
-                raise TimeoutError("suppression audit over budget")
+            if targets is not None and not targets[c]:
+                continue
             if not exact and _width(seen_lo[k], seen_hi[k]) >= graense:
                 lo[c], hi[c] = float(seen_lo[k]), float(seen_hi[k])
                 continue
+            if not exact and budget <= 0:  # past the deterministic cap: reported as seen (narrow: hidden more)
+                lo[c], hi[c] = float(seen_lo[k]), float(seen_hi[k])
+                continue
+            budget -= 1
             obj = np.zeros(nv)
             obj[k] = -1.0
-            x = solve(obj)
+            if exact:
+                x = solve(obj)
+            else:
+                # capped where it certifies: a bounded LP solves faster than one that must prove unboundedness,
+                # and a cap that does not bind leaves the true maximum
+                up = np.full(nv, np.inf)
+                up[k] = math.ceil(seen_lo[k] - 1e-6) + graense + 0.5
+                x = solve(obj, up)
             mx = math.inf if x is None else float(x[k])
             if not exact and _width(seen_lo[k], mx) >= graense:
                 lo[c], hi[c] = float(seen_lo[k]), mx
@@ -358,127 +520,319 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
     return AuditResult(lo, hi, solves, len(blocks))
 
 
+def _tie(hidden: np.ndarray) -> None:
+    """fuldtidspersoner (ydelsesuger) is hidden exactly when antal_personer is: one published flag covers both."""
+    h = hidden.reshape(-1, NM)
+    both = h[:, 0] | h[:, UGER]
+    h[:, 0] = both
+    h[:, UGER] = both
+
+
 def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRAENSE, max_rounds: int = 200,
-                  dirs: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+                  dirs: list[np.ndarray] | None = None, start: np.ndarray | None = None,
+                  eligible: np.ndarray | None = None, known: np.ndarray | None = None,
+                  targets: np.ndarray | None = None,
+                  blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
     """Primary cells, then secondary cells until the audit pins none; returns (hidden, primary, last audit).
 
-    Each round: a relation (equality) with exactly one hidden cell gets its smallest published cell hidden
-    (cheap, repeated until stable); then the LP audit; each cell still narrower than ``graense`` gets the
-    smallest published cell of one of its relations hidden (preferring equalities).  Hiding more only
-    widens intervals, so the loop ends (at worst with everything hidden).
+    ``start``: cells hidden from the outset (context cells' published flags, sparse groups); ``eligible``: the
+    cells this publication may hide (not the context's); ``known``: cells the attacker reads elsewhere (an
+    earlier vintage published the same figure), hidden or not they count as published in the audit.
+    Each round: a relation (equality) with exactly one hidden cell gets its smallest published eligible cell
+    hidden (cheap, repeated until stable); then the LP audit; each cell still narrower than ``graense`` gets
+    the smallest published eligible cell of one of its relations hidden (preferring equalities).  Hiding more
+    only widens intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
+
+    Fail safe: a narrow cell with no published eligible cell left in the relations of the hidden cells first gets
+    its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, its whole
+    block is hidden -- every eligible cell with its ``blocks`` label (period and measure, from
+    :func:`choose_grid_hidden`), else every eligible cell of its measure, else every eligible cell -- and the
+    audit runs again.  Only a cell narrow with every eligible cell hidden (earlier publications alone pin it:
+    this publication shows none of its figures) is logged and left.
     """
-    primary = values < graense
-    hidden = primary.copy()
+    n = len(values)
+    eligible = np.ones(n, dtype=bool) if eligible is None else eligible
+    known = np.zeros(n, dtype=bool) if known is None else known
+    counts = np.ones(n, dtype=bool)
+    counts[UGER::NM] = False
+    primary = (values < graense) & eligible & counts
+    hidden = primary.copy() if start is None else (primary | start)
+    _tie(hidden)
     by_cell: dict[int, list[int]] = defaultdict(list)
     for k, c in enumerate(cons):
         for x in c.cells:
             by_cell[int(x)].append(k)
     eqs = [c for c in cons if c.eq]
-    budget = float(os.environ.get("DSDW_SUPPRESSION_BUDGET_S", str(BUDGET_S)))
-    t_start = time.perf_counter()
+    given_up: set[int] = set()
+    wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
+    memo = Seen.of(values)
+
+    def smallest(free: np.ndarray) -> int | None:
+        # a known cell is published elsewhere with the same figure: hiding it would protect nothing
+        free = free[eligible[free] & ~hidden[free] & ~known[free]]
+        return None if len(free) == 0 else int(free[np.lexsort((free, values[free]))[0]])
+
     for _ in range(max_rounds):
-        if time.perf_counter() - t_start > budget:
-            # the audit could not clear the grid in time (sparse, tiny figures): publish no count of it
-            log.warning("suppression: budget of %.0f s exceeded; every count of the grid is hidden", budget)
-            hidden[:] = True
-            return hidden, primary, audit(values, hidden, cons, graense, dirs=dirs)
         while True:
             changed = False
+            seen = hidden & ~known
             for c in eqs:
-                h = hidden[c.cells]
+                h = seen[c.cells]
                 # a lone hidden cell is its relation's difference; hidden cells whose values sum to less than
                 # graense lie in [0, that sum]: both pin, so a published cell of the relation is hidden too
                 if h.any() and (h.sum() == 1 or values[c.cells[h]].sum() < graense) and not h.all():
-                    free = c.cells[~h]
-                    hidden[free[np.lexsort((free, values[free]))[0]]] = True
-                    changed = True
+                    best = smallest(c.cells[~h])
+                    if best is not None:
+                        hidden[best] = True
+                        seen[best] = not known[best]
+                        changed = True
             if not changed:
                 break
-        t0 = time.perf_counter()
-        try:
-            res = audit(values, hidden, cons, graense, dirs=dirs, deadline=t_start + budget)
-        except TimeoutError:
-            continue
-        pinned = res.pinned(graense)
-        log.debug("suppression round: %d hidden, %d pinned, %d LPs in %d blocks, %.2f s", hidden.sum(), len(pinned),
-                  res.lp_solves, res.blocks, time.perf_counter() - t0)
+            _tie(hidden)
+        seen = hidden & ~known
+        res = audit(values, seen, cons, graense, dirs=dirs, targets=targets, seen=memo)
+        pinned = [i for i in res.pinned(graense) if i not in given_up and i not in wide]
+        log.debug("suppression round: %d hidden, %d pinned, %d LPs in %d blocks", hidden.sum(), len(pinned),
+                  res.lp_solves, res.blocks)
         if not pinned:
             return hidden, primary, res
+        stuck = []
         for i in pinned:
             best = None
             for k in sorted(by_cell[i], key=lambda k: not cons[k].eq):
-                free = cons[k].cells[~hidden[cons[k].cells]]
-                if len(free):
-                    cand = free[np.lexsort((free, values[free]))[0]]
-                    if best is None or values[cand] < values[best]:
-                        best = cand
+                cand = smallest(cons[k].cells)
+                if cand is not None and (best is None or values[cand] < values[best]):
+                    best = cand
             if best is None:  # all its relations' cells are hidden: widen through the block's relations
-                free = np.array([x for k in range(len(cons)) if hidden[cons[k].cells].any()
-                                 for x in cons[k].cells if not hidden[x]])
-                if len(free) == 0:
-                    raise RuntimeError(f"cell {i} is pinned with every related cell hidden")
-                best = free[np.lexsort((free, values[free]))[0]]
-            hidden[best] = True
+                free = np.array(sorted({int(x) for c in cons if seen[c.cells].any() for x in c.cells}), dtype=int)
+                best = smallest(free)
+            if best is None:
+                stuck.append(i)
+            else:
+                hidden[best] = True
+        if stuck:  # fail safe: no published cell of a relation left to hide
+            want = np.zeros(n, dtype=bool)
+            want[stuck] = True
+            exact = audit(values, seen, cons, graense, dirs=dirs, targets=want, seen=memo, per_cell=None)
+            narrow = set(exact.pinned(graense))
+            wide.update(i for i in stuck if i not in narrow)
+            for i in sorted(narrow):
+                free = eligible & ~hidden & ~known
+                levels = [] if blocks is None or blocks[i] < 0 else [blocks == blocks[i]]
+                levels += [np.arange(n) % NM == i % NM, np.ones(n, dtype=bool)]
+                grow = next((lv & free for lv in levels if (lv & free).any()), None)
+                if grow is None:
+                    log.warning("suppression: cell %d stays narrower than %d with every cell of this publication "
+                                "hidden: earlier publications alone pin it", i, graense)
+                    given_up.add(i)
+                    continue
+                log.warning("suppression: cell %d stays narrower than %d and no cell of its relations is left to "
+                            "hide: %d more cells of its block are hidden (fail safe)", i, graense, int(grow.sum()))
+                hidden |= grow
+        _tie(hidden)
     raise RuntimeError(f"suppression did not converge in {max_rounds} rounds")
 
 
 def grid_from(con: duckdb.DuckDBPyConnection, source: str) -> Grid:
-    """The cells of ``source`` (the mart's columns) as a :class:`Grid` with its relations."""
+    """The cells of ``source`` (the mart's columns) as a :class:`Grid` with its relations.
+
+    ydelsesuger and uger_i_perioden are read where the relation has them (else ydelsesuger is taken from
+    fuldtidspersoner over a one-week period)."""
+    cols = set(con.sql(source).columns)
+    uger = "uger_i_perioden" if "uger_i_perioden" in cols else "1"
+    y = "ydelsesuger" if "ydelsesuger" in cols else f"round(fuldtidspersoner * {uger})"
     data = con.execute(f"SELECT periode_type, periode_start, geo_niveau, geo_kode, overordnet_geo_kode, ydelsesgruppe, "
-                       f"{', '.join(MAAL)} FROM ({source}) ORDER BY ALL").fetchall()
-    rows = [r[:6] for r in data]
-    values = np.array([float(v or 0) for r in data for v in r[6:9]])
+                       f"{uger}, {', '.join(MAAL)}, {y} FROM ({source}) ORDER BY ALL").fetchall()
+    rows = [r[:7] for r in data]
+    values = np.array([float(v or 0) for r in data for v in r[7:7 + NM]])
     return Grid(rows, values, constraints(rows, values), directions(rows))
 
 
-def suppress(con: duckdb.DuckDBPyConnection, source: str, graense: int = GRAENSE, target: str | None = None
-             ) -> duckdb.DuckDBPyRelation:
-    """Apply the rule to relation ``source`` and return the published relation (temp table ``target``).
+@dataclass
+class Layer:
+    """Cells already published, as context of a new publication: their rows, true figures and published flags.
 
-    ``source`` needs the key columns, overordnet_geo_kode (region of a kommune, '000' for a region, NULL for
-    land), antal_personer, fuldtidspersoner, tilgang, afgang; other columns pass through.  Hidden counts are
-    NULL with ``<maal>_diskretioneret`` true; fuldtidspersoner is hidden with its antal_personer.
+    ``current``: still the published version (a neighbouring year: linked by the consecutive-period relations);
+    else an earlier vintage of the periods being republished (linked by the attacker's comparison of vintages).
     """
-    grid = grid_from(con, source)
-    return _publish_relation(con, source, grid, choose_grid_hidden(grid, graense), target)
+
+    rows: list[tuple]
+    values: np.ndarray
+    hidden: np.ndarray
+    vintage: int
+    current: bool
+
+
+@dataclass
+class Problem:
+    """A grid with its context (:func:`with_context`): the new grid's cells come first (``n_new``)."""
+
+    values: np.ndarray
+    constraints: list[Constraint]
+    start: np.ndarray
+    eligible: np.ndarray
+    known: np.ndarray
+    dirs: list[np.ndarray]
+    n_new: int
+
+
+def with_context(grid: Grid, layers: list[Layer] | None = None) -> Problem:
+    """The new grid joined with the publications an attacker holds beside it.
+
+    * current layers (neighbouring years) join the new grid's rows, so the consecutive-period relations cross
+      the calendar year (December to January, Q4 to Q1, year to year);
+    * each earlier vintage of the same periods is a copy of the grid with that vintage's true figures, its own
+      relations and its published cells as constants; a cell whose true figure is the same in two consecutive
+      versions is one unknown to the attacker (x_old = x_new), whose figures changed are separate unknowns (the
+      attacker is assumed to know which cells a correction touched, not by how much).  A cell an earlier
+      vintage published with the figure it still has is ``known``: hiding it again would protect nothing.
+    """
+    layers = layers or []
+    cur = [ly for ly in layers if ly.current]
+    old = sorted((ly for ly in layers if not ly.current), key=lambda ly: ly.vintage)
+    rows = list(grid.rows) + [r for ly in cur for r in ly.rows]
+    values = np.concatenate([grid.values, *[ly.values for ly in cur], *[ly.values for ly in old]]) \
+        if layers else grid.values.copy()
+    n_cur = len(rows) * NM
+    cur_vals = values[:n_cur]
+    cons = constraints(rows, cur_vals) if cur else list(grid.constraints)
+    dirs = directions(rows) if cur else list(grid.directions)
+    start = np.zeros(len(values), dtype=bool)
+    off = grid.n
+    for ly in cur:
+        start[off:off + len(ly.values)] = ly.hidden
+        off += len(ly.values)
+    eligible = np.zeros(len(values), dtype=bool)
+    eligible[:grid.n] = True
+    known = np.zeros(len(values), dtype=bool)
+    newest: dict[tuple, int] = {}  # key -> base index of its latest version so far (old layers, in vintage order)
+    for ly in old:
+        base = off
+        start[off:off + len(ly.values)] = ly.hidden
+        for c in constraints(ly.rows, ly.values):
+            cons.append(Constraint(c.cells + base, c.coefs, c.eq, c.rhs, f"{c.why}@v{ly.vintage}"))
+        for j, r in enumerate(ly.rows):
+            key = (r[0], r[1], r[2], r[3], r[5])
+            prev = newest.get(key)
+            if prev is not None:
+                _identify(cons, values, start, prev, base + NM * j, f"v{ly.vintage}")
+            newest[key] = base + NM * j
+        off += len(ly.values)
+    if old:
+        for j, r in enumerate(grid.rows):
+            prev = newest.get((r[0], r[1], r[2], r[3], r[5]))
+            if prev is None:
+                continue
+            for m in range(NM):
+                a, b = prev + m, NM * j + m
+                if values[a] == values[b]:
+                    if start[a]:
+                        cons.append(Constraint(np.array([a, b]), np.array([1.0, -1.0]), True, 0.0, "vintage"))
+                    else:
+                        known[b] = True
+    return Problem(values, cons, start, eligible, known, dirs, grid.n)
+
+
+def _identify(cons: list[Constraint], values: np.ndarray, start: np.ndarray, a0: int, b0: int, why: str) -> None:
+    for m in range(NM):
+        a, b = a0 + m, b0 + m
+        if values[a] == values[b] and (start[a] or start[b]):
+            cons.append(Constraint(np.array([a, b]), np.array([1.0, -1.0]), True, 0.0, why))
 
 
 def sparse_kommuner(grid: Grid, graense: int = GRAENSE) -> np.ndarray | None:
     """The kommune-level cells, when most of them are below ``graense`` (else None).
 
-    Why: in a sparse grid (a small population, a rare benefit) nearly every kommune cell is a primary
-    cell; protecting them one by one costs LPs over the whole linked grid and ends with almost everything
-    hidden anyway.  Such a grid is published with every count hidden (:func:`choose_grid_hidden`), at once
-    and deterministically -- unlike a time budget, a vintage then does not depend on how busy the machine
-    was.  Grids with enough data (national scale) get the LP-checked suppression cell by cell.
+    Why: in a sparse grid (a small population: the demo's Denmark) nearly every kommune cell is a primary
+    cell; protecting them one by one costs LPs over the whole linked grid and ends with almost all of them
+    hidden anyway.  Such a grid is published at region level: every kommune cell (every group, 'i alt',
+    period and measure) is hidden at once, and the LP audit certifies -- or widens with secondary cells --
+    the regions and hele landet, which stay published where that is safe (:func:`choose_grid_hidden`).
+    Deterministic: the share decides, not a time budget.
     """
-    kommune = np.repeat(np.array([r[2] == "kommune" for r in grid.rows], dtype=bool), 3)
+    kommune = np.array([r[2] == "kommune" for r in grid.rows], dtype=bool)
     if not kommune.any():
         return None
-    return kommune if float((grid.values[kommune] < graense).mean()) > SPARSE_SHARE else None
+    share = float((grid.values[0::NM][kommune] < graense).mean())
+    return np.repeat(kommune, NM) if share > SPARSE_SHARE else None
 
 
-def choose_grid_hidden(grid: Grid, graense: int = GRAENSE) -> np.ndarray:
-    """The hidden cells of a grid: :func:`choose_hidden`, or every cell when :func:`sparse_kommuner` says so."""
-    mask = sparse_kommuner(grid, graense)
-    if mask is None:
-        return choose_hidden(grid.values, grid.constraints, graense, dirs=grid.directions)[0]
-    log.warning("suppression: %d of %d kommune cells below %d; the grid is published with every count hidden",
-                int((grid.values[mask] < graense).sum()), int(mask.sum()), graense)
-    return np.ones(grid.n, dtype=bool)
+def _without_kommuner(rows: list[tuple], values: np.ndarray) -> tuple[list[int], Grid]:
+    keep = [j for j, r in enumerate(rows) if r[2] != "kommune"]
+    r2 = [rows[j] for j in keep]
+    v2 = values.reshape(-1, NM)[keep].reshape(-1) if keep else np.zeros(0)
+    return keep, Grid(r2, v2, constraints(r2, v2), directions(r2))
+
+
+def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] | None = None) -> np.ndarray:
+    """The hidden cells of a grid (with its context ``layers``): :func:`choose_hidden` over the joint problem;
+    a sparse grid's kommune level (:func:`sparse_kommuner`) is hidden whole and the audit runs on its regions
+    and hele landet.
+
+    Why the kommune cells may then leave the LP: every relation that involves a kommune cell involves only
+    hidden kommune cells besides one region cell (kommuner of a region, groups of a kommune, periods and
+    measures of a kommune cell), so it tells the attacker about a region cell only what the region's own
+    relations already say (the sum of a region's kommune relations is its region relation, with a slack
+    at least as large).  tests/test_suppression_attacks.py runs an independent integer attacker over the
+    whole grid, kommune cells included, to check it."""
+    sparse = sparse_kommuner(grid, graense)
+    work, keep = grid, None
+    if sparse is not None:
+        log.info("suppression: most kommune cells below %d: the kommune level (%d cells) is hidden, the grid is "
+                 "published at region level", graense, int(sparse.sum()))
+        keep, work = _without_kommuner(grid.rows, grid.values)
+        layers = [Layer(*_strip(ly), ly.vintage, ly.current) for ly in layers or []]
+    p = with_context(work, layers)
+    dirs = valid_directions(len(p.values), p.constraints, p.dirs) if p.dirs else None
+    # fail-safe blocks (choose_hidden): one per period and measure of the new grid
+    labels: dict[tuple, int] = {}
+    blocks = np.full(len(p.values), -1, dtype=int)
+    for j, r in enumerate(work.rows):
+        for m in range(NM):
+            blocks[NM * j + m] = labels.setdefault((r[0], r[1], 0 if m == UGER else m), len(labels))
+    hidden = choose_hidden(p.values, p.constraints, graense, dirs=dirs, start=p.start, eligible=p.eligible,
+                           known=p.known, blocks=blocks)[0][:p.n_new]
+    if keep is None:
+        return hidden
+    full = np.ones(grid.n, dtype=bool)
+    full.reshape(-1, NM)[keep] = hidden.reshape(-1, NM)
+    return full
+
+
+def _strip(ly: Layer) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+    keep = [j for j, r in enumerate(ly.rows) if r[2] != "kommune"]
+    return ([ly.rows[j] for j in keep], ly.values.reshape(-1, NM)[keep].reshape(-1),
+            ly.hidden.reshape(-1, NM)[keep].reshape(-1))
+
+
+def suppress(con: duckdb.DuckDBPyConnection, source: str, graense: int = GRAENSE, target: str | None = None,
+             layers: list[Layer] | None = None, grundlag: str | None = None) -> duckdb.DuckDBPyRelation:
+    """Apply the rule to relation ``source`` and return the published relation (temp table ``target``).
+
+    ``source`` needs the key columns, overordnet_geo_kode (region of a kommune, '000' for a region, NULL for
+    land), antal_personer, fuldtidspersoner, tilgang, afgang (ydelsesuger and uger_i_perioden where it has
+    them); other columns pass through.  Hidden counts are NULL with ``<maal>_diskretioneret`` true;
+    fuldtidspersoner is hidden with its antal_personer.  ``grundlag``: a temp table to keep the true figures
+    and flags in (the publication log stores them as the context of later vintages).
+    """
+    grid = grid_from(con, source)
+    return _publish_relation(con, source, grid, choose_grid_hidden(grid, graense, layers), target, grundlag)
 
 
 def _publish_relation(con: duckdb.DuckDBPyConnection, source: str, grid: Grid, hidden: np.ndarray,
-                      target: str | None) -> duckdb.DuckDBPyRelation:
+                      target: str | None, grundlag: str | None = None) -> duckdb.DuckDBPyRelation:
     t = f"_sup_{uuid.uuid4().hex[:10]}"
     target = target or f"{t}_r"
-    flags = hidden.reshape(-1, 3)
+    flags = hidden.reshape(-1, NM)
+    vals = grid.values.reshape(-1, NM)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {t} (periode_type VARCHAR, periode_start DATE, geo_niveau VARCHAR, "
-                "geo_kode VARCHAR, ydelsesgruppe VARCHAR, h0 BOOLEAN, h1 BOOLEAN, h2 BOOLEAN)")
+                "geo_kode VARCHAR, ydelsesgruppe VARCHAR, overordnet_geo_kode VARCHAR, uger_i_perioden BIGINT, "
+                "antal_personer BIGINT, tilgang BIGINT, afgang BIGINT, ydelsesuger BIGINT, "
+                "h0 BOOLEAN, h1 BOOLEAN, h2 BOOLEAN)")
     if grid.rows:
-        con.executemany(f"INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [[r[0], r[1], r[2], r[3], r[5], bool(f[0]), bool(f[1]), bool(f[2])]
-                         for r, f in zip(grid.rows, flags, strict=True)])
+        con.executemany(f"INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [[r[0], r[1], r[2], r[3], r[5], r[4], r[6], *(int(x) for x in v), bool(f[0]), bool(f[1]),
+                          bool(f[2])] for r, f, v in zip(grid.rows, flags, vals, strict=True)])
     key = ", ".join(KEY)
     try:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {target} AS
@@ -488,9 +842,45 @@ def _publish_relation(con: duckdb.DuckDBPyConnection, source: str, grid: Grid, h
                    CASE WHEN NOT p.h1 THEN s.tilgang END AS tilgang, p.h1 AS tilgang_diskretioneret,
                    CASE WHEN NOT p.h2 THEN s.afgang END AS afgang, p.h2 AS afgang_diskretioneret
             FROM ({source}) s JOIN {t} p USING ({key})""")
+        if grundlag:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {grundlag} AS SELECT * FROM {t}")
     finally:
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return con.table(target)
+
+
+def context_layers(con: duckdb.DuckDBPyConnection, years: list[int]) -> list[Layer]:
+    """The context of republishing ``years`` from the publication log's true figures (meta.publikation_grundlag):
+    every earlier vintage of those years' periods, and the published version of the neighbouring years."""
+    from pipelines.warehouse.publication import GRUNDLAG
+
+    if not _exists(con, "publikation_grundlag", "meta"):
+        return []
+    cols = ("periode_type, periode_start, geo_niveau, geo_kode, overordnet_geo_kode, ydelsesgruppe, uger_i_perioden, "
+            "antal_personer, tilgang, afgang, ydelsesuger, h0, h1, h2, vintage")
+    yl = ", ".join(map(str, years))
+    nb = sorted({y + d for y in years for d in (-1, 1)} - set(years))
+    out: list[Layer] = []
+
+    def layer(data: list[tuple], vintage: int, current: bool) -> Layer:
+        rows = [r[:7] for r in data]
+        values = np.array([float(v) for r in data for v in r[7:11]])
+        hidden = np.array([bool(r[11 + (m if m < 3 else 0)]) for r in data for m in range(NM)])
+        return Layer(rows, values, hidden, vintage, current)
+
+    old = con.execute(f"SELECT {cols} FROM {GRUNDLAG} WHERE year(periode_start) IN ({yl}) ORDER BY vintage, "
+                      "periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe").fetchall()
+    by_v: dict[int, list[tuple]] = defaultdict(list)
+    for r in old:
+        by_v[r[-1]].append(r)
+    out += [layer(d, v, False) for v, d in sorted(by_v.items())]
+    if nb:
+        cur = con.execute(f"""SELECT {cols} FROM {GRUNDLAG} g WHERE year(periode_start) IN ({', '.join(map(str, nb))})
+            AND vintage = (SELECT max(vintage) FROM {GRUNDLAG} h WHERE h.periode_type = g.periode_type
+                           AND h.periode_start = g.periode_start) ORDER BY ALL""").fetchall()
+        if cur:
+            out.append(layer(cur, max(r[-1] for r in cur), True))
+    return out
 
 
 PUBLISHED_COLUMNS = (
@@ -546,7 +936,7 @@ def publish_suppressed(con: duckdb.DuckDBPyConnection, result: Any = None) -> in
                         f"FROM ({_empty_published()}) LIMIT 0")
         return 0
     src = f"SELECT * FROM {FULL_GRID} WHERE daekket AND year(periode_start) IN ({', '.join(map(str, years))})"
-    suppress(con, src, target="_sup_resultat")
+    suppress(con, src, target="_sup_resultat", layers=context_layers(con, years), grundlag="_sup_grundlag")
     try:
         vintage = publication.next_vintage(con)
         sel = f"SELECT {PUBLISHED_COLUMNS}, {vintage} AS vintage FROM _sup_resultat"
@@ -554,9 +944,10 @@ def publish_suppressed(con: duckdb.DuckDBPyConnection, result: Any = None) -> in
             con.execute(f"CREATE TABLE {PUBLISHED} AS {sel} LIMIT 0")
         con.execute(f"DELETE FROM {PUBLISHED} WHERE year(periode_start) IN ({', '.join(map(str, years))})")
         rows = con.execute(f"INSERT INTO {PUBLISHED} BY NAME {sel}").fetchone()[0]
-        publication.record(con, vintage, result, years)
+        publication.record(con, vintage, result, years, "_sup_grundlag")
     finally:
         con.execute("DROP TABLE IF EXISTS _sup_resultat")
+        con.execute("DROP TABLE IF EXISTS _sup_grundlag")
     return int(rows)
 
 

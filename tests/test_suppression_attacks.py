@@ -1,0 +1,233 @@
+"""Attacks on the published cells beyond one table's margins (issue 13 item 1, "an attacker with a solver"):
+sparse grids, two vintages of the same period, fuldtidspersoner as its own measure, and relations across
+calendar years.  Each test publishes a small hand-made grid with the project's suppression and then runs the
+independent attacker of tests/attacker.py (its own relations, its own integer program) against what was
+published: no hidden cell may be narrowed to fewer than GRAENSE values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import duckdb
+import numpy as np
+from attacker import Attack, width
+
+from pipelines.warehouse.suppression import GRAENSE, NM, Layer, grid_from, suppress
+
+OKT, NOV, DEC, JAN = dt.date(2026, 10, 1), dt.date(2026, 11, 1), dt.date(2026, 12, 1), dt.date(2027, 1, 1)
+REGIONER = {"084": ["101", "147", "151"], "085": ["253", "259"]}
+GRUPPER = ["dagpenge", "kontanthjaelp", "sygedagpenge"]
+
+
+def grid(rng: random.Random, months: list[dt.date], sizes: list[int], uger: int = 4) -> dict:
+    """{key: (antal, tilgang, afgang, ydelsesuger)} for kommuner, regions and land; regions and land are sums
+    (distinct persons: a kommune's 'i alt' is the sum of its groups minus one where it can)."""
+    cells: dict = {}
+    for mo in months:
+        tot: dict = {}
+        for r, ks in REGIONER.items():
+            for k in ks:
+                vals = {}
+                for g in GRUPPER:
+                    a = rng.choice(sizes)
+                    t, f = rng.randint(0, a), rng.randint(0, a)
+                    vals[g] = (a, t, f, a * rng.randint(1, uger))
+                vals["i alt"] = tuple(sum(v[m] for v in vals.values()) for m in range(4))
+                for g, v in vals.items():
+                    cells[("maaned", mo, "kommune", k, r, g)] = v
+                    tot[(r, g)] = tuple(x + y for x, y in zip(tot.get((r, g), (0,) * 4), v, strict=True))
+        for (r, g), v in tot.items():
+            cells[("maaned", mo, "region", r, "000", g)] = v
+        for g in [*GRUPPER, "i alt"]:
+            cells[("maaned", mo, "land", "000", None, g)] = tuple(sum(tot[(r, g)][m] for r in REGIONER)
+                                                                  for m in range(4))
+    return cells
+
+
+def load(con: duckdb.DuckDBPyConnection, cells: dict, name: str, uger: int = 4) -> str:
+    con.execute(f"CREATE OR REPLACE TABLE {name} (periode_type VARCHAR, periode_start DATE, geo_niveau VARCHAR, "
+                "geo_kode VARCHAR, overordnet_geo_kode VARCHAR, ydelsesgruppe VARCHAR, antal_personer BIGINT, "
+                "fuldtidspersoner DOUBLE, tilgang BIGINT, afgang BIGINT, ydelsesuger BIGINT, uger_i_perioden BIGINT)")
+    con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[*k, v[0], v[3] / uger, v[1], v[2], v[3], uger] for k, v in cells.items()])
+    return f"SELECT * FROM {name}"
+
+
+def published(con: duckdb.DuckDBPyConnection, rel: str) -> dict:
+    """{key: (antal, tilgang, afgang, ydelsesuger)} as published; fuldtidspersoner x weeks gives ydelsesuger."""
+    out = {}
+    rel = rel if rel.startswith("SELECT") else f"SELECT * FROM {rel}"
+    for r in con.execute(f"SELECT periode_type, periode_start, geo_niveau, geo_kode, overordnet_geo_kode, "
+                         f"ydelsesgruppe, antal_personer, tilgang, afgang, fuldtidspersoner * uger_i_perioden, "
+                         f"antal_personer_diskretioneret FROM ({rel})").fetchall():
+        assert (r[6] is None) == r[10]
+        out[r[:6]] = (r[6], r[7], r[8], None if r[9] is None else round(r[9]))
+    return out
+
+
+def table(truth: dict, pub: dict, uger: int = 4) -> dict:
+    assert set(truth) == set(pub), "every cell of the grid is published, hidden or not"
+    return {k: (truth[k], pub[k], uger) for k in truth}
+
+
+def assert_unpinned(att: Attack) -> dict:
+    got = att.intervals()
+    narrow = {k: v for k, v in got.items() if width(*v) < GRAENSE}
+    assert got and not narrow, narrow
+    return got
+
+
+def as_layer(con: duckdb.DuckDBPyConnection, truth_rel: str, pub: dict, vintage: int, current: bool) -> Layer:
+    g = grid_from(con, truth_rel)
+    hidden = np.array([pub[r[:6]][m if m < 3 else 0] is None for r in g.rows for m in range(NM)])
+    return Layer(g.rows, g.values, hidden, vintage, current)
+
+
+def test_a_sparse_grid_publishes_its_regions_and_pins_nothing():
+    """Most kommune cells below 5 (a demo-sized Denmark): the kommune cells of the sparse groups and the
+    kommuner's 'i alt' are hidden at once, the regions and hele landet are published where the audit allows,
+    and the independent integer attacker narrows no hidden cell -- kommune cells included."""
+    con = duckdb.connect()
+    truth = grid(random.Random(3), [OKT], [0, 1, 2, 3, 4])
+    out = suppress(con, load(con, truth, "t"))
+    pub = published(con, f"SELECT * FROM {out.alias}")
+    kommune = [k for k in truth if k[2] == "kommune"]
+    assert all(pub[k][0] is None for k in kommune), "every kommune cell of a sparse grid is hidden"
+    regions = [k for k in truth if k[2] in ("region", "land")]
+    shown = [k for k in regions if pub[k][0] is not None]
+    assert shown, "regions and hele landet are published where safe"
+    assert all(pub[k] == truth[k] for k in shown)  # published figures are the true ones
+    att = Attack()
+    att.add(table(truth, pub))
+    assert_unpinned(att)
+
+
+def test_fuldtidspersoner_is_audited_as_its_own_measure():
+    """ydelsesuger (fuldtidspersoner x weeks) has its own margins and binds antal_personer (weeks per person
+    between 1 and the period's weeks): the attacker uses both, and neither hidden measure is pinned."""
+    con = duckdb.connect()
+    truth = grid(random.Random(11), [OKT], [0, 2, 5, 8, 30, 60])
+    out = suppress(con, load(con, truth, "t"))
+    pub = published(con, f"SELECT * FROM {out.alias}")
+    att = Attack()
+    att.add(table(truth, pub))
+    got = assert_unpinned(att)
+    assert any(k[2] == 3 for k in got), "hidden ydelsesuger cells were attacked"
+    # the weeks alone would give a hidden antal away: antal <= ydelsesuger <= 4 x antal with ydelsesuger known
+    k = next(k for k in truth if pub[k][0] is None)
+    leak = Attack()
+    leak.add(table(truth, {kk: (*v[:3], truth[kk][3]) for kk, v in pub.items()}))
+    lo, hi = leak.intervals([(0, k, 0)])[(0, k, 0)]
+    assert hi <= truth[k][3] and lo >= truth[k][3] / 4 - 1e-9
+
+
+def test_two_vintages_of_a_period_are_audited_together():
+    """Vintage 2 corrects a few kommune figures of October.  An attacker holding both vintages equates the
+    cells whose figure did not change; the new vintage is audited with vintage 1 as context, so no cell of
+    either vintage is pinned.  An unchanged figure published in vintage 1 stays published (hiding it again
+    would protect nothing)."""
+    con = duckdb.connect()
+    rng = random.Random(5)
+    t1 = grid(rng, [OKT], [0, 3, 6, 9, 25, 60])
+    src1 = load(con, t1, "t1")
+    p1 = published(con, "SELECT * FROM " + suppress(con, src1).alias)
+    t2 = dict(t1)
+    for k in [("maaned", OKT, "kommune", "101", "084", "dagpenge"), ("maaned", OKT, "kommune", "253", "085", "sygedagpenge")]:
+        old = t2[k]
+        new = (old[0] + 7, old[1] + 2, old[2], old[3] + 14)
+        for kk in (k, (*k[:5], "i alt"), ("maaned", OKT, "region", k[4], "000", k[5]),
+                   ("maaned", OKT, "region", k[4], "000", "i alt"), ("maaned", OKT, "land", "000", None, k[5]),
+                   ("maaned", OKT, "land", "000", None, "i alt")):
+            t2[kk] = tuple(a + b - c for a, b, c in zip(t2[kk], new, old, strict=True))
+    src2 = load(con, t2, "t2")
+    p2 = published(con, suppress(con, src2, layers=[as_layer(con, src1, p1, 1, False)]).alias)
+    changed = {k for k in t1 if t1[k] != t2[k]}
+    assert changed
+    for k in t1:
+        if k not in changed and p1[k][0] is not None:
+            assert p2[k][0] == t1[k][0], "an unchanged figure published before is published again"
+    att = Attack()
+    e1 = att.add(table(t1, p1))
+    e2 = att.add(table(t2, p2))
+    att.same(e1, table(t1, p1), e2, table(t2, p2))
+    assert_unpinned(att)
+
+
+def test_consecutive_periods_across_the_calendar_year():
+    """December 2026 is published; January 2027 is published later.  antal(Dec) - afgang(Dec) <= antal(Jan)
+    and antal(Jan) - tilgang(Jan) <= antal(Dec) link the two years: January is audited with December as
+    context and the attacker holding both narrows no hidden cell of either."""
+    con = duckdb.connect()
+    rng = random.Random(8)
+    both = grid(rng, [DEC, JAN], [0, 2, 5, 9, 20, 40])
+    # consistent stocks and flows at every cell: January's persons are December's minus leavers plus entrants
+    for k in [k for k in both if k[1] == JAN]:
+        dec = both[(k[0], DEC, *k[2:])]
+        a = max(dec[0] - dec[2] + both[k][1], both[k][1])
+        both[k] = (a, both[k][1], min(both[k][2], a), both[k][3])
+    dec = {k: v for k, v in both.items() if k[1] == DEC}
+    jan = {k: v for k, v in both.items() if k[1] == JAN}
+    src_d = load(con, dec, "d")
+    p_d = published(con, "SELECT * FROM " + suppress(con, src_d).alias)
+    src_j = load(con, jan, "j")
+    g = grid_from(con, f"{src_d} UNION ALL {src_j}")
+    assert any(c.why == "bestand" for c in g.constraints), "the relation crosses the calendar year"
+    p_j = published(con, suppress(con, src_j, layers=[as_layer(con, src_d, p_d, 1, True)]).alias)
+    att = Attack()
+    att.add(table({**dec, **jan}, {**p_d, **p_j}))
+    assert_unpinned(att)
+
+
+def test_a_cell_the_capped_audit_leaves_uncertified_is_never_published_around(monkeypatch):
+    """Fail safe of choose_hidden: with the most pessimistic cap (every cell not unbounded above counts as
+    uncertified), such cells get cells hidden until none of their relations has a published cell; then their own
+    uncapped LPs decide, and a cell still narrow gets its whole block (period x measure) hidden.  Whatever the
+    path, the independent attacker pins no cell of what is published."""
+    from pipelines.warehouse import suppression
+
+    real_audit, uncapped = suppression.audit, []
+
+    def capped(*a, **k):
+        if k.get("per_cell", suppression.PER_CELL_LPS) is None:
+            uncapped.append(1)
+            return real_audit(*a, **k)
+        res = real_audit(*a, **{**k, "per_cell": 0})
+        for i in res.lo:  # a pessimistic cap: every primary cell counts as uncertified
+            if a[0][i] < GRAENSE:
+                res.lo[i] = res.hi[i] = float(a[0][i])
+        return res
+
+    monkeypatch.setattr(suppression, "audit", capped)
+    con = duckdb.connect()
+    truth = grid(random.Random(5), [OKT], [2, 30, 40, 50, 60, 70, 80, 90])
+    out = suppress(con, load(con, truth, "t"))
+    pub = published(con, f"SELECT * FROM {out.alias}")
+    assert uncapped, "the fail-safe path (uncapped LPs for stuck cells) was not driven"
+    # the pessimistic cap spreads the hidden cells through every relation (it errs towards hiding)
+    assert all(pub[k][0] is None for k in truth if truth[k][0] < GRAENSE)
+    att = Attack()
+    att.add(table(truth, pub))
+    assert_unpinned(att)
+
+
+def test_a_cell_no_cell_of_the_publication_can_protect_gets_its_block_hidden(caplog):
+    """Fail safe: a hidden cell pinned by what an earlier publication gave away (a known figure and a published
+    context total) cannot be widened through its relations; its whole block (period x measure) and then the
+    grid are hidden, so the new publication shows none of its figures, and the cell is logged."""
+    from pipelines.warehouse.suppression import Constraint, choose_hidden
+
+    # three rows of NM cells: kommune A (antal 2), kommune B (antal 8, known: published earlier with 8), and
+    # the region (antal 10, a context cell: published, not this publication's); A + B = region
+    values = np.array([2, 30, 30, 60, 8, 30, 30, 60, 10, 60, 60, 120], dtype=float)
+    cons = [Constraint(np.array([0, 4, 8]), np.array([1.0, 1.0, -1.0]), True, 0.0, "geo")]
+    eligible = np.array([True] * 8 + [False] * 4)
+    known = np.zeros(12, dtype=bool)
+    known[4] = True
+    blocks = np.array([0, 1, 2, 0, 0, 1, 2, 0, -1, -1, -1, -1])
+    with caplog.at_level("WARNING"):
+        hidden = choose_hidden(values, cons, eligible=eligible, known=known, blocks=blocks)[0]
+    assert hidden[:8][~known[:8]].all(), hidden  # every cell this publication could hide
+    assert "earlier publications alone pin it" in caplog.text
+    assert "fail safe" in caplog.text
