@@ -773,7 +773,7 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
     hidden kommune cells besides one region cell (kommuner of a region, groups of a kommune, periods and
     measures of a kommune cell), so it tells the attacker about a region cell only what the region's own
     relations already say (the sum of a region's kommune relations is its region relation, with a slack
-    at least as large).  tests/test_suppression_attacks.py runs an independent integer attacker over the
+    at least as large).  tests/warehouse/test_suppression_attacks.py runs an independent integer attacker over the
     whole grid, kommune cells included, to check it."""
     sparse = sparse_kommuner(grid, graense)
     work, keep = grid, None
