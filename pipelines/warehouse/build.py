@@ -177,6 +177,17 @@ def _modtaget(received_at: str | None) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=ZoneInfo("Europe/Copenhagen"))
 
 
+def record_payloads(con: duckdb.DuckDBPyConnection, ds: str, payloads: list[dict], staged: dict[str, int],
+                    load_date: dt.date, load_id: str) -> None:
+    """``meta.loaded_payload``: per payload its accepted lake rows, staged rows and receive time; one writer
+    for both runners, so the reconciliation and the arrival measure read the same columns."""
+    if payloads:
+        con.executemany("INSERT INTO meta.loaded_payload VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            [p["payload_id"], ds, p["reporter"], p["leveringsdato"], load_date, load_id,
+             int(p["rows_accepted"] or 0), staged.get(p["payload_id"], 0), _modtaget(p.get("received_at"))]
+            for p in payloads])
+
+
 def _setup(con: duckdb.DuckDBPyConnection, load_date: dt.date, load_id: str) -> None:
     for s in META_SQL + RESTRICTED_SQL:
         con.execute(s)
@@ -679,11 +690,7 @@ def _run_load(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, lo
             res.rows_staged[ds] = n
             res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)
             per = dict(con.execute(f"SELECT _payload_id, count(*) FROM {m.qualified} GROUP BY 1").fetchall())
-            if payloads:
-                con.executemany("INSERT INTO meta.loaded_payload VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                    [p["payload_id"], ds, p["reporter"], p["leveringsdato"], load_date, load_id,
-                     int(p["rows_accepted"] or 0), per.get(p["payload_id"], 0), _modtaget(p["received_at"])]
-                    for p in payloads])
+            record_payloads(con, ds, payloads, per, load_date, load_id)
             con.unregister("inc_empty")
         elif m.materialization == "append":
             ds = m.name.removeprefix("fct_")

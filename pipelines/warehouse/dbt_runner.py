@@ -170,11 +170,7 @@ def _record_payloads(con: duckdb.DuckDBPyConnection, new: list[dict], load_date:
         per = dict(con.execute(f"SELECT _payload_id, count(*) FROM {stg} GROUP BY 1").fetchall())
         res.rows_staged[ds] = sum(per.values())
         res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)
-        if payloads:
-            con.executemany("INSERT INTO meta.loaded_payload VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                [p["payload_id"], ds, p["reporter"], p["leveringsdato"], load_date, load_id,
-                 int(p["rows_accepted"] or 0), per.get(p["payload_id"], 0), B._modtaget(p.get("received_at"))]
-                for p in payloads])
+        B.record_payloads(con, ds, payloads, per, load_date, load_id)
 
 
 def generated_model(name: str) -> bool:
