@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def fsync_dir(directory: Path) -> None:
@@ -28,12 +29,20 @@ def fsync_dir(directory: Path) -> None:
 
 def atomic_write(path: Path | str, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and durably (replaces an existing file)."""
+    return atomic_write_with(path, lambda fh: fh.write(data))
+
+
+def atomic_write_with(path: Path | str, write: Callable[[BinaryIO], object]) -> Path:
+    """Let ``write`` fill a temp file beside ``path``, then rename it into place durably.
+
+    For writers that stream (a copy from another file) rather than hold the bytes.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from pipelines.contracts.wire import MARKER_SUFFIX, PART_SUFFIX, marker_path
+from pipelines.fsio import atomic_write_with, fsync_dir
 
 from .faults import Faults
 
@@ -33,37 +32,10 @@ def complete_files(directory: Path, pattern: str = "*") -> list[Path]:
     )
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(target: Path, write: Callable[[BinaryIO], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-
-
 def write_marker(path: Path) -> Path:
     """Write the (empty) ``.done`` marker for ``path`` durably; returns the marker path."""
     marker = marker_path(path)
-    _atomic_write(marker, lambda fh: None)
+    atomic_write_with(marker, lambda fh: None)
     return marker
 
 
@@ -93,7 +65,7 @@ def publish(src: Path, drop_dir: Path, name: str | None = None, faults: Faults |
         with src.open("rb") as s:
             shutil.copyfileobj(s, fh)
 
-    _atomic_write(target, copy)
+    atomic_write_with(target, copy)
     write_marker(target)
     return target
 
@@ -143,7 +115,7 @@ def publish_slowly(
                 time.sleep(interval)
             os.fsync(out.fileno())
         os.replace(part, target)
-        _fsync_dir(drop_dir)
+        fsync_dir(drop_dir)
         if marker:
             write_marker(target)
 
