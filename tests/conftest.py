@@ -16,14 +16,53 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import importlib.machinery
 import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fixtures_wh import use_keys
+
+# An xdist worker runs as ``python -c``: its ``__main__`` has neither ``__spec__`` nor ``__file__``, which
+# pyspark (the spark extra) takes for a doctest run: importing ``pyspark.sql.connect`` (great_expectations
+# does, in every quality test) then calls ``sys.exit(0)`` when pyspark's connect dependencies are missing,
+# and the test fails with SystemExit.  A spec named ``__main__`` says what the worker is; multiprocessing's
+# spawn treats that name as "nothing to re-import", as it treated the missing spec.
+if getattr(sys.modules["__main__"], "__spec__", None) is None and not hasattr(sys.modules["__main__"], "__file__"):
+    sys.modules["__main__"].__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+
+# The modules that take longest (setup + calls, measured in `make test` runs), longest first.  With
+# ``--dist loadscope`` (pyproject's addopts: a module's tests stay on one worker, so a module fixture is
+# built once) the workers take modules in collection order: starting the long ones first keeps one worker
+# from being left alone with a long module at the end.  A module missing here runs after these, in the
+# usual order; a stale entry only costs balance, never correctness.
+LONG_MODULES = (
+    "tests/warehouse/test_warehouse_marts.py",
+    "tests/warehouse/test_warehouse_build.py",
+    "tests/warehouse/test_spark_parity.py",
+    "tests/ingest/test_ingest_crash.py",
+    "tests/quality/test_quality_rules.py",
+    "tests/simulate/test_simulate_pipeline.py",
+    "tests/test_demo.py",
+    "tests/warehouse/test_warehouse_dictionary.py",
+    "tests/warehouse/test_suppression_attacks.py",
+    "tests/governance/test_testdata.py",
+    "tests/warehouse/test_warehouse_kategori.py",
+    "tests/ingest/test_ingest.py",
+    "tests/warehouse/test_warehouse_flows.py",
+    "tests/warehouse/test_warehouse_dbt.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The ``LONG_MODULES`` first, longest first; the rest (and every module's own test order) unchanged."""
+    rank = {m: k for k, m in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
 
 START = dt.date(2026, 10, 1)
 TINY_DAYS = [START, START + dt.timedelta(days=1)]
