@@ -702,12 +702,13 @@ def _dumps(obj: Any) -> Callable[[], str]:
 
 
 def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
-                q: _Quarantine) -> tuple[_Candidates, Count, int | None]:
+                q: _Quarantine, decoded: Any = None) -> tuple[_Candidates, Count, int | None]:
     body = data[len(BOM):] if data.startswith(BOM) else data
     items: list[tuple[int, Any, Any]] = []  # (record_no, decoded object, raw)
     if _PAGE_START.match(body):
         try:  # the common case: valid UTF-8 JSON (orjson: strict UTF-8, no NaN, ~2x json's speed)
-            page, text, undecodable_page = orjson.loads(body), None, False
+            page = decoded if decoded is not None else orjson.loads(body)
+            text, undecodable_page = None, False
         except orjson.JSONDecodeError:
             page = None
         if page is None:
@@ -832,11 +833,12 @@ def _json_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any
 
 
 def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: str, leveringsdato: dt.date,
-                  payload_id: str) -> ParseResult:
+                  payload_id: str, decoded: Any = None) -> ParseResult:
     """Accepted rows (typed, with lineage) and quarantine rows of one payload.
 
     Never raises for bad data: every problem becomes a quarantine row.  Call
-    :func:`reconcile` on the result before loading it.
+    :func:`reconcile` on the result before loading it.  ``decoded``: a JSON page as ``orjson.loads(data)``
+    gave it to the channel client (the page is not read twice); None reads ``data`` here.
     """
     fmt = wire_format(channel, contract)
     q = _Quarantine()
@@ -859,7 +861,7 @@ def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: st
                                                          payload_id), 0, None, counted,
                            rejected_reason=why, **ident)
     if fmt.kind == "json":
-        cand, cnt, trailer_count = _parse_json(data, contract, fmt, q)
+        cand, cnt, trailer_count = _parse_json(data, contract, fmt, q, decoded)
     elif fmt.kind == "csv":
         cand, cnt, trailer_count = _parse_delimited(data, contract, fmt, q)
     else:
