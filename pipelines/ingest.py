@@ -189,15 +189,17 @@ class Pending:
         self.items: list[tuple[LoadCommit | CursorCommit, Any]] = []
         self.shas: set[str] = set()
         self.slots: set[PayloadKey] = set()
-        self.messages: dict[tuple[str, str], tuple[str, int]] = {}  # (dataset, besked_id) -> (payload, record)
+        self.messages: dict[str, dict[str, tuple[str, int]]] = {}  # dataset -> besked_id -> (payload, record)
         self.keys: set[tuple[str, str]] = set()  # (dataset, record key) created by a pending payload
         self.released: set[str] = set()  # payload ids a pending load supersedes (their ids no longer count)
+        self.rows = 0
 
     def holds(self, key: PayloadKey, sha: str) -> bool:
         return sha in self.shas or key in self.slots
 
-    def seen(self, dataset: str, besked_id: str) -> tuple[str, int] | None:
-        return self.messages.get((dataset, besked_id))
+    def held(self, dataset: str) -> dict[str, tuple[str, int]]:
+        """The pending message ids of ``dataset``, with the payload and record they came in."""
+        return self.messages.get(dataset, {})
 
     def add(self, load: LoadCommit, sha: str, batch: DurableBatch, superseded: LedgerRow | None,
             on_superseded: Any) -> None:
@@ -207,12 +209,18 @@ class Pending:
         self.shas.add(sha)
         self.slots.add(load.row.key)
         pid = load.row.payload_id
-        for ds, bid, n in load.messages:
-            self.messages.setdefault((ds, bid), (pid, n))
+        if load.messages and all(m[0] == load.messages[0][0] for m in load.messages):
+            held = self.messages.setdefault(load.messages[0][0], {})
+            fresh = {bid: (pid, n) for _, bid, n in load.messages if bid not in held}  # the first copy counts
+            held.update(fresh)
+        else:
+            for ds, bid, n in load.messages:
+                self.messages.setdefault(ds, {}).setdefault(bid, (pid, n))
         self.keys.update(load.keys)
         if superseded is not None:
             self.released.add(superseded.payload_id)
-        if len(self.messages) >= self.MAX_ROWS or len(self.items) >= self.MAX_PAYLOADS:
+        self.rows += len(load.messages)
+        if self.rows >= self.MAX_ROWS or len(self.items) >= self.MAX_PAYLOADS:
             self.settle()
 
     def cursor(self, c: CursorCommit) -> None:
@@ -225,6 +233,7 @@ class Pending:
         items = self.items
         self.items = []
         self.shas, self.slots, self.messages, self.keys, self.released = set(), set(), {}, set(), set()
+        self.rows = 0
         loads = [c for c, _ in items]
         try:
             self.batch.flush()  # no final ledger row names a file that is not durable
@@ -405,14 +414,17 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             raise ReconciliationError(
                 f"payload {pid} ({contract.dataset}, {key.reporter}, {key.leveringsdato}): received "
                 f"{out.rows_read} != accepted {out.accepted} + quarantined {out.quarantined}")
-        msgs = [(contract.dataset, b, int(n)) for b, n in zip(
-            accepted.column("besked_id").to_pylist(), accepted.column("_record_no").to_pylist(), strict=True)
-            if b is not None]
+        # in key order (Arrow sorts): the ledger merges the sorted runs of a batch cheaply
+        order = pc.sort_indices(accepted.column("besked_id"))
+        ds = contract.dataset
+        msgs = [(ds, b, n) for b, n in zip(accepted.column("besked_id").take(order).to_pylist(),
+                                           accepted.column("_record_no").take(order).to_pylist(), strict=True)
+                if b is not None]
         keys = []
-        if contract.record_key:
-            kcol = accepted.column(contract.record_key[0]).to_pylist()
-            ch = accepted.column("aendringstype").to_pylist()
-            keys = [(contract.dataset, str(k)) for k, c in zip(kcol, ch, strict=True) if k is not None and c == "1"]
+        if contract.record_key:  # the keys it creates (aendringstype 1), sorted like the ids
+            kcol = accepted.column(contract.record_key[0]).cast(pa.string())
+            made = pc.filter(kcol, pc.and_kleene(pc.equal(accepted.column("aendringstype"), "1"), kcol.is_valid()))
+            keys = [(ds, k) for k in made.take(pc.sort_indices(made)).to_pylist()]
         load = LoadCommit(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
                           cursor, last_cursor, total)
         # the superseded version's files leave the lake after the commit (crash-safe)
@@ -470,13 +482,16 @@ def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclu
     if table.num_rows == 0:
         return table, []
     ids = table.column("besked_id").to_pylist()
+    present = [i for i in ids if i]
+    seen_before = ledger.seen_messages(contract.dataset, present, *exclude)
+    held = pending.held(contract.dataset)
+    if not seen_before and held.keys().isdisjoint(present) and len(set(present)) == len(present):
+        return table, []  # the common case: every id new, none repeated
     rec_no = table.column("_record_no").to_pylist()
-    seen_before = ledger.seen_messages(contract.dataset, [i for i in ids if i], *exclude)
     first: dict[str, int] = {}
     keep, dups = [], []
-    ds = contract.dataset
     for k, (bid, n) in enumerate(zip(ids, rec_no, strict=True)):
-        prior = seen_before.get(bid) or (pending.seen(ds, bid) if pending.messages else None)
+        prior = seen_before.get(bid) or held.get(bid)
         if prior is not None:
             p, m = prior
             dups.append((k, n, f"besked_id {bid} already loaded from payload {p}, record {m}"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -164,6 +165,7 @@ class Registration:
 _COLS_V1 = ("channel, reporter, dataset, leveringsdato, source_name, version, payload_id, sha256, bytes, supersedes, "
             "rows_read, rows_accepted, rows_quarantined, received_at, status, error, landing_path, lake_path")
 _COLS = _COLS_V1 + ", arrived"
+_KEY_ORDER = operator.itemgetter(0, 1)
 _KEY = "channel=? AND reporter=? AND dataset=? AND leveringsdato=? AND source_name=?"
 
 
@@ -406,9 +408,10 @@ class Ledger:
                     (load.rows_read, load.accepted, load.quarantined, load.lake_path,
                      old.payload_id if old else None, *row.key.as_tuple(), row.version))
                 out.append(old)
-            # key order: each index page is visited once (first copy wins, as the caller checked)
-            msgs.sort(key=lambda m: (m[0], m[1]))
-            rkeys.sort(key=lambda m: (m[0], m[1]))
+            # key order: each index page is visited once; a stable sort keeps the first copy first
+            # (INSERT OR IGNORE: the first payload to bring a key keeps it, however the loads were batched)
+            msgs.sort(key=_KEY_ORDER)
+            rkeys.sort(key=_KEY_ORDER)
             con.executemany("INSERT OR IGNORE INTO messages VALUES (?,?,?,?)", msgs)
             con.executemany("INSERT OR IGNORE INTO record_keys VALUES (?,?,?)", rkeys)
         return out
@@ -435,6 +438,7 @@ class Ledger:
         """
         out: dict[str, tuple[str, int]] = {}
         skip = set(exclude)
+        besked_ids = sorted(besked_ids)  # neighbouring lookups share index pages
         for k in range(0, len(besked_ids), 900):
             chunk = besked_ids[k:k + 900]
             q = ",".join("?" * len(chunk))
