@@ -250,6 +250,35 @@ def binary_problem(data: bytes) -> str | None:
     return None
 
 
+_PADDING = b"\x00\x1a"  # NUL (zero fill) and Ctrl-Z (the DOS end-of-file mark)
+
+
+def trailing_padding(data: bytes) -> tuple[int, str] | None:
+    """(bytes, what they are) of NUL / Ctrl-Z bytes after the last line of an otherwise textual
+    payload, or None.
+
+    A preallocated file, a copy that stopped, or a DOS-era writer leaves them. Without this check
+    they read as one more record cut mid-line, or hide the trailer record ("missing trailer"),
+    so the reason named the wrong fault; a payload that is mostly NUL stays ``binary``.
+    """
+    if not data or data[-1] not in _PADDING:
+        return None
+    body = data.rstrip(_PADDING)
+    n = len(data) - len(body)
+    if body and binary_problem(body) is not None:
+        return None
+    tail = data[len(body):]
+    nul, eof = tail.count(0), tail.count(0x1A)
+    if not nul:
+        what = ("a DOS end-of-file mark (Ctrl-Z, byte 1A)" if eof == 1 else
+                f"{eof:,} DOS end-of-file marks (Ctrl-Z, byte 1A)")
+    elif not eof:
+        what = f"{nul:,} NUL byte(s) (zero padding)"
+    else:
+        what = f"{nul:,} NUL byte(s) and {eof:,} Ctrl-Z byte(s)"
+    return n, what
+
+
 # --------------------------------------------------------------------------- tokenizing
 
 
@@ -740,6 +769,12 @@ def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
             for no, rec in enumerate(records, 1):
                 q.add(no, None, "header", "record of a page for another dataset", _dumps(rec)())
             return _Candidates(), cnt, None
+        known = _known_keys(contract)
+        if not undecodable_page and all(isinstance(rec, dict) for rec in records) and \
+                known.issuperset(set().union(*records)):
+            # the common case, judged for the whole page at once: objects only, every key a field
+            rows = list(records)
+            return _Candidates(list(range(1, len(rows) + 1)), rows, rows, _MissingKeys(rows)), cnt, None
         for no, rec in enumerate(records, 1):
             if not isinstance(rec, dict):
                 q.add(no, None, "json", f"record is a JSON {type(rec).__name__}, not an object", _dumps(rec)())
@@ -845,6 +880,14 @@ def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: st
     schema = arrow_schema(contract)
     ident = {"payload_id": payload_id, "dataset": contract.dataset, "channel": channel, "reporter": reporter,
              "leveringsdato": leveringsdato}
+    pad = trailing_padding(data)
+    if pad is not None:  # judged on the text before the padding: its records stay readable (quarantined)
+        n_pad, what = pad
+        why = (f"the payload ends in {what} after its last line: the {fmt.name} format is plain {fmt.label} "
+               "text and nothing follows its last line (a preallocated or not completely written file?)")
+        q.add(None, None, "padding", why, data[len(data) - n_pad:][:64].hex(" "))
+        q.reject(why)
+        data = data[:len(data) - n_pad]
     binary = binary_problem(data)
     if binary is not None or _is_empty(data):
         if binary is not None:
@@ -859,7 +902,7 @@ def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: st
         q.reject(why)
         return ParseResult(schema.empty_table(), q.table(contract.dataset, channel, reporter, leveringsdato,
                                                          payload_id), 0, None, counted,
-                           rejected_reason=why, **ident)
+                           rejected_reason="; ".join(q.rejected), **ident)
     if fmt.kind == "json":
         cand, cnt, trailer_count = _parse_json(data, contract, fmt, q, decoded)
     elif fmt.kind == "csv":
