@@ -635,6 +635,7 @@ WEBSERVICE_PAGE_LIMIT = 5000
 
 _END = object()
 PREFETCH_REQUESTS = 8  # webservice requests in flight while pages are parsed and written
+EXTRACTS_AHEAD = 4  # reporters' extracts being fetched beyond the one being loaded
 
 
 class _Ahead:
@@ -703,10 +704,18 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
             todo.append((reporter, cursor, pages))
     if not todo:
         return
-    pending = Pending(ledger)  # one page's commit kept back while the next is parsed (any reporter)
+    pending = Pending(ledger)  # the unit's load commits, made together (any reporter)
     with cf.ThreadPoolExecutor(max_workers=PREFETCH_REQUESTS, thread_name_prefix="ws-fetch") as pool:
-        ahead = [_Ahead(pool, _extract(contract, day, sources, r, c)) for r, c, _ in todo]
-        for (reporter, cursor, pages), fetched in zip(todo, ahead, strict=True):
+        # extracts started ahead: a window, not all at once (a fetched page of 5,000 records holds ~50 MB
+        # once read, so starting every reporter's first page together held gigabytes)
+        ahead: list[_Ahead | None] = [_Ahead(pool, _extract(contract, day, sources, r, c))
+                                      for r, c, _ in todo[:EXTRACTS_AHEAD]]
+        for k, (reporter, cursor, pages) in enumerate(todo):
+            fetched = ahead[k]
+            if k + EXTRACTS_AHEAD < len(todo):
+                r, c, _ = todo[k + EXTRACTS_AHEAD]
+                ahead.append(_Ahead(pool, _extract(contract, day, sources, r, c)))
+            ahead[k] = None  # its pages are released as they are loaded
             try:
                 _pages(contract, day, zones, ledger, sources, received_at, result, reporter, cursor, pages,
                        fetched=fetched, pending=pending)
