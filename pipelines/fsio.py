@@ -105,6 +105,12 @@ class DurableBatch:
         self.pending.append(path)
         return path
 
+    def absorb(self, other: DurableBatch) -> None:
+        """Take over ``other``'s files: one flush makes both durable (each directory synced once)."""
+        self.pending.extend(other.pending)
+        self.running.extend(other.running)
+        other.pending, other.running = [], []
+
     def start(self) -> None:
         """Begin the fsyncs of every file written so far (and their directories); :meth:`flush` waits."""
         if self.pending:

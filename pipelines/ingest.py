@@ -25,7 +25,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from pipelines.contracts import Contract, codelist_codes, get_contract, load_con
 from pipelines.fsio import DurableBatch
 from pipelines.governance.hooks import payload_refusal
 from pipelines.landing import LandingStore, Ledger, LedgerRow, PayloadKey
-from pipelines.landing.ledger import late_remark
+from pipelines.landing.ledger import CursorCommit, LoadCommit, late_remark
 
 CHANNEL_EXT = {"webservice": ".json", "ftp": ".csv", "portal": ".csv", "filedrop": ".dat"}
 
@@ -166,33 +166,87 @@ class IngestionFailed(RuntimeError):
 
 
 class Pending:
-    """Load commits of one reporter's extract kept back by one payload, so that the fsyncs of a
-    page's files run while the next page is fetched, landed and parsed.
+    """Load commits kept back and made together: one fsync pass and one ledger transaction for many
+    payloads (docs/ingestion.md, "Durability").
 
-    A page's commit (``loaded``, its message ids, its cursor) is made, after its files are durable,
-    before anything that could depend on it: the next page's duplicate checks, any other ledger
-    write, the end of the extract. A crash before it leaves the page ``landed``: the rerun redoes it.
+    Each payload's files are written (temp file + rename) as it is parsed; its ``loaded`` commit
+    (message ids, record keys, webservice cursor) waits here. :meth:`settle` fsyncs every file
+    written since (each directory once), then commits all of them in one transaction, in order
+    (:meth:`Ledger.commit_loads`), then removes the files of the versions they superseded. Until
+    then the duplicate checks of later payloads see the pending ids and keys in memory (and not
+    the ids of versions they release), so they decide as if each commit had been made at once.
+    A payload whose bytes or slot are pending, any other ledger write, a bound on the rows held
+    and the end of the unit settle first. A crash before the commit leaves those payloads
+    ``landed`` (or unregistered): the rerun redoes them, byte for byte.
     """
+
+    MAX_ROWS = 250_000  # message ids held back at most (memory, and the work a crash makes the rerun redo)
+    MAX_PAYLOADS = 2_000
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.items: list[tuple[Any, PayloadKey, int, str]] = []
+        self.batch = DurableBatch()
+        self.items: list[tuple[LoadCommit | CursorCommit, Any]] = []
+        self.shas: set[str] = set()
+        self.slots: set[PayloadKey] = set()
+        self.messages: dict[str, dict[str, tuple[str, int]]] = {}  # dataset -> besked_id -> (payload, record)
+        self.keys: set[tuple[str, str]] = set()  # (dataset, record key) created by a pending payload
+        self.released: set[str] = set()  # payload ids a pending load supersedes (their ids no longer count)
+        self.rows = 0
 
-    @property
-    def shas(self) -> set[str]:
-        return {sha for *_, sha in self.items}
+    def holds(self, key: PayloadKey, sha: str) -> bool:
+        return sha in self.shas or key in self.slots
 
-    def add(self, complete: Any, key: PayloadKey, version: int, sha: str) -> None:
-        self.items.append((complete, key, version, sha))
+    def held(self, dataset: str) -> dict[str, tuple[str, int]]:
+        """The pending message ids of ``dataset``, with the payload and record they came in."""
+        return self.messages.get(dataset, {})
+
+    def add(self, load: LoadCommit, sha: str, batch: DurableBatch, superseded: LedgerRow | None,
+            on_superseded: Any) -> None:
+        """Keep ``load`` back; ``batch``'s files are made durable at :meth:`settle`."""
+        self.batch.absorb(batch)
+        self.items.append((load, on_superseded))
+        self.shas.add(sha)
+        self.slots.add(load.row.key)
+        pid = load.row.payload_id
+        if load.messages and all(m[0] == load.messages[0][0] for m in load.messages):
+            held = self.messages.setdefault(load.messages[0][0], {})
+            fresh = {bid: (pid, n) for _, bid, n in load.messages if bid not in held}  # the first copy counts
+            held.update(fresh)
+        else:
+            for ds, bid, n in load.messages:
+                self.messages.setdefault(ds, {}).setdefault(bid, (pid, n))
+        self.keys.update(load.keys)
+        if superseded is not None:
+            self.released.add(superseded.payload_id)
+        self.rows += len(load.messages)
+        if self.rows >= self.MAX_ROWS or len(self.items) >= self.MAX_PAYLOADS:
+            self.settle()
+
+    def cursor(self, c: CursorCommit) -> None:
+        """A cursor write, kept in order with the loads before it (a page that loaded nothing new)."""
+        self.items.append((c, None))
 
     def settle(self) -> None:
-        while self.items:
-            complete, key, version, _sha = self.items.pop(0)
-            try:
-                complete()
-            except Exception as exc:
-                self.ledger.mark_failed(key, version, f"{type(exc).__name__}: {exc}")
-                raise
+        if not self.items:
+            return
+        items = self.items
+        self.items = []
+        self.shas, self.slots, self.messages, self.keys, self.released = set(), set(), {}, set(), set()
+        self.rows = 0
+        loads = [c for c, _ in items]
+        try:
+            self.batch.flush()  # no final ledger row names a file that is not durable
+            olds = self.ledger.commit_loads(loads)
+        except Exception as exc:
+            for c in loads:
+                if isinstance(c, LoadCommit):
+                    with suppress(Exception):
+                        self.ledger.mark_failed(c.row.key, c.row.version, f"{type(exc).__name__}: {exc}")
+            raise
+        for (_c, on_superseded), old in zip(items, olds, strict=True):
+            if old is not None and on_superseded is not None:  # after the commit: crash-safe
+                on_superseded(old)
 
 
 def _quarantine_rows(base: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -247,7 +301,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
                  received_at: str, cursor: tuple[str | None, int, bool] | None = None, *,
                  reject: str | None = None, envelope_reporter: str | None = None,
                  last_cursor: str | None = None, total: int | None = None,
-                 arrived: dt.date | None = None, pending: Pending | None = None) -> PayloadOutcome:
+                 arrived: dt.date | None = None, pending: Pending | None = None,
+                 decoded: Any = None) -> PayloadOutcome:
     """Land, register, parse, reconcile and write one payload (idempotent).
 
     ``reject``: a reason known before parsing (the file's name, day or place): the payload is
@@ -257,6 +312,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     any) stays loaded. ``arrived``: the day whose folder offered this file named for the earlier
     day ``key.leveringsdato`` (filed under the named day, the ledger keeps both days).
     ``pending``: the final commit is kept back there (see :class:`Pending`); the caller settles it.
+    ``decoded``: the JSON page as the channel client already read it from ``data`` (not read twice).
     """
     from pipelines.lake.parse import QUARANTINE_SCHEMA, ReconciliationError, parse_payload, reconcile
     from pipelines.lake.write import lake_path, quarantine_path, write_parquet
@@ -265,7 +321,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     # ledger commit that names them final (docs/ingestion.md, "Durability")
     batch = DurableBatch()
     sha = hashlib.sha256(data).hexdigest()
-    if pending is not None and sha in pending.shas:  # the same bytes as a page not yet committed
+    if pending is not None and pending.holds(key, sha):  # the same bytes or slot as a payload not yet committed
         pending.settle()
     pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext,
                                   batch=batch, sha256=sha)
@@ -280,8 +336,6 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             out.warnings.append(late_remark(key, arrived, ledger.loaded_version(key)))
     if reg.action not in LOADED_NOW:
         batch.flush()  # a landing file a crash had cut, rewritten just now
-        if pending is not None:
-            pending.settle()
         return out
     # §§ 6, 8 and § 6, stk. 2: refused by the governance register (only where one exists): landed, the
     # reason in the ledger (rejected), nothing in the lake; the verdict is per delivery day, so reruns agree
@@ -296,10 +350,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
              "leveringsdato": key.leveringsdato}
     try:
         res = parse_payload(data, contract, channel=key.channel, reporter=key.reporter,
-                            leveringsdato=key.leveringsdato, payload_id=pid)
+                            leveringsdato=key.leveringsdato, payload_id=pid, decoded=decoded)
         reconcile(res)
-        if pending is not None:  # the previous page's ids and keys count for this one's checks
-            pending.settle()
         accepted, quarantine = res.accepted, res.quarantine
         fatal = [e for e in res.payload_errors if e.get("error_kind") in PAYLOAD_FATAL]
         reason = reject or getattr(res, "rejected_reason", None)
@@ -312,6 +364,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             reason = _identity_problem(contract, key, accepted, envelope_reporter)
         out.rows_read = res.records_received
         if reason is not None:
+            if pending is not None:  # other ledger writes keep their order with the pending loads
+                pending.settle()
             # nothing of a rejected payload reaches the lake: its accepted-looking rows are quarantined too
             rows = [{"record_no": int(r["_record_no"]), "field": None, "error_kind": "payload_rejected",
                      "message": f"payload rejected: {reason}",
@@ -336,13 +390,15 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             return out
         # duplicate messages: within this payload, or already loaded from another payload (the
         # version this one supersedes does not count: its ids are released by this load)
+        own = pending is None
+        pending = Pending(ledger) if pending is None else pending
         before = ledger.loaded_version(key)
-        exclude = [pid] + ([before.payload_id] if before is not None else [])
-        accepted, dup_rows = _split_duplicates(ledger, contract, accepted, exclude)
+        exclude = [pid, *pending.released] + ([before.payload_id] if before is not None else [])
+        accepted, dup_rows = _split_duplicates(ledger, contract, accepted, exclude, pending)
         if dup_rows:
             quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(
                 _quarantine_rows(ident, dup_rows), schema=QUARANTINE_SCHEMA)])
-        out.warnings += _unknown_references(ledger, contract, accepted, pid)
+        out.warnings += _unknown_references(ledger, contract, accepted, pid, pending)
         lake_file = lake_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
         q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
         write_parquet(accepted, lake_file, batch)
@@ -358,28 +414,23 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             raise ReconciliationError(
                 f"payload {pid} ({contract.dataset}, {key.reporter}, {key.leveringsdato}): received "
                 f"{out.rows_read} != accepted {out.accepted} + quarantined {out.quarantined}")
-        msgs = [(contract.dataset, b, int(n)) for b, n in zip(
-            accepted.column("besked_id").to_pylist(), accepted.column("_record_no").to_pylist(), strict=True)
-            if b is not None]
+        # in key order (Arrow sorts): the ledger merges the sorted runs of a batch cheaply
+        order = pc.sort_indices(accepted.column("besked_id"))
+        ds = contract.dataset
+        msgs = [(ds, b, n) for b, n in zip(accepted.column("besked_id").take(order).to_pylist(),
+                                           accepted.column("_record_no").take(order).to_pylist(), strict=True)
+                if b is not None]
         keys = []
-        if contract.record_key:
-            kcol = accepted.column(contract.record_key[0]).to_pylist()
-            ch = accepted.column("aendringstype").to_pylist()
-            keys = [(contract.dataset, str(k)) for k, c in zip(kcol, ch, strict=True) if k is not None and c == "1"]
-        row = reg.row
-
-        def complete() -> None:
-            batch.flush()
-            old = ledger.mark_loaded(row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
-                                     cursor, last_cursor, total)
-            if old is not None:  # the superseded version's files leave the lake (after the commit: crash-safe)
-                _remove_payload_files(zones, contract, old)
-
-        if pending is not None:
-            batch.start()
-            pending.add(complete, key, row.version, sha)
-        else:
-            complete()
+        if contract.record_key:  # the keys it creates (aendringstype 1), sorted like the ids
+            kcol = accepted.column(contract.record_key[0]).cast(pa.string())
+            made = pc.filter(kcol, pc.and_kleene(pc.equal(accepted.column("aendringstype"), "1"), kcol.is_valid()))
+            keys = [(ds, k) for k in made.take(pc.sort_indices(made)).to_pylist()]
+        load = LoadCommit(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
+                          cursor, last_cursor, total)
+        # the superseded version's files leave the lake after the commit (crash-safe)
+        pending.add(load, sha, batch, before, lambda old: _remove_payload_files(zones, contract, old))
+        if own:
+            pending.settle()
     except Exception as exc:
         ledger.mark_failed(key, reg.row.version, f"{type(exc).__name__}: {exc}")
         raise
@@ -424,18 +475,25 @@ def sweep_partition(zones: Zones, ledger: Ledger, dataset: str, day: dt.date) ->
     return removed
 
 
-def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclude: list[str]
-                      ) -> tuple[pa.Table, list[dict[str, Any]]]:
+def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclude: list[str],
+                      pending: Pending) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """Records whose ``besked_id`` is loaded already (committed, or pending in ``pending``) or repeats one
+    of this payload: quarantined ``duplicate_message``."""
     if table.num_rows == 0:
         return table, []
     ids = table.column("besked_id").to_pylist()
+    present = [i for i in ids if i]
+    seen_before = ledger.seen_messages(contract.dataset, present, *exclude)
+    held = pending.held(contract.dataset)
+    if not seen_before and held.keys().isdisjoint(present) and len(set(present)) == len(present):
+        return table, []  # the common case: every id new, none repeated
     rec_no = table.column("_record_no").to_pylist()
-    seen_before = ledger.seen_messages(contract.dataset, [i for i in ids if i], *exclude)
     first: dict[str, int] = {}
     keep, dups = [], []
     for k, (bid, n) in enumerate(zip(ids, rec_no, strict=True)):
-        if bid in seen_before:
-            p, m = seen_before[bid]
+        prior = seen_before.get(bid) or held.get(bid)
+        if prior is not None:
+            p, m = prior
             dups.append((k, n, f"besked_id {bid} already loaded from payload {p}, record {m}"))
         elif bid in first:
             dups.append((k, n, f"besked_id {bid} repeats record {first[bid]} of this payload"))
@@ -455,7 +513,8 @@ def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclu
     return table.take(pa.array(keep, pa.int64())), rows
 
 
-def _unknown_references(ledger: Ledger, contract: Contract, table: pa.Table, pid: str) -> list[str]:
+def _unknown_references(ledger: Ledger, contract: Contract, table: pa.Table, pid: str,
+                        pending: Pending) -> list[str]:
     """Updates/deletes of records never created: kept (nothing is lost), reported with the rule."""
     if not contract.record_key or table.num_rows == 0:
         return []
@@ -466,7 +525,8 @@ def _unknown_references(ledger: Ledger, contract: Contract, table: pa.Table, pid
     key = contract.record_key[0]
     created_here = set(table.filter(pc.equal(table.column("aendringstype"), "1")).column(key).to_pylist())
     wanted = [str(k) for k in changes.column(key).to_pylist() if k is not None and k not in created_here]
-    known = ledger.known_keys(contract.dataset, wanted)
+    known = ledger.known_keys(contract.dataset, wanted, *pending.released) | {
+        k for k in wanted if (contract.dataset, k) in pending.keys}
     rule = next((r for r in contract.rules if r.kind == "reference_exists" and r.params.get("field") == key), None)
     rid = f"{rule.id} ({rule.paragraph})" if rule else "reference_exists"
     out = []
@@ -565,11 +625,17 @@ def _extract(contract: Contract, day: dt.date, sources: SourcesConfig, reporter:
 
     with WebserviceClient(sources.webservice_url, sources.tokens[reporter],
                           http=shared_http(sources.webservice_url)) as client:
-        yield from client.iter_pages(contract.dataset, day, start_cursor=cursor)
+        yield from client.iter_pages(contract.dataset, day, start_cursor=cursor, limit=WEBSERVICE_PAGE_LIMIT)
 
+
+# Records asked for per webservice page (the service's maximum). A page is a payload: each costs a
+# request, a landing file, a ledger row, a Parquet file and a fixed share of Arrow calls, so few large
+# pages load the initial extract (~4,500 records per kommune and dataset) ~2x faster than pages of 500.
+WEBSERVICE_PAGE_LIMIT = 5000
 
 _END = object()
 PREFETCH_REQUESTS = 8  # webservice requests in flight while pages are parsed and written
+EXTRACTS_AHEAD = 4  # reporters' extracts being fetched beyond the one being loaded
 
 
 class _Ahead:
@@ -609,21 +675,22 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
             cur = (page.next_cursor, pages, page.next_cursor is None)
             out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
                                envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total,
-                               pending=pending)
+                               pending=pending, decoded=page.decoded)
             if day != result.day:
                 out.day = day
             result.payloads.append(out)
             if out.action not in LOADED_NOW:  # no load transaction carried it (idempotent if one did)
-                pending.settle()
-                ledger.commit_cursor("webservice", reporter, contract.dataset, day, *cur, page.cursor, page.total)
+                pending.cursor(CursorCommit("webservice", reporter, contract.dataset, day, *cur, page.cursor,
+                                            page.total))
             last = page
     finally:
         if own:
             pending.settle()
     if (last is None and not sweep) or (last is not None and last.next_cursor is not None):
-        pending.settle()
-        ledger.commit_cursor("webservice", reporter, contract.dataset, day, None, pages, True,
-                             None if last is None else last.cursor, None if last is None else last.total)
+        pending.cursor(CursorCommit("webservice", reporter, contract.dataset, day, None, pages, True,
+                                    None if last is None else last.cursor, None if last is None else last.total))
+        if own:
+            pending.settle()
 
 
 def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
@@ -637,10 +704,18 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
             todo.append((reporter, cursor, pages))
     if not todo:
         return
-    pending = Pending(ledger)  # one page's commit kept back while the next is parsed (any reporter)
+    pending = Pending(ledger)  # the unit's load commits, made together (any reporter)
     with cf.ThreadPoolExecutor(max_workers=PREFETCH_REQUESTS, thread_name_prefix="ws-fetch") as pool:
-        ahead = [_Ahead(pool, _extract(contract, day, sources, r, c)) for r, c, _ in todo]
-        for (reporter, cursor, pages), fetched in zip(todo, ahead, strict=True):
+        # extracts started ahead: a window, not all at once (a fetched page of 5,000 records holds ~50 MB
+        # once read, so starting every reporter's first page together held gigabytes)
+        ahead: list[_Ahead | None] = [_Ahead(pool, _extract(contract, day, sources, r, c))
+                                      for r, c, _ in todo[:EXTRACTS_AHEAD]]
+        for k, (reporter, cursor, pages) in enumerate(todo):
+            fetched = ahead[k]
+            if k + EXTRACTS_AHEAD < len(todo):
+                r, c, _ = todo[k + EXTRACTS_AHEAD]
+                ahead.append(_Ahead(pool, _extract(contract, day, sources, r, c)))
+            ahead[k] = None  # its pages are released as they are loaded
             try:
                 _pages(contract, day, zones, ledger, sources, received_at, result, reporter, cursor, pages,
                        fetched=fetched, pending=pending)
@@ -807,6 +882,7 @@ def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger
     folder = folder_of(contract)
     channel = contract.channel
     first_of_folder = folder_datasets(folder)[0] == contract.dataset
+    pending = Pending(ledger)  # the unit's load commits: one fsync pass, one transaction
     for o in offered:
         try:
             if o.refused is not None:
@@ -832,14 +908,20 @@ def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger
             key = PayloadKey(channel, c.reporter, contract.dataset, named, o.name)
             if named == day:
                 result.payloads.append(load_payload(zones, ledger, contract, key, o.fetch(), EXT[folder],
-                                                    received_at, reject=c.reason))
+                                                    received_at, reject=c.reason, pending=pending))
                 continue
-            # an earlier day's partition: its lock too (locks are taken later day first, never the reverse)
+            # an earlier day's partition: its lock too (locks are taken later day first, never the reverse);
+            # its commit is made before that lock is released
             with partition_lock(zones, contract.dataset, named):
                 result.payloads.append(load_payload(zones, ledger, contract, key, o.fetch(), EXT[folder],
-                                                    received_at, arrived=day))
+                                                    received_at, arrived=day, pending=pending))
+                pending.settle()
         except Exception as exc:  # noqa: BLE001 - one file's failure does not stop the others
             result.failures.append((o.name, f"{type(exc).__name__}: {exc}"))
+    try:
+        pending.settle()
+    except Exception as exc:  # noqa: BLE001 - the payloads held back are marked failed (the rerun redoes them)
+        result.failures.append(("ledger commit", f"{type(exc).__name__}: {exc}"))
 
 
 def _ftp_offered(client: Any, day: dt.date, tmp: Path) -> list[Offered]:

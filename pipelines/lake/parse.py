@@ -250,6 +250,35 @@ def binary_problem(data: bytes) -> str | None:
     return None
 
 
+_PADDING = b"\x00\x1a"  # NUL (zero fill) and Ctrl-Z (the DOS end-of-file mark)
+
+
+def trailing_padding(data: bytes) -> tuple[int, str] | None:
+    """(bytes, what they are) of NUL / Ctrl-Z bytes after the last line of an otherwise textual
+    payload, or None.
+
+    A preallocated file, a copy that stopped, or a DOS-era writer leaves them. Without this check
+    they read as one more record cut mid-line, or hide the trailer record ("missing trailer"),
+    so the reason named the wrong fault; a payload that is mostly NUL stays ``binary``.
+    """
+    if not data or data[-1] not in _PADDING:
+        return None
+    body = data.rstrip(_PADDING)
+    n = len(data) - len(body)
+    if body and binary_problem(body) is not None:
+        return None
+    tail = data[len(body):]
+    nul, eof = tail.count(0), tail.count(0x1A)
+    if not nul:
+        what = ("a DOS end-of-file mark (Ctrl-Z, byte 1A)" if eof == 1 else
+                f"{eof:,} DOS end-of-file marks (Ctrl-Z, byte 1A)")
+    elif not eof:
+        what = f"{nul:,} NUL byte(s) (zero padding)"
+    else:
+        what = f"{nul:,} NUL byte(s) and {eof:,} Ctrl-Z byte(s)"
+    return n, what
+
+
 # --------------------------------------------------------------------------- tokenizing
 
 
@@ -702,12 +731,13 @@ def _dumps(obj: Any) -> Callable[[], str]:
 
 
 def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
-                q: _Quarantine) -> tuple[_Candidates, Count, int | None]:
+                q: _Quarantine, decoded: Any = None) -> tuple[_Candidates, Count, int | None]:
     body = data[len(BOM):] if data.startswith(BOM) else data
     items: list[tuple[int, Any, Any]] = []  # (record_no, decoded object, raw)
     if _PAGE_START.match(body):
         try:  # the common case: valid UTF-8 JSON (orjson: strict UTF-8, no NaN, ~2x json's speed)
-            page, text, undecodable_page = orjson.loads(body), None, False
+            page = decoded if decoded is not None else orjson.loads(body)
+            text, undecodable_page = None, False
         except orjson.JSONDecodeError:
             page = None
         if page is None:
@@ -739,6 +769,12 @@ def _parse_json(data: bytes, contract: Contract, fmt: WireFormat,
             for no, rec in enumerate(records, 1):
                 q.add(no, None, "header", "record of a page for another dataset", _dumps(rec)())
             return _Candidates(), cnt, None
+        known = _known_keys(contract)
+        if not undecodable_page and all(isinstance(rec, dict) for rec in records) and \
+                known.issuperset(set().union(*records)):
+            # the common case, judged for the whole page at once: objects only, every key a field
+            rows = list(records)
+            return _Candidates(list(range(1, len(rows) + 1)), rows, rows, _MissingKeys(rows)), cnt, None
         for no, rec in enumerate(records, 1):
             if not isinstance(rec, dict):
                 q.add(no, None, "json", f"record is a JSON {type(rec).__name__}, not an object", _dumps(rec)())
@@ -832,17 +868,26 @@ def _json_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any
 
 
 def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: str, leveringsdato: dt.date,
-                  payload_id: str) -> ParseResult:
+                  payload_id: str, decoded: Any = None) -> ParseResult:
     """Accepted rows (typed, with lineage) and quarantine rows of one payload.
 
     Never raises for bad data: every problem becomes a quarantine row.  Call
-    :func:`reconcile` on the result before loading it.
+    :func:`reconcile` on the result before loading it.  ``decoded``: a JSON page as ``orjson.loads(data)``
+    gave it to the channel client (the page is not read twice); None reads ``data`` here.
     """
     fmt = wire_format(channel, contract)
     q = _Quarantine()
     schema = arrow_schema(contract)
     ident = {"payload_id": payload_id, "dataset": contract.dataset, "channel": channel, "reporter": reporter,
              "leveringsdato": leveringsdato}
+    pad = trailing_padding(data)
+    if pad is not None:  # judged on the text before the padding: its records stay readable (quarantined)
+        n_pad, what = pad
+        why = (f"the payload ends in {what} after its last line: the {fmt.name} format is plain {fmt.label} "
+               "text and nothing follows its last line (a preallocated or not completely written file?)")
+        q.add(None, None, "padding", why, data[len(data) - n_pad:][:64].hex(" "))
+        q.reject(why)
+        data = data[:len(data) - n_pad]
     binary = binary_problem(data)
     if binary is not None or _is_empty(data):
         if binary is not None:
@@ -857,9 +902,9 @@ def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: st
         q.reject(why)
         return ParseResult(schema.empty_table(), q.table(contract.dataset, channel, reporter, leveringsdato,
                                                          payload_id), 0, None, counted,
-                           rejected_reason=why, **ident)
+                           rejected_reason="; ".join(q.rejected), **ident)
     if fmt.kind == "json":
-        cand, cnt, trailer_count = _parse_json(data, contract, fmt, q)
+        cand, cnt, trailer_count = _parse_json(data, contract, fmt, q, decoded)
     elif fmt.kind == "csv":
         cand, cnt, trailer_count = _parse_delimited(data, contract, fmt, q)
     else:

@@ -41,6 +41,7 @@ ERROR_KINDS = frozenset({
     "trailer", "duplicate_message", "empty_payload",
     # issue 11: payload and content checks
     "binary", "unterminated_quote", "control_character", "unknown_field", "implausible_date",
+    "padding",  # NUL / Ctrl-Z bytes after the last line (the payload is rejected)
 })
 
 

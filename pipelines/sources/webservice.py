@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from .errors import AuthError, SourceError
 from .retry import RetryPolicy
@@ -58,6 +59,9 @@ class Page:
     # § 6, stk. 2 (issue 17): who the call says reported (a person, or the dataansvarlig aftager for
     # automatic reports); None when the call carried none. Kept in the landed body; ingestion checks it.
     identifikation: dict[str, Any] | None = None
+    # the whole page as ``orjson.loads(body)`` read it (None when only the lenient ``json`` module could):
+    # ingestion's parser takes it instead of reading the page a second time
+    decoded: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 class _Retryable(Exception):
@@ -131,7 +135,7 @@ class WebserviceClient:
 
     def list_datasets(self) -> list[str]:
         """Datasets the webservice serves (``GET /v1/datasets``), retried like pages."""
-        _, obj = self._get_json("/v1/datasets", {}, context={"endpoint": "/v1/datasets"})
+        _, obj, _strict = self._get_json("/v1/datasets", {}, context={"endpoint": "/v1/datasets"})
         datasets = obj.get("datasets") if isinstance(obj, dict) else None
         if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
             raise SourceError("unexpected /v1/datasets response", channel="webservice",
@@ -198,7 +202,7 @@ class WebserviceClient:
         if cursor is not None:
             params["cursor"] = cursor
         context = {"dataset": dataset, "dato": dato, "cursor": cursor, "page_no": page_no}
-        body, obj = self._get_json(path, params, context=context, expect_page=True)
+        body, obj, strict = self._get_json(path, params, context=context, expect_page=True)
         reporter = obj.get("indberetter")
         context["reporter"] = reporter
         if obj.get("dataset") != dataset or obj.get("dato") != dato.isoformat():
@@ -225,6 +229,7 @@ class WebserviceClient:
             page_no=page_no,
             total=total if isinstance(total, int) else None,
             identifikation=obj.get("identifikation") if isinstance(obj.get("identifikation"), dict) else None,
+            decoded=obj if strict else None,
         )
 
     def _get_json(
@@ -234,8 +239,8 @@ class WebserviceClient:
         *,
         context: dict[str, Any],
         expect_page: bool = False,
-    ) -> tuple[bytes, Any]:
-        """GET with retries; returns the raw body and its parsed JSON."""
+    ) -> tuple[bytes, Any, bool]:
+        """GET with retries; returns the raw body, its parsed JSON and whether orjson (strict) read it."""
         context = {"channel": "webservice", "reporter": self.reporter, **context}
         try:
             return self.retry.call(lambda: self._attempt(path, params, context, expect_page),
@@ -250,7 +255,7 @@ class WebserviceClient:
 
     def _attempt(
         self, path: str, params: dict[str, Any], context: dict[str, Any], expect_page: bool
-    ) -> tuple[bytes, Any]:
+    ) -> tuple[bytes, Any, bool]:
         resp = self._http.get(path, params=params, headers=self._headers)
         status = resp.status_code
         if status in (401, 403):
@@ -262,11 +267,16 @@ class WebserviceClient:
         if status != 200:
             raise SourceError(f"webservice answered HTTP {status}: {_detail(resp)}", **context)
         body = resp.content
-        try:
-            obj = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            # The page was cut (or garbled) in transit: a fresh request gets it whole.
-            raise _Retryable(f"body is not valid JSON ({len(body)} bytes): {exc}") from exc
+        strict = True
+        try:  # orjson (~3x faster) reads strict JSON; what it refuses, json still judges, as before
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            strict = False
+            try:
+                obj = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                # The page was cut (or garbled) in transit: a fresh request gets it whole.
+                raise _Retryable(f"body is not valid JSON ({len(body)} bytes): {exc}") from exc
         if expect_page and not (
             isinstance(obj, dict)
             and isinstance(obj.get("records"), list)
@@ -275,7 +285,7 @@ class WebserviceClient:
             and (obj.get("next_cursor") is None or isinstance(obj.get("next_cursor"), str))
         ):
             raise SourceError("response is JSON but not an extract page", **context)
-        return body, obj
+        return body, obj, strict
 
 
 def _new_http(base_url: str, timeout: float = 10.0) -> httpx.Client:

@@ -886,3 +886,60 @@ def test_a_file_that_changes_while_it_is_read_is_not_loaded_torn(src: Path, tmp_
     assert [p.source_name for p in res.payloads if p.action != "unchanged"] == []
     assert [n for n, e in res.failures] == [target.name] and "changed while" in res.failures[0][1]
     assert [r.status for r in by_name(root, target.name)] == ["loaded"]  # the version before stays
+
+
+# ---------------------------------------------------------------------------- padding after the last line
+
+
+def reporter_rows(root: Path, dataset: str, reporter: str) -> pl.DataFrame:
+    rows = lake_rows(root, dataset)
+    return rows if rows.is_empty() else rows.filter(pl.col("_reporter") == reporter)
+
+
+def test_nul_fill_or_ctrl_z_after_the_last_line_is_rejected_and_the_clean_resend_loads(src: Path,
+                                                                                      tmp_path: Path) -> None:
+    """A file zero-filled after its last line (preallocated, or a copy that stopped) or ended by a DOS
+    Ctrl-Z: rejected naming that, its records quarantined (not one garbage record, not a 'missing
+    trailer' while the trailer is there), nothing in the lake; the reporter's clean re-send loads."""
+    from pipelines.contracts.wire import uvm_payload
+
+    root = tmp_path / "zones"
+    REPORTER = {"akasse_fravaer": "013", "ssi_lpr_kontakt": "SSI", "uddannelse": "UVM"}  # noqa: N806
+    cases = {  # dataset -> (folder, file name, clean bytes, tail, what the reason says)
+        "akasse_fravaer": (("portal",), f"akasse_fravaer_013_{D1}.csv",
+                           portal_payload(C["akasse_fravaer"], records(template("akasse_fravaer"), 4, "013")),
+                           b"\x00" * 8192, "8,192 NUL byte(s) (zero padding)"),
+        "ssi_lpr_kontakt": (("drops", "ssi"), f"ssi_lpr_kontakt_{D1}.txt",
+                            ssi_payload(C["ssi_lpr_kontakt"], records(template("ssi_lpr_kontakt"), 4, "SSI"), D1),
+                            b"\x00" * 300, "300 NUL byte(s) (zero padding)"),
+        "uddannelse": (("drops", "uvm"), f"uddannelse_{D1}.csv",
+                       uvm_payload(C["uddannelse"], records(template("uddannelse"), 4, "UVM")),
+                       b"\x1a", "a DOS end-of-file mark (Ctrl-Z, byte 1A)"),
+    }
+    for folder, name, clean, tail, _said in cases.values():
+        target = vacate(day_dir_of(src, *folder) / name)
+        target.write_bytes(clean + tail)
+        marker_path(target).touch()
+    for ds, (_folder, name, _clean, _tail, said) in cases.items():
+        res = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+        assert not res.failures, res.failures
+        [row] = by_name(root, name)
+        assert row.status == "rejected" and row.error.startswith(f"the payload ends in {said} after its last line")
+        assert "cut mid-record" not in row.error and "missing trailer" not in row.error
+        assert (row.rows_read, row.rows_quarantined, row.rows_accepted) == (4, 4, 0)
+        rep = REPORTER[ds]
+        assert reporter_rows(root, ds, rep).is_empty()
+        q = quarantine(root, ds).filter(pl.col("payload_id") == row.payload_id)
+        held = q.filter(pl.col("error_kind") == "payload_rejected")
+        assert sorted(json.loads(r)["besked_id"] for r in held["raw_record"]) == sorted(
+            r["besked_id"] for r in records(template(ds), 4, rep))
+        assert q.filter(pl.col("error_kind") == "padding")["record_no"].to_list() == [None]
+    for ds, (folder, name, clean, _tail, _said) in cases.items():  # the reporter sends it again, clean
+        day_dir_of(src, *folder).joinpath(name).write_bytes(clean)
+        ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+        rows = by_name(root, name)
+        assert [(r.version, r.status) for r in rows] == [(1, "rejected"), (2, "loaded")]
+        got = reporter_rows(root, ds, REPORTER[ds])
+        assert rows[1].rows_accepted == 4 and sorted(got["besked_id"]) == sorted(
+            r["besked_id"] for r in records(template(ds), 4, REPORTER[ds]))
+    assert_lake_matches_ledger(root)

@@ -227,6 +227,41 @@ def test_compressed_or_wide_payload_is_rejected_naming_it(gen: Path, channel: st
     assert res.rows_accepted == 0 and res.records_received == 0  # no garbage records
 
 
+@pytest.mark.parametrize("channel,suffix", [("ftp", None), ("portal", None), ("filedrop", ".csv"),
+                                            ("filedrop", ".txt")])
+@pytest.mark.parametrize("tail,said", [(b"\x00" * 100, "100 NUL byte(s) (zero padding)"),
+                                       (b"\x00" * 70_000, "70,000 NUL byte(s) (zero padding)"),
+                                       (b"\x1a", "a DOS end-of-file mark (Ctrl-Z, byte 1A)"),
+                                       (b"\x1a\x00\x00", "2 NUL byte(s) and 1 Ctrl-Z byte(s)")])
+def test_nul_or_ctrl_z_after_the_last_line_rejects_naming_it(gen: Path, channel: str, suffix: str | None,
+                                                             tail: bytes, said: str) -> None:
+    """Zero fill (a preallocated file, a copy that stopped) or a DOS end-of-file mark after the last
+    line: rejected with that reason, not as a record cut mid-line, a missing trailer or a binary file;
+    the records before it are read (so ingestion quarantines them) and the trailer still counts."""
+    ds, path = pick(gen, channel, suffix)
+    data = path.read_bytes()
+    recs, _bad = read_payload(path, C[ds])
+    res = parse(data + tail, ds, channel)
+    assert res.rejected_reason == (f"the payload ends in {said} after its last line: the "
+                                   f"{wire_format_name(channel, ds)} format is plain {wire_label(channel, ds)} text "
+                                   "and nothing follows its last line (a preallocated or not completely written file?)")
+    assert problems(res) == [(None, None, "padding")]
+    assert res.records_received == len(recs) and accepted_ids(res) == ids(recs)
+    assert res.trailer_count in (None, len(recs))
+    clean = parse(data, ds, channel)
+    assert clean.rejected_reason is None and accepted_ids(clean) == ids(recs)
+
+
+def wire_format_name(channel: str, ds: str) -> str:
+    from pipelines.lake.formats import wire_format
+    return wire_format(channel, C[ds]).name
+
+
+def wire_label(channel: str, ds: str) -> str:
+    from pipelines.lake.formats import wire_format
+    return wire_format(channel, C[ds]).label
+
+
 def test_a_nul_byte_in_one_value_is_not_a_binary_payload(gen: Path) -> None:
     ds, path = pick(gen, "portal")
     recs = records(path, ds, at_least=6)

@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from .faults import Faults
+
+
+def _loads(line: str) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +147,8 @@ class ExtractStore:
                 line = line.strip()
                 if not line:
                     continue
-                try:
-                    ok = isinstance(json.loads(line), dict)
+                try:  # orjson first (~4x faster); what it refuses, json still judges
+                    ok = isinstance(_loads(line), dict)
                 except json.JSONDecodeError:
                     ok = False
                 if ok:
