@@ -588,11 +588,12 @@ def _print_dagster_runs(res, seconds: float) -> None:
     for job, _, _, success in res.runs:
         (ok if success else bad)[job] += 1
     t = Table(title=f"Dagster runs ({len(res.runs)} in {seconds:.0f} s)")
-    for col in ("job", "runs", "failed", "seconds"):
+    for col in ("job", "runs", "failed", "seconds", "CPU seconds"):
         t.add_column(col, justify="left" if col == "job" else "right")
     for job in sorted(set(ok) | set(bad)):
         key = "deliveries" if job.startswith("levering") else job
-        t.add_row(job, str(ok[job] + bad[job]), str(bad[job]) if bad[job] else "", f"{res.seconds[key]:.0f}")
+        t.add_row(job, str(ok[job] + bad[job]), str(bad[job]) if bad[job] else "", f"{res.seconds[key]:.0f}",
+                  f"{res.cpu[key]:.0f}")
     console.print(t)
 
 
@@ -635,6 +636,7 @@ def demo(
     """
     from pipelines.demo import (
         DagsterDemo,
+        cpu_seconds,
         dagster_dev_command,
         dagster_home,
         open_instance,
@@ -643,18 +645,21 @@ def demo(
     )
     from pipelines.warehouse.keys import ensure_key
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     src = out / "sources"
     first = _date(start)
     day_list = [first + dt.timedelta(days=k) for k in range(days)]
     res = _generate(scale, first, days, seed, src, None)
+    stages = {"generate": (time.perf_counter() - t0, cpu_seconds() - c0)}
     state = out / "sources.json"
     root = out / "pipeline"
     for name in ("pseudonym", "restricted"):
         ensure_key(name)
     home = dagster_home(out)
     gov = _seed_demo_governance(root, src, first, days)
+    t, c = time.perf_counter(), cpu_seconds()
     with served_sources(src, state) as systems:
+        stages["sources start"] = (time.perf_counter() - t, cpu_seconds() - c)
         t = Table(title="Local source systems (loopback, their own process: dsdw sources serve)")
         t.add_column("system")
         t.add_column("address")
@@ -697,7 +702,9 @@ def demo(
         console.print(line)
     console.print(f"Dagster instance (runs, materializations, checks, partitions): {home}")
     console.print(f"Open it in the Dagster UI: {dagster_dev_command(out)}")
-    console.print(f"Demo done in {time.perf_counter() - t0:.0f} s.")
+    stages["total"] = (time.perf_counter() - t0, cpu_seconds() - c0)
+    console.print("Demo done in " + ", ".join(f"{k} {w:.0f} s (CPU {c:.0f} s)" for k, (w, c) in stages.items())
+                  + f"; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
     if result.failed_runs or any(r.failures for r in result.load):
         raise typer.Exit(1)
 
