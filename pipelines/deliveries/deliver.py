@@ -33,6 +33,7 @@ from pipelines.deliveries.cut import (
     Period,
     cut_full,
     cut_increment,
+    lake_refs,
     open_sources,
     parse_period,
     period_of,
@@ -182,7 +183,7 @@ def deliver(root: Path | str, recipient: str, period: str, kind: str = "full", o
     per = parse_period(period, rec.periode)
     prev: Cut | None = None
     tables: dict[str, pa.Table] = {}
-    with open_sources(root) as con:
+    with open_sources(root, lake_refs(rec)) as con:
         cut = resolve_cut(con, load_id)
         if cut.indlaest_dato < per.fra:
             raise DeliveryError(f"{rec.id} {per.text}: the cut {cut.load_id} ({cut.indlaest_dato}) is before the "
@@ -277,7 +278,7 @@ def demo_deliveries(root: Path | str, period: str, *, create_missing_keys: bool 
     """
     root = Path(root)
     per = parse_period(period, "maaned")
-    with open_sources(root) as con:
+    with open_sources(root, lake=()) as con:
         loads = [Cut(r[0], r[1]) for r in con.execute(
             "SELECT load_id, indlaest_dato FROM meta.load WHERE indlaest_dato <= ? "
             "ORDER BY indlaest_dato, finished_at, load_id", [per.til]).fetchall()]
