@@ -212,6 +212,7 @@ def judge_partition(c: Contract, results: list[dict], failures: list[dict], tole
 
 
 _POOLS: dict[int, "cf.ProcessPoolExecutor"] = {}
+WORKER_CPU = [0.0]  # CPU seconds the pools' workers spent on the results taken so far (the demo's accounting)
 
 
 def ingest_pool(workers: int) -> "cf.ProcessPoolExecutor":
@@ -276,7 +277,7 @@ class NightlyPool:
             if fut.exception() is not None:
                 self.ok[ds] = False
                 continue
-            res, computed = fut.result()
+            res, computed, _cpu = fut.result()
             self.ok[ds] = not res.failures and computed is not None and all(
                 r.passed for r in judge_partition(self.contracts[ds], computed[0], computed[1],
                                                   self.dsdw.error_tolerance, self.dsdw.error_min_records))
@@ -309,7 +310,9 @@ class NightlyPool:
             self._submit_ready()
         self._settle()
         self.futures[dataset] = None  # taken: its step holds the result now
-        return fut.result()
+        res, computed, cpu = fut.result()
+        WORKER_CPU[0] += cpu
+        return res, computed
 
 
 def _topological(contracts: dict[str, Contract]) -> list[str]:
