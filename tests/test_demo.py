@@ -65,6 +65,7 @@ def test_the_schedule_and_the_sensor_runs_are_in_the_instance(demo: tuple[Path, 
         ev = inst.get_latest_materialization_event(dg.AssetKey(["deliveries", rid]))
         assert ev is not None and ev.run_id == lev.run_id
     assert shows(output, f"DAGSTER_HOME={home.resolve()}") and shows(output, "dagster dev -m pipelines.definitions")
+    assert shows(output, str(out / "demo.log")) and (out / "demo.log").exists()  # warnings go there, not inline
 
 
 def test_materializations_partitions_and_checks_hold_what_reached_the_lake(demo: tuple[Path, str]) -> None:
