@@ -588,11 +588,12 @@ def _print_dagster_runs(res, seconds: float) -> None:
     for job, _, _, success in res.runs:
         (ok if success else bad)[job] += 1
     t = Table(title=f"Dagster runs ({len(res.runs)} in {seconds:.0f} s)")
-    for col in ("job", "runs", "failed", "seconds"):
+    for col in ("job", "runs", "failed", "seconds", "CPU seconds"):
         t.add_column(col, justify="left" if col == "job" else "right")
     for job in sorted(set(ok) | set(bad)):
         key = "deliveries" if job.startswith("levering") else job
-        t.add_row(job, str(ok[job] + bad[job]), str(bad[job]) if bad[job] else "", f"{res.seconds[key]:.0f}")
+        t.add_row(job, str(ok[job] + bad[job]), str(bad[job]) if bad[job] else "", f"{res.seconds[key]:.0f}",
+                  f"{res.cpu[key]:.0f}")
     console.print(t)
 
 
@@ -633,8 +634,11 @@ def demo(
     one of the sensor's warehouse job, then each recipient's delivery job: all on the persistent Dagster
     instance under OUT/dagster, which `dagster dev` (printed at the end) shows.
     """
+    import logging
+
     from pipelines.demo import (
         DagsterDemo,
+        cpu_seconds,
         dagster_dev_command,
         dagster_home,
         open_instance,
@@ -643,61 +647,78 @@ def demo(
     )
     from pipelines.warehouse.keys import ensure_key
 
-    t0 = time.perf_counter()
-    src = out / "sources"
-    first = _date(start)
-    day_list = [first + dt.timedelta(days=k) for k in range(days)]
-    res = _generate(scale, first, days, seed, src, None)
-    state = out / "sources.json"
-    root = out / "pipeline"
-    for name in ("pseudonym", "restricted"):
-        ensure_key(name)
-    home = dagster_home(out)
-    gov = _seed_demo_governance(root, src, first, days)
-    with served_sources(src, state) as systems:
-        t = Table(title="Local source systems (loopback, their own process: dsdw sources serve)")
-        t.add_column("system")
-        t.add_column("address")
-        for k, v in systems.items():
-            for sub, val in (v.items() if isinstance(v, dict) else [("", v)]):
-                t.add_row(f"{k} {sub}".strip(), str(val))
-        console.print(t)
-        t1 = time.perf_counter()
-        runner = DagsterDemo(root, state, open_instance(home),
-                             log=lambda m: console.print(f"[red]{m}[/]"))
-        with Progress(TextColumn("[bold]nightly runs[/] {task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total} days"), TimeElapsedColumn(),
-                      console=console) as prog:
-            task = prog.add_task("", total=days)
+    # the pipeline's warnings (e.g. the publication's suppression notes) go to OUT/demo.log, not between the
+    # progress bars and tables of the printout
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = out / "demo.log"
+    handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        src = out / "sources"
+        first = _date(start)
+        day_list = [first + dt.timedelta(days=k) for k in range(days)]
+        res = _generate(scale, first, days, seed, src, None)
+        stages = {"generate": (time.perf_counter() - t0, cpu_seconds() - c0)}
+        state = out / "sources.json"
+        root = out / "pipeline"
+        for name in ("pseudonym", "restricted"):
+            ensure_key(name)
+        home = dagster_home(out)
+        gov = _seed_demo_governance(root, src, first, days)
+        t, c = time.perf_counter(), cpu_seconds()
+        with served_sources(src, state) as systems:
+            stages["sources start"] = (time.perf_counter() - t, cpu_seconds() - c)
+            t = Table(title="Local source systems (loopback, their own process: dsdw sources serve)")
+            t.add_column("system")
+            t.add_column("address")
+            for k, v in systems.items():
+                for sub, val in (v.items() if isinstance(v, dict) else [("", v)]):
+                    t.add_row(f"{k} {sub}".strip(), str(val))
+            console.print(t)
+            t1 = time.perf_counter()
+            runner = DagsterDemo(root, state, open_instance(home),
+                                 log=lambda m: console.print(f"[red]{m}[/]"))
+            with Progress(TextColumn("[bold]nightly runs[/] {task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total} days"), TimeElapsedColumn(),
+                          console=console) as prog:
+                task = prog.add_task("", total=days)
 
-            def step(day: dt.date) -> None:
-                prog.update(task, description=day.isoformat(), completed=(day - first).days)
+                def step(day: dt.date) -> None:
+                    prog.update(task, description=day.isoformat(), completed=(day - first).days)
 
-            result = runner.run(day_list, period=None, progress=step)
-            prog.update(task, completed=days)
-    if any(w.ok for w in result.warehouse):
-        runner.deliveries(first.strftime("%Y-%m"))
-    _print_load(result.load)
-    _print_demo_quality(root)
-    _print_warehouse_rows(result.warehouse, root)
-    if any(w.ok for w in result.warehouse):
-        _print_demo_stats(root, first.replace(day=1))
-    _print_demo_deliveries(result.deliveries, first.strftime("%Y-%m"), root)
-    _print_demo_governance(root, gov)
-    _print_dagster_runs(result, time.perf_counter() - t1)
-    console.print(f"Sources: {src} (ground truth: {src / 'ground_truth.csv'}, {res.defects} defect rows)")
-    console.print(f"Landing (raw payloads): {root / 'landing'}")
-    console.print(f"Lake (typed Parquet, hive-partitioned): {root / 'lake'}")
-    console.print(f"Quarantine (rejected rows with reasons): {root / 'lake' / '_quarantine'}")
-    console.print(f"File ledger (SQLite): {root / 'ledger.sqlite'}")
-    console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
-                  f"(try: dsdw sql --root {root} --format markdown \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
-    console.print(f"Restricted database (sealed, age): {root / 'restricted' / 'restricted.duckdb.sealed'}")
-    for line in statistics_api_hint(root, out / "api_keys"):
-        console.print(line)
-    console.print(f"Dagster instance (runs, materializations, checks, partitions): {home}")
-    console.print(f"Open it in the Dagster UI: {dagster_dev_command(out)}")
-    console.print(f"Demo done in {time.perf_counter() - t0:.0f} s.")
+                result = runner.run(day_list, period=None, progress=step)
+                prog.update(task, completed=days)
+        if any(w.ok for w in result.warehouse):
+            runner.deliveries(first.strftime("%Y-%m"))
+        _print_load(result.load)
+        _print_demo_quality(root)
+        _print_warehouse_rows(result.warehouse, root)
+        if any(w.ok for w in result.warehouse):
+            _print_demo_stats(root, first.replace(day=1))
+        _print_demo_deliveries(result.deliveries, first.strftime("%Y-%m"), root)
+        _print_demo_governance(root, gov)
+        _print_dagster_runs(result, time.perf_counter() - t1)
+        console.print(f"Sources: {src} (ground truth: {src / 'ground_truth.csv'}, {res.defects} defect rows)")
+        console.print(f"Landing (raw payloads): {root / 'landing'}")
+        console.print(f"Lake (typed Parquet, hive-partitioned): {root / 'lake'}")
+        console.print(f"Quarantine (rejected rows with reasons): {root / 'lake' / '_quarantine'}")
+        console.print(f"File ledger (SQLite): {root / 'ledger.sqlite'}")
+        console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
+                      f"(try: dsdw sql --root {root} --format markdown \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
+        console.print(f"Restricted database (sealed, age): {root / 'restricted' / 'restricted.duckdb.sealed'}")
+        for line in statistics_api_hint(root, out / "api_keys"):
+            console.print(line)
+        console.print(f"Warnings of the pipeline (not shown above): {log_file}")
+        console.print(f"Dagster instance (runs, materializations, checks, partitions): {home}")
+        console.print(f"Open it in the Dagster UI: {dagster_dev_command(out)}")
+        stages["total"] = (time.perf_counter() - t0, cpu_seconds() - c0)
+        console.print("Demo done in " + ", ".join(f"{k} {w:.0f} s (CPU {c:.0f} s)" for k, (w, c) in stages.items())
+                      + f"; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
     if result.failed_runs or any(r.failures for r in result.load):
         raise typer.Exit(1)
 

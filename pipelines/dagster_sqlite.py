@@ -10,13 +10,16 @@ the stock classes read them unchanged) and only cache the engines, with SQLite's
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.sql import create_engine
 from dagster._serdes import ConfigurableClassData
@@ -44,6 +47,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._tables: set[str] = set()
+        # a run's shard is created by copying an empty one: the stock creation (schema, alembic's
+        # revision check and stamp) costs more than a small run's events
+        self._template: str | None = None
+        self._template_dir = tempfile.TemporaryDirectory(prefix="dsdw-dagster-shard-")
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -56,10 +64,20 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:
             engine = self._engines.get(shard)
             if engine is None:
+                path = self.path_for_shard(shard)
+                fresh_run = shard != INDEX_SHARD_NAME and shard not in self._initialized_dbs and \
+                    not os.path.exists(path)
+                if fresh_run and self._template is not None:
+                    shutil.copyfile(self._template, path)  # an empty shard at the head revision
+                    self._initialized_dbs.add(shard)
                 engine = _engine(self.conn_string_for_shard(shard))
                 if shard not in self._initialized_dbs:
                     self._initdb(engine)
                     self._initialized_dbs.add(shard)
+                    if fresh_run:  # keep the new, still empty shard as the template of the next runs'
+                        engine.dispose()  # closes the connections: the WAL is checkpointed into the file
+                        self._template = os.path.join(self._template_dir.name, "shard.db")
+                        shutil.copyfile(path, self._template)
                 self._engines[shard] = engine
                 while len(self._engines) > MAX_ENGINES:
                     self._engines.popitem(last=False)[1].dispose()
@@ -67,6 +85,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._engines.move_to_end(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        """The stock method opens a fresh engine and inspects the schema for every asset and check event;
+        a table, once there, stays: positive answers are cached.  (Called inside the index shard's open
+        transaction, so never through ``_connect``, whose lock that transaction holds.)"""
+        if table_name in self._tables:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables.add(table_name)
+        return found
 
     def dispose(self) -> None:
         with self._db_lock:

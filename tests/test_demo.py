@@ -65,6 +65,7 @@ def test_the_schedule_and_the_sensor_runs_are_in_the_instance(demo: tuple[Path, 
         ev = inst.get_latest_materialization_event(dg.AssetKey(["deliveries", rid]))
         assert ev is not None and ev.run_id == lev.run_id
     assert shows(output, f"DAGSTER_HOME={home.resolve()}") and shows(output, "dagster dev -m pipelines.definitions")
+    assert shows(output, str(out / "demo.log")) and (out / "demo.log").exists()  # warnings go there, not inline
 
 
 def test_materializations_partitions_and_checks_hold_what_reached_the_lake(demo: tuple[Path, str]) -> None:
@@ -160,6 +161,18 @@ def test_the_demo_prints_the_statistics_api_with_a_key_under_its_own_directory(d
     assert lines[0].startswith(f"Statistics API: dsdw api serve --root {out / 'pipeline'} --keys {keys}")
     assert any("/api/v1/data/" in line and key in line for line in lines)
     assert KeyFile(keys).keys() == (key,)
+    # the printed example request answers with the demo's published figures (land and regions)
+    from fastapi.testclient import TestClient
+
+    from pipelines.api.app import create_app
+    from pipelines.warehouse.build import published_path
+
+    example = next(line for line in lines if "/api/v1/data/" in line)
+    url = "/" + example.split("'")[3].split("/", 3)[3]
+    rows = TestClient(create_app(published_path(out / "pipeline"), keys)).get(url, headers={"X-API-Key": key})
+    assert rows.status_code == 200
+    body = [r.split(",") for r in rows.text.splitlines()[1:]]
+    assert {r[3] for r in body} == {"land", "region"} and any(r[4] == "000" for r in body)
 
 
 def test_the_governance_story_follows_the_simulators_problem_reporters(tmp_path: Path) -> None:

@@ -47,5 +47,7 @@ def demo_hint(root: Path, keys: Path, port: int = 8000) -> str:
     return (f"Statistics API: dsdw api serve --root {root} --keys {keys} --port {port}  ->  "
             f"http://127.0.0.1:{port}/docs\n"
             f"  example: curl -H 'X-API-Key: {k}' "
-            f"'http://127.0.0.1:{port}/api/v1/data/ydelser_i_alt?omraade=000&periode_type=maaned&format=csv'\n"
+            # the demo's month is still preliminary (er_foreloebig): without foreloebige=true the answer is empty
+            f"'http://127.0.0.1:{port}/api/v1/data/ydelser_i_alt?omraade=000,081,082,083,084,085&periode_type=maaned"
+            f"&foreloebige=true&format=csv'\n"
             f"  page: http://127.0.0.1:{port}/sider/ydelser_i_alt?api_key={k}")

@@ -5,6 +5,7 @@ partitioning, grouping by source, metadata and failure reporting, nothing else.
 """
 
 
+import concurrent.futures as cf
 import datetime as dt
 import json
 import os
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from pipelines.assets.ingest_worker import Checked, check_partition, ingest_and_check
 from pipelines.contracts import Contract, load_contracts
 from pipelines.ingest import (
     IngestionFailed,
     SourcesConfig,
+    UnitResult,
     Zones,
     classify_name,
     folder_datasets,
@@ -46,6 +49,10 @@ class DsdwResource(dg.ConfigurableResource):
     # minutes a day); the demo renders the reports on its last night only and skips Data Docs
     quality_reports: bool = True
     gx_data_docs: bool = True
+    # > 1: the in-process executor's ingestion steps take their datasets' work from a pool of this many
+    # processes (NightlyPool), as the direct engine does; 1 under `dagster dev`, whose executor runs each
+    # step in its own process already
+    ingest_workers: int = 1
 
     def zones(self) -> Zones:
         return Zones(Path(self.root))
@@ -111,12 +118,17 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, dsdw: DsdwResource) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
-        try:
-            res = ingest_dataset_day(c.dataset, day, dsdw.zones(), dsdw.sources(), dsdw.received_at or None)
-        except IngestionFailed as exc:
+        computed = None
+        if dsdw.ingest_workers > 1:
+            res, computed = NightlyPool.of(context, dsdw).result(c.dataset)
+        else:
+            res = ingest_dataset_day(c.dataset, day, dsdw.zones(), dsdw.sources(), dsdw.received_at or None,
+                                     raise_on_failure=False)
+        if res.failures:
+            exc = IngestionFailed(res)
             raise dg.Failure(description=str(exc), metadata={
-                "failed": dg.MetadataValue.json([{"reporter": r, "error": e} for r, e in exc.result.failures]),
-                "accepted": exc.result.rows_accepted, "quarantined": exc.result.rows_quarantined}) from exc
+                "failed": dg.MetadataValue.json([{"reporter": r, "error": e} for r, e in res.failures]),
+                "accepted": res.rows_accepted, "quarantined": res.rows_quarantined})
         kinds: Counter = Counter()
         warnings = []
         for p in res.payloads:
@@ -129,7 +141,7 @@ def _make_asset(c: Contract) -> dg.AssetsDefinition:
         if len(warnings) > 5:
             context.log.warning(f"... and {len(warnings) - 5} more changes of records never created "
                                 f"(the quality checks list them all)")
-        checks = partition_checks(c, day, dsdw, context.run.run_id)
+        checks = partition_checks(c, day, dsdw, context.run.run_id, computed)
         return dg.MaterializeResult(check_results=checks, metadata={
             "payloads": len(res.payloads),
             "new_payloads": len(res.loaded_now),
@@ -148,31 +160,36 @@ def _checked_path(root: Path, run_id: str, day: dt.date, dataset: str) -> Path:
     return Path(root) / "quality" / "_checked" / run_id / day.isoformat() / f"{dataset}.pickle"
 
 
-def partition_checks(c: Contract, day: dt.date, dsdw: DsdwResource, run_id: str | None = None
-                     ) -> list[dg.AssetCheckResult]:
+def partition_checks(c: Contract, day: dt.date, dsdw: DsdwResource, run_id: str | None = None,
+                     computed: Checked | None = None) -> list[dg.AssetCheckResult]:
     """Every check of the partition: the GX suite and all the contract's rules, judged against
     what the lake knows (the assets in ``state_deps`` ran first for this partition).
+    ``computed``: the rules' results already evaluated (by the ingestion pool's worker).
 
     The results are kept for this Dagster run's ``dq_results`` (``run_id``), which publishes them
     instead of evaluating every rule a second time: the day's quality is computed once."""
     import pickle
 
-    from pipelines.quality.results import run_quality
-
     root = dsdw.zones().root
-    run = run_quality(root, [day], [c.dataset])
+    results, failures, timeliness = computed if computed is not None else check_partition(root, day, c.dataset)
     if run_id:
         path = _checked_path(root, run_id, day, c.dataset)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps((run.results, run.failures, run.timeliness), pickle.HIGHEST_PROTOCOL))
+        tmp.write_bytes(pickle.dumps((results, failures, timeliness), pickle.HIGHEST_PROTOCOL))
         tmp.replace(path)
+    return judge_partition(c, results, failures, dsdw.error_tolerance, dsdw.error_min_records)
+
+
+def judge_partition(c: Contract, results: list[dict], failures: list[dict], tolerance: float, min_records: int
+                    ) -> list[dg.AssetCheckResult]:
+    """The partition's two check results from its rules' results: error rules block past the tolerance."""
     out = []
     for sev, name in (("error", "dq_error_rules"), ("warn", "dq_warn_rules")):
-        rows = [r for r in run.results if r["severity"] == sev]
+        rows = [r for r in results if r["severity"] == sev]
         # the partition's records (every record is checked by the envelope's required-field checks)
-        checked = sum(max((r["records_checked"] for r in run.results if r["reporter"] == rep), default=0)
-                      for rep in {r["reporter"] for r in run.results})
+        checked = sum(max((r["records_checked"] for r in results if r["reporter"] == rep), default=0)
+                      for rep in {r["reporter"] for r in results})
         by_rule: Counter = Counter()
         for r in rows:
             by_rule[f"{r['rule_id']} ({r['paragraph']})"] += r["records_failed"]
@@ -181,16 +198,133 @@ def partition_checks(c: Contract, day: dt.date, dsdw: DsdwResource, run_id: str 
         # error on the reporter's page, but it does not block the night for every other reporter.
         late_parent = {r.id for r in c.rules if r.kind == "reference_exists"}
         ids = {r["rule_id"] for r in rows} - late_parent
-        failed = len({(f["payload_id"], f["record_no"]) for f in run.failures if f["rule_id"] in ids})
+        failed = len({(f["payload_id"], f["record_no"]) for f in failures if f["rule_id"] in ids})
         share = failed / checked if checked else 0.0  # distinct records breaking any rule of this severity
-        passed = sev == "warn" or share <= dsdw.error_tolerance or failed < dsdw.error_min_records
+        passed = sev == "warn" or share <= tolerance or failed < min_records
         out.append(dg.AssetCheckResult(
             check_name=name, passed=passed,
             severity=dg.AssetCheckSeverity.ERROR if sev == "error" else dg.AssetCheckSeverity.WARN,
             metadata={"records_failed": failed, "records_checked": checked, "failed_share": round(share, 5),
-                      "tolerance": dsdw.error_tolerance, "min_records": dsdw.error_min_records,
+                      "tolerance": tolerance, "min_records": min_records,
                       "not_blocking": sorted(late_parent & {r["rule_id"] for r in rows}),
                       "by_rule": dg.MetadataValue.json({k: v for k, v in by_rule.most_common() if v})}))
+    return out
+
+
+_POOLS: dict[int, "cf.ProcessPoolExecutor"] = {}
+WORKER_CPU = [0.0]  # CPU seconds the pools' workers spent on the results taken so far (the demo's accounting)
+
+
+def ingest_pool(workers: int) -> "cf.ProcessPoolExecutor":
+    """The process pool of this interpreter's in-process runs (spawned once: a worker's imports cost
+    seconds, more than a small partition's work), shut down at exit."""
+    import atexit
+    import multiprocessing as mp
+
+    pool = _POOLS.get(workers)
+    if pool is None:
+        pool = _POOLS[workers] = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        atexit.register(pool.shutdown, cancel_futures=True)
+    return pool
+
+
+def shutdown_ingest_pools() -> None:
+    """Stop the pools' workers (the demo, once its nights are done)."""
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown(cancel_futures=True)
+
+
+class NightlyPool:
+    """One run's ingestion partitions on the process pool (``DsdwResource.ingest_workers`` > 1).
+
+    The in-process executor runs the run's asset steps one after the other; each step takes its
+    dataset's result from here, while the pool already works on the next datasets.  A dataset is sent
+    to the pool only when the datasets it depends on (``state_deps``) in this run are loaded and passed
+    their blocking check, as Dagster would start its step: a dataset whose step Dagster skips was never
+    ingested.  Every materialization, check result and log line is still its own asset step's."""
+
+    _runs: dict[str, "NightlyPool"] = {}
+
+    def __init__(self, context: dg.AssetExecutionContext, dsdw: DsdwResource) -> None:
+        keys = set(context.job_def.asset_layer.selected_asset_keys)
+        contracts = load_contracts()
+        self.todo = [ds for ds in _topological(contracts) if asset_key(ds) in keys]
+        self.deps = {ds: [d for d in state_deps(contracts[ds]) if d in self.todo] for ds in self.todo}
+        self.day = dt.date.fromisoformat(context.partition_key)
+        self.dsdw, self.contracts = dsdw, contracts
+        self.zones, self.sources = dsdw.zones(), dsdw.sources()
+        self.pool = ingest_pool(dsdw.ingest_workers)
+        self.futures: dict[str, cf.Future] = {}
+        self.ok: dict[str, bool] = {}  # dataset -> loaded and its blocking check passed
+
+    @classmethod
+    def of(cls, context: dg.AssetExecutionContext, dsdw: DsdwResource) -> "NightlyPool":
+        run_id = context.run.run_id
+        if run_id not in cls._runs:
+            for old in [r for r, p in cls._runs.items() if not p.pending()]:  # finished runs (steps skipped)
+                del cls._runs[old]
+            cls._runs[run_id] = cls(context, dsdw)
+        return cls._runs[run_id]
+
+    def pending(self) -> list[cf.Future]:
+        return [f for f in self.futures.values() if f is not None and not f.done()]
+
+    def _settle(self) -> None:
+        """Verdicts of the finished datasets: loaded without a reporter failing, blocking check passed."""
+        for ds, fut in self.futures.items():
+            if fut is None or ds in self.ok or not fut.done():
+                continue
+            if fut.exception() is not None:
+                self.ok[ds] = False
+                continue
+            res, computed, _cpu = fut.result()
+            self.ok[ds] = not res.failures and computed is not None and all(
+                r.passed for r in judge_partition(self.contracts[ds], computed[0], computed[1],
+                                                  self.dsdw.error_tolerance, self.dsdw.error_min_records))
+
+    def _submit(self, ds: str) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
+        args = (ingest_and_check, ds, self.day, self.zones, self.sources, self.dsdw.received_at or None)
+        try:
+            self.futures[ds] = self.pool.submit(*args)
+        except BrokenProcessPool:  # a worker died (an earlier run's failure): a new pool
+            _POOLS.pop(self.dsdw.ingest_workers, None)
+            self.pool = ingest_pool(self.dsdw.ingest_workers)
+            self.futures[ds] = self.pool.submit(*args)
+
+    def _submit_ready(self) -> None:
+        for ds in self.todo:
+            if ds not in self.futures and all(self.ok.get(d) for d in self.deps[ds]):
+                self._submit(ds)
+
+    def result(self, dataset: str) -> tuple[UnitResult, Checked | None]:
+        """``dataset``'s ingestion and rules (Dagster started its step: its dependencies succeeded)."""
+        if self.futures.get(dataset) is None:
+            self._submit(dataset)
+        self._submit_ready()
+        fut = self.futures[dataset]
+        while not fut.done():  # keep the pool busy: a finished dataset may free its dependents
+            cf.wait(self.pending(), return_when=cf.FIRST_COMPLETED)
+            self._settle()
+            self._submit_ready()
+        self._settle()
+        self.futures[dataset] = None  # taken: its step holds the result now
+        res, computed, cpu = fut.result()
+        WORKER_CPU[0] += cpu
+        return res, computed
+
+
+def _topological(contracts: dict[str, Contract]) -> list[str]:
+    """Datasets after their ``state_deps``, alphabetical among the ready ones (as the executor orders steps)."""
+    deps = {n: set(state_deps(c)) & set(contracts) for n, c in contracts.items()}
+    out: list[str] = []
+    while deps:
+        ready = sorted(n for n, d in deps.items() if not d - set(out))
+        if not ready:
+            raise ValueError(f"cycle among {sorted(deps)}")
+        out.append(ready[0])
+        del deps[ready[0]]
     return out
 
 

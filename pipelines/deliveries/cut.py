@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +84,17 @@ class Cut:
     indlaest_dato: dt.date
 
 
+def lake_refs(rec: Recipient) -> set[str]:
+    """The datasets whose ``lake_<dataset>`` view the recipient's files read."""
+    sql = " ".join(s for spec in rec.filer for s in (spec.sql, spec.aendrede_noegler_sql or ""))
+    return set(re.findall(r"\blake_([a-z0-9_]+)", sql))
+
+
 @contextlib.contextmanager
-def open_sources(root: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The published warehouse (read-only) with the restricted database attached, in the restricted zone."""
+def open_sources(root: Path, lake: Iterable[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The published warehouse (read-only) with the restricted database attached, in the restricted zone.
+    ``lake``: the datasets to give a ``lake_<dataset>`` view (None: all; binding a view reads the footer
+    of every Parquet file of its dataset, seconds per delivery when made for every dataset)."""
     wh = published_path(root)
     if not wh.exists():
         raise DeliveryError(f"no published warehouse at {wh}: run the warehouse load first (`dsdw warehouse load`)")
@@ -96,13 +104,13 @@ def open_sources(root: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         for s in macro_sql():
             con.execute(s)
         with open_restricted(Path(root), con):
-            _lake_views(con, Path(root))
+            _lake_views(con, Path(root), None if lake is None else set(lake))
             yield con
     finally:
         con.close()
 
 
-def _lake_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+def _lake_views(con: duckdb.DuckDBPyConnection, root: Path, only: set[str] | None = None) -> None:
     """``lake_<dataset>``: the fields the analysts' warehouse leaves in the lake (names, contact data, free
     text), by ``besked_id``, for the recipients the order gives them to (e.g. § 66, stk. 4: the joblog)."""
     from pipelines.contracts import load_contracts
@@ -110,7 +118,7 @@ def _lake_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
 
     for c in load_contracts().values():
         kept = [f.name for f in c.fields if f.pii in DROPPED_PII]
-        if not kept:
+        if not kept or (only is not None and c.dataset not in only):
             continue
         cols = ", ".join(f'"{n}"' for n in ["besked_id", *kept])
         files = sorted((root / "lake" / c.dataset).glob("leveringsdato=*/*.parquet"))
