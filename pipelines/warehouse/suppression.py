@@ -287,6 +287,9 @@ def _width(lo: float, hi: float) -> float:
     return math.floor(hi + 1e-6) - math.ceil(lo - 1e-6)
 
 
+SETTLED_BY = ("unbounded", "points", "lp", "capped")
+
+
 @dataclass
 class AuditResult:
     """Per hidden cell the interval an attacker can narrow it to (LP bounds; inf = unbounded)."""
@@ -295,6 +298,17 @@ class AuditResult:
     hi: dict[int, float]
     lp_solves: int
     blocks: int
+    # per cell how its interval was settled: 'unbounded' (a checked direction or ray raises it without limit),
+    # 'points' (solutions of LPs, all consistent with the published data, already span graense), 'lp' (its own
+    # max/min LPs), 'capped' (past the per-cell cap: reported as seen, so counted narrow and protected further)
+    by: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def how(self) -> dict[str, int]:
+        out = dict.fromkeys(SETTLED_BY, 0)
+        for v in self.by.values():
+            out[v] += 1
+        return out
 
     def width(self, i: int) -> float:
         return _width(self.lo[i], self.hi[i])
@@ -421,12 +435,14 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             unbounded[d] = True
     blocks = _components(len(values), hidden, cons)
     budget = math.inf if per_cell is None else per_cell
+    by: dict[int, str] = {}
     for cells, ks in blocks:
         if targets is not None and not targets[cells].any():  # no cell wanted here: no LP to build
             continue
         if not exact and unbounded[cells].all():
             for c in cells:
                 lo[int(c)], hi[int(c)] = float(values[c]), math.inf
+            by.update((int(c), "unbounded") for c in cells if targets is None or targets[c])
             continue
         pos = {int(c): k for k, c in enumerate(cells)}
         a_rows = []
@@ -495,11 +511,14 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
                 continue
             if not exact and _width(seen_lo[k], seen_hi[k]) >= graense:
                 lo[c], hi[c] = float(seen_lo[k]), float(seen_hi[k])
+                by[c] = "unbounded" if math.isinf(seen_hi[k]) else "points"
                 continue
             if not exact and budget <= 0:  # past the deterministic cap: reported as seen (narrow: hidden more)
                 lo[c], hi[c] = float(seen_lo[k]), float(seen_hi[k])
+                by[c] = "capped"
                 continue
             budget -= 1
+            by[c] = "lp"
             obj = np.zeros(nv)
             obj[k] = -1.0
             if exact:
@@ -517,7 +536,7 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             obj[k] = 1.0
             mn = float(solve(obj)[k])
             lo[c], hi[c] = mn, mx
-    return AuditResult(lo, hi, solves, len(blocks))
+    return AuditResult(lo, hi, solves, len(blocks), by)
 
 
 def _tie(hidden: np.ndarray) -> None:
@@ -531,8 +550,9 @@ def _tie(hidden: np.ndarray) -> None:
 def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRAENSE, max_rounds: int = 200,
                   dirs: list[np.ndarray] | None = None, start: np.ndarray | None = None,
                   eligible: np.ndarray | None = None, known: np.ndarray | None = None,
-                  targets: np.ndarray | None = None,
-                  blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+                  targets: np.ndarray | None = None, blocks: np.ndarray | None = None,
+                  per_cell: int | None = PER_CELL_LPS,
+                  stats: dict | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
     """Primary cells, then secondary cells until the audit pins none; returns (hidden, primary, last audit).
 
     ``start``: cells hidden from the outset (context cells' published flags, sparse groups); ``eligible``: the
@@ -542,6 +562,9 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
     hidden (cheap, repeated until stable); then the LP audit; each cell still narrower than ``graense`` gets
     the smallest published eligible cell of one of its relations hidden (preferring equalities).  Hiding more
     only widens intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
+``per_cell``: the audit's cap on per-cell LPs per round (None: every uncertified cell gets its own LPs);
+``stats``: filled with the rounds, LPs and how the cells were settled (:attr:`AuditResult.how`), summed over
+the rounds.
 
     Fail safe: a narrow cell with no published eligible cell left in the relations of the hidden cells first gets
     its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, its whole
@@ -566,6 +589,11 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
     given_up: set[int] = set()
     wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
     memo = Seen.of(values)
+    tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0),
+             "stuck_audits": 0, "fail_safe_blocks": 0}
+    if stats is not None:
+        stats.update(tally)
+        tally = stats
 
     def smallest(free: np.ndarray) -> int | None:
         # a known cell is published elsewhere with the same figure: hiding it would protect nothing
@@ -590,13 +618,18 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                 break
             _tie(hidden)
         seen = hidden & ~known
-        res = audit(values, seen, cons, graense, dirs=dirs, targets=targets, seen=memo)
+        res = audit(values, seen, cons, graense, dirs=dirs, targets=targets, seen=memo, per_cell=per_cell)
+        tally["rounds"] += 1
+        tally["lp_solves"] += res.lp_solves
+        for k, v in res.how.items():
+            tally["how"][k] += v
         pinned = [i for i in res.pinned(graense) if i not in given_up and i not in wide]
         log.debug("suppression round: %d hidden, %d pinned, %d LPs in %d blocks", hidden.sum(), len(pinned),
                   res.lp_solves, res.blocks)
         if not pinned:
             return hidden, primary, res
         stuck = []
+        block_free: np.ndarray | None = None  # the cells of the relations of the hidden cells (once a round)
         for i in pinned:
             best = None
             for k in sorted(by_cell[i], key=lambda k: not cons[k].eq):
@@ -604,8 +637,10 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                 if cand is not None and (best is None or values[cand] < values[best]):
                     best = cand
             if best is None:  # all its relations' cells are hidden: widen through the block's relations
-                free = np.array(sorted({int(x) for c in cons if seen[c.cells].any() for x in c.cells}), dtype=int)
-                best = smallest(free)
+                if block_free is None:
+                    block_free = np.array(sorted({int(x) for c in cons if seen[c.cells].any() for x in c.cells}),
+                                          dtype=int)
+                best = smallest(block_free)
             if best is None:
                 stuck.append(i)
             else:
@@ -614,6 +649,8 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
             want = np.zeros(n, dtype=bool)
             want[stuck] = True
             exact = audit(values, seen, cons, graense, dirs=dirs, targets=want, seen=memo, per_cell=None)
+            tally["stuck_audits"] += 1
+            tally["lp_solves"] += exact.lp_solves
             narrow = set(exact.pinned(graense))
             wide.update(i for i in stuck if i not in narrow)
             for i in sorted(narrow):
@@ -629,6 +666,7 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                 log.warning("suppression: cell %d stays narrower than %d and no cell of its relations is left to "
                             "hide: %d more cells of its block are hidden (fail safe)", i, graense, int(grow.sum()))
                 hidden |= grow
+                tally["fail_safe_blocks"] += 1
         _tie(hidden)
     raise RuntimeError(f"suppression did not converge in {max_rounds} rounds")
 
@@ -764,7 +802,8 @@ def _without_kommuner(rows: list[tuple], values: np.ndarray) -> tuple[list[int],
     return keep, Grid(r2, v2, constraints(r2, v2), directions(r2))
 
 
-def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] | None = None) -> np.ndarray:
+def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] | None = None,
+                       per_cell: int | None = PER_CELL_LPS, stats: dict | None = None) -> np.ndarray:
     """The hidden cells of a grid (with its context ``layers``): :func:`choose_hidden` over the joint problem;
     a sparse grid's kommune level (:func:`sparse_kommuner`) is hidden whole and the audit runs on its regions
     and hele landet.
@@ -791,7 +830,7 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
         for m in range(NM):
             blocks[NM * j + m] = labels.setdefault((r[0], r[1], 0 if m == UGER else m), len(labels))
     hidden = choose_hidden(p.values, p.constraints, graense, dirs=dirs, start=p.start, eligible=p.eligible,
-                           known=p.known, blocks=blocks)[0][:p.n_new]
+                           known=p.known, blocks=blocks, per_cell=per_cell, stats=stats)[0][:p.n_new]
     if keep is None:
         return hidden
     full = np.ones(grid.n, dtype=bool)
