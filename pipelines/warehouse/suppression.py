@@ -234,25 +234,23 @@ def directions(rows: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def valid_directions(n: int, cons: list[Constraint], dirs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """The cells of the directions d (d >= 0) along which every relation stays true: a.d = 0 for an equality,
-    a.d <= 0 for an inequality (checked, not assumed: a relation added later cannot make a certificate wrong)."""
-    by_cell: dict[int, list[int]] = defaultdict(list)
-    for k, c in enumerate(cons):
-        for x in c.cells:
-            by_cell[int(x)].append(k)
-    out = []
-    for cells, amount in dirs:
-        dv = np.zeros(n)
-        dv[cells] = amount
-        ok = True
-        for k in {k for x in cells for k in by_cell.get(int(x), ())}:
-            c = cons[k]
-            s = float(c.coefs @ dv[c.cells])
-            if (c.eq and abs(s) > 1e-9) or (not c.eq and s > 1e-9):
-                ok = False
-                break
-        if ok:
-            out.append(cells)
-    return out
+    a.d <= 0 for an inequality (checked, not assumed: a relation added later cannot make a certificate wrong).
+    One sparse product relations x directions checks them all at once."""
+    if not dirs or not cons:
+        return [cells for cells, _ in dirs]
+    from scipy import sparse
+
+    a = sparse.csr_matrix((np.concatenate([c.coefs for c in cons]),
+                           (np.repeat(np.arange(len(cons)), [len(c.cells) for c in cons]),
+                            np.concatenate([c.cells for c in cons]))), shape=(len(cons), n))
+    d = sparse.csc_matrix((np.concatenate([am for _, am in dirs]),
+                           (np.concatenate([c for c, _ in dirs]), np.repeat(np.arange(len(dirs)), [len(c) for c, _ in dirs]))),
+                          shape=(n, len(dirs)))
+    s = (a @ d).tocoo()
+    eq = np.array([c.eq for c in cons])
+    bad = (eq[s.row] & (np.abs(s.data) > 1e-9)) | (~eq[s.row] & (s.data > 1e-9))
+    broken = set(s.col[bad].tolist())
+    return [cells for j, (cells, _) in enumerate(dirs) if j not in broken]
 
 
 def _components(n: int, hidden: np.ndarray, cons: list[Constraint]) -> list[tuple[np.ndarray, list[int]]]:
