@@ -58,6 +58,8 @@ PER_CELL_LPS: int | None = None
 # a warm-started LP that needs more simplex iterations than this share of its block's cells switches the block to
 # cold solves with presolve (_Block.solve): measured 10x faster on the demo's linked 8-period grid
 WARM_ITERATIONS = 0.1
+# the audit's joint pushes (audit): at most BATCH_ROUNDS, repeated while one certifies at least BATCH_GAIN cells
+BATCH_ROUNDS, BATCH_GAIN = 100, 4
 KEY = ("periode_type", "periode_start", "geo_niveau", "geo_kode", "ydelsesgruppe")
 
 
@@ -512,16 +514,18 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             # push up (capped at truth + graense) all uncertified cells, while that certifies some
             # random weights: a vertex then puts whole steps into single cells instead of spreading them
             rng = np.random.default_rng(nv)
-            before, stale = int(certified().sum()), 0
-            for _ in range(8):
+            # repeated while a push certifies at least BATCH_GAIN cells (a push costs a few per-cell LPs)
+            before = int(certified().sum())
+            for _ in range(BATCH_ROUNDS):
                 todo = ~certified()
-                if not todo.any() or stale >= 1:
+                if not todo.any():
                     break
                 # random signs: moving mass from the cells pushed down to the cells pushed up pays off
                 w = rng.uniform(1.0, 2.0, nv) * rng.choice([-1.0, 1.0], nv)
                 solve(np.where(todo, w, 0.0), truth + graense)
                 now = int(certified().sum())
-                stale = stale + 1 if now == before else 0
+                if now - before < BATCH_GAIN:
+                    break
                 before = now
             log.debug("audit block of %d cells: %d uncertified after %d batch LPs", nv, int((~certified()).sum()),
                       solves)
