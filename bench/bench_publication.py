@@ -1,11 +1,16 @@
-"""Benchmark of the publication (issue 13): suppression + LP audit of one month, API query p95, 200 concurrent
-requests on loopback.  Results as JSON under bench/results/.
+"""Benchmark of the publication (issue 13) at national scale, in one run: the suppression step and its attack
+check on one national month, a table query's p95 and 200 concurrent requests on loopback.  JSON under
+bench/results/.
 
-The grid is synthetic in the national shape (98 kommuner in 5 regions x 14 ydelsesgrupper + i alt, three
-measures; kommune counts drawn log-normally around national sizes, some small and zero) unless --scale says
-otherwise; it is published by the real hook code path (suppress) and served by the real API.
+The mart is synthetic at national size (:func:`build`, shape 'realistic': the 98 kommuner with their populations
+x the national simulation's group sizes and entry rates; 'stress': many more small cells).  Why not generated
+data: a month of national data from the generator takes 30 national days (~2.5 h).  The month is suppressed
+by ``choose_grid_hidden`` without and with a per-cell LP cap of 40, each followed by the attack check (every
+hidden cell's LP interval, no cap); then the load hook ``publish_suppressed`` publishes it, 120 earlier months
+are copied in (:func:`add_history`: the published table at the size of ten years) and the API is served in its
+own process (``dsdw api serve``).
 
-    python bench/bench_publication.py [--kommuner 98] [--months 12] [--requests 200]
+    python bench/bench_publication.py [--months 1] [--shape realistic|stress] [--history 120] [--skip-api]
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import json
 import random
 import socket
 import statistics
-import threading
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -207,18 +213,17 @@ def _free_port() -> int:
 
 
 def bench_api(db: Path, keys: Path, n_queries: int, n_concurrent: int) -> dict:
-    import uvicorn
-
-    from pipelines.api.app import create_app
-
+    """The API as it is run: its own process (``dsdw api serve``) on loopback, read-only on the published file;
+    the client here (a server in this process would share the client's interpreter lock)."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(db, keys), host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
+    server = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "api", "serve", "--root", str(db.parent),
+                               "--keys", str(keys), "--port", str(port)], stdout=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
     base = f"http://127.0.0.1:{port}"
     hdr = {"X-API-Key": KEY}
     try:
@@ -248,8 +253,8 @@ def bench_api(db: Path, keys: Path, n_queries: int, n_concurrent: int) -> dict:
         return {"query_p50_ms": 1000 * q[49], "query_p95_ms": 1000 * q[94], "queries": n_queries,
                 "concurrent_requests": n_concurrent, "concurrent_errors": errors, "concurrent_wall_s": wall}
     finally:
-        server.should_exit = True
-        th.join(timeout=10)
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def add_history(db: Path, periods: int) -> int:
