@@ -51,9 +51,10 @@ PUBLISHED = "mart_ydelser_publiceret"
 FULL_GRID = "mart_ydelser_fuld"
 # per audit, at most this many cells get their own LPs after the batch certificates (rays, joint pushes); the
 # rest count as narrow and get more cells hidden: a deterministic cap that errs on the safe side.  None (the
-# default): every uncertified cell gets its own LPs.  Measured on one national month (bench_publication.py,
-# stress grid, bench/results/publication_20261202T185433.json): a cap of 40 hid 96 % of the cells in 190 s, no cap 33 % in 69 s -- the cap never let a narrow
-# cell through, but the cells it left uncertified cost more rounds and more hidden cells than their LPs.
+# default): every uncertified cell gets its own LPs.  Measured on one national month (stress grid,
+# bench/results/publication_20261202T185433.json): a cap of 40 hid 96 % of the cells in 190 s, no cap 33 % in
+# 69 s -- the cap never let a narrow cell through, but the cells it left uncertified cost more rounds and more
+# hidden cells than their LPs.
 PER_CELL_LPS: int | None = None
 # a warm-started LP that needs more simplex iterations than this share of its block's cells switches the block to
 # cold solves with presolve (_Block.solve): measured 10x faster on the demo's linked 8-period grid

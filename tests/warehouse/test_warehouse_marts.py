@@ -180,10 +180,15 @@ def test_ydelser_hand_computed_and_incremental_equals_full(tmp_path, keydir, sma
         assert con.execute("SELECT count(*) FROM mart_ydelser_publiceret").fetchone()[0] == 8 * n_geo * n_grp
         assert con.execute("SELECT daekket, count(DISTINCT periode) FROM mart_ydelser_fuld GROUP BY 1 ORDER BY 1"
                            ).fetchall() == [(False, 2), (True, 8)]  # 2026K3 and 2026 begin before the data
-        # the LP attacker, on everything published, pins no hidden cell
-        got = attack(con, "SELECT * FROM mart_ydelser_fuld WHERE daekket",
-                     "SELECT * FROM mart_ydelser_publiceret")
-        assert len(got) > 1000 and min(width(lo, hi) for lo, hi in got.values()) >= GRAENSE
+        # a sparse grid: every kommune cell is hidden, the regions and hele landet are audited; the LP attacker on
+        # everything published there pins no hidden cell (with the kommune cells as unknowns too: the slow
+        # test_the_attack_with_every_kommune_cell_pins_nothing, and test_suppression_attacks.py's sparse grid)
+        assert con.execute("SELECT count(*) FROM mart_ydelser_publiceret WHERE geo_niveau = 'kommune' AND NOT "
+                           "(antal_personer_diskretioneret AND tilgang_diskretioneret AND afgang_diskretioneret)"
+                           ).fetchone()[0] == 0
+        got = attack(con, "SELECT * FROM mart_ydelser_fuld WHERE daekket AND geo_niveau <> 'kommune'",
+                     "SELECT * FROM mart_ydelser_publiceret WHERE geo_niveau <> 'kommune'")
+        assert len(got) > 500 and min(width(lo, hi) for lo, hi in got.values()) >= GRAENSE
         # the first publication is vintage 1, logged with its load
         assert con.execute("SELECT vintage, indlaest_dato, perioder FROM meta.publikation").fetchall() == [(1, L1, 8)]
     finally:
@@ -226,6 +231,25 @@ def test_ydelser_hand_computed_and_incremental_equals_full(tmp_path, keydir, sma
     finally:
         con.close()
     assert_mart_equals_full_recomputation(root, L3)
+
+
+@pytest.mark.slow
+def test_the_attack_with_every_kommune_cell_pins_nothing(tmp_path, keydir, small_denmark):
+    """The first publication of the hand-computed test, attacked with every cell of the grid as an unknown:
+    kommune cells included (the sparse-grid rule's argument, suppression.choose_grid_hidden).  Slow: the
+    attacker's LPs span every kommune cell of eight linked periods."""
+    root = tmp_path / "p"
+    deliver(root, "kontaktgruppe", SEP, [], reporter="101", source="first")
+    deliver(root, "kontaktgruppe", L1, SPELLS_101, reporter="101")
+    deliver(root, "kontaktgruppe", L1, SPELLS_147, reporter="147")
+    deliver(root, "kontaktgruppe", L1, SPELLS_751, reporter="751")
+    load_warehouse(root, L1)
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        got = attack(con, "SELECT * FROM mart_ydelser_fuld WHERE daekket", "SELECT * FROM mart_ydelser_publiceret")
+        assert any(k[0] == "101" for k in got) and min(width(lo, hi) for lo, hi in got.values()) >= GRAENSE
+    finally:
+        con.close()
 
 
 def test_horizon_moves_without_new_data_and_timeliness_retraction(tmp_path, keydir):
