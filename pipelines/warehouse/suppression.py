@@ -443,7 +443,13 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
     Why per block: hidden cells that share no relation (directly or through other hidden cells) are
     independent problems.  Why batched: every LP solution is a point consistent with the published data, and
     so is the truth, so a cell whose observed values already span ``graense`` is certified without its own
-    LPs.  First LPs that push all uncertified cells of a block at once (up to truth + graense: the caps only
+    LPs.  Proof: the set F of figures consistent with the publication (the relations with the published cells
+    fixed, x >= 0) is convex and holds the truth; an optimal HiGHS solution lies in F (to its feasibility
+    tolerance), also with extra caps (they only shrink F); a ray d (checked: A_eq d = 0, A_le d <= 0, d >= 0)
+    keeps truth + s d in F for every s >= 0.  So min over F of x_i <= every seen value <= max over F of x_i,
+    and seen values spanning ``graense`` (or a ray raising x_i) prove the interval at least that wide.  Tested
+    against both LPs of every cell: test_suppression_attacks.py::
+    test_cells_the_audit_settles_without_their_own_lps_are_wide_by_their_exact_intervals.  First LPs that push all uncertified cells of a block at once (up to truth + graense: the caps only
     shrink the feasible set, so the points stay valid), repeated while they certify cells; then each
     remaining cell's own max and min, warm-started from the previous basis.  ``targets``: the cells whose interval is
     wanted (others are unknowns of the LPs only: a sparse group's kommune cells, :func:`sparse_kommuner`).  ``exact=True`` solves both LPs
