@@ -1,11 +1,16 @@
-"""Benchmark of the publication (issue 13): suppression + LP audit of one month, API query p95, 200 concurrent
-requests on loopback.  Results as JSON under bench/results/.
+"""Benchmark of the publication (issue 13) at national scale, in one run: the suppression step and its attack
+check on one national month, a table query's p95 and 200 concurrent requests on loopback.  JSON under
+bench/results/.
 
-The grid is synthetic in the national shape (98 kommuner in 5 regions x 14 ydelsesgrupper + i alt, three
-measures; kommune counts drawn log-normally around national sizes, some small and zero) unless --scale says
-otherwise; it is published by the real hook code path (suppress) and served by the real API.
+The mart is synthetic at national size (:func:`build`, shape 'realistic': the 98 kommuner with their populations
+x the national simulation's group sizes and entry rates; 'stress': many more small cells).  Why not generated
+data: a month of national data from the generator takes 30 national days (~2.5 h).  The month is suppressed
+by ``choose_grid_hidden`` without and with a per-cell LP cap of 40, each followed by the attack check (every
+hidden cell's LP interval, no cap); then the load hook ``publish_suppressed`` publishes it, 120 earlier months
+are copied in (:func:`add_history`: the published table at the size of ten years) and the API is served in its
+own process (``dsdw api serve``).
 
-    python bench/bench_publication.py [--kommuner 98] [--months 12] [--requests 200]
+    python bench/bench_publication.py [--months 1] [--shape realistic|stress] [--history 120] [--skip-api]
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import json
 import random
 import socket
 import statistics
-import threading
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -37,35 +43,84 @@ from pipelines.warehouse.suppression import (
     grid_from,
     publish_suppressed,
     sparse_kommuner,
+    valid_directions,
 )
 
-GRUPPER = ["dagpenge", "kontanthjaelp", "uddannelseshjaelp", "revalidering", "sygedagpenge", "ledighedsydelse",
-           "fleksjob", "ressourceforloeb", "jobafklaring", "foertidspension", "integration",
-           "beskaeftiget_med_indsats", "seniorjob", "uden_ydelse"]
+# National calibration of the realistic grid: per ydelsesgruppe the persons in the state in a month and the
+# entries (tilgang) in that month, both from the project's national simulation (dsdw.simulate, 1,000,000 persons,
+# /tmp/natgen: distinct persons with a spell in September 2026, spells starting in September 2026).  A monthly
+# afgang is drawn at the tilgang's rate (a population in steady state).
+NATIONAL = {"dagpenge": (100000, 22008), "sygedagpenge": (80000, 30380), "kontanthjaelp": (67000, 4043),
+            "fleksjob": (60000, 1230), "uddannelseshjaelp": (40000, 3865), "uden_ydelse": (25500, 6642),
+            "ledighedsydelse": (15000, 1394), "ressourceforloeb": (15000, 611),
+            "beskaeftiget_med_indsats": (11000, 879), "jobafklaring": (10000, 1355), "seniorjob": (5000, 184),
+            "foertidspension": (4000, 118), "revalidering": (4000, 455), "integration": (2500, 338)}
+GRUPPER = list(NATIONAL)
 KEY = "bench-key"
+KOMMUNER_CSV = Path(__file__).parents[1] / "data" / "reference" / "kommuner.csv"
 
 
-def build(path: Path, n_kommuner: int, months: int, seed: int = 1) -> None:
-    """A warehouse-shaped database with ``months`` months of computed figures (mart_ydelser_beregning)."""
+def _kommuner(n: int) -> list[tuple[str, str, str, str, int]]:
+    """(kode, navn, region_kode, region, indbyggere) of the first ``n`` kommuner of the reference list."""
+    import csv
+
+    with KOMMUNER_CSV.open(encoding="utf-8") as f:
+        rows = [(r["kode"], r["navn"], r["region_kode"], r["region_navn"], int(r["indbyggere"])) for r in csv.DictReader(f)]
+    return rows[:n]
+
+
+def _realistic_cells(kom: list[tuple], rng: np.random.Generator) -> dict:
+    """One month's kommune cells {(kommune, group): (antal, tilgang, afgang)}: the group's national stock
+    (:data:`NATIONAL`) times the kommune's share of the population (reference kommuner.csv), times a log-normal
+    local factor (sd 0.3: kommuner differ in their social structure), drawn Poisson; tilgang and afgang binomial
+    at the group's national entry rate.  Small kommuner x small groups give the cells below 5 that the
+    suppression must handle (Laesoe has 1,800 inhabitants: 0.8 persons in integration)."""
+    pop = sum(k[4] for k in kom)
+    out = {}
+    for k in kom:
+        for g, (stock, entries) in NATIONAL.items():
+            a = int(rng.poisson(stock * k[4] / pop * rng.lognormal(0.0, 0.3)))
+            rate = entries / stock
+            out[(k[0], g)] = (a, int(rng.binomial(a, rate)), int(rng.binomial(a, rate)))
+    return out
+
+
+def build(path: Path, n_kommuner: int, months: int, seed: int = 1, shape: str = "realistic") -> None:
+    """A warehouse-shaped database with ``months`` months of computed figures (mart_ydelser_beregning).
+
+    ``shape``: 'realistic' (the kommuner of the reference list with their populations, group sizes of the
+    national simulation: :func:`_realistic_cells`) or 'stress' (synthetic kommune sizes log-normal around 1 and
+    group sizes 3..1500 per kommune: far more small cells than Denmark has, a harder suppression problem).
+    A kommune's 'i alt' is 95 % of the sum of its groups (a person in two groups counts once), a region's
+    antal 99 % of its kommuner's (movers count once), flows are additive over geography."""
     rng = random.Random(seed)
+    nrng = np.random.default_rng(seed)
     con = duckdb.connect(str(path))
     con.execute("CREATE SCHEMA meta")
     con.execute("CREATE TABLE meta.loaded_payload AS SELECT 'kontaktgruppe' AS dataset, DATE '2026-01-01' AS "
                 "leveringsdato")
-    kom = [(f"{100 + 7 * i}", f"Kommune {i}", f"08{1 + i % 5}", f"Region {1 + i % 5}") for i in range(n_kommuner)]
+    if shape == "realistic":
+        kom = _kommuner(n_kommuner)
+    else:
+        kom = [(f"{100 + 7 * i}", f"Kommune {i}", f"08{1 + i % 5}", f"Region {1 + i % 5}", 0)
+               for i in range(n_kommuner)]
     con.execute("CREATE TABLE dim_kommune (kommunekode VARCHAR, kommune VARCHAR, region_kode VARCHAR, region VARCHAR)")
-    con.executemany("INSERT INTO dim_kommune VALUES (?, ?, ?, ?)", kom)
+    con.executemany("INSERT INTO dim_kommune VALUES (?, ?, ?, ?)", [k[:4] for k in kom])
     con.execute("CREATE TABLE dim_ydelsesgruppe AS SELECT unnest(?) AS ydelsesgruppe, unnest(?) AS navn",
                 [GRUPPER, [g.capitalize() for g in GRUPPER]])
-    size = {k: rng.lognormvariate(0, 1.0) for k, *_ in kom}
+    size = {k[0]: rng.lognormvariate(0, 1.0) for k in kom}
     gsize = {g: rng.choice([3, 10, 30, 100, 400, 1500]) for g in GRUPPER}
     rows = []
     for mi in range(months):
         start = dt.date(2026, 1 + mi % 12, 1) if mi < 12 else dt.date(2027, 1 + mi % 12, 1)
         tot: dict = {}
-        for k, _, r, _ in kom:
+        real = _realistic_cells(kom, nrng) if shape == "realistic" else None
+        for k, _, r, _, _ in kom:
             cell = {}
             for g in GRUPPER:
+                if real is not None:
+                    cell[g] = real[(k, g)]
+                    continue
                 a = int(size[k] * gsize[g] * rng.uniform(0.8, 1.2))
                 cell[g] = (a, rng.randint(0, a // 5), rng.randint(0, a // 5))
             cell["i alt"] = tuple(int(sum(v[m] for v in cell.values()) * (0.95 if m == 0 else 1)) for m in range(3))
@@ -99,7 +154,8 @@ def build(path: Path, n_kommuner: int, months: int, seed: int = 1) -> None:
     con.executemany("INSERT INTO mart_ydelser_beregning VALUES (1, 'maaned', ?, ?, ?, ?, ?, ?, ?, ?, NULL, "
                     "strftime(?, '%YM%m'), 4, false, DATE '2028-01-01')",
                     [[r[6], r[0], r[1], r[2], r[3], 4 * r[3], r[4], r[5], r[6]] for r in rows])
-    con.executemany("INSERT INTO mart_ydelser_beregning VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, "
+    if agg:
+        con.executemany("INSERT INTO mart_ydelser_beregning VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, "
                     "strftime(?, '%YM%m'), ?, false, DATE '2028-01-01')",
                     [[a[0], a[7], a[1], a[2], a[3], a[4], 4 * a[4] if a[0] == "kvartal" else 3 * a[4], a[5], a[6],
                       a[7], 13 if a[0] == "kvartal" else 52] for a in agg])
@@ -108,31 +164,44 @@ def build(path: Path, n_kommuner: int, months: int, seed: int = 1) -> None:
     con.close()
 
 
-def bench_suppression(db: Path, months: int) -> dict:
-    """Suppression (with its LP audit) of all periods at once -- months, quarters and the year are linked -- and
-    an attack check afterwards: every hidden cell's LP interval over what was published."""
+def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40)) -> dict:
+    """Suppression (with its LP audit) of all periods of the database at once -- months, quarters and the year
+    are linked -- once per per-cell cap, each followed by the attack check: the attacker's own "one more person"
+    certificates, then for every hidden cell not already shown wide by points consistent with the published data
+    its own max and min LPs (no cap: every suppressed cell is attacked)."""
     con = duckdb.connect(str(db))
     try:
         src = "SELECT * FROM mart_ydelser_fuld"
         t0 = time.perf_counter()
         g = grid_from(con, src)
         t1 = time.perf_counter()
-        hidden = choose_grid_hidden(g)
-        t2 = time.perf_counter()
-        check = audit(g.values, hidden, g.constraints)
-        t3 = time.perf_counter()
-        widths = [check.width(i) for i in check.lo]
         counts = np.ones(g.n, dtype=bool)
         counts[UGER::NM] = False
         perioder = sorted({(r[0], str(r[1])) for r in g.rows})
-        return {"cells": int(g.n), "periods": len(perioder), "period_types": sorted({p[0] for p in perioder}),
-                "relations": len(g.constraints), "primary": int(((g.values < GRAENSE) & counts).sum()),
-                "hidden": int(hidden.sum()), "hidden_share": float(hidden.mean()),
+        out: dict = {"cells": int(g.n), "periods": len(perioder), "period_types": sorted({p[0] for p in perioder}),
+                     "relations": len(g.constraints), "primary": int(((g.values < GRAENSE) & counts).sum()),
+                     "sparse_grid": sparse_kommuner(g) is not None, "grid_seconds": t1 - t0}
+        for cap in caps:
+            st: dict = {}
+            t1 = time.perf_counter()
+            hidden = choose_grid_hidden(g, per_cell=cap, stats=st)
+            t2 = time.perf_counter()
+            dirs = valid_directions(g.n, g.constraints, g.directions)
+            check = audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None)
+            t3 = time.perf_counter()
+            widths = [check.width(i) for i in check.lo]
+            out[f"per_cell_lps_{cap if cap is not None else 'uncapped'}"] = {
+                "per_cell_cap": cap, "hidden": int(hidden.sum()), "hidden_share": float(hidden.mean()),
+                "secondary": int((hidden & ~((g.values < GRAENSE) & counts)).sum()),
                 "hidden_by_measure": {m: int(hidden[k::NM].sum()) for k, m in enumerate(MAAL_ALLE)},
-                "sparse_grid": sparse_kommuner(g) is not None, "grid_seconds": t1 - t0,
-                "suppression_seconds": t2 - t1, "attack_check_seconds": t3 - t2, "attack_lp_solves": check.lp_solves,
-                "attack_blocks": check.blocks, "min_interval_width": min(widths) if widths else None,
-                "pinned": len(check.pinned(GRAENSE))}
+                "suppression_seconds": t2 - t1, "suppression_rounds": st["rounds"],
+                "suppression_lp_solves": st["lp_solves"],
+                # summed over the rounds: a cell counts once per round it was audited in
+                "suppression_cells_settled_by": st["how"], "fail_safe_blocks": st["fail_safe_blocks"],
+                "attack_check_seconds": t3 - t2, "attack_lp_solves": check.lp_solves, "attack_blocks": check.blocks,
+                "attack_cells": len(check.lo), "attack_cells_settled_by": check.how,
+                "min_interval_width": min(widths) if widths else None, "pinned": len(check.pinned(GRAENSE))}
+        return out
     finally:
         con.close()
 
@@ -144,18 +213,17 @@ def _free_port() -> int:
 
 
 def bench_api(db: Path, keys: Path, n_queries: int, n_concurrent: int) -> dict:
-    import uvicorn
-
-    from pipelines.api.app import create_app
-
+    """The API as it is run: its own process (``dsdw api serve``) on loopback, read-only on the published file;
+    the client here (a server in this process would share the client's interpreter lock)."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(db, keys), host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
+    server = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "api", "serve", "--root", str(db.parent),
+                               "--keys", str(keys), "--port", str(port)], stdout=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
     base = f"http://127.0.0.1:{port}"
     hdr = {"X-API-Key": KEY}
     try:
@@ -185,39 +253,84 @@ def bench_api(db: Path, keys: Path, n_queries: int, n_concurrent: int) -> dict:
         return {"query_p50_ms": 1000 * q[49], "query_p95_ms": 1000 * q[94], "queries": n_queries,
                 "concurrent_requests": n_concurrent, "concurrent_errors": errors, "concurrent_wall_s": wall}
     finally:
-        server.should_exit = True
-        th.join(timeout=10)
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def add_history(db: Path, periods: int) -> int:
+    """Give the published table the size of a national history: ``periods`` earlier months, each a copy of the
+    published month's cells (suppression pattern included) under an earlier period label.  Only the API's
+    latency depends on it (the queries filter one kommune over all periods); the suppression is timed on the
+    real month.  Returns the rows of the published table."""
+    con = duckdb.connect(str(db))
+    try:
+        first = con.execute("SELECT min(periode_start) FROM mart_ydelser_publiceret").fetchone()[0]
+        for k in range(1, periods + 1):
+            m = first.year * 12 + first.month - 1 - k
+            start = dt.date(m // 12, m % 12 + 1, 1)
+            con.execute(f"""INSERT INTO mart_ydelser_publiceret BY NAME SELECT * REPLACE (
+                    DATE '{start}' AS periode_start, DATE '{start}' + INTERVAL 1 MONTH - INTERVAL 1 DAY AS periode_slut,
+                    '{start:%Y}M{start:%m}' AS periode)
+                FROM mart_ydelser_publiceret WHERE periode_type = 'maaned' AND periode_start = DATE '{first}'""")
+        return con.execute("SELECT count(*) FROM mart_ydelser_publiceret").fetchone()[0]
+    finally:
+        con.close()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kommuner", type=int, default=98)
-    ap.add_argument("--months", type=int, default=12)
+    ap.add_argument("--months", type=int, default=1, help="months of the grid (3: with their quarter; 12: the year)")
+    ap.add_argument("--shape", choices=("realistic", "stress"), default="realistic")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--history", type=int, default=120,
+                    help="earlier months copied into the published table before the API benchmark (add_history)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/dsdw_bench_publication"))
     ap.add_argument("--skip-api", action="store_true", help="suppression and attack check only")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     db = a.work / "warehouse.duckdb"
     db.unlink(missing_ok=True)
-    build(db, a.kommuner, a.months)
-    out: dict = {"kommuner": a.kommuner, "months": a.months, "grid": "synthetic, national shape (kommune sizes "
-                 "log-normal, ydelsesgrupper 3..1500 per kommune), months with their quarters and year"}
-    out["suppression_all_periods"] = bench_suppression(db, a.months)
+    t0 = time.perf_counter()
+    build(db, a.kommuner, a.months, shape=a.shape)
+    grid = {"realistic": "synthetic national mart (bench_publication.build, shape 'realistic'): the 98 kommuner "
+                         "of data/reference/kommuner.csv with their populations, per ydelsesgruppe the month's "
+                         "persons and entries of the national simulation (dsdw.simulate, /tmp/natgen) spread by "
+                         "population share x a log-normal local factor, Poisson/binomial draws",
+            "stress": "synthetic grid with many small cells (kommune sizes log-normal, ydelsesgrupper 3..1500 "
+                      "per kommune)"}[a.shape]
+    out: dict = {"kommuner": a.kommuner, "months": a.months, "shape": a.shape, "grid": grid,
+                 "why_synthetic": "a month of national data from the generator takes 30 national days (~2.5 h); the "
+                                  "mart is generated directly at national size instead",
+                 "build_seconds": time.perf_counter() - t0, "machine_load_1min": _load()}
+    out["suppression_all_periods"] = bench_suppression(db)
     if a.skip_api:
         _write(out)
         return
     con = duckdb.connect(str(db))
     t0 = time.perf_counter()
     publish_suppressed(con, SimpleNamespace(load_id="bench", indlaest_dato=dt.date(2028, 1, 1)))
-    out["publish_all_months_seconds"] = time.perf_counter() - t0
+    out["publish_hook_seconds"] = time.perf_counter() - t0
+    out["published_cells_hidden"] = con.execute(
+        "SELECT count(*) FILTER (WHERE antal_personer_diskretioneret) + count(*) FILTER (WHERE tilgang_diskretioneret) "
+        "+ count(*) FILTER (WHERE afgang_diskretioneret) FROM mart_ydelser_publiceret").fetchone()[0]
     con.close()
+    out["api_history_months"] = a.history
+    out["api_published_rows"] = add_history(db, a.history) if a.history else None
     keys = a.work / "api_keys"
     keys.write_text(KEY + "\n", encoding="utf-8")
     out["api"] = bench_api(db, keys, a.queries, a.requests)
     out["api"]["query_p95_ok"] = out["api"]["query_p95_ms"] <= 50
+    out["api"]["concurrent_ok"] = out["api"]["concurrent_errors"] == 0
+    out["machine_load_1min_end"] = _load()
     _write(out)
+
+
+def _load() -> float:
+    import os
+
+    return os.getloadavg()[0]
 
 
 def _write(out: dict) -> None:

@@ -130,11 +130,14 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
         if omraade:
             where.append("list_contains(?, geo_kode)")
             params.append(omraade.split(","))
-        parts = [f"SELECT periode, periode_type, periode_start, geo_niveau, geo_kode, geo_navn, '{m}' AS maal, "
-                 f"CAST({m} AS DOUBLE) AS vaerdi, {FLAG[m]} AS diskretioneret, er_foreloebig, vintage "
-                 f"FROM {src} x WHERE {' AND '.join(where)}" for m in measures]
-        sql = " UNION ALL ".join(parts) + " ORDER BY periode_type, periode_start, geo_kode, maal"
-        _, rows = store.query(sql, params * len(measures))
+        # one scan of the table, one row per cell; the rows per measure are made here (a UNION ALL per measure
+        # scanned the table once per measure: the query's p95 at national size)
+        ms = sorted(set(measures))
+        sql = ("SELECT periode, periode_type, periode_start, geo_niveau, geo_kode, geo_navn, er_foreloebig, vintage, "
+               + ", ".join(f"CAST({m} AS DOUBLE), {FLAG[m]}" for m in ms)
+               + f" FROM {src} x WHERE {' AND '.join(where)} ORDER BY periode_type, periode_start, geo_kode")
+        _, cells = store.query(sql, params)
+        rows = [(*c[:6], m, c[8 + 2 * k], c[9 + 2 * k], c[6], c[7]) for c in cells for k, m in enumerate(ms)]
         used = max((r[10] for r in rows), default=vintage)
         if format == "csv":
             buf = io.StringIO()

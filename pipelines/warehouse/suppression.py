@@ -50,8 +50,17 @@ I_ALT = "i alt"
 PUBLISHED = "mart_ydelser_publiceret"
 FULL_GRID = "mart_ydelser_fuld"
 # per audit, at most this many cells get their own LPs after the batch certificates (rays, joint pushes); the
-# rest count as narrow and get more cells hidden: a deterministic cap that errs on the safe side
-PER_CELL_LPS = 40
+# rest count as narrow and get more cells hidden: a deterministic cap that errs on the safe side.  None (the
+# default): every uncertified cell gets its own LPs.  Measured on one national month (stress grid,
+# bench/results/publication_20261202T185433.json): a cap of 40 hid 96 % of the cells in 190 s, no cap 33 % in
+# 69 s -- the cap never let a narrow cell through, but the cells it left uncertified cost more rounds and more
+# hidden cells than their LPs.
+PER_CELL_LPS: int | None = None
+# a warm-started LP that needs more simplex iterations than this share of its block's cells switches the block to
+# cold solves with presolve (_Block.solve): measured 10x faster on the demo's linked 8-period grid
+WARM_ITERATIONS = 0.1
+# the audit's joint pushes (audit): at most BATCH_ROUNDS, repeated while one certifies at least BATCH_GAIN cells
+BATCH_ROUNDS, BATCH_GAIN = 100, 4
 KEY = ("periode_type", "periode_start", "geo_niveau", "geo_kode", "ydelsesgruppe")
 
 
@@ -228,25 +237,23 @@ def directions(rows: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def valid_directions(n: int, cons: list[Constraint], dirs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """The cells of the directions d (d >= 0) along which every relation stays true: a.d = 0 for an equality,
-    a.d <= 0 for an inequality (checked, not assumed: a relation added later cannot make a certificate wrong)."""
-    by_cell: dict[int, list[int]] = defaultdict(list)
-    for k, c in enumerate(cons):
-        for x in c.cells:
-            by_cell[int(x)].append(k)
-    out = []
-    for cells, amount in dirs:
-        dv = np.zeros(n)
-        dv[cells] = amount
-        ok = True
-        for k in {k for x in cells for k in by_cell.get(int(x), ())}:
-            c = cons[k]
-            s = float(c.coefs @ dv[c.cells])
-            if (c.eq and abs(s) > 1e-9) or (not c.eq and s > 1e-9):
-                ok = False
-                break
-        if ok:
-            out.append(cells)
-    return out
+    a.d <= 0 for an inequality (checked, not assumed: a relation added later cannot make a certificate wrong).
+    One sparse product relations x directions checks them all at once."""
+    if not dirs or not cons:
+        return [cells for cells, _ in dirs]
+    from scipy import sparse
+
+    a = sparse.csr_matrix((np.concatenate([c.coefs for c in cons]),
+                           (np.repeat(np.arange(len(cons)), [len(c.cells) for c in cons]),
+                            np.concatenate([c.cells for c in cons]))), shape=(len(cons), n))
+    d = sparse.csc_matrix((np.concatenate([am for _, am in dirs]),
+                           (np.concatenate([c for c, _ in dirs]), np.repeat(np.arange(len(dirs)), [len(c) for c, _ in dirs]))),
+                          shape=(n, len(dirs)))
+    s = (a @ d).tocoo()
+    eq = np.array([c.eq for c in cons])
+    bad = (eq[s.row] & (np.abs(s.data) > 1e-9)) | (~eq[s.row] & (s.data > 1e-9))
+    broken = set(s.col[bad].tolist())
+    return [cells for j, (cells, _) in enumerate(dirs) if j not in broken]
 
 
 def _components(n: int, hidden: np.ndarray, cons: list[Constraint]) -> list[tuple[np.ndarray, list[int]]]:
@@ -287,6 +294,9 @@ def _width(lo: float, hi: float) -> float:
     return math.floor(hi + 1e-6) - math.ceil(lo - 1e-6)
 
 
+SETTLED_BY = ("unbounded", "points", "lp", "capped")
+
+
 @dataclass
 class AuditResult:
     """Per hidden cell the interval an attacker can narrow it to (LP bounds; inf = unbounded)."""
@@ -295,6 +305,17 @@ class AuditResult:
     hi: dict[int, float]
     lp_solves: int
     blocks: int
+    # per cell how its interval was settled: 'unbounded' (a checked direction or ray raises it without limit),
+    # 'points' (solutions of LPs, all consistent with the published data, already span graense), 'lp' (its own
+    # max/min LPs), 'capped' (past the per-cell cap: reported as seen, so counted narrow and protected further)
+    by: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def how(self) -> dict[str, int]:
+        out = dict.fromkeys(SETTLED_BY, 0)
+        for v in self.by.values():
+            out[v] += 1
+        return out
 
     def width(self, i: int) -> float:
         return _width(self.lo[i], self.hi[i])
@@ -337,14 +358,30 @@ class _Block:
         self.h.setOptionValue("output_flag", False)
         self.h.passModel(lp)
         self.cost = np.zeros(nv)
+        self.upper = np.full(nv, hc.kHighsInf)
+        self.cold = False
 
     def solve(self, obj: np.ndarray, upper: np.ndarray | None = None) -> tuple[str, np.ndarray | None]:
         """Minimise ``obj @ x``; returns ('optimal', x) or ('unbounded', None)."""
-        idx = np.arange(self.nv, dtype=np.int32)
-        self.h.changeColsCost(self.nv, idx, obj.astype(float))
-        up = np.full(self.nv, self.hc.kHighsInf) if upper is None else upper.astype(float)
-        self.h.changeColsBounds(self.nv, idx, np.zeros(self.nv), up)
+        # only what changed is passed on: a bound change on every column costs HiGHS the warm start's value
+        obj = obj.astype(float)
+        up = np.full(self.nv, self.hc.kHighsInf) if upper is None else np.minimum(upper, self.hc.kHighsInf)
+        c = np.flatnonzero(obj != self.cost).astype(np.int32)
+        if len(c):
+            self.h.changeColsCost(len(c), c, obj[c])
+            self.cost = obj
+        u = np.flatnonzero(up != self.upper).astype(np.int32)
+        if len(u):
+            self.h.changeColsBounds(len(u), u, np.zeros(len(u)), up[u])
+            self.upper = up
+        if self.cold:
+            self.h.clearSolver()
         self.h.run()
+        if not self.cold and self.h.getInfo().simplex_iteration_count > WARM_ITERATIONS * self.nv:
+            # the previous basis did not pay off (many more pivots than a presolved cold solve needs on linked
+            # multi-period blocks): this block's later solves start cold, with presolve.  Deterministic: HiGHS's
+            # simplex is, and the switch depends on its iteration count only
+            self.cold = True
         st = self.h.getModelStatus()
         if st == self.hc.HighsModelStatus.kOptimal:
             return "optimal", np.array(self.h.getSolution().col_value)
@@ -406,7 +443,13 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
     Why per block: hidden cells that share no relation (directly or through other hidden cells) are
     independent problems.  Why batched: every LP solution is a point consistent with the published data, and
     so is the truth, so a cell whose observed values already span ``graense`` is certified without its own
-    LPs.  First LPs that push all uncertified cells of a block at once (up to truth + graense: the caps only
+    LPs.  Proof: the set F of figures consistent with the publication (the relations with the published cells
+    fixed, x >= 0) is convex and holds the truth; an optimal HiGHS solution lies in F (to its feasibility
+    tolerance), also with extra caps (they only shrink F); a ray d (checked: A_eq d = 0, A_le d <= 0, d >= 0)
+    keeps truth + s d in F for every s >= 0.  So min over F of x_i <= every seen value <= max over F of x_i,
+    and seen values spanning ``graense`` (or a ray raising x_i) prove the interval at least that wide.  Tested
+    against both LPs of every cell: test_suppression_attacks.py::
+    test_cells_the_audit_settles_without_their_own_lps_are_wide_by_their_exact_intervals.  First LPs that push all uncertified cells of a block at once (up to truth + graense: the caps only
     shrink the feasible set, so the points stay valid), repeated while they certify cells; then each
     remaining cell's own max and min, warm-started from the previous basis.  ``targets``: the cells whose interval is
     wanted (others are unknowns of the LPs only: a sparse group's kommune cells, :func:`sparse_kommuner`).  ``exact=True`` solves both LPs
@@ -421,12 +464,14 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             unbounded[d] = True
     blocks = _components(len(values), hidden, cons)
     budget = math.inf if per_cell is None else per_cell
+    by: dict[int, str] = {}
     for cells, ks in blocks:
         if targets is not None and not targets[cells].any():  # no cell wanted here: no LP to build
             continue
         if not exact and unbounded[cells].all():
             for c in cells:
                 lo[int(c)], hi[int(c)] = float(values[c]), math.inf
+            by.update((int(c), "unbounded") for c in cells if targets is None or targets[c])
             continue
         pos = {int(c): k for k, c in enumerate(cells)}
         a_rows = []
@@ -476,16 +521,18 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             # push up (capped at truth + graense) all uncertified cells, while that certifies some
             # random weights: a vertex then puts whole steps into single cells instead of spreading them
             rng = np.random.default_rng(nv)
-            before, stale = int(certified().sum()), 0
-            for _ in range(8):
+            # repeated while a push certifies at least BATCH_GAIN cells (a push costs a few per-cell LPs)
+            before = int(certified().sum())
+            for _ in range(BATCH_ROUNDS):
                 todo = ~certified()
-                if not todo.any() or stale >= 1:
+                if not todo.any():
                     break
                 # random signs: moving mass from the cells pushed down to the cells pushed up pays off
                 w = rng.uniform(1.0, 2.0, nv) * rng.choice([-1.0, 1.0], nv)
                 solve(np.where(todo, w, 0.0), truth + graense)
                 now = int(certified().sum())
-                stale = stale + 1 if now == before else 0
+                if now - before < BATCH_GAIN:
+                    break
                 before = now
             log.debug("audit block of %d cells: %d uncertified after %d batch LPs", nv, int((~certified()).sum()),
                       solves)
@@ -495,11 +542,14 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
                 continue
             if not exact and _width(seen_lo[k], seen_hi[k]) >= graense:
                 lo[c], hi[c] = float(seen_lo[k]), float(seen_hi[k])
+                by[c] = "unbounded" if math.isinf(seen_hi[k]) else "points"
                 continue
             if not exact and budget <= 0:  # past the deterministic cap: reported as seen (narrow: hidden more)
                 lo[c], hi[c] = float(seen_lo[k]), float(seen_hi[k])
+                by[c] = "capped"
                 continue
             budget -= 1
+            by[c] = "lp"
             obj = np.zeros(nv)
             obj[k] = -1.0
             if exact:
@@ -517,7 +567,7 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             obj[k] = 1.0
             mn = float(solve(obj)[k])
             lo[c], hi[c] = mn, mx
-    return AuditResult(lo, hi, solves, len(blocks))
+    return AuditResult(lo, hi, solves, len(blocks), by)
 
 
 def _tie(hidden: np.ndarray) -> None:
@@ -531,8 +581,9 @@ def _tie(hidden: np.ndarray) -> None:
 def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRAENSE, max_rounds: int = 200,
                   dirs: list[np.ndarray] | None = None, start: np.ndarray | None = None,
                   eligible: np.ndarray | None = None, known: np.ndarray | None = None,
-                  targets: np.ndarray | None = None,
-                  blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+                  targets: np.ndarray | None = None, blocks: np.ndarray | None = None,
+                  per_cell: int | None = PER_CELL_LPS,
+                  stats: dict | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
     """Primary cells, then secondary cells until the audit pins none; returns (hidden, primary, last audit).
 
     ``start``: cells hidden from the outset (context cells' published flags, sparse groups); ``eligible``: the
@@ -542,6 +593,9 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
     hidden (cheap, repeated until stable); then the LP audit; each cell still narrower than ``graense`` gets
     the smallest published eligible cell of one of its relations hidden (preferring equalities).  Hiding more
     only widens intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
+``per_cell``: the audit's cap on per-cell LPs per round (None: every uncertified cell gets its own LPs);
+``stats``: filled with the rounds, LPs and how the cells were settled (:attr:`AuditResult.how`), summed over
+the rounds.
 
     Fail safe: a narrow cell with no published eligible cell left in the relations of the hidden cells first gets
     its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, its whole
@@ -566,6 +620,11 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
     given_up: set[int] = set()
     wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
     memo = Seen.of(values)
+    tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0),
+             "stuck_audits": 0, "fail_safe_blocks": 0}
+    if stats is not None:
+        stats.update(tally)
+        tally = stats
 
     def smallest(free: np.ndarray) -> int | None:
         # a known cell is published elsewhere with the same figure: hiding it would protect nothing
@@ -590,13 +649,18 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                 break
             _tie(hidden)
         seen = hidden & ~known
-        res = audit(values, seen, cons, graense, dirs=dirs, targets=targets, seen=memo)
+        res = audit(values, seen, cons, graense, dirs=dirs, targets=targets, seen=memo, per_cell=per_cell)
+        tally["rounds"] += 1
+        tally["lp_solves"] += res.lp_solves
+        for k, v in res.how.items():
+            tally["how"][k] += v
         pinned = [i for i in res.pinned(graense) if i not in given_up and i not in wide]
         log.debug("suppression round: %d hidden, %d pinned, %d LPs in %d blocks", hidden.sum(), len(pinned),
                   res.lp_solves, res.blocks)
         if not pinned:
             return hidden, primary, res
         stuck = []
+        block_free: np.ndarray | None = None  # the cells of the relations of the hidden cells (once a round)
         for i in pinned:
             best = None
             for k in sorted(by_cell[i], key=lambda k: not cons[k].eq):
@@ -604,8 +668,10 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                 if cand is not None and (best is None or values[cand] < values[best]):
                     best = cand
             if best is None:  # all its relations' cells are hidden: widen through the block's relations
-                free = np.array(sorted({int(x) for c in cons if seen[c.cells].any() for x in c.cells}), dtype=int)
-                best = smallest(free)
+                if block_free is None:
+                    block_free = np.array(sorted({int(x) for c in cons if seen[c.cells].any() for x in c.cells}),
+                                          dtype=int)
+                best = smallest(block_free)
             if best is None:
                 stuck.append(i)
             else:
@@ -614,6 +680,8 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
             want = np.zeros(n, dtype=bool)
             want[stuck] = True
             exact = audit(values, seen, cons, graense, dirs=dirs, targets=want, seen=memo, per_cell=None)
+            tally["stuck_audits"] += 1
+            tally["lp_solves"] += exact.lp_solves
             narrow = set(exact.pinned(graense))
             wide.update(i for i in stuck if i not in narrow)
             for i in sorted(narrow):
@@ -629,6 +697,7 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                 log.warning("suppression: cell %d stays narrower than %d and no cell of its relations is left to "
                             "hide: %d more cells of its block are hidden (fail safe)", i, graense, int(grow.sum()))
                 hidden |= grow
+                tally["fail_safe_blocks"] += 1
         _tie(hidden)
     raise RuntimeError(f"suppression did not converge in {max_rounds} rounds")
 
@@ -764,7 +833,8 @@ def _without_kommuner(rows: list[tuple], values: np.ndarray) -> tuple[list[int],
     return keep, Grid(r2, v2, constraints(r2, v2), directions(r2))
 
 
-def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] | None = None) -> np.ndarray:
+def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] | None = None,
+                       per_cell: int | None = PER_CELL_LPS, stats: dict | None = None) -> np.ndarray:
     """The hidden cells of a grid (with its context ``layers``): :func:`choose_hidden` over the joint problem;
     a sparse grid's kommune level (:func:`sparse_kommuner`) is hidden whole and the audit runs on its regions
     and hele landet.
@@ -791,7 +861,7 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
         for m in range(NM):
             blocks[NM * j + m] = labels.setdefault((r[0], r[1], 0 if m == UGER else m), len(labels))
     hidden = choose_hidden(p.values, p.constraints, graense, dirs=dirs, start=p.start, eligible=p.eligible,
-                           known=p.known, blocks=blocks)[0][:p.n_new]
+                           known=p.known, blocks=blocks, per_cell=per_cell, stats=stats)[0][:p.n_new]
     if keep is None:
         return hidden
     full = np.ones(grid.n, dtype=bool)

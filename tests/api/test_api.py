@@ -216,3 +216,40 @@ def test_the_api_reads_the_new_file_after_a_load_swaps_it(db, tmp_path):
     os.replace(nxt, served)
     assert get(c, "/api/v1/data/ydelser_dagpenge", **q).json()["data"][0][7] == 44.0
     assert app.state.store.reopened == 2
+
+
+def test_the_demo_prints_the_address_and_an_example_request_that_works(db, tmp_path):
+    """The demo's closing lines (pipelines.demo.statistics_api_hint -> pipelines.api.cli.demo_hint): the API's
+    address, how to start it on the demo's own key file, one example request and the table's page.  The printed
+    request and page, sent as printed (key, path, query), are answered with the published figures."""
+    from urllib.parse import urlsplit
+
+    from pipelines.api.cli import demo_hint
+    from pipelines.demo import statistics_api_hint
+
+    keys = tmp_path / "demo" / "api_keys"
+    lines = statistics_api_hint(tmp_path / "pipeline", keys)
+    text = "\n".join(lines)
+    assert lines == demo_hint(tmp_path / "pipeline", keys).splitlines()
+    key = keys.read_text(encoding="utf-8").split()[0]
+    assert f"--keys {keys}" in text and "http://127.0.0.1:8000/docs" in text
+    assert statistics_api_hint(tmp_path / "pipeline", keys) == lines, "the next demo run keeps its key"
+    curl = re.search(r"curl -H 'X-API-Key: ([^']+)' '([^']+)'", text)
+    page = re.search(r"page: (\S+)", text)
+    assert curl and page and curl.group(1) == key
+    c = TestClient(create_app(db, keys))
+    u = urlsplit(curl.group(2))
+    r = c.get(f"{u.path}?{u.query}", headers={"X-API-Key": curl.group(1)})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        want = con.execute("SELECT antal_personer FROM mart_ydelser_publiceret WHERE geo_kode = '000' AND "
+                           "ydelsesgruppe = 'i alt' AND periode = '2026M10'").fetchone()[0]
+    finally:
+        con.close()
+    got = [r["vaerdi"] for r in rows if r["maal"] == "antal_personer" and r["periode"] == "2026M10"]
+    assert got == ["" if want is None else f"{float(want)}"]
+    p = urlsplit(page.group(1))
+    r = c.get(f"{p.path}?{p.query}")
+    assert r.status_code == 200 and "<html" in r.text.lower()
