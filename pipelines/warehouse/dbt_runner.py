@@ -1,16 +1,19 @@
-"""The nightly load with dbt building the generated models (``dsdw warehouse load --runner dbt``).
+"""The nightly load with dbt building every model (``dsdw warehouse load --runner dbt``).
 
-dbt (``warehouse/dbt_project.yml``) builds what is generated from the contracts: staging, the
-append-only facts, their ``_aktuel`` current state and ``_historik`` views, with the contracts' tests.
-What stays Python around ``dbt build`` and why:
+dbt (``warehouse/dbt_project.yml``) builds the models generated from the contracts (staging, the
+append-only facts, their ``_aktuel`` current state and ``_historik`` views) and the hand-written ones
+ported from ``warehouse/models`` (:mod:`pipelines.warehouse.dbt_port`: dims, panel, category spells,
+marts, with the load's scope as explicit models), with their tests.  What stays Python around
+``dbt build`` and why:
 
 * the ledger increment (which payloads are new, which are retracted): state in SQLite, not in a model;
+  it also decides the night's selection (:func:`nightly_selection`);
 * pseudonyms: the HMAC key must never reach dbt's logs or compiled SQL, so new CPRs get their
   ``person_key`` here and staging looks them up in ``restricted.person``;
 * unsealing/sealing the restricted database, publishing by atomic swap, restoring on failure: files,
   not relations;
-* the hand-written dims, panel and marts still run through :mod:`pipelines.warehouse.build` after dbt
-  (their scoped/delta materializations are not ported yet).
+* the small-cell suppression of the published statistics (a solver) and the quality results (another
+  database), after dbt.
 
 DuckDB allows one writer process per file: the load's connection is closed while dbt runs and
 reopened afterwards.
@@ -213,12 +216,14 @@ def project_digest() -> str:
 def nightly_selection(con: duckdb.DuckDBPyConnection, new: list[dict]) -> list[str]:
     """dbt's arguments for this load: everything when nothing was built yet or the project or a code list
     changed since the last build; else the models downstream of the datasets with new payloads (``source:
-    lake.<dataset>+``; a retraction always comes with its dataset's corrected payload) and the nightly ones.
-    Models that only read code lists (the dims) or only define views are then left as they are."""
+    lake.<dataset>+``; a retraction always comes with its dataset's corrected payload) and the nightly ones,
+    views left out.  Models that only read code lists (the dims) and views are then left as they are."""
     row = con.execute("SELECT digest FROM meta.schema_state WHERE name = 'dbt_project'").fetchone()
     if row is None or row[0] != project_digest():
         return []
-    return ["--select", *[f"source:lake.{d}+" for d in sorted({p["dataset"] for p in new})], NIGHTLY_TAG]
+    # views are defined once: a night's data never changes them (a changed definition changes the digest)
+    return ["--select", *[f"source:lake.{d}+" for d in sorted({p["dataset"] for p in new})], NIGHTLY_TAG,
+            "--exclude", "config.materialized:view"]
 
 
 def _after_selection(con: duckdb.DuckDBPyConnection, new: list[dict]) -> None:
