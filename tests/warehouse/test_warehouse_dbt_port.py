@@ -7,12 +7,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipelines.warehouse.dbt_port import DERIVED, convert_sql, derived_files
 from pipelines.warehouse.dbt_runner import generated_model
 from pipelines.warehouse.generate import MODELS_DIR
 from pipelines.warehouse.models import load_models
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[Path, str]:
+    return derived_files()
 
 
 def test_convert_sql_refs_tables_not_words_in_strings_or_comments():
@@ -35,8 +41,7 @@ def test_convert_sql_refs_tables_not_words_in_strings_or_comments():
     assert "{{ reference_csv('kommuner.csv') }}" in out and "getvariable" not in out
 
 
-def test_every_hand_written_model_is_ported():
-    files = derived_files()
+def test_every_hand_written_model_is_ported(files):
     ported = {p.stem for p in files if p.suffix in (".sql", ".py")}
     runner = {n for n in load_models(MODELS_DIR) if not generated_model(n)}
     assert runner <= ported, sorted(runner - ported)
@@ -51,8 +56,7 @@ def test_every_hand_written_model_is_ported():
         assert "getvariable(" not in body and "$load" not in body, p
 
 
-def test_scoped_and_delta_materializations_are_explicit_models():
-    files = derived_files()
+def test_scoped_and_delta_materializations_are_explicit_models(files):
     panel = files[DERIVED / "core" / "fct_person_week.sql"]
     assert "delete_scope('person_key', ref('int_affected_persons'))" in panel
     assert "ref('int_person_week_ny')" in panel and "ref('int_person_week_erstattet')" in panel
@@ -72,3 +76,21 @@ def test_scoped_and_delta_materializations_are_explicit_models():
     assert "§ 15" in by["fct_ydelsesforloeb"]["config"]["meta"]["paragraf"]
     scope = Path(__file__).parents[2] / "warehouse" / "dbt" / "models" / "scope"
     assert (scope / "int_affected_persons.sql").exists() and (scope / "_scope.yml").exists()
+
+
+def test_nightly_selection_builds_everything_until_the_project_is_unchanged():
+    import duckdb
+
+    from pipelines.warehouse.dbt_runner import nightly_selection, project_digest
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA meta")
+    con.execute("CREATE TABLE meta.schema_state (name VARCHAR PRIMARY KEY, digest VARCHAR)")
+    new = [{"dataset": "kontaktgruppe"}, {"dataset": "samtale"}, {"dataset": "kontaktgruppe"}]
+    assert nightly_selection(con, new) == []  # nothing built yet: everything
+    con.execute("INSERT INTO meta.schema_state VALUES ('dbt_project', 'an older project')")
+    assert nightly_selection(con, new) == []  # the project or a code list changed: everything
+    con.execute("UPDATE meta.schema_state SET digest = ?", [project_digest()])
+    assert nightly_selection(con, new) == ["--select", "source:lake.kontaktgruppe+", "source:lake.samtale+",
+                                           "tag:nightly", "--exclude", "config.materialized:view"]
+    assert nightly_selection(con, []) == ["--select", "tag:nightly", "--exclude", "config.materialized:view"]
