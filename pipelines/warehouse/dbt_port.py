@@ -24,6 +24,7 @@ where the SQL is portable and explicit where the sql runner did something dbt ha
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -215,8 +216,12 @@ def derived_model(rel: str, text: str, names: set[str]) -> dict[Path, str]:
     return out
 
 
+@functools.cache
 def derived_files() -> dict[Path, str]:
-    """Path relative to ``warehouse/`` -> text of every ported model (the generated staging/facts excluded)."""
+    """Path relative to ``warehouse/`` -> text of every ported model (the generated staging/facts excluded).
+
+    Cached per process (an empty build of every model for the catalog; the in-step tests call it more than
+    once); ``make generate`` runs in a process of its own."""
     from pipelines.warehouse.dbt_runner import generated_model
 
     texts = _sources()

@@ -501,7 +501,7 @@ def _dbt_derived_files() -> dict[Path, str]:
     """The hand-written models of warehouse/models ported to dbt (pipelines.warehouse.dbt_port)."""
     from pipelines.warehouse.dbt_port import derived_files
 
-    return derived_files()
+    return dict(derived_files())
 
 
 def write_dbt_generated(dbt_dir: Path = DBT_DIR) -> list[Path]:
