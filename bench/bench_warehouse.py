@@ -603,7 +603,7 @@ def main() -> None:
     # internal: one phase in a child process
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     ap.add_argument("--runner", choices=["sql", "dbt"], default="sql",
-                    help="the warehouse runner of the loads (dbt: dbt builds the generated models)")
+                    help="the warehouse runner of the loads (dbt: dbt builds every model)")
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--date", help=argparse.SUPPRESS)
     ap.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)

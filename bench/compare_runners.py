@@ -27,6 +27,8 @@ START = dt.date(2026, 10, 1)
 # differ by construction: random load ids, timings, and bookkeeping only one runner keeps
 SKIP_COLUMNS = {"load_id", "seconds", "started_at", "finished_at", "publiceret_tid"}
 SKIP_RELATIONS = {"meta.model_run", "meta.schema_state", "meta.load_increment", "meta.current_load"}
+# the dbt runner's scope models (schema staging): the sql runner keeps the same relations as temp tables
+DBT_ONLY_PREFIX = "staging.int_"
 
 
 def ingest(work: Path, scale: str, days: int, seed: int) -> Path:
@@ -70,7 +72,7 @@ def compare(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[dict]:
     ra, rb = relations(con, a), relations(con, b)
     out = []
     for name in sorted(set(ra) | set(rb)):
-        if name in SKIP_RELATIONS:
+        if name in SKIP_RELATIONS or (name.startswith(DBT_ONLY_PREFIX) and name not in ra):
             continue
         row: dict = {"relation": name}
         if name not in ra or name not in rb:
@@ -148,7 +150,11 @@ def main() -> None:
             r = load_warehouse(root, day, runner=runner)
             result["loads"].setdefault(runner, []).append({
                 "day": day.isoformat(), "seconds": round(r.seconds, 2), "payloads": r.payloads,
-                "rows_staged": sum(r.rows_staged.values()), "steps": {k: round(v, 2) for k, v in r.step_seconds.items()}})
+                "rows_staged": sum(r.rows_staged.values()), "steps": {k: round(v, 2) for k, v in r.step_seconds.items()},
+                "hooks": {k: round(v, 2) for k, v in r.hook_seconds.items()},
+                # the models alone: the sql runner's model steps, dbt's whole build (start, parse, nodes, tests)
+                "models_seconds": round(r.step_seconds["dbt_build"] if runner == "dbt"
+                                        else sum(r.model_seconds.values()), 2)})
             print(runner, day, f"{r.seconds:.1f}s", r.payloads, "payloads", file=sys.stderr)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Europe/Copenhagen'")
@@ -163,6 +169,19 @@ def main() -> None:
         con.execute("DETACH rb")
     result["as_of"] = compare_as_of(published_path(roots["sql"]), published_path(roots["dbt"]),
                                     [START + dt.timedelta(days=k) for k in range(args.days)])
+    loads = result["loads"]
+    if {"sql", "dbt"} <= set(loads):
+        # dbt / sql per night, measured in this run (the first night builds everything; the later ones are
+        # the nightly cost)
+        per = [{"day": a["day"], "sql": a["seconds"], "dbt": b["seconds"], "ratio": round(b["seconds"] / a["seconds"], 2),
+                "sql_models": a["models_seconds"], "dbt_build": b["models_seconds"],
+                "models_ratio": round(b["models_seconds"] / max(a["models_seconds"], 1e-9), 2)}
+               for a, b in zip(loads["sql"], loads["dbt"], strict=True)]
+        later = per[1:] or per
+        result["ratio"] = {"per_night": per,
+                           "nightly_mean": round(sum(x["dbt"] for x in later) / sum(x["sql"] for x in later), 2),
+                           "nightly_models_mean": round(sum(x["dbt_build"] for x in later)
+                                                        / sum(x["sql_models"] for x in later), 2)}
     rows = result["warehouse"] + result["restricted"] + result["as_of"]
     result["summary"] = {s: sum(1 for r in rows if r["status"] == s) for s in {r["status"] for r in rows}}
     result["different"] = [r for r in rows if r["status"] != "equal"]
@@ -170,7 +189,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(text)
     print(json.dumps({"summary": result["summary"], "different": result["different"],
-                      "loads": result["loads"]}, indent=1, default=str))
+                      "loads": result["loads"], "ratio": result.get("ratio")}, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -368,7 +368,7 @@ def warehouse_load_cmd(
     date_from: str | None = typer.Option(None, "--from", help="First load date of a replay."),
     date_to: str | None = typer.Option(None, "--to", help="Last load date of a replay."),
     root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: lake, ledger, warehouse."),
-    runner: str = typer.Option("sql", "--runner", help="sql (default) or dbt: dbt builds the generated models."),
+    runner: str = typer.Option("sql", "--runner", help="sql (default) or dbt: dbt builds every model."),
 ) -> None:
     """Load what is new in the lake into the warehouse, one nightly load per date, and publish it."""
     _warehouse(_days(date, date_from, date_to), root, runner)

@@ -55,9 +55,9 @@ def build_dbt_assets(manifest: Path = MANIFEST) -> dg.AssetsDefinition:
 
         events: list = []
 
-        def invoke(root: Path, env: dict[str, str]) -> dict:
+        def invoke(root: Path, env: dict[str, str], args: list[str]) -> dict:
             with _env(env):
-                inv = dbt.cli(["build"], context=context, target_path=target_dir(root))
+                inv = dbt.cli(["build", *args], context=context, target_path=target_dir(root))
                 events.extend(inv.stream())
                 nodes = {}
                 for r in (inv.get_artifact("run_results.json") or {}).get("results", []):

@@ -562,7 +562,7 @@ def load_warehouse(root: Path, load_date: dt.date, *, publish: bool = True, mode
     if runner == "dbt":
         from pipelines.warehouse.dbt_runner import load_warehouse_dbt
 
-        return load_warehouse_dbt(root, load_date, publish=publish, models_dir=models_dir)
+        return load_warehouse_dbt(root, load_date, publish=publish, models_dir=models_dir, statistics=statistics)
     root = Path(root)
     t0 = time.perf_counter()
     load_id = f"{load_date.isoformat()}-{uuid.uuid4().hex[:8]}"

@@ -1,16 +1,19 @@
-"""The nightly load with dbt building the generated models (``dsdw warehouse load --runner dbt``).
+"""The nightly load with dbt building every model (``dsdw warehouse load --runner dbt``).
 
-dbt (``warehouse/dbt_project.yml``) builds what is generated from the contracts: staging, the
-append-only facts, their ``_aktuel`` current state and ``_historik`` views, with the contracts' tests.
-What stays Python around ``dbt build`` and why:
+dbt (``warehouse/dbt_project.yml``) builds the models generated from the contracts (staging, the
+append-only facts, their ``_aktuel`` current state and ``_historik`` views) and the hand-written ones
+ported from ``warehouse/models`` (:mod:`pipelines.warehouse.dbt_port`: dims, panel, category spells,
+marts, with the load's scope as explicit models), with their tests.  What stays Python around
+``dbt build`` and why:
 
 * the ledger increment (which payloads are new, which are retracted): state in SQLite, not in a model;
+  it also decides the night's selection (:func:`nightly_selection`);
 * pseudonyms: the HMAC key must never reach dbt's logs or compiled SQL, so new CPRs get their
   ``person_key`` here and staging looks them up in ``restricted.person``;
 * unsealing/sealing the restricted database, publishing by atomic swap, restoring on failure: files,
   not relations;
-* the hand-written dims, panel and marts still run through :mod:`pipelines.warehouse.build` after dbt
-  (their scoped/delta materializations are not ported yet).
+* the small-cell suppression of the published statistics (a solver) and the quality results (another
+  database), after dbt.
 
 DuckDB allows one writer process per file: the load's connection is closed while dbt runs and
 reopened afterwards.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import time
@@ -29,11 +33,11 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.contracts import REPO_ROOT, get_contract, load_contracts
+from pipelines.contracts import REFERENCE_DIR, REPO_ROOT, get_contract, load_contracts
 from pipelines.warehouse import build as B
 from pipelines.warehouse.generate import MODELS_DIR, is_restricted, stg_name
 from pipelines.warehouse.keys import hmac_pads, key_id, load_key
-from pipelines.warehouse.models import build_order, load_models
+from pipelines.warehouse.models import load_models
 from pipelines.warehouse.restricted import unsealed
 
 PROJECT_DIR = REPO_ROOT / "warehouse"
@@ -78,9 +82,10 @@ def _stable_restricted(root: Path, restricted: Path) -> Path:
 
 
 def dbt_env(root: Path, database: Path, restricted: Path) -> dict[str, str]:
-    """The variables profiles.yml and the sources read."""
+    """The variables profiles.yml, the sources and the code-list macro read."""
     return {"DSDW_DBT_DATABASE": str(database), "DSDW_DBT_RESTRICTED": str(_stable_restricted(root, restricted)),
-            "DSDW_LAKE": str(Path(root) / "lake"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+            "DSDW_LAKE": str(Path(root) / "lake"), "DSDW_REFERENCE_DIR": str(REFERENCE_DIR),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
 def dbt_args(command: str, root: Path | None, *extra: str) -> list[str]:
@@ -154,23 +159,32 @@ def _prepare(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, loa
         B._register_increment(con, ds, payloads)
         B._add_persons(con, get_contract(ds), load_date, key, ipad, opad)
         con.unregister("inc_empty")
+        # before dbt: the arrival histogram (mart_indberetning_ankomst_bidrag) reads the payloads' receive
+        # time; the staged counts follow once staging is built (_record_staged)
+        B.record_payloads(con, ds, payloads, {}, load_date, load_id)
     return new
 
 
-def _record_payloads(con: duckdb.DuckDBPyConnection, new: list[dict], load_date: dt.date, load_id: str,
-                     res: B.LoadResult) -> None:
-    """``meta.loaded_payload``: per payload the accepted lake rows and the staged rows."""
+def _record_staged(con: duckdb.DuckDBPyConnection, new: list[dict], res: B.LoadResult) -> None:
+    """``meta.loaded_payload.rows_staged`` of this load's payloads (recorded before dbt with 0), from staging.
+
+    Only datasets with new payloads are read: a build that selects the models downstream of them leaves the
+    other staging tables as an earlier load left them."""
     by_ds: dict[str, list[dict]] = {}
     for p in new:
         by_ds.setdefault(p["dataset"], []).append(p)
     for c in load_contracts().values():
         ds = c.dataset
         payloads = by_ds.get(ds, [])
+        res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)
+        res.rows_staged[ds] = 0
+        if not payloads:
+            continue
         stg = ("restricted." if is_restricted(c) else "staging.") + stg_name(c)
         per = dict(con.execute(f"SELECT _payload_id, count(*) FROM {stg} GROUP BY 1").fetchall())
         res.rows_staged[ds] = sum(per.values())
-        res.rows_lake[ds] = sum(int(p["rows_accepted"] or 0) for p in payloads)
-        B.record_payloads(con, ds, payloads, per, load_date, load_id)
+        con.executemany("UPDATE meta.loaded_payload SET rows_staged = ? WHERE payload_id = ?",
+                        [[per.get(p["payload_id"], 0), p["payload_id"]] for p in payloads])
 
 
 def generated_model(name: str) -> bool:
@@ -178,18 +192,57 @@ def generated_model(name: str) -> bool:
     return name.startswith("stg_") or (name.startswith("fct_") and name.removeprefix("fct_") in load_contracts())
 
 
-DbtInvoke = Callable[[Path, dict[str, str]], dict]
+DbtInvoke = Callable[[Path, dict[str, str], list[str]], dict]
+# models every nightly build runs, whatever arrived: the load's scope, the weekly panel (a new week for
+# everyone), the flows of the rows it rewrote, and the statistics whose open periods move with the load date
+NIGHTLY_TAG = "tag:nightly"
 
 
-def _invoke_in_process(root: Path, env: dict[str, str]) -> dict:
-    return run_dbt(root, env, "build")
+def _invoke_in_process(root: Path, env: dict[str, str], args: list[str]) -> dict:
+    return run_dbt(root, env, "build", *args)
+
+
+def project_digest() -> str:
+    """What a build's result depends on besides the data: the dbt project's files and the code lists."""
+    h = hashlib.sha256()
+    files = sorted([*(PROJECT_DIR / "dbt").rglob("*"), PROJECT_DIR / "dbt_project.yml", PROJECT_DIR / "profiles.yml",
+                    *REFERENCE_DIR.glob("*.csv")])
+    for f in files:
+        if f.is_file():
+            h.update(str(f.relative_to(REPO_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def nightly_selection(con: duckdb.DuckDBPyConnection, new: list[dict]) -> list[str]:
+    """dbt's arguments for this load: everything when nothing was built yet or the project or a code list
+    changed since the last build; else the models downstream of the datasets with new payloads (``source:
+    lake.<dataset>+``; a retraction always comes with its dataset's corrected payload) and the nightly ones,
+    views left out.  Models that only read code lists (the dims) and views are then left as they are."""
+    row = con.execute("SELECT digest FROM meta.schema_state WHERE name = 'dbt_project'").fetchone()
+    if row is None or row[0] != project_digest():
+        return []
+    # views are defined once: a night's data never changes them (a changed definition changes the digest)
+    return ["--select", *[f"source:lake.{d}+" for d in sorted({p["dataset"] for p in new})], NIGHTLY_TAG,
+            "--exclude", "config.materialized:view"]
+
+
+def _after_selection(con: duckdb.DuckDBPyConnection, new: list[dict]) -> None:
+    """Staging holds this load's increment: a dataset with nothing new, whose staging model the selection
+    left out, is emptied (as a full build leaves it); the project digest is recorded for the next load."""
+    with_payloads = {p["dataset"] for p in new}
+    for c in load_contracts().values():
+        if c.dataset not in with_payloads:
+            con.execute(f"DELETE FROM {('restricted.' if is_restricted(c) else 'staging.') + stg_name(c)}")
+    con.execute("DELETE FROM meta.schema_state WHERE name = 'dbt_project'")
+    con.execute("INSERT INTO meta.schema_state VALUES ('dbt_project', ?)", [project_digest()])
 
 
 def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, models_dir: Path = MODELS_DIR,
-                       invoke: DbtInvoke = _invoke_in_process) -> B.LoadResult:
+                       invoke: DbtInvoke = _invoke_in_process, statistics: bool = True) -> B.LoadResult:
     """:func:`pipelines.warehouse.build.load_warehouse` with dbt building the generated models.
 
-    ``invoke(root, env)`` runs ``dbt build`` with the environment ``env`` (the database paths) and returns
+    ``invoke(root, env, args)`` runs ``dbt build *args`` (the night's selection, :func:`nightly_selection`) with the
+    environment ``env`` (the database paths) and returns
     ``{node: (status, seconds, rows)}``; the default runs dbt in this process, Dagster passes its
     ``DbtCliResource`` invocation (pipelines.assets.warehouse_dbt).
     """
@@ -200,7 +253,6 @@ def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, 
     key = load_key("pseudonym")
     ipad, opad = hmac_pads(key)
     models = load_models(models_dir)
-    derived = [m for m in build_order(models) if not generated_model(m.name)]
     B._register_hooks()
     build = B.build_path(root)
     build.parent.mkdir(parents=True, exist_ok=True)
@@ -219,13 +271,14 @@ def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, 
                 raise B.WarehouseError(f"load date {load_date} is before the last load {last}: "
                                        "transaction time only moves forward")
             new = _prepare(con, root, load_date, load_id, res, key, ipad, opad)
+            selection = nightly_selection(con, new)
             con.execute("CHECKPOINT")
             con.execute("CHECKPOINT restricted")
             con.execute("DETACH restricted")
             con.close()
             con = None
             td = time.perf_counter()
-            nodes = invoke(root, dbt_env(root, build, plain))
+            nodes = invoke(root, dbt_env(root, build, plain), selection)
             res.step_seconds["dbt_build"] = time.perf_counter() - td
             # dbt's own cost (start, parse, compile, scheduling): the build minus its nodes' execution
             res.step_seconds["dbt_nodes"] = sum(x[1] for x in nodes.values())
@@ -238,12 +291,9 @@ def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, 
             con = duckdb.connect(str(build))
             con.execute(f"ATTACH '{plain}' AS restricted")
             B._setup(con, load_date, load_id)
-            _record_payloads(con, new, load_date, load_id, res)
-            for ds in load_contracts():
-                for stmt in B.history_views_sql(ds):
-                    if " TEMP MACRO " in stmt:  # fct_x_aktuel_personer(): the affected persons' records
-                        con.execute(stmt)
-            _run_derived(con, derived, res, load_date, load_id, ipad, opad)
+            _record_staged(con, new, res)
+            _after_selection(con, new)
+            _after_dbt(con, res, statistics)
             B._attach_quality(con, root, {dt.date.fromisoformat(p["leveringsdato"]) for p in new} | {load_date})
             res.seconds = time.perf_counter() - t0
             con.execute("INSERT INTO meta.load VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)", [
@@ -275,21 +325,41 @@ def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, 
     return res
 
 
-def _run_derived(con: duckdb.DuckDBPyConnection, derived: list, res: B.LoadResult, load_date: dt.date,
-                 load_id: str, ipad: bytes, opad: bytes) -> None:
-    """The hand-written models after dbt, as the sql runner runs them (scope first, then dependency order)."""
-    values = {"ipad": ipad, "opad": opad, "load_date": load_date, "load_id": load_id}
-    existing = B._existing(con)
-    res.affected_persons, res.affected_maaneder = B._affected(con, load_date)
-    for m in derived:
-        tm = time.perf_counter()
-        res.model_rows[m.name] = B._run_model(con, m, values, existing)
-        res.model_seconds[m.name] = time.perf_counter() - tm
-    B.ensure_person_indexes(con, derived)
-    for hook in B.POST_MODEL_HOOKS:
+def _after_dbt(con: duckdb.DuckDBPyConnection, res: B.LoadResult, statistics: bool) -> None:
+    """The load's scope for meta.load (dbt's scope models) and the hooks after the models (the suppressed
+    publication: a solver, not SQL)."""
+    res.affected_persons = con.execute("SELECT count(*) FROM staging.int_affected_persons").fetchone()[0]
+    res.affected_maaneder = con.execute("SELECT count(*) FROM staging.int_affected_maaneder").fetchone()[0]
+    for hook in B.POST_MODEL_HOOKS if statistics else []:
         th = time.perf_counter()
         hook(con, res)
         res.hook_seconds[hook.__name__] = time.perf_counter() - th
+
+
+def ydelser_python_model(dbt, session: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    """The dbt-duckdb Python model ``mart_ydelser_beregning``: the full computation on its first build; later
+    the cells the load moved, by delta (:func:`pipelines.warehouse.stats.maintain_ydelser`, which maintains the
+    table in place), returning no rows to append.  The delta reads the state models' tables under the names the
+    sql runner gives its temp tables."""
+    from types import SimpleNamespace
+
+    from pipelines.warehouse import stats
+    from pipelines.warehouse.dbt_port import model_body
+
+    name = "mart_ydelser_beregning"
+    sql = model_body(stats.ydelser_model_sql())
+    d = session.execute("SELECT indlaest_dato FROM meta.current_load").fetchone()[0]
+    session.execute("SET VARIABLE load_date = ?", [d])
+    if not dbt.is_incremental:
+        session.execute("SET VARIABLE model_first_run = true")
+        return session.sql(sql)
+    for temp, model in (("affected_person_maaneder", "int_affected_person_maaneder"),
+                        ("changed_keys", "int_state_changed_keys"), ("changed_old", "int_state_changed_old")):
+        session.execute(f"CREATE OR REPLACE TEMP VIEW {temp} AS SELECT * FROM staging.{model}")
+    session.execute("SET VARIABLE model_first_run = false")
+    q = f"{dbt.this.schema}.{dbt.this.identifier}"
+    stats.maintain_ydelser(session, SimpleNamespace(name=name, qualified=q, sql=sql), {"load_date": d})
+    return session.sql(f"SELECT * FROM {q} LIMIT 0")
 
 
 def manifest_path(root: Path) -> Path:

@@ -462,7 +462,8 @@ def dbt_sources_yaml() -> str:
          "tables": [
              {"name": "load_increment", "description": "This load's new payloads (from the file ledger)."},
              {"name": "current_load", "description": "This load's load_id and indlaest_dato (one row)."},
-             {"name": "retracted_payload", "description": "Payloads retracted by a corrected re-delivery."}]},
+             {"name": "retracted_payload", "description": "Payloads retracted by a corrected re-delivery."},
+             *DBT_META_SOURCES]},
         {"name": "restricted", "database": "restricted", "schema": "main",
          "description": "The restricted database (unsealed for the load only).",
          "tables": [{"name": "person", "description": "CPR <-> person_key (HMAC pseudonym)."},
@@ -477,6 +478,7 @@ def dbt_generated_files() -> dict[Path, str]:
                             Path("dbt/models/sources.yml"): dbt_sources_yaml()}
     for layer in ("staging", "core", "restricted"):
         out[Path(f"dbt/models/{layer}/_{layer}.yml")] = dbt_schema_yaml(layer)
+    out.update(_dbt_derived_files())
     for c in load_contracts().values():
         core = "restricted" if is_restricted(c) else "core"
         out[Path(f"dbt/models/{'restricted' if is_restricted(c) else 'staging'}/{stg_name(c)}.sql")] = \
@@ -485,6 +487,21 @@ def dbt_generated_files() -> dict[Path, str]:
         out[Path(f"dbt/models/{core}/{fct_name(c)}_aktuel.sql")] = dbt_aktuel_sql(c)
         out[Path(f"dbt/models/{core}/{fct_name(c)}_historik.sql")] = dbt_historik_sql(c)
     return out
+
+
+# the load's bookkeeping the ported hand-written models read (pipelines/warehouse/dbt_port.py)
+DBT_META_SOURCES = [
+    {"name": "loaded_payload", "description": "Every loaded payload: dataset, reporter, rows, receive time (§ 5)."},
+    {"name": "load", "description": "One row per finished load (written after the models)."},
+    {"name": "model_run", "description": "Per load the models that ran (written after the models)."},
+]
+
+
+def _dbt_derived_files() -> dict[Path, str]:
+    """The hand-written models of warehouse/models ported to dbt (pipelines.warehouse.dbt_port)."""
+    from pipelines.warehouse.dbt_port import derived_files
+
+    return dict(derived_files())
 
 
 def write_dbt_generated(dbt_dir: Path = DBT_DIR) -> list[Path]:

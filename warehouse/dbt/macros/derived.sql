@@ -1,0 +1,91 @@
+{#- Macros of the hand-written models (dims, dim_person, the weekly panel, the category spells, the marts).
+    What differs between engines goes through adapter.dispatch: the DuckDB form here, the default the
+    ANSI/Spark form where one exists. -#}
+
+{#- This load's transaction date and id (one row in meta.current_load, written by the load's ledger step;
+    a night's values are data, not --vars, so dbt keeps its partial parse across nights). -#}
+{% macro load_date() -%}
+(SELECT indlaest_dato FROM {{ source('meta', 'current_load') }})
+{%- endmacro %}
+
+{% macro load_id() -%}
+(SELECT load_id FROM {{ source('meta', 'current_load') }})
+{%- endmacro %}
+
+{#- TRUE when the model builds its table from nothing (the count-everything branch of an additive or
+    merged model), FALSE on a nightly incremental run: a constant the optimizer folds. -#}
+{% macro first_run() -%}
+{{ 'false' if is_incremental() else 'true' }}
+{%- endmacro %}
+
+{#- A code list of data/reference as a relation of VARCHAR columns. -#}
+{% macro reference_csv(name) -%}
+    {{ return(adapter.dispatch('reference_csv', 'dsdw_warehouse')(name)) }}
+{%- endmacro %}
+{% macro default__reference_csv(name) -%}
+{{ exceptions.raise_compiler_error("reference_csv: no reader of CSV code lists for adapter " ~ adapter.type()) }}
+{%- endmacro %}
+{% macro duckdb__reference_csv(name) -%}
+read_csv('{{ env_var("DSDW_REFERENCE_DIR", "../data/reference") }}/{{ name }}', all_varchar = true, header = true)
+{%- endmacro %}
+
+{#- The function that fails the query with a message (a broken code list stops the build). -#}
+{% macro raise_error_fn() -%}
+    {{ return(adapter.dispatch('raise_error_fn', 'dsdw_warehouse')()) }}
+{%- endmacro %}
+{% macro default__raise_error_fn() -%}raise_error{%- endmacro %}
+{% macro duckdb__raise_error_fn() -%}error{%- endmacro %}
+
+{#- The sorted distinct union of two lists, NULL when both are NULL (dim_virksomhed's merge). -#}
+{% macro list_union(a, b) -%}
+    {{ return(adapter.dispatch('list_union', 'dsdw_warehouse')(a, b)) }}
+{%- endmacro %}
+{% macro default__list_union(a, b) -%}
+CASE WHEN {{ a }} IS NULL AND {{ b }} IS NULL THEN NULL
+     ELSE array_sort(array_distinct(concat(coalesce({{ a }}, array()), coalesce({{ b }}, array())))) END
+{%- endmacro %}
+{% macro duckdb__list_union(a, b) -%}
+CASE WHEN {{ a }} IS NULL AND {{ b }} IS NULL THEN NULL
+     ELSE list_sort(list_distinct(list_concat(coalesce({{ a }}, []), coalesce({{ b }}, [])))) END
+{%- endmacro %}
+
+{#- Delete the rows of the load's scope (e.g. the affected persons) before the model inserts them anew: the
+    pre-hook of the scoped incremental models (dim_person, fct_person_week, fct_kategori_forloeb). -#}
+{% macro delete_scope(column, scope) -%}
+{% if is_incremental() %}DELETE FROM {{ this }} WHERE {{ column }} IN (SELECT {{ column }} FROM {{ scope }}){% endif %}
+{%- endmacro %}
+
+{#- A relation of this project that a model must read *before* it is rebuilt in the same build (the rows a
+    scoped model replaces): not a ref, which would make a cycle.  NULL when it does not exist yet. -#}
+{% macro existing_relation(name, schema='main') -%}
+    {%- if execute -%}
+        {{ return(adapter.get_relation(database=target.database, schema=schema, identifier=name)) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#- One row per month from `a` to `b` (month starts) beside each row of the FROM clause before it, as `alias`. -#}
+{% macro month_series(a, b, alias) -%}
+    {{ return(adapter.dispatch('month_series', 'dsdw_warehouse')(a, b, alias)) }}
+{%- endmacro %}
+{% macro default__month_series(a, b, alias) -%}
+LATERAL (SELECT explode(sequence({{ a }}, {{ b }}, INTERVAL 1 MONTH)) AS {{ alias }}) g
+{%- endmacro %}
+{% macro duckdb__month_series(a, b, alias) -%}
+generate_series({{ a }}, {{ b }}, INTERVAL 1 MONTH) AS g({{ alias }})
+{%- endmacro %}
+
+{#- dbt-duckdb's incremental materialization of a Python model writes the model's rows to a
+    `<model>__dbt_tmp<time>` table that it does not drop (it takes it for a temporary table): the post-hook
+    drops it. -#}
+{% macro drop_python_tmp(relation) -%}
+    {%- if execute -%}
+        {%- set res = run_query("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                                ~ "AND schema_name = '" ~ relation.schema ~ "' AND table_name LIKE '"
+                                ~ relation.identifier ~ "\\_\\_dbt\\_tmp%' ESCAPE '\\'") -%}
+        {%- for t in res.columns[0].values() -%}
+            {%- do run_query('DROP TABLE IF EXISTS ' ~ relation.schema ~ '."' ~ t ~ '"') -%}
+        {%- endfor -%}
+    {%- endif -%}
+SELECT 1
+{%- endmacro %}
