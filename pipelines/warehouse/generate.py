@@ -269,7 +269,8 @@ def dbt_staging_sql(c: Contract) -> str:
         cols.append(f"{{{{ pseudonym('inc.{f.name}') }}}} AS {_pk_name(f)}")
     for f in c.fields:
         if (restricted and f.type != "cpr") or (not restricted and _analyst_field(f)):
-            cols.append(ident(f.name))
+            # a keyword (``by``) quoted by the engine's rule (Spark: backticks)
+            cols.append(f"{{{{ adapter.quote('{f.name}') }}}}" if ident(f.name) != f.name else f.name)
     if "cpr" in c.field_names:
         cols += ["year({{ dsdw_foedselsdato('cpr') }}) AS foedselsaar", "{{ dsdw_koen('cpr') }} AS koen",
                  f"{{{{ dsdw_alder(dsdw_foedselsdato('cpr'), {_dbt_date_arg(c, vt.start)}) }}}} AS alder"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -218,9 +219,11 @@ def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master:
 
     t = time.perf_counter()
     tables_dir = out / "tables"
+    # a full refresh: the catalog is the session's (in memory), so a former run's files would block the names
+    shutil.rmtree(tables_dir, ignore_errors=True)
     session = S.spark_session(tables_dir, master, **session_kw)
-    S.register_pseudonym(session, load_key("pseudonym"))
-    S.lake_views(session, root)
+    datasets = S.lake_views(session, root)
+    S.register_pseudonyms(session, load_key("pseudonym"), datasets)
     S.write_tables(session, "meta", plan.tables())
     res.step_seconds["prepare"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -250,3 +253,29 @@ def rebuild(root: Path, target: str = "duckdb", out: Path | None = None, *, mast
         rebuild_spark(root, out, plan, res, master, select, threads, **session_kw)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def table_checksums(database: Path, schemas: tuple[str, ...] = ("main",), names: set[str] | None = None
+                    ) -> dict[str, tuple[int, int]]:
+    """Per table and view of ``schemas``: (rows, sum of the rows' hashes) over its columns in name order, an
+    order-independent checksum of the multiset of rows (the rebuild is compared with the nightly warehouse)."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        rels = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() UNION ALL "
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = current_database() "
+            "AND NOT internal").fetchall()
+        out = {}
+        for schema, t in sorted(rels):
+            if schema not in schemas or (names is not None and t not in names):
+                continue
+            cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = "
+                                              "current_database() AND schema_name = ? AND table_name = ? "
+                                              "ORDER BY column_name", [schema, t]).fetchall()]
+            row = ", ".join(f'"{c}"' for c in cols)
+            n, h = con.execute(f'SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0) FROM "{schema}"."{t}"'
+                               ).fetchone()
+            out[t] = (int(n), int(h))
+        return out
+    finally:
+        con.close()

@@ -4,9 +4,9 @@ dbt-spark's ``session`` method calls ``SparkSession.builder.getOrCreate()`` for 
 session created here first (master, memory, time zone, what the SQL must not carry) is the one dbt uses
 when dbt runs in this process (``dbtRunner``). The session holds:
 
-* ``dsdw_pseudonym(cpr)``: HMAC-SHA256(pseudonym key, CPR) as hex, the same pseudonym DuckDB's load computes.
-  A Python function whose closure holds the key in memory: the key never reaches compiled SQL, dbt's logs or
-  run results (``docs/warehouse.md``, "Pseudonymisation");
+* ``dsdw_person(cpr, person_key)``: every CPR of the lake with HMAC-SHA256(pseudonym key, CPR), the pseudonym
+  DuckDB's load computes, hashed in this process and cached in memory: the key never reaches compiled SQL, dbt's
+  logs, run results or the executors (``docs/warehouse.md``, "Pseudonymisation");
 * ``dsdw_lake__<dataset>``: a view per analysts' dataset over its lake Parquet, typed by the contract (a file
   written before a field was added reads it as NULL). The restricted (health) datasets get no view: they are
   never read into Spark;
@@ -85,16 +85,28 @@ def spark_session(warehouse_dir: Path, master: str | None = None, **kw: Any) -> 
     return spark
 
 
-def register_pseudonym(spark: SparkSession, key: bytes) -> None:
-    """``dsdw_pseudonym(cpr)`` in the session: :func:`pipelines.warehouse.keys.person_key` (DuckDB's dsdw_hmac
-    of the CPR's UTF-8 bytes); the key stays in the function's closure, in memory."""
-    from pyspark.sql.functions import udf
-    from pyspark.sql.types import StringType
+def register_pseudonyms(spark: SparkSession, key: bytes, datasets: list[str]) -> int:
+    """``dsdw_person(cpr, person_key)``: every CPR of the lake views with its pseudonym, cached in memory.
 
-    def _hmac(cpr: str | None) -> str | None:
-        return None if cpr is None else hmac.new(key, cpr.encode("utf-8"), hashlib.sha256).hexdigest()
+    The CPRs are collected once (one Spark job over the datasets' CPR columns) and hashed here with
+    :func:`pipelines.warehouse.keys.person_key` (HMAC-SHA256, DuckDB's dsdw_hmac of the CPR's UTF-8 bytes); the
+    models look them up like DuckDB's staging looks up ``restricted.person``. The key stays in this process's
+    memory: it never reaches compiled SQL, dbt's logs or the Spark executors. (A Python UDF holding the key would
+    do the same per row; it cost a Python worker round trip per query and row.)
+    Returns the number of persons."""
+    from pyspark import StorageLevel
+    from pyspark.sql.types import StringType, StructField, StructType
 
-    spark.udf.register("dsdw_pseudonym", udf(_hmac, StringType(), useArrow=True))
+    from pipelines.contracts import get_contract
+
+    parts = [f"SELECT {f.name} AS cpr FROM dsdw_lake__{ds} WHERE {f.name} IS NOT NULL"
+             for ds in datasets for f in get_contract(ds).fields if f.type == "cpr"]
+    cprs = [r[0] for r in spark.sql(" UNION ".join(parts)).collect()] if parts else []
+    schema = StructType([StructField("cpr", StringType(), False), StructField("person_key", StringType(), False)])
+    df = spark.createDataFrame([(c, hmac.new(key, c.encode("utf-8"), hashlib.sha256).hexdigest()) for c in cprs],
+                               schema)
+    df.persist(StorageLevel.MEMORY_ONLY).createOrReplaceTempView("dsdw_person")
+    return len(cprs)
 
 
 def lake_views(spark: SparkSession, root: Path) -> list[str]:
@@ -109,9 +121,9 @@ def lake_views(spark: SparkSession, root: Path) -> list[str]:
             continue
         schema = from_arrow_schema(arrow_schema(c))
         path = Path(root) / "lake" / c.dataset
-        files = list(path.glob("*/*.parquet")) if path.is_dir() else []
-        df = (spark.read.schema(schema).option("basePath", str(path)).parquet(*[str(f) for f in sorted(files)])
-              if files else spark.createDataFrame([], schema))
+        # the dataset's directory, not a list of files (Spark lists many paths with a job of its own)
+        df = (spark.read.schema(schema).parquet(str(path)) if any(path.glob("*/*.parquet"))
+              else spark.createDataFrame([], schema))
         df.select(*schema.fieldNames()).createOrReplaceTempView(f"dsdw_lake__{c.dataset}")
         names.append(c.dataset)
     return names
@@ -138,3 +150,40 @@ def stop(spark: SparkSession | None = None) -> None:
     s = spark or SparkSession.getActiveSession()
     if s is not None:
         s.stop()
+
+
+def compare_with_duckdb(spark: SparkSession, duckdb_path: Path, models: list[str]) -> dict[str, tuple[int, int, int]]:
+    """Row-for-row comparison of Spark's models with the same models of a DuckDB database.
+
+    Per model ``(rows in DuckDB, rows in Spark, rows in one but not the other)`` (multisets: EXCEPT ALL both
+    ways, on the DuckDB side's columns, types reconciled by DuckDB). A model missing on one side raises.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"ATTACH '{duckdb_path}' AS d (READ_ONLY)")
+    where = {n: s for s, n in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'd' UNION ALL "
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = 'd' AND NOT internal").fetchall()}
+    out: dict[str, tuple[int, int, int]] = {}
+    try:
+        for m in models:
+            if m not in where:
+                raise KeyError(f"{m}: not in {duckdb_path}")
+            schema = where[m]
+            cols = [r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = 'd' AND schema_name = ? "
+                "AND table_name = ? ORDER BY column_index", [schema, m]).fetchall()]
+            sel = ", ".join(f'"{c}"' for c in cols)
+            con.register("s_arrow", spark.table(f"{schema}.{m}").select(*cols).toArrow())
+            n_d = con.execute(f"SELECT count(*) FROM d.{schema}.{m}").fetchall()[0][0]
+            n_s = con.execute("SELECT count(*) FROM s_arrow").fetchall()[0][0]
+            diff = con.execute(f"SELECT count(*) FROM ((SELECT {sel} FROM d.{schema}.{m} EXCEPT ALL SELECT {sel} FROM "
+                               f"s_arrow) UNION ALL (SELECT {sel} FROM s_arrow EXCEPT ALL SELECT {sel} FROM "
+                               f"d.{schema}.{m}))").fetchall()[0][0]
+            con.unregister("s_arrow")
+            out[m] = (n_d, n_s, diff)
+    finally:
+        con.close()
+    return out

@@ -5,8 +5,8 @@
 
     The Spark session is created by pipelines/warehouse/spark.py before dbt runs (dbt-spark's `session` method
     reuses it); it registers what the SQL must not carry:
-    * `dsdw_pseudonym(cpr)`: HMAC-SHA256(pseudonym key, CPR) as hex, a Python function holding the key in memory,
-      so the key never reaches compiled SQL, dbt's logs or run results;
+    * `dsdw_person(cpr, person_key)`: every CPR of the lake with HMAC-SHA256(pseudonym key, CPR) as hex, hashed in
+      the runner's process and cached in memory, so the key never reaches compiled SQL, dbt's logs or run results;
     * `dsdw_lake__<dataset>`: a view of the dataset's lake Parquet typed by its contract (files written before a
       field was added read it as NULL);
     * the session time zone Europe/Copenhagen (also set by the profile), which dsdw_local_date relies on. -#}
@@ -60,8 +60,9 @@ CROSS JOIN {{ source('meta', 'current_load') }} l
     {%- endif -%}
 {%- endmacro %}
 
+{#- Spark: the runner's in-memory person map (aggregated: Spark's scalar subqueries must be). -#}
 {% macro spark__pseudonym(col) -%}
-dsdw_pseudonym({{ col }})
+(SELECT max(p.person_key) FROM dsdw_person p WHERE p.cpr = {{ col }})
 {%- endmacro %}
 
 {#- Birth date, sex and age from a CPR number (the generated default__ versions in cpr.sql are DuckDB's).

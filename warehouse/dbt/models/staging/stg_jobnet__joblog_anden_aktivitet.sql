@@ -15,7 +15,7 @@ SELECT
     akassekode,
     aktivitetstype,
     postnummer,
-    "by",
+    {{ adapter.quote('by') }},
     opgave_dato,
     opgave_tidspunkt,
     year({{ dsdw_foedselsdato('cpr') }}) AS foedselsaar,

@@ -18,7 +18,7 @@ SELECT
     omfang,
     timer_pr_uge,
     postnummer,
-    "by",
+    {{ adapter.quote('by') }},
     hvordan_fundet,
     hvordan_soegt,
     opgave_dato,
