@@ -51,10 +51,13 @@ class Plan:
     payloads: list[dict]
     retracted: list[dict]
     source: str  # "warehouse" (its meta.loaded_payload) or "ledger" (a daily schedule)
+    loaded_payload: pa.Table | None = None  # the warehouse's meta.loaded_payload rows of the plan (receive times)
 
     def tables(self) -> dict[str, pa.Table]:
-        """The load's meta tables for a full_lake build (load_increment = every planned payload)."""
+        """The load's meta tables for a full_lake build (load_increment = every planned payload; the warehouse's
+        loaded_payload rows when the plan came from one, for models reading receive times)."""
         plan = pa.Table.from_pylist(self.payloads, schema=PLAN_SCHEMA)
+        extra = {"loaded_payload": self.loaded_payload} if self.loaded_payload is not None else {}
         last = max(self.payloads, key=lambda p: (p["indlaest_dato"], p["load_id"])) if self.payloads else None
         return {
             "load_plan": plan,
@@ -64,6 +67,7 @@ class Plan:
                 schema=pa.schema([("load_id", pa.string()), ("indlaest_dato", pa.date32())])),
             "retracted_payload": pa.Table.from_pylist(
                 [r for r in self.retracted if not is_restricted(get_contract(r["dataset"]))], schema=RETRACTED_SCHEMA),
+            **extra,
         }
 
 
@@ -80,9 +84,11 @@ def load_plan(root: Path) -> Plan:
                      "lake_path": r[3], "supersedes": r[4], "status": r[5]} for r in rows}
     loads: dict[str, tuple[str, dt.date]] = {}
     pub = B.published_path(root)
+    loaded_payload = None
     if pub.exists():
         con = duckdb.connect(str(pub), read_only=True)
         try:
+            loaded_payload = con.sql("SELECT * FROM meta.loaded_payload ORDER BY payload_id").to_arrow_table()
             loads = {p: (lid, d) for p, lid, d in con.execute(
                 "SELECT payload_id, load_id, indlaest_dato FROM meta.loaded_payload").fetchall()}
         finally:
@@ -103,7 +109,7 @@ def load_plan(root: Path) -> Plan:
         if old and old in loads and loads[old][1] < p["indlaest_dato"]:
             retracted.append({"payload_id": old, "dataset": p["dataset"], "superseded_by": p["payload_id"],
                               "indlaest_dato": p["indlaest_dato"], "load_id": p["load_id"]})
-    return Plan(payloads, retracted, source)
+    return Plan(payloads, retracted, source, loaded_payload)
 
 
 @dataclasses.dataclass
@@ -193,7 +199,10 @@ def rebuild_duckdb(root: Path, out: Path, plan: Plan, res: RebuildResult, select
             tables = plan.tables()
             for name, tbl in tables.items():
                 con.register("t_arrow", tbl)
-                con.execute(f"CREATE OR REPLACE TABLE meta.{name} AS SELECT * FROM t_arrow")
+                if name == "loaded_payload":  # keeps its schema (META_SQL)
+                    con.execute("INSERT INTO meta.loaded_payload BY NAME SELECT * FROM t_arrow")
+                else:
+                    con.execute(f"CREATE OR REPLACE TABLE meta.{name} AS SELECT * FROM t_arrow")
                 con.unregister("t_arrow")
             rows = [[r["payload_id"], r["indlaest_dato"]] for r in plan.retracted
                     if is_restricted(get_contract(r["dataset"]))]
@@ -222,9 +231,15 @@ def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master:
     # a full refresh: the catalog is the session's (in memory), so a former run's files would block the names
     shutil.rmtree(tables_dir, ignore_errors=True)
     session = S.spark_session(tables_dir, master, **session_kw)
+    res.step_seconds["spark_session"] = time.perf_counter() - t
     datasets = S.lake_views(session, root)
+    res.step_seconds["lake_views"] = time.perf_counter() - t - res.step_seconds["spark_session"]
+    tp = time.perf_counter()
     S.register_pseudonyms(session, load_key("pseudonym"), datasets)
+    res.step_seconds["pseudonyms"] = time.perf_counter() - tp
+    tp = time.perf_counter()
     S.write_tables(session, "meta", plan.tables())
+    res.step_seconds["meta_tables"] = time.perf_counter() - tp
     res.step_seconds["prepare"] = time.perf_counter() - t
     t = time.perf_counter()
     env = {"DSDW_SPARK_MASTER": S.master_url(master), "DSDW_LAKE": str(Path(root) / "lake")}

@@ -45,8 +45,9 @@ def test_spark_builds_every_analysts_model_with_the_same_rows(rebuilt):
     _root, duck, spark, session = rebuilt
     analysts = {c.dataset for c in load_contracts().values() if not is_restricted(c)}
     restricted = {c.dataset for c in load_contracts().values() if is_restricted(c)}
-    # every analysts' model DuckDB builds, Spark builds; none of the restricted ones (§ CPR/health, scale-out.md)
-    assert set(spark.models) == {m for m in duck.models if not any(ds in m for ds in restricted)}
+    # Spark builds the analysts' models (none of the restricted ones: CPR/health, docs/scale-out.md); a model
+    # DuckDB builds and Spark does not is one disabled on the spark target (its reason in its config)
+    assert set(spark.models) <= set(duck.models)
     for ds in analysts:
         assert {fct_name_ := f"fct_{ds}", f"{fct_name_}_aktuel", f"{fct_name_}_historik"} <= set(spark.models)
     assert not [m for m in spark.models if any(ds in m for ds in restricted)]
@@ -100,3 +101,11 @@ def test_rebuild_equals_the_nightly_warehouse(rebuilt):
     assert {f"{fct_name(c)}_aktuel" for c in load_contracts().values() if not is_restricted(c)} <= set(nightly)
     assert {t: v for t, v in rebuilt_sums.items() if nightly[t] != v} == {}
     assert nightly["fct_kontaktgruppe"][0] > 0
+
+
+def test_rebuild_reports_its_steps(rebuilt):
+    _root, duck, spark, _session = rebuilt
+    assert {"plan", "prepare", "dbt_run"} <= set(duck.step_seconds)
+    assert {"spark_session", "lake_views", "pseudonyms", "meta_tables", "dbt_run"} <= set(spark.step_seconds)
+    print("rebuild steps (s): duckdb", {k: round(v, 1) for k, v in duck.step_seconds.items()},
+          "spark", {k: round(v, 1) for k, v in spark.step_seconds.items()})
