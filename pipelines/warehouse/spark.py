@@ -152,11 +152,14 @@ def stop(spark: SparkSession | None = None) -> None:
         s.stop()
 
 
-def compare_with_duckdb(spark: SparkSession, duckdb_path: Path, models: list[str]) -> dict[str, tuple[int, int, int]]:
+def compare_with_duckdb(spark: SparkSession, duckdb_path: Path, models: list[str],
+                        warehouse_dir: Path | None = None) -> dict[str, tuple[int, int, int]]:
     """Row-for-row comparison of Spark's models with the same models of a DuckDB database.
 
     Per model ``(rows in DuckDB, rows in Spark, rows in one but not the other)`` (multisets: EXCEPT ALL both
-    ways, on the DuckDB side's columns, types reconciled by DuckDB). A model missing on one side raises.
+    ways, on the DuckDB side's columns, types reconciled by DuckDB). A model missing on one side raises. Tables
+    are read from the Parquet files Spark wrote (under ``warehouse_dir``: what a rebuild leaves behind, and no
+    Spark job per table); views through the session.
     """
     import duckdb
 
@@ -176,13 +179,17 @@ def compare_with_duckdb(spark: SparkSession, duckdb_path: Path, models: list[str
                 "SELECT column_name FROM duckdb_columns() WHERE database_name = 'd' AND schema_name = ? "
                 "AND table_name = ? ORDER BY column_index", [schema, m]).fetchall()]
             sel = ", ".join(f'"{c}"' for c in cols)
-            con.register("s_arrow", spark.table(f"{schema}.{m}").select(*cols).toArrow())
+            loc = table_location(warehouse_dir, schema, m) if warehouse_dir else None
+            if loc is not None and loc.is_dir() and any(loc.glob("*.parquet")):
+                con.execute(f"CREATE OR REPLACE TEMP VIEW s_rows AS SELECT * FROM read_parquet('{loc}/*.parquet')")
+            else:
+                con.register("s_arrow", spark.table(f"{schema}.{m}").select(*cols).toArrow())
+                con.execute("CREATE OR REPLACE TEMP VIEW s_rows AS SELECT * FROM s_arrow")
             n_d = con.execute(f"SELECT count(*) FROM d.{schema}.{m}").fetchall()[0][0]
-            n_s = con.execute("SELECT count(*) FROM s_arrow").fetchall()[0][0]
+            n_s = con.execute("SELECT count(*) FROM s_rows").fetchall()[0][0]
             diff = con.execute(f"SELECT count(*) FROM ((SELECT {sel} FROM d.{schema}.{m} EXCEPT ALL SELECT {sel} FROM "
-                               f"s_arrow) UNION ALL (SELECT {sel} FROM s_arrow EXCEPT ALL SELECT {sel} FROM "
+                               f"s_rows) UNION ALL (SELECT {sel} FROM s_rows EXCEPT ALL SELECT {sel} FROM "
                                f"d.{schema}.{m}))").fetchall()[0][0]
-            con.unregister("s_arrow")
             out[m] = (n_d, n_s, diff)
     finally:
         con.close()
