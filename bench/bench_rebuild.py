@@ -85,6 +85,67 @@ def make_lake(work: Path, scale: str, days: int, seed: int) -> Path:
     return work / "root"
 
 
+def clone_history(root: Path, copies: int) -> int:
+    """Make the lake ``copies + 1`` times longer: every payload copied ``copies`` times into earlier history.
+
+    Copy ``k`` of a payload moves every date and timestamp (valid time, registration, leveringsdato) back by ``k``
+    times the lake's span of leveringsdato and makes its ids unique (payload id, besked_id, the record key), so
+    each copy is a separate earlier delivery of separate records by the same persons; the ledger gets a row per
+    copy (``loaded``; a correction's ``supersedes`` points at the copy of its predecessor). Generating years of
+    deliveries is out of reach here (bench/warehouse_history.py clones the warehouse the same way).
+    Returns the number of lake rows written."""
+    import sqlite3
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from pipelines.contracts import get_contract
+
+    con = sqlite3.connect(root / "ledger.sqlite")
+    cols = [r[1] for r in con.execute("PRAGMA table_info(payloads)").fetchall()]
+    rows = [dict(zip(cols, r, strict=True)) for r in con.execute(
+        "SELECT * FROM payloads WHERE status IN ('loaded', 'superseded') AND lake_path IS NOT NULL").fetchall()]
+    days = sorted({r["leveringsdato"] for r in rows})
+    span = (dt.date.fromisoformat(days[-1]) - dt.date.fromisoformat(days[0])).days + 1
+    written = 0
+    new_rows = []
+    for k in range(1, copies + 1):
+        shift = dt.timedelta(days=span * k)
+        for r in rows:
+            if not Path(r["lake_path"]).exists():  # a superseded payload's files leave the lake
+                continue
+            c = get_contract(r["dataset"])
+            t = pq.read_table(r["lake_path"])
+            pid = f"{r['payload_id']}c{k}"
+            day = dt.date.fromisoformat(r["leveringsdato"]) - shift
+            ids = {"besked_id", *c.record_key}
+            arrays = []
+            for f in t.schema:
+                a = t.column(f.name)
+                if f.name == "_payload_id":
+                    a = pa.array([pid] * t.num_rows, f.type)
+                elif f.name in ids and pa.types.is_string(f.type):
+                    a = pc.binary_join_element_wise(a, pa.scalar(f"-c{k}"), "")
+                elif pa.types.is_date32(f.type) or pa.types.is_timestamp(f.type):
+                    a = pc.subtract(a, pa.scalar(shift, pa.duration("us"))) if pa.types.is_timestamp(f.type) \
+                        else pc.cast(pc.subtract(pc.cast(a, pa.timestamp("s")), pa.scalar(shift, pa.duration("s"))),
+                                     pa.date32())
+                arrays.append(a)
+            out = Path(r["lake_path"]).parent.parent / f"leveringsdato={day.isoformat()}" / f"clone{k}__{pid}.parquet"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_arrays(arrays, schema=t.schema), out)
+            written += t.num_rows
+            new_rows.append({**r, "payload_id": pid, "leveringsdato": day.isoformat(), "lake_path": str(out),
+                             "sha256": f"{r['sha256']}c{k}", "status": "loaded" if r["status"] == "loaded" else "superseded",
+                             "supersedes": f"{r['supersedes']}c{k}" if r["supersedes"] else None})
+    with con:
+        con.executemany(f"INSERT INTO payloads ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                        [[x[c] for c in cols] for x in new_rows])
+    con.close()
+    return written
+
+
 def stage_of(model: str) -> str:
     if model.startswith("stg_"):
         return "staging"
@@ -119,6 +180,8 @@ def main() -> None:
     ap.add_argument("--root", type=Path, help="existing zones with a lake (skips generating)")
     ap.add_argument("--work", type=Path, help="working directory (default: a temp dir)")
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {list(CONFIGS)}")
+    ap.add_argument("--clone", type=int, default=0, help="copy the lake's deliveries this many times into earlier "
+                                                          "history (clone_history)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dsdw-bench-rebuild-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -132,11 +195,14 @@ def main() -> None:
     t = time.perf_counter()
     root = args.root or make_lake(work, args.scale, args.days, args.seed)
     lake_seconds = None if args.root else time.perf_counter() - t
+    cloned = clone_history(root, args.clone) if args.clone else 0
     lake_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/lake/*/*/*.parquet', union_by_name = true)"
                            ).fetchone()[0]
     lake_bytes = sum(p.stat().st_size for p in (root / "lake").rglob("*.parquet"))
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
     results: dict[str, dict] = {}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"rebuild_{args.scale}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
     for name in args.configs.split(","):
         target, master = CONFIGS[name]
         out = work / f"out_{name}"
@@ -165,6 +231,12 @@ def main() -> None:
             r["error"] = tail
         results[name] = r
         print(name, json.dumps({k: v for k, v in r.items() if k not in ("stages", "error")}), flush=True)
+        _write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results)  # after each: a partial run counts
+    print(json.dumps(_write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results)["ratios"]), path)
+
+
+def _write(path: Path, args: argparse.Namespace, cloned: int, lake_rows: int, lake_bytes: int,
+           lake_seconds: float | None, results: dict[str, dict]) -> dict:
     ratios = {}
     if results.get("duckdb", {}).get("returncode") == 0:
         for n, r in results.items():
@@ -176,13 +248,11 @@ def main() -> None:
     import pyspark
 
     doc = {"benchmark": "rebuild", "scale": args.scale if not args.root else str(args.root), "days": args.days,
-           "lake_rows": lake_rows, "lake_bytes": lake_bytes, "lake_seconds": lake_seconds,
-           "load_average_at_end": os.getloadavg(), "results": results, "ratios": ratios,
-           "machine": machine_info(duckdb=duckdb.__version__, pyspark=pyspark.__version__)}
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"rebuild_{args.scale}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
+           "clone_copies": args.clone, "cloned_rows": cloned, "lake_rows": lake_rows, "lake_bytes": lake_bytes,
+           "lake_seconds": lake_seconds, "load_average_at_end": os.getloadavg(), "results": results,
+           "ratios": ratios, "machine": machine_info(duckdb=duckdb.__version__, pyspark=pyspark.__version__)}
     path.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
-    print(json.dumps(ratios), path)
+    return doc
 
 
 if __name__ == "__main__":

@@ -409,6 +409,9 @@ def warehouse_rebuild_cmd(
         json_out.write_text(json.dumps(dataclasses.asdict(r), default=str, indent=1), encoding="utf-8")
     console.print(f"{target}: {len(r.models)} models from {r.payloads} payloads in {r.loads} loads "
                   f"(plan from the {r.plan_source}) into {r.out} in {r.seconds:.1f} s ({steps})")
+    if r.missing_files:
+        console.print(f"[yellow]{r.missing_files} planned payload(s) superseded since and no longer in the lake: the "
+                      "versions they brought (retracted by a correction) are not in the rebuild[/yellow]")
 
 
 @warehouse_app.command("docs")

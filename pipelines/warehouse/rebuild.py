@@ -53,6 +53,12 @@ class Plan:
     source: str  # "warehouse" (its meta.loaded_payload) or "ledger" (a daily schedule)
     loaded_payload: pa.Table | None = None  # the warehouse's meta.loaded_payload rows of the plan (receive times)
 
+    @property
+    def missing_files(self) -> list[str]:
+        """Planned payloads whose lake file is gone: ingestion removes a superseded payload's files, so the versions
+        a corrected re-delivery retracted are not in a rebuild (their records' current state is)."""
+        return [p["payload_id"] for p in self.payloads if not Path(p["lake_path"]).exists()]
+
     def tables(self) -> dict[str, pa.Table]:
         """The load's meta tables for a full_lake build (load_increment = every planned payload; the warehouse's
         loaded_payload rows when the plan came from one, for models reading receive times)."""
@@ -119,6 +125,7 @@ class RebuildResult:
     plan_source: str
     payloads: int
     loads: int
+    missing_files: int = 0
     models: dict[str, float] = dataclasses.field(default_factory=dict)  # model -> seconds
     step_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
@@ -260,7 +267,8 @@ def rebuild(root: Path, target: str = "duckdb", out: Path | None = None, *, mast
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     plan = load_plan(root)
-    res = RebuildResult(target, out, plan.source, len(plan.payloads), len({p["load_id"] for p in plan.payloads}))
+    res = RebuildResult(target, out, plan.source, len(plan.payloads), len({p["load_id"] for p in plan.payloads}),
+                        len(plan.missing_files))
     res.step_seconds["plan"] = time.perf_counter() - t
     if target == "duckdb":
         rebuild_duckdb(root, out, plan, res, select)
