@@ -164,11 +164,11 @@ def rows_per_model(target: str, out: Path) -> dict[str, int]:
         con.execute(f"ATTACH '{out / 'warehouse.duckdb'}' AS w (READ_ONLY)")
         for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'w' "
                                 "AND schema_name IN ('main', 'staging')").fetchall():
-            rows[t] = con.execute(f'SELECT count(*) FROM w."{s}"."{t}"').fetchone()[0]
+            rows[t] = con.execute(f'SELECT count(*) FROM w."{s}"."{t}"').fetchall()[0][0]
     else:
         for d in sorted((out / "tables").glob("*.db/*")):
             if d.parent.name in ("main.db", "staging.db") and list(d.glob("*.parquet")):
-                rows[d.name] = con.execute(f"SELECT count(*) FROM read_parquet('{d}/*.parquet')").fetchone()[0]
+                rows[d.name] = con.execute(f"SELECT count(*) FROM read_parquet('{d}/*.parquet')").fetchall()[0][0]
     return rows
 
 
@@ -197,7 +197,7 @@ def main() -> None:
     lake_seconds = None if args.root else time.perf_counter() - t
     cloned = clone_history(root, args.clone) if args.clone else 0
     lake_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/lake/*/*/*.parquet', union_by_name = true)"
-                           ).fetchone()[0]
+                           ).fetchall()[0][0]
     lake_bytes = sum(p.stat().st_size for p in (root / "lake").rglob("*.parquet"))
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
     results: dict[str, dict] = {}
