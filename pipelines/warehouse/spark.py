@@ -10,8 +10,8 @@ when dbt runs in this process (``dbtRunner``). The session holds:
 * ``dsdw_lake__<dataset>``: a view per analysts' dataset over its lake Parquet, typed by the contract (a file
   written before a field was added reads it as NULL). The restricted (health) datasets get no view: they are
   never read into Spark;
-* the session time zone Europe/Copenhagen (Danish dates of instants) and ANSI SQL with double-quoted
-  identifiers (the models quote keywords the standard way);
+* the session time zone Europe/Copenhagen (Danish dates of instants) and ANSI SQL (keyword columns are quoted
+  with ``adapter.quote``: backticks here);
 * local disk encryption (``spark.io.encryption.enabled``): shuffle and spill files can hold lake rows (CPR
   numbers before staging replaced them by pseudonyms), so they are encrypted with a key kept in memory.
 

@@ -49,7 +49,7 @@ def test_spark_builds_every_analysts_model_with_the_same_rows(rebuilt):
     # DuckDB builds and Spark does not is one disabled on the spark target (its reason in its config)
     assert set(spark.models) <= set(duck.models)
     for ds in analysts:
-        assert {fct_name_ := f"fct_{ds}", f"{fct_name_}_aktuel", f"{fct_name_}_historik"} <= set(spark.models)
+        assert {f"fct_{ds}", f"fct_{ds}_aktuel", f"fct_{ds}_historik"} <= set(spark.models)
     assert not [m for m in spark.models if any(ds in m for ds in restricted)]
     res = S.compare_with_duckdb(session, duck.out / "warehouse.duckdb", sorted(spark.models), spark.out / "tables")
     differ = {m: v for m, v in res.items() if v[2] or v[0] != v[1]}
