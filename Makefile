@@ -15,11 +15,14 @@ PYTEST_ARGS ?=
 
 # System packages the suite needs (Debian package names): the browser test runs /usr/bin/chromium,
 # the encryption tests open deliveries with age, an independent implementation of the format.
+# `make test` also needs a Java runtime for Spark (the dbt models' parity test on the spark target).
 # Root on apt: installed when missing; otherwise stop at once with one line naming what to install.
 # wait for another apt run (a shared machine, unattended upgrades) instead of failing on its lock
 APT_OPTS    := -o DPkg::Lock::Timeout=600
 CHROMIUM    ?= /usr/bin/chromium
+JAVA_PKG    ?=
 APT_MISSING  = $(strip $(if $(wildcard $(CHROMIUM)),,chromium) $(if $(wildcard /usr/bin/age),,age) \
+                 $(if $(JAVA_PKG),$(if $(shell command -v java 2>/dev/null),,$(JAVA_PKG))) \
                  $(if $(wildcard $(STAMP)),,$(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || echo python3-venv)))
 
 ## make sysdeps: the system packages (idempotent; instant when present)
@@ -51,7 +54,11 @@ demo: sysdeps $(STAMP)
 	$(DSDW) demo --out $(DEMO_DIR) --start $(DEMO_START) --days $(DEMO_DAYS) --seed $(DEMO_SEED)
 
 ## make test: install/update and run the whole suite (slow tests excluded; bench/ covers them)
+# the spark extra (pyspark with Spark's jars, dbt-spark; ~500 MB, about a minute) only for the tests
+test: JAVA_PKG := openjdk-17-jre-headless
 test: sysdeps $(STAMP)
+	@$(PY) -c 'import pyspark, dbt.adapters.spark' 2>/dev/null || \
+	  { echo "installing the spark extra (pyspark, dbt-spark)"; $(PY) -m pip install --quiet -e '.[dev,spark]'; }
 	$(PY) -m ruff check pipelines tests bench
 	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 

@@ -387,6 +387,33 @@ def _warehouse(days: list[dt.date], root: Path, runner: str = "sql") -> None:
     console.print(t)
 
 
+@warehouse_app.command("rebuild")
+def warehouse_rebuild_cmd(
+    target: str = typer.Option("duckdb", "--target", help="duckdb (a new database) or spark (Parquet tables)."),
+    root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: lake, ledger, warehouse."),
+    out: Path | None = typer.Option(None, "--out", help="Output directory (default <root>/warehouse/rebuild-<target>)."),
+    master: str | None = typer.Option(None, "--master", help="Spark master URL (default $DSDW_SPARK_MASTER or local[2])."),
+    select: list[str] | None = typer.Option(None, "--select", help="dbt selection (default: every model)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the result (steps, seconds per model) as JSON."),
+) -> None:
+    """Rebuild the dbt models from the whole lake in one pass (dbt --full-refresh, full_lake): the bitemporal
+    versions of every load at once, each payload in the load that brought it in (docs/scale-out.md)."""
+    from pipelines.warehouse.rebuild import rebuild
+
+    r = rebuild(root, target, out, master=master, select=select or None)
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in r.step_seconds.items())
+    if json_out:
+        import dataclasses
+        import json
+
+        json_out.write_text(json.dumps(dataclasses.asdict(r), default=str, indent=1), encoding="utf-8")
+    console.print(f"{target}: {len(r.models)} models from {r.payloads} payloads in {r.loads} loads "
+                  f"(plan from the {r.plan_source}) into {r.out} in {r.seconds:.1f} s ({steps})")
+    if r.missing_files:
+        console.print(f"[yellow]{r.missing_files} planned payload(s) superseded since and no longer in the lake: the "
+                      "versions they brought (retracted by a correction) are not in the rebuild[/yellow]")
+
+
 @warehouse_app.command("docs")
 def warehouse_docs(
     warehouse: Path | None = typer.Option(None, "--warehouse", help="A built warehouse.duckdb for real column types."),

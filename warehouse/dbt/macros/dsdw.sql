@@ -16,7 +16,7 @@
 {#- The current version of each record of `fact` among the rows `where` admits (deleted records
     excluded); `retracted` is the table of retracted payloads. -#}
 {% macro current_versions(fact, keys, retracted, where) -%}
-SELECT * EXCLUDE (_rn) FROM (
+SELECT {{ star_except('_rn') }} FROM (
     SELECT f.*, row_number() OVER (PARTITION BY {% for k in keys %}f.{{ k }}{{ ', ' if not loop.last }}{% endfor %}
                                    ORDER BY {{ version_order('f', descending=true) }}) AS _rn
     FROM {{ fact }} f LEFT JOIN {{ retracted }} r ON r.payload_id = f._payload_id
@@ -33,11 +33,22 @@ WHERE r.indlaest_dato = (SELECT indlaest_dato FROM {{ source('meta', 'current_lo
 
 {#- The lake rows of one dataset a model reads: normally only the files of this load's new payloads
     (meta.load_increment, written by the load's ledger step), so a night reads the night's files; with
-    `--vars '{full_lake: true}'` the whole hive-partitioned dataset (the source's external location).
-    `typed_empty` gives every contract column its type even when a file predates a field. -#}
+    `--vars '{full_lake: true}'` (a one-pass rebuild) the whole hive-partitioned dataset (the source's external
+    location), each row tagged with the load of its payload (`_load_id`, from meta.load_plan; payloads the
+    plan lacks are left out). `typed_empty` gives every contract column its type even when a file predates a
+    field. Dispatched: Spark reads the lake through views its runner registers (engines.sql). -#}
 {% macro lake_rows(src, dataset, typed_empty) -%}
+    {{ return(adapter.dispatch('lake_rows', 'dsdw_warehouse')(src, dataset, typed_empty)) }}
+{%- endmacro %}
+{% macro default__lake_rows(src, dataset, typed_empty) -%}
     {%- if var('full_lake', false) -%}
-(({{ typed_empty }}) UNION ALL BY NAME SELECT * FROM {{ src }})
+        {%- set n = 0 -%}
+        {%- if execute -%}
+            {%- set n = run_query("SELECT count(*) FROM " ~ source('meta', 'load_plan') ~ " WHERE dataset = '"
+                                  ~ dataset ~ "'").columns[0].values()[0] -%}
+        {%- endif -%}
+(SELECT l.*, p.load_id AS _load_id FROM (({{ typed_empty }}){% if n %} UNION ALL BY NAME SELECT * FROM {{ src }}{% endif %}) l
+ JOIN {{ source('meta', 'load_plan') }} p ON p.payload_id = l._payload_id)
     {%- else -%}
         {%- set files = [] -%}
         {%- if execute -%}
@@ -53,8 +64,12 @@ WHERE r.indlaest_dato = (SELECT indlaest_dato FROM {{ source('meta', 'current_lo
 {%- endmacro %}
 
 {#- The pseudonym of a CPR column: looked up in restricted.person, which the load's ledger step fills
-    with HMAC-SHA256(pseudonym key, CPR) for every new CPR (the key never reaches dbt). -#}
+    with HMAC-SHA256(pseudonym key, CPR) for every new CPR (the key never reaches dbt). Spark computes it
+    with a function its runner registers in the session (engines.sql). -#}
 {% macro pseudonym(col) -%}
+    {{ return(adapter.dispatch('pseudonym', 'dsdw_warehouse')(col)) }}
+{%- endmacro %}
+{% macro default__pseudonym(col) -%}
 (SELECT p.person_key FROM {{ source('restricted', 'person') }} p WHERE p.cpr = {{ col }})
 {%- endmacro %}
 

@@ -17,10 +17,10 @@ SELECT
     stillingsbetegnelser,
     year({{ dsdw_foedselsdato('cpr') }}) AS foedselsaar,
     {{ dsdw_koen('cpr') }} AS koen,
-    {{ dsdw_alder(dsdw_foedselsdato('cpr'), "startdato") }} AS alder,
+    {{ dsdw_alder(dsdw_foedselsdato('cpr'), 'startdato') }} AS alder,
     startdato AS gyldig_fra,
     startdato AS gyldig_til,
-    CAST(timezone('Europe/Copenhagen', registreringstidspunkt) AS DATE) AS registreret_dato,
+    {{ dsdw_local_date('registreringstidspunkt') }} AS registreret_dato,
     aendringstype = '3' AS er_slettet,
     _channel,
     _reporter,
@@ -30,4 +30,4 @@ SELECT
 FROM {{ lake_rows(source('lake', 'akasse_tilmelding'), 'akasse_tilmelding', "SELECT CAST(NULL AS VARCHAR) AS besked_id, CAST(NULL AS VARCHAR) AS entitet, CAST(NULL AS VARCHAR) AS aendringstype, CAST(NULL AS BIGINT) AS version, CAST(NULL AS VARCHAR) AS indberetter, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS haendelsestidspunkt, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS registreringstidspunkt, CAST(NULL AS VARCHAR) AS tilmelding_id, CAST(NULL AS VARCHAR) AS cpr, CAST(NULL AS VARCHAR) AS akassekode, CAST(NULL AS DATE) AS registreringsdato, CAST(NULL AS VARCHAR) AS tilmeldekategori, CAST(NULL AS DATE) AS startdato, CAST(NULL AS VARCHAR) AS ledighedsgrad, CAST(NULL AS VARCHAR[]) AS stillingsbetegnelser, CAST(NULL AS VARCHAR) AS _channel, CAST(NULL AS VARCHAR) AS _reporter, CAST(NULL AS VARCHAR) AS _payload_id, CAST(NULL AS BIGINT) AS _record_no, CAST(NULL AS DATE) AS _leveringsdato LIMIT 0") }} AS inc
 WHERE _payload_id IN (SELECT payload_id FROM {{ source('meta', 'load_increment') }})
 -- a record version sent twice in one load: the latest registration wins (counted as deduplicated)
-QUALIFY row_number() OVER (PARTITION BY tilmelding_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1
+QUALIFY row_number() OVER (PARTITION BY {{ load_partition() }}tilmelding_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1

@@ -25,10 +25,10 @@ SELECT
     underretningsdato,
     year({{ dsdw_foedselsdato('cpr') }}) AS foedselsaar,
     {{ dsdw_koen('cpr') }} AS koen,
-    {{ dsdw_alder(dsdw_foedselsdato('cpr'), "haendelsesdato") }} AS alder,
+    {{ dsdw_alder(dsdw_foedselsdato('cpr'), 'haendelsesdato') }} AS alder,
     haendelsesdato AS gyldig_fra,
     haendelsesdato AS gyldig_til,
-    CAST(timezone('Europe/Copenhagen', registreringstidspunkt) AS DATE) AS registreret_dato,
+    {{ dsdw_local_date('registreringstidspunkt') }} AS registreret_dato,
     aendringstype = '3' AS er_slettet,
     _channel,
     _reporter,
@@ -38,4 +38,4 @@ SELECT
 FROM {{ lake_rows(source('lake', 'haendelse_akasse'), 'haendelse_akasse', "SELECT CAST(NULL AS VARCHAR) AS besked_id, CAST(NULL AS VARCHAR) AS entitet, CAST(NULL AS VARCHAR) AS aendringstype, CAST(NULL AS BIGINT) AS version, CAST(NULL AS VARCHAR) AS indberetter, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS haendelsestidspunkt, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS registreringstidspunkt, CAST(NULL AS VARCHAR) AS haendelse_id, CAST(NULL AS VARCHAR) AS cpr, CAST(NULL AS VARCHAR) AS kommunekode, CAST(NULL AS DATE) AS haendelsesdato, CAST(NULL AS VARCHAR) AS haendelsestype, CAST(NULL AS VARCHAR) AS aarsag, CAST(NULL AS VARCHAR) AS kommentar, CAST(NULL AS VARCHAR) AS virksomhed_cvr, CAST(NULL AS VARCHAR) AS virksomhed_pnummer, CAST(NULL AS VARCHAR) AS stillingsbetegnelse, CAST(NULL AS VARCHAR) AS jobordreident, CAST(NULL AS BOOLEAN) AS udeblivelse, CAST(NULL AS BOOLEAN) AS afslag, CAST(NULL AS BOOLEAN) AS ophoer, CAST(NULL AS BOOLEAN) AS fravaersdag, CAST(NULL AS VARCHAR) AS foranstaltning_id, CAST(NULL AS DATE) AS underretningsdato, CAST(NULL AS VARCHAR) AS _channel, CAST(NULL AS VARCHAR) AS _reporter, CAST(NULL AS VARCHAR) AS _payload_id, CAST(NULL AS BIGINT) AS _record_no, CAST(NULL AS DATE) AS _leveringsdato LIMIT 0") }} AS inc
 WHERE _payload_id IN (SELECT payload_id FROM {{ source('meta', 'load_increment') }})
 -- a record version sent twice in one load: the latest registration wins (counted as deduplicated)
-QUALIFY row_number() OVER (PARTITION BY haendelse_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1
+QUALIFY row_number() OVER (PARTITION BY {{ load_partition() }}haendelse_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1

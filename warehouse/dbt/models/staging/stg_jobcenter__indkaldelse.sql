@@ -31,10 +31,10 @@ SELECT
     nyt_moedetidspunkt,
     year({{ dsdw_foedselsdato('cpr') }}) AS foedselsaar,
     {{ dsdw_koen('cpr') }} AS koen,
-    {{ dsdw_alder(dsdw_foedselsdato('cpr'), "brevdato") }} AS alder,
+    {{ dsdw_alder(dsdw_foedselsdato('cpr'), 'brevdato') }} AS alder,
     brevdato AS gyldig_fra,
     brevdato AS gyldig_til,
-    CAST(timezone('Europe/Copenhagen', registreringstidspunkt) AS DATE) AS registreret_dato,
+    {{ dsdw_local_date('registreringstidspunkt') }} AS registreret_dato,
     aendringstype = '3' AS er_slettet,
     _channel,
     _reporter,
@@ -44,4 +44,4 @@ SELECT
 FROM {{ lake_rows(source('lake', 'indkaldelse'), 'indkaldelse', "SELECT CAST(NULL AS VARCHAR) AS besked_id, CAST(NULL AS VARCHAR) AS entitet, CAST(NULL AS VARCHAR) AS aendringstype, CAST(NULL AS BIGINT) AS version, CAST(NULL AS VARCHAR) AS indberetter, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS haendelsestidspunkt, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS registreringstidspunkt, CAST(NULL AS VARCHAR) AS indkaldelse_id, CAST(NULL AS VARCHAR) AS cpr, CAST(NULL AS VARCHAR) AS kommunekode, CAST(NULL AS DATE) AS registreringsdato, CAST(NULL AS DATE) AS brevdato, CAST(NULL AS DATE) AS samtaledato, CAST(NULL AS VARCHAR) AS starttidspunkt, CAST(NULL AS VARCHAR) AS sluttidspunkt, CAST(NULL AS VARCHAR) AS samtaleform, CAST(NULL AS VARCHAR) AS samtaletype, CAST(NULL AS VARCHAR) AS samtalested, CAST(NULL AS VARCHAR) AS kontaktmuligheder, CAST(NULL AS VARCHAR) AS adresse, CAST(NULL AS VARCHAR) AS telefonnummer, CAST(NULL AS VARCHAR) AS titel, CAST(NULL AS VARCHAR) AS beskrivelse, CAST(NULL AS VARCHAR) AS akasse_deltagelsesstatus, CAST(NULL AS VARCHAR) AS persongruppemarkering, CAST(NULL AS BOOLEAN) AS anvender_selvbooking, CAST(NULL AS VARCHAR[]) AS alternativ_dato, CAST(NULL AS VARCHAR[]) AS alternativ_starttidspunkt, CAST(NULL AS VARCHAR[]) AS alternativ_sluttidspunkt, CAST(NULL AS VARCHAR) AS medarbejder_navn, CAST(NULL AS BOOLEAN) AS selvbooking_mulig, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS bookingfrist, CAST(NULL AS VARCHAR) AS status, CAST(NULL AS VARCHAR) AS statusaarsag, CAST(NULL AS BOOLEAN) AS set_af_borger, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS nyt_moedetidspunkt, CAST(NULL AS VARCHAR) AS _channel, CAST(NULL AS VARCHAR) AS _reporter, CAST(NULL AS VARCHAR) AS _payload_id, CAST(NULL AS BIGINT) AS _record_no, CAST(NULL AS DATE) AS _leveringsdato LIMIT 0") }} AS inc
 WHERE _payload_id IN (SELECT payload_id FROM {{ source('meta', 'load_increment') }})
 -- a record version sent twice in one load: the latest registration wins (counted as deduplicated)
-QUALIFY row_number() OVER (PARTITION BY indkaldelse_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1
+QUALIFY row_number() OVER (PARTITION BY {{ load_partition() }}indkaldelse_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1

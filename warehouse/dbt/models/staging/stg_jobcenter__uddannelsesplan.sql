@@ -28,10 +28,10 @@ SELECT
     kvitteret_paa_borgerens_vegne,
     year({{ dsdw_foedselsdato('cpr') }}) AS foedselsaar,
     {{ dsdw_koen('cpr') }} AS koen,
-    {{ dsdw_alder(dsdw_foedselsdato('cpr'), "oprettelses_revisionsdato") }} AS alder,
+    {{ dsdw_alder(dsdw_foedselsdato('cpr'), 'oprettelses_revisionsdato') }} AS alder,
     oprettelses_revisionsdato AS gyldig_fra,
     oprettelses_revisionsdato AS gyldig_til,
-    CAST(timezone('Europe/Copenhagen', registreringstidspunkt) AS DATE) AS registreret_dato,
+    {{ dsdw_local_date('registreringstidspunkt') }} AS registreret_dato,
     aendringstype = '3' AS er_slettet,
     _channel,
     _reporter,
@@ -41,4 +41,4 @@ SELECT
 FROM {{ lake_rows(source('lake', 'uddannelsesplan'), 'uddannelsesplan', "SELECT CAST(NULL AS VARCHAR) AS besked_id, CAST(NULL AS VARCHAR) AS entitet, CAST(NULL AS VARCHAR) AS aendringstype, CAST(NULL AS BIGINT) AS version, CAST(NULL AS VARCHAR) AS indberetter, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS haendelsestidspunkt, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS registreringstidspunkt, CAST(NULL AS VARCHAR) AS uddannelsesplan_id, CAST(NULL AS VARCHAR) AS cpr, CAST(NULL AS VARCHAR) AS kommunekode, CAST(NULL AS VARCHAR) AS ansvarlig_sagsbehandler, CAST(NULL AS VARCHAR) AS ansvarligt_jobcenter, CAST(NULL AS VARCHAR) AS registrerende_sagsbehandler, CAST(NULL AS VARCHAR) AS registrerende_jobcenter, CAST(NULL AS DATE) AS oprettelses_revisionsdato, CAST(NULL AS DATE) AS registreringsdato, CAST(NULL AS VARCHAR) AS uddannelsesmaal, CAST(NULL AS VARCHAR) AS planbeskrivelse, CAST(NULL AS VARCHAR) AS baggrund, CAST(NULL AS VARCHAR) AS aftalt_opfoelgning, CAST(NULL AS DATE) AS fristdato, CAST(NULL AS VARCHAR) AS borgerens_kommentar, CAST(NULL AS VARCHAR) AS sagsbehandlerens_kommentar, CAST(NULL AS VARCHAR) AS trin, CAST(NULL AS VARCHAR) AS uddannelsesoensker, CAST(NULL AS VARCHAR[]) AS uddannelsessteder, CAST(NULL AS VARCHAR) AS optagelsesstatus, CAST(NULL AS VARCHAR) AS paalagt_uddannelse, CAST(NULL AS VARCHAR) AS uddannelsesinstitution, CAST(NULL AS BOOLEAN) AS risiko_saerlige_vanskeligheder, CAST(NULL AS VARCHAR) AS personens_navn, CAST(NULL AS VARCHAR) AS status, CAST(NULL AS BIGINT) AS planversion, CAST(NULL AS BOOLEAN) AS samtykke_digital, CAST(NULL AS BOOLEAN) AS kvitteret_paa_borgerens_vegne, CAST(NULL AS VARCHAR) AS _channel, CAST(NULL AS VARCHAR) AS _reporter, CAST(NULL AS VARCHAR) AS _payload_id, CAST(NULL AS BIGINT) AS _record_no, CAST(NULL AS DATE) AS _leveringsdato LIMIT 0") }} AS inc
 WHERE _payload_id IN (SELECT payload_id FROM {{ source('meta', 'load_increment') }})
 -- a record version sent twice in one load: the latest registration wins (counted as deduplicated)
-QUALIFY row_number() OVER (PARTITION BY uddannelsesplan_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1
+QUALIFY row_number() OVER (PARTITION BY {{ load_partition() }}uddannelsesplan_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1

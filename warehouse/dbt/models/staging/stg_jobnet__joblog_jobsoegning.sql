@@ -18,7 +18,7 @@ SELECT
     omfang,
     timer_pr_uge,
     postnummer,
-    "by",
+    {{ adapter.quote('by') }},
     hvordan_fundet,
     hvordan_soegt,
     opgave_dato,
@@ -29,10 +29,10 @@ SELECT
     cv_dokument_id,
     year({{ dsdw_foedselsdato('cpr') }}) AS foedselsaar,
     {{ dsdw_koen('cpr') }} AS koen,
-    {{ dsdw_alder(dsdw_foedselsdato('cpr'), "soegningsdato") }} AS alder,
+    {{ dsdw_alder(dsdw_foedselsdato('cpr'), 'soegningsdato') }} AS alder,
     soegningsdato AS gyldig_fra,
     soegningsdato AS gyldig_til,
-    CAST(timezone('Europe/Copenhagen', registreringstidspunkt) AS DATE) AS registreret_dato,
+    {{ dsdw_local_date('registreringstidspunkt') }} AS registreret_dato,
     aendringstype = '3' AS er_slettet,
     _channel,
     _reporter,
@@ -42,4 +42,4 @@ SELECT
 FROM {{ lake_rows(source('lake', 'joblog_jobsoegning'), 'joblog_jobsoegning', "SELECT CAST(NULL AS VARCHAR) AS besked_id, CAST(NULL AS VARCHAR) AS entitet, CAST(NULL AS VARCHAR) AS aendringstype, CAST(NULL AS BIGINT) AS version, CAST(NULL AS VARCHAR) AS indberetter, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS haendelsestidspunkt, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS registreringstidspunkt, CAST(NULL AS VARCHAR) AS joblog_id, CAST(NULL AS VARCHAR) AS cpr, CAST(NULL AS DATE) AS oprettelsesdato, CAST(NULL AS VARCHAR) AS logtype, CAST(NULL AS VARCHAR) AS kilde, CAST(NULL AS VARCHAR) AS akassekode, CAST(NULL AS VARCHAR) AS status, CAST(NULL AS DATE) AS soegningsdato, CAST(NULL AS VARCHAR) AS omfang, CAST(NULL AS DOUBLE) AS timer_pr_uge, CAST(NULL AS VARCHAR) AS stillingsbetegnelse, CAST(NULL AS VARCHAR) AS virksomhedsnavn, CAST(NULL AS VARCHAR) AS virksomhedsadresse, CAST(NULL AS VARCHAR) AS postnummer, CAST(NULL AS VARCHAR) AS \"by\", CAST(NULL AS VARCHAR) AS kontaktperson_navn, CAST(NULL AS VARCHAR) AS virksomhed_telefon, CAST(NULL AS VARCHAR) AS virksomhed_email, CAST(NULL AS VARCHAR) AS hvordan_fundet, CAST(NULL AS VARCHAR) AS hvordan_soegt, CAST(NULL AS VARCHAR) AS metode_beskrivelse, CAST(NULL AS VARCHAR) AS egne_opgaver, CAST(NULL AS DATE) AS opgave_dato, CAST(NULL AS VARCHAR) AS opgave_tidspunkt, CAST(NULL AS BOOLEAN) AS ansoegning_uploadet, CAST(NULL AS VARCHAR) AS ansoegning_dokument_id, CAST(NULL AS BOOLEAN) AS cv_uploadet, CAST(NULL AS VARCHAR) AS cv_dokument_id, CAST(NULL AS VARCHAR) AS _channel, CAST(NULL AS VARCHAR) AS _reporter, CAST(NULL AS VARCHAR) AS _payload_id, CAST(NULL AS BIGINT) AS _record_no, CAST(NULL AS DATE) AS _leveringsdato LIMIT 0") }} AS inc
 WHERE _payload_id IN (SELECT payload_id FROM {{ source('meta', 'load_increment') }})
 -- a record version sent twice in one load: the latest registration wins (counted as deduplicated)
-QUALIFY row_number() OVER (PARTITION BY joblog_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1
+QUALIFY row_number() OVER (PARTITION BY {{ load_partition() }}joblog_id, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1

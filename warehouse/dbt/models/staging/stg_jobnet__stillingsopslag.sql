@@ -23,7 +23,7 @@ SELECT
     udloebsdato,
     offentliggoerelsesdato AS gyldig_fra,
     udloebsdato AS gyldig_til,
-    CAST(timezone('Europe/Copenhagen', registreringstidspunkt) AS DATE) AS registreret_dato,
+    {{ dsdw_local_date('registreringstidspunkt') }} AS registreret_dato,
     aendringstype = '3' AS er_slettet,
     _channel,
     _reporter,
@@ -33,4 +33,4 @@ SELECT
 FROM {{ lake_rows(source('lake', 'stillingsopslag'), 'stillingsopslag', "SELECT CAST(NULL AS VARCHAR) AS besked_id, CAST(NULL AS VARCHAR) AS entitet, CAST(NULL AS VARCHAR) AS aendringstype, CAST(NULL AS BIGINT) AS version, CAST(NULL AS VARCHAR) AS indberetter, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS haendelsestidspunkt, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS registreringstidspunkt, CAST(NULL AS VARCHAR) AS jobordreident, CAST(NULL AS VARCHAR) AS cvr, CAST(NULL AS VARCHAR) AS pnummer, CAST(NULL AS VARCHAR) AS virksomhedsnavn, CAST(NULL AS VARCHAR) AS stillingsbetegnelse, CAST(NULL AS VARCHAR) AS overskrift, CAST(NULL AS VARCHAR) AS stillingsbeskrivelse, CAST(NULL AS VARCHAR) AS kommunekode, CAST(NULL AS VARCHAR) AS postnummer, CAST(NULL AS BIGINT) AS antal_stillinger, CAST(NULL AS VARCHAR) AS arbejdstid, CAST(NULL AS VARCHAR) AS jobordretype, CAST(NULL AS DATE) AS offentliggoerelsesdato, CAST(NULL AS DATE) AS ansoegningsfrist, CAST(NULL AS DATE) AS udloebsdato, CAST(NULL AS VARCHAR) AS _channel, CAST(NULL AS VARCHAR) AS _reporter, CAST(NULL AS VARCHAR) AS _payload_id, CAST(NULL AS BIGINT) AS _record_no, CAST(NULL AS DATE) AS _leveringsdato LIMIT 0") }} AS inc
 WHERE _payload_id IN (SELECT payload_id FROM {{ source('meta', 'load_increment') }})
 -- a record version sent twice in one load: the latest registration wins (counted as deduplicated)
-QUALIFY row_number() OVER (PARTITION BY jobordreident, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1
+QUALIFY row_number() OVER (PARTITION BY {{ load_partition() }}jobordreident, version, aendringstype ORDER BY registreringstidspunkt DESC, _leveringsdato DESC, _record_no DESC) = 1

@@ -1,0 +1,259 @@
+"""One-pass rebuild of the dbt models from the whole lake: DuckDB vs Spark ``local[2]`` vs ``local-cluster`` with 1
+and 2 executors, side by side in one invocation (issue 15).
+
+Each configuration runs ``dsdw warehouse rebuild`` in its own process (a fresh JVM per Spark run) on the same
+lake; the benchmark samples the resident memory of that process tree (Python driver, Spark's JVMs and Python
+workers) every 0.2 s and keeps the peak. Results (wall seconds, peak RSS, seconds per stage and model, rows per
+second per stage, ratios to DuckDB and 2 vs 1 executors) go to ``bench/results/rebuild_<scale>_<time>.json``.
+
+    python bench/bench_rebuild.py --scale tiny --days 2          # generate + ingest a lake, then rebuild
+    python bench/bench_rebuild.py --root data/demo/pipeline       # an existing lake (e.g. after make demo)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import machine_info  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONFIGS = {
+    "duckdb": ("duckdb", None),
+    "spark_local2": ("spark", "local[2]"),
+    "spark_cluster1": ("spark", "local-cluster[1,1,2048]"),
+    "spark_cluster2": ("spark", "local-cluster[2,1,2048]"),
+}
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and its descendants (from /proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+            for t in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (t / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
+    """(seconds, peak RSS bytes of the process tree, return code, output tail)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.2)
+    reader.join(timeout=5)
+    return time.perf_counter() - t0, peak, proc.returncode, "".join(out[-20:])
+
+
+def make_lake(work: Path, scale: str, days: int, seed: int) -> Path:
+    """Generated and ingested zones (no warehouse: the rebuild plans from the ledger, one load per day)."""
+    from pipelines.ingest import SourcesConfig, Zones, ingest_day
+    from pipelines.simulate.generate import generate
+    from pipelines.simulate.servers import start_sources
+
+    start = dt.date(2026, 10, 1)
+    generate(work / "src", scale=scale, start=start, days=days, seed=seed)
+    with start_sources(work / "src") as systems:
+        cfg = SourcesConfig.from_describe(systems.describe())
+        for i in range(days):
+            ingest_day(start + dt.timedelta(days=i), Zones(work / "root"), cfg)
+    return work / "root"
+
+
+def clone_history(root: Path, copies: int) -> int:
+    """Make the lake ``copies + 1`` times longer: every payload copied ``copies`` times into earlier history.
+
+    Copy ``k`` of a payload moves every date and timestamp (valid time, registration, leveringsdato) back by ``k``
+    times the lake's span of leveringsdato and makes its ids unique (payload id, besked_id, the record key), so
+    each copy is a separate earlier delivery of separate records by the same persons; the ledger gets a row per
+    copy (``loaded``; a correction's ``supersedes`` points at the copy of its predecessor). Generating years of
+    deliveries is out of reach here (bench/warehouse_history.py clones the warehouse the same way).
+    Returns the number of lake rows written."""
+    import sqlite3
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from pipelines.contracts import get_contract
+
+    con = sqlite3.connect(root / "ledger.sqlite")
+    cols = [r[1] for r in con.execute("PRAGMA table_info(payloads)").fetchall()]
+    rows = [dict(zip(cols, r, strict=True)) for r in con.execute(
+        "SELECT * FROM payloads WHERE status IN ('loaded', 'superseded') AND lake_path IS NOT NULL").fetchall()]
+    days = sorted({r["leveringsdato"] for r in rows})
+    span = (dt.date.fromisoformat(days[-1]) - dt.date.fromisoformat(days[0])).days + 1
+    written = 0
+    new_rows = []
+    for k in range(1, copies + 1):
+        shift = dt.timedelta(days=span * k)
+        for r in rows:
+            if not Path(r["lake_path"]).exists():  # a superseded payload's files leave the lake
+                continue
+            c = get_contract(r["dataset"])
+            t = pq.read_table(r["lake_path"])
+            pid = f"{r['payload_id']}c{k}"
+            day = dt.date.fromisoformat(r["leveringsdato"]) - shift
+            ids = {"besked_id", *c.record_key}
+            arrays = []
+            for f in t.schema:
+                a = t.column(f.name)
+                if f.name == "_payload_id":
+                    a = pa.array([pid] * t.num_rows, f.type)
+                elif f.name in ids and pa.types.is_string(f.type):
+                    a = pc.binary_join_element_wise(a, pa.scalar(f"-c{k}"), "")
+                elif pa.types.is_date32(f.type) or pa.types.is_timestamp(f.type):
+                    a = pc.subtract(a, pa.scalar(shift, pa.duration("us"))) if pa.types.is_timestamp(f.type) \
+                        else pc.cast(pc.subtract(pc.cast(a, pa.timestamp("s")), pa.scalar(shift, pa.duration("s"))),
+                                     pa.date32())
+                arrays.append(a)
+            out = Path(r["lake_path"]).parent.parent / f"leveringsdato={day.isoformat()}" / f"clone{k}__{pid}.parquet"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_arrays(arrays, schema=t.schema), out)
+            written += t.num_rows
+            new_rows.append({**r, "payload_id": pid, "leveringsdato": day.isoformat(), "lake_path": str(out),
+                             "sha256": f"{r['sha256']}c{k}", "status": "loaded" if r["status"] == "loaded" else "superseded",
+                             "supersedes": f"{r['supersedes']}c{k}" if r["supersedes"] else None})
+    with con:
+        con.executemany(f"INSERT INTO payloads ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                        [[x[c] for c in cols] for x in new_rows])
+    con.close()
+    return written
+
+
+def stage_of(model: str) -> str:
+    if model.startswith("stg_"):
+        return "staging"
+    if model.endswith("_aktuel"):
+        return "current_state"
+    if model.endswith("_historik"):
+        return "history_view"
+    return "facts" if model.startswith("fct_") else "derived"
+
+
+def rows_per_model(target: str, out: Path) -> dict[str, int]:
+    """Rows of every table a rebuild wrote (DuckDB database or Spark's Parquet directories)."""
+    con = duckdb.connect()
+    rows: dict[str, int] = {}
+    if target == "duckdb":
+        con.execute(f"ATTACH '{out / 'warehouse.duckdb'}' AS w (READ_ONLY)")
+        for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'w' "
+                                "AND schema_name IN ('main', 'staging')").fetchall():
+            rows[t] = con.execute(f'SELECT count(*) FROM w."{s}"."{t}"').fetchall()[0][0]
+    else:
+        for d in sorted((out / "tables").glob("*.db/*")):
+            if d.parent.name in ("main.db", "staging.db") and list(d.glob("*.parquet")):
+                rows[d.name] = con.execute(f"SELECT count(*) FROM read_parquet('{d}/*.parquet')").fetchall()[0][0]
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", default="tiny")
+    ap.add_argument("--days", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--root", type=Path, help="existing zones with a lake (skips generating)")
+    ap.add_argument("--work", type=Path, help="working directory (default: a temp dir)")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {list(CONFIGS)}")
+    ap.add_argument("--clone", type=int, default=0, help="copy the lake's deliveries this many times into earlier "
+                                                          "history (clone_history)")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="dsdw-bench-rebuild-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("DSDW_KEY_DIR", str(work / "keys"))
+    os.environ.update(env)
+    from pipelines.warehouse.keys import ensure_key
+
+    ensure_key("pseudonym")
+    ensure_key("restricted")
+    t = time.perf_counter()
+    root = args.root or make_lake(work, args.scale, args.days, args.seed)
+    lake_seconds = None if args.root else time.perf_counter() - t
+    cloned = clone_history(root, args.clone) if args.clone else 0
+    lake_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/lake/*/*/*.parquet', union_by_name = true)"
+                           ).fetchall()[0][0]
+    lake_bytes = sum(p.stat().st_size for p in (root / "lake").rglob("*.parquet"))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    results: dict[str, dict] = {}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"rebuild_{args.scale}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
+    for name in args.configs.split(","):
+        target, master = CONFIGS[name]
+        out = work / f"out_{name}"
+        js = work / f"{name}.json"
+        cmd = [sys.executable, "-m", "pipelines.cli", "warehouse", "rebuild", "--target", target, "--root", str(root),
+               "--out", str(out), "--json", str(js)] + (["--master", master] if master else [])
+        secs, peak, rc, tail = run_measured(cmd, env)
+        r: dict = {"target": target, "master": master, "seconds": round(secs, 2), "peak_rss_bytes": peak,
+                   "peak_rss_gib": round(peak / 2**30, 3), "returncode": rc}
+        if rc == 0:
+            detail = json.loads(js.read_text())
+            rows = rows_per_model(target, out)
+            stages: dict[str, dict] = {}
+            for m, s in detail["models"].items():
+                st = stages.setdefault(stage_of(m), {"models": 0, "seconds": 0.0, "rows": 0})
+                st["models"] += 1
+                st["seconds"] += s
+                st["rows"] += rows.get(m, 0)
+            for st in stages.values():
+                st["seconds"] = round(st["seconds"], 2)
+                st["rows_per_second"] = round(st["rows"] / st["seconds"]) if st["seconds"] else None
+            r.update(models=len(detail["models"]), step_seconds={k: round(v, 2) for k, v in
+                                                                  detail["step_seconds"].items()},
+                     stages=stages, rows_written=sum(rows.values()))
+        else:
+            r["error"] = tail
+        results[name] = r
+        print(name, json.dumps({k: v for k, v in r.items() if k not in ("stages", "error")}), flush=True)
+        _write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results)  # after each: a partial run counts
+    print(json.dumps(_write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results)["ratios"]), path)
+
+
+def _write(path: Path, args: argparse.Namespace, cloned: int, lake_rows: int, lake_bytes: int,
+           lake_seconds: float | None, results: dict[str, dict]) -> dict:
+    ratios = {}
+    if results.get("duckdb", {}).get("returncode") == 0:
+        for n, r in results.items():
+            if n != "duckdb" and r["returncode"] == 0:
+                ratios[f"{n}/duckdb"] = round(r["seconds"] / results["duckdb"]["seconds"], 2)
+    if all(results.get(n, {}).get("returncode") == 0 for n in ("spark_cluster1", "spark_cluster2")):
+        ratios["spark_cluster2/spark_cluster1"] = round(
+            results["spark_cluster2"]["seconds"] / results["spark_cluster1"]["seconds"], 2)
+    import pyspark
+
+    doc = {"benchmark": "rebuild", "scale": args.scale if not args.root else str(args.root), "days": args.days,
+           "clone_copies": args.clone, "cloned_rows": cloned, "lake_rows": lake_rows, "lake_bytes": lake_bytes,
+           "lake_seconds": lake_seconds, "load_average_at_end": os.getloadavg(), "results": results,
+           "ratios": ratios, "machine": machine_info(duckdb=duckdb.__version__, pyspark=pyspark.__version__)}
+    path.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+    return doc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""One-pass full rebuild of the dbt models from the whole lake (``dsdw warehouse rebuild --target duckdb|spark``).
+
+The nightly load stages one night's payloads and appends them to the facts; a model change or a new engine
+would otherwise replay every night. A rebuild runs ``dbt run --full-refresh --vars '{full_lake: true}'`` once:
+staging reads every lake file at once and each payload gets the load that brought it in from a *load plan*
+(``meta.load_plan``), so the bitemporal versions (``indlaest_dato``, ``load_id``), the current state and the
+history views come out as the nightly loads made them, computed in one pass.
+
+The plan: the ledger's payloads that reached the lake, each with the load of the warehouse's
+``meta.loaded_payload`` when a warehouse exists (a rebuild after a model change reproduces its loads, load ids
+included); without one, each payload on its leveringsdato (a daily schedule; corrected payloads that were
+superseded are left out, as if the correction came before the night's load). Retractions follow the ledger's
+``supersedes`` chain: a payload in the plan superseding one loaded before retracts it at its own load.
+
+Targets: ``duckdb`` writes a new analysts' database and a sealed restricted one (in ``out``); ``spark`` builds the
+analysts' models as Parquet tables in ``out/tables/<schema>.db/<model>`` (pipelines/warehouse/spark.py; the
+restricted models are not built there, see docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.contracts import get_contract
+from pipelines.warehouse import build as B
+from pipelines.warehouse.dbt_runner import LOAD_SQL, PROJECT_DIR, DbtError, _env, _release_duckdb
+from pipelines.warehouse.generate import is_restricted
+from pipelines.warehouse.keys import hmac_pads, key_id, load_key
+
+TARGETS = ("duckdb", "spark")
+PLAN_SCHEMA = pa.schema([("payload_id", pa.string()), ("dataset", pa.string()), ("lake_path", pa.string()),
+                         ("load_id", pa.string()), ("indlaest_dato", pa.date32())])
+RETRACTED_SCHEMA = pa.schema([("payload_id", pa.string()), ("dataset", pa.string()), ("superseded_by", pa.string()),
+                              ("indlaest_dato", pa.date32()), ("load_id", pa.string())])
+
+
+@dataclasses.dataclass
+class Plan:
+    """Which load brought each payload in, and which payloads later loads retracted."""
+
+    payloads: list[dict]
+    retracted: list[dict]
+    source: str  # "warehouse" (its meta.loaded_payload) or "ledger" (a daily schedule)
+    loaded_payload: pa.Table | None = None  # the warehouse's meta.loaded_payload rows of the plan (receive times)
+
+    @property
+    def missing_files(self) -> list[str]:
+        """Planned payloads whose lake file is gone: ingestion removes a superseded payload's files, so the versions
+        a corrected re-delivery retracted are not in a rebuild (their records' current state is)."""
+        return [p["payload_id"] for p in self.payloads if not Path(p["lake_path"]).exists()]
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The load's meta tables for a full_lake build (load_increment = every planned payload; the warehouse's
+        loaded_payload rows when the plan came from one, for models reading receive times)."""
+        plan = pa.Table.from_pylist(self.payloads, schema=PLAN_SCHEMA)
+        extra = {"loaded_payload": self.loaded_payload} if self.loaded_payload is not None else {}
+        last = max(self.payloads, key=lambda p: (p["indlaest_dato"], p["load_id"])) if self.payloads else None
+        return {
+            "load_plan": plan,
+            "load_increment": plan.select(["payload_id", "dataset", "lake_path"]),
+            "current_load": pa.Table.from_pylist(
+                [{"load_id": last["load_id"], "indlaest_dato": last["indlaest_dato"]}] if last else [],
+                schema=pa.schema([("load_id", pa.string()), ("indlaest_dato", pa.date32())])),
+            "retracted_payload": pa.Table.from_pylist(
+                [r for r in self.retracted if not is_restricted(get_contract(r["dataset"]))], schema=RETRACTED_SCHEMA),
+            **extra,
+        }
+
+
+def load_plan(root: Path) -> Plan:
+    """The plan from the ledger and, when it exists, the published warehouse's loads (module docstring)."""
+    root = Path(root)
+    lc = sqlite3.connect(f"file:{root / 'ledger.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = lc.execute("SELECT payload_id, dataset, leveringsdato, lake_path, supersedes, status FROM payloads "
+                          "WHERE status IN ('loaded', 'superseded') AND lake_path IS NOT NULL").fetchall()
+    finally:
+        lc.close()
+    ledger = {r[0]: {"payload_id": r[0], "dataset": r[1], "leveringsdato": dt.date.fromisoformat(r[2]),
+                     "lake_path": r[3], "supersedes": r[4], "status": r[5]} for r in rows}
+    loads: dict[str, tuple[str, dt.date]] = {}
+    pub = B.published_path(root)
+    loaded_payload = None
+    if pub.exists():
+        con = duckdb.connect(str(pub), read_only=True)
+        try:
+            loaded_payload = con.sql("SELECT * FROM meta.loaded_payload ORDER BY payload_id").to_arrow_table()
+            loads = {p: (lid, d) for p, lid, d in con.execute(
+                "SELECT payload_id, load_id, indlaest_dato FROM meta.loaded_payload").fetchall()}
+        finally:
+            con.close()
+        source = "warehouse"
+    else:
+        source = "ledger"
+        loads = {p: (f"{r['leveringsdato'].isoformat()}-rebuild", r["leveringsdato"])
+                 for p, r in ledger.items() if r["status"] == "loaded"}
+    payloads = sorted(({"payload_id": p, "dataset": ledger[p]["dataset"], "lake_path": ledger[p]["lake_path"],
+                        "load_id": lid, "indlaest_dato": d} for p, (lid, d) in loads.items() if p in ledger),
+                      key=lambda x: (x["indlaest_dato"], x["dataset"], x["payload_id"]))
+    retracted = []
+    for p in payloads:
+        old = ledger[p["payload_id"]]["supersedes"]
+        while old and old not in loads and old in ledger:  # superseded again before a load: its loaded ancestor
+            old = ledger[old]["supersedes"]
+        if old and old in loads and loads[old][1] < p["indlaest_dato"]:
+            retracted.append({"payload_id": old, "dataset": p["dataset"], "superseded_by": p["payload_id"],
+                              "indlaest_dato": p["indlaest_dato"], "load_id": p["load_id"]})
+    return Plan(payloads, retracted, source, loaded_payload)
+
+
+@dataclasses.dataclass
+class RebuildResult:
+    target: str
+    out: Path
+    plan_source: str
+    payloads: int
+    loads: int
+    missing_files: int = 0
+    models: dict[str, float] = dataclasses.field(default_factory=dict)  # model -> seconds
+    step_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def default_out(root: Path, target: str) -> Path:
+    return Path(root) / "warehouse" / f"rebuild-{target}"
+
+
+def _dbt_run(target: str, target_path: Path, env: dict[str, str], select: list[str] | None = None) -> dict:
+    """``dbt run --full-refresh --vars '{full_lake: true}'`` in this process; ``{model: seconds}``."""
+    from dbt.cli.main import dbtRunner
+
+    args = ["run", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--target", target,
+            "--target-path", str(target_path), "--log-path", str(target_path), "--quiet", "--full-refresh",
+            "--vars", json.dumps({"full_lake": True})]
+    if select:
+        args += ["--select", *select]
+    with _env({**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
+        try:
+            res = dbtRunner().invoke(args)
+        finally:
+            if target == "duckdb":
+                _release_duckdb()
+    out, failed = {}, []
+    for r in getattr(res.result, "results", None) or []:
+        out[r.node.name] = r.execution_time
+        if str(r.status) in ("error", "fail", "skipped"):
+            failed.append(f"{r.node.unique_id}: {r.status} {r.message or ''}".strip())
+    if not res.success or failed:
+        raise DbtError(f"dbt rebuild ({target}) failed: " + "; ".join(failed[:5])
+                       + (f" ({res.exception})" if res.exception else ""))
+    return out
+
+
+def _persons(con: duckdb.DuckDBPyConnection, plan: Plan, key: bytes) -> None:
+    """``restricted.person`` for every CPR of the planned payloads (first seen at its first load), in SQL with
+    the HMAC pads as parameters, as the nightly load's ledger step does."""
+    ipad, opad = hmac_pads(key)
+    con.register("plan_arrow", plan.tables()["load_plan"])
+    con.execute("CREATE OR REPLACE TEMP TABLE plan AS SELECT * FROM plan_arrow")
+    con.unregister("plan_arrow")
+    by_ds: dict[str, list[dict]] = {}
+    for p in plan.payloads:
+        by_ds.setdefault(p["dataset"], []).append(p)
+    for ds, payloads in sorted(by_ds.items()):
+        c = get_contract(ds)
+        cols = [f.name for f in c.fields if f.type == "cpr"]
+        if not cols:
+            continue
+        B._register_increment(con, ds, payloads)
+        for col in cols:
+            con.execute(f"""INSERT INTO restricted.person
+                SELECT cpr, dsdw_hmac(cpr, $ipad, $opad), d, $kid FROM (
+                  SELECT i.{col} AS cpr, min(p.indlaest_dato) AS d FROM inc i JOIN plan p ON p.payload_id = i._payload_id
+                  WHERE i.{col} IS NOT NULL GROUP BY 1)
+                WHERE cpr NOT IN (SELECT cpr FROM restricted.person)""",
+                        {"ipad": ipad, "opad": opad, "kid": key_id(key)})
+        con.unregister("inc_empty")
+
+
+def rebuild_duckdb(root: Path, out: Path, plan: Plan, res: RebuildResult, select: list[str] | None = None) -> None:
+    """A new analysts' database ``out/warehouse.duckdb`` and the sealed ``out/restricted/`` one."""
+    from pipelines.warehouse.restricted import unsealed
+
+    db = out / "warehouse.duckdb"
+    db.unlink(missing_ok=True)
+    key = load_key("pseudonym")
+    (out / "restricted" / "restricted.duckdb.sealed").unlink(missing_ok=True)
+    with unsealed(out, write=True) as plain:  # sealed to out/restricted/restricted.duckdb.sealed, in memory meanwhile
+        t = time.perf_counter()
+        con = duckdb.connect(str(db))
+        try:
+            con.execute(f"ATTACH '{plain}' AS restricted")
+            for s in B.META_SQL + B.RESTRICTED_SQL + LOAD_SQL:
+                con.execute(s)
+            con.execute(B.HMAC_MACRO_SQL)
+            tables = plan.tables()
+            for name, tbl in tables.items():
+                con.register("t_arrow", tbl)
+                if name == "loaded_payload":  # keeps its schema (META_SQL)
+                    con.execute("INSERT INTO meta.loaded_payload BY NAME SELECT * FROM t_arrow")
+                else:
+                    con.execute(f"CREATE OR REPLACE TABLE meta.{name} AS SELECT * FROM t_arrow")
+                con.unregister("t_arrow")
+            rows = [[r["payload_id"], r["indlaest_dato"]] for r in plan.retracted
+                    if is_restricted(get_contract(r["dataset"]))]
+            if rows:
+                con.executemany("INSERT INTO restricted.meta_retracted VALUES (?, ?)", rows)
+            _persons(con, plan, key)
+            con.execute("CHECKPOINT")
+            con.execute("CHECKPOINT restricted")
+        finally:
+            con.close()
+        res.step_seconds["prepare"] = time.perf_counter() - t
+        t = time.perf_counter()
+        res.models = _dbt_run("duckdb", out / "dbt_target", {
+            "DSDW_DBT_DATABASE": str(db), "DSDW_DBT_RESTRICTED": str(plain), "DSDW_LAKE": str(Path(root) / "lake")},
+            select)
+        res.step_seconds["dbt_run"] = time.perf_counter() - t
+
+
+def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master: str | None = None,
+                  select: list[str] | None = None, threads: int | None = None, **session_kw: Any) -> None:
+    """The analysts' models as Parquet tables under ``out/tables`` (a Spark session in this process)."""
+    from pipelines.warehouse import spark as S
+
+    t = time.perf_counter()
+    tables_dir = out / "tables"
+    # a full refresh: the catalog is the session's (in memory), so a former run's files would block the names
+    shutil.rmtree(tables_dir, ignore_errors=True)
+    session = S.spark_session(tables_dir, master, **session_kw)
+    res.step_seconds["spark_session"] = time.perf_counter() - t
+    datasets = S.lake_views(session, root)
+    res.step_seconds["lake_views"] = time.perf_counter() - t - res.step_seconds["spark_session"]
+    tp = time.perf_counter()
+    S.register_pseudonyms(session, load_key("pseudonym"), datasets)
+    res.step_seconds["pseudonyms"] = time.perf_counter() - tp
+    tp = time.perf_counter()
+    S.write_tables(session, "meta", plan.tables())
+    res.step_seconds["meta_tables"] = time.perf_counter() - tp
+    res.step_seconds["prepare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    env = {"DSDW_SPARK_MASTER": S.master_url(master), "DSDW_LAKE": str(Path(root) / "lake")}
+    if threads:
+        env["DSDW_SPARK_THREADS"] = str(threads)
+    res.models = _dbt_run("spark", out / "dbt_target", env, select)
+    res.step_seconds["dbt_run"] = time.perf_counter() - t
+
+
+def rebuild(root: Path, target: str = "duckdb", out: Path | None = None, *, master: str | None = None,
+            select: list[str] | None = None, threads: int | None = None, **session_kw: Any) -> RebuildResult:
+    """Rebuild every dbt model of ``target`` from the whole lake of ``root`` into ``out`` in one pass."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+    t0 = time.perf_counter()
+    root = Path(root)
+    out = Path(out) if out else default_out(root, target)
+    out.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    plan = load_plan(root)
+    res = RebuildResult(target, out, plan.source, len(plan.payloads), len({p["load_id"] for p in plan.payloads}),
+                        len(plan.missing_files))
+    res.step_seconds["plan"] = time.perf_counter() - t
+    if target == "duckdb":
+        rebuild_duckdb(root, out, plan, res, select)
+    else:
+        rebuild_spark(root, out, plan, res, master, select, threads, **session_kw)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def table_checksums(database: Path, schemas: tuple[str, ...] = ("main",), names: set[str] | None = None
+                    ) -> dict[str, tuple[int, int]]:
+    """Per table and view of ``schemas``: (rows, sum of the rows' hashes) over its columns in name order, an
+    order-independent checksum of the multiset of rows (the rebuild is compared with the nightly warehouse)."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        rels = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() UNION ALL "
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = current_database() "
+            "AND NOT internal").fetchall()
+        out = {}
+        for schema, t in sorted(rels):
+            if schema not in schemas or (names is not None and t not in names):
+                continue
+            cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = "
+                                              "current_database() AND schema_name = ? AND table_name = ? "
+                                              "ORDER BY column_name", [schema, t]).fetchall()]
+            row = ", ".join(f'"{c}"' for c in cols)
+            n, h = con.execute(f'SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0) FROM "{schema}"."{t}"'
+                               ).fetchone()
+            out[t] = (int(n), int(h))
+        return out
+    finally:
+        con.close()

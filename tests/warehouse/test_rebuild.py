@@ -1,0 +1,68 @@
+"""The rebuild's load plan: which load brought each payload in and which loads retracted which payloads.
+
+A corrected re-delivery after the first night's load supersedes a loaded payload: the nightly loads retract it at
+the second load; the plan read from the warehouse must say exactly that (its retraction rows are the nightly
+``meta.retracted_payload``). Without a warehouse the plan follows the ledger (one load per leveringsdato, the
+superseded payload left out). The rebuild of these plans is compared with the nightly warehouse on the shared
+tiny lake in test_spark_parity.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import duckdb
+import pytest
+from fixtures_wh import cpr_for, deliver, kg, use_keys
+
+from pipelines.warehouse.build import load_warehouse, published_path
+from pipelines.warehouse.rebuild import load_plan
+
+D1, D2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
+P1 = cpr_for(dt.date(1980, 5, 17), 1)
+
+
+@pytest.fixture(scope="module")
+def corrected(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    base = tmp_path_factory.mktemp("plan")
+    use_keys(mp, base / "keys")
+    root = base / "root"
+    a = deliver(root, "kontaktgruppe", D1, [kg(1, P1, "1", "2026-09-01")])
+    load_warehouse(root, D1, statistics=False)
+    a2 = deliver(root, "kontaktgruppe", D1, [kg(1, P1, "1", "2026-09-01", "2026-09-20", version=2, change="2")])
+    b = deliver(root, "kontaktgruppe", D2, [kg(2, P1, "2", "2026-09-21")])
+    load_warehouse(root, D2, statistics=False)
+    yield root, a, a2, b
+    mp.undo()
+
+
+def test_plan_from_the_warehouse_reproduces_its_loads_and_retractions(corrected):
+    root, a, a2, b = corrected
+    plan = load_plan(root)
+    assert plan.source == "warehouse"
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    loads = dict(con.execute("SELECT payload_id, indlaest_dato FROM meta.loaded_payload").fetchall())
+    nightly = con.execute("SELECT payload_id, superseded_by, indlaest_dato, load_id FROM meta.retracted_payload"
+                          ).fetchall()
+    con.close()
+    assert {p["payload_id"]: p["indlaest_dato"] for p in plan.payloads} == loads == {a: D1, a2: D2, b: D2}
+    assert [(r["payload_id"], r["superseded_by"], r["indlaest_dato"], r["load_id"]) for r in plan.retracted] == nightly
+    assert nightly and nightly[0][:3] == (a, a2, D2)
+    tables = plan.tables()
+    assert tables["load_increment"].num_rows == 3 and tables["current_load"].column("indlaest_dato")[0].as_py() == D2
+    assert tables["retracted_payload"].column("payload_id").to_pylist() == [a]
+
+
+def test_plan_without_a_warehouse_follows_the_ledger(corrected, tmp_path):
+    root, a, a2, b = corrected
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("warehouse*", "restricted"))
+    assert not published_path(copy).exists()
+    plan = load_plan(copy)
+    assert plan.source == "ledger"
+    # the superseded payload is left out (as if corrected before the night's load); one load per leveringsdato
+    assert {p["payload_id"]: p["indlaest_dato"] for p in plan.payloads} == {a2: D1, b: D2}
+    assert plan.retracted == []
+    assert len({p["load_id"] for p in plan.payloads}) == 2
