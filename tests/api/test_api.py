@@ -248,7 +248,9 @@ def test_the_demo_prints_the_address_and_an_example_request_that_works(db, tmp_p
                            "ydelsesgruppe = 'i alt' AND periode = '2026M10'").fetchone()[0]
     finally:
         con.close()
-    got = [r["vaerdi"] for r in rows if r["maal"] == "antal_personer" and r["periode"] == "2026M10"]
+    got = [r["vaerdi"] for r in rows
+           if r["maal"] == "antal_personer" and r["periode"] == "2026M10" and r["geo_kode"] == "000"]
+    assert {r["geo_kode"] for r in rows} > {"000"}, "the example asks for the regions too"
     assert got == ["" if want is None else f"{float(want)}"]
     p = urlsplit(page.group(1))
     r = c.get(f"{p.path}?{p.query}")
