@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from pipelines.contracts import codelist_codes, load_contracts
 from pipelines.governance.register import Register
+from pipelines.landing.ledger import read_only
 
 #: BEK 912/2015 took effect 1 August 2015; older agreements continue (§ 112, stk. 6).
 AFTALER_FRA = dt.date(2015, 8, 1)
@@ -118,7 +119,6 @@ def seed_demo(register: Register, start_date: dt.date, days: int = 14, *, lukket
 
 def demo_summary(root: str | object) -> list[str]:
     """Lines for the demo's printout: what the register holds and what ingestion refused because of it."""
-    import sqlite3
     from pathlib import Path
 
     from pipelines.governance.register import register_path
@@ -135,12 +135,9 @@ def demo_summary(root: str | object) -> list[str]:
               for s in sager]
     ledger = Path(str(root)) / "ledger.sqlite"
     if ledger.exists():
-        con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
-        try:
+        with read_only(ledger) as con:
             rows = con.execute("SELECT reporter, leveringsdato, count(*), min(error) FROM payloads WHERE status='rejected' "
                                "AND error LIKE 'afvist: §%' GROUP BY 1, 2 ORDER BY 2, 1").fetchall()
-        finally:
-            con.close()
         lines += [f"afvist ved indlæsning: {rep} {d}: {n} payloads ({err.split(':')[1].strip()})"
                   for rep, d, n, err in rows]
     return lines

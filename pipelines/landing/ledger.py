@@ -71,6 +71,19 @@ CREATE TABLE IF NOT EXISTS record_keys (
 """
 
 
+
+@contextmanager
+def read_only(path: Path | str) -> Iterator[sqlite3.Connection]:
+    """The ledger opened read-only, for readers beside ingestion (warehouse, rebuild, reports).
+
+    ``mode=ro`` means a reader can never create, migrate or lock-for-write the file the ingestion owns.
+    """
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
 @dataclass(frozen=True)
 class PayloadKey:
     """What identifies a delivery slot: a corrected re-delivery has the same key, new bytes."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.contracts import load_contracts
+from pipelines.landing.ledger import read_only
 from pipelines.warehouse.generate import fct_name, ident, is_restricted
 from pipelines.warehouse.models import load_models
 
@@ -60,18 +61,14 @@ def lake_ledger_checks(root: Path | str) -> list[CheckResult]:
     the ledger does not have loaded (superseded, rejected, unknown). Fails loudly on any difference:
     the warehouse follows the lake, so a lake that drifted from the ledger is a wrong warehouse.
     """
-    import sqlite3
 
     root = Path(root)
     ledger, lake = root / "ledger.sqlite", root / "lake"
     if not ledger.exists() or not lake.is_dir():
         return []
-    lc = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
-    try:
+    with read_only(ledger) as lc:
         loaded = {pid: (ds, n, path) for pid, ds, n, path in lc.execute(
             "SELECT payload_id, dataset, rows_accepted, lake_path FROM payloads WHERE status='loaded'")}
-    finally:
-        lc.close()
     files = sorted(str(p) for p in lake.glob("*/leveringsdato=*/*.parquet") if not p.parts[-3].startswith("_"))
     found: dict[tuple[str, str], int] = {}
     if files:

@@ -23,7 +23,6 @@ import dataclasses
 import datetime as dt
 import json
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.contracts import REFERENCE_DIR, get_contract
+from pipelines.landing.ledger import read_only
 from pipelines.warehouse import build as B
 from pipelines.warehouse.dbt_runner import LOAD_SQL, PROJECT_DIR, DbtError, _env, _release_duckdb
 from pipelines.warehouse.generate import is_restricted
@@ -80,12 +80,9 @@ class Plan:
 def load_plan(root: Path) -> Plan:
     """The plan from the ledger and, when it exists, the published warehouse's loads (module docstring)."""
     root = Path(root)
-    lc = sqlite3.connect(f"file:{root / 'ledger.sqlite'}?mode=ro", uri=True)
-    try:
+    with read_only(root / "ledger.sqlite") as lc:
         rows = lc.execute("SELECT payload_id, dataset, leveringsdato, lake_path, supersedes, status FROM payloads "
                           "WHERE status IN ('loaded', 'superseded') AND lake_path IS NOT NULL").fetchall()
-    finally:
-        lc.close()
     ledger = {r[0]: {"payload_id": r[0], "dataset": r[1], "leveringsdato": dt.date.fromisoformat(r[2]),
                      "lake_path": r[3], "supersedes": r[4], "status": r[5]} for r in rows}
     loads: dict[str, tuple[str, dt.date]] = {}
