@@ -1,18 +1,28 @@
-"""The publication log: every published vintage of the statistics, append-only.
+"""The publication log: every published vintage of the statistics, append-only, and its schedule.
 
 Why: the nightly mart keeps one computation per period, and a later correction or deletion overwrites
 it, so "what did we publish on day D" could not be answered.  Each run of the publication hook
-(:func:`pipelines.warehouse.suppression.publish_suppressed`) that republishes anything is a *vintage*:
+(:func:`publish`, called as :func:`pipelines.warehouse.suppression.publish_suppressed`) that republishes
+anything is a *vintage*:
 ``meta.publikation`` logs it with its load, and ``meta.publikation_celler`` keeps the cells it
 published (after suppression), never updated or deleted; ``meta.publikation_grundlag`` (internal, not
 served by the API) keeps the true figures behind them, so that a later vintage of the same periods is
 audited together with what this one published (an attacker compares vintages).  A vintage's figures are, per period, the cells
 of the latest vintage up to it that published the period (:func:`vintage_sql`).
+
+Which periods a load republishes (:func:`schedule`): only those whose true figures moved since their last
+vintage -- an unchanged period keeps its vintage even when its computation was redone -- and a preliminary
+period's moved figures once per ISO week of the load date (:data:`KADENCE_FORELOEBIG`).  Why: every vintage
+of a period is one more view for an attacker who compares vintages, so each is audited together with all
+earlier ones (suppression.with_context) and the audit grew night by night with a nightly republished open
+month (issue 12: the 14-day demo's warehouse runs took 34, 51, 158 s on nights 10-12).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -21,6 +31,11 @@ HISTORIK = "meta.publikation_celler"
 # internal, never served: each vintage's true figures and flags, the context the next vintages are audited with
 GRUNDLAG = "meta.publikation_grundlag"
 LOG = "meta.publikation"
+log = logging.getLogger(__name__)
+# "uge": a preliminary period whose figures moved is republished by the first load of a new ISO week (then its
+# weeks begun, uger_i_perioden, move too), when it becomes final, or when its year is republished anyway; "dag":
+# by every load that moves it.  Final periods (corrections) are republished by the load that moves them.
+KADENCE_FORELOEBIG = "uge"
 METODE = ("LP-revideret diskretionering (HiGHS), graense 5, revideret sammen med tidligere vintager og naboaar; "
           "kun daekkede perioder")
 
@@ -89,3 +104,169 @@ def vintages(con: duckdb.DuckDBPyConnection) -> list[dict]:
                       f"celler_diskretioneret, metode FROM {LOG} ORDER BY vintage DESC")
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+Period = tuple[str, dt.date]
+
+
+@dataclass
+class Plan:
+    """What one load republishes (:func:`schedule`).
+
+    ``years``: the calendar years whose grid is suppressed (a year's months, quarters and the year are linked);
+    ``due``: the periods that get a new vintage (new, or figures moved); ``kept``: the other covered periods of
+    those years, which keep their last vintage and join the audit with its published flags (``flags``, per
+    row key); ``deferred``: preliminary periods whose moved figures wait for the next week (KADENCE_FORELOEBIG).
+    """
+
+    years: list[int] = field(default_factory=list)
+    due: list[Period] = field(default_factory=list)
+    kept: list[Period] = field(default_factory=list)
+    deferred: list[Period] = field(default_factory=list)
+    flags: dict[tuple, tuple[bool, bool, bool]] = field(default_factory=dict)
+
+
+def _state_sql(full_grid: str) -> str:
+    # per covered period: moved (a cell's true figure, its weeks or a row differ from its last vintage's
+    # grundlag), preliminary now, its last vintage (NULL: never published), preliminary then, that vintage's day
+    key = "periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe"
+    return f"""
+    WITH cur AS (SELECT {key}, antal_personer, tilgang, afgang, ydelsesuger, uger_i_perioden, er_foreloebig
+                 FROM {full_grid} WHERE daekket),
+    per AS (SELECT DISTINCT periode_type, periode_start, er_foreloebig FROM cur),
+    lastv AS (SELECT periode_type, periode_start, max(vintage) AS v FROM {GRUNDLAG} GROUP BY ALL),
+    g AS (SELECT g.* FROM {GRUNDLAG} g JOIN lastv l ON g.periode_type = l.periode_type
+            AND g.periode_start = l.periode_start AND g.vintage = l.v
+          SEMI JOIN per p ON g.periode_type = p.periode_type AND g.periode_start = p.periode_start),
+    moved AS (
+        SELECT coalesce(c.periode_type, g.periode_type) AS periode_type,
+               coalesce(c.periode_start, g.periode_start) AS periode_start,
+               bool_or(c.periode_type IS NULL OR g.periode_type IS NULL
+                       OR c.antal_personer IS DISTINCT FROM g.antal_personer OR c.tilgang IS DISTINCT FROM g.tilgang
+                       OR c.afgang IS DISTINCT FROM g.afgang OR c.ydelsesuger IS DISTINCT FROM g.ydelsesuger
+                       OR c.uger_i_perioden IS DISTINCT FROM g.uger_i_perioden) AS moved
+        FROM cur c FULL JOIN g ON c.periode_type = g.periode_type AND c.periode_start = g.periode_start
+            AND c.geo_niveau = g.geo_niveau AND c.geo_kode = g.geo_kode AND c.ydelsesgruppe = g.ydelsesgruppe
+        GROUP BY ALL),
+    was AS (SELECT h.periode_type, h.periode_start, bool_or(h.er_foreloebig) AS foreloebig FROM {HISTORIK} h
+            JOIN lastv l ON h.periode_type = l.periode_type AND h.periode_start = l.periode_start AND h.vintage = l.v
+            GROUP BY ALL)
+    SELECT p.periode_type, p.periode_start, m.moved, p.er_foreloebig, l.v, w.foreloebig, lg.indlaest_dato
+    FROM per p JOIN moved m USING (periode_type, periode_start)
+    LEFT JOIN lastv l USING (periode_type, periode_start) LEFT JOIN was w USING (periode_type, periode_start)
+    LEFT JOIN {LOG} lg ON lg.vintage = l.v
+    ORDER BY p.periode_start, p.periode_type"""
+
+
+def schedule(con: duckdb.DuckDBPyConnection, day: dt.date, full_grid: str = "mart_ydelser_fuld",
+             kadence: str | None = None) -> Plan:
+    """Which covered periods of ``full_grid`` the load of ``day`` republishes (see the module's docstring).
+
+    A period is *moved* when a cell's true figure (antal_personer, tilgang, afgang, ydelsesuger), its weeks
+    (uger_i_perioden) or its preliminary flag differ from its last vintage.  A load triggers a year when one of
+    its periods is new, final and moved, or preliminary and moved in a new ISO week (``kadence`` "uge") or at
+    all ("dag"); every moved period of a triggered year is then due (the grid holds current figures only) and
+    the unchanged ones are kept with their flags.
+    """
+    kadence = kadence or KADENCE_FORELOEBIG
+    if kadence not in ("uge", "dag"):
+        raise ValueError(f"kadence {kadence!r}: 'uge' or 'dag'")
+    plan = Plan()
+    state = con.execute(_state_sql(full_grid)).fetchall()
+    moved: list[Period] = []
+    unchanged: list[Period] = []
+    trigger: set[int] = set()
+    for pt, ps, mv, foreloebig, v, was_foreloebig, v_day in state:
+        p = (pt, ps)
+        if v is None:
+            moved.append(p)
+            trigger.add(ps.year)
+            continue
+        if not mv and bool(foreloebig) == bool(was_foreloebig):
+            unchanged.append(p)
+            continue
+        moved.append(p)
+        if not foreloebig or kadence == "dag" or v_day is None or day.isocalendar()[:2] != v_day.isocalendar()[:2]:
+            trigger.add(ps.year)
+    plan.years = sorted(trigger)
+    plan.due = [p for p in moved if p[1].year in trigger]
+    plan.deferred = [p for p in moved if p[1].year not in trigger]
+    plan.kept = [p for p in unchanged if p[1].year in trigger]
+    if plan.kept:
+        rows = con.execute(f"""SELECT g.periode_type, g.periode_start, g.geo_niveau, g.geo_kode, g.ydelsesgruppe,
+                g.h0, g.h1, g.h2 FROM {GRUNDLAG} g JOIN (SELECT periode_type, periode_start, max(vintage) AS v
+                FROM {GRUNDLAG} GROUP BY ALL) l ON g.periode_type = l.periode_type AND g.periode_start = l.periode_start
+                AND g.vintage = l.v WHERE {_in(plan.kept, "g")}""").fetchall()
+        plan.flags = {r[:5]: (bool(r[5]), bool(r[6]), bool(r[7])) for r in rows}
+    return plan
+
+
+def _in(periods: list[Period], alias: str = "") -> str:
+    """SQL condition: the row's period is one of ``periods``."""
+    a = f"{alias}." if alias else ""
+    return "(" + " OR ".join(f"({a}periode_type = '{t}' AND {a}periode_start = DATE '{s.isoformat()}')"
+                             for t, s in periods) + ")"
+
+
+def publish(con: duckdb.DuckDBPyConnection, result: Any = None) -> int:
+    """The load hook's work: bring ``mart_ydelser_publiceret`` in step with :func:`schedule`'s plan, log the vintage.
+
+    Deletes superseded computations from ``mart_ydelser_beregning``, suppresses the triggered years' grid (the
+    due periods free, the kept ones with their published flags, every earlier vintage of those years and the
+    neighbouring years' published cells as context) and appends the due periods' cells as a new vintage.
+    Returns the rows published.
+    """
+    from pipelines.warehouse.suppression import (
+        FULL_GRID,
+        PUBLISHED,
+        PUBLISHED_COLUMNS,
+        _empty_published,
+        _exists,
+        _view_exists,
+        context_layers,
+        suppress,
+    )
+
+    empty = (f"CREATE TABLE {PUBLISHED} AS SELECT {PUBLISHED_COLUMNS}, CAST(NULL AS INTEGER) AS vintage "
+             f"FROM ({_empty_published()}) LIMIT 0")
+    if not _exists(con, "mart_ydelser_beregning") or not _view_exists(con, FULL_GRID):
+        ensure_tables(con)
+        if not _exists(con, PUBLISHED):
+            con.execute(empty)
+        return 0
+    con.execute("""DELETE FROM mart_ydelser_beregning b USING (
+            SELECT periode_type, periode_start, max(indlaesning_nr) AS nr FROM mart_ydelser_beregning GROUP BY ALL
+        ) s WHERE b.periode_type = s.periode_type AND b.periode_start = s.periode_start AND b.indlaesning_nr < s.nr""")
+    have = _exists(con, PUBLISHED) and "vintage" in {
+        r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+                                  "AND schema_name = 'main' AND table_name = ?", [PUBLISHED]).fetchall()}
+    if not have:
+        con.execute(f"DROP TABLE IF EXISTS {PUBLISHED}")
+        con.execute(empty)
+    ensure_tables(con)
+    day = getattr(result, "indlaest_dato", None) or \
+        con.execute(f"SELECT max(horisont) FROM {FULL_GRID}").fetchone()[0] or dt.date.today()
+    plan = schedule(con, day, FULL_GRID)
+    if plan.deferred:
+        log.info("publication: %d preliminary periods moved, republished with the next week's first load: %s",
+                 len(plan.deferred), ", ".join(f"{t} {s}" for t, s in plan.deferred))
+    if not plan.due:
+        return 0
+    years = ", ".join(map(str, plan.years))
+    src = f"SELECT * FROM {FULL_GRID} WHERE daekket AND year(periode_start) IN ({years})"
+    suppress(con, src, target="_sup_resultat", layers=context_layers(con, plan.years), grundlag="_sup_alle",
+             fixed=plan.flags)
+    due = _in(plan.due)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _sup_grundlag AS SELECT * FROM _sup_alle "
+                    f"WHERE {due}")
+        vintage = next_vintage(con)
+        sel = (f"SELECT {PUBLISHED_COLUMNS}, {vintage} AS vintage FROM _sup_resultat "
+               f"WHERE {due}")
+        con.execute(f"DELETE FROM {PUBLISHED} WHERE {due}")
+        rows = con.execute(f"INSERT INTO {PUBLISHED} BY NAME {sel}").fetchone()[0]
+        record(con, vintage, result, sorted({s.year for _, s in plan.due}), "_sup_grundlag")
+    finally:
+        for t in ("_sup_resultat", "_sup_alle", "_sup_grundlag"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+    return int(rows)

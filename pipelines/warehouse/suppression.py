@@ -745,7 +745,7 @@ class Problem:
     n_new: int
 
 
-def with_context(grid: Grid, layers: list[Layer] | None = None) -> Problem:
+def with_context(grid: Grid, layers: list[Layer] | None = None, fixed: np.ndarray | None = None) -> Problem:
     """The new grid joined with the publications an attacker holds beside it.
 
     * current layers (neighbouring years) join the new grid's rows, so the consecutive-period relations cross
@@ -755,6 +755,9 @@ def with_context(grid: Grid, layers: list[Layer] | None = None) -> Problem:
       versions is one unknown to the attacker (x_old = x_new), whose figures changed are separate unknowns (the
       attacker is assumed to know which cells a correction touched, not by how much).  A cell an earlier
       vintage published with the figure it still has is ``known``: hiding it again would protect nothing.
+
+    ``fixed`` (per cell of the new grid: -1 free, else its published flag 0/1): cells of periods that keep their
+    last vintage (unchanged figures, not republished); they join the grid with that flag and are not eligible.
     """
     layers = layers or []
     cur = [ly for ly in layers if ly.current]
@@ -773,6 +776,9 @@ def with_context(grid: Grid, layers: list[Layer] | None = None) -> Problem:
         off += len(ly.values)
     eligible = np.zeros(len(values), dtype=bool)
     eligible[:grid.n] = True
+    if fixed is not None:
+        eligible[:grid.n] = fixed < 0
+        start[:grid.n] = fixed == 1
     known = np.zeros(len(values), dtype=bool)
     newest: dict[tuple, int] = {}  # key -> base index of its latest version so far (old layers, in vintage order)
     for ly in old:
@@ -834,7 +840,8 @@ def _without_kommuner(rows: list[tuple], values: np.ndarray) -> tuple[list[int],
 
 
 def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] | None = None,
-                       per_cell: int | None = PER_CELL_LPS, stats: dict | None = None) -> np.ndarray:
+                       per_cell: int | None = PER_CELL_LPS, stats: dict | None = None,
+                       fixed: np.ndarray | None = None) -> np.ndarray:
     """The hidden cells of a grid (with its context ``layers``): :func:`choose_hidden` over the joint problem;
     a sparse grid's kommune level (:func:`sparse_kommuner`) is hidden whole and the audit runs on its regions
     and hele landet.
@@ -844,15 +851,20 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
     measures of a kommune cell), so it tells the attacker about a region cell only what the region's own
     relations already say (the sum of a region's kommune relations is its region relation, with a slack
     at least as large).  tests/warehouse/test_suppression_attacks.py runs an independent integer attacker over the
-    whole grid, kommune cells included, to check it."""
+    whole grid, kommune cells included, to check it.  ``fixed``: see :func:`with_context` (a fixed kommune cell
+    that is published keeps the kommune level in the LP)."""
     sparse = sparse_kommuner(grid, graense)
+    if sparse is not None and fixed is not None and (sparse & (fixed == 0)).any():
+        sparse = None
     work, keep = grid, None
     if sparse is not None:
         log.info("suppression: most kommune cells below %d: the kommune level (%d cells) is hidden, the grid is "
                  "published at region level", graense, int(sparse.sum()))
         keep, work = _without_kommuner(grid.rows, grid.values)
         layers = [Layer(*_strip(ly), ly.vintage, ly.current) for ly in layers or []]
-    p = with_context(work, layers)
+        if fixed is not None:
+            fixed = fixed.reshape(-1, NM)[keep].reshape(-1)
+    p = with_context(work, layers, fixed)
     dirs = valid_directions(len(p.values), p.constraints, p.dirs) if p.dirs else None
     # fail-safe blocks (choose_hidden): one per period and measure of the new grid
     labels: dict[tuple, int] = {}
@@ -876,17 +888,28 @@ def _strip(ly: Layer) -> tuple[list[tuple], np.ndarray, np.ndarray]:
 
 
 def suppress(con: duckdb.DuckDBPyConnection, source: str, graense: int = GRAENSE, target: str | None = None,
-             layers: list[Layer] | None = None, grundlag: str | None = None) -> duckdb.DuckDBPyRelation:
+             layers: list[Layer] | None = None, grundlag: str | None = None,
+             fixed: dict[tuple, tuple[bool, bool, bool]] | None = None) -> duckdb.DuckDBPyRelation:
     """Apply the rule to relation ``source`` and return the published relation (temp table ``target``).
 
     ``source`` needs the key columns, overordnet_geo_kode (region of a kommune, '000' for a region, NULL for
     land), antal_personer, fuldtidspersoner, tilgang, afgang (ydelsesuger and uger_i_perioden where it has
     them); other columns pass through.  Hidden counts are NULL with ``<maal>_diskretioneret`` true;
     fuldtidspersoner is hidden with its antal_personer.  ``grundlag``: a temp table to keep the true figures
-    and flags in (the publication log stores them as the context of later vintages).
+    and flags in (the publication log stores them as the context of later vintages).  ``fixed``: per row key
+    (:data:`KEY`) the published flags (antal_personer, tilgang, afgang) of a row that keeps its last vintage
+    (:func:`with_context`).
     """
     grid = grid_from(con, source)
-    return _publish_relation(con, source, grid, choose_grid_hidden(grid, graense, layers), target, grundlag)
+    mask = None
+    if fixed:
+        mask = np.full(grid.n, -1, dtype=np.int8)
+        for j, r in enumerate(grid.rows):
+            f = fixed.get((r[0], r[1], r[2], r[3], r[5]))
+            if f is not None:
+                mask[NM * j:NM * j + NM] = (f[0], f[1], f[2], f[0])  # ydelsesuger goes with antal_personer
+    return _publish_relation(con, source, grid, choose_grid_hidden(grid, graense, layers, fixed=mask), target,
+                             grundlag)
 
 
 def _publish_relation(con: duckdb.DuckDBPyConnection, source: str, grid: Grid, hidden: np.ndarray,
@@ -973,52 +996,12 @@ def _view_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 def publish_suppressed(con: duckdb.DuckDBPyConnection, result: Any = None) -> int:
     """Load hook (``build.POST_MODEL_HOOKS``): bring ``mart_ydelser_publiceret`` in step, log the vintage.
 
-    Republishes every calendar year with a covered period whose latest computation is not the published one
-    (a year at once: its months, quarters and the year are linked by the time relations, so they are
-    suppressed together), deletes superseded computations from ``mart_ydelser_beregning``, and appends the
-    republished cells to the publication log (:mod:`pipelines.warehouse.publication`).  Returns the rows
-    published.
+    Which periods are republished when is :func:`pipelines.warehouse.publication.publish`'s schedule (only the
+    periods whose figures moved; an unchanged period keeps its last vintage).  Returns the rows published.
     """
     from pipelines.warehouse import publication
 
-    if not _exists(con, "mart_ydelser_beregning") or not _view_exists(con, FULL_GRID):
-        publication.ensure_tables(con)
-        if not _exists(con, PUBLISHED):
-            con.execute(f"CREATE TABLE {PUBLISHED} AS SELECT {PUBLISHED_COLUMNS}, "
-                        f"CAST(NULL AS INTEGER) AS vintage FROM ({_empty_published()}) LIMIT 0")
-        return 0
-    con.execute("""DELETE FROM mart_ydelser_beregning b USING (
-            SELECT periode_type, periode_start, max(indlaesning_nr) AS nr FROM mart_ydelser_beregning GROUP BY ALL
-        ) s WHERE b.periode_type = s.periode_type AND b.periode_start = s.periode_start AND b.indlaesning_nr < s.nr""")
-    have = _exists(con, PUBLISHED) and "vintage" in {
-        r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-                                  "AND schema_name = 'main' AND table_name = ?", [PUBLISHED]).fetchall()}
-    if not have:
-        con.execute(f"DROP TABLE IF EXISTS {PUBLISHED}")
-    stale = (f"SELECT DISTINCT year(f.periode_start) AS aar FROM {FULL_GRID} f WHERE f.daekket"
-             + ("" if not have else f" AND NOT EXISTS (SELECT 1 FROM {PUBLISHED} p WHERE p.periode_type = "
-                "f.periode_type AND p.periode_start = f.periode_start AND p.indlaesning_nr = f.indlaesning_nr)"))
-    years = [r[0] for r in con.execute(stale).fetchall()]
-    publication.ensure_tables(con)
-    if not years:
-        if not have:
-            con.execute(f"CREATE TABLE {PUBLISHED} AS SELECT {PUBLISHED_COLUMNS}, CAST(NULL AS INTEGER) AS vintage "
-                        f"FROM ({_empty_published()}) LIMIT 0")
-        return 0
-    src = f"SELECT * FROM {FULL_GRID} WHERE daekket AND year(periode_start) IN ({', '.join(map(str, years))})"
-    suppress(con, src, target="_sup_resultat", layers=context_layers(con, years), grundlag="_sup_grundlag")
-    try:
-        vintage = publication.next_vintage(con)
-        sel = f"SELECT {PUBLISHED_COLUMNS}, {vintage} AS vintage FROM _sup_resultat"
-        if not have:
-            con.execute(f"CREATE TABLE {PUBLISHED} AS {sel} LIMIT 0")
-        con.execute(f"DELETE FROM {PUBLISHED} WHERE year(periode_start) IN ({', '.join(map(str, years))})")
-        rows = con.execute(f"INSERT INTO {PUBLISHED} BY NAME {sel}").fetchone()[0]
-        publication.record(con, vintage, result, years, "_sup_grundlag")
-    finally:
-        con.execute("DROP TABLE IF EXISTS _sup_resultat")
-        con.execute("DROP TABLE IF EXISTS _sup_grundlag")
-    return int(rows)
+    return publication.publish(con, result)
 
 
 def _empty_published() -> str:
