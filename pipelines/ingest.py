@@ -656,6 +656,26 @@ class _Ahead:
             self.next = self.pool.submit(next, self.pages, _END)
             yield page
 
+    def close(self) -> Any:
+        """Stop fetching ahead (the extract stopped early); returns the page already fetched and now
+        not landed, or None, so the caller can name it instead of dropping it silently."""
+        if self.next.cancel():
+            return None
+        try:
+            page = self.next.result()
+        except Exception:  # noqa: BLE001 - a fetch that failed fetched no page
+            return None
+        return None if page is _END else page
+
+
+def _dropped_note(page: Any) -> str:
+    """What a failed extract's page fetched ahead, and not landed, was (the next run asks again)."""
+    if page is None:
+        return ""
+    ident = "" if page.identifikation is not None else "; that call carried no identifikation (§ 6, stk. 2)"
+    return (f" [page fetched ahead with cursor {page.cursor!r} ({len(page.records)} records) not landed: "
+            f"the next run requests it again{ident}]")
+
 
 def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
            received_at: str, result: UnitResult, reporter: str, cursor: str | None, pages: int,
@@ -664,12 +684,19 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
     (``fetched``: those pages, already being fetched; ``pending``: commits kept back across reporters,
     settled by the caller)."""
     last = None
+    empty_total: int | None = None
     own = pending is None
     pending = Pending(ledger) if pending is None else pending
     try:
         for page in (fetched if fetched is not None else _extract(contract, day, sources, reporter, cursor)):
-            if not page.records and pages == 0 and page.next_cursor is None:
-                break  # nothing delivered that day: no payload to land
+            if not page.records and pages == 0 and page.next_cursor is None and payload_refusal(
+                    zones.root, PayloadKey("webservice", reporter, contract.dataset, day, "page-00001"),
+                    page.body) is None:
+                # nothing delivered that day: no payload to land; the extract's cursor row (complete,
+                # total 0) records the call. A refused call (no identification, § 6, stk. 2; no agreement)
+                # is landed and rejected like any page: a page is never fetched and dropped unrecorded.
+                empty_total = page.total
+                break
             pages += 1
             key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages:05d}")
             cur = (page.next_cursor, pages, page.next_cursor is None)
@@ -688,7 +715,7 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
             pending.settle()
     if (last is None and not sweep) or (last is not None and last.next_cursor is not None):
         pending.cursor(CursorCommit("webservice", reporter, contract.dataset, day, None, pages, True,
-                                    None if last is None else last.cursor, None if last is None else last.total))
+                                    None if last is None else last.cursor, empty_total if last is None else last.total))
         if own:
             pending.settle()
 
@@ -720,7 +747,8 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
                 _pages(contract, day, zones, ledger, sources, received_at, result, reporter, cursor, pages,
                        fetched=fetched, pending=pending)
             except Exception as exc:  # noqa: BLE001 - isolate the reporter, report it below
-                result.failures.append((reporter, f"{type(exc).__name__}: {exc}"))
+                note = _dropped_note(fetched.close()) if fetched is not None else ""
+                result.failures.append((reporter, f"{type(exc).__name__}: {exc}{note}"))
         try:
             pending.settle()
         except Exception as exc:  # noqa: BLE001

@@ -136,7 +136,9 @@ class _Quarantine:
             self.rejected.append(reason)
 
     def add(self, record_no: int | None, fld: str | None, kind: str, message: str, raw: str) -> None:
-        self.rows.append((record_no, fld, kind, short(message, 2000), _clean(raw)))
+        # every text cleaned: a key or value of an undecodable page may be named in the field and message too
+        self.rows.append((record_no, None if fld is None else _clean(fld), kind, _clean(short(message, 2000)),
+                          _clean(raw)))
 
     def table(self, dataset: str, channel: str, reporter: str, leveringsdato: dt.date,
               payload_id: str) -> pa.Table:
@@ -718,12 +720,18 @@ def _parse_ssi(data: bytes, contract: Contract, fmt: WireFormat,
 
 
 def _json_encoding_fields(obj: dict[str, Any]) -> list[str]:
-    bad = []
-    for k, v in obj.items():
-        vals = v if isinstance(v, list) else [v]
-        if any(isinstance(x, str) and _SURROGATE.search(x) for x in vals):
-            bad.append(k)
-    return bad
+    """The keys of ``obj`` whose key or value (at any depth) holds bytes that were not UTF-8."""
+    return [_clean(k) for k, v in obj.items() if _has_surrogate(k) or _has_surrogate(v)]
+
+
+def _has_surrogate(v: Any) -> bool:
+    if isinstance(v, str):
+        return _SURROGATE.search(v) is not None
+    if isinstance(v, list):
+        return any(_has_surrogate(x) for x in v)
+    if isinstance(v, dict):
+        return any(_has_surrogate(k) or _has_surrogate(x) for k, x in v.items())
+    return False
 
 
 def _dumps(obj: Any) -> Callable[[], str]:

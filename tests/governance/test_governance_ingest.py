@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipelines.contracts import codelist_codes
+from pipelines.contracts import codelist_codes, get_contract
 from pipelines.governance import Register, register_path, withhold_closed
 from pipelines.ingest import SourcesConfig, Zones, ingest_dataset_day
 from pipelines.landing import Ledger
@@ -146,6 +146,88 @@ def test_webservice_call_without_identification_is_refused(systems, tmp_path: Pa
         ledger.close()
     assert loaded and all(f'"dataansvarlig_aftager": "{r.key.reporter}"'.encode()
                           in Path(r.landing_path).read_bytes() for r in loaded)
+
+
+def test_every_refused_call_is_recorded_even_on_an_empty_extract(systems, sources_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Every call lacks identification: each reporter's page is landed and rejected, including the
+    reporters whose extract is empty that day (their empty page used to be dropped unrecorded, so a
+    one-shot fault that hit one of them left no trace: the flaky single-fault test above)."""
+    from pipelines.ingest import reporters_for
+
+    _register(tmp_path).close()
+    systems.faults.update({"no_identification": {"count": 10_000, "path": "/v1/samtale/"}})
+    try:
+        res = _ingest(tmp_path, systems, "samtale")
+    finally:
+        systems.faults.clear()
+    sources = SourcesConfig.from_describe(systems.describe())
+    reporters = reporters_for(get_contract("samtale"), sources.tokens)
+    empty = {r for r in reporters if not (sources_dir / "webservice" / "samtale" / DAY.isoformat() / f"{r}.jsonl").exists()}
+    assert empty, "the seed gives some kommune an empty samtale extract"
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        rows = ledger.rows("samtale", DAY)
+        cursors = {r: ledger.cursor("webservice", r, "samtale", DAY) for r in reporters}
+    finally:
+        ledger.close()
+    assert {r.key.reporter for r in rows} == set(reporters)
+    assert all(r.status == "rejected" and "§ 6, stk. 2" in r.error for r in rows)
+    assert {p.reporter for p in res.payloads if p.action == "rejected"} == set(reporters)
+    assert all(cursors[r][2] for r in reporters)  # every extract read to its end
+    for r in rows:
+        if r.key.reporter in empty:
+            assert r.rows_read == 0 and b'"records": []' in Path(r.landing_path).read_bytes()
+    assert _lake_reporters(tmp_path, "samtale") == {}
+    # a rerun asks nothing again and changes nothing
+    again = _ingest(tmp_path, systems, "samtale")
+    assert again.payloads == []
+
+
+def test_a_page_fetched_ahead_of_a_failed_page_is_named_not_dropped(systems, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next page is fetched while one is landed; when landing fails, the failure names the page
+    fetched ahead (and that its call lacked identification), and the rerun lands it."""
+    import concurrent.futures as cf
+
+    import pipelines.ingest as ingest
+
+    monkeypatch.setattr(ingest, "WEBSERVICE_PAGE_LIMIT", 1)
+    real = ingest.load_payload
+    started: list = []
+    orig_init = ingest._Ahead.__init__
+
+    def init(self, pool, pages):
+        orig_init(self, pool, pages)
+        started.append(self)
+
+    def failing(*args, **kw):
+        if args[3].reporter == "101" and args[3].source_name == "page-00001":
+            cf.wait([a.next for a in started])  # page 2 is fetched by now (deterministic)
+            raise OSError("disk full (simulated)")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ingest._Ahead, "__init__", init)
+    monkeypatch.setattr(ingest, "load_payload", failing)
+    _register(tmp_path).close()
+    ahead = []
+    orig_close = ingest._Ahead.close
+
+    def close(self):
+        page = orig_close(self)
+        ahead.append(page)
+        return page
+
+    monkeypatch.setattr(ingest._Ahead, "close", close)
+    res = ingest_dataset_day("samtale", DAY, Zones(tmp_path), SourcesConfig.from_describe(systems.describe()),
+                             RECEIVED_AT, raise_on_failure=False)
+    (failure,) = [e for r, e in res.failures if r == "101"]
+    assert ahead and ahead[0] is not None and ahead[0].records  # page 2 had been fetched
+    assert "disk full" in failure and "page fetched ahead" in failure and "not landed" in failure
+    monkeypatch.setattr(ingest, "load_payload", real)
+    again = _ingest(tmp_path, systems, "samtale")  # the rerun resumes with page 1 and lands page 2
+    assert {p.source_name for p in again.payloads if p.reporter == "101"} >= {"page-00001", "page-00002"}
+    assert all(p.action in ("new", "retry") for p in again.payloads if p.reporter == "101")
 
 
 def test_deliveries_withhold_a_closed_party(tmp_path: Path) -> None:
