@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+from collections import OrderedDict
 from pathlib import Path
+from typing import NamedTuple
 
+import duckdb
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -53,17 +58,10 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
             raise HTTPException(status_code=401, detail="manglende eller ukendt API-nøgle")
         return key or ""
 
-    cache: dict = {}
+    answers = Answers(store)
 
     def tables() -> dict[str, dict]:
-        store.cursor().close()  # notices a swap
-        if cache.get("ident") == store._ident:
-            return cache["tables"]
-        _, rows = store.query(f"SELECT DISTINCT p.ydelsesgruppe, coalesce(d.navn, 'I alt') FROM {PUBLISHED} p "
-                              "LEFT JOIN dim_ydelsesgruppe d USING (ydelsesgruppe) ORDER BY 1")
-        out = {_table_id(g): {"id": _table_id(g), "navn": n, "ydelsesgruppe": g, "emne": EMNE} for g, n in rows}
-        cache.update(ident=store._ident, tables=out)
-        return out
+        return answers.tables()
 
     def table_or_404(table_id: str) -> dict:
         t = tables().get(table_id)
@@ -112,43 +110,11 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
         bad = [m for m in measures if m not in MAAL]
         if bad:
             raise HTTPException(status_code=400, detail=f"ukendt mål {bad}")
-        src = PUBLISHED if vintage is None else \
-            (f"(SELECT h.* FROM {HISTORIK} h JOIN (SELECT periode_type, periode_start, max(vintage) AS v FROM "
-             f"{HISTORIK} WHERE vintage <= ? GROUP BY ALL) s ON s.periode_type = h.periode_type AND "
-             "s.periode_start = h.periode_start AND s.v = h.vintage)")
-        params: list = [] if vintage is None else [vintage]
-        where = ["ydelsesgruppe = ?"]
-        params.append(t["ydelsesgruppe"])
-        if not foreloebige:
-            where.append("NOT er_foreloebig")
-        if periode:
-            where.append("list_contains(?, periode)")
-            params.append(periode.split(","))
-        if periode_type:
-            where.append("periode_type = ?")
-            params.append(periode_type)
-        if omraade:
-            where.append("list_contains(?, geo_kode)")
-            params.append(omraade.split(","))
-        # one scan of the table, one row per cell; the rows per measure are made here (a UNION ALL per measure
-        # scanned the table once per measure: the query's p95 at national size)
-        ms = sorted(set(measures))
-        sql = ("SELECT periode, periode_type, periode_start, geo_niveau, geo_kode, geo_navn, er_foreloebig, vintage, "
-               + ", ".join(f"CAST({m} AS DOUBLE), {FLAG[m]}" for m in ms)
-               + f" FROM {src} x WHERE {' AND '.join(where)} ORDER BY periode_type, periode_start, geo_kode")
-        _, cells = store.query(sql, params)
-        rows = [(*c[:6], m, c[8 + 2 * k], c[9 + 2 * k], c[6], c[7]) for c in cells for k, m in enumerate(ms)]
-        used = max((r[10] for r in rows), default=vintage)
-        if format == "csv":
-            buf = io.StringIO()
-            w = csv.writer(buf)
-            w.writerow(COLUMNS)
-            for r in rows:
-                w.writerow([*r[:2], r[2].isoformat(), *r[3:7], "" if r[7] is None else r[7], *r[8:]])
-            return Response(buf.getvalue(), media_type="text/csv; charset=utf-8")
-        body = {"tabel": t, "vintage": used, "kolonner": COLUMNS,
-                "data": [[*r[:2], r[2].isoformat(), *r[3:]] for r in rows]}
-        return Response(_json(body), media_type="application/json")
+        q = Question(t["ydelsesgruppe"], tuple(periode.split(",")) if periode else None, periode_type,
+                     tuple(omraade.split(",")) if omraade else None, tuple(sorted(set(measures))), vintage,
+                     foreloebige, format)
+        body, media = answers.answer(t, q)
+        return Response(body, media_type=media)
 
     @app.get("/sider/{table_id}", response_class=HTMLResponse, summary="Side med graf og tabel")
     def side(table_id: str, _: str = Depends(need_key)) -> HTMLResponse:
@@ -158,7 +124,145 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
     return app
 
 
-def _json(body: dict) -> str:
-    import json
 
-    return json.dumps(body, ensure_ascii=False, default=str)
+class Question(NamedTuple):
+    """One data request, normalised: the key of its cached answer (with the file's identity)."""
+
+    ydelsesgruppe: str
+    perioder: tuple[str, ...] | None
+    periode_type: str | None
+    omraader: tuple[str, ...] | None
+    maal: tuple[str, ...]
+    vintage: int | None
+    foreloebige: bool
+    format: str
+
+
+# one cell of the published table as the API serves it: the identifying columns, then per measure (value, flag)
+_CELL_COLUMNS = ("periode, periode_type, strftime(periode_start, '%Y-%m-%d'), geo_niveau, geo_kode, geo_navn, "
+                 "er_foreloebig, vintage, " + ", ".join(f"CAST({m} AS DOUBLE), {FLAG[m]}" for m in MAAL))
+_POS = {m: 8 + 2 * k for k, m in enumerate(MAAL)}
+_ORDER = "periode_type, periode_start, geo_kode"
+
+
+class Answers:
+    """The API's answers, per generation of the published file (its identity: inode, mtime, size).
+
+    Why: between two swaps the published file does not change, and neither does any answer read from it.  The
+    latest vintage of a table is read once per generation, one query per ydelsesgruppe, into rows sorted as the
+    API returns them and indexed by area, so a request filters a few hundred Python tuples instead of scanning
+    the table (the p95 goal, bench/bench_publication.py); the serialised answers (orjson, csv) are kept in a
+    bounded LRU.  Earlier vintages are queried (rarely asked) and their answers cached the same way.  A new
+    generation drops everything: nothing read from an older file is served after a swap is noticed.
+    """
+
+    def __init__(self, store: Store, max_answers: int = 4096) -> None:
+        self.store = store
+        self.max_answers = max_answers
+        self._lock = threading.Lock()
+        self._ident: tuple | None = None
+        self._tables: dict[str, dict] = {}
+        self._groups: dict[str, tuple[list[tuple], dict[str, list[int]]]] = {}
+        self._answers: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+
+    def _current(self) -> tuple:
+        """The current generation's cursor and identity; forgets everything of an older one."""
+        cur, ident = self.store.generation()
+        with self._lock:
+            if ident != self._ident:
+                self._ident, self._tables, self._groups = ident, {}, {}
+                self._answers.clear()
+        return cur, ident
+
+    def tables(self) -> dict[str, dict]:
+        """The tables (one per ydelsesgruppe and 'i alt') of the current generation."""
+        cur, ident = self._current()
+        try:
+            if self._tables and self._ident == ident:
+                return self._tables
+            rows = cur.execute(f"SELECT DISTINCT p.ydelsesgruppe, coalesce(d.navn, 'I alt') FROM {PUBLISHED} p "
+                               "LEFT JOIN dim_ydelsesgruppe d USING (ydelsesgruppe) ORDER BY 1").fetchall()
+        finally:
+            cur.close()
+        out = {_table_id(g): {"id": _table_id(g), "navn": n, "ydelsesgruppe": g, "emne": EMNE} for g, n in rows}
+        with self._lock:
+            if self._ident == ident:
+                self._tables = out
+        return out
+
+    def _group(self, cur: duckdb.DuckDBPyConnection, ident: tuple, grp: str) -> tuple[list[tuple], dict[str, list[int]]]:
+        with self._lock:
+            got = self._groups.get(grp) if self._ident == ident else None
+        if got is not None:
+            return got
+        rows = cur.execute(f"SELECT {_CELL_COLUMNS} FROM {PUBLISHED} WHERE ydelsesgruppe = ? ORDER BY {_ORDER}",
+                           [grp]).fetchall()
+        by_geo: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_geo.setdefault(r[4], []).append(i)
+        with self._lock:
+            if self._ident == ident:
+                self._groups[grp] = (rows, by_geo)
+        return rows, by_geo
+
+    def _cells(self, cur: duckdb.DuckDBPyConnection, ident: tuple, q: Question) -> list[tuple]:
+        """The published cells the question selects, in the API's order."""
+        if q.vintage is not None:
+            where, params = ["ydelsesgruppe = ?"], [q.vintage, q.ydelsesgruppe]
+            if not q.foreloebige:
+                where.append("NOT er_foreloebig")
+            if q.perioder:
+                where.append("list_contains(?, periode)")
+                params.append(list(q.perioder))
+            if q.periode_type:
+                where.append("periode_type = ?")
+                params.append(q.periode_type)
+            if q.omraader:
+                where.append("list_contains(?, geo_kode)")
+                params.append(list(q.omraader))
+            src = (f"(SELECT h.* FROM {HISTORIK} h JOIN (SELECT periode_type, periode_start, max(vintage) AS v FROM "
+                   f"{HISTORIK} WHERE vintage <= ? GROUP BY ALL) s ON s.periode_type = h.periode_type AND "
+                   "s.periode_start = h.periode_start AND s.v = h.vintage)")
+            return cur.execute(f"SELECT {_CELL_COLUMNS} FROM {src} x WHERE {' AND '.join(where)} ORDER BY {_ORDER}",
+                               params).fetchall()
+        rows, by_geo = self._group(cur, ident, q.ydelsesgruppe)
+        if q.omraader is None:
+            pos: list[int] | range = range(len(rows))
+        else:
+            pos = sorted({i for g in set(q.omraader) for i in by_geo.get(g, ())})
+        per = set(q.perioder) if q.perioder else None
+        return [r for r in (rows[i] for i in pos)
+                if (q.foreloebige or not r[6]) and (per is None or r[0] in per)
+                and (q.periode_type is None or r[1] == q.periode_type)]
+
+    def answer(self, table: dict, q: Question) -> tuple[bytes, str]:
+        """The serialised answer (body, media type) to ``q`` from the current generation."""
+        cur, ident = self._current()
+        key = (ident, q)
+        with self._lock:
+            got = self._answers.get(key)
+            if got is not None:
+                self._answers.move_to_end(key)
+                return got
+        try:
+            cells = self._cells(cur, ident, q)
+        finally:
+            cur.close()
+        # one row per cell and measure (Jobindsats' long form)
+        rows = [(*c[:6], m, c[_POS[m]], c[_POS[m] + 1], c[6], c[7]) for c in cells for m in q.maal]
+        if q.format == "csv":
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            w.writerow(COLUMNS)
+            w.writerows([*r[:7], "" if r[7] is None else r[7], *r[8:]] for r in rows)
+            out = (buf.getvalue().encode(), "text/csv; charset=utf-8")
+        else:
+            used = max((r[10] for r in rows), default=q.vintage)
+            out = (orjson.dumps({"tabel": table, "vintage": used, "kolonner": COLUMNS, "data": rows}),
+                   "application/json")
+        with self._lock:
+            if self._ident == ident:
+                self._answers[key] = out
+                while len(self._answers) > self.max_answers:
+                    self._answers.popitem(last=False)
+        return out

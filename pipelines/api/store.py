@@ -54,12 +54,17 @@ class Store:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the current published file (reopened after a swap)."""
+        return self.generation()[0]
+
+    def generation(self) -> tuple[duckdb.DuckDBPyConnection, tuple]:
+        """A cursor on the current published file and that file's identity, taken together under the lock: an
+        answer cached under the identity was read from that file (never a newer identity on older data)."""
         ident = self._identity()
         with self._lock:
             if self._con is None or ident != self._ident:
                 self._con = self._open()
                 self._ident = ident
-            return self._con.cursor()
+            return self._con.cursor(), self._ident
 
     def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
         """Column names and rows of ``sql`` (parameters bound, never interpolated)."""
