@@ -96,7 +96,7 @@ def dbt_args(command: str, root: Path | None, *extra: str) -> list[str]:
     target = target_dir(root) if root is not None else PROJECT_DIR / "target"
     # a load reads its results in-process: no debug log file, no manifest.json/run_results.json written per night
     # (measured: the file log alone was ~8 s of a demo night's dbt build); partial parsing keeps its own file
-    quiet = ["--log-level-file", "warn", "--no-write-json"] if root is not None else []
+    quiet = ["--log-level", "none", "--log-level-file", "none", "--no-write-json"] if root is not None else []
     return [command, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
             "--target-path", str(target), "--log-path", str(target), "--quiet", *quiet, *extra]
 
