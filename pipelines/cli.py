@@ -580,9 +580,13 @@ def _print_demo_stats(root: Path, month: dt.date) -> None:
             WHERE periode_type = 'maaned' AND periode_start = ? AND geo_niveau IN ('region', 'land')
               AND ydelsesgruppe IN ('dagpenge', 'kontanthjaelp', 'sygedagpenge', 'i alt')
             ORDER BY geo_niveau = 'land', geo_navn, ydelsesgruppe""", [month]).fetchall()
+        # a preliminary month is republished once a week (publication.KADENCE_FORELOEBIG): say which load's data
+        asof = con.execute("SELECT max(horisont), max(vintage) FROM mart_ydelser_publiceret WHERE periode_type = "
+                           "'maaned' AND periode_start = ?", [month]).fetchone()
     finally:
         con.close()
-    t = Table(title=f"Fuldtidspersoner by region, {month:%B %Y} (counts < 5 suppressed; see docs/statistics.md)")
+    when = f", data as of {asof[0]} (vintage {asof[1]})" if asof and asof[0] else ""
+    t = Table(title=f"Fuldtidspersoner by region, {month:%B %Y}{when} (counts < 5 suppressed; see docs/statistics.md)")
     for col in ("region", "ydelsesgruppe", "antal personer", "fuldtidspersoner"):
         t.add_column(col, justify="right" if col != "region" else "left")
     for geo, yg, n, f in rows:

@@ -162,7 +162,7 @@ def _new_payloads(root: Path, con: duckdb.DuckDBPyConnection, upto: dt.date) -> 
             rec["supersedes"] = passed.pop(rec["supersedes"])
     con.execute("DELETE FROM meta.ledger_pending")
     if still:
-        con.executemany("INSERT INTO meta.ledger_pending VALUES (?)", [[x] for x in sorted(set(still))])
+        con.execute("INSERT INTO meta.ledger_pending SELECT unnest(?::BIGINT[])", [sorted(set(still))])
     if rows:
         con.execute("DELETE FROM meta.ledger_watermark")
         con.execute("INSERT INTO meta.ledger_watermark VALUES (?)", [max(wm, max(r[0] for r in rows))])
@@ -181,11 +181,13 @@ def record_payloads(con: duckdb.DuckDBPyConnection, ds: str, payloads: list[dict
                     load_date: dt.date, load_id: str) -> None:
     """``meta.loaded_payload``: per payload its accepted lake rows, staged rows and receive time; one writer
     for both runners, so the reconciliation and the arrival measure read the same columns."""
-    if payloads:
-        con.executemany("INSERT INTO meta.loaded_payload VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            [p["payload_id"], ds, p["reporter"], p["leveringsdato"], load_date, load_id,
-             int(p["rows_accepted"] or 0), staged.get(p["payload_id"], 0), _modtaget(p.get("received_at"))]
-            for p in payloads])
+    if payloads:  # one statement over lists: executemany costs ~1 ms a row, a demo night has thousands of payloads
+        con.execute("""INSERT INTO meta.loaded_payload SELECT unnest($1::VARCHAR[]), $2, unnest($3::VARCHAR[]),
+            unnest($4::DATE[]), $5, $6, unnest($7::BIGINT[]), unnest($8::BIGINT[]), unnest($9::TIMESTAMPTZ[])""", [
+            [p["payload_id"] for p in payloads], ds, [p["reporter"] for p in payloads],
+            [p["leveringsdato"] for p in payloads], load_date, load_id,
+            [int(p["rows_accepted"] or 0) for p in payloads], [staged.get(p["payload_id"], 0) for p in payloads],
+            [_modtaget(p.get("received_at")) for p in payloads]])
 
 
 def _setup(con: duckdb.DuckDBPyConnection, load_date: dt.date, load_id: str) -> None:
@@ -210,7 +212,7 @@ def _register_increment(con: duckdb.DuckDBPyConnection, dataset: str, payloads: 
     files = sorted({p["lake_path"] for p in payloads if p["lake_path"]})
     con.execute("CREATE OR REPLACE TEMP TABLE inc_payloads (payload_id VARCHAR)")
     if payloads:
-        con.executemany("INSERT INTO inc_payloads VALUES (?)", [[p["payload_id"]] for p in payloads])
+        con.execute("INSERT INTO inc_payloads SELECT unnest(?::VARCHAR[])", [[p["payload_id"] for p in payloads]])
     missing = [f for f in files if not Path(f).exists()]
     if missing:
         raise WarehouseError(f"{dataset}: lake file(s) the ledger lists are missing: {missing[:3]}")
