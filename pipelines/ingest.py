@@ -355,8 +355,9 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         accepted, quarantine = res.accepted, res.quarantine
         fatal = [e for e in res.payload_errors if e.get("error_kind") in PAYLOAD_FATAL]
         reason = reject or getattr(res, "rejected_reason", None)
-        if reason is None and not fatal and accepted.num_rows == 0 and res.records_received:
-            # a header that maps no record (another dataset's file, another delimiter): nothing is usable
+        if reason is None and not fatal and accepted.num_rows == 0:
+            # a header that maps no record (another dataset's file, another delimiter, a line of garbage
+            # with no record after it): nothing is usable, and it is not this dataset's (empty) file
             fatal = [e for e in res.payload_errors if e.get("error_kind") in ("header", "column_count")]
         if reason is None and fatal:
             reason = "; ".join(f"{e['error_kind']}: {e['message']}" for e in fatal)
@@ -889,19 +890,44 @@ def text_name(name: str) -> str:
 
 
 def _account_entry(zones: Zones, ledger: Ledger, channel: str, folder: str, day: dt.date, o: Offered,
-                   dataset: str, reporter: str, reason: str, received_at: str) -> PayloadOutcome:
-    """Ledger row for an entry not handed to a parser: landed raw when it is a regular file."""
+                   dataset: str, reporter: str, reason: str, received_at: str,
+                   data: bytes | None = None) -> PayloadOutcome:
+    """Ledger row for an entry not handed to a parser: landed raw when it is a regular file
+    (``data``: its bytes, already read)."""
     key = PayloadKey(channel, reporter, dataset, day, o.name)
-    if o.fetch is not None:
-        data = o.fetch()
+    if data is None and o.fetch is not None:
+        data = _fetch_refused(o)
+        if data is None:
+            reason += "; its bytes could not be read from the channel (not landed)"
+    if data is not None:
         pid, path = zones.landing.put(data, channel, dataset, day, reporter, EXT[folder])
         sha, nbytes, landed = hashlib.sha256(data).hexdigest(), len(data), str(path)
-    else:  # never opened: the row is keyed by what the entry is
-        sha = hashlib.sha256(f"{o.kind}:{o.name}:{reason}".encode()).hexdigest()
+    else:  # never opened (or unreadable): the row is keyed by what the entry is
+        sha = hashlib.sha256(f"{o.kind}:{o.name}:{reason}".encode("utf-8", "surrogateescape")).hexdigest()
         pid, nbytes, landed = sha[:32], 0, ""
     reg = ledger.record_final(key, pid, sha, nbytes, landed, received_at, "rejected", reason)
     return PayloadOutcome(reporter, o.name, pid, "unchanged" if reg.action == "unchanged" else "rejected",
                           reason=reg.row.error)
+
+
+def _fetch_refused(o: Offered) -> bytes | None:
+    """The bytes of an entry refused by its name, or None when the channel will not hand them over
+    (an FTP name with a line break cannot be asked for): the refusal is recorded either way."""
+    try:
+        return o.fetch()
+    except Exception:  # noqa: BLE001 - the verdict does not depend on the bytes
+        return None
+
+
+def _fetch_listed(o: Offered) -> bytes | None:
+    """The bytes of a file whose name fits; None when the channel refuses a file it listed (a
+    permanent refusal: retrying cannot help), any other error is raised (the rerun retries)."""
+    from pipelines.sources import RefusedError
+
+    try:
+        return o.fetch()
+    except RefusedError:
+        return None
 
 
 def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, offered: list[Offered],
@@ -935,7 +961,17 @@ def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger
             named = c.day if c.day is not None and c.reason is None else day
             key = PayloadKey(channel, c.reporter, contract.dataset, named, o.name)
             if named == day:
-                result.payloads.append(load_payload(zones, ledger, contract, key, o.fetch(), EXT[folder],
+                why = c.reason
+                data = _fetch_listed(o) if why is None else _fetch_refused(o)
+                if data is None and why is None:
+                    why = ("listed by the channel but refused when asked for (FTP 550): its name may hold a "
+                           "character the protocol cannot carry (a line break), or it was removed after listing")
+                if data is None:  # refused, and its bytes cannot be had: recorded without them
+                    result.payloads.append(_account_entry(zones, ledger, channel, folder, day,
+                                                          Offered(o.name, o.kind, o.size, o.refused, None),
+                                                          contract.dataset, c.reporter, why or "", received_at))
+                    continue
+                result.payloads.append(load_payload(zones, ledger, contract, key, data, EXT[folder],
                                                     received_at, reject=c.reason, pending=pending))
                 continue
             # an earlier day's partition: its lock too (locks are taken later day first, never the reverse);
@@ -952,15 +988,21 @@ def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger
         result.failures.append(("ledger commit", f"{type(exc).__name__}: {exc}"))
 
 
+def _ftp_name(name: str) -> str:
+    """An FTP name as the ledger keeps it: the client reads names as ISO-8859-1 (every byte
+    round-trips for RETR), the servers send UTF-8 (RFC 2640): 'æ' is kept as 'æ', not 'Ã¦'."""
+    return text_name(name.encode("latin-1", "replace").decode("utf-8", "surrogateescape"))
+
+
 def _ftp_offered(client: Any, day: dt.date, tmp: Path) -> list[Offered]:
     out = []
     for f in client.list_entries(day):
         if f.kind != "file":
             what = "subfolder" if f.kind == "dir" else f"entry of type {f.kind}"
-            out.append(Offered(f.name, f.kind, f.size, f"{what} in the FTP day directory: the channel's files "
-                                                       "lie directly in /<YYYY-MM-DD>/; not read", None))
+            out.append(Offered(_ftp_name(f.name), f.kind, f.size, f"{what} in the FTP day directory: the channel's "
+                               "files lie directly in /<YYYY-MM-DD>/; not read", None))
             continue
-        out.append(Offered(f.name, "file", f.size, None,
+        out.append(Offered(_ftp_name(f.name), "file", f.size, None,
                            lambda f=f: client.fetch(f, tmp, trailer=False, durable=False).read_bytes()))
     return out
 
@@ -1031,7 +1073,7 @@ def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: lis
             channel = FOLDER_CHANNEL[folder]
             if folder == "ftp":
                 with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as c:
-                    names = [f.name for f in c.list_entries(day)]
+                    names = [_ftp_name(f.name) for f in c.list_entries(day)]
             else:
                 names = [o.name for o in _scan_folder(folder, day, sources)]
             acc = ChannelAccount(folder, day, len(names))

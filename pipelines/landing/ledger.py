@@ -320,6 +320,8 @@ class Ledger:
             if prev is not None and con.execute(f"SELECT 1 FROM payloads WHERE {_KEY} AND sha256=? LIMIT 1",
                                                 (*key.as_tuple(), sha256)).fetchone():
                 payload_id = revert_payload_id(sha256, version)
+            else:
+                payload_id = self._own_id(con, key, sha256, payload_id)
             # (a slot's own earlier versions do not count: a reporter may revert a correction; nor do
             # payloads without records: every a-kasse's header-only export has the same bytes)
             same = con.execute(
@@ -352,6 +354,20 @@ class Ledger:
                 self._event(con, received_at, key, payload_id, "late_delivery", late_remark(key, arrived, prev))
             return Registration("new" if prev is None else "new_version", row)
 
+    def _own_id(self, con: sqlite3.Connection, key: PayloadKey, sha256: str, payload_id: str) -> str:
+        """``payload_id`` unless another slot's row already has these bytes: then an id of this slot's own.
+
+        The same bytes may be offered under several slots (every a-kasse's header-only export, one
+        file in two folders, a copy under a bad name); each is a payload of its own, with its own lake
+        and quarantine file, so the payload id names exactly one ledger row (docs/ingestion.md).
+        Deterministic: a rerun finds this row by its key and bytes first.
+        """
+        if con.execute(f"SELECT 1 FROM payloads WHERE sha256=? AND NOT ({_KEY}) LIMIT 1",
+                       (sha256, *key.as_tuple())).fetchone() is None:
+            return payload_id
+        slot = "\x1f".join(key.as_tuple())
+        return hashlib.sha256(f"{sha256}:slot:{slot}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
     def record_final(self, key: PayloadKey, payload_id: str, sha256: str, nbytes: int, landing_path: str,
                      received_at: str, status: str, reason: str) -> Registration:
         """A file offered that is not parsed (bad name, not a regular file, ...): one row with its reason.
@@ -364,6 +380,7 @@ class Ledger:
             if prev is not None and prev.sha256 == sha256 and prev.status in FINAL:
                 return Registration("unchanged", prev)
             version = 1 if prev is None else prev.version + 1
+            payload_id = self._own_id(con, key, sha256, payload_id)
             row = self._insert(con, key, version, payload_id, sha256, nbytes, received_at, status, reason,
                                landing_path)
             self._event(con, received_at, key, payload_id, status, reason)

@@ -4,7 +4,7 @@ Webservice pages, FTP files and dropped files are handed over exactly as deliver
 only once they are complete; landing, parsing and the ledger live downstream.
 """
 
-from .errors import AuthError, SourceError, TrailerError
+from .errors import AuthError, RefusedError, SourceError, TrailerError
 from .filedrop import (
     DroppedFile,
     Offer,
@@ -23,6 +23,7 @@ __all__ = [
     "Offer",
     "FtpClient",
     "Page",
+    "RefusedError",
     "RemoteFile",
     "SourceError",
     "TrailerError",

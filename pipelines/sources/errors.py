@@ -63,6 +63,10 @@ class AuthError(SourceError):
     """Credentials were refused (HTTP 401/403, FTP 530): retrying cannot help."""
 
 
+class RefusedError(SourceError):
+    """The channel refuses a file it listed (FTP 550): retrying the same request cannot help."""
+
+
 class TrailerError(SourceError):
     """A file's trailer count disagrees with its data lines: the file is incomplete or corrupt.
 

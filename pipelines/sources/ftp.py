@@ -29,7 +29,7 @@ from typing import TypeVar
 from pipelines.contracts.wire import FTP_DELIM, FTP_ENCODING, FTP_TRAILER
 from pipelines.fsio import fsync_dir
 
-from .errors import AuthError, SourceError, TrailerError
+from .errors import AuthError, RefusedError, SourceError, TrailerError
 from .retry import RetryPolicy
 
 __all__ = ["FtpClient", "RemoteFile", "count_trailer"]
@@ -213,7 +213,7 @@ class FtpClient:
                     raise SourceError(f"downloaded {got} bytes, more than SIZE {size}", **ctx)
                 raise EOFError(f"transfer ended after {got} of {size} bytes")
             except ftplib.error_perm as exc:
-                raise SourceError(f"FTP refused {remote.path}: {exc}", **ctx) from exc
+                raise RefusedError(f"FTP refused {remote.path}: {exc}", **ctx) from exc
             except _TRANSIENT as exc:
                 self._drop()
                 failures = 0 if _size(part) > before else failures + 1
