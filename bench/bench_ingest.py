@@ -72,6 +72,12 @@ def raw_duckdb(src: Path, day: dt.date, out: Path) -> tuple[int, float]:
     return rows, time.perf_counter() - t
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its reaped children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", default="national")
@@ -119,9 +125,12 @@ def main() -> None:
             dq = run_quality(work / "direct", [day])
             dq_s = time.perf_counter() - t
         workers = min(2, os.cpu_count() or 1)
+        cpu0 = _cpu()
         t = time.perf_counter()
         par = ingest_day(day, Zones(work / "parallel"), cfg, received_at=received, workers=workers)
         parallel_s = time.perf_counter() - t
+        # this process plus the pool's workers (reaped when the pool closed); the source server apart
+        ours_cpu_s = sum(_cpu()) - sum(cpu0)
         if args.ratio_only:
             results = par
         assert sum(r.rows_accepted for r in par) == sum(r.rows_accepted for r in results)
@@ -138,7 +147,10 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    server_cpu_s = sum(_cpu()) - sum(cpu0) - ours_cpu_s if args.ratio_only else None
+    raw_cpu0 = _cpu()
     raw_rows, raw_s = raw_duckdb(src, day, work / "raw")
+    raw_cpu_s = sum(_cpu()) - sum(raw_cpu0)
     ours_rps = (accepted + quarantined) / parallel_s
     raw_rps = raw_rows / raw_s
     def r2(x: float | None) -> float | None:
@@ -159,6 +171,10 @@ def main() -> None:
         "ratio_dq_to_ingestion": ratio(dq_s, parallel_s), "goal_ratio_dq_to_ingestion": 1.0,
         "ingest_direct_parallel_seconds": round(parallel_s, 2), "ingest_parallel_workers": workers,
         "ingest_rows_per_s": round(ours_rps),
+        # CPU seconds beside the wall times: the machine is shared, so wall ratios move with its load
+        "ingest_parallel_cpu_seconds": round(ours_cpu_s, 2),
+        "source_server_cpu_seconds": r2(server_cpu_s),
+        "raw_duckdb_cpu_seconds": round(raw_cpu_s, 2),
         "raw_duckdb_rows": raw_rows, "raw_duckdb_seconds": round(raw_s, 2), "raw_duckdb_rows_per_s": round(raw_rps),
         "ratio_ours_to_raw_duckdb": round(ours_rps / raw_rps, 3), "goal_ratio_ours_to_raw": 0.7,
         "dagster_in_process_seconds": r2(dagster_s),

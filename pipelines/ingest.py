@@ -37,7 +37,7 @@ from pipelines.contracts import Contract, codelist_codes, get_contract, load_con
 from pipelines.fsio import DurableBatch
 from pipelines.governance.hooks import payload_refusal
 from pipelines.landing import LandingStore, Ledger, LedgerRow, PayloadKey
-from pipelines.landing.ledger import CursorCommit, LoadCommit, late_remark
+from pipelines.landing.ledger import CursorCommit, Ids, LoadCommit, ReleasedIds, late_remark
 
 CHANNEL_EXT = {"webservice": ".json", "ftp": ".csv", "portal": ".csv", "filedrop": ".dat"}
 
@@ -183,23 +183,37 @@ class Pending:
     MAX_ROWS = 250_000  # message ids held back at most (memory, and the work a crash makes the rerun redo)
     MAX_PAYLOADS = 2_000
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, released: ReleasedIds | None = None) -> None:
         self.ledger = ledger
+        self.released_ids = released  # reads a superseded version's ids (its lake file) for the commit
         self.batch = DurableBatch()
         self.items: list[tuple[LoadCommit | CursorCommit, Any]] = []
         self.shas: set[str] = set()
         self.slots: set[PayloadKey] = set()
-        self.messages: dict[str, dict[str, tuple[str, int]]] = {}  # dataset -> besked_id -> (payload, record)
-        self.keys: set[tuple[str, str]] = set()  # (dataset, record key) created by a pending payload
+        self.ids: dict[str, set[str]] = {}  # dataset -> pending message ids
+        self._where: dict[str, dict[str, tuple[str, int]]] | None = None  # built when a duplicate is found
+        self.keys: dict[str, set[str]] = {}  # dataset -> record keys created by a pending payload
         self.released: set[str] = set()  # payload ids a pending load supersedes (their ids no longer count)
         self.rows = 0
 
     def holds(self, key: PayloadKey, sha: str) -> bool:
         return sha in self.shas or key in self.slots
 
-    def held(self, dataset: str) -> dict[str, tuple[str, int]]:
-        """The pending message ids of ``dataset``, with the payload and record they came in."""
-        return self.messages.get(dataset, {})
+    def held(self, dataset: str) -> set[str]:
+        """The pending message ids of ``dataset``."""
+        return self.ids.get(dataset, set())
+
+    def first_of(self, dataset: str, besked_id: str) -> tuple[str, int] | None:
+        """The pending payload and record that brought ``besked_id`` first (asked for duplicates only)."""
+        if self._where is None:
+            self._where = {}
+            for c, _ in self.items:
+                if isinstance(c, LoadCommit):
+                    for m in c.messages:
+                        at = self._where.setdefault(m.dataset, {})
+                        for bid, n in zip(m.ids.to_pylist(), m.record_nos.to_pylist(), strict=True):
+                            at.setdefault(bid, (c.row.payload_id, n))  # the first copy counts
+        return self._where.get(dataset, {}).get(besked_id)
 
     def add(self, load: LoadCommit, sha: str, batch: DurableBatch, superseded: LedgerRow | None,
             on_superseded: Any) -> None:
@@ -208,18 +222,14 @@ class Pending:
         self.items.append((load, on_superseded))
         self.shas.add(sha)
         self.slots.add(load.row.key)
-        pid = load.row.payload_id
-        if load.messages and all(m[0] == load.messages[0][0] for m in load.messages):
-            held = self.messages.setdefault(load.messages[0][0], {})
-            fresh = {bid: (pid, n) for _, bid, n in load.messages if bid not in held}  # the first copy counts
-            held.update(fresh)
-        else:
-            for ds, bid, n in load.messages:
-                self.messages.setdefault(ds, {}).setdefault(bid, (pid, n))
-        self.keys.update(load.keys)
+        self._where = None
+        for m in load.messages:
+            self.ids.setdefault(m.dataset, set()).update(m.ids.to_pylist())
+        for k in load.keys:
+            self.keys.setdefault(k.dataset, set()).update(k.ids.to_pylist())
         if superseded is not None:
             self.released.add(superseded.payload_id)
-        self.rows += len(load.messages)
+        self.rows += load.message_count
         if self.rows >= self.MAX_ROWS or len(self.items) >= self.MAX_PAYLOADS:
             self.settle()
 
@@ -232,12 +242,13 @@ class Pending:
             return
         items = self.items
         self.items = []
-        self.shas, self.slots, self.messages, self.keys, self.released = set(), set(), {}, set(), set()
+        self.shas, self.slots, self.ids, self.keys, self.released = set(), set(), {}, {}, set()
+        self._where = None
         self.rows = 0
         loads = [c for c, _ in items]
         try:
             self.batch.flush()  # no final ledger row names a file that is not durable
-            olds = self.ledger.commit_loads(loads)
+            olds = self.ledger.commit_loads(loads, self.released_ids)
         except Exception as exc:
             for c in loads:
                 if isinstance(c, LoadCommit):
@@ -247,6 +258,33 @@ class Pending:
         for (_c, on_superseded), old in zip(items, olds, strict=True):
             if old is not None and on_superseded is not None:  # after the commit: crash-safe
                 on_superseded(old)
+
+
+def lake_ids(contract: Contract) -> ReleasedIds:
+    """Reads the ids a loaded version of ``contract``'s dataset brought from its lake file: the message
+    ids and created record keys the ledger holds for it, so superseding it deletes them by key.
+    None (the ledger then scans for them) when the file is gone or does not hold the rows it had."""
+    key = contract.record_key[0] if contract.record_key else None
+
+    def read(old: LedgerRow) -> tuple[list[str], list[str]] | None:
+        import pyarrow.parquet as pq
+
+        if not old.lake_path:
+            return None
+        try:
+            table = pq.read_table(old.lake_path, columns=["besked_id", "aendringstype"] + ([key] if key else []))
+        except (OSError, pa.ArrowException):
+            return None
+        if table.num_rows != old.rows_accepted:
+            return None
+        ids = table.column("besked_id").drop_null().cast(pa.string())
+        keys: list[str] = []
+        if key is not None:
+            kcol = table.column(key).cast(pa.string())
+            keys = pc.unique(pc.filter(kcol, pc.and_kleene(pc.equal(table.column("aendringstype"), "1"),
+                                                             kcol.is_valid()))).to_pylist()
+        return ids.to_pylist(), keys
+    return read
 
 
 def _quarantine_rows(base: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -392,7 +430,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         # duplicate messages: within this payload, or already loaded from another payload (the
         # version this one supersedes does not count: its ids are released by this load)
         own = pending is None
-        pending = Pending(ledger) if pending is None else pending
+        pending = Pending(ledger, lake_ids(contract)) if pending is None else pending
         before = ledger.loaded_version(key)
         exclude = [pid, *pending.released] + ([before.payload_id] if before is not None else [])
         accepted, dup_rows = _split_duplicates(ledger, contract, accepted, exclude, pending)
@@ -415,17 +453,19 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             raise ReconciliationError(
                 f"payload {pid} ({contract.dataset}, {key.reporter}, {key.leveringsdato}): received "
                 f"{out.rows_read} != accepted {out.accepted} + quarantined {out.quarantined}")
-        # in key order (Arrow sorts): the ledger merges the sorted runs of a batch cheaply
-        order = pc.sort_indices(accepted.column("besked_id"))
+        # the ids it brings, as Arrow arrays (the ledger sorts a whole batch of them at its commit)
         ds = contract.dataset
-        msgs = [(ds, b, n) for b, n in zip(accepted.column("besked_id").take(order).to_pylist(),
-                                           accepted.column("_record_no").take(order).to_pylist(), strict=True)
-                if b is not None]
+        bids = accepted.column("besked_id").combine_chunks()
+        nos = accepted.column("_record_no").combine_chunks()
+        if bids.null_count:
+            valid = bids.is_valid()
+            bids, nos = bids.filter(valid), nos.filter(valid)
+        msgs = [Ids(ds, bids, nos)]
         keys = []
-        if contract.record_key:  # the keys it creates (aendringstype 1), sorted like the ids
+        if contract.record_key:  # the keys it creates (aendringstype 1)
             kcol = accepted.column(contract.record_key[0]).cast(pa.string())
             made = pc.filter(kcol, pc.and_kleene(pc.equal(accepted.column("aendringstype"), "1"), kcol.is_valid()))
-            keys = [(ds, k) for k in made.take(pc.sort_indices(made)).to_pylist()]
+            keys = [Ids(ds, made.combine_chunks())]
         load = LoadCommit(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
                           cursor, last_cursor, total)
         # the superseded version's files leave the lake after the commit (crash-safe)
@@ -486,13 +526,13 @@ def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclu
     present = [i for i in ids if i]
     seen_before = ledger.seen_messages(contract.dataset, present, *exclude)
     held = pending.held(contract.dataset)
-    if not seen_before and held.keys().isdisjoint(present) and len(set(present)) == len(present):
+    if not seen_before and held.isdisjoint(present) and len(set(present)) == len(present):
         return table, []  # the common case: every id new, none repeated
     rec_no = table.column("_record_no").to_pylist()
     first: dict[str, int] = {}
     keep, dups = [], []
     for k, (bid, n) in enumerate(zip(ids, rec_no, strict=True)):
-        prior = seen_before.get(bid) or held.get(bid)
+        prior = seen_before.get(bid) or (pending.first_of(contract.dataset, bid) if bid in held else None)
         if prior is not None:
             p, m = prior
             dups.append((k, n, f"besked_id {bid} already loaded from payload {p}, record {m}"))
@@ -527,7 +567,7 @@ def _unknown_references(ledger: Ledger, contract: Contract, table: pa.Table, pid
     created_here = set(table.filter(pc.equal(table.column("aendringstype"), "1")).column(key).to_pylist())
     wanted = [str(k) for k in changes.column(key).to_pylist() if k is not None and k not in created_here]
     known = ledger.known_keys(contract.dataset, wanted, *pending.released) | {
-        k for k in wanted if (contract.dataset, k) in pending.keys}
+        k for k in wanted if k in pending.keys.get(contract.dataset, ())}
     rule = next((r for r in contract.rules if r.kind == "reference_exists" and r.params.get("field") == key), None)
     rid = f"{rule.id} ({rule.paragraph})" if rule else "reference_exists"
     out = []
@@ -687,7 +727,7 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
     last = None
     empty_total: int | None = None
     own = pending is None
-    pending = Pending(ledger) if pending is None else pending
+    pending = Pending(ledger, lake_ids(contract)) if pending is None else pending
     try:
         for page in (fetched if fetched is not None else _extract(contract, day, sources, reporter, cursor)):
             if not page.records and pages == 0 and page.next_cursor is None and payload_refusal(
@@ -732,7 +772,7 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
             todo.append((reporter, cursor, pages))
     if not todo:
         return
-    pending = Pending(ledger)  # the unit's load commits, made together (any reporter)
+    pending = Pending(ledger, lake_ids(contract))  # the unit's load commits, made together (any reporter)
     with cf.ThreadPoolExecutor(max_workers=PREFETCH_REQUESTS, thread_name_prefix="ws-fetch") as pool:
         # extracts started ahead: a window, not all at once (a fetched page of 5,000 records holds ~50 MB
         # once read, so starting every reporter's first page together held gigabytes)
@@ -936,7 +976,7 @@ def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger
     folder = folder_of(contract)
     channel = contract.channel
     first_of_folder = folder_datasets(folder)[0] == contract.dataset
-    pending = Pending(ledger)  # the unit's load commits: one fsync pass, one transaction
+    pending = Pending(ledger, lake_ids(contract))  # the unit's load commits: one fsync pass, one transaction
     for o in offered:
         try:
             if o.refused is not None:
