@@ -143,13 +143,18 @@ def main() -> None:
     reload = [] if args.compare_only else args.reload
     for runner in reload:
         copy_root(base, roots[runner])
-    for runner in reload:
-        root = roots[runner]
-        for k in range(args.days):
+    # night by night, the runners alternating, so both see the same load of this shared machine; CPU seconds
+    # (this process and its DuckDB threads) beside the wall time
+    result["uptime_before"] = os.getloadavg()
+    for k in range(args.days):
+        for runner in reload:
+            root = roots[runner]
             day = START + dt.timedelta(days=k)
+            cpu = time.process_time()
             r = load_warehouse(root, day, runner=runner)
             result["loads"].setdefault(runner, []).append({
                 "day": day.isoformat(), "seconds": round(r.seconds, 2), "payloads": r.payloads,
+                "cpu_seconds": round(time.process_time() - cpu, 2), "loadavg": os.getloadavg()[0],
                 "rows_staged": sum(r.rows_staged.values()), "steps": {k: round(v, 2) for k, v in r.step_seconds.items()},
                 "hooks": {k: round(v, 2) for k, v in r.hook_seconds.items()},
                 # the models alone: the sql runner's model steps, dbt's whole build (start, parse, nodes, tests)
@@ -174,14 +179,18 @@ def main() -> None:
         # dbt / sql per night, measured in this run (the first night builds everything; the later ones are
         # the nightly cost)
         per = [{"day": a["day"], "sql": a["seconds"], "dbt": b["seconds"], "ratio": round(b["seconds"] / a["seconds"], 2),
+                "sql_cpu": a["cpu_seconds"], "dbt_cpu": b["cpu_seconds"],
+                "cpu_ratio": round(b["cpu_seconds"] / max(a["cpu_seconds"], 1e-9), 2),
                 "sql_models": a["models_seconds"], "dbt_build": b["models_seconds"],
                 "models_ratio": round(b["models_seconds"] / max(a["models_seconds"], 1e-9), 2)}
                for a, b in zip(loads["sql"], loads["dbt"], strict=True)]
         later = per[1:] or per
         result["ratio"] = {"per_night": per,
                            "nightly_mean": round(sum(x["dbt"] for x in later) / sum(x["sql"] for x in later), 2),
+                           "nightly_cpu_mean": round(sum(x["dbt_cpu"] for x in later) / sum(x["sql_cpu"] for x in later), 2),
                            "nightly_models_mean": round(sum(x["dbt_build"] for x in later)
                                                         / sum(x["sql_models"] for x in later), 2)}
+    result["uptime_after"] = os.getloadavg()
     rows = result["warehouse"] + result["restricted"] + result["as_of"]
     result["summary"] = {s: sum(1 for r in rows if r["status"] == s) for s in {r["status"] for r in rows}}
     result["different"] = [r for r in rows if r["status"] != "equal"]

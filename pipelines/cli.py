@@ -368,13 +368,14 @@ def warehouse_load_cmd(
     date_from: str | None = typer.Option(None, "--from", help="First load date of a replay."),
     date_to: str | None = typer.Option(None, "--to", help="Last load date of a replay."),
     root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: lake, ledger, warehouse."),
-    runner: str = typer.Option("sql", "--runner", help="sql (default) or dbt: dbt builds every model."),
+    runner: str | None = typer.Option(None, "--runner", help="sql or dbt (dbt builds every model); default "
+                                      "$DSDW_WAREHOUSE_RUNNER, else sql."),
 ) -> None:
     """Load what is new in the lake into the warehouse, one nightly load per date, and publish it."""
     _warehouse(_days(date, date_from, date_to), root, runner)
 
 
-def _warehouse(days: list[dt.date], root: Path, runner: str = "sql") -> None:
+def _warehouse(days: list[dt.date], root: Path, runner: str | None = None) -> None:
     from pipelines.warehouse.build import load_warehouse
 
     t = Table(title=f"Warehouse loads into {root / 'warehouse.duckdb'}")

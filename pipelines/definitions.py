@@ -23,7 +23,7 @@ from pipelines.assets.ingestion import (
     nightly_schedule,
     portal_sensor,
 )
-from pipelines.assets.warehouse import nightly_warehouse, warehouse_after_ingestion, warehouse_load
+from pipelines.assets.warehouse import warehouse_defs
 from pipelines.deliveries.assets import DELIVERY_ASSETS, DELIVERY_JOBS, DELIVERY_SCHEDULES
 from pipelines.governance.assets import GOVERNANCE_ASSETS  # issue 17
 
@@ -35,13 +35,15 @@ def resource() -> DsdwResource:
 
 
 def make_defs(dsdw: DsdwResource) -> dg.Definitions:
-    """The code location for one environment (the demo runs the same jobs against its own directories)."""
+    """The code location for one environment (the demo runs the same jobs against its own directories); the
+    warehouse's runner (sql or dbt) from ``DSDW_WAREHOUSE_RUNNER``."""
+    wh = warehouse_defs()
     return dg.Definitions(
-        assets=[*INGESTION_ASSETS, dq_results, warehouse_load, *DELIVERY_ASSETS, *GOVERNANCE_ASSETS],
-        jobs=[nightly_ingestion, nightly_warehouse, *DELIVERY_JOBS],
+        assets=[*INGESTION_ASSETS, dq_results, *wh["assets"], *DELIVERY_ASSETS, *GOVERNANCE_ASSETS],
+        jobs=[nightly_ingestion, *wh["jobs"], *DELIVERY_JOBS],
         schedules=[nightly_schedule, *DELIVERY_SCHEDULES],
-        sensors=[ftp_sensor, drop_sensor, portal_sensor, warehouse_after_ingestion],
-        resources={"dsdw": dsdw},
+        sensors=[ftp_sensor, drop_sensor, portal_sensor, *wh["sensors"]],
+        resources={"dsdw": dsdw, **wh["resources"]},
     )
 
 

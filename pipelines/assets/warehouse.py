@@ -10,6 +10,7 @@ dbt-style tests run as asset checks on the published database.
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -101,12 +102,40 @@ nightly_warehouse = dg.define_asset_job(
     description="The warehouse load after the day's ingestion and quality run.")
 
 
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[nightly_ingestion], request_job=nightly_warehouse,
-                      name="warehouse_after_ingestion", default_status=dg.DefaultSensorStatus.STOPPED)
-def warehouse_after_ingestion(context: dg.RunStatusSensorContext):
-    """Start the warehouse load for a partition once its nightly ingestion run succeeded."""
-    run = context.dagster_run
-    pk = run.tags.get("dagster/partition")
-    if not pk:
-        return dg.SkipReason("ingestion run without partition")
-    return dg.RunRequest(run_key=f"warehouse:{pk}", partition_key=pk)
+def _after_ingestion(job: Any) -> dg.SensorDefinition:
+    @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[nightly_ingestion], request_job=job,
+                          name="warehouse_after_ingestion", default_status=dg.DefaultSensorStatus.STOPPED)
+    def warehouse_after_ingestion(context: dg.RunStatusSensorContext):
+        """Start the warehouse load for a partition once its nightly ingestion run succeeded."""
+        run = context.dagster_run
+        pk = run.tags.get("dagster/partition")
+        if not pk:
+            return dg.SkipReason("ingestion run without partition")
+        return dg.RunRequest(run_key=f"warehouse:{pk}", partition_key=pk)
+
+    return warehouse_after_ingestion
+
+
+warehouse_after_ingestion = _after_ingestion(nightly_warehouse)
+
+
+def warehouse_defs(runner: str | None = None) -> dict:
+    """The warehouse's assets, job, sensor and resources for a runner (default: ``DSDW_WAREHOUSE_RUNNER``).
+
+    ``sql``: ``warehouse_load`` above. ``dbt``: one ``@dbt_assets`` asset per model with the dbt tests as asset
+    checks (pipelines.assets.warehouse_dbt; the manifest is parsed first when missing), under the same job and
+    sensor names, so schedules, the demo and deliveries do not change."""
+    from pipelines.warehouse.build import default_runner
+
+    if (runner or default_runner()) == "sql":
+        return {"assets": [warehouse_load], "jobs": [nightly_warehouse], "sensors": [warehouse_after_ingestion],
+                "resources": {}}
+    from pipelines.assets.warehouse_dbt import MANIFEST, build_dbt_assets, dbt_resource
+    from pipelines.warehouse.dbt_runner import parse_manifest
+
+    if not MANIFEST.exists():
+        parse_manifest()
+    assets = build_dbt_assets(MANIFEST)
+    job = dg.define_asset_job("nightly_warehouse", selection=dg.AssetSelection.assets(assets),
+                              description="The warehouse load (dbt build) after the day's ingestion and quality run.")
+    return {"assets": [assets], "jobs": [job], "sensors": [_after_ingestion(job)], "resources": {"dbt": dbt_resource()}}

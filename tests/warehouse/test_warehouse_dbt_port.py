@@ -92,5 +92,7 @@ def test_nightly_selection_builds_everything_until_the_project_is_unchanged():
     assert nightly_selection(con, new) == []  # the project or a code list changed: everything
     con.execute("UPDATE meta.schema_state SET digest = ?", [project_digest()])
     assert nightly_selection(con, new) == ["--select", "source:lake.kontaktgruppe+", "source:lake.samtale+",
-                                           "tag:nightly", "--exclude", "config.materialized:view"]
-    assert nightly_selection(con, []) == ["--select", "tag:nightly", "--exclude", "config.materialized:view"]
+                                           "tag:nightly", "--exclude", "config.materialized:view",
+                                           "config.severity:warn"]
+    assert nightly_selection(con, []) == ["--select", "tag:nightly", "--exclude", "config.materialized:view",
+                                          "config.severity:warn"]

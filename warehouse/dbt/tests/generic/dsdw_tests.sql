@@ -1,6 +1,8 @@
-{#- One row per combination of `columns` (a record key may have several columns). -#}
-{% test dsdw_unique_columns(model, columns) %}
+{#- One row per combination of `columns` (a record key may have several columns); with `not_null`, no key column
+    NULL either (a record key: one query instead of a unique and a not_null test per column). -#}
+{% test dsdw_unique_columns(model, columns, not_null=false) %}
 SELECT {{ columns | join(', ') }}, count(*) AS n FROM {{ model }} GROUP BY ALL HAVING count(*) > 1
+{%- if not_null %}{% for c in columns %} OR {{ c }} IS NULL{% endfor %}{% endif %}
 {% endtest %}
 
 {#- No two spells of one partition (a person) overlap, where the order forbids it (e.g. § 16, stk. 6). -#}
