@@ -82,6 +82,9 @@ def main() -> None:
         "dagster_stages": {k: round(v, 1) for k, v in res.seconds.items()},
         "dagster_cpu_stages": {k: round(v, 1) for k, v in res.cpu.items()},
         "dagster_runs": len(res.runs), "dagster_failed_runs": len(res.failed_runs),
+        # per night: a warehouse run that grows with the nights shows here (issue 12: the publication's audit)
+        "dagster_warehouse_seconds_per_night": {w.day.isoformat(): round(w.seconds, 1) for w in res.warehouse},
+        "vintages": _vintages(work / "dagster_zones"),
         "ratio_dagster_to_direct": round(dagster_s / direct_s, 3), "goal_ratio_dagster_to_direct": 1.3,
         "direct_cpu_seconds": round(direct_cpu, 1), "dagster_cpu_seconds": round(dagster_cpu, 1),
         "ratio_cpu_dagster_to_direct": round(dagster_cpu / direct_cpu, 3),
@@ -91,6 +94,20 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))
+
+
+def _vintages(root: Path) -> list[list]:
+    """The publication log of a run's warehouse: [vintage, load date, periods] (publication.schedule)."""
+    import duckdb
+
+    from pipelines.warehouse.build import published_path
+
+    con = duckdb.connect(str(published_path(root)), read_only=True)
+    try:
+        return [[v, d.isoformat(), n] for v, d, n in con.execute(
+            "SELECT vintage, indlaest_dato, perioder FROM meta.publikation ORDER BY 1").fetchall()]
+    finally:
+        con.close()
 
 
 if __name__ == "__main__":

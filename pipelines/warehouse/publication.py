@@ -126,15 +126,18 @@ class Plan:
     flags: dict[tuple, tuple[bool, bool, bool]] = field(default_factory=dict)
 
 
-def _state_sql(full_grid: str) -> str:
+def _state_sql(full_grid: str, published: str) -> str:
     # per covered period: moved (a cell's true figure, its weeks or a row differ from its last vintage's
-    # grundlag), preliminary now, its last vintage (NULL: never published), preliminary then, that vintage's day
+    # grundlag), preliminary now, its last vintage (NULL: never published, or not in the published table: a
+    # table made anew), preliminary then, that vintage's day
     key = "periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe"
     return f"""
     WITH cur AS (SELECT {key}, antal_personer, tilgang, afgang, ydelsesuger, uger_i_perioden, er_foreloebig
                  FROM {full_grid} WHERE daekket),
     per AS (SELECT DISTINCT periode_type, periode_start, er_foreloebig FROM cur),
-    lastv AS (SELECT periode_type, periode_start, max(vintage) AS v FROM {GRUNDLAG} GROUP BY ALL),
+    lastv AS (SELECT periode_type, periode_start, max(vintage) AS v FROM {GRUNDLAG}
+              SEMI JOIN (SELECT DISTINCT periode_type, periode_start FROM {published}) USING (periode_type, periode_start)
+              GROUP BY ALL),
     g AS (SELECT g.* FROM {GRUNDLAG} g JOIN lastv l ON g.periode_type = l.periode_type
             AND g.periode_start = l.periode_start AND g.vintage = l.v
           SEMI JOIN per p ON g.periode_type = p.periode_type AND g.periode_start = p.periode_start),
@@ -159,7 +162,7 @@ def _state_sql(full_grid: str) -> str:
 
 
 def schedule(con: duckdb.DuckDBPyConnection, day: dt.date, full_grid: str = "mart_ydelser_fuld",
-             kadence: str | None = None) -> Plan:
+             kadence: str | None = None, published: str = "mart_ydelser_publiceret") -> Plan:
     """Which covered periods of ``full_grid`` the load of ``day`` republishes (see the module's docstring).
 
     A period is *moved* when a cell's true figure (antal_personer, tilgang, afgang, ydelsesuger), its weeks
@@ -172,7 +175,7 @@ def schedule(con: duckdb.DuckDBPyConnection, day: dt.date, full_grid: str = "mar
     if kadence not in ("uge", "dag"):
         raise ValueError(f"kadence {kadence!r}: 'uge' or 'dag'")
     plan = Plan()
-    state = con.execute(_state_sql(full_grid)).fetchall()
+    state = con.execute(_state_sql(full_grid, published)).fetchall()
     moved: list[Period] = []
     unchanged: list[Period] = []
     trigger: set[int] = set()
@@ -246,7 +249,7 @@ def publish(con: duckdb.DuckDBPyConnection, result: Any = None) -> int:
     ensure_tables(con)
     day = getattr(result, "indlaest_dato", None) or \
         con.execute(f"SELECT max(horisont) FROM {FULL_GRID}").fetchone()[0] or dt.date.today()
-    plan = schedule(con, day, FULL_GRID)
+    plan = schedule(con, day, FULL_GRID, published=PUBLISHED)
     if plan.deferred:
         log.info("publication: %d preliminary periods moved, republished with the next week's first load: %s",
                  len(plan.deferred), ", ".join(f"{t} {s}" for t, s in plan.deferred))
