@@ -329,7 +329,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
                           before_final=batch.flush, arrived=arrived)
     pid = reg.row.payload_id  # a revert to an earlier version's bytes has an id of its own
     out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action,
-                         reason=reg.row.error if reg.action in ("duplicate", "rejected") else None)
+                         reason=reg.row.error if reg.action in ("duplicate", "rejected", "unchanged") else None)
     if arrived is not None and arrived != key.leveringsdato:
         out.day = key.leveringsdato
         if reg.action in LOADED_NOW:
@@ -690,6 +690,19 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
     pending = Pending(ledger) if pending is None else pending
     try:
         for page in (fetched if fetched is not None else _extract(contract, day, sources, reporter, cursor)):
+            if page.refused is not None:
+                # an answer that is no page of this extract (unreadable, another dataset or day, a cursor
+                # loop): landed and rejected with the reason; the extract stays incomplete at this page's
+                # cursor, so the day's reconciliation shows it and the next run asks for this page again
+                from pipelines.lake.parse import binary_problem
+
+                what = binary_problem(page.body) or (f"an empty answer ({len(page.body)} bytes)"
+                                                     if not page.body.strip() else None)
+                why = f"{EXTRACT_STOP}{page.refused}" + (f" ({what})" if what else "")
+                key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages + 1:05d}")
+                out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, reject=why,
+                                   pending=pending)
+                _stop_extract(contract, day, ledger, result, reporter, out, page.cursor, pages, pending)
             if not page.records and pages == 0 and page.next_cursor is None and payload_refusal(
                     zones.root, PayloadKey("webservice", reporter, contract.dataset, day, "page-00001"),
                     page.body) is None:
@@ -704,6 +717,9 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
             out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
                                envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total,
                                pending=pending, decoded=page.decoded)
+            if out.action == "unchanged" and (out.reason or "").startswith(EXTRACT_STOP):
+                # the page the extract stopped at last time, the same bytes again (a rerun): it stops again
+                _stop_extract(contract, day, ledger, result, reporter, out, page.cursor, pages - 1, pending)
             if day != result.day:
                 out.day = day
             result.payloads.append(out)
@@ -719,6 +735,25 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
                                     None if last is None else last.cursor, empty_total if last is None else last.total))
         if own:
             pending.settle()
+
+
+EXTRACT_STOP = "the extract cannot go on from this answer: "  # the reason of a page the extract stopped at
+
+
+def _stop_extract(contract: Contract, day: dt.date, ledger: Ledger, result: UnitResult, reporter: str,
+                  out: PayloadOutcome, cursor: str | None, pages: int, pending: Pending) -> None:
+    """Record the page an extract stopped at (already landed and rejected) and stop the extract: the
+    cursor stays at that page, incomplete (the next run asks again), and the run reports it."""
+    from pipelines.sources import SourceError
+
+    if day != result.day:
+        out.day = day
+    result.payloads.append(out)
+    pending.settle()
+    ledger.commit_cursor("webservice", reporter, contract.dataset, day, cursor, pages, False)
+    raise SourceError(f"extract stopped at page {pages + 1} ({out.action}, landed and rejected): "
+                      f"{(out.reason or '').removeprefix(EXTRACT_STOP)}", channel="webservice", reporter=reporter,
+                      dataset=contract.dataset, dato=day, cursor=cursor)
 
 
 def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
