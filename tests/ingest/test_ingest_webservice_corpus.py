@@ -264,3 +264,39 @@ def test_a_rerun_changes_nothing(corpus) -> None:
         [(p.reporter, p.source_name, p.action) for p in corpus["second"].payloads if p.action != "unchanged"]
     assert corpus["rows_after"] == corpus["rows"]
     assert corpus["files_after"] == corpus["files"]
+
+
+def test_bad_lines_in_the_simulated_services_extract_are_served_and_quarantined(tmp_path: Path) -> None:
+    """The simulated webservice serves every line of a reporter's extract file as it is (it used to
+    drop lines that were not JSON objects, so their records vanished unseen): a cut line as a JSON
+    string, a line with bytes that are not UTF-8 as those bytes, a JSON array as an array. Ingestion
+    loads the good records and quarantines each bad one; the reporter's total counts them all."""
+    from pipelines.simulate.servers import start_sources
+
+    rep = REPORTERS[0]
+    good = recs(rep, 3, "sim")
+    bad_utf8 = json.dumps({**recs(rep, 1, "sim-latin1")[0], "entitet": "Søren"}, ensure_ascii=False)
+    lines = [json.dumps(r, ensure_ascii=False).encode() for r in good] + [
+        json.dumps(recs(rep, 1, "sim-cut")[0]).encode()[:60],  # cut mid-record
+        bad_utf8.encode().replace("Søren".encode(), "Søren".encode("latin-1")),
+        b"[1, 2, 3]",
+    ]
+    src = tmp_path / "sources"
+    extract = src / "webservice" / DS / DAY.isoformat() / f"{rep}.jsonl"
+    extract.parent.mkdir(parents=True)
+    extract.write_bytes(b"\n".join(lines) + b"\n")
+    (src / "webservice" / "tokens.json").write_text(json.dumps({rep: f"tok-{rep}"}))
+    for d in ("ftp", "portal", "drops/uvm", "drops/ssi"):
+        (src / d).mkdir(parents=True, exist_ok=True)
+    with start_sources(src) as s:
+        cfg = SourcesConfig.from_describe(s.describe())
+        res = ingest_dataset_day(DS, DAY, Zones(tmp_path / "zones"), cfg, RECEIVED_AT)
+        [acc] = account_day(DAY, Zones(tmp_path / "zones"), cfg, folders=["webservice"])
+    assert not res.failures and acc.unaccounted == []
+    [row] = _rows(tmp_path / "zones")
+    assert (row.status, row.rows_read, row.rows_accepted, row.rows_quarantined) == ("loaded", 6, 3, 3)
+    lake = pq.read_table(row.lake_path)
+    assert sorted(lake.column("besked_id").to_pylist()) == sorted(r["besked_id"] for r in good)
+    q = [p for p in (tmp_path / "zones" / "lake" / "_quarantine").rglob("*.parquet")]
+    kinds = sorted(k for p in q for k in pq.read_table(p).column("error_kind").to_pylist())
+    assert kinds == ["encoding", "json", "json"], kinds
