@@ -382,13 +382,31 @@ def _repeats(f: str) -> list[Case]:
     return out
 
 
+def _ssi_records() -> list[Case]:
+    f = "ssi"
+
+    def edit(fn: Callable[[list[bytes], dt.date], list[bytes]]) -> Callable[[str, dt.date], bytes]:
+        return lambda c, d: b"".join(fn(lines(good(f, c, d)), d))
+    return [
+        _c("ssi-H-names-another-dataset", f, edit(lambda ls, d: [ls[0].replace(b"ssi_lpr_kontakt",
+                                                                               b"ssi_sygesikring_kontakt"), *ls[1:]]),
+           REJECTED),
+        _c("ssi-H-missing", f, edit(lambda ls, d: ls[1:]), REJECTED),
+        _c("ssi-K-missing", f, edit(lambda ls, d: [ls[0], *ls[2:]]), REJECTED),
+        # a line of an unknown type is no record (the trailer counts D| records): kept in the quarantine
+        _c("ssi-unknown-record-type", f, edit(lambda ls, d: [*ls[:3], b"X|noget\n", *ls[3:]]), LOADED,
+           quarantined="column_count"),
+        _c("ssi-lower-case-record-type", f, edit(lambda ls, d: [*ls[:2], b"d" + ls[2][1:], *ls[3:]]), REJECTED),
+    ]
+
+
 def _all_cases() -> list[Case]:
     out = []
     for f in ("ftp", "portal", "uvm", "ssi"):
         out += _encodings(f) + _line_ends(f) + _nul(f) + _headers(f) + _payload_level(f) + _names(f) + _repeats(f)
         if f in ("ftp", "ssi"):
             out += _trailers(f)
-    return out
+    return out + _ssi_records()
 
 
 CASES = _all_cases()
