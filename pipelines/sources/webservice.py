@@ -234,10 +234,9 @@ class WebserviceClient:
             return False
         if previous.next_cursor is not None and page.next_cursor == previous.next_cursor:
             return True
-        if page.body == previous.body:
-            return True
-        first, prev_first = _first_besked_id(page.records), _first_besked_id(previous.records)
-        return first is not None and first == prev_first
+        # (not "starts with the same message id": a reporter's repeated message at the head of the next
+        # page is a duplicate record to quarantine, not the previous page served again)
+        return page.body == previous.body
 
     def _fetch_page(
         self, path: str, dataset: str, dato: dt.date, cursor: str | None, limit: int, page_no: int
@@ -366,10 +365,6 @@ def _close_shared() -> None:
     for c in _SHARED.values():
         c.close()
     _SHARED.clear()
-
-
-def _first_besked_id(records: list[dict[str, Any]]) -> Any:
-    return records[0].get("besked_id") if records and isinstance(records[0], dict) else None
 
 
 def _detail(resp: httpx.Response) -> str:

@@ -137,6 +137,10 @@ def _cases() -> list[Case]:
         Case("duplicate-key", one(_dup_key), ["loaded"]),
         Case("message-id-twice", one(lambda r: body(page(r, [*recs(r, 2), recs(r, 2)[0]]))), ["loaded"],
              quarantined="duplicate_message"),
+        Case("next-page-starts-with-the-same-message", lambda r: {
+            "": body(page(r, recs(r, 2, "a"), "c2", total=5)),
+            "c2": body(page(r, [recs(r, 2, "a")[0], recs(r, 1, "b")[0], recs(r, 2, "b")[1]], total=5))},
+            ["loaded", "loaded"], quarantined="duplicate_message"),
         Case("total-wrong", one(lambda r: body(page(r, recs(r), total=9))), ["loaded"], total_off=True),
         Case("empty-page-in-the-middle", lambda r: {"": body(page(r, [], "c2")), "c2": body(page(r, recs(r)))},
              ["loaded", "loaded"]),
