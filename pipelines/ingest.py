@@ -903,12 +903,14 @@ class Offered:
 PORTAL_STABLE_SECONDS = 0.2
 
 
-def _scan_folder(folder: str, day: dt.date, sources: SourcesConfig) -> list[Offered]:
+def _scan_folder(folder: str, day: dt.date, sources: SourcesConfig,
+                 in_progress: list[str] | None = None) -> list[Offered]:
     from pipelines.sources import read_regular, scan_day
 
     base = {"portal": sources.portal_dir, "uvm": sources.uvm_dir, "ssi": sources.ssi_dir}[folder]
     out = []
-    for o in scan_day(base / day.isoformat(), markers=folder != "portal", interval=PORTAL_STABLE_SECONDS):
+    for o in scan_day(base / day.isoformat(), markers=folder != "portal", interval=PORTAL_STABLE_SECONDS,
+                      in_progress=in_progress):
         readable = o.kind == "file"
         out.append(Offered(text_name(o.name), o.kind, o.size, o.refused,
                            (lambda p=o.path: read_regular(p)) if readable else None))
@@ -1078,6 +1080,9 @@ class ChannelAccount:
     by_status: Counter = field(default_factory=Counter)
     unaccounted: list[str] = field(default_factory=list)
     note: str = ""
+    # uploads not offered yet (hidden or temporary names, no .done marker, still changing): no ledger
+    # row until they complete, listed so that one that never completes is seen
+    in_progress: list[str] = field(default_factory=list)
 
 
 def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: list[str] | None = None
@@ -1106,12 +1111,13 @@ def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: lis
             if folder == "webservice":
                 continue
             channel = FOLDER_CHANNEL[folder]
+            waiting: list[str] = []
             if folder == "ftp":
                 with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as c:
                     names = [_ftp_name(f.name) for f in c.list_entries(day)]
             else:
-                names = [o.name for o in _scan_folder(folder, day, sources)]
-            acc = ChannelAccount(folder, day, len(names))
+                names = [o.name for o in _scan_folder(folder, day, sources, waiting)]
+            acc = ChannelAccount(folder, day, len(names), in_progress=[text_name(n) for n in waiting])
             for n in names:
                 r = latest_of(day).get((channel, n))
                 if r is None:  # a file named for an earlier day is filed under that day
