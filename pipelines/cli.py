@@ -245,6 +245,8 @@ def _print_accounts(days: list[dt.date], root: Path, sources: Path) -> int:
             t.add_row(day.isoformat(), a.channel, str(a.offered),
                       ", ".join(f"{k} {v}" for k, v in sorted(a.by_status.items())), str(len(a.unaccounted)))
             lines += [f"[red]UNACCOUNTED[/] {escape(f'{day} {a.channel}: {u!r}')}" for u in a.unaccounted[:20]]
+            lines += [f"[yellow]IN PROGRESS[/] {escape(f'{day} {a.channel}: {u!r}')} (hidden or temporary name, no "
+                      ".done marker, or still changing: not read until complete)" for u in a.in_progress[:20]]
     console.print(t)
     for line in lines:
         console.print(line)

@@ -367,7 +367,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
                           before_final=batch.flush, arrived=arrived)
     pid = reg.row.payload_id  # a revert to an earlier version's bytes has an id of its own
     out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action,
-                         reason=reg.row.error if reg.action in ("duplicate", "rejected") else None)
+                         reason=reg.row.error if reg.action in ("duplicate", "rejected", "unchanged") else None)
     if arrived is not None and arrived != key.leveringsdato:
         out.day = key.leveringsdato
         if reg.action in LOADED_NOW:
@@ -730,6 +730,19 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
     pending = Pending(ledger, lake_ids(contract)) if pending is None else pending
     try:
         for page in (fetched if fetched is not None else _extract(contract, day, sources, reporter, cursor)):
+            if page.refused is not None:
+                # an answer that is no page of this extract (unreadable, another dataset or day, a cursor
+                # loop): landed and rejected with the reason; the extract stays incomplete at this page's
+                # cursor, so the day's reconciliation shows it and the next run asks for this page again
+                from pipelines.lake.parse import binary_problem
+
+                what = binary_problem(page.body) or (f"an empty answer ({len(page.body)} bytes)"
+                                                     if not page.body.strip() else None)
+                why = f"{EXTRACT_STOP}{page.refused}" + (f" ({what})" if what else "")
+                key = PayloadKey("webservice", reporter, contract.dataset, day, f"page-{pages + 1:05d}")
+                out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, reject=why,
+                                   pending=pending)
+                _stop_extract(contract, day, ledger, result, reporter, out, page.cursor, pages, pending)
             if not page.records and pages == 0 and page.next_cursor is None and payload_refusal(
                     zones.root, PayloadKey("webservice", reporter, contract.dataset, day, "page-00001"),
                     page.body) is None:
@@ -744,6 +757,9 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
             out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
                                envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total,
                                pending=pending, decoded=page.decoded)
+            if out.action == "unchanged" and (out.reason or "").startswith(EXTRACT_STOP):
+                # the page the extract stopped at last time, the same bytes again (a rerun): it stops again
+                _stop_extract(contract, day, ledger, result, reporter, out, page.cursor, pages - 1, pending)
             if day != result.day:
                 out.day = day
             result.payloads.append(out)
@@ -759,6 +775,25 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
                                     None if last is None else last.cursor, empty_total if last is None else last.total))
         if own:
             pending.settle()
+
+
+EXTRACT_STOP = "the extract cannot go on from this answer: "  # the reason of a page the extract stopped at
+
+
+def _stop_extract(contract: Contract, day: dt.date, ledger: Ledger, result: UnitResult, reporter: str,
+                  out: PayloadOutcome, cursor: str | None, pages: int, pending: Pending) -> None:
+    """Record the page an extract stopped at (already landed and rejected) and stop the extract: the
+    cursor stays at that page, incomplete (the next run asks again), and the run reports it."""
+    from pipelines.sources import SourceError
+
+    if day != result.day:
+        out.day = day
+    result.payloads.append(out)
+    pending.settle()
+    ledger.commit_cursor("webservice", reporter, contract.dataset, day, cursor, pages, False)
+    raise SourceError(f"extract stopped at page {pages + 1} ({out.action}, landed and rejected): "
+                      f"{(out.reason or '').removeprefix(EXTRACT_STOP)}", channel="webservice", reporter=reporter,
+                      dataset=contract.dataset, dato=day, cursor=cursor)
 
 
 def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sources: SourcesConfig,
@@ -908,12 +943,14 @@ class Offered:
 PORTAL_STABLE_SECONDS = 0.2
 
 
-def _scan_folder(folder: str, day: dt.date, sources: SourcesConfig) -> list[Offered]:
+def _scan_folder(folder: str, day: dt.date, sources: SourcesConfig,
+                 in_progress: list[str] | None = None) -> list[Offered]:
     from pipelines.sources import read_regular, scan_day
 
     base = {"portal": sources.portal_dir, "uvm": sources.uvm_dir, "ssi": sources.ssi_dir}[folder]
     out = []
-    for o in scan_day(base / day.isoformat(), markers=folder != "portal", interval=PORTAL_STABLE_SECONDS):
+    for o in scan_day(base / day.isoformat(), markers=folder != "portal", interval=PORTAL_STABLE_SECONDS,
+                      in_progress=in_progress):
         readable = o.kind == "file"
         out.append(Offered(text_name(o.name), o.kind, o.size, o.refused,
                            (lambda p=o.path: read_regular(p)) if readable else None))
@@ -1083,6 +1120,9 @@ class ChannelAccount:
     by_status: Counter = field(default_factory=Counter)
     unaccounted: list[str] = field(default_factory=list)
     note: str = ""
+    # uploads not offered yet (hidden or temporary names, no .done marker, still changing): no ledger
+    # row until they complete, listed so that one that never completes is seen
+    in_progress: list[str] = field(default_factory=list)
 
 
 def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: list[str] | None = None
@@ -1111,12 +1151,13 @@ def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: lis
             if folder == "webservice":
                 continue
             channel = FOLDER_CHANNEL[folder]
+            waiting: list[str] = []
             if folder == "ftp":
                 with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as c:
                     names = [_ftp_name(f.name) for f in c.list_entries(day)]
             else:
-                names = [o.name for o in _scan_folder(folder, day, sources)]
-            acc = ChannelAccount(folder, day, len(names))
+                names = [o.name for o in _scan_folder(folder, day, sources, waiting)]
+            acc = ChannelAccount(folder, day, len(names), in_progress=[text_name(n) for n in waiting])
             for n in names:
                 r = latest_of(day).get((channel, n))
                 if r is None:  # a file named for an earlier day is filed under that day

@@ -53,6 +53,7 @@ LONG_MODULES = (
     "tests/governance/test_testdata.py",
     "tests/warehouse/test_warehouse_kategori.py",
     "tests/ingest/test_ingest.py",
+    "tests/ingest/test_ingest_corpus.py",
     "tests/warehouse/test_warehouse_flows.py",
     "tests/warehouse/test_warehouse_dbt.py",
 )

@@ -91,13 +91,15 @@ def _not_read(kind: str, path: Path) -> str:
 
 
 def scan_day(day_dir: Path, *, markers: bool, interval: float = 0.2, sleep: Callable[[float], None] = time.sleep,
-             max_depth: int = 4) -> list[Offer]:
+             max_depth: int = 4, in_progress: list[str] | None = None) -> list[Offer]:
     """Everything a day's drop folder offers, without following a link or recursing into the read set.
 
     ``markers``: a top-level file is offered once its ``.done`` marker exists (UVM, SSI); without
     markers (the portal) once its size and mtime are the same in two looks ``interval`` apart.
     Uploads in progress (hidden, temporary, unmarked or still growing files) are not offered yet.
     Entries in subfolders (up to ``max_depth``) are offered as refused: drop folders are flat.
+    ``in_progress``: if given, the names of the entries not offered yet are added to it (the day's
+    reconciliation lists them, so a file that never completes is seen, not silently left).
     """
     day_dir = Path(day_dir)
     try:
@@ -119,6 +121,8 @@ def scan_day(day_dir: Path, *, markers: bool, interval: float = 0.2, sleep: Call
         for e in entries:
             name = f"{rel}/{e.name}" if rel else e.name
             if _in_progress(e.name):
+                if in_progress is not None and not e.name.endswith(MARKER_SUFFIX):
+                    in_progress.append(name)
                 continue
             try:
                 st = e.stat(follow_symlinks=False)
@@ -145,6 +149,8 @@ def scan_day(day_dir: Path, *, markers: bool, interval: float = 0.2, sleep: Call
                 continue
             if markers:
                 if not marker_path(path).exists():
+                    if in_progress is not None:
+                        in_progress.append(name)
                     continue  # upload not finished
                 out.append(Offer(path, name, kind, st.st_size))
             else:
@@ -162,6 +168,8 @@ def scan_day(day_dir: Path, *, markers: bool, interval: float = 0.2, sleep: Call
                 except FileNotFoundError:
                     continue
                 if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != waiting[o.name]:
+                    if in_progress is not None:
+                        in_progress.append(o.name)
                     continue  # still growing or replaced: taken next time
             keep.append(o)
         out = keep

@@ -16,6 +16,7 @@ such a page is detected and re-requested, never yielded twice.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import datetime as dt
 import email.utils
 import functools
@@ -62,14 +63,45 @@ class Page:
     # the whole page as ``orjson.loads(body)`` read it (None when only the lenient ``json`` module could):
     # ingestion's parser takes it instead of reading the page a second time
     decoded: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # set when the answer cannot be used as a page of this extract (not JSON after every retry, not an
+    # extract page, for another dataset or day): ``body`` is what was received, to land and reject; no
+    # ``next_cursor`` is known, so the extract stops here (the next run asks again)
+    refused: str | None = None
 
 
 class _Retryable(Exception):
-    """A transient failure of one attempt; ``retry_after`` overrides the backoff (Retry-After)."""
+    """A transient failure of one attempt; ``retry_after`` overrides the backoff (Retry-After);
+    ``body``: the answer received, when there was one (a page that did not read)."""
 
-    def __init__(self, message: str, wait: float | None = None) -> None:
+    def __init__(self, message: str, wait: float | None = None, body: bytes | None = None) -> None:
         super().__init__(message)
         self.retry_after = wait
+        self.body = body
+
+
+class _Unusable(Exception):
+    """Every attempt got an answer that is not a page of the extract: ``body`` is the last one."""
+
+    def __init__(self, message: str, body: bytes) -> None:
+        super().__init__(message)
+        self.body = body
+
+
+def _page_problem(obj: Any) -> str | None:
+    """Why a JSON answer is not an extract page whose place in the extract is known, or None.
+
+    Only what the client needs to go on is judged here (an object, a ``records`` array, a readable
+    ``next_cursor`` and reporter); the records themselves are the parser's (quarantined one by one).
+    """
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not an object"
+    if not isinstance(obj.get("records"), list):
+        return "no 'records' array"
+    if not isinstance(obj.get("indberetter"), str):
+        return "no 'indberetter' string"
+    if obj.get("next_cursor") is not None and not isinstance(obj.get("next_cursor"), str):
+        return f"'next_cursor' is a JSON {type(obj.get('next_cursor')).__name__}, not a string or null"
+    return None
 
 
 def _transient(exc: BaseException) -> bool:
@@ -162,9 +194,13 @@ class WebserviceClient:
         cursor = start_cursor
         previous: Page | None = None
         page_no = 0
+        asked: set[str | None] = {cursor}
         while True:
             page_no += 1
             page = self._fetch_page(path, dataset, dato, cursor, limit, page_no)
+            if page.refused is not None:
+                yield page  # landed and rejected by the caller; nothing to continue from
+                return
             if self._is_duplicate(page, previous):
                 # The server sent the previous page again: ask once more for the proper one.
                 page = self._fetch_page(path, dataset, dato, cursor, limit, page_no)
@@ -174,9 +210,17 @@ class WebserviceClient:
                         channel="webservice", reporter=page.reporter, dataset=dataset, dato=dato,
                         cursor=cursor, page_no=page_no,
                     )
+            if page.next_cursor is not None and page.next_cursor in asked:
+                # a cursor already asked for in this extract (A -> B -> A): following it never ends; the page
+                # is handed over refused (landed and rejected), the extract stops
+                yield dataclasses.replace(page, next_cursor=None, refused=(
+                    f"cursor loop: the page's next_cursor {page.next_cursor!r} was already requested in this "
+                    "extract (following it would never end)"))
+                return
             yield page
             if page.next_cursor is None:
                 return
+            asked.add(page.next_cursor)
             previous, cursor = page, page.next_cursor
 
     # --- internals
@@ -190,10 +234,9 @@ class WebserviceClient:
             return False
         if previous.next_cursor is not None and page.next_cursor == previous.next_cursor:
             return True
-        if page.body == previous.body:
-            return True
-        first, prev_first = _first_besked_id(page.records), _first_besked_id(previous.records)
-        return first is not None and first == prev_first
+        # (not "starts with the same message id": a reporter's repeated message at the head of the next
+        # page is a duplicate record to quarantine, not the previous page served again)
+        return page.body == previous.body
 
     def _fetch_page(
         self, path: str, dataset: str, dato: dt.date, cursor: str | None, limit: int, page_no: int
@@ -202,14 +245,18 @@ class WebserviceClient:
         if cursor is not None:
             params["cursor"] = cursor
         context = {"dataset": dataset, "dato": dato, "cursor": cursor, "page_no": page_no}
-        body, obj, strict = self._get_json(path, params, context=context, expect_page=True)
+        try:
+            body, obj, strict = self._get_json(path, params, context=context, expect_page=True)
+        except _Unusable as exc:  # received, but not a page of this extract: the caller lands and rejects it
+            return Page(dataset=dataset, dato=dato, reporter=self.reporter or "", cursor=cursor, next_cursor=None,
+                        body=exc.body, records=[], page_no=page_no, refused=str(exc))
         reporter = obj.get("indberetter")
         context["reporter"] = reporter
         if obj.get("dataset") != dataset or obj.get("dato") != dato.isoformat():
-            raise SourceError(
-                f"response is for dataset={obj.get('dataset')} dato={obj.get('dato')}, not the one requested",
-                channel="webservice", **context,
-            )
+            return Page(dataset=dataset, dato=dato, reporter=self.reporter or reporter, cursor=cursor,
+                        next_cursor=None, body=body, records=[], page_no=page_no,
+                        refused=f"the answer is a page for dataset={obj.get('dataset')!r} "
+                                f"dato={obj.get('dato')!r}, not the {dataset} {dato} that was asked for")
         if self.reporter is not None and reporter != self.reporter:
             raise SourceError(
                 f"response is for reporter {reporter!r}, token belongs to {self.reporter!r}",
@@ -247,7 +294,14 @@ class WebserviceClient:
                                    retry_on=_transient)
         except httpx.UnsupportedProtocol as exc:
             raise SourceError(f"bad webservice URL {self.base_url!r}", last_error=exc, **context) from exc
-        except (_Retryable, httpx.TimeoutException, httpx.TransportError) as exc:
+        except _Retryable as exc:
+            if expect_page and exc.body is not None:  # the same kind of unreadable answer every attempt
+                raise _Unusable(f"{exc} (after {self.retry.attempts} attempts)", exc.body) from exc
+            raise SourceError(
+                f"webservice request failed after {self.retry.attempts} attempts",
+                last_error=exc, attempts=self.retry.attempts, **context,
+            ) from exc
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
             raise SourceError(
                 f"webservice request failed after {self.retry.attempts} attempts",
                 last_error=exc, attempts=self.retry.attempts, **context,
@@ -273,18 +327,16 @@ class WebserviceClient:
         except orjson.JSONDecodeError:
             strict = False
             try:
-                obj = json.loads(body)
+                # bytes that are not UTF-8 in an otherwise whole page are the records' problem (the parser
+                # quarantines them as encoding), not the transfer's: read them as surrogate escapes
+                obj = json.loads(body.decode("utf-8-sig", "surrogateescape"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 # The page was cut (or garbled) in transit: a fresh request gets it whole.
-                raise _Retryable(f"body is not valid JSON ({len(body)} bytes): {exc}") from exc
-        if expect_page and not (
-            isinstance(obj, dict)
-            and isinstance(obj.get("records"), list)
-            and all(isinstance(r, dict) for r in obj["records"])
-            and isinstance(obj.get("indberetter"), str)
-            and (obj.get("next_cursor") is None or isinstance(obj.get("next_cursor"), str))
-        ):
-            raise SourceError("response is JSON but not an extract page", **context)
+                raise _Retryable(f"body is not valid JSON ({len(body)} bytes): {exc}", body=body) from exc
+        if expect_page:
+            problem = _page_problem(obj)
+            if problem is not None:  # retried: a server answering garbage once may answer properly next time
+                raise _Retryable(f"the answer is JSON but not an extract page: {problem}", body=body)
         return body, obj, strict
 
 
@@ -313,10 +365,6 @@ def _close_shared() -> None:
     for c in _SHARED.values():
         c.close()
     _SHARED.clear()
-
-
-def _first_besked_id(records: list[dict[str, Any]]) -> Any:
-    return records[0].get("besked_id") if records else None
 
 
 def _detail(resp: httpx.Response) -> str:

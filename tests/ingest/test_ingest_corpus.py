@@ -382,13 +382,31 @@ def _repeats(f: str) -> list[Case]:
     return out
 
 
+def _ssi_records() -> list[Case]:
+    f = "ssi"
+
+    def edit(fn: Callable[[list[bytes], dt.date], list[bytes]]) -> Callable[[str, dt.date], bytes]:
+        return lambda c, d: b"".join(fn(lines(good(f, c, d)), d))
+    return [
+        _c("ssi-H-names-another-dataset", f, edit(lambda ls, d: [ls[0].replace(b"ssi_lpr_kontakt",
+                                                                               b"ssi_sygesikring_kontakt"), *ls[1:]]),
+           REJECTED),
+        _c("ssi-H-missing", f, edit(lambda ls, d: ls[1:]), REJECTED),
+        _c("ssi-K-missing", f, edit(lambda ls, d: [ls[0], *ls[2:]]), REJECTED),
+        # a line of an unknown type is no record (the trailer counts D| records): kept in the quarantine
+        _c("ssi-unknown-record-type", f, edit(lambda ls, d: [*ls[:3], b"X|noget\n", *ls[3:]]), LOADED,
+           quarantined="column_count"),
+        _c("ssi-lower-case-record-type", f, edit(lambda ls, d: [*ls[:2], b"d" + ls[2][1:], *ls[3:]]), REJECTED),
+    ]
+
+
 def _all_cases() -> list[Case]:
     out = []
     for f in ("ftp", "portal", "uvm", "ssi"):
         out += _encodings(f) + _line_ends(f) + _nul(f) + _headers(f) + _payload_level(f) + _names(f) + _repeats(f)
         if f in ("ftp", "ssi"):
             out += _trailers(f)
-    return out
+    return out + _ssi_records()
 
 
 CASES = _all_cases()
@@ -516,3 +534,34 @@ def test_a_rerun_of_the_corpus_is_a_no_op(corpus) -> None:
     assert corpus["rows_after"] == corpus["rows"]
     assert corpus["tree_after"].keys() == corpus["tree"].keys()
     assert corpus["tree_after"] == corpus["tree"]
+
+
+def test_uploads_in_progress_are_listed_by_the_days_reconciliation(tmp_path: Path) -> None:
+    """Hidden and temporary names, and a drop file without its .done marker, are not read (an upload in
+    progress) and get no ledger row; the day's reconciliation lists them, so one that never completes is
+    seen (a .done marker itself is the protocol's, not an entry)."""
+    day = START
+    portal = tmp_path / "portal" / day.isoformat()
+    uvm = tmp_path / "uvm" / day.isoformat()
+    for d in (portal, uvm):
+        d.mkdir(parents=True)
+    n = name("portal", day)
+    (portal / f".{n}").write_bytes(good("portal", "progress", day))
+    (portal / f"{n}.part").write_bytes(b"x")
+    (portal / f"{n}~").write_bytes(b"x")
+    (uvm / name("uvm", day)).write_bytes(good("uvm", "progress", day))  # no .done marker
+    (uvm / "orphan.csv.done").touch()
+    cfg = SourcesConfig("http://127.0.0.1:9", {}, "127.0.0.1", 9, "star", "x", tmp_path / "portal",
+                        tmp_path / "uvm", tmp_path / "ssi")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
+    try:
+        res = ingest_day(day, Zones(tmp_path / "zones"), cfg, RECEIVED_AT,
+                         datasets=[*folder_datasets("portal"), *folder_datasets("uvm")])
+        accounts = {a.channel: a for a in account_day(day, Zones(tmp_path / "zones"), cfg, folders=["portal", "uvm"])}
+    finally:
+        mp.undo()
+    assert not [p for r in res for p in r.payloads] and not [f for r in res for f in r.failures]
+    assert sorted(accounts["portal"].in_progress) == sorted([f".{n}", f"{n}.part", f"{n}~"])
+    assert accounts["uvm"].in_progress == [name("uvm", day)]
+    assert accounts["portal"].unaccounted == accounts["uvm"].unaccounted == []

@@ -141,20 +141,26 @@ class ExtractStore:
 
     @staticmethod
     def _load(path: Path) -> list[str]:
+        """Every non-blank line is a record the reporter's system holds, served as it is: a line that
+        is JSON (an object or not) as that JSON, a line that is not JSON as a JSON string of its text,
+        bytes that are not UTF-8 as those bytes. Ingestion judges them (quarantine); nothing is dropped
+        here, so the extract's ``total`` is every record."""
         out: list[str] = []
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8", errors="surrogateescape") as fh:
             for lineno, line in enumerate(fh, 1):
                 line = line.strip()
                 if not line:
                     continue
                 try:  # orjson first (~4x faster); what it refuses, json still judges
-                    ok = isinstance(_loads(line), dict)
-                except json.JSONDecodeError:
+                    _loads(line)
+                    ok = True
+                except (json.JSONDecodeError, UnicodeEncodeError):
                     ok = False
                 if ok:
                     out.append(line)
                 else:
-                    log.warning("%s:%d: not a JSON object, not served", path, lineno)
+                    log.warning("%s:%d: not JSON, served as a JSON string", path, lineno)
+                    out.append(json.dumps(line, ensure_ascii=False))
         return out
 
 
@@ -342,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
                               ensure_ascii=False)
             tail = json.dumps({"next_cursor": next_cursor, "total": len(lines)})
             text = head[:-1] + ', "records": [' + ", ".join(lines[offset:end]) + "], " + tail[1:]
-            body = text.encode("utf-8")
+            body = text.encode("utf-8", "surrogateescape")  # a reporter's bytes that are not UTF-8 as they are
             self.server.remember_page(key, body)
         if faults.consume("truncated_page", path) is not None:
             body = body[: max(1, len(body) // 2)]
