@@ -192,38 +192,91 @@ def _type_scalar(f: Field, arr: pa.Array, value_at: Callable[[int], Any], fmt: W
     return pa.array(values, arrow_type(f))
 
 
-def _type_multi(f: Field, vals: Sequence[Any], fmt: WireFormat, errors: list[FieldError],
+def _type_multi(f: Field, vals: Sequence[Any] | pa.Array, fmt: WireFormat, errors: list[FieldError],
                 missing_keys: dict[tuple[int, str], str], from_json: bool, controls: bool) -> pa.Array:
-    """A list-valued field: items split on '#' (CSV) or a JSON array; each item judged by its type."""
-    out: list[list[str | None] | None] = []
-    for pos, v in enumerate(vals):
-        if v is None or v == "" or v == []:
-            if f.required:
-                why = missing_keys.get((pos, f.name), "required field is empty")
-                errors.append(FieldError(pos, f.name, "required", f"{f.name}: {why}"))
-            out.append(None)
-            continue
-        items = v if isinstance(v, list) else v.split(fmt.multi_sep) if isinstance(v, str) else [v]
-        row: list[str | None] = []
-        for item in items:
-            why = check_json_kind(f, item) if from_json else None
-            if why:
-                errors.append(FieldError(pos, f.name, "type", short(f"{f.name}: list item: {why}")))
-                continue
-            try:
-                s = None if item is None else json_scalar(item) or ""
-            except TypeError as exc:
-                errors.append(FieldError(pos, f.name, "type", f"{f.name}: list item: {exc}"))
-                continue
-            if s is not None and f.type not in _UNCHECKED:
-                why = check_type(f, item)
-                if why:
-                    errors.append(FieldError(pos, f.name, "type", _type_message(f, why, item, fmt)))
-            if s is not None and controls and CONTROL_RE.search(s):
-                errors.append(FieldError(pos, f.name, "control_character", _control_message(f, s)))
-            row.append(s)
-        out.append(row)
+    """A list-valued field: items split on '#' (CSV) or a JSON array; each item judged by its type.
+
+    Text items (the common case: every value a JSON array of strings, or CSV text) are split and
+    checked by Arrow; only rows that may hold a problem (empty and required, a control character)
+    are judged one by one, by the same code as every row otherwise.
+    """
+    fast = _multi_fast(f, vals, fmt, from_json, controls)
+    if fast is not None:
+        arr, suspects = fast
+        if suspects:
+            values = vals.to_pylist() if isinstance(vals, pa.Array) else vals
+            for pos in suspects:
+                _judge_multi(f, pos, values[pos], fmt, errors, missing_keys, from_json, controls)
+        return arr
+    if isinstance(vals, pa.Array):
+        vals = vals.to_pylist()
+    out = [_judge_multi(f, pos, v, fmt, errors, missing_keys, from_json, controls) for pos, v in enumerate(vals)]
     return pa.array(out, pa.list_(pa.string()))
+
+
+_LIST_OF_STRINGS = pa.list_(pa.string())
+
+
+def _multi_fast(f: Field, vals: Sequence[Any] | pa.Array, fmt: WireFormat, from_json: bool, controls: bool
+                ) -> tuple[pa.Array, list[int]] | None:
+    """(the typed list column, rows to judge one by one) of a text list field, or None when some value
+    is not a JSON array of strings (or null), so every row is judged by :func:`_judge_multi`."""
+    if f.type not in _UNCHECKED:
+        return None
+    try:
+        if from_json:
+            if isinstance(vals, pa.Array) or not set(map(type, vals)) <= {list, type(None)}:
+                return None
+            arr = pa.array(vals, _LIST_OF_STRINGS)  # raises unless every item is a string or null
+            empty = pc.equal(pc.list_value_length(arr), 0)  # an empty array is empty, as null is
+            if empty.true_count:
+                arr = pc.if_else(empty, pa.scalar(None, _LIST_OF_STRINGS), arr)
+        else:
+            text = vals if isinstance(vals, pa.Array) else pa.array(vals, pa.string())
+            if text.type != pa.string():
+                return None
+            text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)  # '' is empty
+            arr = pc.split_pattern(text, pattern=fmt.multi_sep)
+    except _ARROW_ERRORS:
+        return None
+    suspects: set[int] = set()
+    if f.required and arr.null_count:
+        suspects.update(pc.indices_nonzero(arr.is_null()).to_pylist())
+    if controls:
+        bad = pc.fill_null(pc.match_substring_regex(pc.list_flatten(arr), CONTROL_CHARS), False)
+        if bad.true_count:
+            suspects.update(pc.filter(pc.list_parent_indices(arr), bad).to_pylist())
+    return arr, sorted(suspects)
+
+
+def _judge_multi(f: Field, pos: int, v: Any, fmt: WireFormat, errors: list[FieldError],
+                 missing_keys: dict[tuple[int, str], str], from_json: bool, controls: bool) -> list[str | None] | None:
+    """One row of a list-valued field: its items as wire text, every problem added to ``errors``."""
+    if v is None or v == "" or v == []:
+        if f.required:
+            why = missing_keys.get((pos, f.name), "required field is empty")
+            errors.append(FieldError(pos, f.name, "required", f"{f.name}: {why}"))
+        return None
+    items = v if isinstance(v, list) else v.split(fmt.multi_sep) if isinstance(v, str) else [v]
+    row: list[str | None] = []
+    for item in items:
+        why = check_json_kind(f, item) if from_json else None
+        if why:
+            errors.append(FieldError(pos, f.name, "type", short(f"{f.name}: list item: {why}")))
+            continue
+        try:
+            s = None if item is None else json_scalar(item) or ""
+        except TypeError as exc:
+            errors.append(FieldError(pos, f.name, "type", f"{f.name}: list item: {exc}"))
+            continue
+        if s is not None and f.type not in _UNCHECKED:
+            why = check_type(f, item)
+            if why:
+                errors.append(FieldError(pos, f.name, "type", _type_message(f, why, item, fmt)))
+        if s is not None and controls and CONTROL_RE.search(s):
+            errors.append(FieldError(pos, f.name, "control_character", _control_message(f, s)))
+        row.append(s)
+    return row
 
 
 def _control_message(f: Field, value: str) -> str:
@@ -333,8 +386,7 @@ def type_columns(contract: Contract, fmt: WireFormat, columns: dict[str, Sequenc
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks()
         if f.multi:
-            vals = col.to_pylist() if isinstance(col, pa.Array) else col
-            arrays.append(_type_multi(f, vals, fmt, errors, missing_keys, from_json, controls))
+            arrays.append(_type_multi(f, col, fmt, errors, missing_keys, from_json, controls))
             continue
         skip: set[int] = set()
         if isinstance(col, pa.Array):

@@ -41,7 +41,7 @@ import pyarrow.csv as pacsv
 
 from pipelines.contracts import Contract
 
-from .convert import short, type_columns
+from .convert import STRING_WIRE_TYPES, short, type_columns
 from .count import Count, count_delimited, count_json_lines, count_ssi
 from .formats import UTF8, WireFormat, wire_format
 from .schema import QUARANTINE_SCHEMA, arrow_schema
@@ -875,6 +875,39 @@ def _json_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any
         return {name: [row.get(name) for row in rows] for name in names}
 
 
+@functools.cache
+def _json_text_fields(dataset: str, fields: tuple[tuple[str, str, bool], ...]) -> tuple[list[str], pa.DataType]:
+    """The single-valued fields that are JSON strings on the wire, and the struct type that reads them."""
+    names = [name for name, t, multi in fields if t in STRING_WIRE_TYPES and not multi]
+    return names, pa.struct([(name, pa.string()) for name in names])
+
+
+def _json_columns_arrow(rows: list[dict[str, Any]], contract: Contract) -> dict[str, Any]:
+    """Columns of JSON objects: the text fields converted by Arrow in one call (a missing key is null,
+    '' is empty), the others as :func:`_json_columns` gives them.
+
+    Arrow refuses a number, boolean, array or object where a string is expected; then every column
+    is taken as it came and judged value by value (:func:`.convert.type_columns` names what is wrong).
+    """
+    names, struct = _json_text_fields(contract.dataset, tuple((f.name, f.type, f.multi) for f in contract.all_fields))
+    if not rows or not names:
+        return _json_columns(rows, contract.field_names)
+    try:
+        text = pa.array(rows, struct).flatten()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        return _json_columns(rows, contract.field_names)
+    cols: dict[str, Any] = {}
+    for name, arr in zip(names, text, strict=True):
+        empty = pc.equal(arr, "")
+        cols[name] = pc.if_else(empty, pa.scalar(None, pa.string()), arr) if empty.true_count else arr
+    rest = [n for n in contract.field_names if n not in cols]
+    if len(rest) == 1:
+        cols[rest[0]] = [row.get(rest[0]) for row in rows]
+    elif rest:
+        cols.update(_json_columns(rows, rest))
+    return cols
+
+
 def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: str, leveringsdato: dt.date,
                   payload_id: str, decoded: Any = None) -> ParseResult:
     """Accepted rows (typed, with lineage) and quarantine rows of one payload.
@@ -922,7 +955,7 @@ def parse_payload(data: bytes, contract: Contract, *, channel: str, reporter: st
     if cand.columns is not None:
         columns = cand.columns
     elif fmt.kind == "json":
-        columns = _json_columns(cand.rows, names)
+        columns = _json_columns_arrow(cand.rows, contract)
     else:
         cols = list(zip(*cand.rows, strict=True)) if n else [()] * len(names)
         columns = dict(zip(names, cols, strict=True))
