@@ -751,10 +751,11 @@ def with_context(grid: Grid, layers: list[Layer] | None = None) -> Problem:
     * current layers (neighbouring years) join the new grid's rows, so the consecutive-period relations cross
       the calendar year (December to January, Q4 to Q1, year to year);
     * each earlier vintage of the same periods is a copy of the grid with that vintage's true figures, its own
-      relations and its published cells as constants; a cell whose true figure is the same in two consecutive
-      versions is one unknown to the attacker (x_old = x_new), whose figures changed are separate unknowns (the
-      attacker is assumed to know which cells a correction touched, not by how much).  A cell an earlier
-      vintage published with the figure it still has is ``known``: hiding it again would protect nothing.
+      relations and its published cells as constants; a cell whose true figure is the same in any two versions
+      (consecutive or not: a correction can be undone) is one unknown to the attacker (x_old = x_new), whose
+      figures differ are separate unknowns (the attacker is assumed to know which cells a correction touched,
+      not by how much).  A cell any earlier vintage published with the figure it has now is ``known``: hiding it
+      again would protect nothing.
     """
     layers = layers or []
     cur = [ly for ly in layers if ly.current]
@@ -774,39 +775,44 @@ def with_context(grid: Grid, layers: list[Layer] | None = None) -> Problem:
     eligible = np.zeros(len(values), dtype=bool)
     eligible[:grid.n] = True
     known = np.zeros(len(values), dtype=bool)
-    newest: dict[tuple, int] = {}  # key -> base index of its latest version so far (old layers, in vintage order)
+    # per row key and measure, per true figure: its first cell among the earlier vintages (in vintage order) and
+    # whether any vintage published it.  Every version of a cell with that figure is identified with the first:
+    # the attacker is assumed to know which cells of ANY two vintages hold the same figure, not only of two
+    # consecutive ones (a correction undone later brings an earlier vintage's figure back: differencing vintage 1
+    # and 3 then pins what the comparison of consecutive vintages left open)
+    same: dict[tuple, list[dict[float, list]]] = {}
     for ly in old:
         base = off
         start[off:off + len(ly.values)] = ly.hidden
         for c in constraints(ly.rows, ly.values):
             cons.append(Constraint(c.cells + base, c.coefs, c.eq, c.rhs, f"{c.why}@v{ly.vintage}"))
         for j, r in enumerate(ly.rows):
-            key = (r[0], r[1], r[2], r[3], r[5])
-            prev = newest.get(key)
-            if prev is not None:
-                _identify(cons, values, start, prev, base + NM * j, f"v{ly.vintage}")
-            newest[key] = base + NM * j
-        off += len(ly.values)
-    if old:
-        for j, r in enumerate(grid.rows):
-            prev = newest.get((r[0], r[1], r[2], r[3], r[5]))
-            if prev is None:
-                continue
+            by_m = same.setdefault((r[0], r[1], r[2], r[3], r[5]), [{} for _ in range(NM)])
             for m in range(NM):
-                a, b = prev + m, NM * j + m
-                if values[a] == values[b]:
-                    if start[a]:
-                        cons.append(Constraint(np.array([a, b]), np.array([1.0, -1.0]), True, 0.0, "vintage"))
-                    else:
-                        known[b] = True
+                b = base + NM * j + m
+                got = by_m[m].get(float(values[b]))
+                if got is None:
+                    by_m[m][float(values[b])] = [b, not start[b]]
+                    continue
+                if start[got[0]] or start[b]:
+                    cons.append(Constraint(np.array([got[0], b]), np.array([1.0, -1.0]), True, 0.0,
+                                           f"v{ly.vintage}"))
+                got[1] = got[1] or not start[b]
+        off += len(ly.values)
+    for j, r in enumerate(grid.rows if old else []):
+        by_m = same.get((r[0], r[1], r[2], r[3], r[5]))
+        if by_m is None:
+            continue
+        for m in range(NM):
+            b = NM * j + m
+            got = by_m[m].get(float(values[b]))
+            if got is None:
+                continue
+            if got[1]:  # published with this figure by an earlier vintage
+                known[b] = True
+            else:
+                cons.append(Constraint(np.array([got[0], b]), np.array([1.0, -1.0]), True, 0.0, "vintage"))
     return Problem(values, cons, start, eligible, known, dirs, grid.n)
-
-
-def _identify(cons: list[Constraint], values: np.ndarray, start: np.ndarray, a0: int, b0: int, why: str) -> None:
-    for m in range(NM):
-        a, b = a0 + m, b0 + m
-        if values[a] == values[b] and (start[a] or start[b]):
-            cons.append(Constraint(np.array([a, b]), np.array([1.0, -1.0]), True, 0.0, why))
 
 
 def sparse_kommuner(grid: Grid, graense: int = GRAENSE) -> np.ndarray | None:
