@@ -583,28 +583,31 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                   eligible: np.ndarray | None = None, known: np.ndarray | None = None,
                   targets: np.ndarray | None = None, blocks: np.ndarray | None = None,
                   per_cell: int | None = PER_CELL_LPS,
-                  stats: dict | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+                  stats: dict | None = None, cost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
     """Primary cells, then secondary cells until the audit pins none; returns (hidden, primary, last audit).
 
     ``start``: cells hidden from the outset (context cells' published flags, sparse groups); ``eligible``: the
     cells this publication may hide (not the context's); ``known``: cells the attacker reads elsewhere (an
     earlier vintage published the same figure), hidden or not they count as published in the audit.
-    Each round: a relation (equality) with exactly one hidden cell gets its smallest published eligible cell
+    Each round: a relation (equality) with exactly one hidden cell gets its cheapest published eligible cell
     hidden (cheap, repeated until stable); then the LP audit; each cell still narrower than ``graense`` gets
-    the smallest published eligible cell of one of its relations hidden (preferring equalities).  Hiding more
+    the cheapest published eligible cell of one of its relations hidden (preferring equalities; ``cost``, default
+    the value: :func:`choose_grid_hidden` weighs it by level, total and period).  Hiding more
     only widens intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
 ``per_cell``: the audit's cap on per-cell LPs per round (None: every uncertified cell gets its own LPs);
 ``stats``: filled with the rounds, LPs and how the cells were settled (:attr:`AuditResult.how`), summed over
 the rounds.
 
     Fail safe: a narrow cell with no published eligible cell left in the relations of the hidden cells first gets
-    its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, its whole
-    block is hidden -- every eligible cell with its ``blocks`` label (period and measure, from
-    :func:`choose_grid_hidden`), else every eligible cell of its measure, else every eligible cell -- and the
-    audit runs again.  Only a cell narrow with every eligible cell hidden (earlier publications alone pin it:
+    its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, cells of its
+    block are hidden -- the eligible cells with its ``blocks`` label (period and measure, from
+    :func:`choose_grid_hidden`), else of its measure, else every eligible cell; the cheapest first, 1, 2, 4, ...
+    as often as the cell comes back stuck (hiding a whole block at once hid the region and national totals of a
+    month) -- and the audit runs again.  Only a cell narrow with every eligible cell hidden (earlier publications alone pin it:
     this publication shows none of its figures) is logged and left.
     """
     n = len(values)
+    cost = values if cost is None else cost
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible
     known = np.zeros(n, dtype=bool) if known is None else known
     counts = np.ones(n, dtype=bool)
@@ -618,6 +621,7 @@ the rounds.
             by_cell[int(x)].append(k)
     eqs = [c for c in cons if c.eq]
     given_up: set[int] = set()
+    tries: dict[int, int] = defaultdict(int)  # per stuck cell: how often the fail safe grew its block
     wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
     memo = Seen.of(values)
     tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0),
@@ -629,7 +633,7 @@ the rounds.
     def smallest(free: np.ndarray) -> int | None:
         # a known cell is published elsewhere with the same figure: hiding it would protect nothing
         free = free[eligible[free] & ~hidden[free] & ~known[free]]
-        return None if len(free) == 0 else int(free[np.lexsort((free, values[free]))[0]])
+        return None if len(free) == 0 else int(free[np.lexsort((free, cost[free]))[0]])
 
     for _ in range(max_rounds):
         while True:
@@ -665,7 +669,7 @@ the rounds.
             best = None
             for k in sorted(by_cell[i], key=lambda k: not cons[k].eq):
                 cand = smallest(cons[k].cells)
-                if cand is not None and (best is None or values[cand] < values[best]):
+                if cand is not None and (best is None or cost[cand] < cost[best]):
                     best = cand
             if best is None:  # all its relations' cells are hidden: widen through the block's relations
                 if block_free is None:
@@ -694,9 +698,15 @@ the rounds.
                                 "hidden: earlier publications alone pin it", i, graense)
                     given_up.add(i)
                     continue
+                # the cheapest cells of the block, twice as many each time the cell is stuck again: a region or
+                # national total is hidden only when the cheaper cells of its block did not widen the cell
+                cand = np.flatnonzero(grow)
+                pick = cand[np.lexsort((cand, cost[cand]))[:2 ** tries[i]]]
+                tries[i] += 1
                 log.warning("suppression: cell %d stays narrower than %d and no cell of its relations is left to "
-                            "hide: %d more cells of its block are hidden (fail safe)", i, graense, int(grow.sum()))
-                hidden |= grow
+                            "hide: the %d cheapest of %d free cells of its block are hidden (fail safe)", i, graense,
+                            len(pick), len(cand))
+                hidden[pick] = True
                 tally["fail_safe_blocks"] += 1
         _tie(hidden)
     raise RuntimeError(f"suppression did not converge in {max_rounds} rounds")
@@ -751,10 +761,11 @@ def with_context(grid: Grid, layers: list[Layer] | None = None, fixed: np.ndarra
     * current layers (neighbouring years) join the new grid's rows, so the consecutive-period relations cross
       the calendar year (December to January, Q4 to Q1, year to year);
     * each earlier vintage of the same periods is a copy of the grid with that vintage's true figures, its own
-      relations and its published cells as constants; a cell whose true figure is the same in two consecutive
-      versions is one unknown to the attacker (x_old = x_new), whose figures changed are separate unknowns (the
-      attacker is assumed to know which cells a correction touched, not by how much).  A cell an earlier
-      vintage published with the figure it still has is ``known``: hiding it again would protect nothing.
+      relations and its published cells as constants; a cell whose true figure is the same in any two versions
+      (consecutive or not: a correction can be undone) is one unknown to the attacker (x_old = x_new), whose
+      figures differ are separate unknowns (the attacker is assumed to know which cells a correction touched,
+      not by how much).  A cell any earlier vintage published with the figure it has now is ``known``: hiding it
+      again would protect nothing.
 
     ``fixed`` (per cell of the new grid: -1 free, else its published flag 0/1): cells of periods that keep their
     last vintage (unchanged figures, not republished); they join the grid with that flag and are not eligible.
@@ -780,39 +791,44 @@ def with_context(grid: Grid, layers: list[Layer] | None = None, fixed: np.ndarra
         eligible[:grid.n] = fixed < 0
         start[:grid.n] = fixed == 1
     known = np.zeros(len(values), dtype=bool)
-    newest: dict[tuple, int] = {}  # key -> base index of its latest version so far (old layers, in vintage order)
+    # per row key and measure, per true figure: its first cell among the earlier vintages (in vintage order) and
+    # whether any vintage published it.  Every version of a cell with that figure is identified with the first:
+    # the attacker is assumed to know which cells of ANY two vintages hold the same figure, not only of two
+    # consecutive ones (a correction undone later brings an earlier vintage's figure back: differencing vintage 1
+    # and 3 then pins what the comparison of consecutive vintages left open)
+    same: dict[tuple, list[dict[float, list]]] = {}
     for ly in old:
         base = off
         start[off:off + len(ly.values)] = ly.hidden
         for c in constraints(ly.rows, ly.values):
             cons.append(Constraint(c.cells + base, c.coefs, c.eq, c.rhs, f"{c.why}@v{ly.vintage}"))
         for j, r in enumerate(ly.rows):
-            key = (r[0], r[1], r[2], r[3], r[5])
-            prev = newest.get(key)
-            if prev is not None:
-                _identify(cons, values, start, prev, base + NM * j, f"v{ly.vintage}")
-            newest[key] = base + NM * j
-        off += len(ly.values)
-    if old:
-        for j, r in enumerate(grid.rows):
-            prev = newest.get((r[0], r[1], r[2], r[3], r[5]))
-            if prev is None:
-                continue
+            by_m = same.setdefault((r[0], r[1], r[2], r[3], r[5]), [{} for _ in range(NM)])
             for m in range(NM):
-                a, b = prev + m, NM * j + m
-                if values[a] == values[b]:
-                    if start[a]:
-                        cons.append(Constraint(np.array([a, b]), np.array([1.0, -1.0]), True, 0.0, "vintage"))
-                    else:
-                        known[b] = True
+                b = base + NM * j + m
+                got = by_m[m].get(float(values[b]))
+                if got is None:
+                    by_m[m][float(values[b])] = [b, not start[b]]
+                    continue
+                if start[got[0]] or start[b]:
+                    cons.append(Constraint(np.array([got[0], b]), np.array([1.0, -1.0]), True, 0.0,
+                                           f"v{ly.vintage}"))
+                got[1] = got[1] or not start[b]
+        off += len(ly.values)
+    for j, r in enumerate(grid.rows if old else []):
+        by_m = same.get((r[0], r[1], r[2], r[3], r[5]))
+        if by_m is None:
+            continue
+        for m in range(NM):
+            b = NM * j + m
+            got = by_m[m].get(float(values[b]))
+            if got is None:
+                continue
+            if got[1]:  # published with this figure by an earlier vintage
+                known[b] = True
+            else:
+                cons.append(Constraint(np.array([got[0], b]), np.array([1.0, -1.0]), True, 0.0, "vintage"))
     return Problem(values, cons, start, eligible, known, dirs, grid.n)
-
-
-def _identify(cons: list[Constraint], values: np.ndarray, start: np.ndarray, a0: int, b0: int, why: str) -> None:
-    for m in range(NM):
-        a, b = a0 + m, b0 + m
-        if values[a] == values[b] and (start[a] or start[b]):
-            cons.append(Constraint(np.array([a, b]), np.array([1.0, -1.0]), True, 0.0, why))
 
 
 def sparse_kommuner(grid: Grid, graense: int = GRAENSE) -> np.ndarray | None:
@@ -872,13 +888,29 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
     for j, r in enumerate(work.rows):
         for m in range(NM):
             blocks[NM * j + m] = labels.setdefault((r[0], r[1], 0 if m == UGER else m), len(labels))
+    cost = p.values + 1.0
+    cost[:work.n] *= np.repeat(np.array([_weight(r) for r in work.rows]), NM)
     hidden = choose_hidden(p.values, p.constraints, graense, dirs=dirs, start=p.start, eligible=p.eligible,
-                           known=p.known, blocks=blocks, per_cell=per_cell, stats=stats)[0][:p.n_new]
+                           known=p.known, blocks=blocks, per_cell=per_cell, stats=stats, cost=cost)[0][:p.n_new]
     if keep is None:
         return hidden
     full = np.ones(grid.n, dtype=bool)
     full.reshape(-1, NM)[keep] = hidden.reshape(-1, NM)
     return full
+
+
+# what hiding a cell costs, beside its value (choose_grid_hidden): a region figure is worth more to the reader than a
+# kommune figure of the same size, hele landet more still, a group's 'i alt' more than a group, a year and a
+# quarter more than a month -- so a secondary cell is taken from the kommuner and groups of a month first and a
+# region or national total only where the relations leave nothing smaller
+WEIGHT_NIVEAU = {"kommune": 1.0, "region": 4.0, "land": 16.0}
+WEIGHT_I_ALT = 4.0
+WEIGHT_PERIODE = {"maaned": 1.0, "kvartal": 2.0, "aar": 4.0}
+
+
+def _weight(row: tuple) -> float:
+    return (WEIGHT_NIVEAU.get(row[2], 1.0) * WEIGHT_PERIODE.get(row[0], 1.0)
+            * (WEIGHT_I_ALT if row[5] == I_ALT else 1.0))
 
 
 def _strip(ly: Layer) -> tuple[list[tuple], np.ndarray, np.ndarray]:

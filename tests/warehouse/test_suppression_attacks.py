@@ -266,3 +266,84 @@ def test_cells_the_audit_settles_without_their_own_lps_are_wide_by_their_exact_i
                     assert exact.hi[i] == np.inf
             assert set(fast.pinned()) == set(exact.pinned())
     assert skipped > 50, "the shortcuts were exercised"
+
+
+def _correct(cells: dict, k: tuple, d: int) -> dict:
+    """``cells`` with kommune cell ``k``'s antal_personer raised by ``d`` (ydelsesuger by 2d), carried into its
+    'i alt', region and hele landet."""
+    out, old = dict(cells), cells[k]
+    new = (old[0] + d, old[1], old[2], old[3] + 2 * d)
+    for kk in (k, (*k[:5], "i alt"), (k[0], k[1], "region", k[4], "000", k[5]), (k[0], k[1], "region", k[4], "000",
+               "i alt"), (k[0], k[1], "land", "000", None, k[5]), (k[0], k[1], "land", "000", None, "i alt")):
+        out[kk] = tuple(a + b - c for a, b, c in zip(out[kk], new, old, strict=True))
+    return out
+
+
+def test_a_correction_undone_later_is_audited_against_every_earlier_vintage():
+    """Vintage 2 corrects three kommune figures of October; vintage 3 undoes the correction (the figures of
+    vintage 1 again).  An attacker holding all three vintages equates every pair of versions with the same figure,
+    vintage 1 with vintage 3 too.  Comparing consecutive vintages only left cells of vintage 3 open to exactly this
+    (this grid: 'i alt' of kommune 151 and of region 084 pinned to one value); each new vintage is now audited
+    against every earlier one, and no cell of any vintage is pinned."""
+    con = duckdb.connect()
+    rng = random.Random(3)
+    t1 = grid(rng, [OKT], [0, 3, 6, 9, 25, 60])
+    s1 = load(con, t1, "t1")
+    p1 = published(con, "SELECT * FROM " + suppress(con, s1).alias)
+    t2 = t1
+    for k in rng.sample([k for k in t1 if k[2] == "kommune" and k[5] != "i alt"], 3):
+        t2 = _correct(t2, k, rng.choice([2, 5, 7]))
+    s2 = load(con, t2, "t2")
+    l1 = as_layer(con, s1, p1, 1, False)
+    p2 = published(con, suppress(con, s2, layers=[l1]).alias)
+    t3 = dict(t1)
+    s3 = load(con, t3, "t3")
+    p3 = published(con, suppress(con, s3, layers=[l1, as_layer(con, s2, p2, 2, False)]).alias)
+    for k in t1:
+        if p1[k][0] is not None:
+            assert p3[k][0] == t1[k][0], "a figure vintage 1 published is published again when it comes back"
+    att = Attack()
+    tabs = [table(t1, p1), table(t2, p2), table(t3, p3)]
+    eds = [att.add(t) for t in tabs]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            att.same(eds[a], tabs[a], eds[b], tabs[b])
+    assert_unpinned(att)
+
+
+def _parents(months: dict) -> dict:
+    """The quarter and the year of the months in ``months`` (all in one quarter, so the year equals the quarter):
+    a parent's persons are its largest month's plus most entries of the others (at most the months' sum), its
+    flows the months' sum less what repeats (at most its persons), its weeks the months' sum."""
+    by: dict = {}
+    for k, v in months.items():
+        by.setdefault(k[2:], []).append(v)
+    out = {}
+    for rest, vs in by.items():
+        big = max(vs, key=lambda v: v[0])
+        a = min(sum(v[0] for v in vs), big[0] + sum(v[1] for v in vs if v is not big) * 9 // 10)
+        t, f = (min(a, sum(v[m] for v in vs) * 19 // 20) for m in (1, 2))
+        q = (a, t, f, sum(v[3] for v in vs))
+        out[("kvartal", JAN, *rest)] = q
+        out[("aar", JAN, *rest)] = q
+    return out
+
+
+def test_months_quarter_and_year_with_every_margin_pin_nothing():
+    """One grid with every margin of issue 13 at once: kommune < region < land, groups < 'i alt', months < quarter
+    < year, tilgang/afgang with their stocks across consecutive months, ydelsesuger with antal, non-negativity, and
+    every cell published (zeros included, hidden or shown).  The independent integer attacker uses all of them and
+    narrows no hidden cell."""
+    con = duckdb.connect()
+    # two months of the quarter (the data foundation's first): the quarter and the year hold just these
+    months = grid(random.Random(13), [JAN, dt.date(2027, 2, 1)], [0, 4, 30, 60])
+    truth = {**months, **_parents(months)}
+    src = load(con, truth, "t")
+    kinds = {c.why for c in grid_from(con, src).constraints}
+    assert kinds >= {"geo", "grp", "tid", "flow", "uger", "bestand"}, kinds
+    assert any(v[0] == 0 for v in truth.values()), "zeros are in the grid"
+    pub = published(con, "SELECT * FROM " + suppress(con, src).alias)
+    att = Attack()
+    att.add(table(truth, pub))
+    got = assert_unpinned(att)
+    assert {k[1][0] for k in got} == {"maaned", "kvartal", "aar"}, "hidden cells of every period type were attacked"
