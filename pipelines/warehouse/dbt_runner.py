@@ -175,8 +175,10 @@ def _prepare(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, loa
         con.execute(s)
     con.execute("INSERT INTO meta.current_load VALUES (?, ?)", [load_id, load_date])
     if new:
-        con.executemany("INSERT INTO meta.load_increment VALUES (?, ?, ?)",
-                        [[p["payload_id"], p["dataset"], p["lake_path"]] for p in new])
+        # one statement (DuckDB's executemany runs one per row)
+        con.execute("INSERT INTO meta.load_increment SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                    "unnest(?::VARCHAR[])", [[p["payload_id"] for p in new], [p["dataset"] for p in new],
+                                             [p["lake_path"] for p in new]])
     by_ds: dict[str, list[dict]] = {}
     for p in new:
         by_ds.setdefault(p["dataset"], []).append(p)
