@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -175,8 +174,10 @@ def _prepare(con: duckdb.DuckDBPyConnection, root: Path, load_date: dt.date, loa
         con.execute(s)
     con.execute("INSERT INTO meta.current_load VALUES (?, ?)", [load_id, load_date])
     if new:
-        con.executemany("INSERT INTO meta.load_increment VALUES (?, ?, ?)",
-                        [[p["payload_id"], p["dataset"], p["lake_path"]] for p in new])
+        # one statement (DuckDB's executemany runs one per row)
+        con.execute("INSERT INTO meta.load_increment SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                    "unnest(?::VARCHAR[])", [[p["payload_id"] for p in new], [p["dataset"] for p in new],
+                                             [p["lake_path"] for p in new]])
     by_ds: dict[str, list[dict]] = {}
     for p in new:
         by_ds.setdefault(p["dataset"], []).append(p)
@@ -388,13 +389,3 @@ def ydelser_python_model(dbt, session: duckdb.DuckDBPyConnection) -> duckdb.Duck
     q = f"{dbt.this.schema}.{dbt.this.identifier}"
     stats.maintain_ydelser(session, SimpleNamespace(name=name, qualified=q, sql=sql), {"load_date": d})
     return session.sql(f"SELECT * FROM {q} LIMIT 0")
-
-
-def manifest_path(root: Path) -> Path:
-    return target_dir(root) / "manifest.json"
-
-
-def dbt_nodes(root: Path) -> list[str]:
-    """Model names in the last manifest (for reports)."""
-    m = json.loads(manifest_path(root).read_text(encoding="utf-8"))
-    return sorted(n["name"] for n in m["nodes"].values() if n["resource_type"] == "model")
