@@ -18,14 +18,14 @@
 WITH h AS (
     SELECT coalesce((SELECT max(indlaest_dato) FROM {{ source('meta', 'load') }}), current_date) AS horisont
 ), i_maaned AS (
-    SELECT DISTINCT y.person_key, y.kommunekode, y.ydelsesgruppe, CAST(m.maaned AS DATE) AS maaned, h.horisont
-    FROM {{ ref('fct_ydelsesforloeb') }} y
-    CROSS JOIN h
-    CROSS JOIN LATERAL (
-        SELECT unnest(generate_series(date_trunc('month', y.startdato),
-                                      date_trunc('month', least(coalesce(y.slutdato, h.horisont), h.horisont)),
-                                      INTERVAL 1 MONTH)) AS maaned) m
-    WHERE y.startdato <= h.horisont AND (y.slutdato IS NULL OR y.slutdato >= y.startdato)
+    SELECT DISTINCT person_key, kommunekode, ydelsesgruppe, CAST(maaned AS DATE) AS maaned, horisont
+    FROM (
+        SELECT y.person_key, y.kommunekode, y.ydelsesgruppe, h.horisont,
+               {{ dsdw_unnest((dsdw_date_series("CAST(date_trunc('month', y.startdato) AS DATE)", "CAST(date_trunc('month', least(coalesce(y.slutdato, h.horisont), h.horisont)) AS DATE)", "INTERVAL 1 MONTH"))) }} AS maaned
+        FROM {{ ref('fct_ydelsesforloeb') }} y
+        CROSS JOIN h
+        WHERE y.startdato <= h.horisont AND (y.slutdato IS NULL OR y.slutdato >= y.startdato)
+    ) s
 ), taelling AS (
     SELECT *, least(last_day(maaned), horisont) AS taelledag FROM i_maaned
 ), med_kategori AS (
