@@ -49,6 +49,11 @@ LOAD_SCHEMA = pa.schema([("load_id", pa.string()), ("indlaest_dato", pa.date32()
                          ("affected_persons", pa.int64()), ("affected_maaneder", pa.int32()), ("seconds", pa.float64())])
 MODEL_RUN_SCHEMA = pa.schema([("load_id", pa.string()), ("model", pa.string()), ("materialization", pa.string()),
                               ("rows", pa.int64()), ("seconds", pa.float64())])
+# meta.loaded_payload (build.META_SQL): empty on Spark when the plan comes from the ledger, as in a new DuckDB
+LOADED_PAYLOAD_SCHEMA = pa.schema([("payload_id", pa.string()), ("dataset", pa.string()), ("reporter", pa.string()),
+                                   ("leveringsdato", pa.date32()), ("indlaest_dato", pa.date32()),
+                                   ("load_id", pa.string()), ("rows_lake", pa.int64()), ("rows_staged", pa.int64()),
+                                   ("modtaget_tidspunkt", pa.timestamp("us", "UTC"))])
 RETRACTED_SCHEMA = pa.schema([("payload_id", pa.string()), ("dataset", pa.string()), ("superseded_by", pa.string()),
                               ("indlaest_dato", pa.date32()), ("load_id", pa.string())])
 
@@ -311,8 +316,8 @@ def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master:
     S.register_pseudonyms(session, load_key("pseudonym"), datasets)
     res.step_seconds["pseudonyms"] = time.perf_counter() - tp
     tp = time.perf_counter()
-    S.write_tables(session, "meta", {**plan.tables(), "load": LOAD_SCHEMA.empty_table(),
-                                     "model_run": MODEL_RUN_SCHEMA.empty_table()})
+    S.write_tables(session, "meta", {"loaded_payload": LOADED_PAYLOAD_SCHEMA.empty_table(), **plan.tables(),
+                                     "load": LOAD_SCHEMA.empty_table(), "model_run": MODEL_RUN_SCHEMA.empty_table()})
     S.reference_views(session)
     res.step_seconds["meta_tables"] = time.perf_counter() - tp
     res.step_seconds["prepare"] = time.perf_counter() - t

@@ -18,14 +18,14 @@
 WITH h AS (
     SELECT coalesce((SELECT max(indlaest_dato) FROM {{ source('meta', 'load') }}), current_date) AS horisont
 ), i_maaned AS (
-    SELECT DISTINCT person_key, kommunekode, ydelsesgruppe, CAST(maaned AS DATE) AS maaned, horisont
-    FROM (
-        SELECT y.person_key, y.kommunekode, y.ydelsesgruppe, h.horisont,
-               {{ dsdw_unnest((dsdw_date_series("CAST(date_trunc('month', y.startdato) AS DATE)", "CAST(date_trunc('month', least(coalesce(y.slutdato, h.horisont), h.horisont)) AS DATE)", "INTERVAL 1 MONTH"))) }} AS maaned
-        FROM {{ ref('fct_ydelsesforloeb') }} y
-        CROSS JOIN h
-        WHERE y.startdato <= h.horisont AND (y.slutdato IS NULL OR y.slutdato >= y.startdato)
-    ) s
+    -- the spell's months from the calendar (a view: no generator, so an analyst's session needs no macro)
+    SELECT DISTINCT y.person_key, y.kommunekode, y.ydelsesgruppe, m.maaned, h.horisont
+    FROM {{ ref('fct_ydelsesforloeb') }} y
+    CROSS JOIN h
+    JOIN (SELECT DISTINCT maaned FROM {{ ref('dim_dato') }}) m
+      ON m.maaned BETWEEN CAST(date_trunc('month', y.startdato) AS DATE)
+                      AND CAST(date_trunc('month', least(coalesce(y.slutdato, h.horisont), h.horisont)) AS DATE)
+    WHERE y.startdato <= h.horisont AND (y.slutdato IS NULL OR y.slutdato >= y.startdato)
 ), taelling AS (
     SELECT *, least(last_day(maaned), horisont) AS taelledag FROM i_maaned
 ), med_kategori AS (
