@@ -146,7 +146,13 @@ def clone_history(root: Path, copies: int) -> int:
     return written
 
 
+# hand-written models named like facts (the panel, the spells): the derived stage
+DERIVED_FACTS = {"fct_person_week", "fct_ydelsesforloeb", "fct_kategori_forloeb"}
+
+
 def stage_of(model: str) -> str:
+    if model in DERIVED_FACTS or model.startswith(("int_", "dim_", "mart_")):
+        return "derived"
     if model.startswith("stg_"):
         return "staging"
     if model.endswith("_aktuel"):

@@ -93,6 +93,8 @@ def convert_sql(sql: str, names: set[str]) -> str:
 
     def code(seg: str) -> str:
         seg = re.sub(r"\berror\(", "{{ raise_error_fn() }}(", seg)
+        # DuckDB's VARCHAR is STRING to both engines (Spark's VARCHAR needs a length)
+        seg = re.sub(r"\bVARCHAR\b(?!\s*[\[(])", "STRING", seg, flags=re.IGNORECASE)
 
         def ref(m: re.Match) -> str:
             prefix, name = m.group(1) or "", m.group(2)
@@ -111,10 +113,94 @@ def convert_sql(sql: str, names: set[str]) -> str:
     out = []
     for tok in _TOKEN.findall(sql):
         out.append(tok if tok.startswith(("'", "--")) else code(tok))
-    text = "".join(out)
+    text = engine_calls("".join(out))
     if "getvariable(" in text or "$" in re.sub(r"'(?:[^']|'')*'", "", text):
         raise ValueError(f"unported runner variable left in: {text[:200]}")
     return text
+
+
+_ENGINE_CALL = re.compile(r"\b(dsdw_[a-z_]+)\s*\(")
+
+
+def _jinja_arg(sql: str) -> str:
+    """A SQL fragment (possibly holding ``{{ expr }}``) as a Jinja expression: its text as string literals joined
+    by ``~`` with the expressions."""
+    parts = []
+    for i, seg in enumerate(re.split(r"\{\{\s*(.*?)\s*\}\}", sql.strip())):
+        if i % 2:
+            parts.append(f"({seg})")
+        elif seg:
+            parts.append('"' + seg.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return " ~ ".join(parts) or '""'
+
+
+def _call_end(text: str, start: int) -> tuple[int, list[str]]:
+    """The index after the ``)`` closing the call whose ``(`` is at ``start``, and its top-level arguments
+    (strings, comments and ``{{ }}`` skipped)."""
+    depth, i, args, cur = 0, start, [], start + 1
+    while i < len(text):
+        c = text[i]
+        if c == "'":
+            i = text.index("'", i + 1)
+            while text.startswith("'", i + 1):  # '' inside a literal
+                i = text.index("'", i + 2)
+        elif text.startswith("{{", i):
+            i = text.index("}}", i) + 1
+        elif text.startswith("--", i):
+            i = text.index("\n", i)
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                last = text[cur:i]
+                if last.strip() or args:
+                    args.append(last)
+                return i + 1, args
+        elif c == "," and depth == 1:
+            args.append(text[cur:i])
+            cur = i + 1
+        i += 1
+    raise ValueError(f"unbalanced call in: {text[start - 20:start + 200]}")
+
+
+def engine_calls(text: str) -> str:
+    """Calls of the engine functions (``generate.ENGINE_FUNCTIONS``: DuckDB macros in the sql runner) as calls of
+    the dbt macros of the same name (adapter.dispatch, warehouse/dbt/macros/engines.sql); nested calls and
+    ``{{ }}`` in arguments become Jinja expressions.  Strings and comments are left alone."""
+    from pipelines.warehouse.generate import ENGINE_FUNCTIONS, ENGINE_WORD_PARAMS
+
+    out, pos, i = [], 0, 0
+    while True:
+        m = _ENGINE_CALL.search(text, i)
+        if m is None:
+            break
+        # skip matches inside a string literal or a comment
+        before = text[pos:m.start()]
+        if _inside_literal(text, m.start()) or m.group(1) not in ENGINE_FUNCTIONS:
+            i = m.end()
+            continue
+        end, args = _call_end(text, m.end() - 1)
+        args = [engine_calls(a) for a in args]
+        words = ENGINE_WORD_PARAMS.get(m.group(1), ())
+        jargs = []
+        for k, a in enumerate(args):
+            lit = re.fullmatch(r"\s*'([a-z]+)'\s*", a)
+            jargs.append(f'"{lit.group(1)}"' if k in words and lit else _jinja_arg(a))
+        out.append(before + "{{ " + m.group(1) + "(" + ", ".join(jargs) + ") }}")
+        pos = i = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _inside_literal(text: str, at: int) -> bool:
+    """Whether position ``at`` is inside a '...' literal or a -- comment (the {{ }} of the port are code)."""
+    for tok in _TOKEN.finditer(text):
+        if tok.start() <= at < tok.end():
+            return tok.group(0).startswith(("'", "--"))
+        if tok.start() > at:
+            break
+    return False
 
 
 def _header(text: str, rel: str) -> str:
@@ -170,8 +256,9 @@ def derived_model(rel: str, text: str, names: set[str]) -> dict[Path, str]:
                f"pre_hook=\"{{{{ delete_scope('{m.scope}', ref('{scope}')) }}}}\"" + idx + ") }}\n"
                f"{head}\n{body}\n")
     elif m.name == "dim_virksomhed":
-        sql = (f"{{{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='cvr', "
-               f"{loc}) }}}}\n{head}\n"
+        # Spark builds it only as a full refresh (dsdw warehouse rebuild): dbt-spark validates the strategy anyway
+        sql = ("{{ config(materialized='incremental', incremental_strategy=('append' if target.type == 'spark' "
+               f"else 'delete+insert'), unique_key='cvr', {loc}) }}}}\n{head}\n"
                "-- nightly: the CVRs of the load's rows merged into the table (P-numbers and sources united, the "
                "load's name wins, first/latest load kept)\n"
                f"WITH ny AS (\n{body}\n)\n"

@@ -183,7 +183,27 @@ def macro_sql() -> list[str]:
         "CASE WHEN CAST(right(cpr, 1) AS INTEGER) % 2 = 1 THEN 'M' ELSE 'K' END END",
         "CREATE OR REPLACE TEMP MACRO dsdw_alder(b, d) AS date_diff('year', b, d) - "
         "CASE WHEN strftime(d, '%m%d') < strftime(b, '%m%d') THEN 1 ELSE 0 END",
+        *(f"CREATE OR REPLACE TEMP MACRO {name}({', '.join(args)}) AS {body}"
+          for name, (args, body) in ENGINE_FUNCTIONS.items()),
     ]
+
+
+# The engine functions the hand-written models (warehouse/models/**) call where DuckDB's and Spark's SQL differ:
+# DuckDB macros here (the sql runner), adapter.dispatch macros of the same name in warehouse/dbt/macros/engines.sql
+# (dbt; the dbt port turns a call into the macro call).  The bodies are the engines.sql default__ (DuckDB) ones.
+ENGINE_FUNCTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "dsdw_isodow": (("d",), "isodow(d)"),
+    "dsdw_isoyear": (("d",), "isoyear(d)"),
+    "dsdw_date_diff": (("part", "a", "b"), "date_diff(part, a, b)"),
+    "dsdw_unnest": (("l",), "unnest(l)"),
+    "dsdw_date_series": (("a", "b", "step"), "generate_series(CAST(a AS TIMESTAMP), CAST(b AS TIMESTAMP), step)"),
+    "dsdw_list_ordered": (("v", "k"), "list(v ORDER BY k)"),
+    "dsdw_list_distinct_sorted": (("v",), "list(DISTINCT v ORDER BY v) FILTER (WHERE v IS NOT NULL)"),
+    "dsdw_string_agg_ordered": (("v", "sep", "k"), "string_agg(v, sep ORDER BY k)"),
+    "dsdw_empty_strings": ((), "CAST([] AS VARCHAR[])"),
+}
+# parameters the dbt macros take as words (a SQL string literal in the model, a bare word for Jinja)
+ENGINE_WORD_PARAMS = {"dsdw_date_diff": (0,)}
 
 
 def generated_files() -> dict[Path, str]:

@@ -14,7 +14,8 @@ superseded are left out, as if the correction came before the night's load). Ret
 
 Targets: ``duckdb`` writes a new analysts' database and a sealed restricted one (in ``out``); ``spark`` builds the
 analysts' models as Parquet tables in ``out/tables/<schema>.db/<model>`` (pipelines/warehouse/spark.py; the
-restricted models are not built there, see docs/scale-out.md).
+restricted models are not built there, see docs/scale-out.md) and publishes the statistics into
+``out/published.duckdb``.  Both then run the publication step (small-cell suppression) once.
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ from pipelines.warehouse.keys import hmac_pads, key_id, load_key
 TARGETS = ("duckdb", "spark")
 PLAN_SCHEMA = pa.schema([("payload_id", pa.string()), ("dataset", pa.string()), ("lake_path", pa.string()),
                          ("load_id", pa.string()), ("indlaest_dato", pa.date32())])
+# meta.load and meta.model_run as the nightly load writes them (build.META_SQL): a rebuild writes one meta.load row
+# per planned load *after* its models ran, as a night does (models reading meta.load see the loads before theirs)
+LOAD_SCHEMA = pa.schema([("load_id", pa.string()), ("indlaest_dato", pa.date32()), ("started_at", pa.timestamp("us", "UTC")),
+                         ("finished_at", pa.timestamp("us", "UTC")), ("pseudonym_key_id", pa.string()),
+                         ("payloads", pa.int32()), ("rows_staged", pa.int64()), ("rows_deduplicated", pa.int64()),
+                         ("affected_persons", pa.int64()), ("affected_maaneder", pa.int32()), ("seconds", pa.float64())])
+MODEL_RUN_SCHEMA = pa.schema([("load_id", pa.string()), ("model", pa.string()), ("materialization", pa.string()),
+                              ("rows", pa.int64()), ("seconds", pa.float64())])
+# meta.loaded_payload (build.META_SQL): empty on Spark when the plan comes from the ledger, as in a new DuckDB
+LOADED_PAYLOAD_SCHEMA = pa.schema([("payload_id", pa.string()), ("dataset", pa.string()), ("reporter", pa.string()),
+                                   ("leveringsdato", pa.date32()), ("indlaest_dato", pa.date32()),
+                                   ("load_id", pa.string()), ("rows_lake", pa.int64()), ("rows_staged", pa.int64()),
+                                   ("modtaget_tidspunkt", pa.timestamp("us", "UTC"))])
 RETRACTED_SCHEMA = pa.schema([("payload_id", pa.string()), ("dataset", pa.string()), ("superseded_by", pa.string()),
                               ("indlaest_dato", pa.date32()), ("load_id", pa.string())])
 
@@ -75,6 +89,16 @@ class Plan:
                 [r for r in self.retracted if not is_restricted(get_contract(r["dataset"]))], schema=RETRACTED_SCHEMA),
             **extra,
         }
+
+    def loads(self) -> pa.Table:
+        """meta.load's rows of the planned loads (the load id and date; the night's counters are not known)."""
+        by_load: dict[str, dict] = {}
+        for p in self.payloads:
+            r = by_load.setdefault(p["load_id"], {"load_id": p["load_id"], "indlaest_dato": p["indlaest_dato"],
+                                                  "payloads": 0})
+            r["payloads"] += 1
+        return pa.Table.from_pylist(sorted(by_load.values(), key=lambda r: (r["indlaest_dato"], r["load_id"])),
+                                    schema=LOAD_SCHEMA)
 
 
 def load_plan(root: Path) -> Plan:
@@ -126,6 +150,42 @@ class RebuildResult:
     models: dict[str, float] = dataclasses.field(default_factory=dict)  # model -> seconds
     step_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    published: int = 0  # rows of mart_ydelser_publiceret
+
+
+def publish(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:
+    """The published statistics (``mart_ydelser_publiceret``, small-cell suppression) from the rebuilt marts: the
+    nightly load's publication step, run once for the last load (every covered year is published)."""
+    from types import SimpleNamespace
+
+    from pipelines.warehouse.suppression import publish_suppressed
+
+    last = plan.tables()["current_load"].to_pylist()
+    result = SimpleNamespace(load_id=last[0]["load_id"] if last else None,
+                             load_date=last[0]["indlaest_dato"] if last else None)
+    return publish_suppressed(con, result)
+
+
+def publish_from_spark(session: Any, out: Path, plan: Plan) -> int:
+    """``out/published.duckdb``: the analysts' DuckDB filled from Spark's outputs for the publication step -- the
+    statistics' computation (Parquet) and its full grid (a Spark view, collected) -- and the published statistics
+    suppressed there, as the nightly load publishes (the suppression is a solver in this process, not SQL)."""
+    from pipelines.warehouse import spark as S
+
+    db = out / "published.duckdb"
+    db.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    try:
+        loc = S.table_location(out / "tables", "main", "mart_ydelser_beregning")
+        con.execute(f"CREATE TABLE mart_ydelser_beregning AS SELECT * FROM read_parquet('{loc}/*.parquet')")
+        con.execute("CREATE SCHEMA spark")
+        con.register("grid_arrow", session.table("main.mart_ydelser_fuld").toArrow())
+        con.execute("CREATE TABLE spark.mart_ydelser_fuld AS SELECT * FROM grid_arrow")
+        con.unregister("grid_arrow")
+        con.execute("CREATE VIEW mart_ydelser_fuld AS SELECT * FROM spark.mart_ydelser_fuld")
+        return publish(con, plan)
+    finally:
+        con.close()
 
 
 def default_out(root: Path, target: str) -> Path:
@@ -141,10 +201,8 @@ def _dbt_run(target: str, target_path: Path, env: dict[str, str], select: list[s
             "--vars", json.dumps({"full_lake": True})]
     if select:
         args += ["--select", *select]
-    # The models ported from warehouse/models (derived: dims, panel, marts) and the load's scope models keep
-    # per-load state (SCD2 validity by load, vintages, delta marts): a one-pass version of them is not written
-    # yet, so the rebuild covers the generated models (staging, bitemporal facts, current state, history).
-    args += ["--exclude", "path:dbt/models/derived", "path:dbt/models/scope"]
+    # every model: the derived ones (dims, panel, marts) take their first-build branch, the scope models every
+    # person (full_lake); what differs from the nightly warehouse by design: nightly_differences
     with _env({**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
         try:
             res = dbtRunner().invoke(args)
@@ -228,6 +286,17 @@ def rebuild_duckdb(root: Path, out: Path, plan: Plan, res: RebuildResult, select
             "DSDW_REFERENCE_DIR": str(REFERENCE_DIR)},
             select)
         res.step_seconds["dbt_run"] = time.perf_counter() - t
+        t = time.perf_counter()
+        con = duckdb.connect(str(db))
+        try:
+            con.register("t_arrow", plan.loads())
+            con.execute("INSERT INTO meta.load BY NAME SELECT * FROM t_arrow")
+            con.unregister("t_arrow")
+            if select is None:
+                res.published = publish(con, plan)
+        finally:
+            con.close()
+        res.step_seconds["publish"] = time.perf_counter() - t
 
 
 def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master: str | None = None,
@@ -247,7 +316,9 @@ def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master:
     S.register_pseudonyms(session, load_key("pseudonym"), datasets)
     res.step_seconds["pseudonyms"] = time.perf_counter() - tp
     tp = time.perf_counter()
-    S.write_tables(session, "meta", plan.tables())
+    S.write_tables(session, "meta", {"loaded_payload": LOADED_PAYLOAD_SCHEMA.empty_table(), **plan.tables(),
+                                     "load": LOAD_SCHEMA.empty_table(), "model_run": MODEL_RUN_SCHEMA.empty_table()})
+    S.reference_views(session)
     res.step_seconds["meta_tables"] = time.perf_counter() - tp
     res.step_seconds["prepare"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -256,6 +327,11 @@ def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master:
         env["DSDW_SPARK_THREADS"] = str(threads)
     res.models = _dbt_run("spark", out / "dbt_target", env, select)
     res.step_seconds["dbt_run"] = time.perf_counter() - t
+    S.write_tables(session, "meta", {"load": plan.loads()})
+    if select is None:
+        t = time.perf_counter()
+        res.published = publish_from_spark(session, out, plan)
+        res.step_seconds["publish"] = time.perf_counter() - t
 
 
 def rebuild(root: Path, target: str = "duckdb", out: Path | None = None, *, master: str | None = None,
@@ -301,6 +377,69 @@ def table_checksums(database: Path, schemas: tuple[str, ...] = ("main",), names:
             n, h = con.execute(f'SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0) FROM "{schema}"."{t}"'
                                ).fetchone()
             out[t] = (int(n), int(h))
+        return out
+    finally:
+        con.close()
+
+
+# What a one-pass rebuild cannot reproduce of a nightly-built derived model, by design (docs/scale-out.md): the load
+# that last (re)computed a row.  A night rewrites only the rows its load touched (the affected persons' panel
+# weeks, the periods a statistic's delta moved), so those columns carry the night of the last change; a rebuild
+# computes every row at its last load.  Every other column is compared.
+VINTAGE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "fct_person_week": ("indlaest_dato",),
+    "mart_ydelser_beregning": ("indlaesning_nr", "horisont"),
+    "mart_ydelser": ("indlaesning_nr", "horisont"),
+    "mart_ydelser_fuld": ("indlaesning_nr", "horisont"),
+    # the published statistics: the publication's number (vintage) and the computation it published
+    "mart_ydelser_publiceret": ("indlaesning_nr", "horisont", "vintage"),
+}
+# Append-only marts of signed per-load contributions (a night adds +1 for what it inserted, -1 for what it
+# replaced): the rebuild writes each cell's net count in one contribution, so they are compared net per cell.
+SIGNED_MARTS: dict[str, str] = {
+    "mart_overgange_bidrag": "antal",
+    "mart_indberetning_ankomst_bidrag": "antal",
+    "mart_indberetning_rettidighed_bidrag": "antal",
+}
+_LOAD_OF_ROW = ("load_id", "indlaest_dato")
+
+
+def nightly_differences(rebuilt: Path, nightly: Path, names: set[str] | None = None) -> dict[str, tuple]:
+    """Tables/views of schema main that differ between a rebuild and the nightly-built warehouse: ``{name: (rows
+    rebuilt, rows nightly)}``.  Compared as multisets of rows over all columns, except :data:`VINTAGE_COLUMNS`;
+    :data:`SIGNED_MARTS` by their net count per cell."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{rebuilt}' AS r (READ_ONLY)")
+        con.execute(f"ATTACH '{nightly}' AS n (READ_ONLY)")
+
+        def rels(db: str) -> set[str]:
+            return {t for (t,) in con.execute(
+                f"SELECT table_name FROM duckdb_tables() WHERE database_name = '{db}' AND schema_name = 'main' UNION "
+                f"SELECT view_name FROM duckdb_views() WHERE database_name = '{db}' AND schema_name = 'main' "
+                "AND NOT internal").fetchall()}
+
+        both = rels("r") & rels("n")
+        out: dict[str, tuple] = {t: ("missing",) for t in (rels("r") ^ rels("n")) if names is None or t in names}
+        for t in sorted(both):
+            if names is not None and t not in names:
+                continue
+            cols = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'r' "
+                                              "AND schema_name = 'main' AND table_name = ? ORDER BY column_index",
+                                              [t]).fetchall()]
+            if t in SIGNED_MARTS:
+                m = SIGNED_MARTS[t]
+                keys = ", ".join(f'"{c}"' for c in cols if c not in (m, *_LOAD_OF_ROW))
+                q = "SELECT {k}, sum(\"{m}\") AS net FROM {db}.main.\"{t}\" GROUP BY ALL HAVING sum(\"{m}\") <> 0"
+                a, b = (q.format(k=keys, m=m, db=db, t=t) for db in ("r", "n"))
+            else:
+                sel = ", ".join(f'"{c}"' for c in cols if c not in VINTAGE_COLUMNS.get(t, ()))
+                a, b = (f'SELECT {sel} FROM {db}.main."{t}"' for db in ("r", "n"))
+            diff = con.execute(f"SELECT count(*) FROM (({a} EXCEPT ALL {b}) UNION ALL ({b} EXCEPT ALL {a}))"
+                               ).fetchone()[0]
+            if diff:
+                out[t] = (con.execute(f"SELECT count(*) FROM ({a})").fetchone()[0],
+                          con.execute(f"SELECT count(*) FROM ({b})").fetchone()[0])
         return out
     finally:
         con.close()

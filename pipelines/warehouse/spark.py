@@ -129,6 +129,23 @@ def lake_views(spark: SparkSession, root: Path) -> list[str]:
     return names
 
 
+def reference_views(spark: SparkSession, reference_dir: Path | None = None) -> list[str]:
+    """``dsdw_ref__<name>`` for every code list ``data/reference/<name>.csv``: every column a string, as DuckDB's
+    ``read_csv(all_varchar = true)`` gives the models (macro reference_csv)."""
+    import pyarrow.csv as pacsv
+
+    from pipelines.contracts import REFERENCE_DIR
+
+    names = []
+    for p in sorted(Path(reference_dir or REFERENCE_DIR).glob("*.csv")):
+        header = pacsv.read_csv(p, read_options=pacsv.ReadOptions(block_size=1 << 20)).column_names
+        t = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, "string"),
+                                                                    strings_can_be_null=True))
+        spark.createDataFrame(t).createOrReplaceTempView(f"dsdw_ref__{p.stem}")
+        names.append(p.stem)
+    return names
+
+
 def write_tables(spark: SparkSession, schema: str, tables: dict[str, pa.Table]) -> None:
     """Arrow tables as Parquet tables ``<schema>.<name>`` of the session's catalog (the load's meta tables)."""
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")

@@ -26,6 +26,7 @@ from fixtures_wh import query as q
 from pipelines.contracts import REFERENCE_DIR, get_contract
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import load_warehouse, published_path
+from pipelines.warehouse.generate import macro_sql
 from pipelines.warehouse.models import load_models
 from pipelines.warehouse.restricted import open_restricted
 
@@ -231,6 +232,8 @@ def test_panel_keys_unique_and_incremental_equals_full_rebuild(wh, tmp_path):
     models = load_models()
     con = duckdb.connect(str(copy))
     try:
+        for m in macro_sql():  # the engine functions the models call (the sql runner's macros)
+            con.execute(m)
         con.execute("SET VARIABLE reference_dir = ?", [str(REFERENCE_DIR)])
         con.execute("SET VARIABLE load_date = ?", [D2])
         con.execute("CREATE TEMP TABLE affected_persons AS SELECT DISTINCT person_key FROM fct_kontaktgruppe "
@@ -360,6 +363,8 @@ def test_virksomhed_register(wh):
     assert dates == [("11223344", D2, D2), ("12345678", D1, D2), ("87654321", D1, D1)]
     con = duckdb.connect(str(pub), read_only=True)
     try:
+        for m in macro_sql():
+            con.execute(m)
         con.execute("SET VARIABLE model_first_run = true")
         full = con.execute(f"SELECT * FROM ({load_models()['dim_virksomhed'].sql}) ORDER BY cvr",
                            {"load_id": "none"}).fetchall()

@@ -96,3 +96,32 @@ def test_nightly_selection_builds_everything_until_the_project_is_unchanged():
                                            "config.severity:warn"]
     assert nightly_selection(con, []) == ["--select", "tag:nightly", "--exclude", "config.materialized:view",
                                           "config.severity:warn"]
+
+
+
+def test_engine_function_calls_become_dispatch_macro_calls():
+    out = convert_sql("SELECT dsdw_isodow(d), 'dsdw_isodow(x)' AS s -- dsdw_unnest(y)\n"
+                      ", dsdw_date_diff('day', $load_date, max(\"a\")) AS n, CAST(NULL AS VARCHAR) AS v, "
+                      "dsdw_unnest(dsdw_date_series(a, least(b, c), INTERVAL 7 DAY)) AS u FROM dim_dato",
+                      {"dim_dato"})
+    assert out.startswith('SELECT {{ dsdw_isodow("d") }}, \'dsdw_isodow(x)\' AS s -- dsdw_unnest(y)\n')
+    assert '{{ dsdw_date_diff("day", (load_date()), "max(\\"a\\")") }} AS n' in out
+    assert "CAST(NULL AS STRING) AS v" in out
+    assert ('{{ dsdw_unnest((dsdw_date_series("a", "least(b, c)", "INTERVAL 7 DAY"))) }} AS u '
+            "FROM {{ ref('dim_dato') }}") in out
+
+
+def test_engine_functions_are_the_dbt_macros_duckdb_bodies():
+    """The sql runner's DuckDB macros (generate.ENGINE_FUNCTIONS) are engines.sql's default__ bodies, and every
+    one has a spark__ body: the two runners and the two engines run the same definitions."""
+    from pipelines.warehouse.generate import ENGINE_FUNCTIONS
+
+    text = (Path(__file__).parents[2] / "warehouse" / "dbt" / "macros" / "engines.sql").read_text(encoding="utf-8")
+    for name, (args, body) in ENGINE_FUNCTIONS.items():
+        m = re.search(r"\{% macro default__" + name + r"\(([^)]*)\) -%\}\s*(.*?)\s*\{%- endmacro %\}", text, re.S)
+        assert m, name
+        params = [a.split("=")[0].strip() for a in m.group(1).split(",") if a.strip()]
+        assert tuple(params) == args, name
+        dbt_body = re.sub(r"'?\{\{ (\w+) \}\}'?", lambda g: g.group(1), m.group(2))
+        assert " ".join(dbt_body.split()) == " ".join(body.split()), name
+        assert re.search(r"\{% macro spark__" + name + r"\(", text), name

@@ -82,7 +82,8 @@ generate_series({{ a }}, {{ b }}, INTERVAL 1 MONTH) AS g({{ alias }})
     `<model>__dbt_tmp<time>` table that it does not drop (it takes it for a temporary table): the post-hook
     drops it. -#}
 {% macro drop_python_tmp(relation) -%}
-    {%- if execute -%}
+    {#- only DuckDB runs the Python model (Spark builds the table from models/engines/, which shares its name) -#}
+    {%- if execute and target.type == 'duckdb' -%}
         {%- set res = run_query("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
                                 ~ "AND schema_name = '" ~ relation.schema ~ "' AND table_name LIKE '"
                                 ~ relation.identifier ~ "\\_\\_dbt\\_tmp%' ESCAPE '\\'") -%}

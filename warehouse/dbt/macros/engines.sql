@@ -144,3 +144,74 @@ CASE WHEN {{ cpr }} RLIKE '^[0-9]{10}$' THEN CASE WHEN CAST(right({{ cpr }}, 1) 
     {%- else -%}{{ exceptions.raise_compiler_error("dsdw_date_add: unsupported part " ~ part) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- ---------------------------------------------------------------------------------------------------------------
+    Engine functions of the hand-written models (warehouse/models/**).  A model there calls them like SQL functions
+    (`dsdw_unnest(x)`): the sql runner has them as DuckDB macros (pipelines.warehouse.generate.macro_sql, the
+    default__ bodies below), and the dbt port (pipelines/warehouse/dbt_port.py) turns each call into the macro
+    call, so Spark gets its spark__ body.  Keep the DuckDB bodies of both in step (a test compares them).
+    --------------------------------------------------------------------------------------------------------------- -#}
+
+{#- The elements of a list as rows (in a SELECT list; a LATERAL join's table function differs too much). -#}
+{% macro dsdw_unnest(l) -%}
+    {{ return(adapter.dispatch('dsdw_unnest', 'dsdw_warehouse')(l)) }}
+{%- endmacro %}
+{% macro default__dsdw_unnest(l) -%}unnest({{ l }}){%- endmacro %}
+{% macro spark__dsdw_unnest(l) -%}explode({{ l }}){%- endmacro %}
+
+{#- The dates from a to b (DATEs) by step (an INTERVAL of days or months) as a list; DuckDB's elements are
+    TIMESTAMPs at midnight, Spark's DATEs: cast an element to DATE. -#}
+{% macro dsdw_date_series(a, b, step) -%}
+    {{ return(adapter.dispatch('dsdw_date_series', 'dsdw_warehouse')(a, b, step)) }}
+{%- endmacro %}
+{% macro default__dsdw_date_series(a, b, step) -%}
+generate_series(CAST({{ a }} AS TIMESTAMP), CAST({{ b }} AS TIMESTAMP), {{ step }})
+{%- endmacro %}
+{% macro spark__dsdw_date_series(a, b, step) -%}sequence(CAST({{ a }} AS DATE), CAST({{ b }} AS DATE), {{ step }}){%- endmacro %}
+
+{#- Aggregate: the values v ordered by k as a list (NULL values kept). -#}
+{% macro dsdw_list_ordered(v, k) -%}
+    {{ return(adapter.dispatch('dsdw_list_ordered', 'dsdw_warehouse')(v, k)) }}
+{%- endmacro %}
+{% macro default__dsdw_list_ordered(v, k) -%}list({{ v }} ORDER BY {{ k }}){%- endmacro %}
+{% macro spark__dsdw_list_ordered(v, k) -%}
+transform(array_sort(collect_list(named_struct('k', {{ k }}, 'v', {{ v }}))), dsdw_e -> dsdw_e.v)
+{%- endmacro %}
+
+{#- Aggregate: the distinct non-NULL values sorted as a list; NULL when there are none. -#}
+{% macro dsdw_list_distinct_sorted(v) -%}
+    {{ return(adapter.dispatch('dsdw_list_distinct_sorted', 'dsdw_warehouse')(v)) }}
+{%- endmacro %}
+{% macro default__dsdw_list_distinct_sorted(v) -%}
+list(DISTINCT {{ v }} ORDER BY {{ v }}) FILTER (WHERE {{ v }} IS NOT NULL)
+{%- endmacro %}
+{% macro spark__dsdw_list_distinct_sorted(v) -%}
+CASE WHEN count({{ v }}) > 0 THEN array_sort(collect_set({{ v }})) END
+{%- endmacro %}
+
+{#- Aggregate: the non-NULL values v joined by sep in the order of k. -#}
+{% macro dsdw_string_agg_ordered(v, sep, k) -%}
+    {{ return(adapter.dispatch('dsdw_string_agg_ordered', 'dsdw_warehouse')(v, sep, k)) }}
+{%- endmacro %}
+{% macro default__dsdw_string_agg_ordered(v, sep, k) -%}string_agg({{ v }}, {{ sep }} ORDER BY {{ k }}){%- endmacro %}
+{% macro spark__dsdw_string_agg_ordered(v, sep, k) -%}listagg({{ v }}, {{ sep }}) WITHIN GROUP (ORDER BY {{ k }}){%- endmacro %}
+
+{#- An empty list of strings. -#}
+{% macro dsdw_empty_strings() -%}
+    {{ return(adapter.dispatch('dsdw_empty_strings', 'dsdw_warehouse')()) }}
+{%- endmacro %}
+{% macro default__dsdw_empty_strings() -%}CAST([] AS VARCHAR[]){%- endmacro %}
+{% macro spark__dsdw_empty_strings() -%}CAST(array() AS ARRAY<STRING>){%- endmacro %}
+
+{#- Spark: a code list of data/reference through the runner's view (pipelines/warehouse/spark.py reads each CSV with
+    every column a string, as DuckDB's read_csv(all_varchar = true)). -#}
+{% macro spark__reference_csv(name) -%}
+dsdw_ref__{{ name | replace('.csv', '') }}
+{%- endmacro %}
+
+{#- Integer division (both operands non-negative). -#}
+{% macro dsdw_div(a, b) -%}
+    {{ return(adapter.dispatch('dsdw_div', 'dsdw_warehouse')(a, b)) }}
+{%- endmacro %}
+{% macro default__dsdw_div(a, b) -%}({{ a }} // {{ b }}){%- endmacro %}
+{% macro spark__dsdw_div(a, b) -%}({{ a }} div {{ b }}){%- endmacro %}

@@ -8,7 +8,7 @@
 -- contract's sub_kind fields) and data/reference/aktiveringstyper.csv (aktiveringstyper: the aktiveringstyper,
 -- § 39, stk. 3, nr. 14, that belong to the sub-kind; see dim_aktiveringstype)
 WITH akt AS (
-    SELECT foranstaltningsart, list(kode ORDER BY CAST(kode AS INTEGER)) AS aktiveringstyper
+    SELECT foranstaltningsart, dsdw_list_ordered(kode, CAST(kode AS INTEGER)) AS aktiveringstyper
     FROM read_csv(getvariable('reference_dir') || '/aktiveringstyper.csv', all_varchar = true, header = true)
     GROUP BY foranstaltningsart
 )
@@ -18,7 +18,7 @@ SELECT
     f.paragraf,
     f.beskrivelse,
     f.kode = 'base' AS er_faelles_felter,  -- Sand for 'base': kun de fælles felter (§ 39, stk. 3).
-    coalesce(a.aktiveringstyper, []) AS aktiveringstyper,  -- Aktiveringstyperne (§ 39, stk. 3, nr. 14) under foranstaltningsarten.
+    coalesce(a.aktiveringstyper, dsdw_empty_strings()) AS aktiveringstyper,  -- Aktiveringstyperne (§ 39, stk. 3, nr. 14) under foranstaltningsarten.
     f.kilde
 FROM read_csv(getvariable('reference_dir') || '/foranstaltningsarter.csv', all_varchar = true, header = true) f
 LEFT JOIN akt a ON a.foranstaltningsart = f.kode

@@ -13,7 +13,7 @@ SELECT
     'Jobcenter ' || kommune AS navn,
     'jobcenter' AS indberetterart,  -- Slags indberetter (kontrakternes reporter): jobcenter, akasse, uvm, ssi, jobnet.
     kommunekode,
-    CAST(NULL AS VARCHAR) AS akassekode,
+    CAST(NULL AS STRING) AS akassekode,
     'BEK 912/2015 kap. 2-13 (kommunens indberetning, § 52); kode: DST kommunekode' AS kilde
 FROM dim_kommune
 UNION ALL

@@ -16,7 +16,7 @@
 -- row; afterwards it reads only the load's rows (model_first_run false), and the CVRs they name are merged into
 -- the table (P-numbers and sources united, the load's name wins, first/latest load kept).
 WITH set_i_fakta AS (
-    SELECT udbyder_cvr AS cvr, udbyder_pnummer AS pnummer, CAST(NULL AS VARCHAR) AS navn,
+    SELECT udbyder_cvr AS cvr, udbyder_pnummer AS pnummer, CAST(NULL AS STRING) AS navn,
            'foranstaltning' AS kilde, indlaest_dato, registreringstidspunkt
     FROM fct_foranstaltning WHERE udbyder_cvr IS NOT NULL AND (coalesce(getvariable('model_first_run'), false) OR load_id = $load_id)
     UNION ALL
@@ -32,10 +32,10 @@ WITH set_i_fakta AS (
 )
 SELECT
     cvr,
-    list(DISTINCT pnummer ORDER BY pnummer) FILTER (WHERE pnummer IS NOT NULL) AS pnumre,
-    arg_max(navn, (indlaest_dato, registreringstidspunkt)) FILTER (WHERE navn IS NOT NULL) AS virksomhedsnavn,
-    CAST(NULL AS VARCHAR) AS branchekode,
-    list(DISTINCT kilde ORDER BY kilde) AS kilder,  -- Datasættene CVR-nummeret er set i.
+    dsdw_list_distinct_sorted(pnummer) AS pnumre,
+    max_by(navn, (indlaest_dato, registreringstidspunkt)) FILTER (WHERE navn IS NOT NULL) AS virksomhedsnavn,
+    CAST(NULL AS STRING) AS branchekode,
+    dsdw_list_distinct_sorted(kilde) AS kilder,  -- Datasættene CVR-nummeret er set i.
     min(indlaest_dato) AS foerst_set_dato,  -- Første indlæsning med CVR-nummeret.
     max(indlaest_dato) AS senest_set_dato  -- Seneste indlæsning med CVR-nummeret.
 FROM set_i_fakta

@@ -1,7 +1,7 @@
 -- model: mart_ydelser_kategori
 -- layer: mart
 -- materialization: view
--- depends_on: fct_ydelsesforloeb, fct_kategori_forloeb, dim_kommune
+-- depends_on: fct_ydelsesforloeb, fct_kategori_forloeb, dim_kommune, dim_dato
 -- grain: one row per maaned x geo_niveau ('kommune','region','land') x geo_kode x ydelsesgruppe (incl. 'i alt') x matchgruppe x visitationsgruppe x sygedagpengekategori (each 'uoplyst' when none is in force)
 -- keys: maaned, geo_niveau, geo_kode, ydelsesgruppe, matchgruppe, visitationsgruppe, sygedagpengekategori
 -- legal basis: § 2, nr. 3-5 (the categories); § 25, stk. 2 (matchgruppe and visitationsgruppe hold from the registration date); § 15, § 16 (kontaktgrupper, the states)
@@ -19,13 +19,13 @@
 WITH h AS (
     SELECT coalesce((SELECT max(indlaest_dato) FROM meta.load), current_date) AS horisont
 ), i_maaned AS (
-    SELECT DISTINCT y.person_key, y.kommunekode, y.ydelsesgruppe, CAST(m.maaned AS DATE) AS maaned, h.horisont
+    -- the spell's months from the calendar (a view: no generator, so an analyst's session needs no macro)
+    SELECT DISTINCT y.person_key, y.kommunekode, y.ydelsesgruppe, m.maaned, h.horisont
     FROM fct_ydelsesforloeb y
     CROSS JOIN h
-    CROSS JOIN LATERAL (
-        SELECT unnest(generate_series(date_trunc('month', y.startdato),
-                                      date_trunc('month', least(coalesce(y.slutdato, h.horisont), h.horisont)),
-                                      INTERVAL 1 MONTH)) AS maaned) m
+    JOIN (SELECT DISTINCT maaned FROM dim_dato) m
+      ON m.maaned BETWEEN CAST(date_trunc('month', y.startdato) AS DATE)
+                      AND CAST(date_trunc('month', least(coalesce(y.slutdato, h.horisont), h.horisont)) AS DATE)
     WHERE y.startdato <= h.horisont AND (y.slutdato IS NULL OR y.slutdato >= y.startdato)
 ), taelling AS (
     SELECT *, least(last_day(maaned), horisont) AS taelledag FROM i_maaned

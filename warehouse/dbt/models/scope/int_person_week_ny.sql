@@ -9,7 +9,7 @@ WITH param AS (
          WHERE l.load_id IN (SELECT load_id FROM {{ source('meta', 'model_run') }} WHERE model = 'fct_person_week')) AS forrige_uge,
         (SELECT status FROM {{ ref('dim_panelstatus') }} WHERE er_uden_tilstand) AS uden_tilstand
 ), status_af AS (
-    SELECT unnest(ydelsesgrupper) AS ydelsesgruppe, status, prioritet FROM {{ ref('dim_panelstatus') }}
+    SELECT {{ dsdw_unnest("ydelsesgrupper") }} AS ydelsesgruppe, status, prioritet FROM {{ ref('dim_panelstatus') }}
 ), forloeb AS (
     SELECT f.person_key, f.kontaktgruppe_id, f.kontaktgruppe, f.startdato, f.slutdato,
            coalesce(s.status, {{ raise_error_fn() }}('ydelsesgruppe ' || coalesce(f.ydelsesgruppe, 'NULL')
@@ -22,30 +22,34 @@ WITH param AS (
       -- in a week already written only the affected persons get rows: read only their spells
       AND (param.forrige_uge IS NULL OR param.forrige_uge < param.load_uge
            OR f.person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }}))
+), person_foerste AS (
+    SELECT f.person_key, min(CAST(date_trunc('week', f.startdato) AS DATE)) AS foerste_uge
+    FROM forloeb f
+    GROUP BY f.person_key
 ), person_uger AS (
     -- the weeks to write per person: all of them for an affected person, else the weeks new since the last run
-    SELECT f.person_key,
-           min(CAST(date_trunc('week', f.startdato) AS DATE)) AS foerste_uge,
-           CASE WHEN f.person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }}) OR param.forrige_uge IS NULL
-                THEN foerste_uge ELSE greatest(foerste_uge, param.forrige_uge + 7) END AS fra_uge,
+    SELECT pf.person_key, pf.foerste_uge,
+           CASE WHEN a.person_key IS NOT NULL OR param.forrige_uge IS NULL
+                THEN pf.foerste_uge ELSE greatest(pf.foerste_uge, param.forrige_uge + 7) END AS fra_uge,
            param.load_uge AS til_uge
-    FROM forloeb f, param
-    GROUP BY f.person_key, param.forrige_uge, param.load_uge
-    HAVING fra_uge <= til_uge
+    FROM person_foerste pf
+    CROSS JOIN param
+    LEFT JOIN (SELECT DISTINCT person_key FROM {{ ref('int_affected_persons') }}) a ON a.person_key = pf.person_key
 ), person AS (
     -- the status is computed from the week before fra_uge when the person has weeks before it: that week's
     -- status is the first written week's forrige_status
     SELECT *, CASE WHEN fra_uge > foerste_uge THEN fra_uge - 7 ELSE fra_uge END AS beregn_fra
     FROM person_uger
+    WHERE fra_uge <= til_uge
 ), forloeb_uge AS (
-    SELECT f.person_key, CAST(u.uge AS DATE) AS uge_start, f.status, f.prioritet, f.kontaktgruppe,
-           f.startdato, f.kontaktgruppe_id
-    FROM forloeb f
-    JOIN person p ON p.person_key = f.person_key,
-    LATERAL unnest(generate_series(
-        CAST(greatest(CAST(date_trunc('week', f.startdato) AS DATE), p.beregn_fra) AS TIMESTAMP),
-        CAST(least(CAST(date_trunc('week', coalesce(f.slutdato, p.til_uge)) AS DATE), p.til_uge) AS TIMESTAMP),
-        INTERVAL 7 DAY)) AS u(uge)
+    -- a spell's weeks (a generator in the select list: both engines' form of a lateral series)
+    SELECT person_key, CAST(uge AS DATE) AS uge_start, status, prioritet, kontaktgruppe, startdato, kontaktgruppe_id
+    FROM (
+        SELECT f.person_key, f.status, f.prioritet, f.kontaktgruppe, f.startdato, f.kontaktgruppe_id,
+               {{ dsdw_unnest((dsdw_date_series("greatest(CAST(date_trunc('week', f.startdato) AS DATE), p.beregn_fra)", "least(CAST(date_trunc('week', coalesce(f.slutdato, p.til_uge)) AS DATE), p.til_uge)", "INTERVAL 7 DAY"))) }} AS uge
+        FROM forloeb f
+        JOIN person p ON p.person_key = f.person_key
+    ) s
 ), valgt AS (
     SELECT person_key, uge_start, status, kontaktgruppe,
            count(*) OVER (PARTITION BY person_key, uge_start) AS antal_forloeb
@@ -53,9 +57,9 @@ WITH param AS (
     QUALIFY row_number() OVER (PARTITION BY person_key, uge_start
                                ORDER BY prioritet, startdato DESC, kontaktgruppe_id) = 1
 ), uge AS (
-    SELECT p.person_key, p.fra_uge, CAST(u.uge AS DATE) AS uge_start
-    FROM person p,
-    LATERAL unnest(generate_series(CAST(p.beregn_fra AS TIMESTAMP), CAST(p.til_uge AS TIMESTAMP), INTERVAL 7 DAY)) AS u(uge)
+    SELECT person_key, fra_uge, CAST(uge AS DATE) AS uge_start
+    FROM (SELECT p.person_key, p.fra_uge, {{ dsdw_unnest((dsdw_date_series("p.beregn_fra", "p.til_uge", "INTERVAL 7 DAY"))) }} AS uge
+          FROM person p) s
 ), status_uge AS (
     SELECT g.person_key, g.fra_uge, g.uge_start, coalesce(v.status, param.uden_tilstand) AS status,
            lag(coalesce(v.status, param.uden_tilstand)) OVER (PARTITION BY g.person_key ORDER BY g.uge_start)

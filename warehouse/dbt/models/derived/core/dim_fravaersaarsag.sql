@@ -8,8 +8,8 @@
 -- kontaktgrupper: the kontaktgrupper (§ 15) Bilag 1 allows the reason for (some only with a qualifier, see
 -- bilag1_fravaer.csv)
 WITH bilag1 AS (
-    SELECT aarsag_kode, list(DISTINCT kontaktgruppe ORDER BY kontaktgruppe) AS kontaktgrupper
-    FROM (SELECT aarsag_kode, CAST(kontaktgruppe AS INTEGER) AS kontaktgruppe
+    SELECT aarsag_kode, {{ dsdw_list_ordered("CAST(kontaktgruppe AS STRING)", "kontaktgruppe") }} AS kontaktgrupper
+    FROM (SELECT DISTINCT aarsag_kode, CAST(kontaktgruppe AS INTEGER) AS kontaktgruppe
           FROM {{ reference_csv('bilag1_fravaer.csv') }})
     GROUP BY aarsag_kode
 )
@@ -20,7 +20,7 @@ SELECT
     a.dfdg_absence_type_id,  -- DFDG's AbsenceTypeIdentifier, hvor den kendes.
     a.hjemmel,  -- Særlig hjemmel for årsagen (fx sygedagpengeloven), fra kodelisten.
     coalesce(a.akasse_tilladt = 'true', false) AS akasse_tilladt,  -- Sand når a-kassen må indberette årsagen (§ 64, stk. 2).
-    list_transform(b.kontaktgrupper, lambda x: CAST(x AS VARCHAR)) AS kontaktgrupper,  -- Kontaktgrupper Bilag 1 tillader årsagen for.
+    b.kontaktgrupper,  -- Kontaktgrupper Bilag 1 tillader årsagen for.
     a.kilde
 FROM {{ reference_csv('fravaersaarsager.csv') }} a
 LEFT JOIN bilag1 b ON b.aarsag_kode = a.kode

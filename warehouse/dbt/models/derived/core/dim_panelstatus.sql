@@ -11,8 +11,8 @@ SELECT
     kode AS status,
     navn,
     CAST(prioritet AS INTEGER) AS prioritet,  -- Lavest vinder, når flere tilstande overlapper i en uge.
-    CASE WHEN coalesce(ydelsesgrupper, '') = '' THEN []
-         ELSE string_split(ydelsesgrupper, ';') END AS ydelsesgrupper,  -- Ydelsesgrupperne der giver status.
+    CASE WHEN coalesce(ydelsesgrupper, '') = '' THEN {{ dsdw_empty_strings() }}
+         ELSE split(ydelsesgrupper, ';') END AS ydelsesgrupper,  -- Ydelsesgrupperne der giver status.
     coalesce(ydelsesgrupper, '') = '' AS er_uden_tilstand,  -- Sand for status i uger uden tilstand (selvforsørget).
     beskrivelse,
     kilde

@@ -57,15 +57,15 @@ WITH kg AS (
 ), kommune AS (
     SELECT g.person_key, g.dato,
            coalesce(
-               arg_max(k.kommunekode, (k.startdato, k.registreringstidspunkt, k.kontaktgruppe_id))
+               max_by(k.kommunekode, (k.startdato, k.registreringstidspunkt, k.kontaktgruppe_id))
                    FILTER (WHERE k.slutdato IS NULL OR k.slutdato >= g.dato),
-               arg_max(k.kommunekode, (k.slutdato, k.startdato, k.registreringstidspunkt, k.kontaktgruppe_id))
+               max_by(k.kommunekode, (k.slutdato, k.startdato, k.registreringstidspunkt, k.kontaktgruppe_id))
                    FILTER (WHERE k.slutdato < g.dato)) AS kommunekode
     FROM graenser g JOIN kg k ON k.person_key = g.person_key AND k.startdato <= g.dato
     GROUP BY g.person_key, g.dato
 ), seneste_tilmelding AS (
     SELECT g.person_key, g.dato,
-           arg_max(t.akassekode, (t.startdato, t.registreringstidspunkt, t.tilmelding_id)) AS akassekode,
+           max_by(t.akassekode, (t.startdato, t.registreringstidspunkt, t.tilmelding_id)) AS akassekode,
            max(t.startdato) AS tilmeldt_fra
     FROM graenser g JOIN tilm t ON t.person_key = g.person_key AND t.startdato <= g.dato
     GROUP BY g.person_key, g.dato
@@ -85,7 +85,7 @@ WITH kg AS (
     LEFT JOIN medlem m ON m.person_key = g.person_key AND m.dato = g.dato
 ), kendt AS (
     SELECT * FROM segment
-    QUALIFY fra >= min(fra) FILTER (WHERE kommunekode IS NOT NULL OR akassekode IS NOT NULL)
+    QUALIFY fra >= min(CASE WHEN kommunekode IS NOT NULL OR akassekode IS NOT NULL THEN fra END)
                       OVER (PARTITION BY person_key)
 ), skift AS (
     SELECT *,

@@ -9,6 +9,6 @@ SELECT
     kode AS visitationsgruppe,
     navn,
     beskrivelse,
-    string_split(kontaktgrupper, ';') AS kontaktgrupper,
+    split(kontaktgrupper, ';') AS kontaktgrupper,
     kilde
 FROM {{ reference_csv('visitationsgrupper.csv') }}

@@ -26,13 +26,13 @@ WITH kg AS (
         ('seniorjob', 'Seniorjob'),
         ('uden_ydelse', 'Tilmeldt uden ydelse')
 ), status AS (
-    SELECT unnest(ydelsesgrupper) AS ydelsesgruppe, status, prioritet FROM {{ ref('dim_panelstatus') }}
+    SELECT {{ dsdw_unnest("ydelsesgrupper") }} AS ydelsesgruppe, status, prioritet FROM {{ ref('dim_panelstatus') }}
 )
 SELECT
     kg.ydelsesgruppe,
     coalesce(any_value(n.navn), {{ raise_error_fn() }}('ydelsesgruppe ' || kg.ydelsesgruppe || ' has no label in dim_ydelsesgruppe.sql')) AS navn,
-    list(kg.kode ORDER BY CAST(kg.kode AS INTEGER)) AS kontaktgrupper,  -- Kontaktgrupperne (§ 15) i ydelsesgruppen.
-    string_agg(kg.paragraf, '; ' ORDER BY CAST(kg.kode AS INTEGER)) AS paragraffer,  -- Kontaktgruppernes § 15-numre.
+    {{ dsdw_list_ordered("kg.kode", "CAST(kg.kode AS INTEGER)") }} AS kontaktgrupper,  -- Kontaktgrupperne (§ 15) i ydelsesgruppen.
+    {{ dsdw_string_agg_ordered("kg.paragraf", "'; '", "CAST(kg.kode AS INTEGER)") }} AS paragraffer,  -- Kontaktgruppernes § 15-numre.
     coalesce(any_value(s.status), {{ raise_error_fn() }}('ydelsesgruppe ' || kg.ydelsesgruppe || ' has no status in panel_status.csv'))
         AS panel_status,  -- Status i ugepanelet fct_person_week (dim_panelstatus).
     any_value(s.prioritet) AS panel_prioritet  -- Statussens prioritet i ugepanelet.

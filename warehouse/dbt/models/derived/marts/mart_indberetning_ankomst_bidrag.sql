@@ -115,7 +115,7 @@ FROM (
           UNION ALL SELECT *, -1 FROM {{ ref('fct_foranstaltning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_foranstaltning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
     LEFT JOIN {{ source('meta', 'loaded_payload') }} a ON a.payload_id = r._payload_id
-    WHERE r.aendringstype = '1' AND lower(cast(r.aktiveringstype AS VARCHAR)) IN ('14', '16') AND r.haendelsesdato IS NOT NULL AND r.registreringsdato IS NOT NULL
+    WHERE r.aendringstype = '1' AND lower(cast(r.aktiveringstype AS STRING)) IN ('14', '16') AND r.haendelsesdato IS NOT NULL AND r.registreringsdato IS NOT NULL
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-004' AS regel_id, '§ 40, stk. 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
@@ -142,7 +142,7 @@ FROM (
           UNION ALL SELECT *, -1 FROM {{ ref('fct_haendelse_akasse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_haendelse_akasse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
     LEFT JOIN {{ source('meta', 'loaded_payload') }} a ON a.payload_id = r._payload_id
-    WHERE TRUE AND lower(cast(r.haendelsestype AS VARCHAR)) IN ('5', '6', '7', '8', '9', '12', '13', '14', '15') AND r.haendelsesdato IS NOT NULL AND r.registreringstidspunkt IS NOT NULL
+    WHERE TRUE AND lower(cast(r.haendelsestype AS STRING)) IN ('5', '6', '7', '8', '9', '12', '13', '14', '15') AND r.haendelsesdato IS NOT NULL AND r.registreringstidspunkt IS NOT NULL
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.underretningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'haendelse_akasse' AS dataset,
            'HAK-002' AS regel_id, '§ 73, stk. 2' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
@@ -151,7 +151,7 @@ FROM (
           UNION ALL SELECT *, -1 FROM {{ ref('fct_haendelse_akasse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_haendelse_akasse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
     LEFT JOIN {{ source('meta', 'loaded_payload') }} a ON a.payload_id = r._payload_id
-    WHERE TRUE AND lower(cast(r.haendelsestype AS VARCHAR)) IN ('10', '11') AND r.underretningsdato IS NOT NULL AND r.registreringstidspunkt IS NOT NULL
+    WHERE TRUE AND lower(cast(r.haendelsestype AS STRING)) IN ('10', '11') AND r.underretningsdato IS NOT NULL AND r.registreringstidspunkt IS NOT NULL
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.brevdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indkaldelse' AS dataset,
            'IND-002' AS regel_id, '§ 20, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,

@@ -18,13 +18,13 @@
 WITH h AS (
     SELECT coalesce((SELECT max(indlaest_dato) FROM {{ source('meta', 'load') }}), current_date) AS horisont
 ), i_maaned AS (
-    SELECT DISTINCT y.person_key, y.kommunekode, y.ydelsesgruppe, CAST(m.maaned AS DATE) AS maaned, h.horisont
+    -- the spell's months from the calendar (a view: no generator, so an analyst's session needs no macro)
+    SELECT DISTINCT y.person_key, y.kommunekode, y.ydelsesgruppe, m.maaned, h.horisont
     FROM {{ ref('fct_ydelsesforloeb') }} y
     CROSS JOIN h
-    CROSS JOIN LATERAL (
-        SELECT unnest(generate_series(date_trunc('month', y.startdato),
-                                      date_trunc('month', least(coalesce(y.slutdato, h.horisont), h.horisont)),
-                                      INTERVAL 1 MONTH)) AS maaned) m
+    JOIN (SELECT DISTINCT maaned FROM {{ ref('dim_dato') }}) m
+      ON m.maaned BETWEEN CAST(date_trunc('month', y.startdato) AS DATE)
+                      AND CAST(date_trunc('month', least(coalesce(y.slutdato, h.horisont), h.horisont)) AS DATE)
     WHERE y.startdato <= h.horisont AND (y.slutdato IS NULL OR y.slutdato >= y.startdato)
 ), taelling AS (
     SELECT *, least(last_day(maaned), horisont) AS taelledag FROM i_maaned
