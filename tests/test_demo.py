@@ -115,7 +115,10 @@ def test_the_warehouse_and_every_delivery_hold_the_data(demo: tuple[Path, str]) 
                        f"read_parquet('{root}/lake/kontaktgruppe/*/*.parquet')").fetchone()[0]
     assert spells == lake > 0
     assert con.execute("SELECT count(*) FROM meta.load").fetchone()[0] == 1
+    # the statistics table says which load's data it shows (a preliminary month is republished once a week)
+    assert con.execute("SELECT vintage, indlaest_dato FROM meta.publikation").fetchall() == [(1, dt.date.fromisoformat(DAY))]
     con.close()
+    assert shows(output, f"data as of {DAY} (vintage 1)")
     assert (root / "reports" / "index.html").exists()  # rendered by the last night's dq_results
     audit = [json.loads(x) for x in (root / "deliveries" / "audit.jsonl").read_text().splitlines() if x.strip()]
     assert {e["modtager"] for e in audit} == set(load_recipients())
