@@ -180,7 +180,10 @@ class Pending:
     ``landed`` (or unregistered): the rerun redoes them, byte for byte.
     """
 
-    MAX_ROWS = 250_000  # message ids held back at most (memory, and the work a crash makes the rerun redo)
+    # message ids held back at most (memory, and the work a crash makes the rerun redo). Each commit of
+    # random ids rewrites most pages of its dataset's part of the id tables, so fewer, larger batches cost
+    # less: 1.5 M ids into one dataset took 5.3 CPU s in batches of 500,000, 7.6 s in batches of 250,000.
+    MAX_ROWS = 500_000
     MAX_PAYLOADS = 2_000
 
     def __init__(self, ledger: Ledger, released: ReleasedIds | None = None) -> None:
