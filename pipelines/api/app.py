@@ -20,6 +20,7 @@ from typing import NamedTuple
 import duckdb
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from pipelines.api.keys import KeyFile
@@ -52,7 +53,10 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
                               "emner -> tabeller -> data.  Send nøglen i headeren X-API-Key (eller ?api_key=).")
     app.state.store = store
 
-    def need_key(request: Request) -> str:
+    # async: a key check and an answer already computed for this generation run on the event loop, with no hand-off
+    # to the thread pool (under a busy CPU each hand-off waits for a time slice: the p95); work that reads the
+    # file (a table's rows, an earlier vintage) goes to the pool
+    async def need_key(request: Request) -> str:
         key = request.headers.get("x-api-key") or request.query_params.get("api_key")
         if not keys.accepts(key):
             raise HTTPException(status_code=401, detail="manglende eller ukendt API-nøgle")
@@ -97,7 +101,7 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     @app.get("/api/v1/data/{table_id}", summary="Tal (JSON eller CSV)")
-    def data(table_id: str, _: str = Depends(need_key),
+    async def data(table_id: str, _: str = Depends(need_key),
              periode: str | None = Query(None, description="perioder, kommasepareret (fx 2026M10,2026K4)"),
              periode_type: str | None = Query(None, description="maaned | kvartal | aar"),
              omraade: str | None = Query(None, description="geo-koder, kommasepareret (000 = hele landet)"),
@@ -105,7 +109,10 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
              vintage: int | None = Query(None, description="publiceringens nummer (default: den seneste)"),
              foreloebige: bool = Query(False, description="medtag foreløbige perioder"),
              format: str = Query("json", pattern="^(json|csv)$")) -> Response:
-        t = table_or_404(table_id)
+        tabs = answers.cached_tables() or await run_in_threadpool(answers.tables)
+        t = tabs.get(table_id)
+        if t is None:
+            raise HTTPException(status_code=404, detail=f"ukendt tabel {table_id}")
         measures = [m for m in (maal.split(",") if maal else MAAL) if m]
         bad = [m for m in measures if m not in MAAL]
         if bad:
@@ -113,7 +120,7 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
         q = Question(t["ydelsesgruppe"], tuple(periode.split(",")) if periode else None, periode_type,
                      tuple(omraade.split(",")) if omraade else None, tuple(sorted(set(measures))), vintage,
                      foreloebige, format)
-        body, media = answers.answer(t, q)
+        body, media = answers.cached(q) or await run_in_threadpool(answers.answer, t, q)
         return Response(body, media_type=media)
 
     @app.get("/sider/{table_id}", response_class=HTMLResponse, summary="Side med graf og tabel")
@@ -163,6 +170,7 @@ class Answers:
         self._ident: tuple | None = None
         self._tables: dict[str, dict] = {}
         self._groups: dict[str, tuple[list[tuple], dict[str, list[int]]]] = {}
+        self._loading: dict[tuple, threading.Lock] = {}
         self._answers: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
 
     def _current(self) -> tuple:
@@ -170,9 +178,24 @@ class Answers:
         cur, ident = self.store.generation()
         with self._lock:
             if ident != self._ident:
-                self._ident, self._tables, self._groups = ident, {}, {}
+                self._ident, self._tables, self._groups, self._loading = ident, {}, {}, {}
                 self._answers.clear()
         return cur, ident
+
+    def cached_tables(self) -> dict[str, dict] | None:
+        """The tables, if already read from the current generation (no cursor, no query)."""
+        ident = self.store.identity()
+        with self._lock:
+            return self._tables if self._tables and ident == self._ident else None
+
+    def cached(self, q: Question) -> tuple[bytes, str] | None:
+        """The answer to ``q``, if already computed from the current generation (no cursor, no query)."""
+        ident = self.store.identity()
+        with self._lock:
+            got = self._answers.get((ident, q)) if ident == self._ident else None
+            if got is not None:
+                self._answers.move_to_end((ident, q))
+            return got
 
     def tables(self) -> dict[str, dict]:
         """The tables (one per ydelsesgruppe and 'i alt') of the current generation."""
@@ -193,8 +216,16 @@ class Answers:
     def _group(self, cur: duckdb.DuckDBPyConnection, ident: tuple, grp: str) -> tuple[list[tuple], dict[str, list[int]]]:
         with self._lock:
             got = self._groups.get(grp) if self._ident == ident else None
+            loading = self._loading.setdefault((ident, grp), threading.Lock())
         if got is not None:
             return got
+        with loading:  # one reader per table and generation: concurrent first questions wait for it
+            with self._lock:
+                got = self._groups.get(grp) if self._ident == ident else None
+            return got if got is not None else self._read_group(cur, ident, grp)
+
+    def _read_group(self, cur: duckdb.DuckDBPyConnection, ident: tuple,
+                    grp: str) -> tuple[list[tuple], dict[str, list[int]]]:
         rows = cur.execute(f"SELECT {_CELL_COLUMNS} FROM {PUBLISHED} WHERE ydelsesgruppe = ? ORDER BY {_ORDER}",
                            [grp]).fetchall()
         by_geo: dict[str, list[int]] = {}

@@ -26,6 +26,10 @@ class Store:
         self._ident: tuple | None = None
         self.reopened = 0
 
+    def identity(self) -> tuple:
+        """The identity (inode, mtime, size) of the file now at ``path``."""
+        return self._identity()
+
     def _identity(self) -> tuple:
         st = os.stat(self.path)
         return st.st_ino, st.st_mtime_ns, st.st_size

@@ -583,31 +583,28 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                   eligible: np.ndarray | None = None, known: np.ndarray | None = None,
                   targets: np.ndarray | None = None, blocks: np.ndarray | None = None,
                   per_cell: int | None = PER_CELL_LPS,
-                  stats: dict | None = None, cost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+                  stats: dict | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
     """Primary cells, then secondary cells until the audit pins none; returns (hidden, primary, last audit).
 
     ``start``: cells hidden from the outset (context cells' published flags, sparse groups); ``eligible``: the
     cells this publication may hide (not the context's); ``known``: cells the attacker reads elsewhere (an
     earlier vintage published the same figure), hidden or not they count as published in the audit.
-    Each round: a relation (equality) with exactly one hidden cell gets its cheapest published eligible cell
+    Each round: a relation (equality) with exactly one hidden cell gets its smallest published eligible cell
     hidden (cheap, repeated until stable); then the LP audit; each cell still narrower than ``graense`` gets
-    the cheapest published eligible cell of one of its relations hidden (preferring equalities; ``cost``, default
-    the value: :func:`choose_grid_hidden` weighs it by level, total and period).  Hiding more
+    the smallest published eligible cell of one of its relations hidden (preferring equalities).  Hiding more
     only widens intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
 ``per_cell``: the audit's cap on per-cell LPs per round (None: every uncertified cell gets its own LPs);
 ``stats``: filled with the rounds, LPs and how the cells were settled (:attr:`AuditResult.how`), summed over
 the rounds.
 
     Fail safe: a narrow cell with no published eligible cell left in the relations of the hidden cells first gets
-    its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, cells of its
-    block are hidden -- the eligible cells with its ``blocks`` label (period and measure, from
-    :func:`choose_grid_hidden`), else of its measure, else every eligible cell; the cheapest first, 1, 2, 4, ...
-    as often as the cell comes back stuck (hiding a whole block at once hid the region and national totals of a
-    month) -- and the audit runs again.  Only a cell narrow with every eligible cell hidden (earlier publications alone pin it:
+    its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, its whole
+    block is hidden -- every eligible cell with its ``blocks`` label (period and measure, from
+    :func:`choose_grid_hidden`), else every eligible cell of its measure, else every eligible cell -- and the
+    audit runs again.  Only a cell narrow with every eligible cell hidden (earlier publications alone pin it:
     this publication shows none of its figures) is logged and left.
     """
     n = len(values)
-    cost = values if cost is None else cost
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible
     known = np.zeros(n, dtype=bool) if known is None else known
     counts = np.ones(n, dtype=bool)
@@ -621,7 +618,6 @@ the rounds.
             by_cell[int(x)].append(k)
     eqs = [c for c in cons if c.eq]
     given_up: set[int] = set()
-    tries: dict[int, int] = defaultdict(int)  # per stuck cell: how often the fail safe grew its block
     wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
     memo = Seen.of(values)
     tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0),
@@ -633,7 +629,7 @@ the rounds.
     def smallest(free: np.ndarray) -> int | None:
         # a known cell is published elsewhere with the same figure: hiding it would protect nothing
         free = free[eligible[free] & ~hidden[free] & ~known[free]]
-        return None if len(free) == 0 else int(free[np.lexsort((free, cost[free]))[0]])
+        return None if len(free) == 0 else int(free[np.lexsort((free, values[free]))[0]])
 
     for _ in range(max_rounds):
         while True:
@@ -669,7 +665,7 @@ the rounds.
             best = None
             for k in sorted(by_cell[i], key=lambda k: not cons[k].eq):
                 cand = smallest(cons[k].cells)
-                if cand is not None and (best is None or cost[cand] < cost[best]):
+                if cand is not None and (best is None or values[cand] < values[best]):
                     best = cand
             if best is None:  # all its relations' cells are hidden: widen through the block's relations
                 if block_free is None:
@@ -698,15 +694,9 @@ the rounds.
                                 "hidden: earlier publications alone pin it", i, graense)
                     given_up.add(i)
                     continue
-                # the cheapest cells of the block, twice as many each time the cell is stuck again: a region or
-                # national total is hidden only when the cheaper cells of its block did not widen the cell
-                cand = np.flatnonzero(grow)
-                pick = cand[np.lexsort((cand, cost[cand]))[:2 ** tries[i]]]
-                tries[i] += 1
                 log.warning("suppression: cell %d stays narrower than %d and no cell of its relations is left to "
-                            "hide: the %d cheapest of %d free cells of its block are hidden (fail safe)", i, graense,
-                            len(pick), len(cand))
-                hidden[pick] = True
+                            "hide: %d more cells of its block are hidden (fail safe)", i, graense, int(grow.sum()))
+                hidden |= grow
                 tally["fail_safe_blocks"] += 1
         _tie(hidden)
     raise RuntimeError(f"suppression did not converge in {max_rounds} rounds")
@@ -888,29 +878,13 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
     for j, r in enumerate(work.rows):
         for m in range(NM):
             blocks[NM * j + m] = labels.setdefault((r[0], r[1], 0 if m == UGER else m), len(labels))
-    cost = p.values + 1.0
-    cost[:work.n] *= np.repeat(np.array([_weight(r) for r in work.rows]), NM)
     hidden = choose_hidden(p.values, p.constraints, graense, dirs=dirs, start=p.start, eligible=p.eligible,
-                           known=p.known, blocks=blocks, per_cell=per_cell, stats=stats, cost=cost)[0][:p.n_new]
+                           known=p.known, blocks=blocks, per_cell=per_cell, stats=stats)[0][:p.n_new]
     if keep is None:
         return hidden
     full = np.ones(grid.n, dtype=bool)
     full.reshape(-1, NM)[keep] = hidden.reshape(-1, NM)
     return full
-
-
-# what hiding a cell costs, beside its value (choose_grid_hidden): a region figure is worth more to the reader than a
-# kommune figure of the same size, hele landet more still, a group's 'i alt' more than a group, a year and a
-# quarter more than a month -- so a secondary cell is taken from the kommuner and groups of a month first and a
-# region or national total only where the relations leave nothing smaller
-WEIGHT_NIVEAU = {"kommune": 1.0, "region": 4.0, "land": 16.0}
-WEIGHT_I_ALT = 4.0
-WEIGHT_PERIODE = {"maaned": 1.0, "kvartal": 2.0, "aar": 4.0}
-
-
-def _weight(row: tuple) -> float:
-    return (WEIGHT_NIVEAU.get(row[2], 1.0) * WEIGHT_PERIODE.get(row[0], 1.0)
-            * (WEIGHT_I_ALT if row[5] == I_ALT else 1.0))
 
 
 def _strip(ly: Layer) -> tuple[list[tuple], np.ndarray, np.ndarray]:
