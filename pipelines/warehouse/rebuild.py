@@ -153,20 +153,52 @@ class RebuildResult:
     published: int = 0  # rows of mart_ydelser_publiceret
 
 
-def publish(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:
+def carry_publications(con: duckdb.DuckDBPyConnection, nightly: Path | None) -> int:
+    """Copy the nightly warehouse's publication record (the published mart, the vintage log, every vintage's cells
+    and true figures) into the rebuilt database; returns the vintages carried.
+
+    Why: a publication is history, not a model of the lake.  What was published on day D stays what it was, and an
+    attacker holds every earlier vintage, so a rebuild must not start a fresh series: its publication step then
+    republishes only the periods whose figures moved, as a new vintage audited against the earlier ones (a model
+    change that moves figures is published like a correction), and keeps the rest -- a preliminary month waiting
+    for its weekly republication included (publication.KADENCE_FORELOEBIG)."""
+    from pipelines.warehouse.publication import GRUNDLAG, HISTORIK, LOG
+    from pipelines.warehouse.suppression import PUBLISHED
+
+    if nightly is None or not Path(nightly).is_file():
+        return 0
+    path = str(nightly).replace("'", "''")
+    con.execute(f"ATTACH '{path}' AS nightly_pub (READ_ONLY)")
+    try:
+        have = {f"{s}.{t}" if s != "main" else t for s, t in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'nightly_pub'").fetchall()}
+        if LOG not in have or PUBLISHED not in have:
+            return 0
+        con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+        for t in (PUBLISHED, LOG, GRUNDLAG, HISTORIK):
+            if t in have:
+                con.execute(f"CREATE OR REPLACE TABLE {t} AS SELECT * FROM nightly_pub.{t}")
+        return int(con.execute(f"SELECT count(*) FROM {LOG}").fetchone()[0])
+    finally:
+        con.execute("DETACH nightly_pub")
+
+
+def publish(con: duckdb.DuckDBPyConnection, plan: Plan, nightly: Path | None = None) -> int:
     """The published statistics (``mart_ydelser_publiceret``, small-cell suppression) from the rebuilt marts: the
-    nightly load's publication step, run once for the last load (every covered year is published)."""
+    nightly load's publication step, run once for the last load, after the nightly warehouse's publication record
+    (``nightly``, when it exists) is carried over (:func:`carry_publications`)."""
     from types import SimpleNamespace
 
     from pipelines.warehouse.suppression import publish_suppressed
 
+    carry_publications(con, nightly)
     last = plan.tables()["current_load"].to_pylist()
     result = SimpleNamespace(load_id=last[0]["load_id"] if last else None,
                              load_date=last[0]["indlaest_dato"] if last else None)
     return publish_suppressed(con, result)
 
 
-def publish_from_spark(session: Any, out: Path, plan: Plan) -> int:
+def publish_from_spark(session: Any, out: Path, plan: Plan, nightly: Path | None = None) -> int:
     """``out/published.duckdb``: the analysts' DuckDB filled from Spark's outputs for the publication step -- the
     statistics' computation (Parquet) and its full grid (a Spark view, collected) -- and the published statistics
     suppressed there, as the nightly load publishes (the suppression is a solver in this process, not SQL)."""
@@ -183,7 +215,7 @@ def publish_from_spark(session: Any, out: Path, plan: Plan) -> int:
         con.execute("CREATE TABLE spark.mart_ydelser_fuld AS SELECT * FROM grid_arrow")
         con.unregister("grid_arrow")
         con.execute("CREATE VIEW mart_ydelser_fuld AS SELECT * FROM spark.mart_ydelser_fuld")
-        return publish(con, plan)
+        return publish(con, plan, nightly)
     finally:
         con.close()
 
@@ -293,7 +325,7 @@ def rebuild_duckdb(root: Path, out: Path, plan: Plan, res: RebuildResult, select
             con.execute("INSERT INTO meta.load BY NAME SELECT * FROM t_arrow")
             con.unregister("t_arrow")
             if select is None:
-                res.published = publish(con, plan)
+                res.published = publish(con, plan, B.published_path(root))
         finally:
             con.close()
         res.step_seconds["publish"] = time.perf_counter() - t
@@ -330,7 +362,7 @@ def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master:
     S.write_tables(session, "meta", {"load": plan.loads()})
     if select is None:
         t = time.perf_counter()
-        res.published = publish_from_spark(session, out, plan)
+        res.published = publish_from_spark(session, out, plan, B.published_path(root))
         res.step_seconds["publish"] = time.perf_counter() - t
 
 
