@@ -120,13 +120,18 @@ def test_closed_aftager_and_missing_agreement_are_refused_with_the_reason(system
     assert closed not in _lake_reporters(tmp_path, "tilmelding")
 
 
-def test_webservice_call_without_identification_is_refused(systems, tmp_path: Path) -> None:
+def _ingest_without_identification(tmp_path: Path, systems, calls: int):
+    """Ingest samtale while the register's first ``calls`` webservice calls carry no identification."""
     _register(tmp_path).close()
-    systems.faults.update({"no_identification": {"count": 1, "path": "/v1/samtale/"}})
+    systems.faults.update({"no_identification": {"count": calls, "path": "/v1/samtale/"}})
     try:
-        res = _ingest(tmp_path, systems, "samtale")
+        return _ingest(tmp_path, systems, "samtale")
     finally:
         systems.faults.clear()
+
+
+def test_webservice_call_without_identification_is_refused(systems, tmp_path: Path) -> None:
+    res = _ingest_without_identification(tmp_path, systems, calls=1)
     refused = [p for p in res.payloads if p.action == "rejected"]
     assert len(refused) == 1 and "§ 6, stk. 2" in refused[0].warnings[0]
     ledger = Ledger(tmp_path / "ledger.sqlite")
@@ -155,12 +160,7 @@ def test_every_refused_call_is_recorded_even_on_an_empty_extract(systems, source
     one-shot fault that hit one of them left no trace: the flaky single-fault test above)."""
     from pipelines.ingest import reporters_for
 
-    _register(tmp_path).close()
-    systems.faults.update({"no_identification": {"count": 10_000, "path": "/v1/samtale/"}})
-    try:
-        res = _ingest(tmp_path, systems, "samtale")
-    finally:
-        systems.faults.clear()
+    res = _ingest_without_identification(tmp_path, systems, calls=10_000)
     sources = SourcesConfig.from_describe(systems.describe())
     reporters = reporters_for(get_contract("samtale"), sources.tokens)
     empty = {r for r in reporters if not (sources_dir / "webservice" / "samtale" / DAY.isoformat() / f"{r}.jsonl").exists()}

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from fixtures_lake import ledger_rows, zone_tree
 
 import pipelines.ingest as ingest
 from pipelines.contracts import load_contracts
 from pipelines.contracts.wire import ftp_payload, portal_payload, ssi_payload, uvm_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, folder_datasets, ingest_day
-from pipelines.landing import Ledger
 from pipelines.simulate.generate import Simulator
 from pipelines.simulate.scales import SCALES
 from pipelines.simulate.servers import marker_path, start_sources
@@ -443,14 +443,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
         with start_sources(src) as s:
             cfg = SourcesConfig.from_describe(s.describe())
             first = _ingest_all(root, cfg, placed)
-            tree = _tree(root)
-            rows = _ledger_rows(root)
+            tree = zone_tree(root)
+            rows = ledger_rows(root)
             second = _ingest_all(root, cfg, placed)
-            rows_after = _ledger_rows(root)
+            rows_after = ledger_rows(root)
             accounts = {cid: account_day(day, Zones(root), cfg, folders=[c.folder])
                         for c in CASES for cid, (day, _) in [(c.id, placed[c.id])]}
             yield {"root": root, "placed": placed, "first": first, "second": second, "tree": tree,
-                   "tree_after": _tree(root), "rows": rows, "rows_after": rows_after, "accounts": accounts}
+                   "tree_after": zone_tree(root), "rows": rows, "rows_after": rows_after, "accounts": accounts}
     finally:
         mp.undo()
         if not os.environ.get("DSDW_KEEP_CORPUS"):
@@ -463,20 +463,6 @@ def _ingest_all(root: Path, cfg: SourcesConfig, placed: dict) -> dict[str, list]
         day, _ = placed[case.id]
         out[case.id] = ingest_day(day, Zones(root), cfg, RECEIVED_AT, datasets=folder_datasets(case.folder))
     return out
-
-
-def _ledger_rows(root: Path) -> list:
-    led = Ledger(root / "ledger.sqlite")
-    try:
-        return led.rows()
-    finally:
-        led.close()
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "ledger.sqlite" and not p.name.startswith("ledger.sqlite-")
-            and "locks" not in p.parts}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pyarrow.parquet as pq
 import pytest
+from fixtures_lake import ledger_rows, zone_tree
 
 from pipelines.contracts import codelist_codes, load_contracts
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day
-from pipelines.landing import Ledger
 from pipelines.simulate.generate import Simulator
 from pipelines.simulate.scales import SCALES
 from pipelines.sources import retry
@@ -201,30 +201,17 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
                             "127.0.0.1", 9, "star", "x", base / "p", base / "u", base / "s")
         root = base / "zones"
         first = ingest_dataset_day(DS, DAY, Zones(root), cfg, RECEIVED_AT, raise_on_failure=False)
-        rows = _rows(root)
-        files = _tree(root)
+        rows = ledger_rows(root)
+        files = zone_tree(root)
         second = ingest_dataset_day(DS, DAY, Zones(root), cfg, RECEIVED_AT, raise_on_failure=False)
         [acc] = [a for a in account_day(DAY, Zones(root), cfg, folders=["webservice"])]
-        yield {"root": root, "first": first, "second": second, "rows": rows, "rows_after": _rows(root),
-               "files": files, "files_after": _tree(root), "account": acc}
+        yield {"root": root, "first": first, "second": second, "rows": rows, "rows_after": ledger_rows(root),
+               "files": files, "files_after": zone_tree(root), "account": acc}
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
         mp.undo()
-
-
-def _rows(root: Path) -> list:
-    led = Ledger(root / "ledger.sqlite")
-    try:
-        return led.rows()
-    finally:
-        led.close()
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith("ledger.sqlite") and "locks" not in p.parts}
 
 
 @pytest.mark.parametrize("rep", REPORTERS, ids=[c.id for c in CASES])
@@ -297,7 +284,7 @@ def test_bad_lines_in_the_simulated_services_extract_are_served_and_quarantined(
         res = ingest_dataset_day(DS, DAY, Zones(tmp_path / "zones"), cfg, RECEIVED_AT)
         [acc] = account_day(DAY, Zones(tmp_path / "zones"), cfg, folders=["webservice"])
     assert not res.failures and acc.unaccounted == []
-    [row] = _rows(tmp_path / "zones")
+    [row] = ledger_rows(tmp_path / "zones")
     assert (row.status, row.rows_read, row.rows_accepted, row.rows_quarantined) == ("loaded", 6, 3, 3)
     lake = pq.read_table(row.lake_path)
     assert sorted(lake.column("besked_id").to_pylist()) == sorted(r["besked_id"] for r in good)
