@@ -193,8 +193,9 @@ def publish(con: duckdb.DuckDBPyConnection, plan: Plan, nightly: Path | None = N
 
     carry_publications(con, nightly)
     last = plan.tables()["current_load"].to_pylist()
+    # the attributes publication.publish/record read of a nightly LoadResult (load_id, indlaest_dato)
     result = SimpleNamespace(load_id=last[0]["load_id"] if last else None,
-                             load_date=last[0]["indlaest_dato"] if last else None)
+                             indlaest_dato=last[0]["indlaest_dato"] if last else None)
     return publish_suppressed(con, result)
 
 
@@ -423,8 +424,7 @@ VINTAGE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mart_ydelser_beregning": ("indlaesning_nr", "horisont"),
     "mart_ydelser": ("indlaesning_nr", "horisont"),
     "mart_ydelser_fuld": ("indlaesning_nr", "horisont"),
-    # the published statistics: the publication's number (vintage) and the computation it published
-    "mart_ydelser_publiceret": ("indlaesning_nr", "horisont", "vintage"),
+    # mart_ydelser_publiceret is compared whole: a rebuild carries the publication record (carry_publications)
 }
 # Append-only marts of signed per-load contributions (a night adds +1 for what it inserted, -1 for what it
 # replaced): the rebuild writes each cell's net count in one contribution, so they are compared net per cell.
