@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, Response
 from pipelines.api.keys import KeyFile
 from pipelines.api.page import page_html
 from pipelines.api.store import Store
-from pipelines.warehouse.publication import HISTORIK, LOG
+from pipelines.warehouse.publication import LOG, vintage_sql
 
 PUBLISHED = "mart_ydelser_publiceret"
 EMNE = "ydelser"
@@ -239,7 +239,7 @@ class Answers:
     def _cells(self, cur: duckdb.DuckDBPyConnection, ident: tuple, q: Question) -> list[tuple]:
         """The published cells the question selects, in the API's order."""
         if q.vintage is not None:
-            where, params = ["ydelsesgruppe = ?"], [q.vintage, q.ydelsesgruppe]
+            where, params = ["ydelsesgruppe = ?"], [q.ydelsesgruppe]
             if not q.foreloebige:
                 where.append("NOT er_foreloebig")
             if q.perioder:
@@ -251,9 +251,7 @@ class Answers:
             if q.omraader:
                 where.append("list_contains(?, geo_kode)")
                 params.append(list(q.omraader))
-            src = (f"(SELECT h.* FROM {HISTORIK} h JOIN (SELECT periode_type, periode_start, max(vintage) AS v FROM "
-                   f"{HISTORIK} WHERE vintage <= ? GROUP BY ALL) s ON s.periode_type = h.periode_type AND "
-                   "s.periode_start = h.periode_start AND s.v = h.vintage)")
+            src = f"({vintage_sql(q.vintage)})"  # the cells in force at that vintage (publication's one rule)
             return cur.execute(f"SELECT {_CELL_COLUMNS} FROM {src} x WHERE {' AND '.join(where)} ORDER BY {_ORDER}",
                                params).fetchall()
         rows, by_geo = self._group(cur, ident, q.ydelsesgruppe)
