@@ -227,7 +227,7 @@ class Pending:
         self.slots.add(load.row.key)
         self._where = None
         for m in load.messages:
-            self.ids.setdefault(m.dataset, set()).update(m.ids.to_pylist())
+            self.ids.setdefault(m.dataset, set()).update(m.py if m.py is not None else m.ids.to_pylist())
         for k in load.keys:
             self.keys.setdefault(k.dataset, set()).update(k.ids.to_pylist())
         if superseded is not None:
@@ -436,7 +436,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         pending = Pending(ledger, lake_ids(contract)) if pending is None else pending
         before = ledger.loaded_version(key)
         exclude = [pid, *pending.released] + ([before.payload_id] if before is not None else [])
-        accepted, dup_rows = _split_duplicates(ledger, contract, accepted, exclude, pending)
+        accepted, dup_rows, kept_ids = _split_duplicates(ledger, contract, accepted, exclude, pending)
         if dup_rows:
             quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(
                 _quarantine_rows(ident, dup_rows), schema=QUARANTINE_SCHEMA)])
@@ -463,7 +463,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         if bids.null_count:
             valid = bids.is_valid()
             bids, nos = bids.filter(valid), nos.filter(valid)
-        msgs = [Ids(ds, bids, nos)]
+            kept_ids = None
+        msgs = [Ids(ds, bids, nos, py=kept_ids)]
         keys = []
         if contract.record_key:  # the keys it creates (aendringstype 1)
             kcol = accepted.column(contract.record_key[0]).cast(pa.string())
@@ -520,17 +521,18 @@ def sweep_partition(zones: Zones, ledger: Ledger, dataset: str, day: dt.date) ->
 
 
 def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclude: list[str],
-                      pending: Pending) -> tuple[pa.Table, list[dict[str, Any]]]:
+                      pending: Pending) -> tuple[pa.Table, list[dict[str, Any]], list[str] | None]:
     """Records whose ``besked_id`` is loaded already (committed, or pending in ``pending``) or repeats one
-    of this payload: quarantined ``duplicate_message``."""
+    of this payload: quarantined ``duplicate_message``. Also returns the kept rows' ids as Python strings
+    when every row is kept (None otherwise)."""
     if table.num_rows == 0:
-        return table, []
+        return table, [], None
     ids = table.column("besked_id").to_pylist()
     present = [i for i in ids if i]
     seen_before = ledger.seen_messages(contract.dataset, present, *exclude)
     held = pending.held(contract.dataset)
     if not seen_before and held.isdisjoint(present) and len(set(present)) == len(present):
-        return table, []  # the common case: every id new, none repeated
+        return table, [], ids  # the common case: every id new, none repeated
     rec_no = table.column("_record_no").to_pylist()
     first: dict[str, int] = {}
     keep, dups = [], []
@@ -546,7 +548,7 @@ def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclu
                 first[bid] = n
             keep.append(k)
     if not dups:
-        return table, []
+        return table, [], ids
     rows = []
     raw = table.to_pylist()
     for k, n, msg in dups:
@@ -554,7 +556,7 @@ def _split_duplicates(ledger: Ledger, contract: Contract, table: pa.Table, exclu
         rows.append({"record_no": n, "field": "besked_id", "error_kind": "duplicate_message",
                      "message": f"{msg} ({contract.dataset}:duplicate:besked_id)",
                      "raw_record": json.dumps(rec, ensure_ascii=False)})
-    return table.take(pa.array(keep, pa.int64())), rows
+    return table.take(pa.array(keep, pa.int64())), rows, None
 
 
 def _unknown_references(ledger: Ledger, contract: Contract, table: pa.Table, pid: str,
@@ -664,12 +666,35 @@ def _ingest_locked(contract: Contract, day: dt.date, zones: Zones, sources: Sour
 def _extract(contract: Contract, day: dt.date, sources: SourcesConfig, reporter: str, cursor: str | None
              ) -> Iterator[Any]:
     """One reporter's pages from ``cursor`` on (one connection pool for every reporter of the load)."""
-    from pipelines.sources import WebserviceClient
+    from pipelines.sources import SourceError, WebserviceClient
     from pipelines.sources.webservice import shared_http
 
     with WebserviceClient(sources.webservice_url, sources.tokens[reporter],
                           http=shared_http(sources.webservice_url)) as client:
-        yield from client.iter_pages(contract.dataset, day, start_cursor=cursor, limit=WEBSERVICE_PAGE_LIMIT)
+        try:
+            yield from client.iter_pages(contract.dataset, day, start_cursor=cursor, limit=WEBSERVICE_PAGE_LIMIT)
+        except SourceError as exc:
+            refused = client_error_page(exc, contract.dataset, day, reporter)
+            if refused is None:
+                raise
+            yield refused
+
+
+def client_error_page(exc: Exception, dataset: str, day: dt.date, reporter: str) -> Any:
+    """A client error answer (HTTP 4xx: an expired cursor, a refused token, a bad request) that the
+    client gave up on, as a refused page: ingestion lands its bytes and rejects it with the status, the
+    extract stops there (incomplete), so the answer is in the ledger, not only in the run's log.
+    None for any other failure (5xx, transport: nothing to land; the extract's cursor row records it)."""
+    from pipelines.sources import Page
+
+    status = getattr(exc, "context", {}).get("status")
+    if not isinstance(status, int) or not 400 <= status < 500:
+        return None
+    body = exc.__dict__.get("body") or b""
+    detail = exc.__dict__.get("detail") or f"HTTP {status}"
+    return Page(dataset=dataset, dato=day, reporter=reporter, cursor=exc.context.get("cursor"), next_cursor=None,
+                body=body, records=[], page_no=int(exc.context.get("page_no") or 1),
+                refused=f"the webservice answered a client error, {detail}")
 
 
 # Records asked for per webservice page (the service's maximum). A page is a payload: each costs a
@@ -811,6 +836,7 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
     if not todo:
         return
     pending = Pending(ledger, lake_ids(contract))  # the unit's load commits, made together (any reporter)
+    failed: list[tuple[str, str | None, int]] = []
     with cf.ThreadPoolExecutor(max_workers=PREFETCH_REQUESTS, thread_name_prefix="ws-fetch") as pool:
         # extracts started ahead: a window, not all at once (a fetched page of 5,000 records holds ~50 MB
         # once read, so starting every reporter's first page together held gigabytes)
@@ -828,10 +854,16 @@ def _webservice(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, 
             except Exception as exc:  # noqa: BLE001 - isolate the reporter, report it below
                 note = _dropped_note(fetched.close()) if fetched is not None else ""
                 result.failures.append((reporter, f"{type(exc).__name__}: {exc}{note}"))
+                failed.append((reporter, cursor, pages))
         try:
             pending.settle()
         except Exception as exc:  # noqa: BLE001
             result.failures.append(("webservice", f"{type(exc).__name__}: {exc}"))
+    for reporter, cursor, pages in failed:
+        # an extract that failed before any page was committed (5xx, a cut connection, every retry spent)
+        # still gets its cursor row, incomplete: the day's reconciliation counts it as not read to its end
+        with suppress(Exception):
+            ledger.open_extract("webservice", reporter, contract.dataset, day, cursor, pages)
 
 
 def _webservice_sweep(contract: Contract, day: dt.date, zones: Zones, sources: SourcesConfig, received_at: str,
@@ -952,12 +984,51 @@ def _scan_folder(folder: str, day: dt.date, sources: SourcesConfig,
 
     base = {"portal": sources.portal_dir, "uvm": sources.uvm_dir, "ssi": sources.ssi_dir}[folder]
     out = []
+    waiting: list[str] = []
     for o in scan_day(base / day.isoformat(), markers=folder != "portal", interval=PORTAL_STABLE_SECONDS,
-                      in_progress=in_progress):
+                      in_progress=waiting):
         readable = o.kind == "file"
         out.append(Offered(text_name(o.name), o.kind, o.size, o.refused,
                            (lambda p=o.path: read_regular(p)) if readable else None))
+    if in_progress is not None:
+        in_progress += waiting
+    out += [Offered(text_name(n), IN_PROGRESS, 0, in_progress_reason(folder, n), None) for n in waiting]
     return out
+
+
+def _still_written() -> tuple[type[BaseException], ...]:
+    from pipelines.sources import FileChanged, StillWrittenError
+
+    return (FileChanged, StillWrittenError)
+
+
+IN_PROGRESS = "in_progress"  # Offered.kind of an upload not complete yet (recorded ``ignored``, not read)
+_TEMP_DECOR = (".part", ".tmp", ".temp", ".partial", ".filepart", ".crdownload", "~")
+
+
+def completed_name(name: str) -> str:
+    """The name an upload in progress will have once complete (``.x.csv.part`` -> ``x.csv``)."""
+    base = name.rsplit("/", 1)[-1]
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _TEMP_DECOR:
+            if base.endswith(suffix) and len(base) > len(suffix):
+                base, changed = base[: -len(suffix)], True
+    return base.lstrip(".") or base
+
+
+def in_progress_reason(folder: str, name: str) -> str:
+    """Why an entry is taken for an upload in progress (stable across runs: the ledger row's identity)."""
+    base = name.rsplit("/", 1)[-1]
+    if base.startswith(".") or completed_name(base) != base:
+        why = "a hidden or temporary name (the upload protocol's: .x, x.part, x.tmp, x~)"
+    elif folder in ("uvm", "ssi"):
+        why = "no .done marker beside it yet"
+    else:
+        why = "its size or mtime still changing" if folder == "portal" else "still being written"
+    return (f"upload in progress ({why}): not read until it completes; the first run after it completes "
+            "loads it (a new version of this row)")
 
 
 def text_name(name: str) -> str:
@@ -971,9 +1042,10 @@ def text_name(name: str) -> str:
 
 def _account_entry(zones: Zones, ledger: Ledger, channel: str, folder: str, day: dt.date, o: Offered,
                    dataset: str, reporter: str, reason: str, received_at: str,
-                   data: bytes | None = None) -> PayloadOutcome:
+                   data: bytes | None = None, status: str = "rejected") -> PayloadOutcome:
     """Ledger row for an entry not handed to a parser: landed raw when it is a regular file
-    (``data``: its bytes, already read)."""
+    (``data``: its bytes, already read). ``status`` ``ignored``: an upload in progress, or a file gone
+    when read (nothing wrong with it; the run after it completes or comes back loads it)."""
     key = PayloadKey(channel, reporter, dataset, day, o.name)
     if data is None and o.fetch is not None:
         data = _fetch_refused(o)
@@ -983,10 +1055,13 @@ def _account_entry(zones: Zones, ledger: Ledger, channel: str, folder: str, day:
         pid, path = zones.landing.put(data, channel, dataset, day, reporter, EXT[folder])
         sha, nbytes, landed = hashlib.sha256(data).hexdigest(), len(data), str(path)
     else:  # never opened (or unreadable): the row is keyed by what the entry is
-        sha = hashlib.sha256(f"{o.kind}:{o.name}:{reason}".encode("utf-8", "surrogateescape")).hexdigest()
+        # (an entry not read yet by its kind and name alone: the same upload still in progress on a
+        # rerun is the same row, whatever the wording of why)
+        what = f"{o.kind}:{o.name}" if status == "ignored" else f"{o.kind}:{o.name}:{reason}"
+        sha = hashlib.sha256(what.encode("utf-8", "surrogateescape")).hexdigest()
         pid, nbytes, landed = sha[:32], 0, ""
-    reg = ledger.record_final(key, pid, sha, nbytes, landed, received_at, "rejected", reason)
-    return PayloadOutcome(reporter, o.name, pid, "unchanged" if reg.action == "unchanged" else "rejected",
+    reg = ledger.record_final(key, pid, sha, nbytes, landed, received_at, status, reason)
+    return PayloadOutcome(reporter, o.name, pid, "unchanged" if reg.action == "unchanged" else status,
                           reason=reg.row.error)
 
 
@@ -1019,6 +1094,13 @@ def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger
     pending = Pending(ledger, lake_ids(contract))  # the unit's load commits: one fsync pass, one transaction
     for o in offered:
         try:
+            if o.kind == IN_PROGRESS:  # an upload not complete yet: ``ignored`` (with why) until it is
+                c = classify_name(folder, completed_name(o.name), day)
+                ds = c.dataset if c.dataset is not None else UNMATCHED
+                if ds == contract.dataset or (ds == UNMATCHED and first_of_folder):
+                    result.payloads.append(_account_entry(zones, ledger, channel, folder, day, o, ds, c.reporter,
+                                                          o.refused or "", received_at, status="ignored"))
+                continue
             if o.refused is not None:
                 c = classify_name(folder, o.name.rsplit("/", 1)[-1], day)
                 ds = c.dataset if c.dataset is not None else UNMATCHED
@@ -1042,7 +1124,23 @@ def _handle_files(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger
             key = PayloadKey(channel, c.reporter, contract.dataset, named, o.name)
             if named == day:
                 why = c.reason
-                data = _fetch_listed(o) if why is None else _fetch_refused(o)
+                try:
+                    data = _fetch_listed(o) if why is None else _fetch_refused(o)
+                except (FileNotFoundError, *_still_written()) as exc:
+                    # listed, then gone or still being written when read: ``ignored`` with why (the run after
+                    # it holds still, or comes back, loads it); a file still changing is also a run failure
+                    gone = isinstance(exc, FileNotFoundError)
+                    reason = ("listed by the channel, gone when read (withdrawn or renamed by the reporter "
+                              "meanwhile): not loaded; loaded if it is offered again" if gone else
+                              in_progress_reason(folder, o.name))
+                    result.payloads.append(_account_entry(zones, ledger, channel, folder, day,
+                                                          Offered(o.name, IN_PROGRESS if not gone else "gone",
+                                                                  o.size, reason, None),
+                                                          contract.dataset, c.reporter, reason, received_at,
+                                                          status="ignored"))
+                    if not gone:
+                        result.failures.append((o.name, f"{type(exc).__name__}: {exc}"))
+                    continue
                 if data is None and why is None:
                     why = ("listed by the channel but refused when asked for (FTP 550): its name may hold a "
                            "character the protocol cannot carry (a line break), or it was removed after listing")
@@ -1076,7 +1174,8 @@ def _ftp_name(name: str) -> str:
 
 def _ftp_offered(client: Any, day: dt.date, tmp: Path) -> list[Offered]:
     out = []
-    for f in client.list_entries(day):
+    waiting: list[str] = []
+    for f in client.list_entries(day, waiting):
         if f.kind != "file":
             what = "subfolder" if f.kind == "dir" else f"entry of type {f.kind}"
             out.append(Offered(_ftp_name(f.name), f.kind, f.size, f"{what} in the FTP day directory: the channel's "
@@ -1084,6 +1183,7 @@ def _ftp_offered(client: Any, day: dt.date, tmp: Path) -> list[Offered]:
             continue
         out.append(Offered(_ftp_name(f.name), "file", f.size, None,
                            lambda f=f: client.fetch(f, tmp, trailer=False, durable=False).read_bytes()))
+    out += [Offered(_ftp_name(n), IN_PROGRESS, 0, in_progress_reason("ftp", n), None) for n in waiting]
     return out
 
 
@@ -1123,8 +1223,9 @@ class ChannelAccount:
     by_status: Counter = field(default_factory=Counter)
     unaccounted: list[str] = field(default_factory=list)
     note: str = ""
-    # uploads not offered yet (hidden or temporary names, no .done marker, still changing): no ledger
-    # row until they complete, listed so that one that never completes is seen
+    # uploads in progress (hidden or temporary names, no .done marker, still changing): counted in
+    # ``offered``, each with its ``ignored`` row until it completes, and listed so that one that never
+    # completes is seen
     in_progress: list[str] = field(default_factory=list)
 
 
@@ -1157,10 +1258,14 @@ def account_day(day: dt.date, zones: Zones, sources: SourcesConfig, folders: lis
             waiting: list[str] = []
             if folder == "ftp":
                 with FtpClient(sources.ftp_host, sources.ftp_port, sources.ftp_user, sources.ftp_password) as c:
-                    names = [_ftp_name(f.name) for f in c.list_entries(day)]
+                    names = [_ftp_name(f.name) for f in c.list_entries(day, waiting)]
+                waiting = [_ftp_name(n) for n in waiting]
             else:
-                names = [o.name for o in _scan_folder(folder, day, sources, waiting)]
-            acc = ChannelAccount(folder, day, len(names), in_progress=[text_name(n) for n in waiting])
+                names = [o.name for o in _scan_folder(folder, day, sources, waiting) if o.kind != IN_PROGRESS]
+                waiting = [text_name(n) for n in waiting]
+            # uploads in progress are offered entries too: each has its ``ignored`` row until it completes
+            names += waiting
+            acc = ChannelAccount(folder, day, len(names), in_progress=waiting)
             for n in names:
                 r = latest_of(day).get((channel, n))
                 if r is None:  # a file named for an earlier day is filed under that day
@@ -1211,5 +1316,27 @@ def ingest_day(day: dt.date, zones: Zones, sources: SourcesConfig, received_at: 
     import multiprocessing as mp
 
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futs = {ds: pool.submit(ingest_dataset_day, ds, day, zones, sources, received_at, False) for ds in names}
+        futs = {ds: pool.submit(ingest_dataset_day, ds, day, zones, sources, received_at, False)
+                for ds in longest_first(names, day, zones)}
         return [futs[ds].result() for ds in names]
+
+
+def longest_first(names: list[str], day: dt.date, zones: Zones) -> list[str]:
+    """``names`` in the order the pool should start them: the longest units first, so no worker is left
+    alone with a large dataset at the end (longest-processing-time-first; with 2 workers and the national
+    day's sizes, alphabetical order ends ~10 % later than this). A unit's length is taken from the records
+    its dataset brought on the latest earlier day in the ledger; without history, webservice datasets
+    (the reporters' extracts: the large units) before the file channels' daily files."""
+    contracts = load_contracts()
+    size: dict[str, int] = {}
+    if zones.ledger_path.exists():
+        from pipelines.landing.ledger import read_only
+
+        with suppress(Exception), read_only(zones.ledger_path) as con:
+            last = con.execute("SELECT dataset, max(leveringsdato) FROM payloads WHERE leveringsdato < ? "
+                               "GROUP BY dataset", (day.isoformat(),)).fetchall()  # (index only)
+            for ds, d in last:
+                n = con.execute("SELECT sum(rows_read) FROM payloads WHERE dataset=? AND leveringsdato=?",
+                                (ds, d)).fetchone()[0]
+                size[ds] = int(n or 0)
+    return sorted(names, key=lambda ds: (-size.get(ds, -1), contracts[ds].channel != "webservice", ds))

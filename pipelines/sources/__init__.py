@@ -4,9 +4,10 @@ Webservice pages, FTP files and dropped files are handed over exactly as deliver
 only once they are complete; landing, parsing and the ledger live downstream.
 """
 
-from .errors import AuthError, RefusedError, SourceError, TrailerError
+from .errors import AuthError, RefusedError, SourceError, StillWrittenError, TrailerError
 from .filedrop import (
     DroppedFile,
+    FileChanged,
     Offer,
     complete_files,
     portal_files,
@@ -20,12 +21,14 @@ from .webservice import Page, WebserviceClient
 __all__ = [
     "AuthError",
     "DroppedFile",
+    "FileChanged",
     "Offer",
     "FtpClient",
     "Page",
     "RefusedError",
     "RemoteFile",
     "SourceError",
+    "StillWrittenError",
     "TrailerError",
     "WebserviceClient",
     "complete_files",

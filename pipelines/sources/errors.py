@@ -67,6 +67,10 @@ class RefusedError(SourceError):
     """The channel refuses a file it listed (FTP 550): retrying the same request cannot help."""
 
 
+class StillWrittenError(SourceError):
+    """A listed file whose size changed before it was read (an upload still in progress): taken later."""
+
+
 class TrailerError(SourceError):
     """A file's trailer count disagrees with its data lines: the file is incomplete or corrupt.
 

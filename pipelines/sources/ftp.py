@@ -29,7 +29,7 @@ from typing import TypeVar
 from pipelines.contracts.wire import FTP_DELIM, FTP_ENCODING, FTP_TRAILER
 from pipelines.fsio import fsync_dir
 
-from .errors import AuthError, RefusedError, SourceError, TrailerError
+from .errors import AuthError, RefusedError, SourceError, StillWrittenError, TrailerError
 from .retry import RetryPolicy
 
 __all__ = ["FtpClient", "RemoteFile", "count_trailer"]
@@ -154,9 +154,14 @@ class FtpClient:
         """The day directories ``/<YYYY-MM-DD>/`` on the server, sorted."""
         return self._retrying("listing /", _list_days)
 
-    def list_entries(self, day: dt.date) -> list[RemoteFile]:
-        """Every entry of ``/<day>/`` except uploads in progress (hidden, ``.part``): any name, any type."""
+    def list_entries(self, day: dt.date, in_progress: list[str] | None = None) -> list[RemoteFile]:
+        """Every entry of ``/<day>/`` except uploads in progress (hidden, ``.part``): any name, any type.
+
+        ``in_progress``: if given, the names of the uploads in progress are added to it (ingestion
+        records them ``ignored`` until they complete, and the day's reconciliation counts them).
+        """
         directory = f"/{day.isoformat()}"
+        seen: list[str] = []
 
         def op(ftp: ftplib.FTP) -> list[RemoteFile]:
             try:
@@ -165,10 +170,15 @@ class FtpClient:
                 if str(exc).startswith("550"):
                     return []
                 raise
+            seen[:] = [name for name, _kind, _size in entries
+                       if name not in (".", "..") and (name.startswith(".") or name.endswith(".part"))]
             return [RemoteFile(f"{directory}/{name}", name, size, day, kind) for name, kind, size in entries
                     if not name.startswith(".") and not name.endswith(".part") and name not in (".", "..")]
 
-        return sorted(self._retrying(f"listing {directory}", op, dato=day), key=lambda f: f.path)
+        out = sorted(self._retrying(f"listing {directory}", op, dato=day), key=lambda f: f.path)
+        if in_progress is not None:
+            in_progress += sorted(seen)
+        return out
 
     # --- download
 
@@ -194,7 +204,7 @@ class FtpClient:
                 size = ftp.size(remote.path)
                 if size is None or size != remote.size:
                     part.unlink(missing_ok=True)
-                    raise SourceError(
+                    raise StillWrittenError(
                         f"size changed since listing: listed {remote.size} bytes, SIZE now {size}"
                         " (still being written?)", **ctx)
                 if before > size:

@@ -71,12 +71,15 @@ class Page:
 
 class _Retryable(Exception):
     """A transient failure of one attempt; ``retry_after`` overrides the backoff (Retry-After);
-    ``body``: the answer received, when there was one (a page that did not read)."""
+    ``body``: the answer received, when there was one (a page that did not read); ``status``: the
+    HTTP status of an error answer (408, 429, 5xx)."""
 
-    def __init__(self, message: str, wait: float | None = None, body: bytes | None = None) -> None:
+    def __init__(self, message: str, wait: float | None = None, body: bytes | None = None,
+                 status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = wait
         self.body = body
+        self.status = status
 
 
 class _Unusable(Exception):
@@ -295,12 +298,14 @@ class WebserviceClient:
         except httpx.UnsupportedProtocol as exc:
             raise SourceError(f"bad webservice URL {self.base_url!r}", last_error=exc, **context) from exc
         except _Retryable as exc:
-            if expect_page and exc.body is not None:  # the same kind of unreadable answer every attempt
+            if expect_page and exc.body is not None and exc.status is None:  # unreadable every attempt
                 raise _Unusable(f"{exc} (after {self.retry.attempts} attempts)", exc.body) from exc
-            raise SourceError(
+            err = SourceError(
                 f"webservice request failed after {self.retry.attempts} attempts",
-                last_error=exc, attempts=self.retry.attempts, **context,
-            ) from exc
+                last_error=exc, attempts=self.retry.attempts, status=exc.status, **context,
+            )
+            err.body, err.detail = exc.body, f"{exc} (after {self.retry.attempts} attempts)"
+            raise err from exc
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             raise SourceError(
                 f"webservice request failed after {self.retry.attempts} attempts",
@@ -312,14 +317,21 @@ class WebserviceClient:
     ) -> tuple[bytes, Any, bool]:
         resp = self._http.get(path, params=params, headers=self._headers)
         status = resp.status_code
+        # an error answer's status and bytes go with the error (``status``, ``body``, ``detail``), so that
+        # ingestion lands a client error (4xx) and rejects it instead of dropping the answer unrecorded
         if status in (401, 403):
-            raise AuthError(f"webservice refused the token (HTTP {status}): {_detail(resp)}", **context)
+            err: SourceError = AuthError(f"webservice refused the token (HTTP {status}): {_detail(resp)}",
+                                         status=status, **context)
+            err.body, err.detail = resp.content, f"HTTP {status}: {_detail(resp)}"
+            raise err
         if status == 429:
-            raise _Retryable(f"HTTP 429: {_detail(resp)}", wait=_retry_after(resp))
+            raise _Retryable(f"HTTP 429: {_detail(resp)}", wait=_retry_after(resp), body=resp.content, status=status)
         if status >= 500 or status in _RETRY_STATUS:
-            raise _Retryable(f"HTTP {status}: {_detail(resp)}")
+            raise _Retryable(f"HTTP {status}: {_detail(resp)}", body=resp.content, status=status)
         if status != 200:
-            raise SourceError(f"webservice answered HTTP {status}: {_detail(resp)}", **context)
+            err = SourceError(f"webservice answered HTTP {status}: {_detail(resp)}", status=status, **context)
+            err.body, err.detail = resp.content, f"HTTP {status}: {_detail(resp)}"
+            raise err
         body = resp.content
         strict = True
         try:  # orjson (~3x faster) reads strict JSON; what it refuses, json still judges, as before

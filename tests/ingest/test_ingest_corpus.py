@@ -522,32 +522,136 @@ def test_a_rerun_of_the_corpus_is_a_no_op(corpus) -> None:
     assert corpus["tree_after"] == corpus["tree"]
 
 
-def test_uploads_in_progress_are_listed_by_the_days_reconciliation(tmp_path: Path) -> None:
-    """Hidden and temporary names, and a drop file without its .done marker, are not read (an upload in
-    progress) and get no ledger row; the day's reconciliation lists them, so one that never completes is
-    seen (a .done marker itself is the protocol's, not an entry)."""
+def _lake_ids(root: Path, dataset: str) -> list[str]:
+    return sorted(i for p in (root / "lake" / dataset).rglob("*.parquet")
+                  for i in pq.read_table(p, columns=["besked_id"]).column(0).to_pylist())
+
+
+def test_uploads_in_progress_are_ignored_in_the_ledger_until_they_complete(tmp_path: Path) -> None:
+    """Hidden and temporary names, a drop file without its .done marker and an FTP ``.part`` are uploads in
+    progress: not read, but each gets an ``ignored`` row saying so, and the day's reconciliation counts them
+    (offered = ledger rows, nothing unaccounted; a .done marker itself is the protocol's, not an entry). A
+    rerun while they are in progress changes nothing; once they complete, the next run loads each once and
+    the lake holds their records; a further rerun is a no-op."""
     day = START
-    portal = tmp_path / "portal" / day.isoformat()
-    uvm = tmp_path / "uvm" / day.isoformat()
-    for d in (portal, uvm):
-        d.mkdir(parents=True)
-    n = name("portal", day)
-    (portal / f".{n}").write_bytes(good("portal", "progress", day))
-    (portal / f"{n}.part").write_bytes(b"x")
-    (portal / f"{n}~").write_bytes(b"x")
-    (uvm / name("uvm", day)).write_bytes(good("uvm", "progress", day))  # no .done marker
+    src = tmp_path / "sources"
+    for parts in FOLDER_DIR.values():
+        src.joinpath(*parts, day.isoformat()).mkdir(parents=True)
+    (src / "webservice").mkdir()
+    (src / "webservice" / "tokens.json").write_text("{}")
+    portal, uvm, ftp = (src.joinpath(*FOLDER_DIR[f], day.isoformat()) for f in ("portal", "uvm", "ftp"))
+    n_p, n_u, n_f = name("portal", day), name("uvm", day), name("ftp", day)
+    data = {f: good(f, "progress", day) for f in ("portal", "uvm", "ftp")}
+    (portal / f".{n_p}").write_bytes(data["portal"][:40])
+    (portal / f"{n_p}.part").write_bytes(data["portal"])
+    (portal / f"{n_p}~").write_bytes(b"x")
+    (uvm / n_u).write_bytes(data["uvm"])  # no .done marker
     (uvm / "orphan.csv.done").touch()
-    cfg = SourcesConfig("http://127.0.0.1:9", {}, "127.0.0.1", 9, "star", "x", tmp_path / "portal",
-                        tmp_path / "uvm", tmp_path / "ssi")
+    (ftp / f".{n_f}.part").write_bytes(data["ftp"][:50])
+    root = tmp_path / "zones"
+    datasets = [*folder_datasets("portal"), *folder_datasets("uvm"), *folder_datasets("ftp")]
     mp = pytest.MonkeyPatch()
     mp.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
     try:
-        res = ingest_day(day, Zones(tmp_path / "zones"), cfg, RECEIVED_AT,
-                         datasets=[*folder_datasets("portal"), *folder_datasets("uvm")])
-        accounts = {a.channel: a for a in account_day(day, Zones(tmp_path / "zones"), cfg, folders=["portal", "uvm"])}
+        with start_sources(src) as s:
+            cfg = SourcesConfig.from_describe(s.describe())
+
+            def run() -> tuple[list, dict]:
+                res = ingest_day(day, Zones(root), cfg, RECEIVED_AT, datasets=datasets)
+                return res, {a.channel: a for a in account_day(day, Zones(root), cfg, folders=["portal", "uvm", "ftp"])}
+
+            res, acc = run()
+            rows = ledger_rows(root)
+            tree = zone_tree(root)
+            assert not [f for r in res for f in r.failures]
+            waiting = {f".{n_p}": "portal", f"{n_p}.part": "portal", f"{n_p}~": "portal", n_u: "filedrop",
+                       f".{n_f}.part": "ftp"}
+            assert sorted((r.key.channel, r.key.source_name, r.key.dataset, r.status) for r in rows) == sorted(
+                (ch, n, DS["uvm"] if ch == "filedrop" else DS[ch], "ignored") for n, ch in waiting.items())
+            assert all("upload in progress" in r.error and r.rows_accepted is None and not r.lake_path for r in rows)
+            assert "no .done marker" in next(r.error for r in rows if r.key.source_name == n_u)
+            assert not (root / "lake" / DS["portal"]).exists() and not (root / "lake" / DS["uvm"]).exists()
+            assert sorted(acc["portal"].in_progress) == sorted([f".{n_p}", f"{n_p}.part", f"{n_p}~"])
+            assert acc["uvm"].in_progress == [n_u] and acc["ftp"].in_progress == [f".{n_f}.part"]
+            for a in acc.values():
+                assert a.unaccounted == [] and a.offered == a.by_status["ignored"] == len(a.in_progress), a
+
+            res, _ = run()  # still in progress: nothing changes
+            assert all(p.action == "unchanged" for r in res for p in r.payloads)
+            assert ledger_rows(root) == rows and zone_tree(root) == tree
+
+            # the uploads complete: the temporary names go, the files are whole (and marked)
+            for p in (portal / f".{n_p}", portal / f"{n_p}~", ftp / f".{n_f}.part"):
+                p.unlink()
+            (portal / f"{n_p}.part").rename(portal / n_p)
+            (ftp / n_f).write_bytes(data["ftp"])
+            marker_path(uvm / n_u).touch()
+            res, acc = run()
+            assert not [f for r in res for f in r.failures]
+            after = ledger_rows(root)
+            loaded = {(r.key.channel, r.key.source_name): r for r in after if r.status == "loaded"}
+            assert set(loaded) == {("portal", n_p), ("filedrop", n_u), ("ftp", n_f)}
+            assert loaded[("filedrop", n_u)].version == 2  # the ignored row stays as version 1
+            for f, ch, n in (("portal", "portal", n_p), ("uvm", "filedrop", n_u), ("ftp", "ftp", n_f)):
+                assert loaded[(ch, n)].rows_accepted == 3
+                assert _lake_ids(root, DS[f]) == sorted(r["besked_id"] for r in recs(f, "progress"))
+            for a in acc.values():
+                assert a.unaccounted == [] and a.in_progress == [] and a.by_status == {"loaded": 1}, a
+
+            res, _ = run()  # loaded once: the next run is a no-op
+            assert all(p.action == "unchanged" for r in res for p in r.payloads)
+            assert ledger_rows(root) == after
     finally:
         mp.undo()
-    assert not [p for r in res for p in r.payloads] and not [f for r in res for f in r.failures]
-    assert sorted(accounts["portal"].in_progress) == sorted([f".{n}", f"{n}.part", f"{n}~"])
-    assert accounts["uvm"].in_progress == [name("uvm", day)]
-    assert accounts["portal"].unaccounted == accounts["uvm"].unaccounted == []
+
+
+def test_a_file_gone_or_still_changing_when_read_is_ignored_with_its_reason(tmp_path: Path) -> None:
+    """A file listed and then gone before it is read (withdrawn by the reporter) is ``ignored`` with the
+    reason, not a failure; one that keeps changing while it is read is ``ignored`` as an upload in
+    progress and a failure of the run; both load once they are offered whole."""
+    import pipelines.sources as sources_pkg
+    from pipelines.sources import filedrop
+
+    day = START
+    uvm = tmp_path / "uvm" / day.isoformat()
+    portal = tmp_path / "portal" / day.isoformat()
+    uvm.mkdir(parents=True)
+    portal.mkdir(parents=True)
+    n_u, n_p = name("uvm", day), name("portal", day)
+    (uvm / n_u).write_bytes(good("uvm", "gone", day))
+    marker_path(uvm / n_u).touch()
+    (portal / n_p).write_bytes(good("portal", "changing", day))
+    cfg = SourcesConfig("http://127.0.0.1:9", {}, "127.0.0.1", 9, "star", "x", tmp_path / "portal",
+                        tmp_path / "uvm", tmp_path / "ssi")
+    root = tmp_path / "zones"
+    real_read = filedrop.read_regular
+
+    def flaky(path: Path, attempts: int = 3) -> bytes:
+        if Path(path).name == n_u:
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        raise filedrop.FileChanged(f"{Path(path).name}: changed while being read, 3 times")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
+    mp.setattr(sources_pkg, "read_regular", flaky)
+    datasets = [*folder_datasets("portal"), *folder_datasets("uvm")]
+    try:
+        res = ingest_day(day, Zones(root), cfg, RECEIVED_AT, datasets=datasets)
+        rows = {r.key.source_name: r for r in ledger_rows(root)}
+        failures = [f for r in res for f in r.failures]
+        assert [n for n, _ in failures] == [n_p], failures
+        assert (rows[n_u].status, rows[n_p].status) == ("ignored", "ignored")
+        assert "gone when read" in rows[n_u].error and "upload in progress" in rows[n_p].error
+        mp.setattr(sources_pkg, "read_regular", real_read)
+        res = ingest_day(day, Zones(root), cfg, RECEIVED_AT, datasets=datasets)
+        assert not [f for r in res for f in r.failures]
+        acc = account_day(day, Zones(root), cfg, folders=["portal", "uvm"])
+    finally:
+        mp.undo()
+    latest = {}
+    for r in ledger_rows(root):
+        latest[r.key.source_name] = r
+    assert {n: (r.status, r.version) for n, r in latest.items()} == {n_u: ("loaded", 2), n_p: ("loaded", 2)}
+    assert _lake_ids(root, DS["uvm"]) == sorted(r["besked_id"] for r in recs("uvm", "gone"))
+    assert _lake_ids(root, DS["portal"]) == sorted(r["besked_id"] for r in recs("portal", "changing"))
+    assert all(a.unaccounted == [] for a in acc)

@@ -520,7 +520,11 @@ def test_marker_channels_still_wait_for_the_marker(src: Path, tmp_path: Path) ->
     (day_dir / f"uddannelse_{D1}.csv.done").unlink()
     assert not marker_path(day_dir / f"uddannelse_{D1}.csv").exists()
     res = ingest_dataset_day("uddannelse", START, Zones(root), drops_config(src), RECEIVED_AT)
-    assert res.payloads == [] and ledger_rows(root) == []
+    # not read: an ``ignored`` row says it waits for its marker, nothing landed, nothing in the lake
+    assert [p.action for p in res.payloads] == ["ignored"]
+    [row] = ledger_rows(root)
+    assert row.status == "ignored" and "no .done marker" in row.error and not row.landing_path
+    assert not (root / "lake" / "uddannelse").exists()
 
 
 # ---------------------------------------------------------------------------- item 9 (webservice), CLI summary
@@ -883,9 +887,13 @@ def test_a_file_that_changes_while_it_is_read_is_not_loaded_torn(src: Path, tmp_
     monkeypatch.setattr(filedrop, "_os_read", always_grows)
     target.write_bytes(portal_payload(C[ds], recs[:3]))
     res = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT, raise_on_failure=False)
-    assert [p.source_name for p in res.payloads if p.action != "unchanged"] == []
+    assert [(p.source_name, p.action) for p in res.payloads if p.action != "unchanged"] == [(target.name, "ignored")]
     assert [n for n, e in res.failures] == [target.name] and "changed while" in res.failures[0][1]
-    assert [r.status for r in by_name(root, target.name)] == ["loaded"]  # the version before stays
+    # the version before stays loaded (and in the lake); the new bytes wait, recorded as an upload in progress
+    assert [r.status for r in by_name(root, target.name)] == ["loaded", "ignored"]
+    assert "upload in progress" in by_name(root, target.name)[-1].error
+    lake = lake_rows(root, ds).filter(pl.col("_reporter") == "013")
+    assert sorted(lake["besked_id"]) == sorted(r["besked_id"] for r in recs)
 
 
 # ---------------------------------------------------------------------------- padding after the last line

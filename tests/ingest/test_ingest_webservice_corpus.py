@@ -144,6 +144,17 @@ def _cases() -> list[Case]:
         Case("total-wrong", one(lambda r: body(page(r, recs(r), total=9))), ["loaded"], total_off=True),
         Case("empty-page-in-the-middle", lambda r: {"": body(page(r, [], "c2")), "c2": body(page(r, recs(r)))},
              ["loaded", "loaded"]),
+        # a client error (4xx) that the client does not retry, or gives up on (408, 429): the answer is landed
+        # and rejected with its HTTP status, the extract stops there (incomplete in the day's reconciliation)
+        Case("cursor-expired-410", lambda r: {"": body(page(r, recs(r, 2, "a"), "c2", total=4)),
+                                              "c2": (410, b'{"detail": "cursor expired"}')},
+             ["loaded", "rejected"], "HTTP 410: cursor expired", fails=True),
+        Case("first-page-400", lambda r: {"": (400, b'{"detail": "dato out of range"}')}, ["rejected"],
+             "HTTP 400: dato out of range", fails=True),
+        Case("token-refused-403", lambda r: {"": (403, b'{"detail": "agreement ended"}')}, ["rejected"],
+             "HTTP 403: agreement ended", fails=True),
+        Case("throttled-429-every-attempt", lambda r: {"": (429, b'{"detail": "slow down"}')}, ["rejected"],
+             "HTTP 429: slow down", fails=True),
         Case("cursor-loop", lambda r: {"": body(page(r, recs(r, 1, "a"), "c2")),
                                        "c2": body(page(r, recs(r, 1, "b"), "c3")),
                                        "c3": body(page(r, recs(r, 1, "c"), "c2"))},
@@ -171,12 +182,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cursor = parse_qs(url.query).get("cursor", [""])[-1]
         data = BY_REP[rep].pages(rep).get(cursor)
+        status = 200
+        if isinstance(data, tuple):  # an error answer: (status, body)
+            status, data = data
         if data is None:
             self.send_response(400)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -237,6 +251,57 @@ def test_each_answer_ends_in_the_ledger_as_the_table_says(corpus, rep: str) -> N
         assert case.quarantined in kinds, kinds
     unaccounted = [u for u in corpus["account"].unaccounted if u.startswith(f"{DS}/{rep}:")]
     assert bool(unaccounted) == (case.fails or case.total_off), unaccounted
+    # the lake holds exactly the records of the loaded pages
+    lake = sorted(i for r in mine if r.status == "loaded"
+                  for i in pq.read_table(r.lake_path, columns=["besked_id"]).column(0).to_pylist())
+    assert len(lake) == sum(r.rows_accepted for r in mine if r.status == "loaded"), lake
+    assert not list((corpus["root"] / "lake" / DS).rglob(f"*{rep}*rejected*"))
+
+
+def test_an_extract_failing_before_any_page_is_counted_by_the_reconciliation(tmp_path: Path) -> None:
+    """An extract whose first request fails on every attempt without a client error to land (HTTP 500, a
+    refused connection) leaves no page, but its cursor row (incomplete) is written: the day's reconciliation
+    counts it as not read to its end, and the next run that gets the pages loads them and completes it."""
+    mp = pytest.MonkeyPatch()
+    real_init = retry.RetryPolicy.__init__
+    mp.setattr(retry.RetryPolicy, "__init__", lambda self, **kw: real_init(self, **{**kw, "sleep": lambda s: None}))
+    rep = REPORTERS[0]
+    answers: list[Any] = [(500, b'{"detail": "down"}')]
+
+    class H(_Handler):
+        def do_GET(self) -> None:  # noqa: N802
+            status, data = answers[0] if answers[0] else (200, body(page(rep, recs(rep, 2, "late"))))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        cfg = SourcesConfig(f"http://127.0.0.1:{server.server_address[1]}", {rep: f"tok-{rep}"},
+                            "127.0.0.1", 9, "star", "x", tmp_path / "p", tmp_path / "u", tmp_path / "s")
+        root = tmp_path / "zones"
+        res = ingest_dataset_day(DS, DAY, Zones(root), cfg, RECEIVED_AT, raise_on_failure=False)
+        assert [who for who, _ in res.failures] == [rep] and "HTTP 500" in res.failures[0][1]
+        assert ledger_rows(root) == []  # a server error is no answer to land
+        [acc] = account_day(DAY, Zones(root), cfg, folders=["webservice"])
+        assert acc.offered == 1 and acc.by_status == {"incomplete": 1}
+        assert acc.unaccounted == [f"{DS}/{rep}: extract not read to its end"]
+        answers[0] = None
+        res = ingest_dataset_day(DS, DAY, Zones(root), cfg, RECEIVED_AT, raise_on_failure=False)
+        assert not res.failures
+        [row] = ledger_rows(root)
+        assert row.status == "loaded" and sorted(pq.read_table(row.lake_path).column("besked_id").to_pylist()) == \
+            sorted(r["besked_id"] for r in recs(rep, 2, "late"))
+        [acc] = account_day(DAY, Zones(root), cfg, folders=["webservice"])
+        assert acc.unaccounted == [] and acc.by_status == {"complete": 1}
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        mp.undo()
 
 
 def test_lake_equals_ledger_and_holds_nothing_rejected(corpus) -> None:
