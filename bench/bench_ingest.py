@@ -36,7 +36,7 @@ import duckdb  # noqa: E402
 
 from bench.machine import machine_info  # noqa: E402
 from pipelines.contracts import load_contracts  # noqa: E402
-from pipelines.ingest import SourcesConfig, Zones, ingest_day  # noqa: E402
+from pipelines.ingest import SourcesConfig, Zones, ingest_day, longest_first  # noqa: E402
 from pipelines.load import load_days_dagster  # noqa: E402
 from pipelines.quality.results import run_quality  # noqa: E402
 from pipelines.simulate.channels import iter_payloads  # noqa: E402
@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--src", default=None, help="An already generated directory (skips generation)")
     ap.add_argument("--ratio-only", action="store_true",
                     help="Measure only ours (parallel) against raw DuckDB: no sequential, DQ or Dagster runs")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="Processes for ours (default: min(2, cores)); DuckDB uses every core")
     ap.add_argument("--out", default=None, help="Result file (default bench/results/ingest_<scale>.json)")
     args = ap.parse_args()
     load_start = os.getloadavg()  # a shared machine: the ratios mean little under a foreign load
@@ -124,7 +126,7 @@ def main() -> None:
             t = time.perf_counter()
             dq = run_quality(work / "direct", [day])
             dq_s = time.perf_counter() - t
-        workers = min(2, os.cpu_count() or 1)
+        workers = args.workers or min(2, os.cpu_count() or 1)
         cpu0 = _cpu()
         t = time.perf_counter()
         par = ingest_day(day, Zones(work / "parallel"), cfg, received_at=received, workers=workers)
@@ -173,6 +175,11 @@ def main() -> None:
         "ingest_rows_per_s": round(ours_rps),
         # CPU seconds beside the wall times: the machine is shared, so wall ratios move with its load
         "ingest_parallel_cpu_seconds": round(ours_cpu_s, 2),
+        # main-thread wall seconds per stage, summed over the parallel run's units ("unit": their whole time;
+        # the rest of it is listing, scheduling and the per-unit set-up)
+        "stage_seconds": {k: round(sum(r.stage_seconds.get(k, 0.0) for r in par), 2)
+                          for k in sorted({k for r in par for k in r.stage_seconds})},
+        "ingest_order": longest_first(sorted(load_contracts()), day, Zones(work / "parallel-empty")),
         "source_server_cpu_seconds": r2(server_cpu_s),
         "raw_duckdb_cpu_seconds": round(raw_cpu_s, 2),
         "raw_duckdb_rows": raw_rows, "raw_duckdb_seconds": round(raw_s, 2), "raw_duckdb_rows_per_s": round(raw_rps),

@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -106,6 +107,19 @@ class PayloadOutcome:
 
 LOADED_NOW = ("new", "new_version", "retry")
 
+# Where a unit's time goes, per stage, in seconds of the unit's main thread (the benchmark sums them:
+# bench/results/ingest_*.json "stage_seconds"); process-local, reset by each unit.
+STAGES: Counter = Counter()
+
+
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGES[name] += time.perf_counter() - t
+
 
 @dataclass
 class UnitResult:
@@ -114,6 +128,7 @@ class UnitResult:
     day: dt.date
     payloads: list[PayloadOutcome] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (reporter or file, error)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # main-thread wall per stage (STAGES)
 
     @property
     def loaded_now(self) -> list[PayloadOutcome]:
@@ -250,8 +265,10 @@ class Pending:
         self.rows = 0
         loads = [c for c, _ in items]
         try:
-            self.batch.flush()  # no final ledger row names a file that is not durable
-            olds = self.ledger.commit_loads(loads, self.released_ids)
+            with _stage("fsync"):
+                self.batch.flush()  # no final ledger row names a file that is not durable
+            with _stage("ledger_commit"):  # (its wait for the write lock included)
+                olds = self.ledger.commit_loads(loads, self.released_ids)
         except Exception as exc:
             for c in loads:
                 if isinstance(c, LoadCommit):
@@ -361,13 +378,16 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     # the payload's files (landing, lake, quarantine) are made durable together, right before the
     # ledger commit that names them final (docs/ingestion.md, "Durability")
     batch = DurableBatch()
-    sha = hashlib.sha256(data).hexdigest()
+    with _stage("land"):
+        sha = hashlib.sha256(data).hexdigest()
     if pending is not None and pending.holds(key, sha):  # the same bytes or slot as a payload not yet committed
         pending.settle()
-    pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext,
-                                  batch=batch, sha256=sha)
-    reg = ledger.register(key, pid, sha, len(data), path, received_at, same_bytes_check=reject is None,
-                          before_final=batch.flush, arrived=arrived)
+    with _stage("land"):
+        pid, path = zones.landing.put(data, key.channel, key.dataset, key.leveringsdato, key.reporter, ext,
+                                      batch=batch, sha256=sha)
+    with _stage("ledger_register"):
+        reg = ledger.register(key, pid, sha, len(data), path, received_at, same_bytes_check=reject is None,
+                              before_final=batch.flush, arrived=arrived)
     pid = reg.row.payload_id  # a revert to an earlier version's bytes has an id of its own
     out = PayloadOutcome(key.reporter, key.source_name, pid, reg.action,
                          reason=reg.row.error if reg.action in ("duplicate", "rejected", "unchanged") else None)
@@ -390,9 +410,10 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     ident = {"payload_id": pid, "dataset": contract.dataset, "channel": key.channel, "reporter": key.reporter,
              "leveringsdato": key.leveringsdato}
     try:
-        res = parse_payload(data, contract, channel=key.channel, reporter=key.reporter,
-                            leveringsdato=key.leveringsdato, payload_id=pid, decoded=decoded)
-        reconcile(res)
+        with _stage("parse"):
+            res = parse_payload(data, contract, channel=key.channel, reporter=key.reporter,
+                                leveringsdato=key.leveringsdato, payload_id=pid, decoded=decoded)
+            reconcile(res)
         accepted, quarantine = res.accepted, res.quarantine
         fatal = [e for e in res.payload_errors if e.get("error_kind") in PAYLOAD_FATAL]
         reason = reject or getattr(res, "rejected_reason", None)
@@ -436,18 +457,20 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
         pending = Pending(ledger, lake_ids(contract)) if pending is None else pending
         before = ledger.loaded_version(key)
         exclude = [pid, *pending.released] + ([before.payload_id] if before is not None else [])
-        accepted, dup_rows, kept_ids = _split_duplicates(ledger, contract, accepted, exclude, pending)
+        with _stage("duplicates"):
+            accepted, dup_rows, kept_ids = _split_duplicates(ledger, contract, accepted, exclude, pending)
         if dup_rows:
             quarantine = pa.concat_tables([quarantine, pa.Table.from_pylist(
                 _quarantine_rows(ident, dup_rows), schema=QUARANTINE_SCHEMA)])
         out.warnings += _unknown_references(ledger, contract, accepted, pid, pending)
         lake_file = lake_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
         q_file = quarantine_path(zones.root, contract.dataset, key.leveringsdato, key.reporter, pid)
-        write_parquet(accepted, lake_file, batch)
-        if quarantine.num_rows:
-            write_parquet(quarantine, q_file, batch)
-        else:
-            q_file.unlink(missing_ok=True)
+        with _stage("write"):
+            write_parquet(accepted, lake_file, batch)
+            if quarantine.num_rows:
+                write_parquet(quarantine, q_file, batch)
+            else:
+                q_file.unlink(missing_ok=True)
         q_records = len({n for n in quarantine.column("record_no").to_pylist() if n is not None})
         out.accepted = accepted.num_rows
         out.quarantined = q_records
@@ -607,6 +630,8 @@ def ingest_dataset_day(dataset: str, day: dt.date, zones: Zones, sources: Source
     contract = get_contract(dataset)
     received_at = received_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result = UnitResult(contract.channel, dataset, day)
+    STAGES.clear()
+    t0 = time.perf_counter()
     if contract.channel == "webservice":
         for back in range(WEBSERVICE_SWEEP_DAYS, 0, -1):
             earlier = day - dt.timedelta(days=back)
@@ -615,6 +640,8 @@ def ingest_dataset_day(dataset: str, day: dt.date, zones: Zones, sources: Source
     with partition_lock(zones, dataset, day):
         remove_stale_temp(zones, contract, day)
         _ingest_locked(contract, day, zones, sources, received_at, result)
+    result.stage_seconds = {**{k: round(v, 3) for k, v in sorted(STAGES.items())},
+                            "unit": round(time.perf_counter() - t0, 3)}
     if result.failures and raise_on_failure:
         raise IngestionFailed(result)
     return result
@@ -719,7 +746,8 @@ class _Ahead:
 
     def __iter__(self) -> Iterator[Any]:
         while True:
-            page = self.next.result()
+            with _stage("fetch_wait"):
+                page = self.next.result()
             if page is _END:
                 return
             self.next = self.pool.submit(next, self.pages, _END)
