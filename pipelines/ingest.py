@@ -360,7 +360,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
                  reject: str | None = None, envelope_reporter: str | None = None,
                  last_cursor: str | None = None, total: int | None = None,
                  arrived: dt.date | None = None, pending: Pending | None = None,
-                 decoded: Any = None) -> PayloadOutcome:
+                 decoded: Any = None, sha256: str | None = None) -> PayloadOutcome:
     """Land, register, parse, reconcile and write one payload (idempotent).
 
     ``reject``: a reason known before parsing (the file's name, day or place): the payload is
@@ -370,7 +370,8 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     any) stays loaded. ``arrived``: the day whose folder offered this file named for the earlier
     day ``key.leveringsdato`` (filed under the named day, the ledger keeps both days).
     ``pending``: the final commit is kept back there (see :class:`Pending`); the caller settles it.
-    ``decoded``: the JSON page as the channel client already read it from ``data`` (not read twice).
+    ``decoded``: the JSON page as the channel client already read it from ``data`` (not read twice);
+    ``sha256``: the hex digest of ``data`` when the client computed it (on its fetch thread).
     """
     from pipelines.lake.parse import QUARANTINE_SCHEMA, ReconciliationError, parse_payload, reconcile
     from pipelines.lake.write import lake_path, quarantine_path, write_parquet
@@ -379,7 +380,7 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
     # ledger commit that names them final (docs/ingestion.md, "Durability")
     batch = DurableBatch()
     with _stage("land"):
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256 or hashlib.sha256(data).hexdigest()
     if pending is not None and pending.holds(key, sha):  # the same bytes or slot as a payload not yet committed
         pending.settle()
     with _stage("land"):
@@ -690,8 +691,8 @@ def _ingest_locked(contract: Contract, day: dt.date, zones: Zones, sources: Sour
         ledger.close()
 
 
-def _extract(contract: Contract, day: dt.date, sources: SourcesConfig, reporter: str, cursor: str | None
-             ) -> Iterator[Any]:
+def _extract(contract: Contract, day: dt.date, sources: SourcesConfig, reporter: str, cursor: str | None,
+             land_client_errors: bool = True) -> Iterator[Any]:
     """One reporter's pages from ``cursor`` on (one connection pool for every reporter of the load)."""
     from pipelines.sources import SourceError, WebserviceClient
     from pipelines.sources.webservice import shared_http
@@ -701,7 +702,7 @@ def _extract(contract: Contract, day: dt.date, sources: SourcesConfig, reporter:
         try:
             yield from client.iter_pages(contract.dataset, day, start_cursor=cursor, limit=WEBSERVICE_PAGE_LIMIT)
         except SourceError as exc:
-            refused = client_error_page(exc, contract.dataset, day, reporter)
+            refused = client_error_page(exc, contract.dataset, day, reporter) if land_client_errors else None
             if refused is None:
                 raise
             yield refused
@@ -785,7 +786,10 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
     own = pending is None
     pending = Pending(ledger, lake_ids(contract)) if pending is None else pending
     try:
-        for page in (fetched if fetched is not None else _extract(contract, day, sources, reporter, cursor)):
+        # (the late-record sweep of a complete extract does not land a client error: an expired cursor of
+        # yesterday's last page is the sweep's failure, not a reason to reopen an extract read to its end)
+        for page in (fetched if fetched is not None else
+                     _extract(contract, day, sources, reporter, cursor, land_client_errors=not sweep)):
             if page.refused is not None:
                 # an answer that is no page of this extract (unreadable, another dataset or day, a cursor
                 # loop): landed and rejected with the reason; the extract stays incomplete at this page's
@@ -812,7 +816,7 @@ def _pages(contract: Contract, day: dt.date, zones: Zones, ledger: Ledger, sourc
             cur = (page.next_cursor, pages, page.next_cursor is None)
             out = load_payload(zones, ledger, contract, key, page.body, ".json", received_at, cur,
                                envelope_reporter=page.reporter, last_cursor=page.cursor, total=page.total,
-                               pending=pending, decoded=page.decoded)
+                               pending=pending, decoded=page.decoded, sha256=page.sha256)
             if out.action == "unchanged" and (out.reason or "").startswith(EXTRACT_STOP):
                 # the page the extract stopped at last time, the same bytes again (a rerun): it stops again
                 _stop_extract(contract, day, ledger, result, reporter, out, page.cursor, pages - 1, pending)

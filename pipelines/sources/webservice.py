@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 import email.utils
 import functools
+import hashlib
 import json
 import os
 import ssl
@@ -67,6 +68,9 @@ class Page:
     # extract page, for another dataset or day): ``body`` is what was received, to land and reject; no
     # ``next_cursor`` is known, so the extract stops here (the next run asks again)
     refused: str | None = None
+    # SHA-256 (hex) of ``body``, computed where the page was fetched (a fetch thread: hashlib releases the
+    # GIL, so the page's landing does not hash it again on the thread that parses)
+    sha256: str | None = field(default=None, repr=False, compare=False)
 
 
 class _Retryable(Exception):
@@ -280,6 +284,7 @@ class WebserviceClient:
             total=total if isinstance(total, int) else None,
             identifikation=obj.get("identifikation") if isinstance(obj.get("identifikation"), dict) else None,
             decoded=obj if strict else None,
+            sha256=hashlib.sha256(body).hexdigest(),
         )
 
     def _get_json(
