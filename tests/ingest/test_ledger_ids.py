@@ -145,3 +145,30 @@ def test_a_lake_file_that_lost_rows_names_no_ids(loaded: Path, tmp_path: Path) -
     pq.write_table(pq.read_table(copy).slice(1), copy)
     assert lake_ids(get_contract(r.key.dataset))(replace(r, lake_path=str(copy))) is None
     assert lake_ids(get_contract(r.key.dataset))(replace(r, lake_path=str(tmp_path / "gone.parquet"))) is None
+
+
+def test_units_start_longest_first(tmp_path: Path) -> None:
+    """The pool starts the datasets that brought the most records on the latest earlier day first; without
+    history the webservice extracts come before the file channels' daily files (each group by name)."""
+    from pipelines.ingest import longest_first
+
+    c = load_contracts()
+    names = sorted(c)
+    order = longest_first(names, START, Zones(tmp_path))
+    ws = [n for n in names if c[n].channel == "webservice"]
+    assert order == ws + [n for n in names if c[n].channel != "webservice"]
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        for ds, day, n in (("sanktion", START - dt.timedelta(days=1), 900), ("samtale", START - dt.timedelta(days=1), 50),
+                           ("samtale", START - dt.timedelta(days=2), 5000), ("plan", START, 10 ** 6)):
+            key = PayloadKey(c[ds].channel, "101", ds, day, f"{ds}-{day}")
+            ledger.con.execute(
+                "INSERT INTO payloads (channel, reporter, dataset, leveringsdato, source_name, version, payload_id, "
+                "sha256, bytes, received_at, status, landing_path, rows_read) VALUES (?,?,?,?,?,1,?,?,0,?,?,?,?)",
+                (*key.as_tuple(), f"{ds}{day}", f"{ds}{day}", RECEIVED_AT, "loaded", "", n))
+    finally:
+        ledger.close()
+    order = longest_first(names, START, Zones(tmp_path))
+    # (the day itself does not count: plan's rows of START are not history)
+    assert order[:2] == ["sanktion", "samtale"] and set(order) == set(names) and order[2:] == [
+        n for n in ws + [n for n in names if c[n].channel != "webservice"] if n not in ("sanktion", "samtale")]
