@@ -85,6 +85,19 @@ SELECT 1
 CREATE INDEX IF NOT EXISTS {{ relation.identifier }}__person_key ON {{ relation }} (person_key)
 {%- endmacro %}
 
+{#- Unique ART index on a current-state table's record key: the engine refuses a second current version of a
+    record on every insert, so a night needs no test query for it (the `dsdw_unique_columns` test, tagged
+    `full_build`, runs on full builds). DuckDB only; other engines (Spark) have no indexes and run the test. -#}
+{% macro record_key_index(relation, keys) -%}
+    {{ return(adapter.dispatch('record_key_index', 'dsdw_warehouse')(relation, keys)) }}
+{%- endmacro %}
+{% macro default__record_key_index(relation, keys) -%}
+SELECT 1
+{%- endmacro %}
+{% macro duckdb__record_key_index(relation, keys) -%}
+CREATE UNIQUE INDEX IF NOT EXISTS {{ relation.identifier }}__key ON {{ relation }} ({{ keys | join(', ') }})
+{%- endmacro %}
+
 {#- <fact>_as_of(d): the records as known after the load of date d (a DuckDB table macro; other engines
     query the _historik view with the same condition). -#}
 {% macro as_of_macro(name, fact, keys, retracted) -%}
