@@ -59,7 +59,7 @@ def roots(tmp_path_factory):
     mp.undo()
 
 
-def test_dbt_runner_builds_the_same_warehouse(roots):
+def test_dbt_runner_builds_the_same_warehouse(roots, tmp_path):
     con = duckdb.connect()
     con.execute(f"ATTACH '{published_path(roots['sql'])}' AS a (READ_ONLY)")
     con.execute(f"ATTACH '{published_path(roots['dbt'])}' AS b (READ_ONLY)")
@@ -87,6 +87,16 @@ def test_dbt_runner_builds_the_same_warehouse(roots):
                        ).fetchall() == [(K[0],), (K[1],), (K[2],)]  # before K[2]'s deletion and K[3]
     assert pub.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'fct_kontaktgruppe__person_key'"
                        ).fetchone()[0] == 1
+    # the current state's record key is a unique index (the night's guard instead of a test query): a second
+    # current version of a record is refused
+    assert pub.execute("SELECT is_unique FROM duckdb_indexes() WHERE index_name = 'fct_kontaktgruppe_aktuel__key'"
+                       ).fetchall() == [(True,)]
+    pub.close()
+    shutil.copy(published_path(roots["dbt"]), tmp_path / "copy.duckdb")
+    copy = duckdb.connect(str(tmp_path / "copy.duckdb"))
+    with pytest.raises(duckdb.ConstraintException):
+        copy.execute("INSERT INTO fct_kontaktgruppe_aktuel BY NAME SELECT * FROM fct_kontaktgruppe_aktuel LIMIT 1")
+    copy.close()
 
 
 def test_dbt_models_are_dagster_assets_with_lake_lineage_and_test_checks(roots, tmp_path):

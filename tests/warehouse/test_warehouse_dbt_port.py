@@ -93,9 +93,9 @@ def test_nightly_selection_builds_everything_until_the_project_is_unchanged():
     con.execute("UPDATE meta.schema_state SET digest = ?", [project_digest()])
     assert nightly_selection(con, new) == ["--select", "source:lake.kontaktgruppe+", "source:lake.samtale+",
                                            "tag:nightly", "--exclude", "config.materialized:view",
-                                           "config.severity:warn"]
+                                           "config.severity:warn", "tag:full_build"]
     assert nightly_selection(con, []) == ["--select", "tag:nightly", "--exclude", "config.materialized:view",
-                                          "config.severity:warn"]
+                                          "config.severity:warn", "tag:full_build"]
 
 
 

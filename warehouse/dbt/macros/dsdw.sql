@@ -82,7 +82,31 @@ WHERE r.indlaest_dato = (SELECT indlaest_dato FROM {{ source('meta', 'current_lo
 SELECT 1
 {%- endmacro %}
 {% macro duckdb__person_key_index(relation) -%}
+{%- if dsdw_indexes_may_be_missing() -%}
 CREATE INDEX IF NOT EXISTS {{ relation.identifier }}__person_key ON {{ relation }} (person_key)
+{%- endif -%}
+{%- endmacro %}
+
+{#- Whether a build may meet a table without its indexes: not on a night whose project is unchanged
+    (DSDW_DBT_SCHEMA_CHECK=0, set by the runner; see materializations.sql), whose tables all exist with the
+    indexes the build that created them made. An empty hook is not run (one statement less per model). -#}
+{% macro dsdw_indexes_may_be_missing() -%}
+    {{ return(env_var('DSDW_DBT_SCHEMA_CHECK', '1') != '0') }}
+{%- endmacro %}
+
+{#- Unique ART index on a current-state table's record key: the engine refuses a second current version of a
+    record on every insert, so a night needs no test query for it (the `dsdw_unique_columns` test, tagged
+    `full_build`, runs on full builds). DuckDB only; other engines (Spark) have no indexes and run the test. -#}
+{% macro record_key_index(relation, keys) -%}
+    {{ return(adapter.dispatch('record_key_index', 'dsdw_warehouse')(relation, keys)) }}
+{%- endmacro %}
+{% macro default__record_key_index(relation, keys) -%}
+SELECT 1
+{%- endmacro %}
+{% macro duckdb__record_key_index(relation, keys) -%}
+{%- if dsdw_indexes_may_be_missing() -%}
+CREATE UNIQUE INDEX IF NOT EXISTS {{ relation.identifier }}__key ON {{ relation }} ({{ keys | join(', ') }})
+{%- endif -%}
 {%- endmacro %}
 
 {#- <fact>_as_of(d): the records as known after the load of date d (a DuckDB table macro; other engines
