@@ -185,11 +185,14 @@ def judge_partition(c: Contract, results: list[dict], failures: list[dict], tole
                     ) -> list[dg.AssetCheckResult]:
     """The partition's two check results from its rules' results: error rules block past the tolerance."""
     out = []
+    # the partition's records (every record is checked by the envelope's required-field checks): per reporter
+    # the most records any rule checked (one pass: results hold a row per reporter and rule)
+    per_reporter: dict[str, int] = {}
+    for r in results:
+        per_reporter[r["reporter"]] = max(per_reporter.get(r["reporter"], 0), r["records_checked"])
+    checked = sum(per_reporter.values())
     for sev, name in (("error", "dq_error_rules"), ("warn", "dq_warn_rules")):
         rows = [r for r in results if r["severity"] == sev]
-        # the partition's records (every record is checked by the envelope's required-field checks)
-        checked = sum(max((r["records_checked"] for r in results if r["reporter"] == rep), default=0)
-                      for rep in {r["reporter"] for r in results})
         by_rule: Counter = Counter()
         for r in rows:
             by_rule[f"{r['rule_id']} ({r['paragraph']})"] += r["records_failed"]

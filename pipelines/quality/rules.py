@@ -16,6 +16,8 @@ CPR are not evaluated for person-state rules: the identity check reports them.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +200,10 @@ def compile_rule(c: Contract, r: Rule) -> RuleCheck | None:
 _SHARED: dict[str, RuleEngine] = {}
 
 
+#: A partition directory modified less than this long ago is listed again even if its mtime looks unchanged.
+RACY_NS = 2_000_000_000
+
+
 class RuleEngine:
     """Evaluates every contract rule for one delivery day over the lake (all history known now)."""
 
@@ -208,6 +214,7 @@ class RuleEngine:
         self._state_ready = False
         self._hist: dict[str, str | None] = {}
         self._hist_files: dict[str, dict[str, tuple[int, int]]] = {}  # history -> {file: (size, mtime)}
+        self._dir_files: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {}  # partition dir -> (mtime, files)
         self._day: tuple[str, dt.date] | None = None
 
     @classmethod
@@ -226,13 +233,41 @@ class RuleEngine:
         return eng
 
     def _files(self, dataset: str) -> dict[str, tuple[int, int]]:
-        out = {}
-        for f in (self.lake / dataset).glob("*/*.parquet"):
+        """``{file: (size, mtime)}`` of the dataset's Parquet files (``*/*.parquet``).
+
+        Every check of a night asks this for every cached history, and the lake grows by thousands of files
+        a night: a partition directory whose mtime has not moved is not listed again.  The lake only adds,
+        replaces (rename) or removes files, each of which moves its directory's mtime; a directory changed
+        within ``RACY_NS`` of now is always listed (a second change in the same timestamp tick would not
+        move it again)."""
+        out: dict[str, tuple[int, int]] = {}
+        try:
+            parts = [e for e in os.scandir(self.lake / dataset) if e.is_dir()]
+        except FileNotFoundError:
+            return out
+        now = time.time_ns()
+        for part in parts:
             try:
-                st = f.stat()
+                mtime = part.stat().st_mtime_ns
             except FileNotFoundError:
                 continue
-            out[str(f)] = (st.st_size, st.st_mtime_ns)
+            cached = self._dir_files.get(part.path)
+            if cached is None or cached[0] != mtime or now - mtime < RACY_NS:
+                files: dict[str, tuple[int, int]] = {}
+                try:
+                    entries = list(os.scandir(part.path))
+                except FileNotFoundError:
+                    entries = []
+                for f in entries:
+                    if not f.name.endswith(".parquet"):
+                        continue
+                    try:
+                        st = f.stat()
+                    except FileNotFoundError:
+                        continue
+                    files[f.path] = (st.st_size, st.st_mtime_ns)
+                cached = self._dir_files[part.path] = (mtime, files)
+            out.update(cached[1])
         return out
 
     def refresh(self) -> None:
