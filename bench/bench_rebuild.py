@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -55,16 +56,25 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(seconds, peak RSS bytes of the process tree, return code, output tail)."""
+def run_measured(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> tuple[float, int, int, str]:
+    """(seconds, peak RSS bytes of the process tree, return code, output tail). After ``timeout`` seconds the
+    process group is killed (return code -9): a shared machine gets its cores back."""
+    import signal
+
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     peak = 0
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.extend(proc.stdout or []), daemon=True)
     reader.start()
     while proc.poll() is None:
         peak = max(peak, _tree_rss(proc.pid))
+        if timeout and time.perf_counter() - t0 > timeout:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            out.append(f"killed after {timeout:.0f} s\n")
+            break
         time.sleep(0.2)
     reader.join(timeout=5)
     return time.perf_counter() - t0, peak, proc.returncode, "".join(out[-20:])
@@ -146,6 +156,141 @@ def clone_history(root: Path, copies: int) -> int:
     return written
 
 
+PERSON_STRIDE = 104729  # a prime: copy k of person i goes to rank (i + k * stride) mod n in the kommune (as warehouse_history)
+
+
+def _person_groups(lake: Path) -> tuple[list[str], Any, Any, Any]:
+    """Every CPR of the lake sorted by (kommune, cpr) with, per position, its group's start, size and its rank."""
+    import numpy as np
+
+    from pipelines.contracts import load_contracts
+
+    parts = []
+    for c in load_contracts().values():
+        cpr = [f.name for f in c.fields if f.type == "cpr"]
+        if not cpr or not any((lake / c.dataset).glob("*/*.parquet")):
+            continue
+        kom = "kommunekode" if any(f.name == "kommunekode" for f in c.fields) else "NULL"
+        parts += [f"SELECT {col} AS cpr, {kom} AS kommune FROM read_parquet('{lake}/{c.dataset}/*/*.parquet', "
+                  f"union_by_name = true) WHERE {col} IS NOT NULL" for col in cpr]
+    rows = duckdb.sql(f"SELECT cpr, coalesce(min(kommune), '?') AS g FROM ({' UNION ALL '.join(parts)}) "
+                      "GROUP BY cpr ORDER BY g, cpr").fetchall()
+    cprs = [r[0] for r in rows]
+    g = np.array([r[1] for r in rows], dtype=object)
+    new = np.r_[True, g[1:] != g[:-1]]
+    start_of = np.maximum.accumulate(np.where(new, np.arange(len(g)), 0))
+    sizes = np.diff(np.r_[np.flatnonzero(new), len(g)])
+    size = sizes[np.cumsum(new) - 1]
+    return cprs, start_of, size, np.arange(len(g)) - start_of
+
+
+def clone_national(src: Path, dst: Path, copies: int, spacing_days: int, layout: str = "compact") -> dict:
+    """A lake of ``copies + 1`` national deliveries from the one in ``src`` (zones: lake + ledger), ``spacing_days``
+    apart back in time, in ``dst`` (the source's files are hard-linked as copy 0).
+
+    Copy ``k`` of every payload: every DATE/TIMESTAMP (valid time, registration, leveringsdato) ``k *
+    spacing_days`` earlier; ids (payload id, besked_id, record keys, every ``*_id`` reference: bench/
+    warehouse_history.id_columns) made unique per copy with the same suffix, so references stay intact; each CPR
+    rotated within its kommune (rank ``(i + k * 104729) mod n``), so history spreads over the population instead
+    of giving the same persons ``copies`` overlapping records. The ledger gets one ``loaded`` row per payload copy.
+
+    ``layout``: ``payload`` writes one file per payload copy (ingestion's layout); ``compact`` one file per dataset
+    and delivery day holding every payload copy's rows (a bench-side compaction: the rebuild reads the lake per
+    dataset directory and keys rows by ``_payload_id``, so both layouts give the same models). Returns counts."""
+    import os
+    import shutil
+    import sqlite3
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from warehouse_history import id_columns
+
+    from pipelines.contracts import load_contracts
+
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        shutil.rmtree(dst)
+    (dst / "lake").mkdir(parents=True)
+    con = sqlite3.connect(src / "ledger.sqlite")
+    cols = [r[1] for r in con.execute("PRAGMA table_info(payloads)").fetchall()]
+    ledger = [dict(zip(cols, r, strict=True)) for r in con.execute(
+        "SELECT * FROM payloads WHERE status = 'loaded' AND lake_path IS NOT NULL").fetchall()]
+    con.close()
+    cprs, start_of, size, rank = _person_groups(src / "lake")
+    index = pd.Index(cprs)
+    cpr_arr = np.array(cprs, dtype=object)
+    new_rows: list[dict] = []
+    files = rows = 0
+    for r in ledger:  # copy 0: the real delivery, linked
+        p = Path(r["lake_path"])
+        q = dst / p.relative_to(src)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        os.link(p, q)
+        new_rows.append({**r, "lake_path": str(q)})
+        files += 1
+    by_ds: dict[str, list[dict]] = {}
+    for r in ledger:
+        by_ds.setdefault(r["dataset"], []).append(r)
+    contracts = load_contracts()
+    for ds, payloads in sorted(by_ds.items()):
+        c = contracts[ds]
+        t = pa.concat_tables([pq.read_table(p["lake_path"]) for p in payloads], promote_options="default")
+        idc = [n for n in id_columns({f.name: ("VARCHAR" if pa.types.is_string(f.type) else str(f.type))
+                                      for f in t.schema}) if n != "_payload_id"]
+        cprc = [f.name for f in c.fields if f.type == "cpr" and f.name in t.column_names]
+        pos = {n: index.get_indexer(t.column(n).to_pandas()) for n in cprc}
+        for k in range(1, copies + 1):
+            shift = k * spacing_days
+            arrays = []
+            for f in t.schema:
+                a = t.column(f.name)
+                if f.name == "_payload_id" or f.name in idc:
+                    a = pc.binary_join_element_wise(a, pa.scalar(f"c{k}"), "")
+                elif f.name in pos:
+                    i = pos[f.name]
+                    j = np.where(i >= 0, start_of[i] + (rank[i] + k * PERSON_STRIDE) % size[i], -1)
+                    a = pa.array(np.where(j >= 0, cpr_arr[j], None), f.type)
+                elif pa.types.is_date32(f.type):
+                    a = pc.cast(pc.subtract(pc.cast(a, pa.int32()), pa.scalar(shift, pa.int32())), pa.date32())
+                elif pa.types.is_timestamp(f.type):
+                    a = pc.subtract(a, pa.scalar(dt.timedelta(days=shift), pa.duration(f.type.unit)))
+                arrays.append(a)
+            ct = pa.Table.from_arrays(arrays, schema=t.schema)
+            rows += ct.num_rows
+            by_pid = {}
+            for p in payloads:
+                day = dt.date.fromisoformat(p["leveringsdato"]) - dt.timedelta(days=shift)
+                part = dst / "lake" / ds / f"leveringsdato={day.isoformat()}"
+                part.mkdir(parents=True, exist_ok=True)
+                by_pid[p["payload_id"]] = (p, day, part)
+            if layout == "compact":
+                days = {d for _p, d, _ in by_pid.values()}
+                assert len(days) == 1, days
+                out = next(iter(by_pid.values()))[2] / f"clone{k}.parquet"
+                pq.write_table(ct, out, compression="zstd", compression_level=1)
+                files += 1
+            for pid, (p, day, part) in by_pid.items():
+                if layout != "compact":
+                    out = part / f"{p['reporter']}__{pid}c{k}.parquet"
+                    pq.write_table(ct.filter(pc.equal(ct.column("_payload_id"), f"{pid}c{k}")), out,
+                                   compression="zstd", compression_level=1)
+                    files += 1
+                new_rows.append({**p, "payload_id": f"{pid}c{k}", "leveringsdato": day.isoformat(),
+                                 "lake_path": str(out), "sha256": f"{p['sha256']}c{k}", "source_name":
+                                 f"{p['source_name']}.c{k}", "landing_path": None, "supersedes": None})
+    con = sqlite3.connect(dst / "ledger.sqlite")
+    con.execute(f"CREATE TABLE payloads ({', '.join(cols)})")
+    con.executemany(f"INSERT INTO payloads VALUES ({', '.join('?' * len(cols))})",
+                    [[x[c] for c in cols] for x in new_rows])
+    con.commit()
+    con.close()
+    return {"copies": copies, "spacing_days": spacing_days, "layout": layout, "payloads": len(new_rows),
+            "lake_files": files, "cloned_rows": rows, "persons": len(cprs)}
+
+
 # hand-written models named like facts (the panel, the spells): the derived stage
 DERIVED_FACTS = {"fct_person_week", "fct_ydelsesforloeb", "fct_kategori_forloeb"}
 
@@ -188,6 +333,12 @@ def main() -> None:
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {list(CONFIGS)}")
     ap.add_argument("--clone", type=int, default=0, help="copy the lake's deliveries this many times into earlier "
                                                           "history (clone_history)")
+    ap.add_argument("--national-copies", type=int, default=0,
+                    help="clone --root's lake (one national delivery day) this many times into a new lake "
+                         "(clone_national: persons rotated within kommune) and rebuild that")
+    ap.add_argument("--timeout", type=float, help="seconds per configuration before its process group is killed")
+    ap.add_argument("--spacing", type=int, default=40, help="days between the national copies")
+    ap.add_argument("--layout", default="compact", choices=("compact", "payload"), help="clone_national's files")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dsdw-bench-rebuild-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -202,6 +353,13 @@ def main() -> None:
     root = args.root or make_lake(work, args.scale, args.days, args.seed)
     lake_seconds = None if args.root else time.perf_counter() - t
     cloned = clone_history(root, args.clone) if args.clone else 0
+    national = None
+    if args.national_copies:
+        t = time.perf_counter()
+        national = clone_national(root, work / "national", args.national_copies, args.spacing, args.layout)
+        national["seconds"] = round(time.perf_counter() - t, 1)
+        print("clone_national", national, flush=True)
+        root = work / "national"
     lake_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/lake/*/*/*.parquet', union_by_name = true)"
                            ).fetchall()[0][0]
     lake_bytes = sum(p.stat().st_size for p in (root / "lake").rglob("*.parquet"))
@@ -215,9 +373,12 @@ def main() -> None:
         js = work / f"{name}.json"
         cmd = [sys.executable, "-m", "pipelines.cli", "warehouse", "rebuild", "--target", target, "--root", str(root),
                "--out", str(out), "--json", str(js)] + (["--master", master] if master else [])
-        secs, peak, rc, tail = run_measured(cmd, env)
+        load0 = os.getloadavg()
+        secs, peak, rc, tail = run_measured(cmd, env, args.timeout)
         r: dict = {"target": target, "master": master, "seconds": round(secs, 2), "peak_rss_bytes": peak,
-                   "peak_rss_gib": round(peak / 2**30, 3), "returncode": rc}
+                   "peak_rss_gib": round(peak / 2**30, 3), "returncode": rc, "load_average_before": load0,
+                   "load_average_after": os.getloadavg(),
+                   "duckdb_memory_limit": env.get("DSDW_DUCKDB_MEMORY_LIMIT")}
         if rc == 0:
             detail = json.loads(js.read_text())
             rows = rows_per_model(target, out)
@@ -237,12 +398,13 @@ def main() -> None:
             r["error"] = tail
         results[name] = r
         print(name, json.dumps({k: v for k, v in r.items() if k not in ("stages", "error")}), flush=True)
-        _write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results)  # after each: a partial run counts
-    print(json.dumps(_write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results)["ratios"]), path)
+        _write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results, national)  # a partial run counts
+    print(json.dumps(_write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results, national)["ratios"]),
+          path)
 
 
 def _write(path: Path, args: argparse.Namespace, cloned: int, lake_rows: int, lake_bytes: int,
-           lake_seconds: float | None, results: dict[str, dict]) -> dict:
+           lake_seconds: float | None, results: dict[str, dict], national: dict | None = None) -> dict:
     ratios = {}
     if results.get("duckdb", {}).get("returncode") == 0:
         for n, r in results.items():
@@ -255,7 +417,8 @@ def _write(path: Path, args: argparse.Namespace, cloned: int, lake_rows: int, la
 
     doc = {"benchmark": "rebuild", "scale": args.scale if not args.root else str(args.root), "days": args.days,
            "clone_copies": args.clone, "cloned_rows": cloned, "lake_rows": lake_rows, "lake_bytes": lake_bytes,
-           "lake_seconds": lake_seconds, "load_average_at_end": os.getloadavg(), "results": results,
+           "lake_seconds": lake_seconds, "national_clone": national,
+           "load_average_at_end": os.getloadavg(), "results": results,
            "ratios": ratios, "machine": machine_info(duckdb=duckdb.__version__, pyspark=pyspark.__version__)}
     path.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
     return doc

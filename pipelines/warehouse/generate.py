@@ -192,6 +192,7 @@ def macro_sql() -> list[str]:
 # DuckDB macros here (the sql runner), adapter.dispatch macros of the same name in warehouse/dbt/macros/engines.sql
 # (dbt; the dbt port turns a call into the macro call).  The bodies are the engines.sql default__ (DuckDB) ones.
 ENGINE_FUNCTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "dsdw_local_date": (("col",), "CAST(timezone('Europe/Copenhagen', col) AS DATE)"),
     "dsdw_isodow": (("d",), "isodow(d)"),
     "dsdw_isoyear": (("d",), "isoyear(d)"),
     "dsdw_date_diff": (("part", "a", "b"), "date_diff(part, a, b)"),

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.contracts import get_contract
+from pipelines.contracts import Contract, get_contract
 from pipelines.warehouse.generate import MODELS_DIR, fct_name
 
 MARTS_DIR = MODELS_DIR / "marts"
@@ -499,6 +499,13 @@ ANKOMST_HEADER = """{mark}
 """
 
 
+def _dag(c: Contract, col: str) -> str:
+    """The calendar day of a contract field: a datetime's Danish date (§ 5 deadlines count Danish days; not
+    the session's time zone), a date as it is."""
+    name = col.split(".")[-1]
+    return f"dsdw_local_date({col})" if c.field(name).type == "datetime" else f"CAST({col} AS DATE)"
+
+
 def rettidighed_model_sql(ankomst: bool = False) -> str:
     """The file text of ``mart_indberetning_rettidighed_bidrag`` from every contract's deadline rules; with
     ``ankomst`` that of ``mart_indberetning_ankomst_bidrag``: the lag to the ledger's receive time (§ 5)."""
@@ -524,15 +531,18 @@ def rettidighed_model_sql(ankomst: bool = False) -> str:
             p = r.params
             ev, rg, mx = p["event_field"], p["registration_field"], int(p.get("max_lag_days", 0))
             q = r.paragraph.replace("'", "''")
-            cols = (f"CAST(date_trunc('month', CAST(r.{ev} AS DATE)) AS DATE) AS haendelse_maaned, "
+            # the engine functions (generate.ENGINE_FUNCTIONS): a datetime's Danish date, DuckDB's date_diff
+            # meaning on Spark too, so Spark builds the same histogram (tests/warehouse/test_spark_parity.py)
+            e_d, r_d = _dag(c, f"r.{ev}"), _dag(c, f"r.{rg}")
+            if ankomst:
+                r_d, lag = "dsdw_local_date(a.modtaget_tidspunkt)", "ankomst_forsinkelse_dage"
+            else:
+                lag = "forsinkelse_dage"
+            cols = (f"CAST(date_trunc('month', {e_d}) AS DATE) AS haendelse_maaned, "
                     f"'{kind[c.reporter]}' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, "
                     f"'{ds}' AS dataset,\n           '{r.id}' AS regel_id, '{q}' AS paragraf, "
                     f"'{r.severity}' AS alvorlighed, {mx} AS max_forsinkelse_dage,\n"
-                    f"           date_diff('day', CAST(r.{ev} AS DATE), CAST(r.{rg} AS DATE)) AS forsinkelse_dage")
-            if ankomst:
-                cols = cols.replace(f"CAST(r.{rg} AS DATE)) AS forsinkelse_dage",
-                                    "CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) "
-                                    "AS ankomst_forsinkelse_dage")
+                    f"           dsdw_date_diff('day', {e_d}, {r_d}) AS {lag}")
             # three row sets, so that a nightly load reads only its own rows (the facts' zone maps on load_id)
             # and the payloads it retracts; FIRST_RUN is a constant the optimizer folds away
             rows = (f"SELECT *, 1 AS antal FROM {t} WHERE load_id = $load_id AND NOT {FIRST_RUN}\n"

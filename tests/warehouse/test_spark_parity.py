@@ -28,12 +28,13 @@ from pipelines.warehouse.suppression import PUBLISHED
 
 # models the issue names (mart_ydelser_publiceret is the publication step's, compared on its own)
 MARTS = ("mart_ydelser", "mart_ydelser_beregning", "mart_ydelser_fuld", "fct_person_week", "dim_person",
-         "fct_ydelsesforloeb", "mart_overgange")
-# hand-written models not built on Spark (warehouse/dbt_project.yml says why): the § 5 timeliness marts, the health
-# code lists of the restricted database, and the scope models only the statistics' nightly delta reads
-NOT_ON_SPARK = {"mart_indberetning_ankomst_bidrag", "mart_indberetning_rettidighed_bidrag",
-                "mart_indberetning_rettidighed", "dim_diagnose", "dim_diagnosekapitel", "int_state_changed_keys",
-                "int_state_changed_new", "int_state_changed_old", "int_affected_person_maaneder", "int_affected_maaneder"}
+         "fct_ydelsesforloeb", "mart_overgange", "mart_indberetning_rettidighed_bidrag",
+         "mart_indberetning_ankomst_bidrag", "mart_indberetning_rettidighed")
+# hand-written models not built on Spark (warehouse/dbt_project.yml says why): the health code lists of the
+# restricted database, and the scope models only the statistics' nightly delta reads
+NOT_ON_SPARK = {"dim_diagnose", "dim_diagnosekapitel", "int_state_changed_keys", "int_state_changed_new",
+                "int_state_changed_old", "int_affected_person_maaneder", "int_affected_maaneder"}
+DBT = Path(__file__).parents[2] / "warehouse" / "dbt"
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,105 @@ def test_rebuild_reports_its_steps(rebuilt):
     assert {"spark_session", "lake_views", "pseudonyms", "meta_tables", "dbt_run", "publish"} <= set(spark.step_seconds)
     print("rebuild steps (s): duckdb", {k: round(v, 1) for k, v in duck.step_seconds.items()},
           "spark", {k: round(v, 1) for k, v in spark.step_seconds.items()})
+
+
+# instants (epoch seconds) around Copenhagen's DST changes, a year end and a leap day, with their Danish dates
+EDGE_INSTANTS = [(1774738799, "2026-03-28"), (1774738800, "2026-03-29"), (1774745999, "2026-03-29"),
+                 (1774746000, "2026-03-29"), (1792879199, "2026-10-24"), (1792879200, "2026-10-25"),
+                 (1792888200, "2026-10-25"), (1792891800, "2026-10-25"), (1792969199, "2026-10-25"),
+                 (1792969200, "2026-10-26"), (1798757999, "2026-12-31"), (1798758000, "2027-01-01"),
+                 (1709161200, "2024-02-29"), (1709247599, "2024-02-29")]
+EVENT_DATES = ["2026-03-28", "2026-10-24", "2026-12-31", "2027-01-01", "2024-02-28", "2024-03-01"]
+
+
+def _engine_macros():
+    """engines.sql's macros as plain Jinja (the default__ and spark__ bodies need no dbt context)."""
+    import jinja2
+
+    return jinja2.Environment().from_string((DBT / "macros" / "engines.sql").read_text(encoding="utf-8")).module
+
+
+def test_timeliness_lags_are_the_same_on_edge_rows(rebuilt):
+    """The timeliness marts' lag (dsdw_date_diff of an event date and dsdw_local_date of an instant) and month,
+    evaluated by both engines on hand-made instants at the DST changes, a year end and a leap day: equal to
+    each other and to Python's zoneinfo."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    _root, _duck, _spark, session = rebuilt
+    m = _engine_macros()
+    assert session.conf.get("spark.sql.session.timeZone") == "Europe/Copenhagen"
+    rows = [(t, e) for t, _d in EDGE_INSTANTS for e in EVENT_DATES]
+    values = ", ".join(f"({t}, DATE '{e}')" for t, e in rows)
+
+    def sql(engine: str, ts: str) -> str:
+        local = getattr(m, f"{engine}__dsdw_local_date")("t")
+        lag = getattr(m, f"{engine}__dsdw_date_diff")("day", "CAST(e AS DATE)", local)
+        return (f"SELECT s, CAST(e AS STRING), CAST({local} AS STRING), {lag}, "
+                f"CAST(CAST(date_trunc('month', CAST(e AS DATE)) AS DATE) AS STRING) "
+                f"FROM (SELECT s, {ts} AS t, e FROM (VALUES {values}) v(s, e)) x")
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # default__dsdw_local_date names its time zone; not the session's
+    duck = sorted(con.execute(sql("default", "to_timestamp(s)")).fetchall())
+    spark = sorted(tuple(r) for r in session.sql(sql("spark", "timestamp_seconds(s)")).collect())
+    cph = ZoneInfo("Europe/Copenhagen")
+    truth = sorted((t, e, str(dt.datetime.fromtimestamp(t, cph).date()),
+                    (dt.datetime.fromtimestamp(t, cph).date() - dt.date.fromisoformat(e)).days, e[:8] + "01")
+                   for t, e in rows)
+    assert [(t, d) for t, d in EDGE_INSTANTS] == [(t, str(dt.datetime.fromtimestamp(t, cph).date()))
+                                                   for t, _ in EDGE_INSTANTS]
+    assert duck == truth
+    assert spark == truth
+
+
+def test_timeliness_medians_are_the_same_on_edge_histograms(rebuilt):
+    """mart_indberetning_rettidighed (its dbt file, as both engines run it) on hand-made signed histograms: even
+    and odd counts, a single value, retractions (-1) that empty a lag or a whole cell, a month at a year end.
+    The medians equal Python's statistics.median of the expanded lags (the mean of the two middle values)."""
+    import statistics
+
+    _root, _duck, _spark, session = rebuilt
+    # (cell, lag, antal): cell = (month, kommune, rule)
+    hist = {("2026-12-01", "101", "KG-001"): [(0, 1), (3, 1)],                # even: 1.5
+            ("2027-01-01", "101", "KG-001"): [(0, 2), (1, 1), (9, 1)],        # even, repeated: 0.5
+            ("2026-12-01", "147", "KG-001"): [(2, 3), (5, 2)],                # odd: 2
+            ("2026-12-01", "147", "KG-002"): [(7, 1)],                        # single: 7
+            ("2026-11-01", "751", "KG-001"): [(1, 2), (1, -1), (4, 1), (6, 1), (6, -1), (8, 1)],  # 4 after retraction
+            ("2026-11-01", "751", "KG-002"): [(3, 1), (3, -1)],               # retracted whole: no row
+            ("2026-10-01", "615", "KG-001"): [(-2, 1), (0, 1), (2, 1), (30, 1)]}  # negative lag, even: 1.0
+    rows = [(k[0], k[1], k[2], lag, n) for k, v in hist.items() for lag, n in v]
+    bidrag = ("SELECT 'L1' AS load_id, DATE '2027-01-02' AS indlaest_dato, CAST(m AS DATE) AS haendelse_maaned, "
+              "'kommune' AS indberetter_type, k AS indberetter, 'kontaktgruppe' AS dataset, r AS regel_id, "
+              "'§ 16' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage, CAST(lag AS INT) AS {lag}, "
+              "CAST(n AS BIGINT) AS antal FROM (VALUES " + ", ".join(f"('{a}', '{b}', '{c}', {d}, {e})"
+                                                                   for a, b, c, d, e in rows) + ") v(m, k, r, lag, n)")
+    text = (DBT / "models" / "derived" / "marts" / "mart_indberetning_rettidighed.sql").read_text(encoding="utf-8")
+    names = {"mart_indberetning_rettidighed_bidrag": "e_bidrag", "mart_indberetning_ankomst_bidrag": "e_ankomst",
+             "dim_kommune": "e_kommune", "dim_akasse": "e_akasse"}
+    text = re.sub(r"\{\{ config\(.*?\) \}\}", "", text)
+    text = re.sub(r"\{\{ ref\('(\w+)'\) \}\}", lambda g: names[g.group(1)], text)
+    assert "{{" not in text
+    q = ("SELECT CAST(maaned AS STRING), indberetter, regel_id, poster, poster_rettidige, andel_rettidige, "
+         "median_forsinkelse_dage, poster_ankomst, median_ankomst_forsinkelse_dage FROM v")
+    con = duckdb.connect()
+    for engine in ("duckdb", "spark"):
+        views = {"e_bidrag": bidrag.format(lag="forsinkelse_dage"),
+                 "e_ankomst": bidrag.format(lag="ankomst_forsinkelse_dage"),
+                 "e_kommune": "SELECT k AS kommunekode, 'K' || k AS kommune FROM (VALUES ('101'), ('147')) v(k)",
+                 "e_akasse": "SELECT '00' AS akassekode, 'A' AS akasse"}
+        for name, body in views.items():
+            (con.execute if engine == "duckdb" else session.sql)(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")
+        (con.execute if engine == "duckdb" else session.sql)(f"CREATE OR REPLACE TEMP VIEW v AS {text}")
+    duck = sorted(con.execute(q).fetchall())
+    spark = sorted(tuple(r) for r in session.sql(q).collect())
+    assert duck == spark
+    want = {}
+    for (mo, k, r), v in hist.items():
+        lags = sorted(lag for lag, n in ((lag, sum(x for g, x in v if g == lag)) for lag in {g for g, _ in v})
+                      for _ in range(max(n, 0)))
+        if lags:
+            want[(mo, k, r)] = (len(lags), statistics.median(lags))
+    assert {(a, b, c): (p, med) for a, b, c, p, _r, _andel, med, _pa, _ma in duck} == want
+    assert all(pa == p and ma == med for _a, _b, _c, p, _r, _andel, med, pa, ma in duck)
+    assert [r for r in duck if r[1] == "751" and r[2] == "KG-002"] == []

@@ -22,7 +22,7 @@ SELECT $load_id AS load_id, CAST($load_date AS DATE) AS indlaest_dato,
 FROM (
     SELECT CAST(date_trunc('month', CAST(r.anmeldelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_fravaer' AS dataset,
            'AFR-003' AS regel_id, '§ 64, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.anmeldelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.anmeldelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_akasse_fravaer WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_akasse_fravaer WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_akasse_fravaer WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -31,7 +31,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.meddelelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_indkaldelse' AS dataset,
            'AIK-002' AS regel_id, '§ 60, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.meddelelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.meddelelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_akasse_indkaldelse WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_akasse_indkaldelse WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_akasse_indkaldelse WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -40,7 +40,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.meddelelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_indkaldelse' AS dataset,
            'AIK-003' AS regel_id, '§ 60, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.meddelelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.meddelelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_akasse_indkaldelse WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_akasse_indkaldelse WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_akasse_indkaldelse WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -49,7 +49,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oplysningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_oplysning' AS dataset,
            'AOP-002' AS regel_id, '§ 80, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oplysningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.oplysningsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_akasse_oplysning WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_akasse_oplysning WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_akasse_oplysning WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -58,7 +58,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.afgoerelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_oplysning' AS dataset,
            'AOP-003' AS regel_id, '§ 80, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.afgoerelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.afgoerelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_akasse_oplysning WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_akasse_oplysning WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_akasse_oplysning WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -67,7 +67,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_samtale' AS dataset,
            'ASA-002' AS regel_id, '§ 62, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.samtaledato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_akasse_samtale WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_akasse_samtale WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_akasse_samtale WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -76,7 +76,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'cv_samtale' AS dataset,
            'CVS-002' AS regel_id, '§ 28, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.samtaledato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_cv_samtale WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_cv_samtale WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_cv_samtale WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -85,7 +85,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'cv_samtale' AS dataset,
            'CVS-003' AS regel_id, '§ 28, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.samtaledato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_cv_samtale WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_cv_samtale WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_cv_samtale WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -94,7 +94,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.beregningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'dagpengeret_udloeb' AS dataset,
            'DRU-002' AS regel_id, '§ 54, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.beregningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.beregningsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_dagpengeret_udloeb WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_dagpengeret_udloeb WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_dagpengeret_udloeb WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -103,7 +103,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.haendelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_foranstaltning WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_foranstaltning WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_foranstaltning WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -112,7 +112,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-002' AS regel_id, '§ 40, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.haendelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_foranstaltning WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_foranstaltning WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_foranstaltning WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -121,7 +121,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-004' AS regel_id, '§ 40, stk. 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.haendelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_foranstaltning WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_foranstaltning WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_foranstaltning WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -130,7 +130,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.anmeldelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'fravaer' AS dataset,
            'FRA-003' AS regel_id, '§ 33, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.anmeldelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.anmeldelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_fravaer WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_fravaer WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_fravaer WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -139,7 +139,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'haendelse_akasse' AS dataset,
            'HAK-001' AS regel_id, '§ 73, stk. 1' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.haendelsesdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_haendelse_akasse WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_haendelse_akasse WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_haendelse_akasse WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -148,7 +148,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.underretningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'haendelse_akasse' AS dataset,
            'HAK-002' AS regel_id, '§ 73, stk. 2' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.underretningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.underretningsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_haendelse_akasse WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_haendelse_akasse WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_haendelse_akasse WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -157,7 +157,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.brevdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indkaldelse' AS dataset,
            'IND-002' AS regel_id, '§ 20, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.brevdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.brevdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_indkaldelse WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_indkaldelse WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_indkaldelse WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -166,7 +166,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.brevdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indkaldelse' AS dataset,
            'IND-003' AS regel_id, '§ 20, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.brevdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.brevdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_indkaldelse WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_indkaldelse WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_indkaldelse WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -175,7 +175,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.beregningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indplacering' AS dataset,
            'IPL-002' AS regel_id, '§ 54, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.beregningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.beregningsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_indplacering WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_indplacering WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_indplacering WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -184,7 +184,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.startdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'kontaktgruppe' AS dataset,
            'KG-001' AS regel_id, '§ 16, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.startdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.startdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_kontaktgruppe WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_kontaktgruppe WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_kontaktgruppe WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -193,7 +193,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.slutdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'kontaktgruppe' AS dataset,
            'KG-002' AS regel_id, '§ 16, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.slutdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.slutdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_kontaktgruppe WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_kontaktgruppe WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_kontaktgruppe WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -202,7 +202,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'plan' AS dataset,
            'PLAN-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_plan WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_plan WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_plan WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -211,7 +211,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'plan' AS dataset,
            'PLAN-002' AS regel_id, '§ 40, stk. 2 og 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_plan WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_plan WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_plan WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -220,7 +220,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'samtale' AS dataset,
            'SAM-002' AS regel_id, '§ 25, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.samtaledato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_samtale WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_samtale WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_samtale WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -229,7 +229,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'samtale' AS dataset,
            'SAM-003' AS regel_id, '§ 23, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.samtaledato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_samtale WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_samtale WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_samtale WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -238,7 +238,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.opfoelgningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'sdp_opfoelgning' AS dataset,
            'SDP-002' AS regel_id, '§ 35, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.opfoelgningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.opfoelgningsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_sdp_opfoelgning WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_sdp_opfoelgning WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_sdp_opfoelgning WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -247,7 +247,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.opfoelgningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'sdp_opfoelgning' AS dataset,
            'SDP-003' AS regel_id, '§ 35, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.opfoelgningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.opfoelgningsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_sdp_opfoelgning WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_sdp_opfoelgning WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_sdp_opfoelgning WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -256,7 +256,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.bevillingsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'syge_raskmelding' AS dataset,
            'SYG-001' AS regel_id, '§ 84, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.bevillingsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.bevillingsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_syge_raskmelding WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_syge_raskmelding WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_syge_raskmelding WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -265,7 +265,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'uddannelsesplan' AS dataset,
            'UDP-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_uddannelsesplan WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_uddannelsesplan WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_uddannelsesplan WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r
@@ -274,7 +274,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'uddannelsesplan' AS dataset,
            'UDP-002' AS regel_id, '§ 40, stk. 2 og 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           dsdw_date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), dsdw_local_date(a.modtaget_tidspunkt)) AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM fct_uddannelsesplan WHERE load_id = $load_id AND NOT coalesce(getvariable('model_first_run'), false)
           UNION ALL SELECT *, -1 FROM fct_uddannelsesplan WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM fct_uddannelsesplan WHERE coalesce(getvariable('model_first_run'), false) AND _payload_id NOT IN (SELECT payload_id FROM meta.retracted_payload)) r

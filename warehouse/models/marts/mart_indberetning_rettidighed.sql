@@ -8,7 +8,9 @@
 -- poster: received record versions the rule applies to (its change type and condition); poster_rettidige:
 -- those registered at most max_forsinkelse_dage after the event (forsinkelse = registration date - event
 -- date, the quality rule's own lag); median_forsinkelse_dage: the median lag (mean of the two middle values
--- for an even count).  Late registrations of an old month update that month when they arrive.
+-- for an even count: the first lag whose cumulative count reaches half, 2 * kum >= n, and the first past
+-- half, 2 * kum > n; integer arithmetic, the same on DuckDB and Spark).  Late registrations of an old month
+-- update that month when they arrive.
 -- § 5 (datagenopretning): the same measures against the day the record reached us (the ledger's receive time
 -- of its payload, mart_indberetning_ankomst_bidrag), which the reporter cannot set itself: poster_ankomst (the
 -- records whose receive time is known), poster_rettidige_ankomst (received at most max_forsinkelse_dage after
@@ -41,8 +43,8 @@ WITH registrering AS (
         CAST(sum(c.antal) AS BIGINT) AS poster,
         CAST(coalesce(sum(c.antal) FILTER (WHERE c.forsinkelse_dage <= c.max_forsinkelse_dage), 0) AS BIGINT) AS poster_rettidige,
         coalesce(sum(c.antal) FILTER (WHERE c.forsinkelse_dage <= c.max_forsinkelse_dage), 0) / sum(c.antal) AS andel_rettidige,
-        (min(c.forsinkelse_dage) FILTER (WHERE c.kum >= (c.n + 1) // 2)
-         + min(c.forsinkelse_dage) FILTER (WHERE c.kum >= c.n // 2 + 1)) / 2 AS median_forsinkelse_dage
+        (min(c.forsinkelse_dage) FILTER (WHERE 2 * c.kum >= c.n)
+         + min(c.forsinkelse_dage) FILTER (WHERE 2 * c.kum > c.n)) / 2 AS median_forsinkelse_dage
     FROM c
     LEFT JOIN dim_kommune k ON c.indberetter_type = 'kommune' AND k.kommunekode = c.indberetter
     LEFT JOIN dim_akasse a ON c.indberetter_type = 'akasse' AND a.akassekode = c.indberetter
@@ -68,8 +70,8 @@ WITH registrering AS (
                AS poster_rettidige_ankomst,
            coalesce(sum(antal) FILTER (WHERE ankomst_forsinkelse_dage <= max_forsinkelse_dage), 0) / sum(antal)
                AS andel_rettidige_ankomst,
-           (min(ankomst_forsinkelse_dage) FILTER (WHERE kum >= (n + 1) // 2)
-            + min(ankomst_forsinkelse_dage) FILTER (WHERE kum >= n // 2 + 1)) / 2 AS median_ankomst_forsinkelse_dage
+           (min(ankomst_forsinkelse_dage) FILTER (WHERE 2 * kum >= n)
+            + min(ankomst_forsinkelse_dage) FILTER (WHERE 2 * kum > n)) / 2 AS median_ankomst_forsinkelse_dage
     FROM ac
     GROUP BY ALL
 )

@@ -20,7 +20,7 @@ SELECT {{ load_id() }} AS load_id, CAST({{ load_date() }} AS DATE) AS indlaest_d
 FROM (
     SELECT CAST(date_trunc('month', CAST(r.anmeldelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_fravaer' AS dataset,
            'AFR-003' AS regel_id, '§ 64, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.anmeldelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.anmeldelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_fravaer') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_fravaer') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_fravaer') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -29,7 +29,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.meddelelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_indkaldelse' AS dataset,
            'AIK-002' AS regel_id, '§ 60, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.meddelelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.meddelelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_indkaldelse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_indkaldelse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_indkaldelse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -38,7 +38,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.meddelelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_indkaldelse' AS dataset,
            'AIK-003' AS regel_id, '§ 60, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.meddelelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.meddelelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_indkaldelse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_indkaldelse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_indkaldelse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -47,7 +47,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oplysningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_oplysning' AS dataset,
            'AOP-002' AS regel_id, '§ 80, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oplysningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oplysningsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_oplysning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_oplysning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_oplysning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -56,7 +56,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.afgoerelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_oplysning' AS dataset,
            'AOP-003' AS regel_id, '§ 80, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.afgoerelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.afgoerelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_oplysning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_oplysning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_oplysning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -65,7 +65,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_samtale' AS dataset,
            'ASA-002' AS regel_id, '§ 62, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -74,7 +74,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'cv_samtale' AS dataset,
            'CVS-002' AS regel_id, '§ 28, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_cv_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_cv_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_cv_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -83,7 +83,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'cv_samtale' AS dataset,
            'CVS-003' AS regel_id, '§ 28, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_cv_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_cv_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_cv_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -92,7 +92,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.beregningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'dagpengeret_udloeb' AS dataset,
            'DRU-002' AS regel_id, '§ 54, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.beregningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.beregningsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_dagpengeret_udloeb') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_dagpengeret_udloeb') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_dagpengeret_udloeb') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -101,7 +101,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.haendelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_foranstaltning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_foranstaltning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_foranstaltning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -110,7 +110,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-002' AS regel_id, '§ 40, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.haendelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_foranstaltning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_foranstaltning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_foranstaltning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -119,7 +119,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-004' AS regel_id, '§ 40, stk. 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.haendelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_foranstaltning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_foranstaltning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_foranstaltning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -128,7 +128,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.anmeldelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'fravaer' AS dataset,
            'FRA-003' AS regel_id, '§ 33, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.anmeldelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.anmeldelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_fravaer') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_fravaer') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_fravaer') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -137,7 +137,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'haendelse_akasse' AS dataset,
            'HAK-001' AS regel_id, '§ 73, stk. 1' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.haendelsesdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_haendelse_akasse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_haendelse_akasse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_haendelse_akasse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -146,7 +146,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.underretningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'haendelse_akasse' AS dataset,
            'HAK-002' AS regel_id, '§ 73, stk. 2' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.underretningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.underretningsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_haendelse_akasse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_haendelse_akasse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_haendelse_akasse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -155,7 +155,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.brevdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indkaldelse' AS dataset,
            'IND-002' AS regel_id, '§ 20, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.brevdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.brevdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_indkaldelse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_indkaldelse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_indkaldelse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -164,7 +164,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.brevdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indkaldelse' AS dataset,
            'IND-003' AS regel_id, '§ 20, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.brevdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.brevdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_indkaldelse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_indkaldelse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_indkaldelse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -173,7 +173,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.beregningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indplacering' AS dataset,
            'IPL-002' AS regel_id, '§ 54, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.beregningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.beregningsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_indplacering') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_indplacering') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_indplacering') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -182,7 +182,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.startdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'kontaktgruppe' AS dataset,
            'KG-001' AS regel_id, '§ 16, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.startdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.startdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_kontaktgruppe') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_kontaktgruppe') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_kontaktgruppe') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -191,7 +191,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.slutdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'kontaktgruppe' AS dataset,
            'KG-002' AS regel_id, '§ 16, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.slutdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.slutdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_kontaktgruppe') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_kontaktgruppe') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_kontaktgruppe') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -200,7 +200,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'plan' AS dataset,
            'PLAN-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oprettelses_revisionsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_plan') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_plan') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_plan') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -209,7 +209,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'plan' AS dataset,
            'PLAN-002' AS regel_id, '§ 40, stk. 2 og 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oprettelses_revisionsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_plan') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_plan') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_plan') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -218,7 +218,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'samtale' AS dataset,
            'SAM-002' AS regel_id, '§ 25, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -227,7 +227,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'samtale' AS dataset,
            'SAM-003' AS regel_id, '§ 23, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -236,7 +236,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.opfoelgningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'sdp_opfoelgning' AS dataset,
            'SDP-002' AS regel_id, '§ 35, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.opfoelgningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.opfoelgningsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_sdp_opfoelgning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_sdp_opfoelgning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_sdp_opfoelgning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -245,7 +245,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.opfoelgningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'sdp_opfoelgning' AS dataset,
            'SDP-003' AS regel_id, '§ 35, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.opfoelgningsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.opfoelgningsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_sdp_opfoelgning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_sdp_opfoelgning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_sdp_opfoelgning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -254,7 +254,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.bevillingsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'syge_raskmelding' AS dataset,
            'SYG-001' AS regel_id, '§ 84, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.bevillingsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.bevillingsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_syge_raskmelding') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_syge_raskmelding') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_syge_raskmelding') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -263,7 +263,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'uddannelsesplan' AS dataset,
            'UDP-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oprettelses_revisionsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_uddannelsesplan') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_uddannelsesplan') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_uddannelsesplan') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -272,7 +272,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'uddannelsesplan' AS dataset,
            'UDP-002' AS regel_id, '§ 40, stk. 2 og 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(timezone('Europe/Copenhagen', a.modtaget_tidspunkt) AS DATE)) AS ankomst_forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oprettelses_revisionsdato AS DATE)", (dsdw_local_date("a.modtaget_tidspunkt"))) }} AS ankomst_forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_uddannelsesplan') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_uddannelsesplan') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_uddannelsesplan') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r

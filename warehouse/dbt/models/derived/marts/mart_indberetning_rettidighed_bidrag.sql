@@ -18,7 +18,7 @@ SELECT {{ load_id() }} AS load_id, CAST({{ load_date() }} AS DATE) AS indlaest_d
 FROM (
     SELECT CAST(date_trunc('month', CAST(r.anmeldelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_fravaer' AS dataset,
            'AFR-003' AS regel_id, '§ 64, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.anmeldelsesdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.anmeldelsesdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_fravaer') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_fravaer') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_fravaer') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -26,7 +26,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.meddelelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_indkaldelse' AS dataset,
            'AIK-002' AS regel_id, '§ 60, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.meddelelsesdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.meddelelsesdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_indkaldelse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_indkaldelse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_indkaldelse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -34,7 +34,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.meddelelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_indkaldelse' AS dataset,
            'AIK-003' AS regel_id, '§ 60, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.meddelelsesdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.meddelelsesdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_indkaldelse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_indkaldelse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_indkaldelse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -42,7 +42,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oplysningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_oplysning' AS dataset,
            'AOP-002' AS regel_id, '§ 80, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oplysningsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oplysningsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_oplysning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_oplysning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_oplysning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -50,7 +50,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.afgoerelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_oplysning' AS dataset,
            'AOP-003' AS regel_id, '§ 80, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.afgoerelsesdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.afgoerelsesdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_oplysning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_oplysning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_oplysning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -58,7 +58,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'akasse_samtale' AS dataset,
            'ASA-002' AS regel_id, '§ 62, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_akasse_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_akasse_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_akasse_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -66,7 +66,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'cv_samtale' AS dataset,
            'CVS-002' AS regel_id, '§ 28, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_cv_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_cv_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_cv_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -74,7 +74,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'cv_samtale' AS dataset,
            'CVS-003' AS regel_id, '§ 28, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_cv_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_cv_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_cv_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -82,7 +82,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.beregningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'dagpengeret_udloeb' AS dataset,
            'DRU-002' AS regel_id, '§ 54, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.beregningsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.beregningsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_dagpengeret_udloeb') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_dagpengeret_udloeb') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_dagpengeret_udloeb') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -90,7 +90,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.haendelsesdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_foranstaltning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_foranstaltning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_foranstaltning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -98,7 +98,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-002' AS regel_id, '§ 40, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.haendelsesdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_foranstaltning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_foranstaltning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_foranstaltning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -106,7 +106,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'foranstaltning' AS dataset,
            'FOR-004' AS regel_id, '§ 40, stk. 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.haendelsesdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_foranstaltning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_foranstaltning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_foranstaltning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -114,7 +114,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.anmeldelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'fravaer' AS dataset,
            'FRA-003' AS regel_id, '§ 33, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.anmeldelsesdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.anmeldelsesdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_fravaer') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_fravaer') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_fravaer') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -122,7 +122,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.haendelsesdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'haendelse_akasse' AS dataset,
            'HAK-001' AS regel_id, '§ 73, stk. 1' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.haendelsesdato AS DATE), CAST(r.registreringstidspunkt AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.haendelsesdato AS DATE)", (dsdw_local_date("r.registreringstidspunkt"))) }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_haendelse_akasse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_haendelse_akasse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_haendelse_akasse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -130,7 +130,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.underretningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'haendelse_akasse' AS dataset,
            'HAK-002' AS regel_id, '§ 73, stk. 2' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.underretningsdato AS DATE), CAST(r.registreringstidspunkt AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.underretningsdato AS DATE)", (dsdw_local_date("r.registreringstidspunkt"))) }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_haendelse_akasse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_haendelse_akasse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_haendelse_akasse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -138,7 +138,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.brevdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indkaldelse' AS dataset,
            'IND-002' AS regel_id, '§ 20, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.brevdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.brevdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_indkaldelse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_indkaldelse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_indkaldelse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -146,7 +146,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.brevdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indkaldelse' AS dataset,
            'IND-003' AS regel_id, '§ 20, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.brevdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.brevdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_indkaldelse') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_indkaldelse') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_indkaldelse') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -154,7 +154,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.beregningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'akasse' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'indplacering' AS dataset,
            'IPL-002' AS regel_id, '§ 54, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.beregningsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.beregningsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_indplacering') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_indplacering') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_indplacering') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -162,7 +162,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.startdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'kontaktgruppe' AS dataset,
            'KG-001' AS regel_id, '§ 16, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.startdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.startdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_kontaktgruppe') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_kontaktgruppe') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_kontaktgruppe') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -170,7 +170,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.slutdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'kontaktgruppe' AS dataset,
            'KG-002' AS regel_id, '§ 16, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.slutdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.slutdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_kontaktgruppe') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_kontaktgruppe') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_kontaktgruppe') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -178,7 +178,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'plan' AS dataset,
            'PLAN-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oprettelses_revisionsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_plan') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_plan') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_plan') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -186,7 +186,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'plan' AS dataset,
            'PLAN-002' AS regel_id, '§ 40, stk. 2 og 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oprettelses_revisionsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_plan') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_plan') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_plan') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -194,7 +194,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'samtale' AS dataset,
            'SAM-002' AS regel_id, '§ 25, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -202,7 +202,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.samtaledato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'samtale' AS dataset,
            'SAM-003' AS regel_id, '§ 23, stk. 3' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.samtaledato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.samtaledato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_samtale') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_samtale') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_samtale') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -210,7 +210,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.opfoelgningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'sdp_opfoelgning' AS dataset,
            'SDP-002' AS regel_id, '§ 35, stk. 2' AS paragraf, 'error' AS alvorlighed, 7 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.opfoelgningsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.opfoelgningsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_sdp_opfoelgning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_sdp_opfoelgning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_sdp_opfoelgning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -218,7 +218,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.opfoelgningsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'sdp_opfoelgning' AS dataset,
            'SDP-003' AS regel_id, '§ 35, stk. 2' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.opfoelgningsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.opfoelgningsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_sdp_opfoelgning') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_sdp_opfoelgning') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_sdp_opfoelgning') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -226,7 +226,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.bevillingsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'syge_raskmelding' AS dataset,
            'SYG-001' AS regel_id, '§ 84, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.bevillingsdato AS DATE), CAST(r.registreringstidspunkt AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.bevillingsdato AS DATE)", (dsdw_local_date("r.registreringstidspunkt"))) }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_syge_raskmelding') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_syge_raskmelding') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_syge_raskmelding') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -234,7 +234,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'uddannelsesplan' AS dataset,
            'UDP-001' AS regel_id, '§ 40, stk. 1' AS paragraf, 'warn' AS alvorlighed, 0 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oprettelses_revisionsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_uddannelsesplan') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_uddannelsesplan') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_uddannelsesplan') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
@@ -242,7 +242,7 @@ FROM (
     UNION ALL
     SELECT CAST(date_trunc('month', CAST(r.oprettelses_revisionsdato AS DATE)) AS DATE) AS haendelse_maaned, 'kommune' AS indberetter_type, coalesce(r.indberetter, r._reporter) AS indberetter, 'uddannelsesplan' AS dataset,
            'UDP-002' AS regel_id, '§ 40, stk. 2 og 5' AS paragraf, 'warn' AS alvorlighed, 1 AS max_forsinkelse_dage,
-           date_diff('day', CAST(r.oprettelses_revisionsdato AS DATE), CAST(r.registreringsdato AS DATE)) AS forsinkelse_dage, r.antal
+           {{ dsdw_date_diff("day", "CAST(r.oprettelses_revisionsdato AS DATE)", "CAST(r.registreringsdato AS DATE)") }} AS forsinkelse_dage, r.antal
     FROM (SELECT *, 1 AS antal FROM {{ ref('fct_uddannelsesplan') }} WHERE load_id = {{ load_id() }} AND NOT {{ first_run() }}
           UNION ALL SELECT *, -1 FROM {{ ref('fct_uddannelsesplan') }} WHERE _payload_id IN (SELECT payload_id FROM rt_ny_tilbage)
           UNION ALL SELECT *, 1 FROM {{ ref('fct_uddannelsesplan') }} WHERE {{ first_run() }} AND _payload_id NOT IN (SELECT payload_id FROM {{ source('meta', 'retracted_payload') }})) r
