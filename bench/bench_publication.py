@@ -12,8 +12,13 @@ own process (``dsdw api serve``): the query p95 over distinct questions (none an
 questions again (cached answers), and 200 requests in flight at once from one asyncio client (each on its own
 connection), with the server's CPU seconds.
 
+The national year (``--case national-year``: 98 kommuner x 12 months with their four quarters and the year, every
+margin of issue 13, 106,080 cells) runs the suppression and the uncapped attack check only, records wall and CPU
+seconds and the load average per stage, then the independent attacker (tests/attacker.py, an integer program per
+hidden cell) on a scaled-down year: the first kommuner of one region with their cells at national size.
+
     python bench/bench_publication.py [--months 1] [--shape realistic|stress] [--history 120] [--skip-api]
-                                      [--api-only]
+                                      [--api-only] [--case national-year [--attacker-kommuner 4] [--attacker-limit N]]
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from pipelines.warehouse.suppression import (
     LOKAL,
     MAAL_ALLE,
     NM,
+    SIMPLEX,
     UGER,
     audit,
     choose_grid_hidden,
@@ -209,7 +215,8 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40)) -> di
         out: dict = {"cells": int(g.n), "periods": len(perioder), "period_types": sorted({p[0] for p in perioder}),
                      "relations": len(g.constraints), "primary": int(((g.values < GRAENSE) & counts).sum()),
                      "sparse_grid": sparse_kommuner(g) is not None, "grid_seconds": t1 - t0,
-                     "stage_grid": _stage(t0, c0, l0), "local_neighbourhood": LOKAL, "local_escalated": ESKALER}
+                     "stage_grid": _stage(t0, c0, l0), "local_neighbourhood": LOKAL, "local_escalated": ESKALER,
+                     "highs_simplex_strategy": SIMPLEX}
         for cap in caps:
             st: dict = {}
             t1, l1, c1 = time.perf_counter(), _load(), time.process_time()
