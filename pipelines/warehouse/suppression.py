@@ -58,8 +58,10 @@ FULL_GRID = "mart_ydelser_fuld"
 PER_CELL_LPS: int | None = None
 # a warm-started LP that needs more simplex iterations than this share of its block's cells switches the block to
 # cold solves with presolve (_Block.solve): measured 10x faster on the demo's linked 8-period grid with dual simplex;
-# with primal simplex (SIMPLEX) the warm start pays off and the switch is off (inf)
-WARM_ITERATIONS = math.inf
+# with primal simplex (SIMPLEX 4) and the switch off (inf) the 20-kommune year's suppression took 30 instead of 145
+# CPU s, but the marts' every-kommune-cell attack was not shown to stay fast that way (a 1500 s test timeout at load
+# ~10): both stay at the measured defaults until it is
+WARM_ITERATIONS = 0.1
 # a hidden cell of a block larger than LOKAL gets its own max/min LPs first over its neighbourhood of at most LOKAL
 # hidden cells, the block's other hidden cells fixed at their true values (audit, _local: a restriction, so sound);
 # None: off.  Off by default: measured on the 20-kommune year, 400-cell neighbourhoods certified few cells (their
@@ -75,7 +77,7 @@ CHUNK = 1500
 # (and a cap on the cell maximised) changes, so the previous optimal basis stays primal feasible and primal simplex
 # goes on from it, where dual simplex (HiGHS's default) first has to repair dual feasibility.  Measured on the
 # 20-kommune year (22,440 cells): suppression 145 -> 30 CPU s, same cells hidden (bench/results, commit message)
-SIMPLEX: int | None = 4
+SIMPLEX: int | None = None
 # the audit's joint pushes (audit): at most BATCH_ROUNDS, repeated while one certifies at least BATCH_GAIN cells
 BATCH_ROUNDS, BATCH_GAIN = 100, 4
 KEY = ("periode_type", "periode_start", "geo_niveau", "geo_kode", "ydelsesgruppe")
