@@ -12,8 +12,13 @@ own process (``dsdw api serve``): the query p95 over distinct questions (none an
 questions again (cached answers), and 200 requests in flight at once from one asyncio client (each on its own
 connection), with the server's CPU seconds.
 
+The national year (``--case national-year``: 98 kommuner x 12 months with their four quarters and the year, every
+margin of issue 13, 106,080 cells) runs the suppression and the uncapped attack check only, records wall and CPU
+seconds and the load average per stage, then the independent attacker (tests/attacker.py, an integer program per
+hidden cell) on a scaled-down year: the first kommuner of one region with their cells at national size.
+
     python bench/bench_publication.py [--months 1] [--shape realistic|stress] [--history 120] [--skip-api]
-                                      [--api-only]
+                                      [--api-only] [--case national-year [--attacker-kommuner 4] [--attacker-limit N]]
 """
 
 from __future__ import annotations
@@ -38,9 +43,12 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.warehouse.suppression import (
+    ESKALER,
     GRAENSE,
+    LOKAL,
     MAAL_ALLE,
     NM,
+    SIMPLEX,
     UGER,
     audit,
     choose_grid_hidden,
@@ -64,22 +72,28 @@ KEY = "bench-key"
 KOMMUNER_CSV = Path(__file__).parents[1] / "data" / "reference" / "kommuner.csv"
 
 
-def _kommuner(n: int) -> list[tuple[str, str, str, str, int]]:
-    """(kode, navn, region_kode, region, indbyggere) of the first ``n`` kommuner of the reference list."""
-    import csv
-
-    with KOMMUNER_CSV.open(encoding="utf-8") as f:
-        rows = [(r["kode"], r["navn"], r["region_kode"], r["region_navn"], int(r["indbyggere"])) for r in csv.DictReader(f)]
+def _kommuner(n: int, region: str | None = None) -> list[tuple[str, str, str, str, int]]:
+    """(kode, navn, region_kode, region, indbyggere) of the first ``n`` kommuner of the reference list (of
+    ``region`` only, when given)."""
+    rows = [r for r in _all_kommuner() if region is None or r[2] == region]
     return rows[:n]
 
 
-def _realistic_cells(kom: list[tuple], rng: np.random.Generator) -> dict:
+def _all_kommuner() -> list[tuple[str, str, str, str, int]]:
+    import csv
+
+    with KOMMUNER_CSV.open(encoding="utf-8") as f:
+        return [(r["kode"], r["navn"], r["region_kode"], r["region_navn"], int(r["indbyggere"]))
+                for r in csv.DictReader(f)]
+
+
+def _realistic_cells(kom: list[tuple], rng: np.random.Generator, pop: int | None = None) -> dict:
     """One month's kommune cells {(kommune, group): (antal, tilgang, afgang)}: the group's national stock
     (:data:`NATIONAL`) times the kommune's share of the population (reference kommuner.csv), times a log-normal
     local factor (sd 0.3: kommuner differ in their social structure), drawn Poisson; tilgang and afgang binomial
     at the group's national entry rate.  Small kommuner x small groups give the cells below 5 that the
     suppression must handle (Laesoe has 1,800 inhabitants: 0.8 persons in integration)."""
-    pop = sum(k[4] for k in kom)
+    pop = pop or sum(k[4] for k in kom)
     out = {}
     for k in kom:
         for g, (stock, entries) in NATIONAL.items():
@@ -89,14 +103,18 @@ def _realistic_cells(kom: list[tuple], rng: np.random.Generator) -> dict:
     return out
 
 
-def build(path: Path, n_kommuner: int, months: int, seed: int = 1, shape: str = "realistic") -> None:
+def build(path: Path, n_kommuner: int, months: int, seed: int = 1, shape: str = "realistic",
+          region: str | None = None, national_scale: bool = False) -> None:
     """A warehouse-shaped database with ``months`` months of computed figures (mart_ydelser_beregning).
 
     ``shape``: 'realistic' (the kommuner of the reference list with their populations, group sizes of the
     national simulation: :func:`_realistic_cells`) or 'stress' (synthetic kommune sizes log-normal around 1 and
     group sizes 3..1500 per kommune: far more small cells than Denmark has, a harder suppression problem).
     A kommune's 'i alt' is 95 % of the sum of its groups (a person in two groups counts once), a region's
-    antal 99 % of its kommuner's (movers count once), flows are additive over geography."""
+    antal 99 % of its kommuner's (movers count once), flows are additive over geography.  ``region``: the kommuner
+    of that region only; ``national_scale``: their cells at their national size (the group's national stock times
+    the kommune's share of Denmark's population, not of the chosen kommuner's): a scaled-down grid with the small
+    cells of the national one, for the independent attacker."""
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     con = duckdb.connect(str(path))
@@ -104,7 +122,7 @@ def build(path: Path, n_kommuner: int, months: int, seed: int = 1, shape: str = 
     con.execute("CREATE TABLE meta.loaded_payload AS SELECT 'kontaktgruppe' AS dataset, DATE '2026-01-01' AS "
                 "leveringsdato")
     if shape == "realistic":
-        kom = _kommuner(n_kommuner)
+        kom = _kommuner(n_kommuner, region)
     else:
         kom = [(f"{100 + 7 * i}", f"Kommune {i}", f"08{1 + i % 5}", f"Region {1 + i % 5}", 0)
                for i in range(n_kommuner)]
@@ -118,7 +136,8 @@ def build(path: Path, n_kommuner: int, months: int, seed: int = 1, shape: str = 
     for mi in range(months):
         start = dt.date(2026, 1 + mi % 12, 1) if mi < 12 else dt.date(2027, 1 + mi % 12, 1)
         tot: dict = {}
-        real = _realistic_cells(kom, nrng) if shape == "realistic" else None
+        pop = sum(k[4] for k in _all_kommuner()) if national_scale else None
+        real = _realistic_cells(kom, nrng, pop) if shape == "realistic" else None
         for k, _, r, _, _ in kom:
             cell = {}
             for g in GRUPPER:
@@ -182,7 +201,7 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40)) -> di
     con = duckdb.connect(str(db))
     try:
         src = "SELECT * FROM mart_ydelser_fuld"
-        t0 = time.perf_counter()
+        t0, l0, c0 = time.perf_counter(), _load(), time.process_time()
         g = grid_from(con, src)
         t1 = time.perf_counter()
         counts = np.ones(g.n, dtype=bool)
@@ -195,15 +214,19 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40)) -> di
         perioder = sorted({(r[0], str(r[1])) for r in g.rows})
         out: dict = {"cells": int(g.n), "periods": len(perioder), "period_types": sorted({p[0] for p in perioder}),
                      "relations": len(g.constraints), "primary": int(((g.values < GRAENSE) & counts).sum()),
-                     "sparse_grid": sparse_kommuner(g) is not None, "grid_seconds": t1 - t0}
+                     "sparse_grid": sparse_kommuner(g) is not None, "grid_seconds": t1 - t0,
+                     "stage_grid": _stage(t0, c0, l0), "local_neighbourhood": LOKAL, "local_escalated": ESKALER,
+                     "highs_simplex_strategy": SIMPLEX}
         for cap in caps:
             st: dict = {}
-            t1 = time.perf_counter()
+            t1, l1, c1 = time.perf_counter(), _load(), time.process_time()
             hidden = choose_grid_hidden(g, per_cell=cap, stats=st)
-            t2 = time.perf_counter()
+            t2, l2, c2 = time.perf_counter(), _load(), time.process_time()
+            supp = _stage(t1, c1, l1)
             dirs = valid_directions(g.n, g.constraints, g.directions)
             check = audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None)
             t3 = time.perf_counter()
+            att = _stage(t2, c2, l2)
             widths = [check.width(i) for i in check.lo]
             out[f"per_cell_lps_{cap if cap is not None else 'uncapped'}"] = {
                 "per_cell_cap": cap, "hidden": int(hidden.sum()), "hidden_share": float(hidden.mean()),
@@ -215,10 +238,53 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40)) -> di
                 "suppression_cells_settled_by": st["how"], "fail_safe_blocks": st["fail_safe_blocks"],
                 "attack_check_seconds": t3 - t2, "attack_lp_solves": check.lp_solves, "attack_blocks": check.blocks,
                 "attack_cells": len(check.lo), "attack_cells_settled_by": check.how,
-                "min_interval_width": min(widths) if widths else None, "pinned": len(check.pinned(GRAENSE))}
+                "min_interval_width": min(widths) if widths else None, "pinned": len(check.pinned(GRAENSE)),
+                "stage_suppression": supp, "stage_attack_check": att,
+                "suppression_plus_attack_wall_s": supp["wall_s"] + att["wall_s"],
+                "suppression_plus_attack_cpu_s": supp["cpu_s"] + att["cpu_s"]}
         return out
     finally:
         con.close()
+
+
+def _stage(t0: float, c0: float, l0: float) -> dict:
+    """Wall and CPU seconds of a stage begun at (t0, c0), with the 1-minute load average at its start and end."""
+    return {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "load_1min_start": l0,
+            "load_1min_end": _load()}
+
+
+def bench_attacker(db: Path, limit: int) -> dict:
+    """The independent attacker (tests/attacker.py: its own relations, an integer program per hidden cell) on the
+    suppression of the grid in ``db``: every hidden cell, or ``limit`` of them evenly spaced (its dense MILPs do
+    not scale to a national year)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from attacker import Attack, width
+
+    con = duckdb.connect(str(db))
+    try:
+        g = grid_from(con, "SELECT * FROM mart_ydelser_fuld")
+    finally:
+        con.close()
+    t0, l0, c0 = time.perf_counter(), _load(), time.process_time()
+    hidden = choose_grid_hidden(g)
+    supp = _stage(t0, c0, l0)
+    tab = {}
+    for j, r in enumerate(g.rows):
+        truth = tuple(float(v) for v in g.values[NM * j:NM * j + NM])
+        h = hidden[NM * j:NM * j + NM]
+        tab[r[:6]] = (truth, tuple(None if h[m] else truth[m] for m in range(NM)), float(r[6] or 1))
+    t1, l1, c1 = time.perf_counter(), _load(), time.process_time()
+    att = Attack()
+    att.add(tab)
+    keys = sorted(att.var, key=lambda v: att.var[v])
+    step = max(1, len(keys) // limit) if limit else 1
+    which = keys[::step][:limit] if limit else keys
+    got = att.intervals(which)
+    widths = [width(*v) for v in got.values()]
+    return {"cells": int(g.n), "hidden": int(hidden.sum()), "hidden_share": float(hidden.mean()),
+            "stage_suppression": supp, "attacker_unknowns": len(keys), "attacked": len(which),
+            "attacked_every_hidden_cell": len(which) == len(keys), "stage_attacker": _stage(t1, c1, l1),
+            "pinned": sum(1 for w in widths if w < GRAENSE), "min_interval_width": min(widths) if widths else None}
 
 
 def _free_port() -> int:
@@ -343,7 +409,17 @@ def main() -> None:
     ap.add_argument("--caps", default="none,40",
                     help="per-cell LP caps to run the suppression with, comma separated ('none': uncapped)")
     ap.add_argument("--api-only", action="store_true", help="publish and serve only (no suppression benchmark)")
+    ap.add_argument("--case", choices=("national-year",),
+                    help="national-year: the 98 kommuner x 12 months with their quarters and the year, suppression "
+                         "and attack check (uncapped), then the independent attacker on a scaled-down year")
+    ap.add_argument("--attacker-kommuner", type=int, default=4,
+                    help="kommuner of the scaled-down year the independent attacker runs on (0: none)")
+    ap.add_argument("--attacker-region", default="081")
+    ap.add_argument("--attacker-limit", type=int, default=300,
+                    help="hidden cells the attacker attacks (evenly spaced; 0: all)")
     a = ap.parse_args()
+    if a.case == "national-year":
+        a.kommuner, a.months, a.caps, a.skip_api = 98, 12, "none", True
     a.work.mkdir(parents=True, exist_ok=True)
     db = a.work / "warehouse.duckdb"
     db.unlink(missing_ok=True)
@@ -362,7 +438,16 @@ def main() -> None:
     if not a.api_only:
         caps = tuple(None if c == "none" else int(c) for c in a.caps.split(","))
         out["suppression_all_periods"] = bench_suppression(db, caps)
+    if a.case == "national-year" and a.attacker_kommuner:
+        small = a.work / "attacker.duckdb"
+        small.unlink(missing_ok=True)
+        build(small, a.attacker_kommuner, 12, region=a.attacker_region, national_scale=True)
+        out["independent_attacker"] = {
+            "grid": f"the first {a.attacker_kommuner} kommuner of region {a.attacker_region}, 12 months with their "
+                    "quarters and the year, cells at their national size (build(national_scale=True))",
+            **bench_attacker(small, a.attacker_limit)}
     if a.skip_api:
+        out["machine_load_1min_end"] = _load()
         _write(out)
         return
     con = duckdb.connect(str(db))

@@ -1,0 +1,104 @@
+"""The audit's neighbourhood LPs (suppression.audit, _local, LOKAL): a hidden cell of a large block is first
+maximised and minimised over its neighbourhood, the block's other hidden cells fixed at their true values.
+
+That is a restriction (the neighbourhood's feasible set lies inside the block's), so it can only under-state an
+interval: a cell wide over its neighbourhood is wide.  The wrong decomposition -- dropping the relations beyond
+the neighbourhood, or auditing blocks of periods or regions apart -- over-states intervals and publishes around
+cells an attacker pins.  These grids are built so that such a decomposition would pin a cell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import duckdb
+import numpy as np
+from attacker import Attack
+from test_suppression_attacks import JAN, OKT, _parents, assert_unpinned, grid, load, published, table
+
+from pipelines.warehouse.suppression import GRAENSE, Constraint, audit, grid_from, suppress
+
+
+def _chain(m: int) -> tuple[np.ndarray, list[Constraint]]:
+    """Cells x0..x(m-1), all 20, hidden, in a chain x(i) + x(i+1) = 40, and x(m-1) + p = 20 with p a published
+    cell (0): the far end pins x(m-1) = 20, and so, link by link, every cell.  Over any neighbourhood that stops
+    short of the end with the relations beyond it dropped, x0 would range over [0, 40]."""
+    values = np.full(m + 1, 20.0)
+    values[m] = 0.0
+    cons = [Constraint(np.array([i, i + 1]), np.array([1.0, 1.0]), True, 40.0, "geo") for i in range(m - 1)]
+    cons.append(Constraint(np.array([m - 1, m]), np.array([1.0, 1.0]), True, 20.0, "geo"))
+    return values, cons
+
+
+def test_a_cell_narrow_only_through_a_far_relation_is_not_certified_locally():
+    """A chain of 30 hidden cells pinned only by its far end: neighbourhoods of 3 cells never certify a cell
+    (the cells beyond them are fixed, not freed), the escalated audit finds exactly the exact audit's pinned
+    cells, and the unescalated one (the suppression's rounds) counts every cell narrow."""
+    values, cons = _chain(30)
+    hidden = np.ones(len(values), dtype=bool)
+    hidden[-1] = False
+    exact = audit(values, hidden, cons, exact=True)
+    assert exact.pinned() == list(range(30))
+    local = audit(values, hidden, cons, local=3)
+    assert local.how["local"] == 0 and local.pinned() == exact.pinned()
+    rounds = audit(values, hidden, cons, local=3, escalate=False)
+    assert rounds.how["local_narrow"] + rounds.how["lp"] == 30 and rounds.pinned() == exact.pinned()
+    # what a relaxation would claim: x0 alone in x0 + x1 = 40 with x1 free
+    assert audit(values[:2], np.array([True, True]), cons[:1], exact=True).width(0) >= GRAENSE
+
+
+def test_cells_certified_over_their_neighbourhood_are_wide_by_their_exact_intervals(monkeypatch):
+    """On the primary pattern and an attackable one over a linked quarter (months, quarter, year), every cell the
+    audit settles over its neighbourhood (no joint pushes and tiny neighbourhoods, so that most cells go that way)
+    has an exact interval (both LPs over the whole block) containing what the neighbourhood saw, and the audit
+    finds exactly the cells the exact audit finds narrow."""
+    from pipelines.warehouse import suppression
+
+    con = duckdb.connect()
+    rng = random.Random(7)
+    months = grid(rng, [JAN, dt.date(2027, 2, 1)], [0, 2, 4, 9, 30, 60])
+    g = grid_from(con, load(con, {**months, **_parents(months)}, "t"))
+    primary = g.values < GRAENSE
+    primary[3::4] = primary[0::4]
+    monkeypatch.setattr(suppression, "BATCH_ROUNDS", 0)
+    settled = 0
+    for h in (suppression.choose_grid_hidden(g), primary | np.array([rng.random() < 0.6 for _ in range(g.n)])):
+        exact = audit(g.values, h, g.constraints, exact=True)
+        for size in (40, 120, 200):
+            fast = audit(g.values, h, g.constraints, per_cell=None, local=size)
+            assert fast.by.keys() == exact.by.keys()
+            for i, how in fast.by.items():
+                if how != "local":
+                    continue
+                settled += 1
+                assert fast.width(i) >= GRAENSE and exact.width(i) >= GRAENSE, (i, size)
+                assert exact.lo[i] <= fast.lo[i] + 1e-6 and exact.hi[i] >= fast.hi[i] - 1e-6
+            assert set(fast.pinned()) == set(exact.pinned()), size
+    assert settled >= 5, "the neighbourhood LPs were exercised"
+
+
+def test_suppression_over_small_neighbourhoods_pins_nothing(monkeypatch):
+    """The suppression with neighbourhoods of 6 cells, unescalated (cells narrow there count as narrow: more cells
+    hidden): the independent integer attacker, over the whole grid, narrows no hidden cell, and the neighbourhood
+    path decided cells."""
+    from pipelines.warehouse import suppression
+
+    monkeypatch.setattr(suppression, "LOKAL", 6)
+    monkeypatch.setattr(suppression, "ESKALER", False)
+    seen: list[dict] = []
+    real = suppression.audit
+
+    def spy(*a, **k):
+        res = real(*a, **k)
+        seen.append(res.how)
+        return res
+
+    monkeypatch.setattr(suppression, "audit", spy)
+    con = duckdb.connect()
+    truth = grid(random.Random(17), [OKT], [0, 3, 6, 12, 30, 60])
+    pub = published(con, "SELECT * FROM " + suppress(con, load(con, truth, "t")).alias)
+    assert sum(h["local"] + h["local_narrow"] for h in seen) > 0, "no block went through its neighbourhoods"
+    att = Attack()
+    att.add(table(truth, pub))
+    assert_unpinned(att)
