@@ -718,8 +718,8 @@ def client_error_page(exc: Exception, dataset: str, day: dt.date, reporter: str)
     status = getattr(exc, "context", {}).get("status")
     if not isinstance(status, int) or not 400 <= status < 500:
         return None
-    body = exc.__dict__.get("body") or b""
-    detail = exc.__dict__.get("detail") or f"HTTP {status}"
+    body = getattr(exc, "body", None) or b""
+    detail = getattr(exc, "detail", None) or f"HTTP {status}"
     return Page(dataset=dataset, dato=day, reporter=reporter, cursor=exc.context.get("cursor"), next_cursor=None,
                 body=body, records=[], page_no=int(exc.context.get("page_no") or 1),
                 refused=f"the webservice answered a client error, {detail}")

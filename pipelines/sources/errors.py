@@ -28,7 +28,12 @@ class SourceError(Exception):
 
     ``context`` holds what identifies the unit: channel, reporter, dataset, dato,
     cursor, page_no, file, attempts, ...; the same keys are attributes of the error.
+    ``body`` and ``detail``: an error answer's bytes and its one-line reason, when the channel got one
+    (ingestion lands a webservice client error with them instead of dropping the answer unrecorded).
     """
+
+    body: bytes | None = None
+    detail: str | None = None
 
     def __init__(self, message: str, *, last_error: BaseException | None = None, **context: Any) -> None:
         self.context = {k: v for k, v in context.items() if v is not None}
