@@ -322,7 +322,7 @@ def _names(f: str) -> list[Case]:
     ext = ".txt" if f == "ssi" else ".csv"
     ds = DS[f]
 
-    def named(make: Callable[[dt.date], str], status: str = REJECTED, reason: str = "naming rule") -> Callable:
+    def named(make: Callable[[dt.date], str]) -> Callable:
         return lambda c, d: {make(d): good(f, c, d)}
 
     def d8(d: dt.date) -> str:
