@@ -1,5 +1,7 @@
 """The layers' import direction: production code never imports the simulator or the tests.
 
+Top-level: it reads every package of ``pipelines/``, so it belongs to none of them.
+
 The simulator is a stand-in for the reporters; the wire formats it writes are part of the
 contract (:mod:`pipelines.contracts.wire`).  If ingestion imported the simulator, a change
 to the synthetic data could silently change what production accepts.

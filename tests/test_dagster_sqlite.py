@@ -1,5 +1,8 @@
 """The demo's pooled SQLite storages write what the stock storages (``dagster dev``) read: runs created from
-the template shard hold their own events, materializations, check results and partitions."""
+the template shard hold their own events, materializations, check results and partitions.
+
+Top-level: it mirrors the top-level module ``pipelines/dagster_sqlite.py``.
+"""
 
 from pathlib import Path
 

@@ -1,4 +1,7 @@
-"""The Dagster code location named in pyproject.toml loads."""
+"""The Dagster code location named in pyproject.toml loads.
+
+Top-level: it mirrors the top-level module ``pipelines/definitions.py``, which gathers every area's assets.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ and partitions are in the instance's storage afterwards (what `dagster dev` show
 through them into the lake, the warehouse and every recipient's delivery.
 
 One tiny day (the 02:00 schedule's run, the sensor's warehouse run, every delivery job) keeps it short.
+Top-level: it mirrors the top-level module ``pipelines/demo.py``, which drives every area.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Contracts, templates and recipients travel as package data; reference code lists, the
 warehouse models and the expectation suites as data files under ``<prefix>/share/dsdw``,
 which the package finds when it does not run from a checkout.
+
+Top-level: the wheel carries every package's data, so it belongs to none of them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""`dsdw sql --format table|csv|json|markdown` and `--file`: the rows themselves, every one, in each format."""
+"""`dsdw sql --format table|csv|json|markdown` and `--file`: the rows themselves, every one, in each format.
+
+Top-level: it mirrors the top-level modules ``pipelines/cli.py`` (the command) and ``pipelines/sqlout.py``.
+"""
 
 from __future__ import annotations
 
