@@ -92,6 +92,12 @@ def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path
     return work
 
 
+@pytest.fixture(scope="session")
+def build_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Path], object]], Path]:
+    """``build_once(name, build)``: ``built_once`` for the area conftests (a conftest cannot import another)."""
+    return lambda name, build: built_once(tmp_path_factory, name, build)
+
+
 def copy_zones(src: Path, dst: Path) -> Path:
     """A copy of the zones ``src`` at ``dst`` whose ledger names the copy's own landing and lake files.
 

@@ -1,12 +1,11 @@
-"""A realistic, deterministic dq.duckdb for report tests (docs/quality.md, issue #4).
+"""The quality tests' shared fixtures: ``dq_db``, a realistic, deterministic dq.duckdb for the report tests.
 
-Why: the quality engine that fills the results tables is written in parallel; the reports and
-their tests must not wait for it.  This builder writes exactly the published tables
-(dq_results, dq_timeliness, dq_completeness) for 14 delivery days, all 98 kommuner and the
-a-kasser, with the contracts' real rule ids, § references and texts, and generic check ids.
-Numbers are internally consistent the way the engine's must be: a deadline rule's
-records_failed equals the records in dq_timeliness beyond its max_lag_days, and only datasets
-that arrived (dq_completeness) carry results.
+Why: the reports and their tests must not wait for the quality engine that fills the results tables.
+This builder writes exactly the published tables (dq_results, dq_timeliness, dq_completeness) for 14
+delivery days, all 98 kommuner and the a-kasser, with the contracts' real rule ids, § references and
+texts, and generic check ids.  Numbers are internally consistent the way the engine's must be: a
+deadline rule's records_failed equals the records in dq_timeliness beyond its max_lag_days, and only
+datasets that arrived (dq_completeness) carry results.  One a-kasse sends nothing in the period.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pytest
 
 from pipelines.contracts import GENERIC_CHECKS, Contract, codelist, generic_rule_id, load_contracts
 
@@ -177,3 +177,9 @@ def make_dq_db(path: Path, seed: int = 1) -> Path:
     finally:
         con.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def dq_db(build_once) -> Path:
+    """``make_dq_db`` with seed 1, written once per session for every worker (read only)."""
+    return build_once("dq_db", lambda work: make_dq_db(work / "dq.duckdb", seed=1)) / "dq.duckdb"
