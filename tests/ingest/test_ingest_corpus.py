@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import functools
 import gzip
 import io
 import os
 import shutil
-import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,14 +31,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from fixtures_lake import ledger_rows, zone_tree
+from ingest_builders import ledger_rows, records, zone_tree
 
 import pipelines.ingest as ingest
 from pipelines.contracts import load_contracts
 from pipelines.contracts.wire import ftp_payload, portal_payload, ssi_payload, uvm_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, folder_datasets, ingest_day
-from pipelines.simulate.generate import Simulator
-from pipelines.simulate.scales import SCALES
 from pipelines.simulate.servers import marker_path, start_sources
 from pipelines.warehouse.checks import lake_ledger_checks
 
@@ -53,25 +49,12 @@ FOLDER_DIR = {"ftp": ("ftp",), "portal": ("portal",), "uvm": ("drops", "uvm"), "
 
 LOADED, REJECTED, DUPLICATE = "loaded", "rejected", "duplicate"
 
-
-@functools.cache
-def _template(dataset: str) -> tuple[tuple[str, object], ...]:
-    sim = Simulator(SCALES["tiny"], START, 1, 11, defect_rate=0.0)
-    rec = sim.emit(dataset, 0, START, defect_ok=False, correctable=False, changes_ok=False)
-    assert rec is not None, dataset
-    return tuple(rec.items())
+pytestmark = pytest.mark.usefixtures("portal_stable_now")  # conftest
 
 
 def recs(folder: str, case: str, n: int = 3, reporter: str | None = None, **change: object) -> list[dict]:
     """``n`` clean records of the folder's dataset, with message ids of this case alone."""
-    out = []
-    for k in range(n):
-        bid = uuid.uuid5(uuid.NAMESPACE_URL, f"corpus/{case}/{k}")
-        r = dict(_template(DS[folder]), besked_id=str(uuid.UUID(bytes=bid.bytes, version=4)),
-                 indberetter=reporter or REP[folder])
-        r.update(change)
-        out.append(r)
-    return out
+    return records(DS[folder], n, reporter or REP[folder], key=f"corpus/{case}", **change)
 
 
 def wire(folder: str, records: list[dict], day: dt.date) -> bytes:
@@ -319,40 +302,44 @@ def _payload_level(f: str) -> list[Case]:
 
 
 def _names(f: str) -> list[Case]:
-    ext = ".txt" if f == "ssi" else ".csv"
-    ds = DS[f]
-
-    def named(make: Callable[[dt.date], str]) -> Callable:
-        return lambda c, d: {make(d): good(f, c, d)}
-
-    def d8(d: dt.date) -> str:
-        return d.strftime("%Y%m%d")
-    rep = f"_{REP[f]}" if f in ("ftp", "portal") else ""
-    cases = [
-        ("unicode", lambda d: f"{ds}æ{rep}_{d8(d)}{ext}", "naming rule"),
-        ("space", lambda d: f"{ds}{rep}_{d8(d)} {ext}", "naming rule"),
-        ("dots", lambda d: f"{ds}{rep}_{d8(d)}.v2{ext}", "naming rule"),
-        ("upper-case", lambda d: f"{ds.upper()}{rep}_{d8(d)}{ext}", "naming rule"),
-        ("upper-case-extension", lambda d: f"{ds}{rep}_{d8(d)}{ext.upper()}", "naming rule"),
-        ("wrong-extension", lambda d: f"{ds}{rep}_{d8(d)}.dat", "naming rule"),
-        ("gz-extension", lambda d: f"{ds}{rep}_{d8(d)}{ext}.gz", "naming rule"),
-        ("no-date", lambda d: f"{ds}{rep}{ext}", "naming rule"),
-        ("impossible-date", lambda d: f"{ds}{rep}_{d.year}1340{ext}", "not a date"),
-        ("future-date", lambda d: f"{ds}{rep}_{d8(d + dt.timedelta(days=3))}{ext}", "a day after"),
-        ("far-future-date", lambda d: f"{ds}{rep}_99991231{ext}", "a day after"),
-        ("unknown-dataset", lambda d: f"noget_andet{rep}_{d8(d)}{ext}", "no dataset"),
-        ("leading-dash", lambda d: f"-{ds}{rep}_{d8(d)}{ext}", "naming rule"),
+    """One case a row: (case, the file's name as a pattern, the reason's part).  In a pattern ``{ds}`` is the
+    folder's dataset, ``{rep}`` ``_`` and the reporter code in folders whose names carry one (else empty),
+    ``{date}`` the case's day as YYYYMMDD (``{year}`` its year, ``{date3}`` three days later), ``{ext}`` the
+    folder's extension."""
+    table = [
+        ("unicode", "{ds}æ{rep}_{date}{ext}", "naming rule"),
+        ("space", "{ds}{rep}_{date} {ext}", "naming rule"),
+        ("dots", "{ds}{rep}_{date}.v2{ext}", "naming rule"),
+        ("upper-case", "{DS}{rep}_{date}{ext}", "naming rule"),
+        ("upper-case-extension", "{ds}{rep}_{date}{EXT}", "naming rule"),
+        ("wrong-extension", "{ds}{rep}_{date}.dat", "naming rule"),
+        ("gz-extension", "{ds}{rep}_{date}{ext}.gz", "naming rule"),
+        ("no-date", "{ds}{rep}{ext}", "naming rule"),
+        ("impossible-date", "{ds}{rep}_{year}1340{ext}", "not a date"),
+        ("future-date", "{ds}{rep}_{date3}{ext}", "a day after"),
+        ("far-future-date", "{ds}{rep}_99991231{ext}", "a day after"),
+        ("unknown-dataset", "noget_andet{rep}_{date}{ext}", "no dataset"),
+        ("leading-dash", "-{ds}{rep}_{date}{ext}", "naming rule"),
         # FTP listings are lines: the server lists the name without its line break, and refuses it
-        ("newline", lambda d: f"{ds}{rep}_{d8(d)}{ext}\n", "refused when asked for" if f == "ftp" else "naming rule"),
-        ("backslash", lambda d: f"{ds}\\{rep}_{d8(d)}{ext}", "naming rule"),
-        ("zero-width-space", lambda d: f"{ds}\u200b{rep}_{d8(d)}{ext}", "naming rule"),
-        ("long-name", lambda d: f"{ds}{rep}_{d8(d)}{'x' * 200}{ext}", "naming rule"),
+        ("newline", "{ds}{rep}_{date}{ext}\n", "refused when asked for" if f == "ftp" else "naming rule"),
+        ("backslash", "{ds}\\{rep}_{date}{ext}", "naming rule"),
+        ("zero-width-space", "{ds}\u200b{rep}_{date}{ext}", "naming rule"),
+        ("long-name", "{ds}{rep}_{date}" + "x" * 200 + "{ext}", "naming rule"),
     ]
     if f in ("ftp", "portal"):
-        cases += [("reporter-not-in-code-list", lambda d: f"{ds}_999_{d8(d)}{ext}", "code list"),
-                  ("reporter-two-digits", lambda d: f"{ds}_13_{d8(d)}{ext}", "naming rule"),
-                  ("no-reporter", lambda d: f"{ds}_{d8(d)}{ext}", "naming rule")]
-    return [_c(f"{f}-name-{k}", f, named(make), REJECTED, why) for k, make, why in cases]
+        table += [("reporter-not-in-code-list", "{ds}_999_{date}{ext}", "code list"),
+                  ("reporter-two-digits", "{ds}_13_{date}{ext}", "naming rule"),
+                  ("no-reporter", "{ds}_{date}{ext}", "naming rule")]
+    ext = ".txt" if f == "ssi" else ".csv"
+    rep = f"_{REP[f]}" if f in ("ftp", "portal") else ""
+
+    def named(pattern: str) -> Callable[[str, dt.date], dict[str, bytes]]:
+        def files(case: str, day: dt.date) -> dict[str, bytes]:
+            name = pattern.format(ds=DS[f], DS=DS[f].upper(), rep=rep, ext=ext, EXT=ext.upper(), year=day.year,
+                                  date=day.strftime("%Y%m%d"), date3=(day + dt.timedelta(days=3)).strftime("%Y%m%d"))
+            return {name: good(f, case, day)}
+        return files
+    return [_c(f"{f}-name-{k}", f, named(pattern), REJECTED, why) for k, pattern, why in table]
 
 
 def _repeats(f: str) -> list[Case]:
@@ -417,7 +404,7 @@ def _day_of(k: int) -> dt.date:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory):
+def corpus(tmp_path_factory: pytest.TempPathFactory, portal_stable_now: None):
     """Every case's files written and ingested once (and ingested again: the rerun)."""
     base = tmp_path_factory.mktemp("corpus")
     src = base / "sources"
@@ -437,8 +424,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
                 marker_path(d / n).touch()
         placed[case.id] = (day, files)
     root = base / "zones"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
     try:
         with start_sources(src) as s:
             cfg = SourcesConfig.from_describe(s.describe())
@@ -452,7 +437,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
             yield {"root": root, "placed": placed, "first": first, "second": second, "tree": tree,
                    "tree_after": zone_tree(root), "rows": rows, "rows_after": rows_after, "accounts": accounts}
     finally:
-        mp.undo()
         if not os.environ.get("DSDW_KEEP_CORPUS"):
             shutil.rmtree(base, ignore_errors=True)
 
@@ -550,59 +534,54 @@ def test_uploads_in_progress_are_ignored_in_the_ledger_until_they_complete(tmp_p
     (ftp / f".{n_f}.part").write_bytes(data["ftp"][:50])
     root = tmp_path / "zones"
     datasets = [*folder_datasets("portal"), *folder_datasets("uvm"), *folder_datasets("ftp")]
-    mp = pytest.MonkeyPatch()
-    mp.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
-    try:
-        with start_sources(src) as s:
-            cfg = SourcesConfig.from_describe(s.describe())
+    with start_sources(src) as s:
+        cfg = SourcesConfig.from_describe(s.describe())
 
-            def run() -> tuple[list, dict]:
-                res = ingest_day(day, Zones(root), cfg, RECEIVED_AT, datasets=datasets)
-                return res, {a.channel: a for a in account_day(day, Zones(root), cfg, folders=["portal", "uvm", "ftp"])}
+        def run() -> tuple[list, dict]:
+            res = ingest_day(day, Zones(root), cfg, RECEIVED_AT, datasets=datasets)
+            return res, {a.channel: a for a in account_day(day, Zones(root), cfg, folders=["portal", "uvm", "ftp"])}
 
-            res, acc = run()
-            rows = ledger_rows(root)
-            tree = zone_tree(root)
-            assert not [f for r in res for f in r.failures]
-            waiting = {f".{n_p}": "portal", f"{n_p}.part": "portal", f"{n_p}~": "portal", n_u: "filedrop",
-                       f".{n_f}.part": "ftp"}
-            assert sorted((r.key.channel, r.key.source_name, r.key.dataset, r.status) for r in rows) == sorted(
-                (ch, n, DS["uvm"] if ch == "filedrop" else DS[ch], "ignored") for n, ch in waiting.items())
-            assert all("upload in progress" in r.error and r.rows_accepted is None and not r.lake_path for r in rows)
-            assert "no .done marker" in next(r.error for r in rows if r.key.source_name == n_u)
-            assert not (root / "lake" / DS["portal"]).exists() and not (root / "lake" / DS["uvm"]).exists()
-            assert sorted(acc["portal"].in_progress) == sorted([f".{n_p}", f"{n_p}.part", f"{n_p}~"])
-            assert acc["uvm"].in_progress == [n_u] and acc["ftp"].in_progress == [f".{n_f}.part"]
-            for a in acc.values():
-                assert a.unaccounted == [] and a.offered == a.by_status["ignored"] == len(a.in_progress), a
+        res, acc = run()
+        rows = ledger_rows(root)
+        tree = zone_tree(root)
+        assert not [f for r in res for f in r.failures]
+        waiting = {f".{n_p}": "portal", f"{n_p}.part": "portal", f"{n_p}~": "portal", n_u: "filedrop",
+                   f".{n_f}.part": "ftp"}
+        assert sorted((r.key.channel, r.key.source_name, r.key.dataset, r.status) for r in rows) == sorted(
+            (ch, n, DS["uvm"] if ch == "filedrop" else DS[ch], "ignored") for n, ch in waiting.items())
+        assert all("upload in progress" in r.error and r.rows_accepted is None and not r.lake_path for r in rows)
+        assert "no .done marker" in next(r.error for r in rows if r.key.source_name == n_u)
+        assert not (root / "lake" / DS["portal"]).exists() and not (root / "lake" / DS["uvm"]).exists()
+        assert sorted(acc["portal"].in_progress) == sorted([f".{n_p}", f"{n_p}.part", f"{n_p}~"])
+        assert acc["uvm"].in_progress == [n_u] and acc["ftp"].in_progress == [f".{n_f}.part"]
+        for a in acc.values():
+            assert a.unaccounted == [] and a.offered == a.by_status["ignored"] == len(a.in_progress), a
 
-            res, _ = run()  # still in progress: nothing changes
-            assert all(p.action == "unchanged" for r in res for p in r.payloads)
-            assert ledger_rows(root) == rows and zone_tree(root) == tree
+        res, _ = run()  # still in progress: nothing changes
+        assert all(p.action == "unchanged" for r in res for p in r.payloads)
+        assert ledger_rows(root) == rows and zone_tree(root) == tree
 
-            # the uploads complete: the temporary names go, the files are whole (and marked)
-            for p in (portal / f".{n_p}", portal / f"{n_p}~", ftp / f".{n_f}.part"):
-                p.unlink()
-            (portal / f"{n_p}.part").rename(portal / n_p)
-            (ftp / n_f).write_bytes(data["ftp"])
-            marker_path(uvm / n_u).touch()
-            res, acc = run()
-            assert not [f for r in res for f in r.failures]
-            after = ledger_rows(root)
-            loaded = {(r.key.channel, r.key.source_name): r for r in after if r.status == "loaded"}
-            assert set(loaded) == {("portal", n_p), ("filedrop", n_u), ("ftp", n_f)}
-            assert loaded[("filedrop", n_u)].version == 2  # the ignored row stays as version 1
-            for f, ch, n in (("portal", "portal", n_p), ("uvm", "filedrop", n_u), ("ftp", "ftp", n_f)):
-                assert loaded[(ch, n)].rows_accepted == 3
-                assert _lake_ids(root, DS[f]) == sorted(r["besked_id"] for r in recs(f, "progress"))
-            for a in acc.values():
-                assert a.unaccounted == [] and a.in_progress == [] and a.by_status == {"loaded": 1}, a
+        # the uploads complete: the temporary names go, the files are whole (and marked)
+        for p in (portal / f".{n_p}", portal / f"{n_p}~", ftp / f".{n_f}.part"):
+            p.unlink()
+        (portal / f"{n_p}.part").rename(portal / n_p)
+        (ftp / n_f).write_bytes(data["ftp"])
+        marker_path(uvm / n_u).touch()
+        res, acc = run()
+        assert not [f for r in res for f in r.failures]
+        after = ledger_rows(root)
+        loaded = {(r.key.channel, r.key.source_name): r for r in after if r.status == "loaded"}
+        assert set(loaded) == {("portal", n_p), ("filedrop", n_u), ("ftp", n_f)}
+        assert loaded[("filedrop", n_u)].version == 2  # the ignored row stays as version 1
+        for f, ch, n in (("portal", "portal", n_p), ("uvm", "filedrop", n_u), ("ftp", "ftp", n_f)):
+            assert loaded[(ch, n)].rows_accepted == 3
+            assert _lake_ids(root, DS[f]) == sorted(r["besked_id"] for r in recs(f, "progress"))
+        for a in acc.values():
+            assert a.unaccounted == [] and a.in_progress == [] and a.by_status == {"loaded": 1}, a
 
-            res, _ = run()  # loaded once: the next run is a no-op
-            assert all(p.action == "unchanged" for r in res for p in r.payloads)
-            assert ledger_rows(root) == after
-    finally:
-        mp.undo()
+        res, _ = run()  # loaded once: the next run is a no-op
+        assert all(p.action == "unchanged" for r in res for p in r.payloads)
+        assert ledger_rows(root) == after
 
 
 def test_a_file_gone_or_still_changing_when_read_is_ignored_with_its_reason(tmp_path: Path) -> None:
@@ -632,7 +611,6 @@ def test_a_file_gone_or_still_changing_when_read_is_ignored_with_its_reason(tmp_
         raise filedrop.FileChanged(f"{Path(path).name}: changed while being read, 3 times")
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
     mp.setattr(sources_pkg, "read_regular", flaky)
     datasets = [*folder_datasets("portal"), *folder_datasets("uvm")]
     try:

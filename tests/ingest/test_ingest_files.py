@@ -8,7 +8,6 @@ payload, the ledger's rows and reasons, the quarantine's error kinds.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import gzip
 import hashlib
 import json
@@ -20,14 +19,13 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from ingest_builders import ledger_rows, records
 
-import pipelines.ingest as ingest
 from pipelines.contracts import load_contracts
 from pipelines.contracts.wire import ftp_payload, portal_payload, ssi_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day, ingest_day
 from pipelines.landing import Ledger
-from pipelines.simulate.generate import Simulator, generate
-from pipelines.simulate.scales import SCALES
+from pipelines.simulate.generate import generate
 from pipelines.simulate.servers import marker_path, start_sources
 
 START = dt.date(2026, 10, 1)
@@ -35,17 +33,14 @@ D1 = START.strftime("%Y%m%d")
 RECEIVED_AT = "2026-10-03T02:00:00+02:00"
 C = load_contracts()
 
+pytestmark = pytest.mark.usefixtures("portal_stable_now")  # conftest
+
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("files") / "sources"
     generate(out, scale="tiny", start=START, days=2, seed=11, defect_rate=0.0)
     return out
-
-
-@pytest.fixture(autouse=True)
-def _fast_portal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -61,20 +56,6 @@ def drops_config(src: Path) -> SourcesConfig:
                          src / "drops" / "ssi")
 
 
-@functools.cache
-def _template(dataset: str) -> tuple[tuple[str, object], ...]:
-    sim = Simulator(SCALES["tiny"], START, 1, 11, defect_rate=0.0)  # its own, so the record is always the same
-    rec = sim.emit(dataset, 0, START, defect_ok=False, correctable=False, changes_ok=False)
-    assert rec is not None, dataset
-    return tuple(rec.items())
-
-
-def template(dataset: str) -> dict:
-    """One clean record of ``dataset``, built by the simulator itself: the tests write the files they
-    need and never depend on which reporters the generated days happen to contain."""
-    return dict(_template(dataset))
-
-
 def day_dir_of(src: Path, *folder: str) -> Path:
     """A channel's folder of START (created: a generated day may have no file of that channel)."""
     d = src.joinpath(*folder, START.isoformat())
@@ -88,16 +69,6 @@ def vacate(path: Path) -> Path:
     return path
 
 
-def records(tpl: dict, n: int, reporter: str, **change) -> list[dict]:
-    out = []
-    for k in range(n):
-        bid = uuid.uuid5(uuid.NAMESPACE_URL, f"{reporter}/{k}/{tpl['besked_id']}")
-        r = dict(tpl, besked_id=str(uuid.UUID(bytes=bid.bytes, version=4)), indberetter=reporter)
-        r.update(change)
-        out.append(r)
-    return out
-
-
 def lake_rows(root: Path, dataset: str, day: dt.date = START) -> pl.DataFrame:
     files = sorted((root / "lake" / dataset / f"leveringsdato={day}").glob("*.parquet"))
     if not files:
@@ -108,14 +79,6 @@ def lake_rows(root: Path, dataset: str, day: dt.date = START) -> pl.DataFrame:
 def quarantine(root: Path, dataset: str) -> pl.DataFrame:
     files = sorted((root / "lake" / "_quarantine").rglob(f"{dataset}__*.parquet"))
     return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
-
-
-def ledger_rows(root: Path, dataset: str | None = None) -> list:
-    led = Ledger(root / "ledger.sqlite")
-    try:
-        return led.rows(dataset)
-    finally:
-        led.close()
 
 
 def by_name(root: Path, name: str) -> list:
@@ -140,7 +103,7 @@ def test_corrected_redelivery_under_the_same_name_keeps_its_unchanged_records(sr
     root = tmp_path / "zones"
     ds, name = "akasse_fravaer", f"akasse_fravaer_013_{D1}.csv"
     path = day_dir_of(src, "portal") / name
-    recs = records(template(ds), 9, "013")
+    recs = records(ds, 9, "013")
     path.write_bytes(portal_payload(C[ds], recs))
     ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
     fixed = [dict(r) for r in recs]
@@ -165,7 +128,7 @@ def test_corrected_ftp_redelivery_keeps_its_unchanged_records(src: Path, tmp_pat
     root = tmp_path / "zones"
     ds, name = "sanktion", f"sanktion_147_{D1}.csv"
     path = day_dir_of(src, "ftp") / name
-    recs = records(template(ds), 10, "147")
+    recs = records(ds, 10, "147")
     path.write_bytes(ftp_payload(C[ds], recs))
     with start_sources(src) as s:
         cfg = SourcesConfig.from_describe(s.describe())
@@ -187,7 +150,7 @@ def test_corrected_ftp_redelivery_keeps_its_unchanged_records(src: Path, tmp_pat
 def test_names_that_do_not_fit_are_rejected_with_reason_and_the_day_goes_on(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     day_dir = day_dir_of(src, "portal")
-    body = portal_payload(C["akasse_fravaer"], records(template("akasse_fravaer"), 3, "013"))
+    body = portal_payload(C["akasse_fravaer"], records("akasse_fravaer", 3, "013"))
     (day_dir / f"akasse_fravaer_013_{D1}.csv").write_bytes(body)
     vacate(day_dir / f"akasse_fravaer_009_{D1}.csv")
     good = sorted(p.name for p in day_dir.iterdir())
@@ -237,7 +200,7 @@ def test_ftp_name_without_reporter_code_does_not_stop_the_day_direct_and_dagster
     ds = "raadighedsvurdering"
     day_dir = day_dir_of(src, "ftp")
     bad = f"raadighedsvurdering_{D1}.csv"
-    recs = records(template(ds), 3, "101")
+    recs = records(ds, 3, "101")
     (day_dir / f"raadighedsvurdering_101_{D1}.csv").write_bytes(ftp_payload(C[ds], recs))
     shutil.copy(day_dir / f"raadighedsvurdering_101_{D1}.csv", day_dir / bad)
     good = sorted(p.name for p in day_dir.glob("*_???_*.csv"))
@@ -271,11 +234,10 @@ def test_a_lake_file_belongs_to_one_payload_whatever_the_names(src: Path, tmp_pa
     ds = "akasse_fravaer"
     day_dir = day_dir_of(src, "portal")
     name = f"akasse_fravaer_013_{D1}.csv"
-    tpl = template(ds)
-    (day_dir / name).write_bytes(portal_payload(C[ds], records(tpl, 3, "013", version="1")))
-    (day_dir / (name + "\n")).write_bytes(portal_payload(C[ds], records(tpl, 10, "013", version="2")))
+    (day_dir / name).write_bytes(portal_payload(C[ds], records(ds, 3, "013", version="1")))
+    (day_dir / (name + "\n")).write_bytes(portal_payload(C[ds], records(ds, 10, "013", version="2")))
     (day_dir / "sub").mkdir()
-    (day_dir / "sub" / name).write_bytes(portal_payload(C[ds], records(tpl, 5, "013", version="5")))
+    (day_dir / "sub" / name).write_bytes(portal_payload(C[ds], records(ds, 5, "013", version="5")))
     for _ in range(2):  # the rerun flips nothing
         ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
         [main] = by_name(root, name)
@@ -294,7 +256,7 @@ def test_drop_folders_are_never_left(src: Path, tmp_path: Path) -> None:
     ds = "akasse_fravaer"
     day_dir = day_dir_of(src, "portal")
     outside = tmp_path / "outside.csv"
-    outside.write_bytes(portal_payload(C[ds], records(template(ds), 4, "002")))
+    outside.write_bytes(portal_payload(C[ds], records(ds, 4, "002")))
     vacate(day_dir / f"akasse_fravaer_002_{D1}.csv").symlink_to(outside)
     vacate(day_dir / f"akasse_fravaer_003_{D1}.csv").symlink_to("/etc/passwd")
     os.mkfifo(vacate(day_dir / f"akasse_fravaer_004_{D1}.csv"))
@@ -325,12 +287,11 @@ def test_same_bytes_or_records_of_another_reporter_are_rejected_not_misfiled(src
     own = day_dir / f"akasse_fravaer_013_{D1}.csv"
     for rep in ("009", "999", "002"):  # these names are the test's alone
         vacate(day_dir / f"akasse_fravaer_{rep}_{D1}.csv")
-    tpl = template(ds)
-    own.write_bytes(portal_payload(C[ds], records(tpl, 4, "013")))
+    own.write_bytes(portal_payload(C[ds], records(ds, 4, "013")))
     ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
     shutil.copy(own, day_dir / f"akasse_fravaer_009_{D1}.csv")  # same bytes, another reporter's name
-    (day_dir / f"akasse_fravaer_999_{D1}.csv").write_bytes(portal_payload(C[ds], records(tpl, 2, "999")))
-    (day_dir / f"akasse_fravaer_002_{D1}.csv").write_bytes(portal_payload(C[ds], records(tpl, 2, "013")))
+    (day_dir / f"akasse_fravaer_999_{D1}.csv").write_bytes(portal_payload(C[ds], records(ds, 2, "999")))
+    (day_dir / f"akasse_fravaer_002_{D1}.csv").write_bytes(portal_payload(C[ds], records(ds, 2, "013")))
     ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
     reasons = {n: by_name(root, f"akasse_fravaer_{n}_{D1}.csv") for n in ("009", "999", "002")}
     assert all(len(v) == 1 and v[0].status == "rejected" for v in reasons.values()), reasons
@@ -350,7 +311,7 @@ def test_same_bytes_or_records_of_another_reporter_are_rejected_not_misfiled(src
 
 def _ssi(src: Path, n: int, trailer: str | None) -> bytes:
     ds = "ssi_lpr_kontakt"
-    body = ssi_payload(C[ds], records(template(ds), n, "SSI"), D1)
+    body = ssi_payload(C[ds], records(ds, n, "SSI"), D1)
     lines = body.decode("latin-1").splitlines(keepends=True)
     assert lines[-1].startswith("T|")
     lines = lines[:-1] + ([trailer] if trailer is not None else [])
@@ -411,7 +372,7 @@ def test_ftp_payload_failures_are_landed_and_rejected(src: Path, tmp_path: Path)
     root = tmp_path / "zones"
     ds = "sanktion"
     day_dir = day_dir_of(src, "ftp")
-    good = ftp_payload(C[ds], records(template(ds), 3, "101"))
+    good = ftp_payload(C[ds], records(ds, 3, "101"))
     cases = {
         "101": good.replace(b"TRAILER;3", b"TRAILER;5"),
         "147": good.replace(b"TRAILER;3\r\n", b""),
@@ -422,7 +383,7 @@ def test_ftp_payload_failures_are_landed_and_rejected(src: Path, tmp_path: Path)
     }
     for rep, data in cases.items():
         (day_dir / f"sanktion_{rep}_{D1}.csv").write_bytes(data)
-    ok = records(template(ds), 2, "159")  # a good neighbour: it loads, and the lake holds nothing else of ours
+    ok = records(ds, 2, "159")  # a good neighbour: it loads, and the lake holds nothing else of ours
     (day_dir / f"sanktion_159_{D1}.csv").write_bytes(ftp_payload(C[ds], ok))
     with start_sources(src) as s:
         res = ingest_day(START, Zones(root), SourcesConfig.from_describe(s.describe()), RECEIVED_AT,
@@ -568,7 +529,7 @@ def test_dsdw_load_prints_rejections_and_the_days_reconciliation(src: Path, tmp_
     from pipelines.cli import app
 
     day_dir = day_dir_of(src, "portal")
-    body = portal_payload(C["akasse_fravaer"], records(template("akasse_fravaer"), 3, "013"))
+    body = portal_payload(C["akasse_fravaer"], records("akasse_fravaer", 3, "013"))
     (day_dir / f"akasse_fravaer_013_{D1}.csv").write_bytes(body)
     (day_dir / f"akasse_fravaer_{D1}.csv").write_bytes(body)
     with start_sources(src) as s:
@@ -619,7 +580,7 @@ def test_hard_links_undecodable_names_and_header_only_exports(src: Path, tmp_pat
 def test_a_file_with_another_datasets_header_is_rejected(src: Path, tmp_path: Path) -> None:
     root = tmp_path / "zones"
     day_dir = day_dir_of(src, "portal")
-    other = portal_payload(C["akasse_afmelding"], records(template("akasse_afmelding"), 3, "013"))
+    other = portal_payload(C["akasse_afmelding"], records("akasse_afmelding", 3, "013"))
     (day_dir / f"akasse_afmelding_013_{D1}.csv").write_bytes(other)
     target = day_dir / f"akasse_fravaer_013_{D1}.csv"
     target.write_bytes(other)
@@ -671,7 +632,7 @@ def test_a_file_named_for_an_earlier_day_is_filed_under_that_day_and_a_future_on
     ds, day2 = "akasse_fravaer", START + dt.timedelta(days=1)
     folder1, folder2 = day_dir_of(src, "portal"), src / "portal" / day2.isoformat()
     folder2.mkdir(parents=True, exist_ok=True)
-    original = records(template(ds), 9, "013")
+    original = records(ds, 9, "013")
     name = f"akasse_fravaer_013_{D1}.csv"
     (folder1 / name).write_bytes(portal_payload(C[ds], original))
     ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
@@ -680,11 +641,11 @@ def test_a_file_named_for_an_earlier_day_is_filed_under_that_day_and_a_future_on
     corrected = [dict(r) for r in original]
     corrected[2]["version"] = "5"
     (folder2 / name).write_bytes(portal_payload(C[ds], corrected))
-    late = records(template(ds), 4, "067")
+    late = records(ds, 4, "067")
     late_name = vacate(folder2 / f"akasse_fravaer_067_{D1}.csv").name
     (folder2 / late_name).write_bytes(portal_payload(C[ds], late))
     future = f"akasse_fravaer_009_{(day2 + dt.timedelta(days=1)):%Y%m%d}.csv"
-    (folder2 / future).write_bytes(portal_payload(C[ds], records(template(ds), 2, "009")))
+    (folder2 / future).write_bytes(portal_payload(C[ds], records(ds, 2, "009")))
     res = ingest_dataset_day(ds, day2, Zones(root), drops_config(src), RECEIVED_AT)
     assert not res.failures
     got = {p.source_name: p for p in res.payloads}
@@ -737,7 +698,7 @@ def test_a_revert_to_an_earlier_versions_bytes_wins_in_lake_and_warehouse(src: P
     root = tmp_path / "zones"
     ds, name = "akasse_fravaer", f"akasse_fravaer_013_{D1}.csv"
     path = day_dir_of(src, "portal") / name
-    first = records(template(ds), 3, "013")
+    first = records(ds, 3, "013")
     for k, r in enumerate(first):
         r["fravaer_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"revert/{k}"))
     start0 = dt.date.fromisoformat(str(first[1]["startdato"]))
@@ -790,7 +751,7 @@ def test_headers_that_do_not_match_are_rejected_naming_what_is_wrong(src: Path, 
     root = tmp_path / "zones"
     ds = "akasse_fravaer"
     day_dir = day_dir_of(src, "portal")
-    recs = records(template(ds), 3, "013")
+    recs = records(ds, 3, "013")
     body = portal_payload(C[ds], recs)
     bom, rest = body[:3], body[3:]
     assert bom == b"\xef\xbb\xbf"  # the portal's export writes one
@@ -804,7 +765,7 @@ def test_headers_that_do_not_match_are_rejected_naming_what_is_wrong(src: Path, 
         "012": (bom + bom + rest, "missing ['besked_id']"),  # a second byte order mark
     }
     good = {"013": rest.replace(b"\r\n", b"\n"),  # LF only, no BOM
-            "017": portal_payload(C[ds], records(template(ds), 3, "017")).replace(b"\r\n", b"\n", 2)}  # mixed
+            "017": portal_payload(C[ds], records(ds, 3, "017")).replace(b"\r\n", b"\n", 2)}  # mixed
     for rep, data in [*((r, d) for r, (d, _) in cases.items()), *good.items()]:
         data = data.replace(b";013;", f";{rep};".encode()) if rep in cases else data
         vacate(day_dir / f"{ds}_{rep}_{D1}.csv").write_bytes(data)
@@ -828,7 +789,7 @@ def test_names_with_other_digits_or_lookalike_letters_do_not_fit(src: Path, tmp_
     root = tmp_path / "zones"
     ds = "akasse_fravaer"
     day_dir = day_dir_of(src, "portal")
-    body = portal_payload(C[ds], records(template(ds), 2, "013"))
+    body = portal_payload(C[ds], records(ds, 2, "013"))
     odd = [f"{ds}_\u0660\u0661\u0663_{D1}.csv",  # Arabic-Indic digits for 013
            f"{ds}_\uff10\uff11\uff13_{D1}.csv",  # full-width digits
            f"{ds}_013_\u0662\u0660\u0662\u0666\u0661\u0660\u0660\u0661.csv",
@@ -855,7 +816,7 @@ def test_a_file_that_changes_while_it_is_read_is_not_loaded_torn(src: Path, tmp_
     root = tmp_path / "zones"
     ds = "akasse_fravaer"
     target = vacate(day_dir_of(src, "portal") / f"{ds}_013_{D1}.csv")
-    recs = records(template(ds), 4, "013")
+    recs = records(ds, 4, "013")
     target.write_bytes(portal_payload(C[ds], recs[:2]))
     real_read = os.read
     grown = portal_payload(C[ds], recs)
@@ -915,13 +876,13 @@ def test_nul_fill_or_ctrl_z_after_the_last_line_is_rejected_and_the_clean_resend
     REPORTER = {"akasse_fravaer": "013", "ssi_lpr_kontakt": "SSI", "uddannelse": "UVM"}  # noqa: N806
     cases = {  # dataset -> (folder, file name, clean bytes, tail, what the reason says)
         "akasse_fravaer": (("portal",), f"akasse_fravaer_013_{D1}.csv",
-                           portal_payload(C["akasse_fravaer"], records(template("akasse_fravaer"), 4, "013")),
+                           portal_payload(C["akasse_fravaer"], records("akasse_fravaer", 4, "013")),
                            b"\x00" * 8192, "8,192 NUL byte(s) (zero padding)"),
         "ssi_lpr_kontakt": (("drops", "ssi"), f"ssi_lpr_kontakt_{D1}.txt",
-                            ssi_payload(C["ssi_lpr_kontakt"], records(template("ssi_lpr_kontakt"), 4, "SSI"), D1),
+                            ssi_payload(C["ssi_lpr_kontakt"], records("ssi_lpr_kontakt", 4, "SSI"), D1),
                             b"\x00" * 300, "300 NUL byte(s) (zero padding)"),
         "uddannelse": (("drops", "uvm"), f"uddannelse_{D1}.csv",
-                       uvm_payload(C["uddannelse"], records(template("uddannelse"), 4, "UVM")),
+                       uvm_payload(C["uddannelse"], records("uddannelse", 4, "UVM")),
                        b"\x1a", "a DOS end-of-file mark (Ctrl-Z, byte 1A)"),
     }
     for folder, name, clean, tail, _said in cases.values():
@@ -940,7 +901,7 @@ def test_nul_fill_or_ctrl_z_after_the_last_line_is_rejected_and_the_clean_resend
         q = quarantine(root, ds).filter(pl.col("payload_id") == row.payload_id)
         held = q.filter(pl.col("error_kind") == "payload_rejected")
         assert sorted(json.loads(r)["besked_id"] for r in held["raw_record"]) == sorted(
-            r["besked_id"] for r in records(template(ds), 4, rep))
+            r["besked_id"] for r in records(ds, 4, rep))
         assert q.filter(pl.col("error_kind") == "padding")["record_no"].to_list() == [None]
     for ds, (folder, name, clean, _tail, _said) in cases.items():  # the reporter sends it again, clean
         day_dir_of(src, *folder).joinpath(name).write_bytes(clean)
@@ -949,5 +910,5 @@ def test_nul_fill_or_ctrl_z_after_the_last_line_is_rejected_and_the_clean_resend
         assert [(r.version, r.status) for r in rows] == [(1, "rejected"), (2, "loaded")]
         got = reporter_rows(root, ds, REPORTER[ds])
         assert rows[1].rows_accepted == 4 and sorted(got["besked_id"]) == sorted(
-            r["besked_id"] for r in records(template(ds), 4, REPORTER[ds]))
+            r["besked_id"] for r in records(ds, 4, REPORTER[ds]))
     assert_lake_matches_ledger(root)

@@ -23,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pipelines.ingest as ingest
 from pipelines.contracts import load_contracts
 from pipelines.contracts.wire import portal_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day
@@ -37,6 +36,8 @@ DAYS = [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
 REPORTERS = ["001", "013"]
 SLOTS = [(d, r) for d in range(len(DAYS)) for r in REPORTERS]
 RECEIVED_AT = "2026-10-03T02:00:00+02:00"
+
+pytestmark = pytest.mark.usefixtures("portal_stable_now")  # conftest
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,6 @@ class World:
 @given(ops)
 def test_lake_equals_the_valid_records_of_every_files_latest_version(tpl: dict, monkeypatch: pytest.MonkeyPatch,
                                                                       seq: list[tuple]) -> None:
-    monkeypatch.setattr(ingest, "PORTAL_STABLE_SECONDS", 0.0)
     monkeypatch.setattr(os, "fsync", lambda fd: None)  # durability is not the property here; speed is
     with tempfile.TemporaryDirectory() as tmp:
         w = World(Path(tmp), tpl)

@@ -10,11 +10,9 @@ requests from a table of canned bodies (by cursor), exactly as bytes, whatever t
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import gzip
 import json
 import threading
-import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,12 +21,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pyarrow.parquet as pq
 import pytest
-from fixtures_lake import ledger_rows, zone_tree
+from ingest_builders import ledger_rows, records, template, zone_tree
 
 from pipelines.contracts import codelist_codes, load_contracts
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day
-from pipelines.simulate.generate import Simulator
-from pipelines.simulate.scales import SCALES
 from pipelines.sources import retry
 from pipelines.warehouse.checks import lake_ledger_checks
 
@@ -38,23 +34,10 @@ RECEIVED_AT = "2026-10-02T02:00:00+02:00"
 C = load_contracts()[DS]
 
 
-@functools.cache
-def _template() -> tuple[tuple[str, Any], ...]:
-    sim = Simulator(SCALES["tiny"], DAY, 1, 11, defect_rate=0.0)
-    rec = sim.emit(DS, 0, DAY, defect_ok=False, correctable=False, changes_ok=False)
-    assert rec is not None
-    return tuple(rec.items())
-
-
 def recs(rep: str, n: int = 3, tag: str = "") -> list[dict]:
-    out = []
-    for k in range(n):
-        bid = uuid.uuid5(uuid.NAMESPACE_URL, f"ws-corpus/{rep}/{tag}/{k}")
-        r = dict(_template(), besked_id=str(uuid.UUID(bytes=bid.bytes, version=4)), indberetter=rep)
-        if "kommunekode" in r:
-            r["kommunekode"] = rep
-        out.append(r)
-    return out
+    """``n`` clean records of ``rep``'s (its kommunekode too), with message ids of this tag alone."""
+    own = {"kommunekode": rep} if "kommunekode" in template(DS) else {}
+    return records(DS, n, rep, key=f"ws-corpus/{rep}/{tag}", **own)
 
 
 def page(rep: str, records: list[Any], next_cursor: Any = None, **envelope: Any) -> dict:

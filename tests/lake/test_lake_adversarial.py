@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_lake import pick
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lake_builders import pick
 
 from pipelines.contracts import load_contracts
 from pipelines.lake import parse_payload, reconcile

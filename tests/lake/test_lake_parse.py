@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fixtures_lake import pick, problems, write_like
+from lake_builders import pick, problems, write_like
 
 import pipelines.lake.parse as lake_parse
 from pipelines.contracts import Field, load_contracts, wire

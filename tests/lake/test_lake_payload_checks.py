@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_lake import pick, problems, write_like
+from lake_builders import pick, problems, write_like
 
 from pipelines.contracts import load_contracts, wire
 from pipelines.contracts.validate import DATE_FLOOR, FUTURE_YEARS, _check_type

@@ -1,10 +1,10 @@
-"""Helpers shared by the lake parser tests: pick a generated payload, write records back in a channel's
+"""Builders the lake parser tests share: pick a generated payload, write records back in a channel's
 wire format, read a parse's quarantine as (record, field, kind) triples.
 
-Only the helpers the two test modules define alike live here.  ``records`` and ``parse`` keep their
-per-module definitions: they share names but not signatures (``records(path, ds, at_least=6)`` repeats a
-payload's records for the strictness tests, ``parse(data, ds, ch, contract)`` takes another contract), so
-importing a whole helper block from one test file into the other breaks the callers.
+Plain functions, not fixtures: the tests call them inside their own helpers.  Only the helpers the
+modules define alike live here.  ``records`` and ``parse`` keep their per-module definitions: they share
+names but not signatures (``records(path, ds, at_least=6)`` repeats a payload's records for the
+strictness tests, ``parse(data, ds, ch, contract)`` takes another contract).
 """
 
 from __future__ import annotations
@@ -47,21 +47,3 @@ def write_like(channel: str, dataset: str, recs: list[dict[str, Any]], contract:
 def problems(res: ParseResult) -> list[tuple[int | None, str | None, str]]:
     """The quarantine rows as (record_no, field, error_kind)."""
     return [(r["record_no"], r["field"], r["error_kind"]) for r in res.quarantine.to_pylist()]
-
-
-def ledger_rows(root: Path) -> list:
-    """Every ledger row of a zones root (opened and closed again, so a later run can write)."""
-    from pipelines.landing.ledger import Ledger
-
-    led = Ledger(root / "ledger.sqlite")
-    try:
-        return led.rows()
-    finally:
-        led.close()
-
-
-def zone_tree(root: Path) -> dict[str, bytes]:
-    """Every file under a zones root by path, the ledger's SQLite files and locks left out: a rerun that is a
-    no-op leaves this equal byte for byte."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith("ledger.sqlite") and "locks" not in p.parts}
