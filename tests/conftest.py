@@ -14,9 +14,11 @@ at import time and pytest does not import conftest files as modules.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import importlib.machinery
+import json
 import os
 import shutil
 import sqlite3
@@ -127,6 +129,30 @@ def sources_seed1(tmp_path_factory: pytest.TempPathFactory) -> Path:
         generate(work / "src", scale="tiny", start=START, days=len(TINY_DAYS), seed=1)
 
     return built_once(tmp_path_factory, "sources_seed1", build) / "src"
+
+
+@pytest.fixture(scope="session")
+def sources_seed21(build_once: Callable[[str, Callable[[Path], object]], Path]) -> Path:
+    """Generated sources: tiny, 1 day (1 Oct 2026), seed 21, 30 % defects: enough bad records that an error
+    rule fails at zero tolerance.  Read by the quality checks' Dagster wiring and the ingestion pool tests."""
+    from pipelines.simulate.generate import generate
+
+    return build_once("sources_seed21", lambda work: generate(work / "src", scale="tiny", start=START, days=1,
+                                                              seed=21, defect_rate=0.3)) / "src"
+
+
+@pytest.fixture(scope="session")
+def serve_sources() -> Callable[[Path, Path], contextlib.AbstractContextManager[Path]]:
+    """``serve_sources(src, state)``: a context that serves the generated ``src`` (``start_sources``) and
+    writes the systems' description to ``state``, the file ``--sources`` and ``DsdwResource`` read."""
+    from pipelines.simulate.servers import start_sources
+
+    @contextlib.contextmanager
+    def serve(src: Path, state: Path) -> Iterator[Path]:
+        with start_sources(src) as systems:
+            state.write_text(json.dumps(systems.describe()))
+            yield state
+    return serve
 
 
 @pytest.fixture(scope="session")

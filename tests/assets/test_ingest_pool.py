@@ -3,7 +3,6 @@ is ingested only when Dagster would start its step, so a failed blocking check u
 dependents' partitions unloaded, as with serial steps."""
 
 import datetime as dt
-import json
 import sqlite3
 from pathlib import Path
 
@@ -11,23 +10,18 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from pipelines.assets.ingestion import INGESTION_ASSETS, DsdwResource, shutdown_ingest_pools
-from pipelines.simulate.generate import generate
-from pipelines.simulate.servers import start_sources
 
 DAY = dt.date(2026, 10, 1)
 # samtale waits for indkaldelse (and kontaktgruppe; foerste_henvendelse is not in the run); opslag for nothing
 DATASETS = ("kontaktgruppe", "indkaldelse", "samtale", "stillingsopslag")
 
 
-def test_a_failed_blocking_check_keeps_its_dependents_out_of_the_pool(tmp_path: Path) -> None:
-    src = tmp_path / "sources"
-    generate(src, scale="tiny", start=DAY, days=1, seed=21, defect_rate=0.3)
+def test_a_failed_blocking_check_keeps_its_dependents_out_of_the_pool(sources_seed21: Path, serve_sources,
+                                                                      tmp_path: Path) -> None:
     assets = [a for a in INGESTION_ASSETS if a.key.path[-1] in DATASETS]
     root = tmp_path / "zones"
     try:
-        with start_sources(src) as systems:
-            state = tmp_path / "sources.json"
-            state.write_text(json.dumps(systems.describe()))
+        with serve_sources(sources_seed21, tmp_path / "sources.json") as state:
             res = dg.materialize(assets, partition_key=DAY.isoformat(), raise_on_error=False, resources={
                 "dsdw": DsdwResource(root=str(root), sources_file=str(state), error_tolerance=0.0,
                                      error_min_records=1, ingest_workers=2)})

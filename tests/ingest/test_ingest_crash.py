@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import signal
 import sqlite3
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from pipelines.simulate.generate import generate
-from pipelines.simulate.servers import start_sources
 
 START = dt.date(2026, 10, 1)
 RECEIVED_AT = "2026-10-03T02:00:00+02:00"
@@ -63,13 +61,11 @@ def payload_count(root: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):
+def served(tmp_path_factory: pytest.TempPathFactory, serve_sources):
     base = tmp_path_factory.mktemp("crash")
     src = base / "sources"
     generate(src, scale="tiny", start=START, days=2, seed=12, defect_rate=0.05)
-    with start_sources(src) as systems:
-        state = base / "sources.json"
-        state.write_text(json.dumps(systems.describe()))
+    with serve_sources(src, base / "sources.json") as state:
         ref = base / "reference"
         subprocess.run(load_cmd(ref, state), check=True, capture_output=True, timeout=300)
         yield state, ref

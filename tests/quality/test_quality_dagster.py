@@ -4,7 +4,6 @@ dq_results asset that publishes results and reports."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import dagster as dg
@@ -12,20 +11,15 @@ import duckdb
 import pytest
 
 from pipelines.assets.ingestion import INGESTION_ASSETS, DsdwResource, dq_results
-from pipelines.simulate.generate import generate
-from pipelines.simulate.servers import start_sources
 
 DAY = dt.date(2026, 10, 1)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory):
+def env(tmp_path_factory: pytest.TempPathFactory, sources_seed21: Path, serve_sources):
+    """(base, state): conftest's ``sources_seed21`` served; the runs write their zones under ``base``."""
     base = tmp_path_factory.mktemp("dqdg")
-    src = base / "sources"
-    generate(src, scale="tiny", start=DAY, days=1, seed=21, defect_rate=0.3)
-    with start_sources(src) as systems:
-        state = base / "sources.json"
-        state.write_text(json.dumps(systems.describe()))
+    with serve_sources(sources_seed21, base / "sources.json") as state:
         yield base, state
 
 
