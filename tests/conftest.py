@@ -6,10 +6,14 @@ temp directory (``pytest-N/``, shared by ``-n 2``'s workers) while holding a fil
 wait for it and read the same files.  The build is never reused across sessions, so a code change
 always gets fresh data.  Readers must not change these trees; a test that writes takes a copy.
 
-Record builders for hand-made lake deliveries (``kg``, ``uid``, ``deliver``, ``cpr_for``) are in
-``fixtures_wh.py``, the data-quality results builder in ``fixtures_dq.py``, lake payload helpers
-(``write_like``) in ``fixtures_lake.py``: plain modules, because module-level test data needs them
-at import time and pytest does not import conftest files as modules.
+Layout: ``tests/<area>/`` mirrors ``pipelines/<area>/``; a top-level test module mirrors a top-level
+module of ``pipelines/`` or says why it belongs to no package.  Fixtures live in conftest files: the ones
+several areas read here, an area's own in ``tests/<area>/conftest.py`` (``build_once`` gives them this
+file's cross-worker caching).  Builders that are plain functions live in plain modules, because
+module-level test data and the tests' own helpers call them, and pytest gives fixtures only to tests
+and does not import conftest files as modules: an area's own beside its tests (``ingest_builders.py``,
+``lake_builders.py``), those several areas share here (``fixtures_wh.py``: ``kg``, ``uid``, ``deliver``,
+``cpr_for``; ``fixtures_deliveries.py``: delivered files read back).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from fixtures_wh import kg, uid, use_keys  # noqa: F401  (the delivery tests import kg, uid from here)
+from fixtures_wh import uid, use_keys
 
 from pipelines.deliveries import decrypt, get_recipient
 

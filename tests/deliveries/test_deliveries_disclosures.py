@@ -10,10 +10,11 @@ pålæg and the risk assessment to the institution, for kontaktgruppe 1 and 12.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
-from fixtures_deliveries import D, declared_columns, foranst, key_env, kg, read_manifest, read_rows, uid
-from fixtures_wh import cpr_for, deliver
+from fixtures_deliveries import D, declared_columns, foranst, read_manifest, read_rows
+from fixtures_wh import cpr_for, deliver, kg, uid
 
 from pipelines.deliveries import deliver as make_delivery
 from pipelines.warehouse.build import load_warehouse
@@ -45,37 +46,35 @@ def upl(tag: str, cpr: str, trin: str, day: str, version: int, status: str = "2"
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory):
-    base = tmp_path_factory.mktemp("dlvnew")
-    root = base / "root"
-    with key_env(base / "keys"):
-        deliver(root, "kontaktgruppe", DAY, [
-            kg("s1", S1, "1", "2026-01-01"), kg("s2", S2, "1", "2026-01-01"), kg("s3", S3, "2", "2026-01-01"),
-            kg("u1", U1, "12", "2026-01-01"), kg("u2", U2, "2", "2026-01-01"), kg("u3", U3, "1", "2026-01-01")])
-        deliver(root, "akasse_tilmelding", DAY, [tilm("t1", S1, "067", "2026-01-05"),
-                                                 tilm("t2", S2, "067", "2026-01-05"),
-                                                 tilm("t3", S3, "067", "2026-01-05")], reporter="067")
-        deliver(root, "akasse_tilmelding", DAY, [tilm("t4", S1, "010", "2026-10-15"),
-                                                 tilm("t5", S3, "010", "2026-10-15")], reporter="010")
-        deliver(root, "joblog_jobsoegning", DAY, [
-            log("j1", S1, "2026-09-10", "067", virksomhed_email="job@byg.dk"),   # before the period: still sent
-            log("j2", S1, "2026-10-02"),
-            log("j3", S2, "2026-10-03", "067"),
-            log("j4", S3, "2026-10-04", "067")], reporter="JOBNET")
-        deliver(root, "uddannelsesplan", DAY, [
-            upl("p1", U1, "3", "2026-09-01", 1, optagelsesstatus="afventer"),
-            upl("p1", U1, "4", "2026-10-05", 2, paalagt_uddannelse="1030", fristdato=D("2027-01-05"),
-                uddannelsesinstitution="101001", risiko_saerlige_vanskeligheder=True, personens_navn="Ung Person"),
-            upl("p2", U2, "4", "2026-10-06", 1, paalagt_uddannelse="1030", uddannelsesinstitution="101001"),
-            upl("p3", U3, "4", "2026-10-07", 1, status="5", paalagt_uddannelse="1030",
-                uddannelsesinstitution="147001")])
-        deliver(root, "foranstaltning", DAY, [
-            foranst("fa", U1, "20", "2026-08-01", "2026-08-31"),      # ended before the first pålæg (2026-09-01)
-            foranst("fb", U1, "21", "2026-09-15", "2026-12-31"),
-            foranst("fc", U2, "21", "2026-09-15", "2026-12-31")])
-        load_warehouse(root, DAY)
-        yield {"root": root, "m": {rid: make_delivery(root, rid, "2026-10", create_missing_keys=True)
-                                   for rid in ("akasse", "akasseskifte", "uddannelsesinstitution")}}
+def wh(keyed_root: Path):
+    root = keyed_root  # conftest: keys in the environment for the module
+    deliver(root, "kontaktgruppe", DAY, [
+        kg("s1", S1, "1", "2026-01-01"), kg("s2", S2, "1", "2026-01-01"), kg("s3", S3, "2", "2026-01-01"),
+        kg("u1", U1, "12", "2026-01-01"), kg("u2", U2, "2", "2026-01-01"), kg("u3", U3, "1", "2026-01-01")])
+    deliver(root, "akasse_tilmelding", DAY, [tilm("t1", S1, "067", "2026-01-05"),
+                                             tilm("t2", S2, "067", "2026-01-05"),
+                                             tilm("t3", S3, "067", "2026-01-05")], reporter="067")
+    deliver(root, "akasse_tilmelding", DAY, [tilm("t4", S1, "010", "2026-10-15"),
+                                             tilm("t5", S3, "010", "2026-10-15")], reporter="010")
+    deliver(root, "joblog_jobsoegning", DAY, [
+        log("j1", S1, "2026-09-10", "067", virksomhed_email="job@byg.dk"),   # before the period: still sent
+        log("j2", S1, "2026-10-02"),
+        log("j3", S2, "2026-10-03", "067"),
+        log("j4", S3, "2026-10-04", "067")], reporter="JOBNET")
+    deliver(root, "uddannelsesplan", DAY, [
+        upl("p1", U1, "3", "2026-09-01", 1, optagelsesstatus="afventer"),
+        upl("p1", U1, "4", "2026-10-05", 2, paalagt_uddannelse="1030", fristdato=D("2027-01-05"),
+            uddannelsesinstitution="101001", risiko_saerlige_vanskeligheder=True, personens_navn="Ung Person"),
+        upl("p2", U2, "4", "2026-10-06", 1, paalagt_uddannelse="1030", uddannelsesinstitution="101001"),
+        upl("p3", U3, "4", "2026-10-07", 1, status="5", paalagt_uddannelse="1030",
+            uddannelsesinstitution="147001")])
+    deliver(root, "foranstaltning", DAY, [
+        foranst("fa", U1, "20", "2026-08-01", "2026-08-31"),      # ended before the first pålæg (2026-09-01)
+        foranst("fb", U1, "21", "2026-09-15", "2026-12-31"),
+        foranst("fc", U2, "21", "2026-09-15", "2026-12-31")])
+    load_warehouse(root, DAY)
+    yield {"root": root, "m": {rid: make_delivery(root, rid, "2026-10", create_missing_keys=True)
+                               for rid in ("akasse", "akasseskifte", "uddannelsesinstitution")}}
 
 
 def test_new_akasse_gets_the_whole_joblog_on_a_change_of_akasse(wh):

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
-from fixtures_deliveries import D, declared_columns, foranst, key_env, kg, read_manifest, read_rows, uid
-from fixtures_wh import cpr_for, deliver
+from fixtures_deliveries import D, declared_columns, foranst, read_manifest, read_rows
+from fixtures_wh import cpr_for, deliver, kg, uid
 
 from pipelines.deliveries import deliver as make_delivery
 from pipelines.warehouse.build import load_warehouse
@@ -37,107 +38,105 @@ def akt(tag, cpr, akasse, start):
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory):
-    base = tmp_path_factory.mktemp("dlvexch")
-    root = base / "root"
-    with key_env(base / "keys"):
-        deliver(root, "kontaktgruppe", DAY, [
-            kg("k1", K1, "1", "2026-01-01"), kg("k2", K2, "2", "2026-01-01"), kg("k3", K3, "1", "2026-01-01"),
-            kg("k4", K4, "1", "2026-01-01"), kg("m1a", M1, "1", "2026-01-01", "2026-10-09"),
-            kg("n1a", N1, "1", "2026-01-01", "2026-10-09"), kg("n1b", N1, "12", "2026-10-10")])
-        deliver(root, "kontaktgruppe", DAY, [kg("m1b", M1, "1", "2026-10-10", kommune="147")], reporter="147")
-        # the simulator's move: version 1 from 101 (earlier payload), version 2 of the SAME spell from 147
-        deliver(root, "kontaktgruppe", DAY - dt.timedelta(days=20), [kg("m2", M2, "1", "2026-01-01")])
-        deliver(root, "kontaktgruppe", DAY, [
-            {**kg("m2", M2, "1", "2026-01-01", kommune="147", version=2, change="2"),
-             "registreringsdato": D("2026-10-12"), "haendelsestidspunkt": MOVE_TS}], reporter="147", source="flyt")
-        deliver(root, "kontaktgruppe", DAY - dt.timedelta(days=20), [kg("m3", M3, "1", "2026-01-01")], source="m3")
-        deliver(root, "kontaktgruppe", DAY, [{**kg("m3", M3, "1", "2026-01-01", kommune="999", version=2, change="2"),
-                                              "haendelsestidspunkt": MOVE_TS}], source="m3")
-        deliver(root, "akasse_tilmelding", DAY, [akt("t1", K1, "067", "2026-01-05"), akt("t2", K2, "067", "2026-01-05"),
-                                                 akt("t3", M1, "067", "2026-01-05"), akt("t4", M2, "067", "2026-01-05"),
-                                                 akt("t5", F1, "010", "2026-01-05")], reporter="067")
-        deliver(root, "akasse_samtale", DAY, [
-            {"samtale_id": uid("as1"), "cpr": K1, "akassekode": "010", "samtaledato": D("2026-10-10"),
-             "samtaletype": "1", "samtaleform": "1", "registreringsdato": D("2026-10-10"), "cv_aftaler": "fritekst"},
-            {"samtale_id": uid("as2"), "cpr": X1, "akassekode": "010", "samtaledato": D("2026-10-10"),
-             "samtaletype": "1", "samtaleform": "1", "registreringsdato": D("2026-10-10")}], reporter="010")
-        deliver(root, "indkaldelse", DAY, [
-            {"indkaldelse_id": uid("i1"), "cpr": K1, "samtaledato": D("2026-10-05"), "samtaletype": "1",
-             "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01"),
-             "adresse": "Jobcentervej 1", "titel": "fritekst"},
-            {"indkaldelse_id": uid("i2"), "cpr": K1, "samtaledato": D("2026-10-12"), "samtaletype": "1",
-             "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")},
-            {"indkaldelse_id": uid("i3"), "cpr": K2, "samtaledato": D("2026-10-05"), "samtaletype": "1",
-             "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")},
-            {"indkaldelse_id": uid("i4"), "cpr": K3, "samtaledato": D("2026-10-05"), "samtaletype": "1",
-             "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")}])
-        deliver(root, "samtale", DAY, [
-            {"samtale_id": uid("s1"), "cpr": K1, "samtaledato": D("2026-10-06"), "samtaletype": "1",
-             "samtaleform": "1", "registreringsdato": D("2026-10-08"), "matchgruppe": "1"},
-            {"samtale_id": uid("s4"), "cpr": K4, "samtaledato": D("2026-10-03"), "samtaletype": "1",
-             "samtaleform": "1", "registreringsdato": D("2026-10-03")}])
-        deliver(root, "joblog_jobsoegning", DAY, [
-            {"joblog_id": uid("j1"), "cpr": K1, "oprettelsesdato": D("2026-10-08"), "logtype": "1", "kilde": "2",
-             "akassekode": "067", "status": "2", "soegningsdato": D("2026-10-08"), "virksomhedsnavn": "Firma",
-             "stillingsbetegnelse": "Lagerarbejder", "virksomhed_email": "a@b.dk"},
-            {"joblog_id": uid("j4"), "cpr": K4, "oprettelsesdato": D("2026-10-20"), "logtype": "1", "kilde": "2",
-             "akassekode": "030", "status": "2", "soegningsdato": D("2026-10-20")}], reporter="JOBNET")
-        deliver(root, "haendelse_akasse", DAY, [
-            {"haendelse_id": uid("h1"), "cpr": K1, "haendelsesdato": D("2026-10-07"), "haendelsestype": "1",
-             "kommentar": "fritekst"},
-            {"haendelse_id": uid("h0"), "cpr": K1, "haendelsesdato": D("2026-09-07"), "haendelsestype": "1"},
-            {"haendelse_id": uid("hm1"), "cpr": M1, "haendelsesdato": D("2026-09-20"), "haendelsestype": "13",
-             "virksomhed_cvr": "12345674", "virksomhed_pnummer": "1000000001", "kommunekode": "101"},
-            {"haendelse_id": uid("hm2"), "cpr": M1, "haendelsesdato": D("2026-09-21"), "haendelsestype": "1",
-             "kommunekode": "101"},
-            # § 74, stk. 1: the jobcentre reports the event type only; the data foundation marks it
-            {"haendelse_id": uid("h7"), "cpr": K1, "haendelsesdato": D("2026-10-08"), "haendelsestype": "7",
-             "udeblivelse": None}])
-        deliver(root, "akasse_indkaldelse", DAY, [
-            {"indkaldelse_id": uid("ai1"), "cpr": K1, "akassekode": "067", "samtaledato": D("2026-10-09"),
-             "samtaletype": "1", "meddelelsesdato": D("2026-10-01"), "registreringsdato": D("2026-10-01")}],
-            reporter="067")
-        deliver(root, "akasse_fravaer", DAY, [
-            {"fravaer_id": uid("af1"), "cpr": M1, "akassekode": "067", "fravaersaarsag": "9",
-             "startdato": D("2026-10-05"), "registreringsdato": D("2026-10-05"), "bemaerkning": "fritekst"},
-            {"fravaer_id": uid("af2"), "cpr": M1, "akassekode": "067", "fravaersaarsag": "9",
-             "startdato": D("2026-10-15"), "registreringsdato": D("2026-10-15")},
-            {"fravaer_id": uid("af3"), "cpr": M2, "akassekode": "067", "fravaersaarsag": "9",
-             "startdato": D("2026-10-11"), "registreringsdato": D("2026-10-11")},
-            {"fravaer_id": uid("af4"), "cpr": M2, "akassekode": "067", "fravaersaarsag": "9",
-             "startdato": D("2026-10-12"), "registreringsdato": D("2026-10-12")}], reporter="067")
-        deliver(root, "minplan_udkast", DAY, [
-            {"udkast_id": uid("u1"), "cpr": K1, "akassekode": "010", "udkastdato": D("2026-10-11"),
-             "registreringsdato": D("2026-10-11"), "planforslag": "fritekst"}], reporter="010")
-        deliver(root, "plan", DAY, [
-            {"plan_id": uid("p1"), "cpr": M1, "kommunekode": "101", "plantype": "1", "status": "2",
-             "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1, "beskaeftigelsesmaal": "Lagerarbejde"},
-            {"plan_id": uid("p2"), "cpr": M1, "kommunekode": "101", "plantype": "1", "status": "4",
-             "oprettelses_revisionsdato": D("2026-03-01"), "planversion": 1},
-            {"plan_id": uid("p3"), "cpr": M1, "kommunekode": "147", "plantype": "1", "status": "2",
-             "oprettelses_revisionsdato": D("2026-10-11"), "planversion": 1},
-            {"plan_id": uid("p4"), "cpr": N1, "kommunekode": "101", "plantype": "1", "status": "2",
-             "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1},
-            {"plan_id": uid("p6"), "cpr": M3, "kommunekode": "101", "plantype": "1", "status": "2",
-             "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 1},
-            {"plan_id": uid("p5"), "cpr": M2, "kommunekode": "101", "plantype": "1", "status": "3",
-             "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 2, "planbeskrivelse": "Plan for M2"}])
-        deliver(root, "uddannelsesplan", DAY, [
-            {"uddannelsesplan_id": uid("up1"), "cpr": M1, "kommunekode": "101", "trin": "2", "status": "3",
-             "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 1, "uddannelsesmaal": "1030"}])
-        deliver(root, "foranstaltning", DAY, [
-            foranst("fm1", M1, "12", "2026-08-01", "2026-09-30"),               # ended before the move
-            foranst("fm2", M1, "12", "2026-09-01", "2026-12-31"),               # ongoing
-            foranst("fm3", M1, "20", "2026-11-01", "2026-11-30"),               # agreed, future
-            {**foranst("fm4", M1, "20", "2026-11-01", "2026-11-30"), "status": "1"},  # annulleret
-            foranst("fm5", M1, "20", "2026-10-20", "2026-11-30", kommune="147"),   # the new kommune's own
-            foranst("fm6", M2, "12", "2026-10-01", "2026-12-31"),
-            foranst("fx1", F1, "14", "2026-09-01", None, cvr="87654328"),        # fleksjob of an a-kasse member
-            foranst("fx2", K2, "14", "2026-09-01", None)])                       # K2 is a member of 067 too
-        load_warehouse(root, DAY)
-        yield {"root": root, "m": {rid: make_delivery(root, rid, "2026-10", create_missing_keys=True)
-                                   for rid in ("akasse", "jobcenter", "tilflytningskommune")}}
+def wh(keyed_root: Path):
+    root = keyed_root  # conftest: keys in the environment for the module
+    deliver(root, "kontaktgruppe", DAY, [
+        kg("k1", K1, "1", "2026-01-01"), kg("k2", K2, "2", "2026-01-01"), kg("k3", K3, "1", "2026-01-01"),
+        kg("k4", K4, "1", "2026-01-01"), kg("m1a", M1, "1", "2026-01-01", "2026-10-09"),
+        kg("n1a", N1, "1", "2026-01-01", "2026-10-09"), kg("n1b", N1, "12", "2026-10-10")])
+    deliver(root, "kontaktgruppe", DAY, [kg("m1b", M1, "1", "2026-10-10", kommune="147")], reporter="147")
+    # the simulator's move: version 1 from 101 (earlier payload), version 2 of the SAME spell from 147
+    deliver(root, "kontaktgruppe", DAY - dt.timedelta(days=20), [kg("m2", M2, "1", "2026-01-01")])
+    deliver(root, "kontaktgruppe", DAY, [
+        {**kg("m2", M2, "1", "2026-01-01", kommune="147", version=2, change="2"),
+         "registreringsdato": D("2026-10-12"), "haendelsestidspunkt": MOVE_TS}], reporter="147", source="flyt")
+    deliver(root, "kontaktgruppe", DAY - dt.timedelta(days=20), [kg("m3", M3, "1", "2026-01-01")], source="m3")
+    deliver(root, "kontaktgruppe", DAY, [{**kg("m3", M3, "1", "2026-01-01", kommune="999", version=2, change="2"),
+                                          "haendelsestidspunkt": MOVE_TS}], source="m3")
+    deliver(root, "akasse_tilmelding", DAY, [akt("t1", K1, "067", "2026-01-05"), akt("t2", K2, "067", "2026-01-05"),
+                                             akt("t3", M1, "067", "2026-01-05"), akt("t4", M2, "067", "2026-01-05"),
+                                             akt("t5", F1, "010", "2026-01-05")], reporter="067")
+    deliver(root, "akasse_samtale", DAY, [
+        {"samtale_id": uid("as1"), "cpr": K1, "akassekode": "010", "samtaledato": D("2026-10-10"),
+         "samtaletype": "1", "samtaleform": "1", "registreringsdato": D("2026-10-10"), "cv_aftaler": "fritekst"},
+        {"samtale_id": uid("as2"), "cpr": X1, "akassekode": "010", "samtaledato": D("2026-10-10"),
+         "samtaletype": "1", "samtaleform": "1", "registreringsdato": D("2026-10-10")}], reporter="010")
+    deliver(root, "indkaldelse", DAY, [
+        {"indkaldelse_id": uid("i1"), "cpr": K1, "samtaledato": D("2026-10-05"), "samtaletype": "1",
+         "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01"),
+         "adresse": "Jobcentervej 1", "titel": "fritekst"},
+        {"indkaldelse_id": uid("i2"), "cpr": K1, "samtaledato": D("2026-10-12"), "samtaletype": "1",
+         "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")},
+        {"indkaldelse_id": uid("i3"), "cpr": K2, "samtaledato": D("2026-10-05"), "samtaletype": "1",
+         "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")},
+        {"indkaldelse_id": uid("i4"), "cpr": K3, "samtaledato": D("2026-10-05"), "samtaletype": "1",
+         "samtaleform": "1", "registreringsdato": D("2026-10-01"), "brevdato": D("2026-10-01")}])
+    deliver(root, "samtale", DAY, [
+        {"samtale_id": uid("s1"), "cpr": K1, "samtaledato": D("2026-10-06"), "samtaletype": "1",
+         "samtaleform": "1", "registreringsdato": D("2026-10-08"), "matchgruppe": "1"},
+        {"samtale_id": uid("s4"), "cpr": K4, "samtaledato": D("2026-10-03"), "samtaletype": "1",
+         "samtaleform": "1", "registreringsdato": D("2026-10-03")}])
+    deliver(root, "joblog_jobsoegning", DAY, [
+        {"joblog_id": uid("j1"), "cpr": K1, "oprettelsesdato": D("2026-10-08"), "logtype": "1", "kilde": "2",
+         "akassekode": "067", "status": "2", "soegningsdato": D("2026-10-08"), "virksomhedsnavn": "Firma",
+         "stillingsbetegnelse": "Lagerarbejder", "virksomhed_email": "a@b.dk"},
+        {"joblog_id": uid("j4"), "cpr": K4, "oprettelsesdato": D("2026-10-20"), "logtype": "1", "kilde": "2",
+         "akassekode": "030", "status": "2", "soegningsdato": D("2026-10-20")}], reporter="JOBNET")
+    deliver(root, "haendelse_akasse", DAY, [
+        {"haendelse_id": uid("h1"), "cpr": K1, "haendelsesdato": D("2026-10-07"), "haendelsestype": "1",
+         "kommentar": "fritekst"},
+        {"haendelse_id": uid("h0"), "cpr": K1, "haendelsesdato": D("2026-09-07"), "haendelsestype": "1"},
+        {"haendelse_id": uid("hm1"), "cpr": M1, "haendelsesdato": D("2026-09-20"), "haendelsestype": "13",
+         "virksomhed_cvr": "12345674", "virksomhed_pnummer": "1000000001", "kommunekode": "101"},
+        {"haendelse_id": uid("hm2"), "cpr": M1, "haendelsesdato": D("2026-09-21"), "haendelsestype": "1",
+         "kommunekode": "101"},
+        # § 74, stk. 1: the jobcentre reports the event type only; the data foundation marks it
+        {"haendelse_id": uid("h7"), "cpr": K1, "haendelsesdato": D("2026-10-08"), "haendelsestype": "7",
+         "udeblivelse": None}])
+    deliver(root, "akasse_indkaldelse", DAY, [
+        {"indkaldelse_id": uid("ai1"), "cpr": K1, "akassekode": "067", "samtaledato": D("2026-10-09"),
+         "samtaletype": "1", "meddelelsesdato": D("2026-10-01"), "registreringsdato": D("2026-10-01")}],
+        reporter="067")
+    deliver(root, "akasse_fravaer", DAY, [
+        {"fravaer_id": uid("af1"), "cpr": M1, "akassekode": "067", "fravaersaarsag": "9",
+         "startdato": D("2026-10-05"), "registreringsdato": D("2026-10-05"), "bemaerkning": "fritekst"},
+        {"fravaer_id": uid("af2"), "cpr": M1, "akassekode": "067", "fravaersaarsag": "9",
+         "startdato": D("2026-10-15"), "registreringsdato": D("2026-10-15")},
+        {"fravaer_id": uid("af3"), "cpr": M2, "akassekode": "067", "fravaersaarsag": "9",
+         "startdato": D("2026-10-11"), "registreringsdato": D("2026-10-11")},
+        {"fravaer_id": uid("af4"), "cpr": M2, "akassekode": "067", "fravaersaarsag": "9",
+         "startdato": D("2026-10-12"), "registreringsdato": D("2026-10-12")}], reporter="067")
+    deliver(root, "minplan_udkast", DAY, [
+        {"udkast_id": uid("u1"), "cpr": K1, "akassekode": "010", "udkastdato": D("2026-10-11"),
+         "registreringsdato": D("2026-10-11"), "planforslag": "fritekst"}], reporter="010")
+    deliver(root, "plan", DAY, [
+        {"plan_id": uid("p1"), "cpr": M1, "kommunekode": "101", "plantype": "1", "status": "2",
+         "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1, "beskaeftigelsesmaal": "Lagerarbejde"},
+        {"plan_id": uid("p2"), "cpr": M1, "kommunekode": "101", "plantype": "1", "status": "4",
+         "oprettelses_revisionsdato": D("2026-03-01"), "planversion": 1},
+        {"plan_id": uid("p3"), "cpr": M1, "kommunekode": "147", "plantype": "1", "status": "2",
+         "oprettelses_revisionsdato": D("2026-10-11"), "planversion": 1},
+        {"plan_id": uid("p4"), "cpr": N1, "kommunekode": "101", "plantype": "1", "status": "2",
+         "oprettelses_revisionsdato": D("2026-08-01"), "planversion": 1},
+        {"plan_id": uid("p6"), "cpr": M3, "kommunekode": "101", "plantype": "1", "status": "2",
+         "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 1},
+        {"plan_id": uid("p5"), "cpr": M2, "kommunekode": "101", "plantype": "1", "status": "3",
+         "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 2, "planbeskrivelse": "Plan for M2"}])
+    deliver(root, "uddannelsesplan", DAY, [
+        {"uddannelsesplan_id": uid("up1"), "cpr": M1, "kommunekode": "101", "trin": "2", "status": "3",
+         "oprettelses_revisionsdato": D("2026-09-01"), "planversion": 1, "uddannelsesmaal": "1030"}])
+    deliver(root, "foranstaltning", DAY, [
+        foranst("fm1", M1, "12", "2026-08-01", "2026-09-30"),               # ended before the move
+        foranst("fm2", M1, "12", "2026-09-01", "2026-12-31"),               # ongoing
+        foranst("fm3", M1, "20", "2026-11-01", "2026-11-30"),               # agreed, future
+        {**foranst("fm4", M1, "20", "2026-11-01", "2026-11-30"), "status": "1"},  # annulleret
+        foranst("fm5", M1, "20", "2026-10-20", "2026-11-30", kommune="147"),   # the new kommune's own
+        foranst("fm6", M2, "12", "2026-10-01", "2026-12-31"),
+        foranst("fx1", F1, "14", "2026-09-01", None, cvr="87654328"),        # fleksjob of an a-kasse member
+        foranst("fx2", K2, "14", "2026-09-01", None)])                       # K2 is a member of 067 too
+    load_warehouse(root, DAY)
+    yield {"root": root, "m": {rid: make_delivery(root, rid, "2026-10", create_missing_keys=True)
+                               for rid in ("akasse", "jobcenter", "tilflytningskommune")}}
 
 
 def by_part(rows, *cols):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 import dagster as dg
 import pytest
-from fixtures_deliveries import D, foranst, key_env, kg, open_file, read_manifest, read_rows, uid
-from fixtures_wh import cpr_for, deliver
+from fixtures_deliveries import D, foranst, open_file, read_manifest, read_rows
+from fixtures_wh import cpr_for, deliver, kg, uid
 
 from pipelines.assets.ingestion import DsdwResource
 from pipelines.deliveries import DeliveryError, default_period, list_deliveries, verify_audit
@@ -27,22 +28,20 @@ F5 = cpr_for(D("1975-01-01"), 5)
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory):
-    base = tmp_path_factory.mktemp("dlvinc")
-    root = base / "root"
-    with key_env(base / "keys"):
-        deliver(root, "kontaktgruppe", D1, [kg("f1", F1, "10", "2026-06-01"), kg("f2", F2, "10", "2026-09-01")])
-        deliver(root, "foranstaltning", D1, [foranst("fa", F1, "14", "2026-06-01", "2027-05-31", cvr="11111111")])
-        load1 = load_warehouse(root, D1)
-        first = {rid: make_delivery(root, rid, "2026-10", create_missing_keys=True)
-                 for rid in ("fff", "dst", "udbetaling_danmark")}
-        deliver(root, "foranstaltning", D2, [
-            foranst("fa", F1, "14", "2026-06-01", "2026-12-31", cvr="11111111", version=2, change="2")])
-        deliver(root, "kontaktgruppe", D2, [kg("f2", F2, "10", "2026-09-01", version=2, change="3"),
-                                            kg("f5", F5, "10", "2026-10-02")])
-        load2 = load_warehouse(root, D2)
-        inc = {rid: make_delivery(root, rid, "2026-10", kind="increment") for rid in first}
-        yield {"root": root, "load1": load1.load_id, "load2": load2.load_id, "first": first, "inc": inc}
+def wh(keyed_root: Path):
+    root = keyed_root  # conftest: keys in the environment for the module
+    deliver(root, "kontaktgruppe", D1, [kg("f1", F1, "10", "2026-06-01"), kg("f2", F2, "10", "2026-09-01")])
+    deliver(root, "foranstaltning", D1, [foranst("fa", F1, "14", "2026-06-01", "2027-05-31", cvr="11111111")])
+    load1 = load_warehouse(root, D1)
+    first = {rid: make_delivery(root, rid, "2026-10", create_missing_keys=True)
+             for rid in ("fff", "dst", "udbetaling_danmark")}
+    deliver(root, "foranstaltning", D2, [
+        foranst("fa", F1, "14", "2026-06-01", "2026-12-31", cvr="11111111", version=2, change="2")])
+    deliver(root, "kontaktgruppe", D2, [kg("f2", F2, "10", "2026-09-01", version=2, change="3"),
+                                        kg("f5", F5, "10", "2026-10-02")])
+    load2 = load_warehouse(root, D2)
+    inc = {rid: make_delivery(root, rid, "2026-10", kind="increment") for rid in first}
+    yield {"root": root, "load1": load1.load_id, "load2": load2.load_id, "first": first, "inc": inc}
 
 
 def plain_hashes(mpath) -> dict[str, str]:

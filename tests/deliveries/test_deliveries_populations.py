@@ -8,6 +8,7 @@ order's text, not from the code.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,15 +16,12 @@ from fixtures_deliveries import (
     D,
     declared_columns,
     foranst,
-    key_env,
-    kg,
     open_file,
     plan,
     read_manifest,
     read_rows,
-    uid,
 )
-from fixtures_wh import cpr_for, deliver
+from fixtures_wh import cpr_for, deliver, kg, uid
 
 from pipelines.deliveries import deliver as make_delivery
 from pipelines.deliveries import get_recipient, load_recipients
@@ -69,81 +67,79 @@ CVR_FLEKS, CVR_OLD = "11111111", "22222222"
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory):
-    base = tmp_path_factory.mktemp("dlvpop")
-    root = base / "root"
-    with key_env(base / "keys"):
-        day = dt.date(2026, 10, 17)
-        deliver(root, "kontaktgruppe", day, [
-            kg("u1", U_17_KG2, "2", "2026-09-01"), kg("u2", U_18_BEFORE, "3", "2026-01-01"),
-            kg("u3", U_17_KG8, "8", "2026-01-01"), kg("u4", U_17_KG6, "6", "2026-01-01"),
-            kg("u5", U_TURNS_18, "5", "2026-01-01"), kg("u6", U_ADULT_KG2, "2", "2026-01-01"),
-            kg("f1", F_KG10, "10", "2026-06-01"), kg("f2", F_KG10_NO_MEASURE, "10", "2026-10-10"),
-            kg("f3", F_KG1, "1", "2026-01-01"), kg("f4", F_KG10_ENDED, "10", "2026-01-01", "2026-09-30"),
-            kg("g1a", G_KG7_THEN_10, "7", "2026-03-01", "2026-08-31"), kg("g1b", G_KG7_THEN_10, "10", "2026-09-01"),
-            kg("g2a", G_KG7_GAP, "7", "2025-01-01", "2025-03-01"), kg("g2b", G_KG7_GAP, "7", "2026-10-05"),
-            kg("y1", Y_KG12, "12", "2026-01-01"), kg("y2", Y_KG2, "2", "2026-01-01"),
-            kg("y3", Y_KG1_CLOSED, "1", "2026-01-01"), kg("y4", Y_KG3, "3", "2026-01-01"),
-            kg("y5", Y_KG12_TRIN2, "12", "2026-01-01"),
-            kg("e1", E_101, "12", "2026-01-01"),
-        ])
-        deliver(root, "kontaktgruppe", day, [kg("e2", E_147, "12", "2026-02-01", kommune="147")], reporter="147")
-        deliver(root, "foranstaltning", day, [
-            foranst("a1", A_1950, "10", "2015-01-01", "2015-06-30"),
-            foranst("a2", A_1946, "11", "2009-06-01", "2010-01-01"),          # one day inside 2010-2016
-            foranst("a3", A_1953, "10", "2012-01-01", "2012-12-31"),          # born 1953
-            foranst("a4", A_1952_PRAKTIK, "12", "2012-01-01", "2012-12-31"),  # virksomhedspraktik, not løntilskud
-            foranst("a5", A_1952_PRAKTIK, "10", "2017-01-01", "2017-05-01"),  # after 2016
-            foranst("a6", A_1945, "10", "2011-01-01", "2011-12-31"),          # born 1945
-            foranst("u1", U_17_KG2, "20", "2026-10-05", "2026-12-31"),
-            foranst("u2", U_18_BEFORE, "20", "2026-10-20", "2026-11-30"),
-            foranst("u3", U_17_KG8, "20", "2026-10-01", "2026-10-31"),
-            foranst("u4a", U_17_KG6, "20", "2026-09-01", "2026-09-30"),       # before the period
-            foranst("u4b", U_17_KG6, "21", "2026-10-01", "2026-10-10"),
-            foranst("u5", U_TURNS_18, "22", "2026-10-01", "2026-10-31"),
-            foranst("u6", U_ADULT_KG2, "20", "2026-10-01", "2026-10-31"),
-            foranst("f1a", F_KG10, "14", "2026-06-01", "2027-05-31", cvr=CVR_FLEKS),
-            foranst("f1b", F_KG10, "12", "2025-01-01", "2025-02-01", cvr=CVR_OLD),  # before the KG 10 spell
-            foranst("f3", F_KG1, "10", "2026-10-01", "2026-12-31"),
-            foranst("f4", F_KG10_ENDED, "14", "2026-01-01", "2026-09-30"),
-            foranst("v1", F_KG1, "10", "2025-06-01", "2025-12-31", cvr="33333333"),
-            foranst("v2", F_KG1, "10", "2024-01-01", "2024-06-30", cvr="44444444"),  # more than two years back
-        ])
-        deliver(root, "uddannelsesplan", day, [
-            plan("y1", Y_KG12, "2", "2026-09-01", 1), plan("y1", Y_KG12, "3", "2026-10-02", 2),
-            plan("y2", Y_KG2, "3", "2026-10-02", 1),                               # kg 2: outside § 42
-            plan("y3", Y_KG1_CLOSED, "3", "2026-09-15", 1),
-            plan("y3", Y_KG1_CLOSED, "3", "2026-10-05", 2, status="4"),           # afsluttet
-            plan("y4", Y_KG3, "3", "2026-10-03", 1),
-            plan("y5", Y_KG12_TRIN2, "2", "2026-10-03", 1),                       # never trin 3
-        ])
-        deliver(root, "uddannelse", day, [
-            {"uddannelse_id": uid("e1"), "cpr": E_101, "uddannelseskode": "1030", "startdato": D("2026-08-01"),
-             "slutdato": D("2027-06-30"), "statuskode": "2", "opgoerelsesdato": day},
-            {"uddannelse_id": uid("e1old"), "cpr": E_101, "uddannelseskode": "1020", "startdato": D("2025-08-01"),
-             "slutdato": D("2026-06-30"), "statuskode": "4", "opgoerelsesdato": day},
-            {"uddannelse_id": uid("e2"), "cpr": E_147, "uddannelseskode": "1030", "startdato": D("2026-08-01"),
-             "slutdato": None, "statuskode": "2", "opgoerelsesdato": day},
-            {"uddannelse_id": uid("e3"), "cpr": E_NO_KOMMUNE, "uddannelseskode": "1030",
-             "startdato": D("2026-08-01"), "slutdato": None, "statuskode": "2", "opgoerelsesdato": day},
-        ], reporter="UVM")
-        deliver(root, "ssi_lpr_kontakt", day, [
-            {"kontakt_id": uid("s1"), "cpr": E_NO_KOMMUNE, "register": "LPR", "kontakttype": "1",
-             "startdato": D("2026-09-01"), "slutdato": D("2026-09-02"), "diagnose": "DF32", "opgoerelsesdato": day},
-        ], reporter="SSI")
-        deliver(root, "stillingsopslag", day, [
-            {"jobordreident": "J-1", "cvr": CVR_FLEKS, "pnummer": "1000000001", "virksomhedsnavn": "Firma A/S",
-             "stillingsbetegnelse": "2512", "kommunekode": "101", "antal_stillinger": 2,
-             "offentliggoerelsesdato": D("2026-10-01"), "stillingsbeskrivelse": "fritekst"},
-            {"jobordreident": "J-OLD", "cvr": CVR_OLD, "pnummer": "1000000002", "virksomhedsnavn": "Gammel ApS",
-             "stillingsbetegnelse": "2512", "kommunekode": "101", "antal_stillinger": 1,
-             "offentliggoerelsesdato": D("2024-01-01")},
-        ], reporter="JOBNET")
-        load_warehouse(root, LOAD)
-        manifests = {rid: make_delivery(root, rid, WEEK if rec.periode == "uge" else PERIOD,
-                                        create_missing_keys=True)
-                     for rid, rec in load_recipients().items()}
-        yield {"root": root, "manifests": manifests}
+def wh(keyed_root: Path):
+    root = keyed_root  # conftest: keys in the environment for the module
+    day = dt.date(2026, 10, 17)
+    deliver(root, "kontaktgruppe", day, [
+        kg("u1", U_17_KG2, "2", "2026-09-01"), kg("u2", U_18_BEFORE, "3", "2026-01-01"),
+        kg("u3", U_17_KG8, "8", "2026-01-01"), kg("u4", U_17_KG6, "6", "2026-01-01"),
+        kg("u5", U_TURNS_18, "5", "2026-01-01"), kg("u6", U_ADULT_KG2, "2", "2026-01-01"),
+        kg("f1", F_KG10, "10", "2026-06-01"), kg("f2", F_KG10_NO_MEASURE, "10", "2026-10-10"),
+        kg("f3", F_KG1, "1", "2026-01-01"), kg("f4", F_KG10_ENDED, "10", "2026-01-01", "2026-09-30"),
+        kg("g1a", G_KG7_THEN_10, "7", "2026-03-01", "2026-08-31"), kg("g1b", G_KG7_THEN_10, "10", "2026-09-01"),
+        kg("g2a", G_KG7_GAP, "7", "2025-01-01", "2025-03-01"), kg("g2b", G_KG7_GAP, "7", "2026-10-05"),
+        kg("y1", Y_KG12, "12", "2026-01-01"), kg("y2", Y_KG2, "2", "2026-01-01"),
+        kg("y3", Y_KG1_CLOSED, "1", "2026-01-01"), kg("y4", Y_KG3, "3", "2026-01-01"),
+        kg("y5", Y_KG12_TRIN2, "12", "2026-01-01"),
+        kg("e1", E_101, "12", "2026-01-01"),
+    ])
+    deliver(root, "kontaktgruppe", day, [kg("e2", E_147, "12", "2026-02-01", kommune="147")], reporter="147")
+    deliver(root, "foranstaltning", day, [
+        foranst("a1", A_1950, "10", "2015-01-01", "2015-06-30"),
+        foranst("a2", A_1946, "11", "2009-06-01", "2010-01-01"),          # one day inside 2010-2016
+        foranst("a3", A_1953, "10", "2012-01-01", "2012-12-31"),          # born 1953
+        foranst("a4", A_1952_PRAKTIK, "12", "2012-01-01", "2012-12-31"),  # virksomhedspraktik, not løntilskud
+        foranst("a5", A_1952_PRAKTIK, "10", "2017-01-01", "2017-05-01"),  # after 2016
+        foranst("a6", A_1945, "10", "2011-01-01", "2011-12-31"),          # born 1945
+        foranst("u1", U_17_KG2, "20", "2026-10-05", "2026-12-31"),
+        foranst("u2", U_18_BEFORE, "20", "2026-10-20", "2026-11-30"),
+        foranst("u3", U_17_KG8, "20", "2026-10-01", "2026-10-31"),
+        foranst("u4a", U_17_KG6, "20", "2026-09-01", "2026-09-30"),       # before the period
+        foranst("u4b", U_17_KG6, "21", "2026-10-01", "2026-10-10"),
+        foranst("u5", U_TURNS_18, "22", "2026-10-01", "2026-10-31"),
+        foranst("u6", U_ADULT_KG2, "20", "2026-10-01", "2026-10-31"),
+        foranst("f1a", F_KG10, "14", "2026-06-01", "2027-05-31", cvr=CVR_FLEKS),
+        foranst("f1b", F_KG10, "12", "2025-01-01", "2025-02-01", cvr=CVR_OLD),  # before the KG 10 spell
+        foranst("f3", F_KG1, "10", "2026-10-01", "2026-12-31"),
+        foranst("f4", F_KG10_ENDED, "14", "2026-01-01", "2026-09-30"),
+        foranst("v1", F_KG1, "10", "2025-06-01", "2025-12-31", cvr="33333333"),
+        foranst("v2", F_KG1, "10", "2024-01-01", "2024-06-30", cvr="44444444"),  # more than two years back
+    ])
+    deliver(root, "uddannelsesplan", day, [
+        plan("y1", Y_KG12, "2", "2026-09-01", 1), plan("y1", Y_KG12, "3", "2026-10-02", 2),
+        plan("y2", Y_KG2, "3", "2026-10-02", 1),                               # kg 2: outside § 42
+        plan("y3", Y_KG1_CLOSED, "3", "2026-09-15", 1),
+        plan("y3", Y_KG1_CLOSED, "3", "2026-10-05", 2, status="4"),           # afsluttet
+        plan("y4", Y_KG3, "3", "2026-10-03", 1),
+        plan("y5", Y_KG12_TRIN2, "2", "2026-10-03", 1),                       # never trin 3
+    ])
+    deliver(root, "uddannelse", day, [
+        {"uddannelse_id": uid("e1"), "cpr": E_101, "uddannelseskode": "1030", "startdato": D("2026-08-01"),
+         "slutdato": D("2027-06-30"), "statuskode": "2", "opgoerelsesdato": day},
+        {"uddannelse_id": uid("e1old"), "cpr": E_101, "uddannelseskode": "1020", "startdato": D("2025-08-01"),
+         "slutdato": D("2026-06-30"), "statuskode": "4", "opgoerelsesdato": day},
+        {"uddannelse_id": uid("e2"), "cpr": E_147, "uddannelseskode": "1030", "startdato": D("2026-08-01"),
+         "slutdato": None, "statuskode": "2", "opgoerelsesdato": day},
+        {"uddannelse_id": uid("e3"), "cpr": E_NO_KOMMUNE, "uddannelseskode": "1030",
+         "startdato": D("2026-08-01"), "slutdato": None, "statuskode": "2", "opgoerelsesdato": day},
+    ], reporter="UVM")
+    deliver(root, "ssi_lpr_kontakt", day, [
+        {"kontakt_id": uid("s1"), "cpr": E_NO_KOMMUNE, "register": "LPR", "kontakttype": "1",
+         "startdato": D("2026-09-01"), "slutdato": D("2026-09-02"), "diagnose": "DF32", "opgoerelsesdato": day},
+    ], reporter="SSI")
+    deliver(root, "stillingsopslag", day, [
+        {"jobordreident": "J-1", "cvr": CVR_FLEKS, "pnummer": "1000000001", "virksomhedsnavn": "Firma A/S",
+         "stillingsbetegnelse": "2512", "kommunekode": "101", "antal_stillinger": 2,
+         "offentliggoerelsesdato": D("2026-10-01"), "stillingsbeskrivelse": "fritekst"},
+        {"jobordreident": "J-OLD", "cvr": CVR_OLD, "pnummer": "1000000002", "virksomhedsnavn": "Gammel ApS",
+         "stillingsbetegnelse": "2512", "kommunekode": "101", "antal_stillinger": 1,
+         "offentliggoerelsesdato": D("2024-01-01")},
+    ], reporter="JOBNET")
+    load_warehouse(root, LOAD)
+    manifests = {rid: make_delivery(root, rid, WEEK if rec.periode == "uge" else PERIOD,
+                                    create_missing_keys=True)
+                 for rid, rec in load_recipients().items()}
+    yield {"root": root, "manifests": manifests}
 
 
 def cprs(rows: list[dict]) -> set[str]:

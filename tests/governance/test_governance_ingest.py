@@ -248,8 +248,8 @@ def test_deliveries_withhold_a_closed_party(tmp_path: Path) -> None:
 
 
 def test_a_real_delivery_withholds_the_closed_kommune_and_logs_it(tmp_path: Path) -> None:
-    from fixtures_deliveries import D, key_env, kg, read_manifest, read_rows, uid
-    from fixtures_wh import cpr_for, deliver
+    from fixtures_deliveries import D, key_env, read_manifest, read_rows
+    from fixtures_wh import cpr_for, deliver, kg, uid
 
     from pipelines.deliveries import deliver as make_delivery
     from pipelines.deliveries.audit import list_deliveries

@@ -107,8 +107,7 @@ def test_timeliness_distribution_matches_deadline_failures(run) -> None:
 # ---------------------------------------------------------------------------- the rule gaps of issue 16
 # Hand-made lake records at each rule's edge: the expected failures are written from the order's text.
 def _rule_lake(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    from fixtures_deliveries import kg, uid
-    from fixtures_wh import cpr_for, deliver
+    from fixtures_wh import cpr_for, deliver, kg, uid
 
     day = dt.date(2026, 10, 10)
     d = dt.date.fromisoformat
@@ -198,8 +197,7 @@ def test_empty_required_free_text_does_not_quarantine_the_record() -> None:
 
 # ------------------------------------------------- § 17, stk. 8-9; § 25, stk. 2; § 34, stk. 3-6 (hand-made lake)
 def _state_lake(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
-    from fixtures_deliveries import kg, uid
-    from fixtures_wh import cpr_for, deliver
+    from fixtures_wh import cpr_for, deliver, kg, uid
 
     day = dt.date(2026, 10, 10)
     d = dt.date.fromisoformat
@@ -291,8 +289,7 @@ def test_category_spells_are_valid_from_the_registration_date(tmp_path: Path) ->
 
 def test_timeliness_is_measured_against_arrival_as_well_as_registration(tmp_path: Path) -> None:
     """§ 5: a record dated on time by the reporter but received late counts as late against the receive time."""
-    from fixtures_deliveries import kg, uid
-    from fixtures_wh import cpr_for, deliver
+    from fixtures_wh import cpr_for, deliver, kg, uid
 
     from pipelines.quality.report import _load
 
