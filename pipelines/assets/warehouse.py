@@ -119,23 +119,83 @@ def _after_ingestion(job: Any) -> dg.SensorDefinition:
 warehouse_after_ingestion = _after_ingestion(nightly_warehouse)
 
 
+def _published_asset(models: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """``warehouse/warehouse_duckdb``: the analysts' database the dbt step published by atomic swap, with the
+    load's figures (``meta.load``) as metadata, and the ledger-against-lake reconciliation (files, not
+    relations: not a dbt test) as its check."""
+
+    @dg.asset(key=PUBLISHED, deps=[*models.keys, dg.AssetKey(["quality", "dq_results"])], partitions_def=daily,
+              group_name="warehouse", kinds={"duckdb"},
+              check_specs=[dg.AssetCheckSpec("reconcile_ledger_lake", asset=PUBLISHED,
+                                             description="Every loaded payload's accepted rows are its rows in the "
+                                                         "lake, and the lake holds rows of loaded payloads only.")],
+              description="The analysts' warehouse.duckdb (pseudonymised; published by atomic swap after each load), "
+                          "with the quality results attached in schema dq.")
+    def warehouse_duckdb(context: dg.AssetExecutionContext, dsdw: DsdwResource):
+        import duckdb
+
+        from pipelines.warehouse.build import published_path
+        from pipelines.warehouse.checks import lake_ledger_checks
+
+        root = Path(dsdw.root)
+        day = dt.date.fromisoformat(context.partition_key)
+        con = duckdb.connect(str(published_path(root)), read_only=True)
+        try:
+            row = con.execute("""SELECT l.load_id, l.payloads, l.rows_staged, l.rows_deduplicated, l.affected_persons,
+                    l.affected_maaneder, l.seconds, (SELECT count(*) FROM meta.retracted_payload r
+                                                    WHERE r.load_id = l.load_id)
+                FROM meta.load l WHERE l.indlaest_dato = ? ORDER BY l.finished_at DESC LIMIT 1""", [day]).fetchone()
+        finally:
+            con.close()
+        if row is None:
+            raise RuntimeError(f"no warehouse load of {day} in {published_path(root)}")
+        yield dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(published_path(root))), "load_id": row[0], "payloads": row[1],
+            "rows_staged": row[2], "rows_deduplicated": row[3], "retracted_payloads": row[7],
+            "affected_persons": row[4], "affected_months": row[5], "seconds": round(row[6] or 0.0, 2)})
+        bad = [r for r in lake_ledger_checks(root) if not r.passed]
+        yield dg.AssetCheckResult(check_name="reconcile_ledger_lake", passed=not bad, metadata={
+            "failed": dg.MetadataValue.json([{"rows": r.failures, "examples": [list(map(str, e)) for e in r.examples]}
+                                             for r in bad])})
+
+    return warehouse_duckdb
+
+
+def current_manifest(manifest: Path) -> Path:
+    """dbt's manifest of the project as it is now: parsed again when the project's files or code lists changed
+    since it was written (a stale manifest would define yesterday's assets), under a file lock, because every
+    process that loads the definitions (the xdist workers, dagster's code server) may ask at once."""
+    import fcntl
+
+    from pipelines.warehouse.dbt_runner import parse_manifest, project_digest
+
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    stamp = manifest.with_name("manifest.digest")
+    with open(manifest.with_name(".parse.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        digest = project_digest()
+        if not manifest.exists() or not stamp.exists() or stamp.read_text() != digest:
+            parse_manifest()
+            stamp.write_text(digest)
+    return manifest
+
+
 def warehouse_defs(runner: str | None = None) -> dict:
     """The warehouse's assets, job, sensor and resources for a runner (default: ``DSDW_WAREHOUSE_RUNNER``).
 
     ``sql``: ``warehouse_load`` above. ``dbt``: one ``@dbt_assets`` asset per model with the dbt tests as asset
-    checks (pipelines.assets.warehouse_dbt; the manifest is parsed first when missing), under the same job and
-    sensor names, so schedules, the demo and deliveries do not change."""
+    checks (pipelines.assets.warehouse_dbt; the manifest parsed again when the project changed), then the published
+    database ``warehouse/warehouse_duckdb`` as its own asset (the load's figures, the reconciliation check), under
+    the same job and sensor names, so schedules, the demo and deliveries do not change."""
     from pipelines.warehouse.build import default_runner
 
     if (runner or default_runner()) == "sql":
         return {"assets": [warehouse_load], "jobs": [nightly_warehouse], "sensors": [warehouse_after_ingestion],
                 "resources": {}}
     from pipelines.assets.warehouse_dbt import MANIFEST, build_dbt_assets, dbt_resource
-    from pipelines.warehouse.dbt_runner import parse_manifest
 
-    if not MANIFEST.exists():
-        parse_manifest()
-    assets = build_dbt_assets(MANIFEST)
-    job = dg.define_asset_job("nightly_warehouse", selection=dg.AssetSelection.assets(assets),
+    assets = build_dbt_assets(current_manifest(MANIFEST))
+    published = _published_asset(assets)
+    job = dg.define_asset_job("nightly_warehouse", selection=dg.AssetSelection.assets(assets, published),
                               description="The warehouse load (dbt build) after the day's ingestion and quality run.")
-    return {"assets": [assets], "jobs": [job], "sensors": [_after_ingestion(job)], "resources": {"dbt": dbt_resource()}}
+    return {"assets": [assets, published], "jobs": [job], "sensors": [_after_ingestion(job)], "resources": {"dbt": dbt_resource()}}

@@ -14,7 +14,7 @@ import sqlite3
 import dagster as dg
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver, use_keys
+from fixtures_wh import cpr_for, deliver, kg, use_keys
 
 from pipelines.warehouse.build import load_warehouse, published_path
 
@@ -26,24 +26,17 @@ P2 = cpr_for(dt.date(1991, 2, 3), 2, male=False)
 K = [f"22222222-0000-4000-8000-00000000000{i}" for i in range(4)]
 
 
-def kg(key: str, cpr: str, start: str, end: str | None = None, group: str = "1", version: int = 1,
-       change: str = "1") -> dict:
-    return {"kontaktgruppe_id": key, "cpr": cpr, "kontaktgruppe": group, "kommunekode": "101",
-            "startdato": dt.date.fromisoformat(start), "slutdato": dt.date.fromisoformat(end) if end else None,
-            "version": version, "aendringstype": change}
-
-
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     base = tmp_path_factory.mktemp("dbt")
     use_keys(mp, base / "keys")
     lake = base / "lake_root"
-    deliver(lake, "kontaktgruppe", D1, [kg(K[0], P1, "2026-09-01"), kg(K[1], P2, "2026-08-01", "2026-09-15"),
-                                        kg(K[2], P2, "2026-09-20", group="2")])
-    deliver(lake, "kontaktgruppe", D2, [kg(K[0], P1, "2026-09-01", "2026-09-30", version=2, change="2"),
-                                        kg(K[2], P2, "2026-09-20", group="2", version=2, change="3"),
-                                        kg(K[3], P1, "2026-10-01", group="3")])
+    deliver(lake, "kontaktgruppe", D1, [kg(K[0], P1, "1", "2026-09-01"), kg(K[1], P2, "1", "2026-08-01", "2026-09-15"),
+                                        kg(K[2], P2, "2", "2026-09-20")])
+    deliver(lake, "kontaktgruppe", D2, [kg(K[0], P1, "1", "2026-09-01", "2026-09-30", version=2, change="2"),
+                                        kg(K[2], P2, "2", "2026-09-20", version=2, change="3"),
+                                        kg(K[3], P1, "3", "2026-10-01")])
     out = {}
     for runner in ("sql", "dbt"):
         root = base / runner
@@ -99,26 +92,33 @@ def test_dbt_runner_builds_the_same_warehouse(roots, tmp_path):
     copy.close()
 
 
-def test_dbt_models_are_dagster_assets_with_lake_lineage_and_test_checks(roots, tmp_path):
+def test_dbt_models_are_dagster_assets_with_lake_lineage_and_test_checks(tmp_path, monkeypatch):
     from pipelines.assets.ingestion import DsdwResource
-    from pipelines.assets.warehouse_dbt import build_dbt_assets, dbt_resource
-    from pipelines.warehouse.dbt_runner import parse_manifest
+    from pipelines.assets.warehouse import PUBLISHED, warehouse_defs
 
-    assets = build_dbt_assets(parse_manifest())
+    use_keys(monkeypatch, tmp_path / "keys")
+    wh = warehouse_defs("dbt")
+    assets, published = wh["assets"]
     kg_ = dg.AssetKey(["warehouse", "stg_jobcenter__kontaktgruppe"])
     assert dg.AssetKey(["lake", "kontaktgruppe"]) in assets.asset_deps[kg_]
-    assert dg.AssetKey(["warehouse", "stg_jobcenter__kontaktgruppe"]) in \
-        assets.asset_deps[dg.AssetKey(["warehouse", "fct_kontaktgruppe"])]
+    assert kg_ in assets.asset_deps[dg.AssetKey(["warehouse", "fct_kontaktgruppe"])]
+    assert dg.AssetKey(["warehouse", "mart_ydelser"]) in published.asset_deps[PUBLISHED]
     checks = {c.name for c in assets.check_specs}
     assert any(n.startswith("dsdw_no_overlap") for n in checks)
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(K[0], P1, "2026-09-01"), kg(K[1], P1, "2026-09-10", group="2")])
-    res = dg.materialize([assets], partition_key=D1.isoformat(), raise_on_error=False,
-                         resources={"dsdw": DsdwResource(root=str(root), sources_file="unused"), "dbt": dbt_resource()},
+    deliver(root, "kontaktgruppe", D1, [kg(K[0], P1, "1", "2026-09-01"), kg(K[1], P1, "2", "2026-09-10")])
+    res = dg.materialize(wh["assets"], partition_key=D1.isoformat(), raise_on_error=False,
+                         resources={"dsdw": DsdwResource(root=str(root), sources_file="unused"), **wh["resources"]},
                          run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
     assert res.success
     evals = {e.check_name: e for e in res.get_asset_check_evaluations()}
     overlap = [e for n, e in evals.items() if n.startswith("dsdw_no_overlap") and "kontaktgruppe" in n]
     assert overlap and not overlap[0].passed  # § 16, stk. 6: two open spells of one person (a warning)
+    assert evals["reconcile_ledger_lake"].passed
+    # the published database is an asset of its own, with the load's figures (the demo and deliveries read it)
+    pub = next(e for e in res.get_asset_materialization_events() if e.asset_key == PUBLISHED
+               ).step_materialization_data.materialization.metadata
+    assert pub["payloads"].value == 1 and pub["rows_staged"].value == 2
     con = duckdb.connect(str(published_path(root)), read_only=True)
     assert con.execute("SELECT count(*) FROM fct_kontaktgruppe_aktuel").fetchone()[0] == 2
+    con.close()
