@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import logging
 import random
 import socket
 import statistics
@@ -42,13 +43,13 @@ import httpx
 import numpy as np
 import pyarrow as pa
 
+from pipelines.warehouse import suppression as sup
 from pipelines.warehouse.suppression import (
     ESKALER,
     GRAENSE,
     LOKAL,
     MAAL_ALLE,
     NM,
-    SIMPLEX,
     UGER,
     audit,
     choose_grid_hidden,
@@ -216,7 +217,8 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40)) -> di
                      "relations": len(g.constraints), "primary": int(((g.values < GRAENSE) & counts).sum()),
                      "sparse_grid": sparse_kommuner(g) is not None, "grid_seconds": t1 - t0,
                      "stage_grid": _stage(t0, c0, l0), "local_neighbourhood": LOKAL, "local_escalated": ESKALER,
-                     "highs_simplex_strategy": SIMPLEX}
+                     "highs_simplex_strategy": sup.SIMPLEX,
+                     "warm_iterations": sup.WARM_ITERATIONS, "relaxation_cells": sup.RELAKS}
         for cap in caps:
             st: dict = {}
             t1, l1, c1 = time.perf_counter(), _load(), time.process_time()
@@ -417,7 +419,20 @@ def main() -> None:
     ap.add_argument("--attacker-region", default="081")
     ap.add_argument("--attacker-limit", type=int, default=300,
                     help="hidden cells the attacker attacks (evenly spaced; 0: all)")
+    ap.add_argument("--simplex", type=int, default=None,
+                    help="HiGHS simplex_strategy for the audit's LPs (suppression.SIMPLEX; 4: primal)")
+    ap.add_argument("--warm-iterations", type=float, default=None,
+                    help="suppression.WARM_ITERATIONS (inf: never switch a block to cold solves)")
+    ap.add_argument("--relax", type=int, default=None,
+                    help="suppression.RELAKS: relaxation size of the rounds' narrow proofs (0: off)")
     a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if a.simplex is not None:
+        sup.SIMPLEX = a.simplex
+    if a.warm_iterations is not None:
+        sup.WARM_ITERATIONS = a.warm_iterations
+    if a.relax is not None:
+        sup.RELAKS = a.relax or None
     if a.case == "national-year":
         a.kommuner, a.months, a.caps, a.skip_api = 98, 12, "none", True
     a.work.mkdir(parents=True, exist_ok=True)

@@ -102,3 +102,91 @@ def test_suppression_over_small_neighbourhoods_pins_nothing(monkeypatch):
     att = Attack()
     att.add(table(truth, pub))
     assert_unpinned(att)
+
+
+# ---------------------------------------------------------------- relaxations (suppression._relaxed, RELAKS)
+# A relaxation drops the relations beyond a cell's neighbourhood (nothing fixed): its interval contains the
+# block's, so it may only ever prove a cell NARROW.  A relaxation built wrong -- the cells outside fixed at their
+# true values, i.e. a restriction -- would call wide cells narrow; one that let a "wide" verdict stand would
+# publish around pinned cells.  Both are caught here against the exact audit (both LPs of every cell).
+
+
+def _free_chain(m: int) -> tuple[np.ndarray, list[Constraint]]:
+    """Cells x0..x(m-1), all 20, hidden, in a chain x(i) + x(i+1) = 40 and nothing pinning either end: every
+    cell ranges over [0, 40].  Over a neighbourhood with the cells beyond it FIXED, x0 would be pinned at 20."""
+    values = np.full(m, 20.0)
+    return values, [Constraint(np.array([i, i + 1]), np.array([1.0, 1.0]), True, 40.0, "geo") for i in range(m - 1)]
+
+
+def test_a_relaxation_calls_narrow_only_cells_the_exact_audit_pins(monkeypatch):
+    """Chains of 30 hidden cells, relaxations of 3 cells: where the far end pins every cell, only the cells whose
+    relaxation reaches the far end are proved narrow by it (x0 is free without the far relations) and the others
+    go to their own LPs, which pin them; where nothing pins the chain, no cell is called narrow (a restriction
+    would pin every one)."""
+    from pipelines.warehouse import suppression
+
+    monkeypatch.setattr(suppression, "RELAKS_BLOK", 0)
+    values, cons = _chain(30)
+    hidden = np.ones(len(values), dtype=bool)
+    hidden[-1] = False
+    exact = audit(values, hidden, cons, exact=True)
+    relaxed = audit(values, hidden, cons, relax=3)
+    by_relaxation = [i for i, how in relaxed.by.items() if how == "relaxed_narrow"]
+    assert 0 < len(by_relaxation) <= 3 and min(by_relaxation) >= 27, by_relaxation
+    assert relaxed.pinned() == exact.pinned() == list(range(30))
+    values, cons = _free_chain(30)
+    hidden = np.ones(len(values), dtype=bool)
+    exact = audit(values, hidden, cons, exact=True)
+    assert exact.pinned() == []
+    relaxed = audit(values, hidden, cons, relax=3)
+    assert relaxed.how["relaxed_narrow"] == 0 and relaxed.pinned() == []
+
+
+def test_cells_a_relaxation_calls_narrow_are_narrow_by_their_exact_intervals(monkeypatch):
+    """On a linked quarter (months, quarter, year) with the primary cells and more hidden at random: every cell a
+    relaxation settles is narrow by its exact interval, which lies inside the relaxation's; the audit with
+    relaxations finds exactly the exact audit's narrow cells, at every relaxation size."""
+    from pipelines.warehouse import suppression
+
+    monkeypatch.setattr(suppression, "RELAKS_BLOK", 0)
+    monkeypatch.setattr(suppression, "BATCH_ROUNDS", 0)  # no joint pushes: more cells reach the relaxation
+    con = duckdb.connect()
+    rng = random.Random(11)
+    months = grid(rng, [JAN, dt.date(2027, 2, 1)], [0, 2, 3, 4, 9, 30, 60])
+    g = grid_from(con, load(con, {**months, **_parents(months)}, "t"))
+    primary = g.values < GRAENSE
+    primary[3::4] = primary[0::4]
+    settled = 0
+    for h in (primary, primary | np.array([rng.random() < 0.4 for _ in range(g.n)])):
+        exact = audit(g.values, h, g.constraints, exact=True)
+        for size in (4, 20, 80):
+            fast = audit(g.values, h, g.constraints, per_cell=None, relax=size)
+            assert fast.by.keys() == exact.by.keys()
+            for i, how in fast.by.items():
+                if how != "relaxed_narrow":
+                    continue
+                settled += 1
+                assert fast.width(i) < GRAENSE and exact.width(i) < GRAENSE, (i, size)
+                assert fast.lo[i] <= exact.lo[i] + 1e-6 and fast.hi[i] >= exact.hi[i] - 1e-6
+            assert set(fast.pinned()) == set(exact.pinned()), size
+    assert settled >= 10, "the relaxations were exercised"
+
+
+def test_the_suppression_hides_the_same_cells_with_and_without_relaxations(monkeypatch):
+    """The relaxations only spare LPs: the rounds' verdicts are the exact audit's, so the same cells are hidden
+    (the plain suppression is the one the independent attacker checks in test_suppression_attacks.py; running it
+    here again cost most of this test's time)."""
+    from pipelines.warehouse import suppression
+
+    con = duckdb.connect()
+    months = grid(random.Random(5), [JAN, dt.date(2027, 2, 1)], [0, 2, 4, 9, 30, 60])
+    truth = {**months, **_parents(months)}
+    g = grid_from(con, load(con, truth, "t"))
+    monkeypatch.setattr(suppression, "RELAKS", None)
+    plain = suppression.choose_grid_hidden(g)
+    monkeypatch.setattr(suppression, "RELAKS", 6)
+    monkeypatch.setattr(suppression, "RELAKS_BLOK", 0)
+    stats: dict = {}
+    relaxed = suppression.choose_grid_hidden(g, stats=stats)
+    assert stats["how"]["relaxed_narrow"] > 0, "the relaxations were exercised"
+    assert (plain == relaxed).all()
