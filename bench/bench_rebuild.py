@@ -419,6 +419,61 @@ def rows_per_model(target: str, out: Path) -> dict[str, int]:
     return rows
 
 
+def panel_size(lake: Path, copies: int, spacing_days: int = 41, load_week: str = "2026-09-28") -> dict:
+    """How big the weekly panel of a cloned lake gets, without building it: the spell-weeks ``int_person_week_ny``
+    expands (one row per current kontaktgruppe spell and week, an open spell up to the load week), the panel's rows
+    (every week from a person's first spell to the load week), and the spell-weeks the former clone gave (copy k of
+    an open spell starting ``k * spacing_days`` earlier and staying open: why it spilled 45 GB on 1 year)."""
+    con = duckdb.connect(config={"memory_limit": "2GB", "threads": 1})
+    d = f"DATE '{load_week}'"
+    cur = (f"SELECT * FROM read_parquet('{lake}/kontaktgruppe/*/*.parquet', union_by_name = true) "
+           "QUALIFY row_number() OVER (PARTITION BY kontaktgruppe_id ORDER BY version DESC) = 1")
+    weeks = f"date_diff('week', date_trunc('week', startdato), date_trunc('week', least(coalesce(slutdato, {d}), {d})))"
+    spells, open_, spell_weeks = con.sql(f"WITH s AS ({cur}) SELECT count(*), count(*) FILTER (WHERE slutdato IS NULL), "
+                                         f"sum(greatest(0, {weeks} + 1)) FROM s").fetchall()[0]
+    panel = con.sql(f"WITH s AS ({cur}) SELECT sum(date_diff('week', f, {d}) + 1) FROM (SELECT cpr, "
+                    "min(date_trunc('week', startdato)) AS f FROM s GROUP BY cpr)").fetchall()[0][0]
+    real = sorted(p.name for p in (lake / "kontaktgruppe").iterdir())[-1]  # copy 0: the last delivery day
+    old = con.sql(f"""WITH s AS (SELECT * FROM read_parquet('{lake}/kontaktgruppe/{real}/*.parquet')
+                        QUALIFY row_number() OVER (PARTITION BY kontaktgruppe_id ORDER BY version DESC) = 1),
+                      c AS (SELECT CAST(range * {spacing_days} AS INTEGER) AS shift FROM range(0, {copies} + 1))
+                      SELECT sum(greatest(0, date_diff('week', date_trunc('week', startdato - shift), date_trunc('week',
+                          CASE WHEN slutdato IS NULL THEN {d} ELSE slutdato - shift END)) + 1)) FROM s, c""").fetchall()[0][0]
+    return {"copies": copies, "spells": spells, "open_spells": open_, "spell_weeks": int(spell_weeks),
+            "panel_rows": int(panel), "spell_weeks_if_open_spells_stayed_open": int(old)}
+
+
+def models_from_dbt_log(out: Path) -> dict[str, float]:
+    """``{model: seconds}`` of the models a rebuild finished, from dbt's log: what a run stopped by the timeout
+    (or killed) still tells per model."""
+    import re
+
+    log = out / "dbt_target" / "dbt.log"
+    done: dict[str, float] = {}
+    if log.exists():
+        pat = re.compile(r"OK created \S+ \S+ model (\S+) .*\[OK in ([0-9.]+)s\]")
+        for line in log.read_text(errors="replace").splitlines():
+            m = pat.search(line)
+            if m:
+                done[m.group(1).rsplit(".", 1)[-1]] = float(m.group(2))
+    return done
+
+
+def annotate(result: Path, work: Path) -> None:
+    """Add ``models_logged`` (and per-stage model-seconds) to the unfinished runs of an earlier result file."""
+    doc = json.loads(result.read_text())
+    for name, r in doc["results"].items():
+        if r.get("returncode") != 0:
+            done = models_from_dbt_log(work / f"out_{name}")
+            stages: dict[str, dict] = {}
+            for m, secs in done.items():
+                st = stages.setdefault(stage_of(m), {"models": 0, "seconds": 0.0})
+                st["models"] += 1
+                st["seconds"] = round(st["seconds"] + secs, 2)
+            r.update(models_logged=done, stages_logged=stages)
+    result.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", default="tiny")
@@ -435,7 +490,16 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, help="seconds per configuration before its process group is killed")
     ap.add_argument("--spacing", type=int, default=40, help="days between the national copies")
     ap.add_argument("--layout", default="compact", choices=("compact", "payload"), help="clone_national's files")
+    ap.add_argument("--annotate", type=Path, help="add the dbt log's finished models to the unfinished runs of this "
+                                                   "result file (with --work) and exit")
+    ap.add_argument("--panel-size", type=int, metavar="COPIES", help="print panel_size of --root's lake and exit")
     args = ap.parse_args()
+    if args.panel_size is not None:
+        print(json.dumps(panel_size(args.root / "lake", args.panel_size)))
+        return
+    if args.annotate:
+        annotate(args.annotate, args.work)
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="dsdw-bench-rebuild-"))
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -505,6 +569,7 @@ def main() -> None:
                      stages=stages, rows_written=sum(rows.values()))
         else:
             r["error"] = tail
+            r["models_logged"] = models_from_dbt_log(out)
         results[name] = r
         print(name, json.dumps({k: v for k, v in r.items() if k not in ("stages", "error")}), flush=True)
         _write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results, national)  # a partial run counts
