@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -235,6 +236,8 @@ def clone_national(src: Path, dst: Path, copies: int, spacing_days: int, layout:
     for r in ledger:
         by_ds.setdefault(r["dataset"], []).append(r)
     contracts = load_contracts()
+    afmelding_schema = {a: pq.read_schema(by_ds[a][0]["lake_path"]) for a in AFMELDING_OF.values()}
+    synthesized = 0
     for ds, payloads in sorted(by_ds.items()):
         c = contracts[ds]
         t = pa.concat_tables([pq.read_table(p["lake_path"]) for p in payloads], promote_options="default")
@@ -259,6 +262,8 @@ def clone_national(src: Path, dst: Path, copies: int, spacing_days: int, layout:
                     a = pc.subtract(a, pa.scalar(dt.timedelta(days=shift), pa.duration(f.type.unit)))
                 arrays.append(a)
             ct = pa.Table.from_arrays(arrays, schema=t.schema)
+            day_k = dt.date.fromisoformat(payloads[0]["leveringsdato"]) - dt.timedelta(days=shift)
+            ct = end_spells(ct, ds, day_k, spacing_days)
             rows += ct.num_rows
             by_pid = {}
             for p in payloads:
@@ -281,6 +286,20 @@ def clone_national(src: Path, dst: Path, copies: int, spacing_days: int, layout:
                 new_rows.append({**p, "payload_id": f"{pid}c{k}", "leveringsdato": day.isoformat(),
                                  "lake_path": str(out), "sha256": f"{p['sha256']}c{k}", "source_name":
                                  f"{p['source_name']}.c{k}", "landing_path": None, "supersedes": None})
+            if ds in AFMELDING_OF:  # the afmeldinger that end copy k's tilmeldinger (§ 17, stk. 7)
+                af = afmeldinger(ct, ds, day_k, afmelding_schema[AFMELDING_OF[ds]])
+                part = dst / "lake" / AFMELDING_OF[ds] / f"leveringsdato={day_k.isoformat()}"
+                part.mkdir(parents=True, exist_ok=True)
+                out = part / f"clone{k}_afmelding.parquet"
+                pq.write_table(af, out, compression="zstd", compression_level=1)
+                files += 1
+                rows += af.num_rows
+                synthesized += af.num_rows
+                for pid, (p, _day, _part) in by_pid.items():
+                    new_rows.append({**p, "dataset": AFMELDING_OF[ds], "payload_id": f"{pid}c{k}a",
+                                     "leveringsdato": day_k.isoformat(), "lake_path": str(out),
+                                     "sha256": f"{p['sha256']}c{k}a", "source_name": f"{p['source_name']}.c{k}a",
+                                     "landing_path": None, "supersedes": None})
     con = sqlite3.connect(dst / "ledger.sqlite")
     con.execute(f"CREATE TABLE payloads ({', '.join(cols)})")
     con.executemany(f"INSERT INTO payloads VALUES ({', '.join('?' * len(cols))})",
@@ -288,7 +307,84 @@ def clone_national(src: Path, dst: Path, copies: int, spacing_days: int, layout:
     con.commit()
     con.close()
     return {"copies": copies, "spacing_days": spacing_days, "layout": layout, "payloads": len(new_rows),
-            "lake_files": files, "cloned_rows": rows, "persons": len(cprs)}
+            "lake_files": files, "cloned_rows": rows, "synthesized_afmelding_rows": synthesized,
+            "persons": len(cprs)}
+
+
+AFMELDING_OF = {"tilmelding": "afmelding", "akasse_tilmelding": "akasse_afmelding"}  # § 17, stk. 7; § 53, stk. 2
+AFMELDING_AARSAG = "1"  # ordinær beskæftigelse: not 10/11, which would also end an a-kasse membership (dim_person)
+
+
+def end_spells(t: Any, dataset: str, day: dt.date, spacing_days: int) -> Any:
+    """Copy ``k >= 1`` of a delivery made realistic for spells: its open spells end, so a person has at most one
+    open spell per kind (the real delivery, copy 0, holds them).
+
+    * every open spell (``slutdato`` NULL: kontaktgruppe, fravaer, akasse_fravaer, ...) ends on the copy's delivery
+      day, reported in the same record (§ 16, stk. 2 lets an end be registered on its day);
+    * a kontaktgruppe spell also starts no earlier than the day after the previous copy's delivery (``day -
+      spacing_days + 1``; registreringsdato moved with it): copy k of the population is the spells of copy k's
+      window, so a person's cloned spells follow each other instead of overlapping (§ 16, stk. 6: one
+      kontaktgruppe at a time, rule KG-004). Without this every copy's spell reached back years and the weekly
+      panel (fct_person_week) grew with copies times spell length.
+    A spell that ended before the window keeps its dates."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = t.column_names
+    if "startdato" not in names or "slutdato" not in names:
+        return t
+    d = pa.scalar(day, pa.date32())
+    start, end = t.column("startdato"), t.column("slutdato")
+    if dataset == "kontaktgruppe":
+        w0 = pa.scalar(day - dt.timedelta(days=spacing_days - 1), pa.date32())
+        # Kleene logic: an open spell (NULL end) is clamped too
+        late = pc.fill_null(pc.or_kleene(pc.is_null(end), pc.greater_equal(end, w0)), False)
+        new_start = pc.if_else(pc.and_kleene(pc.less(start, w0), late), w0, start)
+        t = t.set_column(names.index("startdato"), "startdato", new_start)
+        if "registreringsdato" in names:
+            reg = t.column("registreringsdato")
+            t = t.set_column(names.index("registreringsdato"), "registreringsdato",
+                             pc.if_else(pc.less(reg, new_start), new_start, reg))
+        start = new_start
+    ended = pc.if_else(pc.is_null(end), pc.if_else(pc.fill_null(pc.greater(start, d), False), start, d), end)
+    return t.set_column(names.index("slutdato"), "slutdato", ended)
+
+
+def afmeldinger(t: Any, dataset: str, day: dt.date, schema: Any) -> Any:
+    """One afmelding per tilmelding of a cloned delivery (``t``, copy ``k >= 1`` of ``dataset``), ending it on the
+    copy's delivery day: a tilmelding has no end date of its own, it ends by an afmelding that names it (§ 17,
+    stk. 7; a-kassens afmelding: § 53, stk. 2, which has no tilmelding_id in its contract and ends the person's
+    registration by cpr). Same reporter, cpr and kommune/a-kasse as the tilmelding; afmeldingsaarsag 1, registered
+    and effective on the delivery day (§ 17, stk. 7, nr. 2: the afmeldingsdato may not precede registration)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = t.num_rows
+    ts = pa.scalar(dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC), pa.timestamp("us", tz="UTC"))
+    date = pa.scalar(day, pa.date32())
+    suffix = pa.scalar("a")
+    entitet = AFMELDING_OF[dataset]
+    cols = {
+        "besked_id": pc.binary_join_element_wise(t.column("besked_id"), suffix, ""),
+        "entitet": pa.array([entitet] * n),
+        "aendringstype": pa.array(["1"] * n), "version": pa.array([1] * n, pa.int64()),
+        "indberetter": t.column("indberetter"),
+        "haendelsestidspunkt": pa.array([ts.as_py()] * n, ts.type),
+        "registreringstidspunkt": pa.array([ts.as_py()] * n, ts.type),
+        "afmelding_id": pc.binary_join_element_wise(t.column("tilmelding_id"), suffix, ""),
+        "cpr": t.column("cpr"),
+        "registreringsdato": pa.array([date.as_py()] * n, pa.date32()),
+        "afmeldingsdato": pa.array([date.as_py()] * n, pa.date32()),
+        "afmeldingsaarsag": pa.array([AFMELDING_AARSAG] * n),
+        "_channel": t.column("_channel"), "_reporter": t.column("_reporter"),
+        "_payload_id": pc.binary_join_element_wise(t.column("_payload_id"), suffix, ""),
+        "_record_no": t.column("_record_no"),
+        "_leveringsdato": pa.array([date.as_py()] * n, pa.date32()),
+    }
+    for c in ("kommunekode", "akassekode", "tilmelding_id"):
+        if c in schema.names:
+            cols[c] = t.column(c)
+    return pa.Table.from_arrays([pc.cast(cols[f.name], f.type) for f in schema], schema=schema)
 
 
 # hand-written models named like facts (the panel, the spells): the derived stage
@@ -323,6 +419,61 @@ def rows_per_model(target: str, out: Path) -> dict[str, int]:
     return rows
 
 
+def panel_size(lake: Path, copies: int, spacing_days: int = 41, load_week: str = "2026-09-28") -> dict:
+    """How big the weekly panel of a cloned lake gets, without building it: the spell-weeks ``int_person_week_ny``
+    expands (one row per current kontaktgruppe spell and week, an open spell up to the load week), the panel's rows
+    (every week from a person's first spell to the load week), and the spell-weeks the former clone gave (copy k of
+    an open spell starting ``k * spacing_days`` earlier and staying open: why it spilled 45 GB on 1 year)."""
+    con = duckdb.connect(config={"memory_limit": "2GB", "threads": 1})
+    d = f"DATE '{load_week}'"
+    cur = (f"SELECT * FROM read_parquet('{lake}/kontaktgruppe/*/*.parquet', union_by_name = true) "
+           "QUALIFY row_number() OVER (PARTITION BY kontaktgruppe_id ORDER BY version DESC) = 1")
+    weeks = f"date_diff('week', date_trunc('week', startdato), date_trunc('week', least(coalesce(slutdato, {d}), {d})))"
+    spells, open_, spell_weeks = con.sql(f"WITH s AS ({cur}) SELECT count(*), count(*) FILTER (WHERE slutdato IS NULL), "
+                                         f"sum(greatest(0, {weeks} + 1)) FROM s").fetchall()[0]
+    panel = con.sql(f"WITH s AS ({cur}) SELECT sum(date_diff('week', f, {d}) + 1) FROM (SELECT cpr, "
+                    "min(date_trunc('week', startdato)) AS f FROM s GROUP BY cpr)").fetchall()[0][0]
+    real = sorted(p.name for p in (lake / "kontaktgruppe").iterdir())[-1]  # copy 0: the last delivery day
+    old = con.sql(f"""WITH s AS (SELECT * FROM read_parquet('{lake}/kontaktgruppe/{real}/*.parquet')
+                        QUALIFY row_number() OVER (PARTITION BY kontaktgruppe_id ORDER BY version DESC) = 1),
+                      c AS (SELECT CAST(range * {spacing_days} AS INTEGER) AS shift FROM range(0, {copies} + 1))
+                      SELECT sum(greatest(0, date_diff('week', date_trunc('week', startdato - shift), date_trunc('week',
+                          CASE WHEN slutdato IS NULL THEN {d} ELSE slutdato - shift END)) + 1)) FROM s, c""").fetchall()[0][0]
+    return {"copies": copies, "spells": spells, "open_spells": open_, "spell_weeks": int(spell_weeks),
+            "panel_rows": int(panel), "spell_weeks_if_open_spells_stayed_open": int(old)}
+
+
+def models_from_dbt_log(out: Path) -> dict[str, float]:
+    """``{model: seconds}`` of the models a rebuild finished, from dbt's log: what a run stopped by the timeout
+    (or killed) still tells per model."""
+    import re
+
+    log = out / "dbt_target" / "dbt.log"
+    done: dict[str, float] = {}
+    if log.exists():
+        pat = re.compile(r"OK created \S+ \S+ model (\S+) .*\[OK in ([0-9.]+)s\]")
+        for line in log.read_text(errors="replace").splitlines():
+            m = pat.search(line)
+            if m:
+                done[m.group(1).rsplit(".", 1)[-1]] = float(m.group(2))
+    return done
+
+
+def annotate(result: Path, work: Path) -> None:
+    """Add ``models_logged`` (and per-stage model-seconds) to the unfinished runs of an earlier result file."""
+    doc = json.loads(result.read_text())
+    for name, r in doc["results"].items():
+        if r.get("returncode") != 0:
+            done = models_from_dbt_log(work / f"out_{name}")
+            stages: dict[str, dict] = {}
+            for m, secs in done.items():
+                st = stages.setdefault(stage_of(m), {"models": 0, "seconds": 0.0})
+                st["models"] += 1
+                st["seconds"] = round(st["seconds"] + secs, 2)
+            r.update(models_logged=done, stages_logged=stages)
+    result.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", default="tiny")
@@ -339,11 +490,25 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, help="seconds per configuration before its process group is killed")
     ap.add_argument("--spacing", type=int, default=40, help="days between the national copies")
     ap.add_argument("--layout", default="compact", choices=("compact", "payload"), help="clone_national's files")
+    ap.add_argument("--annotate", type=Path, help="add the dbt log's finished models to the unfinished runs of this "
+                                                   "result file (with --work) and exit")
+    ap.add_argument("--panel-size", type=int, metavar="COPIES", help="print panel_size of --root's lake and exit")
     args = ap.parse_args()
+    if args.panel_size is not None:
+        print(json.dumps(panel_size(args.root / "lake", args.panel_size)))
+        return
+    if args.annotate:
+        annotate(args.annotate, args.work)
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="dsdw-bench-rebuild-"))
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("DSDW_KEY_DIR", str(work / "keys"))
+    # national scale on this shared 2-core 24 GiB machine: DuckDB's buffers below the 8 GiB goal, its spill capped
+    # (a query over the cap fails instead of filling the shared disk), Spark's driver <= 6g
+    env.setdefault("DSDW_DUCKDB_MEMORY_LIMIT", "6GB")
+    env.setdefault("DSDW_DUCKDB_MAX_TEMP", "20GB")
+    env.setdefault("DSDW_SPARK_DRIVER_MEMORY", "5g")
     os.environ.update(env)
     from pipelines.warehouse.keys import ensure_key
 
@@ -354,6 +519,8 @@ def main() -> None:
     lake_seconds = None if args.root else time.perf_counter() - t
     cloned = clone_history(root, args.clone) if args.clone else 0
     national = None
+    if args.root and (args.root / "clone.json").exists():  # a lake clone_national made in an earlier run
+        national = json.loads((args.root / "clone.json").read_text())
     if args.national_copies:
         t = time.perf_counter()
         national = clone_national(root, work / "national", args.national_copies, args.spacing, args.layout)
@@ -374,11 +541,17 @@ def main() -> None:
         cmd = [sys.executable, "-m", "pipelines.cli", "warehouse", "rebuild", "--target", target, "--root", str(root),
                "--out", str(out), "--json", str(js)] + (["--master", master] if master else [])
         load0 = os.getloadavg()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         secs, peak, rc, tail = run_measured(cmd, env, args.timeout)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r: dict = {"target": target, "master": master, "seconds": round(secs, 2), "peak_rss_bytes": peak,
                    "peak_rss_gib": round(peak / 2**30, 3), "returncode": rc, "load_average_before": load0,
                    "load_average_after": os.getloadavg(),
-                   "duckdb_memory_limit": env.get("DSDW_DUCKDB_MEMORY_LIMIT")}
+                   "cpu_seconds": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 1),
+                   "duckdb_memory_limit": env.get("DSDW_DUCKDB_MEMORY_LIMIT"),
+                   "duckdb_max_temp": env.get("DSDW_DUCKDB_MAX_TEMP"),
+                   "spark_driver_memory": env.get("DSDW_SPARK_DRIVER_MEMORY"),
+                   "spark_shuffle_partitions": env.get("DSDW_SPARK_SHUFFLE_PARTITIONS", "2")}
         if rc == 0:
             detail = json.loads(js.read_text())
             rows = rows_per_model(target, out)
@@ -396,6 +569,7 @@ def main() -> None:
                      stages=stages, rows_written=sum(rows.values()))
         else:
             r["error"] = tail
+            r["models_logged"] = models_from_dbt_log(out)
         results[name] = r
         print(name, json.dumps({k: v for k, v in r.items() if k not in ("stages", "error")}), flush=True)
         _write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results, national)  # a partial run counts

@@ -42,10 +42,13 @@ def master_url(master: str | None = None) -> str:
     return master or os.environ.get("DSDW_SPARK_MASTER") or DEFAULT_MASTER
 
 
-def spark_conf(warehouse_dir: Path, *, shuffle_partitions: int = 2, driver_memory: str = "2g",
+def spark_conf(warehouse_dir: Path, *, shuffle_partitions: int | None = None, driver_memory: str | None = None,
                extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The session's configuration: small shuffles (a laptop's data; raise on a cluster), no UI, the
-    models' SQL dialect (time zone, ANSI, double-quoted identifiers) and encrypted local spill files."""
+    """The session's configuration: small shuffles (a laptop's data; raise on a cluster or national data:
+    ``DSDW_SPARK_SHUFFLE_PARTITIONS``, default 2), driver memory (``DSDW_SPARK_DRIVER_MEMORY``, default 2g), no UI,
+    the models' SQL dialect (time zone, ANSI, double-quoted identifiers) and encrypted local spill files."""
+    shuffle_partitions = shuffle_partitions or int(os.environ.get("DSDW_SPARK_SHUFFLE_PARTITIONS", "2"))
+    driver_memory = driver_memory or os.environ.get("DSDW_SPARK_DRIVER_MEMORY", "2g")
     conf = {
         "spark.sql.warehouse.dir": str(warehouse_dir),
         "spark.sql.catalogImplementation": "in-memory",

@@ -66,3 +66,55 @@ def test_plan_without_a_warehouse_follows_the_ledger(corrected, tmp_path):
     assert {p["payload_id"]: p["indlaest_dato"] for p in plan.payloads} == {a2: D1, b: D2}
     assert plan.retracted == []
     assert len({p["load_id"] for p in plan.payloads}) == 2
+
+
+def _bench_rebuild():
+    """bench/bench_rebuild.py as a module (bench/ is not a package)."""
+    import sys
+    from pathlib import Path
+
+    bench = str(Path(__file__).resolve().parents[2] / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    import bench_rebuild
+
+    return bench_rebuild
+
+
+def test_national_clone_ends_spells_and_tilmeldinger():
+    """The rebuild bench's cloned history is shaped like real data: a cloned copy's spells end (at most one open
+    spell per person and kind, the real copy's), cloned kontaktgruppe spells lie in their copy's window (§ 16,
+    stk. 6: one at a time) and every cloned tilmelding is ended by an afmelding naming it (§ 17, stk. 7)."""
+    import pyarrow as pa
+
+    b = _bench_rebuild()
+    day = dt.date(2026, 6, 10)
+    d = dt.date.fromisoformat
+    kgt = pa.table({"kontaktgruppe_id": ["a", "b", "c"], "registreringsdato": [d("2019-01-01"), d("2026-06-01"),
+                                                                              d("2020-01-01")],
+                    "startdato": [d("2019-01-01"), d("2026-06-01"), d("2020-01-01")],
+                    "slutdato": pa.array([None, None, d("2020-03-01")], pa.date32())})
+    out = b.end_spells(kgt, "kontaktgruppe", day, 41).to_pydict()
+    assert out["startdato"] == [d("2026-05-01"), d("2026-06-01"), d("2020-01-01")]  # a: clamped into the window
+    assert out["registreringsdato"][0] == d("2026-05-01")
+    assert out["slutdato"] == [day, day, d("2020-03-01")]  # open spells end on the copy's day; a closed one stays
+    fr = pa.table({"startdato": [day], "slutdato": pa.array([None], pa.date32())})
+    assert b.end_spells(fr, "fravaer", day, 41).column("slutdato").to_pylist() == [day]
+    assert b.end_spells(pa.table({"startdato": [day]}), "tilmelding", day, 41).num_rows == 1
+
+    ts = pa.timestamp("us", tz="UTC")
+    til = pa.table({"besked_id": ["m1c3"], "indberetter": ["101"], "tilmelding_id": ["t1c3"], "cpr": ["0101801234"],
+                    "kommunekode": ["101"], "_channel": ["webservice"], "_reporter": ["101"],
+                    "_payload_id": ["pc3"], "_record_no": pa.array([1], pa.int64())})
+    schema = pa.schema([("besked_id", pa.string()), ("entitet", pa.string()), ("aendringstype", pa.string()),
+                        ("version", pa.int64()), ("indberetter", pa.string()), ("haendelsestidspunkt", ts),
+                        ("registreringstidspunkt", ts), ("afmelding_id", pa.string()), ("cpr", pa.string()),
+                        ("kommunekode", pa.string()), ("registreringsdato", pa.date32()),
+                        ("afmeldingsdato", pa.date32()), ("afmeldingsaarsag", pa.string()),
+                        ("tilmelding_id", pa.string()), ("_channel", pa.string()), ("_reporter", pa.string()),
+                        ("_payload_id", pa.string()), ("_record_no", pa.int64()), ("_leveringsdato", pa.date32())])
+    af = b.afmeldinger(til, "tilmelding", day, schema)
+    assert af.schema == schema
+    row = af.to_pylist()[0]
+    assert (row["tilmelding_id"], row["cpr"], row["afmeldingsdato"], row["registreringsdato"], row["entitet"],
+            row["_payload_id"], row["afmelding_id"]) == ("t1c3", "0101801234", day, day, "afmelding", "pc3a", "t1c3a")
