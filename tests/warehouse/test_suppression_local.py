@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterator
 
 import duckdb
 import numpy as np
 from attacker import Attack
 from test_suppression_attacks import JAN, OKT, _parents, assert_unpinned, grid, load, published, table
 
-from pipelines.warehouse.suppression import GRAENSE, Constraint, audit, grid_from, suppress
+from pipelines.warehouse.suppression import GRAENSE, AuditResult, Constraint, Grid, audit, grid_from, suppress
 
 
 def _chain(m: int) -> tuple[np.ndarray, list[Constraint]]:
@@ -29,6 +30,33 @@ def _chain(m: int) -> tuple[np.ndarray, list[Constraint]]:
     cons = [Constraint(np.array([i, i + 1]), np.array([1.0, 1.0]), True, 40.0, "geo") for i in range(m - 1)]
     cons.append(Constraint(np.array([m - 1, m]), np.array([1.0, 1.0]), True, 20.0, "geo"))
     return values, cons
+
+
+def _linked_quarter(seed: int, values: list[int]) -> tuple[random.Random, Grid, np.ndarray]:
+    """A linked quarter (months, quarter, year) of random cells drawn from ``values``, and a primary pattern in
+    which every fourth cell follows the first, so that hidden cells link across the margins."""
+    con = duckdb.connect()
+    rng = random.Random(seed)
+    months = grid(rng, [JAN, dt.date(2027, 2, 1)], values)
+    g = grid_from(con, load(con, {**months, **_parents(months)}, "t"))
+    primary = g.values < GRAENSE
+    primary[3::4] = primary[0::4]
+    return rng, g, primary
+
+
+def _settled_cells(g: Grid, patterns: tuple[np.ndarray, ...], how: str,
+                   sizes: tuple[int, ...]) -> Iterator[tuple[AuditResult, AuditResult, int, int]]:
+    """(fast audit, exact audit, size, cell) for every cell the fast audit settles as ``how`` (``local``: neighbourhood
+    LPs of that size; ``relaxed_narrow``: relaxations of that size).  On the way it asserts what must hold for every
+    cell: both audits settle the same cells and find the same pinned ones."""
+    keyword = "local" if how == "local" else "relax"
+    for hidden in patterns:
+        exact = audit(g.values, hidden, g.constraints, exact=True)
+        for size in sizes:
+            fast = audit(g.values, hidden, g.constraints, per_cell=None, **{keyword: size})
+            assert fast.by.keys() == exact.by.keys()
+            yield from ((fast, exact, size, i) for i, by in fast.by.items() if by == how)
+            assert set(fast.pinned()) == set(exact.pinned()), size
 
 
 def test_a_cell_narrow_only_through_a_far_relation_is_not_certified_locally():
@@ -55,26 +83,14 @@ def test_cells_certified_over_their_neighbourhood_are_wide_by_their_exact_interv
     finds exactly the cells the exact audit finds narrow."""
     from pipelines.warehouse import suppression
 
-    con = duckdb.connect()
-    rng = random.Random(7)
-    months = grid(rng, [JAN, dt.date(2027, 2, 1)], [0, 2, 4, 9, 30, 60])
-    g = grid_from(con, load(con, {**months, **_parents(months)}, "t"))
-    primary = g.values < GRAENSE
-    primary[3::4] = primary[0::4]
+    rng, g, primary = _linked_quarter(7, [0, 2, 4, 9, 30, 60])
     monkeypatch.setattr(suppression, "BATCH_ROUNDS", 0)
+    patterns = (suppression.choose_grid_hidden(g), primary | np.array([rng.random() < 0.6 for _ in range(g.n)]))
     settled = 0
-    for h in (suppression.choose_grid_hidden(g), primary | np.array([rng.random() < 0.6 for _ in range(g.n)])):
-        exact = audit(g.values, h, g.constraints, exact=True)
-        for size in (40, 120, 200):
-            fast = audit(g.values, h, g.constraints, per_cell=None, local=size)
-            assert fast.by.keys() == exact.by.keys()
-            for i, how in fast.by.items():
-                if how != "local":
-                    continue
-                settled += 1
-                assert fast.width(i) >= GRAENSE and exact.width(i) >= GRAENSE, (i, size)
-                assert exact.lo[i] <= fast.lo[i] + 1e-6 and exact.hi[i] >= fast.hi[i] - 1e-6
-            assert set(fast.pinned()) == set(exact.pinned()), size
+    for fast, exact, size, i in _settled_cells(g, patterns, "local", (40, 120, 200)):
+        settled += 1
+        assert fast.width(i) >= GRAENSE and exact.width(i) >= GRAENSE, (i, size)
+        assert exact.lo[i] <= fast.lo[i] + 1e-6 and exact.hi[i] >= fast.hi[i] - 1e-6
     assert settled >= 5, "the neighbourhood LPs were exercised"
 
 
@@ -150,25 +166,13 @@ def test_cells_a_relaxation_calls_narrow_are_narrow_by_their_exact_intervals(mon
 
     monkeypatch.setattr(suppression, "RELAKS_BLOK", 0)
     monkeypatch.setattr(suppression, "BATCH_ROUNDS", 0)  # no joint pushes: more cells reach the relaxation
-    con = duckdb.connect()
-    rng = random.Random(11)
-    months = grid(rng, [JAN, dt.date(2027, 2, 1)], [0, 2, 3, 4, 9, 30, 60])
-    g = grid_from(con, load(con, {**months, **_parents(months)}, "t"))
-    primary = g.values < GRAENSE
-    primary[3::4] = primary[0::4]
+    rng, g, primary = _linked_quarter(11, [0, 2, 3, 4, 9, 30, 60])
+    patterns = (primary, primary | np.array([rng.random() < 0.4 for _ in range(g.n)]))
     settled = 0
-    for h in (primary, primary | np.array([rng.random() < 0.4 for _ in range(g.n)])):
-        exact = audit(g.values, h, g.constraints, exact=True)
-        for size in (4, 20, 80):
-            fast = audit(g.values, h, g.constraints, per_cell=None, relax=size)
-            assert fast.by.keys() == exact.by.keys()
-            for i, how in fast.by.items():
-                if how != "relaxed_narrow":
-                    continue
-                settled += 1
-                assert fast.width(i) < GRAENSE and exact.width(i) < GRAENSE, (i, size)
-                assert fast.lo[i] <= exact.lo[i] + 1e-6 and fast.hi[i] >= exact.hi[i] - 1e-6
-            assert set(fast.pinned()) == set(exact.pinned()), size
+    for fast, exact, size, i in _settled_cells(g, patterns, "relaxed_narrow", (4, 20, 80)):
+        settled += 1
+        assert fast.width(i) < GRAENSE and exact.width(i) < GRAENSE, (i, size)
+        assert fast.lo[i] <= exact.lo[i] + 1e-6 and fast.hi[i] >= exact.hi[i] - 1e-6
     assert settled >= 10, "the relaxations were exercised"
 
 
