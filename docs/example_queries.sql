@@ -2,7 +2,7 @@
 --
 -- Run one with `dsdw sql "<query>"`, or open the file in any DuckDB client:
 --     duckdb -readonly data/demo/pipeline/warehouse.duckdb
--- Every query below is run by tests/test_warehouse_dictionary.py against a small warehouse and must return
+-- Every query below is run by tests/warehouse/test_warehouse_dictionary.py against a small warehouse and must return
 -- rows; each starts with a `-- name: <id>` line.  Columns: docs/warehouse_dictionary.md; ERD:
 -- docs/warehouse_erd.md.  No query needs (or can see) a CPR number: persons are person_key.
 
