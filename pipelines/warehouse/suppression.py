@@ -355,6 +355,21 @@ class AuditResult:
         return sorted(i for i in self.lo if self.width(i) < graense)
 
 
+def _sparse_rows(nv: int,
+                 a_rows: list[tuple[list[int], list[float], float, float]]) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A block's relations (index, coefs, lower, upper per relation) as one scipy CSR matrix over ``nv`` cells and
+    the relations' lower and upper bounds: the form both HiGHS (:class:`_Block`) and the neighbourhood walks
+    (:class:`_Relax`) read."""
+    from scipy import sparse
+
+    lens = [len(r[0]) for r in a_rows]
+    m = sparse.csr_matrix((np.array([a for r in a_rows for a in r[1]], dtype=float),
+                           (np.repeat(np.arange(len(a_rows)), lens).astype(np.int64),
+                            np.array([j for r in a_rows for j in r[0]], dtype=np.int64))),
+                          shape=(len(a_rows), nv))
+    return m, np.array([r[2] for r in a_rows], dtype=float), np.array([r[3] for r in a_rows], dtype=float)
+
+
 class _Block:
     """One block's LP in scipy's HiGHS, kept between solves: only the objective (and caps) change, so each
     solve starts from the previous basis (warm start) instead of building and presolving a new model."""
@@ -367,15 +382,8 @@ class _Block:
         self.hc = hc
         self.nv = nv
         if csc is None:
-            from scipy import sparse
-
-            a_rows = a_rows or []
-            lens = [len(r[0]) for r in a_rows]
-            m = sparse.csc_matrix((np.array([a for r in a_rows for a in r[1]], dtype=float),
-                                   (np.repeat(np.arange(len(a_rows)), lens).astype(np.int64),
-                                    np.array([j for r in a_rows for j in r[0]], dtype=np.int64))),
-                                  shape=(len(a_rows), nv))
-            csc = (m, np.array([r[2] for r in a_rows], dtype=float), np.array([r[3] for r in a_rows], dtype=float))
+            rows, lo, hi = _sparse_rows(nv, a_rows or [])
+            csc = (rows.tocsc(), lo, hi)
         m, lo, hi = csc
         m.sort_indices()
         lp = hc.HighsLp()
@@ -597,16 +605,8 @@ class _Relax:
     """A block's relations as sparse matrices, for :func:`_relaxed`'s neighbourhoods (built once per block)."""
 
     def __init__(self, nv: int, a_rows: list[tuple[list[int], list[float], float, float]]) -> None:
-        from scipy import sparse
-
-        lens = [len(r[0]) for r in a_rows]
-        self.csr = sparse.csr_matrix((np.array([a for r in a_rows for a in r[1]], dtype=float),
-                                      (np.repeat(np.arange(len(a_rows)), lens).astype(np.int64),
-                                       np.array([j for r in a_rows for j in r[0]], dtype=np.int64))),
-                                     shape=(len(a_rows), nv))
+        self.csr, self.lo, self.hi = _sparse_rows(nv, a_rows)
         self.csc = self.csr.tocsc()
-        self.lo = np.array([r[2] for r in a_rows], dtype=float)
-        self.hi = np.array([r[3] for r in a_rows], dtype=float)
         self.nv = nv
 
     def hood(self, k: int, size: int) -> np.ndarray:
