@@ -446,10 +446,38 @@ class Seen:
 
     lo: np.ndarray
     hi: np.ndarray
+    # set when the values leave the suppression for the attack check (:meth:`stamp`): the digest of the true
+    # figures and relations the points satisfy, and the hidden cells they may differ from the truth on.  A stamped
+    # Seen certifies cells of an audit only over the same relations and a superset of those hidden cells (audit
+    # checks both): then every point seen is a point consistent with what that audit's pattern publishes
+    relations: str | None = None
+    hidden: np.ndarray | None = None
 
     @classmethod
     def of(cls, values: np.ndarray) -> Seen:
         return cls(values.astype(float).copy(), values.astype(float).copy())
+
+    def stamp(self, values: np.ndarray, cons: list[Constraint], hidden: np.ndarray | None) -> Seen:
+        """This Seen as certificates of the problem (``values``, ``cons``) with at most ``hidden`` hidden (None:
+        none, the truth alone)."""
+        self.relations = _digest(values, cons)
+        self.hidden = np.zeros(len(values), dtype=bool) if hidden is None else hidden.copy()
+        return self
+
+
+def _digest(values: np.ndarray, cons: list[Constraint]) -> str:
+    """A fingerprint of a problem: its true figures and every relation (cells, coefficients, kind, constant), so
+    that points seen for one problem are never taken as points of another."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(values, dtype=float).tobytes())
+    if cons:
+        h.update(np.array([len(c.cells) for c in cons], dtype=np.int64).tobytes())
+        h.update(np.concatenate([c.cells for c in cons]).astype(np.int64).tobytes())
+        h.update(np.concatenate([c.coefs for c in cons]).astype(float).tobytes())
+        h.update(np.array([c.eq for c in cons], dtype=bool).tobytes())
+        h.update(np.array([c.rhs for c in cons], dtype=float).tobytes())
+    return h.hexdigest()
 
 
 def _rays(nv: int, a_rows: list[tuple[list[int], list[float], float, float]], todo: np.ndarray) -> np.ndarray:
@@ -686,8 +714,19 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
     relaxation of at most ``relax`` hidden cells (:func:`_relaxed`), which can only prove it narrow -- the
     verdict is the exact audit's either way, so the cells hidden do not change.  The attack check runs without.  ``targets``: the cells whose interval is
     wanted (others are unknowns of the LPs only: a sparse group's kommune cells, :func:`sparse_kommuner`).  ``exact=True`` solves both LPs
-    for every cell (tests that want the intervals themselves).
+    for every cell (tests that want the intervals themselves).  ``seen``: the lowest and highest values seen
+    so far, updated in place -- the rounds' memo, or the suppression's points stamped for the attack check
+    (:meth:`Seen.stamp`, :func:`choose_grid_hidden`), which are first checked to be points of these very
+    relations (same figures and relations, no cell moved that this pattern publishes): a cell they show wide
+    needs no LP.
     """
+    if seen is not None and seen.relations is not None:
+        # points of the suppression as the attack check's start: valid only for the same relations and a pattern
+        # that hides at least the cells they moved (every published cell of a point is at its true figure)
+        if seen.relations != _digest(values, cons) or seen.hidden is None or len(seen.hidden) != len(hidden):
+            raise ValueError("audit: the seen values were found for other figures or relations than these")
+        if (seen.hidden & ~hidden).any():
+            raise ValueError("audit: the seen values move cells this pattern publishes")
     lo: dict[int, float] = {}
     hi: dict[int, float] = {}
     solves = 0
@@ -851,6 +890,8 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             mn = float(solve(obj)[k])
             lo[c], hi[c] = mn, mx
     progress.done(solves)
+    if seen is not None and seen.hidden is not None and not exact:
+        seen.hidden = seen.hidden | hidden  # this audit's points move its hidden cells only
     return AuditResult(lo, hi, solves, len(blocks), by)
 
 
@@ -866,8 +907,8 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                   dirs: list[np.ndarray] | None = None, start: np.ndarray | None = None,
                   eligible: np.ndarray | None = None, known: np.ndarray | None = None,
                   targets: np.ndarray | None = None, blocks: np.ndarray | None = None,
-                  per_cell: int | None = PER_CELL_LPS,
-                  stats: dict | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+                  per_cell: int | None = PER_CELL_LPS, stats: dict | None = None,
+                  points: Seen | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
     """Primary cells, then secondary cells until the audit pins none; returns (hidden, primary, last audit).
 
     ``start``: cells hidden from the outset (context cells' published flags, sparse groups); ``eligible``: the
@@ -879,7 +920,8 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
     only widens intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
 ``per_cell``: the audit's cap on per-cell LPs per round (None: every uncertified cell gets its own LPs);
 ``stats``: filled with the rounds, LPs and how the cells were settled (:attr:`AuditResult.how`), summed over
-the rounds.
+the rounds; ``points``: a :meth:`Seen.of` of ``values``, filled with the lowest and highest values the rounds saw and
+stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:`audit`).
 
     Fail safe: a narrow cell with no published eligible cell left in the relations of the hidden cells first gets
     its own LPs without the per-cell cap (it may only have been uncertified); if it is still narrow, its whole
@@ -903,7 +945,9 @@ the rounds.
     eqs = [c for c in cons if c.eq]
     given_up: set[int] = set()
     wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
-    memo = Seen.of(values)
+    memo = Seen.of(values) if points is None else points
+    if memo.relations is not None or len(memo.lo) != n:
+        raise ValueError("choose_hidden: points must be a fresh Seen.of(values)")
     tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0),
              "stuck_audits": 0, "fail_safe_blocks": 0}
     if stats is not None:
@@ -947,6 +991,8 @@ the rounds.
                  100.0 * hidden.mean(), len(pinned), res.lp_solves, res.blocks, tally["lp_solves"], res.how,
                  time.perf_counter() - t_start, time.process_time() - c_start)
         if not pinned:
+            if points is not None:
+                points.stamp(values, cons, seen)
             return hidden, primary, res
         stuck = []
         block_free: np.ndarray | None = None  # the cells of the relations of the hidden cells (once a round)
@@ -1136,7 +1182,7 @@ def _without_kommuner(rows: list[tuple], values: np.ndarray) -> tuple[list[int],
 
 def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] | None = None,
                        per_cell: int | None = PER_CELL_LPS, stats: dict | None = None,
-                       fixed: np.ndarray | None = None) -> np.ndarray:
+                       fixed: np.ndarray | None = None, points: Seen | None = None) -> np.ndarray:
     """The hidden cells of a grid (with its context ``layers``): :func:`choose_hidden` over the joint problem;
     a sparse grid's kommune level (:func:`sparse_kommuner`) is hidden whole and the audit runs on its regions
     and hele landet.
@@ -1147,7 +1193,12 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
     relations already say (the sum of a region's kommune relations is its region relation, with a slack
     at least as large).  tests/warehouse/test_suppression_attacks.py runs an independent integer attacker over the
     whole grid, kommune cells included, to check it.  ``fixed``: see :func:`with_context` (a fixed kommune cell
-    that is published keeps the kommune level in the LP)."""
+    that is published keeps the kommune level in the LP).
+
+    ``points``: a :meth:`Seen.of` of ``grid.values``; filled with the suppression's lowest and highest values seen
+    and stamped for the attack check over ``grid.constraints`` (:func:`audit`), when the suppression's problem is
+    the grid's own (no context layers, no sparse kommune level); else stamped with the truth alone (still valid).
+    Why: the attack check then needs LPs only for cells no point of the rounds showed wide."""
     sparse = sparse_kommuner(grid, graense)
     if sparse is not None and fixed is not None and (sparse & (fixed == 0)).any():
         sparse = None
@@ -1167,8 +1218,16 @@ def choose_grid_hidden(grid: Grid, graense: int = GRAENSE, layers: list[Layer] |
     for j, r in enumerate(work.rows):
         for m in range(NM):
             blocks[NM * j + m] = labels.setdefault((r[0], r[1], 0 if m == UGER else m), len(labels))
+    own = points is not None and keep is None and not layers and p.n_new == len(p.values) \
+        and len(p.constraints) == len(grid.constraints) \
+        and all(a is b for a, b in zip(p.constraints, grid.constraints, strict=True))
+    if points is not None and (points.relations is not None or len(points.lo) != grid.n):
+        raise ValueError("choose_grid_hidden: points must be a fresh Seen.of(grid.values)")
     hidden = choose_hidden(p.values, p.constraints, graense, dirs=dirs, start=p.start, eligible=p.eligible,
-                           known=p.known, blocks=blocks, per_cell=per_cell, stats=stats)[0][:p.n_new]
+                           known=p.known, blocks=blocks, per_cell=per_cell, stats=stats,
+                           points=points if own else None)[0][:p.n_new]
+    if points is not None and not own:
+        points.stamp(grid.values, grid.constraints, None)
     if keep is None:
         return hidden
     full = np.ones(grid.n, dtype=bool)
