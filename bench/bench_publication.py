@@ -220,7 +220,7 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40), from_
                      "sparse_grid": sparse_kommuner(g) is not None, "grid_seconds": t1 - t0,
                      "stage_grid": _stage(t0, c0, l0), "local_neighbourhood": LOKAL, "local_escalated": ESKALER,
                      "highs_simplex_strategy": sup.SIMPLEX,
-                     "warm_iterations": sup.WARM_ITERATIONS, "relaxation_cells": sup.RELAKS}
+                     "warm_iterations": sup._warm_iterations(), "relaxation_cells": sup.RELAKS}
         for cap in caps:
             st: dict = {}
             t1, l1, c1 = time.perf_counter(), _load(), time.process_time()
@@ -428,7 +428,8 @@ def main() -> None:
     ap.add_argument("--simplex", type=int, default=None,
                     help="HiGHS simplex_strategy for the audit's LPs (suppression.SIMPLEX; 4: primal)")
     ap.add_argument("--warm-iterations", type=float, default=None,
-                    help="suppression.WARM_ITERATIONS (inf: never switch a block to cold solves)")
+                    help="suppression.WARM_ITERATIONS (inf: never switch a block to cold solves; default: 0.1 with dual "
+                         "simplex, inf with primal)")
     ap.add_argument("--attack-from-truth", action="store_true",
                     help="start the attack check from the truth alone, not from the suppression's points")
     ap.add_argument("--relax", type=int, default=None,
