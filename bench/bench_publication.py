@@ -15,10 +15,13 @@ connection), with the server's CPU seconds.
 The national year (``--case national-year``: 98 kommuner x 12 months with their four quarters and the year, every
 margin of issue 13, 106,080 cells) runs the suppression and the uncapped attack check only, records wall and CPU
 seconds and the load average per stage, then the independent attacker (tests/attacker.py, an integer program per
-hidden cell) on a scaled-down year: the first kommuner of one region with their cells at national size.
+hidden cell) on a scaled-down year: the first kommuner of one region with their cells at national size.  The attack
+check starts from the suppression's points (``Seen``, stamped for the same relations: a cell they show wide needs no
+LP); ``--attack-from-truth`` starts it from the truth alone, as before.
 
     python bench/bench_publication.py [--months 1] [--shape realistic|stress] [--history 120] [--skip-api]
                                       [--api-only] [--case national-year [--attacker-kommuner 4] [--attacker-limit N]]
+                                      [--simplex 4] [--warm-iterations X] [--attack-from-truth]
 """
 
 from __future__ import annotations
