@@ -194,6 +194,9 @@ def main() -> None:
             print(kind, n, m, json.dumps(case[m]), flush=True)
         out["cases"].append(case)
         db.unlink()
+    for f in work.iterdir():
+        f.unlink()
+    work.rmdir()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"spells_stress_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(out, indent=1))
