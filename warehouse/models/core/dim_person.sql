@@ -55,35 +55,92 @@ WITH kg AS (
     UNION SELECT person_key, slutdato + 1 FROM kg WHERE slutdato IS NOT NULL
     UNION SELECT person_key, startdato FROM tilm
     UNION SELECT o.person_key, o.afmeldingsdato FROM ophoer o WHERE o.person_key IN (SELECT person_key FROM tilm)
-), kommune AS (
-    SELECT g.person_key, g.dato,
-           coalesce(
-               max_by(k.kommunekode, (k.startdato, k.registreringstidspunkt, k.kontaktgruppe_id))
-                   FILTER (WHERE k.slutdato IS NULL OR k.slutdato >= g.dato),
-               max_by(k.kommunekode, (k.slutdato, k.startdato, k.registreringstidspunkt, k.kontaktgruppe_id))
-                   FILTER (WHERE k.slutdato < g.dato)) AS kommunekode
-    FROM graenser g JOIN kg k ON k.person_key = g.person_key AND k.startdato <= g.dato
-    GROUP BY g.person_key, g.dato
-), seneste_tilmelding AS (
-    SELECT g.person_key, g.dato,
-           max_by(t.akassekode, (t.startdato, t.registreringstidspunkt, t.tilmelding_id)) AS akassekode,
-           max(t.startdato) AS tilmeldt_fra
-    FROM graenser g JOIN tilm t ON t.person_key = g.person_key AND t.startdato <= g.dato
-    GROUP BY g.person_key, g.dato
-), medlem AS (
-    SELECT s.person_key, s.dato,
-           CASE WHEN EXISTS (SELECT 1 FROM ophoer o
-                             WHERE o.person_key = s.person_key AND o.akassekode = s.akassekode
-                               AND o.afmeldingsdato > s.tilmeldt_fra AND o.afmeldingsdato <= s.dato)
-                THEN NULL ELSE s.akassekode END AS akassekode
-    FROM seneste_tilmelding s
+), kg_nr AS (
+    -- Linear in a person's spells and portable (DuckDB, Spark): the spells are numbered per person in the order
+    -- that decides between them -- by start ("started last, then the later registration, then the id") and the
+    -- ended ones by end ("ended last, then ...") -- and one time line per person holds the boundary days and the
+    -- events before them (a spell starts, a spell has ended, a tilmelding starts, an ophør).  A running maximum of
+    -- the numbers along the time line is the number of the spell that started (ended) last by each day, looked up
+    -- with an equality join.  Only a day on which the spell that started last has ended while an earlier one still
+    -- runs (overlapping spells, which § 16, stk. 6 does not foresee) looks at the person's spells covering it.
+    -- (The form before joined every boundary day to every earlier spell of the person: quadratic in a person's
+    -- spells; 5 years of national history spilled past 18.6 GiB, docs/scale-out.md.)  Spells without a kommune and
+    -- tilmeldinger without an a-kasse are passed over, as max_by passed over a NULL value.
+    SELECT person_key, kommunekode, startdato, coalesce(slutdato, DATE '9999-12-31') AS slut,
+           row_number() OVER (PARTITION BY person_key ORDER BY startdato, registreringstidspunkt NULLS LAST,
+                                                            kontaktgruppe_id NULLS LAST) AS start_nr,
+           CASE WHEN slutdato IS NOT NULL THEN row_number() OVER (
+               PARTITION BY person_key ORDER BY slutdato NULLS LAST, startdato, registreringstidspunkt NULLS LAST,
+                                                kontaktgruppe_id NULLS LAST) END AS slut_nr
+    FROM kg
+    WHERE kommunekode IS NOT NULL
+), tilm_nr AS (
+    -- the tilmeldinger numbered per person in the order "started last, then the later registration"
+    SELECT person_key, akassekode,
+           row_number() OVER (PARTITION BY person_key ORDER BY startdato, registreringstidspunkt NULLS LAST,
+                                                            tilmelding_id NULLS LAST) AS nr, startdato
+    FROM tilm
+), haendelse AS (
+    -- one time line per person: the boundary days (art 2) and the events before them on the same day (art 1:
+    -- a spell starts, a spell ended the day before, a tilmelding starts; art 0: an ophør, which a tilmelding
+    -- on the same day overrides)
+    SELECT person_key, dato, 2 AS art, CAST(NULL AS BIGINT) AS start_nr,
+           CAST(NULL AS BIGINT) AS slut_nr, CAST(NULL AS BIGINT) AS tilm_nr, CAST(NULL AS BIGINT) AS medlem_nr,
+           CAST(NULL AS VARCHAR) AS ophoer_akasse
+    FROM graenser
+    UNION ALL SELECT person_key, startdato, 1, start_nr, NULL, NULL, NULL, NULL FROM kg_nr
+    UNION ALL SELECT person_key, slut + 1, 1, NULL, slut_nr, NULL, NULL, NULL FROM kg_nr WHERE slut_nr IS NOT NULL
+    UNION ALL SELECT person_key, startdato, 1, NULL, NULL, nr, CASE WHEN akassekode IS NOT NULL THEN nr END, NULL
+    FROM tilm_nr
+    UNION ALL SELECT person_key, afmeldingsdato, 0, NULL, NULL, NULL, NULL, akassekode FROM ophoer
+    WHERE person_key IN (SELECT person_key FROM tilm)
+), forloeb AS (
+    -- running maxima along the time line, so every day sees the spells and tilmeldinger begun by then in one
+    -- pass (linear in a person's events; no join of every day to every earlier spell)
+    SELECT person_key, dato, art, ophoer_akasse,
+           max(start_nr) OVER w AS start_nr,  -- the spell that started last
+           max(slut_nr) OVER w AS slut_nr,    -- the spell that ended last
+           max(tilm_nr) OVER w AS tilm_nr,    -- the tilmelding that started last: the membership's segment
+           max(medlem_nr) OVER w AS medlem_nr  -- ... of those naming an a-kasse: the membership
+    FROM haendelse
+    WINDOW w AS (PARTITION BY person_key ORDER BY dato, art ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+), ophoert AS (
+    -- per membership segment: the first day an ophør by the a-kasse the person is a member of ends it
+    SELECT f.person_key, f.tilm_nr, min(f.dato) AS ophoert_fra
+    FROM forloeb f JOIN tilm_nr t ON t.person_key = f.person_key AND t.nr = f.medlem_nr
+    WHERE f.art = 0 AND f.ophoer_akasse = t.akassekode
+    GROUP BY f.person_key, f.tilm_nr
+), dag AS (
+    -- the spells started by the day number 1..start_nr, those ended before it 1..slut_nr (in their orders), so
+    -- start_nr > slut_nr when a spell covers the day.  Kommune: when none covers it, the spell that ended last;
+    -- when the spell that started last covers it, that spell; else (indlejret) see below
+    SELECT f.person_key, f.dato,
+           CASE WHEN f.start_nr IS NULL THEN NULL
+                WHEN f.start_nr = coalesce(f.slut_nr, 0) THEN e.kommunekode
+                WHEN s.slut >= f.dato THEN s.kommunekode
+           END AS kommunekode,
+           f.start_nr > coalesce(f.slut_nr, 0) AND s.slut < f.dato AS indlejret,
+           CASE WHEN o.ophoert_fra <= f.dato THEN NULL ELSE t.akassekode END AS akassekode
+    FROM forloeb f
+    LEFT JOIN kg_nr s ON s.person_key = f.person_key AND s.start_nr = f.start_nr
+    LEFT JOIN kg_nr e ON e.person_key = f.person_key AND e.slut_nr = f.slut_nr
+    LEFT JOIN tilm_nr t ON t.person_key = f.person_key AND t.nr = f.medlem_nr
+    LEFT JOIN ophoert o ON o.person_key = f.person_key AND o.tilm_nr = f.tilm_nr
+    WHERE f.art = 2
+), indlejret AS (
+    -- the rare day on which the spell that started last has ended but an earlier one still runs (overlapping
+    -- spells): of the spells covering it, the one that started last
+    SELECT d.person_key, d.dato, max(k.start_nr) AS start_nr
+    FROM dag d JOIN kg_nr k ON k.person_key = d.person_key AND k.startdato <= d.dato AND k.slut >= d.dato
+    WHERE d.indlejret
+    GROUP BY d.person_key, d.dato
 ), segment AS (
-    SELECT g.person_key, g.dato AS fra,
-           lead(g.dato) OVER (PARTITION BY g.person_key ORDER BY g.dato) - 1 AS til,
-           k.kommunekode, m.akassekode
-    FROM graenser g
-    LEFT JOIN kommune k ON k.person_key = g.person_key AND k.dato = g.dato
-    LEFT JOIN medlem m ON m.person_key = g.person_key AND m.dato = g.dato
+    SELECT person_key, dato AS fra, lead(dato) OVER (PARTITION BY person_key ORDER BY dato) - 1 AS til,
+           kommunekode, akassekode
+    FROM (SELECT d.person_key, d.dato, d.akassekode, coalesce(k.kommunekode, d.kommunekode) AS kommunekode
+          FROM dag d
+          LEFT JOIN indlejret i ON i.person_key = d.person_key AND i.dato = d.dato
+          LEFT JOIN kg_nr k ON k.person_key = i.person_key AND k.start_nr = i.start_nr) x
 ), kendt AS (
     SELECT * FROM segment
     QUALIFY fra >= min(CASE WHEN kommunekode IS NOT NULL OR akassekode IS NOT NULL THEN fra END)

@@ -79,33 +79,40 @@ FROM (
                person_key, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
         FROM ys_gs
         WHERE i_perioden OR uger_maske <> 0
-    ), ys_fl AS (
-        SELECT periode_type, periode_start, periode_slut, person_key, kommunekode, region_kode, fra,
-               coalesce(til, DATE '9999-12-31') AS til_aab, ydelsesgruppe AS ygrp FROM ys_pf
+    ), ys_fy AS (
+        -- every spell in its ydelsesgruppe and in 'i alt'; an open end is 9999-12-31
+        SELECT person_key, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31') AS til_aab,
+               ydelsesgruppe AS ygrp FROM ys_f
         UNION ALL
-        SELECT periode_type, periode_start, periode_slut, person_key, kommunekode, region_kode, fra,
-               coalesce(til, DATE '9999-12-31'), 'i alt' FROM ys_pf
+        SELECT person_key, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31'), 'i alt' FROM ys_f
+    ), ys_fs AS (
+        -- whether a spell starts / ends a merged spell (overlapping or adjacent spells of the person and group are one)
+        -- is a property of the spell, not of a period: it starts one when no spell of the person and group that
+        -- started before it reaches the day before its start (til_foer), it ends one when no spell that ends after it
+        -- starts by the day after its end (fra_efter).  Two windows over the person's and group's spells: linear in the
+        -- spells (the form before joined each period's spells of a person and group to each other)
+        SELECT *,
+               max(til_aab) OVER (PARTITION BY person_key, ygrp ORDER BY fra
+                                  RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL 1 DAY PRECEDING) AS til_foer,
+               min(fra) OVER (PARTITION BY person_key, ygrp ORDER BY til_aab
+                              RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING) AS fra_efter
+        FROM ys_fy
     ), ys_haend AS (
         -- tilgang: a spell starting in the period with no spell of the person and group on the day before
         -- (overlapping or adjacent spells are one merged spell); afgang: ending with none on the day after
         -- placed in the kommune of the spell that starts the merged spell; a person entering twice in the
         -- period counts once, at the first entry (ties on the day: lowest kommunekode)
-        SELECT x.periode_type, x.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
+        SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
                first({'k': x.kommunekode, 'r': x.region_kode} ORDER BY x.fra, x.kommunekode NULLS LAST) AS g
-        FROM ys_fl x
-        WHERE x.fra BETWEEN x.periode_start AND x.periode_slut
-          AND NOT EXISTS (SELECT 1 FROM ys_fl y WHERE y.periode_type = x.periode_type AND y.periode_start = x.periode_start
-                          AND y.person_key = x.person_key AND y.ygrp = x.ygrp AND y.fra < x.fra AND y.til_aab >= x.fra - 1)
+        FROM ys_fs x JOIN ys_per p ON x.fra BETWEEN p.periode_start AND p.periode_slut
+        WHERE x.til_foer IS NULL OR x.til_foer < x.fra - 1
         GROUP BY ALL
         UNION ALL
         -- placed in the kommune of the spell that ends it; leaving twice: the last exit
-        SELECT x.periode_type, x.periode_start, x.person_key, x.ygrp, 'afgang',
+        SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'afgang',
                first({'k': x.kommunekode, 'r': x.region_kode} ORDER BY x.til_aab DESC, x.kommunekode NULLS LAST)
-        FROM ys_fl x
-        WHERE x.til_aab BETWEEN x.periode_start AND x.periode_slut
-          AND NOT EXISTS (SELECT 1 FROM ys_fl y WHERE y.periode_type = x.periode_type AND y.periode_start = x.periode_start
-                          AND y.person_key = x.person_key AND y.ygrp = x.ygrp AND y.til_aab > x.til_aab
-                          AND y.fra <= x.til_aab + 1)
+        FROM ys_fs x JOIN ys_per p ON x.til_aab BETWEEN p.periode_start AND p.periode_slut
+        WHERE x.fra_efter IS NULL OR x.fra_efter > x.til_aab + 1
         GROUP BY ALL
     ), ys_ta AS (
         -- the merged spell's kommune (and its region) gets the person's tilgang/afgang; a kommune outside

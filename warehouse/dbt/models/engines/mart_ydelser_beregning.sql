@@ -92,37 +92,44 @@ FROM (
                person_key, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
         FROM ys_gs
         WHERE i_perioden OR uger_maske <> 0
-    ), ys_fl AS (
-        SELECT periode_type, periode_start, periode_slut, person_key, kommunekode, region_kode, fra,
-               coalesce(til, DATE '9999-12-31') AS til_aab, ydelsesgruppe AS ygrp FROM ys_pf
-        UNION ALL
-        SELECT periode_type, periode_start, periode_slut, person_key, kommunekode, region_kode, fra,
-               coalesce(til, DATE '9999-12-31'), 'i alt' FROM ys_pf
+    ), ys_fy AS (
+        -- every spell in its ydelsesgruppe and in 'i alt', with its start and end as day numbers (an open end is
+        -- 9999-12-31): Spark's RANGE frames need a number
+        SELECT person_key, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31') AS til_aab, ygrp,
+               {{ dsdw_date_diff('day', "DATE '1970-01-01'", 'fra') }} AS fra_nr,
+               {{ dsdw_date_diff('day', "DATE '1970-01-01'", "coalesce(til, DATE '9999-12-31')") }} AS til_nr
+        FROM (SELECT person_key, kommunekode, region_kode, fra, til, ydelsesgruppe AS ygrp FROM ys_f
+              UNION ALL SELECT person_key, kommunekode, region_kode, fra, til, 'i alt' FROM ys_f) u
+    ), ys_fs AS (
+        -- whether a spell starts / ends a merged spell is a property of the spell, not of a period: it starts one
+        -- when no spell of the person and group that started before it reaches the day before its start, it ends
+        -- one when no spell that ends after it starts by the day after its end (two windows: linear in the spells)
+        SELECT *,
+               max(til_nr) OVER (PARTITION BY person_key, ygrp ORDER BY fra_nr
+                                 RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS til_foer,
+               min(fra_nr) OVER (PARTITION BY person_key, ygrp ORDER BY til_nr
+                                 RANGE BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS fra_efter
+        FROM ys_fy
     ), ys_haend AS (
         -- tilgang: a spell starting in the period with no spell of the person and group on the day before
         -- (overlapping or adjacent spells are one merged spell); afgang: ending with none on the day after;
         -- placed in the kommune of the spell that starts the merged spell; a person entering twice in the
         -- period counts once, at the first entry (ties on the day: lowest kommunekode, NULL last)
-        SELECT x.periode_type, x.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
+        SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
                min_by(named_struct('k', x.kommunekode, 'r', x.region_kode),
                       named_struct('a', x.fra, 'b', x.kommunekode IS NULL, 'c', x.kommunekode)) AS g
-        FROM ys_fl x
-        WHERE x.fra BETWEEN x.periode_start AND x.periode_slut
-          AND NOT EXISTS (SELECT 1 FROM ys_fl y WHERE y.periode_type = x.periode_type AND y.periode_start = x.periode_start
-                          AND y.person_key = x.person_key AND y.ygrp = x.ygrp AND y.fra < x.fra AND y.til_aab >= x.fra - 1)
-        GROUP BY x.periode_type, x.periode_start, x.person_key, x.ygrp
+        FROM ys_fs x JOIN ys_per p ON x.fra BETWEEN p.periode_start AND p.periode_slut
+        WHERE x.til_foer IS NULL OR x.til_foer < x.fra_nr - 1
+        GROUP BY p.periode_type, p.periode_start, x.person_key, x.ygrp
         UNION ALL
         -- placed in the kommune of the spell that ends it; leaving twice: the last exit
-        SELECT x.periode_type, x.periode_start, x.person_key, x.ygrp, 'afgang',
+        SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'afgang',
                min_by(named_struct('k', x.kommunekode, 'r', x.region_kode),
                       named_struct('a', {{ dsdw_date_diff('day', 'x.til_aab', "DATE '9999-12-31'") }},
                                    'b', x.kommunekode IS NULL, 'c', x.kommunekode))
-        FROM ys_fl x
-        WHERE x.til_aab BETWEEN x.periode_start AND x.periode_slut
-          AND NOT EXISTS (SELECT 1 FROM ys_fl y WHERE y.periode_type = x.periode_type AND y.periode_start = x.periode_start
-                          AND y.person_key = x.person_key AND y.ygrp = x.ygrp AND y.til_aab > x.til_aab
-                          AND y.fra <= x.til_aab + 1)
-        GROUP BY x.periode_type, x.periode_start, x.person_key, x.ygrp
+        FROM ys_fs x JOIN ys_per p ON x.til_aab BETWEEN p.periode_start AND p.periode_slut
+        WHERE x.fra_efter IS NULL OR x.fra_efter > x.til_nr + 1
+        GROUP BY p.periode_type, p.periode_start, x.person_key, x.ygrp
     ), ys_ta AS (
         -- the merged spell's kommune (and its region) gets the person's tilgang/afgang; a kommune outside
         -- dim_kommune has no region: only its kommune and land rows
