@@ -415,89 +415,9 @@ class _Block:
         self.cost = np.zeros(nv)
         self.upper = np.full(nv, hc.kHighsInf)
         self.cold = False
-        # kept from round to round (:meth:`kept`): the block's cells and relations in the model's column and row
-        # order, its matrix and row bounds in that order, and per model column the caller's index (None: the same)
-        self.cols: np.ndarray | None = None
-        self.rows: np.ndarray | None = None
-        self.mat: Any = None
-        self.row_lo = np.asarray(lo, dtype=float)
-        self.row_hi = np.asarray(hi, dtype=float)
-        self.perm: np.ndarray | None = None
-
-    @classmethod
-    def kept(cls, old: _Block | None, cells: np.ndarray, rows: np.ndarray,
-             a_rows: list[tuple[list[int], list[float], float, float]]) -> _Block:
-        """The LP of a block (its hidden ``cells``, sorted; its relations ``rows`` with ``a_rows``), grown from the
-        model ``old`` of an earlier round instead of built anew.
-
-        Why: between two rounds of :func:`choose_hidden` a block only gains hidden cells (hiding more never
-        publishes a cell again, so blocks only grow and merge).  Each newly hidden cell becomes a column of the
-        kept model (its coefficients in the relations the model has), each relation it brings in a row, and the
-        relations whose published part it leaves get their new bounds; HiGHS keeps the basis of the last solve
-        (new columns nonbasic at 0, new rows basic), so the round's first LP starts warm instead of cold.  The
-        model is the one built anew, up to the order of its columns and rows: the relations it already has are
-        checked entry by entry against the new ones, and any difference (other relations, a cell published again)
-        builds it anew."""
-        from scipy import sparse
-
-        m, lo, hi = _sparse_rows(len(cells), a_rows)
-        if old is None or old.cols is None or old.rows is None or not len(rows) or not len(old.rows):
-            return cls._labelled(cells, rows, m, lo, hi)
-        at_c = np.searchsorted(cells, old.cols)
-        order_r = np.argsort(rows, kind="stable")
-        at_r = order_r[np.minimum(np.searchsorted(rows, old.rows, sorter=order_r), len(rows) - 1)]
-        if (at_c >= len(cells)).any() or (cells[np.minimum(at_c, len(cells) - 1)] != old.cols).any() \
-                or (rows[at_r] != old.rows).any():
-            return cls._labelled(cells, rows, m, lo, hi)
-        new_c = np.setdiff1d(np.arange(len(cells)), at_c, assume_unique=True)
-        new_r = np.setdiff1d(np.arange(len(rows)), at_r, assume_unique=True)
-        cperm = np.concatenate([at_c, new_c])
-        rperm = np.concatenate([at_r, new_r])
-        mm = m[rperm][:, cperm].tocsr()
-        no, nco = len(at_r), len(at_c)
-        if (mm[:no, :nco] != old.mat).nnz:
-            return cls._labelled(cells, rows, m, lo, hi)
-        h, inf = old.h, old.hc.kHighsInf
-        if len(new_c):
-            b = mm[:no, nco:].tocsc()
-            b.sort_indices()
-            h.addCols(len(new_c), np.zeros(len(new_c)), np.zeros(len(new_c)), np.full(len(new_c), inf), b.nnz,
-                      b.indptr[:-1].astype(np.int32), b.indices.astype(np.int32), b.data.astype(float))
-        lo_m, hi_m = lo[rperm], hi[rperm]
-        for r in np.flatnonzero((lo_m[:no] != old.row_lo) | (hi_m[:no] != old.row_hi)):
-            h.changeRowBounds(int(r), max(float(lo_m[r]), -inf), min(float(hi_m[r]), inf))
-        if len(new_r):
-            c = mm[no:].tocsr()
-            c.sort_indices()
-            h.addRows(len(new_r), np.maximum(lo_m[no:], -inf), np.minimum(hi_m[no:], inf), c.nnz,
-                      c.indptr[:-1].astype(np.int32), c.indices.astype(np.int32), c.data.astype(float))
-        old.nv = len(cells)
-        old.cost = np.concatenate([old.cost, np.zeros(len(new_c))])
-        old.upper = np.concatenate([old.upper, np.full(len(new_c), inf)])
-        old.cols, old.rows, old.mat = cells[cperm], rows[rperm], sparse.csr_matrix(mm)
-        old.row_lo, old.row_hi = lo_m, hi_m
-        old.perm = None if (cperm == np.arange(len(cells))).all() else cperm
-        old.cold = False
-        return old
-
-    @classmethod
-    def _labelled(cls, cells: np.ndarray, rows: np.ndarray, m: Any, lo: np.ndarray, hi: np.ndarray) -> _Block:
-        """A new model that :meth:`kept` can grow: its cells and relations recorded."""
-        b = cls(len(cells), None, (m.tocsc(), lo, hi))
-        b.cols, b.rows, b.mat = cells.copy(), rows.copy(), m
-        return b
 
     def solve(self, obj: np.ndarray, upper: np.ndarray | None = None) -> tuple[str, np.ndarray | None]:
         """Minimise ``obj @ x``; returns ('optimal', x) or ('unbounded', None)."""
-        st, x = self._solve(obj if self.perm is None else obj[self.perm],
-                            upper if upper is None or self.perm is None else upper[self.perm])
-        if x is not None and self.perm is not None:
-            y = np.empty_like(x)
-            y[self.perm] = x
-            x = y
-        return st, x
-
-    def _solve(self, obj: np.ndarray, upper: np.ndarray | None = None) -> tuple[str, np.ndarray | None]:
         # only what changed is passed on: a bound change on every column costs HiGHS the warm start's value
         obj = obj.astype(float)
         up = np.full(self.nv, self.hc.kHighsInf) if upper is None else np.minimum(upper, self.hc.kHighsInf)
@@ -526,40 +446,11 @@ class _Block:
                            "feasible, so the relations are inconsistent with them")
 
 
-# True: the rounds of choose_hidden grow each large block's HiGHS model instead of building it anew (_Block.kept);
-# the verdicts, and so the cells hidden, are the same either way.  Off: measured with primal simplex, it does not
-# pay.  A new model's first LP is solved cold WITH presolve, a kept one's warm WITHOUT (HiGHS skips presolve when a
-# basis is valid), and on these blocks presolve cuts the cost per simplex iteration about 3x: the 20-kommune year's
-# block grown from 3,084 to 3,182 hidden cells took 9,502 iterations / 2.96 CPU s for a joint push, built anew 8,302
-# / 0.80 CPU s; the 40-kommune year's first four rounds took 89.2 CPU s kept against 83.3 anew (load ~8, same cells)
-KEEP_MODELS = False
-# blocks of at least KEPT_CELLS hidden cells keep their HiGHS model from one round of choose_hidden to the next
-# (_Block.kept): a smaller block's model costs less to build than to keep
-KEPT_CELLS = 200
-
-
-class _Models:
-    """The large blocks' models of one round of :func:`choose_hidden`, for the next round to grow (_Block.kept)."""
-
-    def __init__(self) -> None:
-        self.last: dict[int, _Block] = {}  # by the model's first cell (a block of the last round)
-        self.now: dict[int, _Block] = {}
-
-    def block(self, cells: np.ndarray, rows: list[int],
-              a_rows: list[tuple[list[int], list[float], float, float]]) -> _Block:
-        """The block's model: the largest kept one of the blocks it grew from, grown (a new one if none)."""
-        cand = [self.last[c] for c in cells.tolist() if c in self.last]
-        old = max(cand, key=lambda b: b.nv) if cand else None
-        if old is not None:
-            for c in list(self.last):  # a model serves one block: it is grown in place
-                if self.last[c] is old:
-                    del self.last[c]
-        lp = _Block.kept(old, cells, np.asarray(rows, dtype=np.int64), a_rows)
-        self.now[int(lp.cols[0]) if lp.cols is not None and len(lp.cols) else -1] = lp
-        return lp
-
-    def next_round(self) -> None:
-        self.last, self.now = self.now, {}
+# Not done, measured: growing each large block's HiGHS model from round to round of choose_hidden instead of
+# building it anew.  A new model's first LP is solved cold WITH presolve, a grown one warm WITHOUT (HiGHS skips
+# presolve when a basis is valid), and presolve cuts the cost per simplex iteration about 3x here: the 20-kommune
+# year's block grown 3,084 -> 3,182 hidden cells took 2.96 CPU s for a joint push, built anew 0.80; the 40-kommune
+# year's rounds 1-4 89.2 CPU s grown against 83.3 anew (same cells hidden; branch s7-pub, commit 41cae0a)
 
 
 @dataclass
@@ -820,7 +711,7 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
           exact: bool = False, dirs: list[np.ndarray] | None = None,
           targets: np.ndarray | None = None, seen: Seen | None = None,
           per_cell: int | None = PER_CELL_LPS, local: int | None = LOKAL,
-          escalate: bool = True, relax: int | None = None, models: _Models | None = None) -> AuditResult:
+          escalate: bool = True, relax: int | None = None) -> AuditResult:
     """The attack: for each hidden cell, minimise and maximise it over everything published (HiGHS LP).
 
     Why per block: hidden cells that share no relation (directly or through other hidden cells) are
@@ -880,8 +771,7 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             rhs = c.rhs - float(c.coefs[~h] @ values[c.cells[~h]])
             a_rows.append(([pos[int(x)] for x in c.cells[h]], list(c.coefs[h]), rhs if c.eq else -np.inf, rhs))
         nv = len(cells)
-        lp = models.block(cells, ks, a_rows) if models is not None and nv >= KEPT_CELLS and not exact \
-            else _Block(nv, a_rows)
+        lp = _Block(nv, a_rows)
         truth = values[cells].astype(float)
         seen_lo, seen_hi = truth.copy(), truth.copy()
         if seen is not None and not exact:
@@ -1016,8 +906,6 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             mn = float(solve(obj)[k])
             lo[c], hi[c] = mn, mx
     progress.done(solves)
-    if models is not None:
-        models.next_round()
     if seen is not None and seen.hidden is not None and not exact:
         seen.hidden = seen.hidden | hidden  # this audit's points move its hidden cells only
     return AuditResult(lo, hi, solves, len(blocks), by)
@@ -1074,7 +962,6 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
     given_up: set[int] = set()
     wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
     memo = Seen.of(values) if points is None else points
-    models = _Models() if KEEP_MODELS else None  # each large block's LP, grown from round to round
     if memo.relations is not None or len(memo.lo) != n:
         raise ValueError("choose_hidden: points must be a fresh Seen.of(values)")
     tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0),
@@ -1109,7 +996,7 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
             _tie(hidden)
         seen = hidden & ~known
         res = audit(values, seen, cons, graense, dirs=dirs, targets=targets, seen=memo, per_cell=per_cell,
-                    local=LOKAL, escalate=ESKALER, relax=RELAKS, models=models)
+                    local=LOKAL, escalate=ESKALER, relax=RELAKS)
         tally["rounds"] += 1
         tally["lp_solves"] += res.lp_solves
         for k, v in res.how.items():
