@@ -122,27 +122,39 @@ def copy_zones(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sources_seed1(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Generated sources: tiny, 2 days from 1 Oct 2026, seed 1, the scale's own defect rate.
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``generated(scale=, days=, seed=, defect_rate=, start=)``: the simulator's sources for these arguments,
+    generated once per session across xdist workers.
 
-    Read by the lake payload-check and the source-client tests (which both generated exactly this).
+    Modules read generated sources through this, so the ones asking for the same arguments share one directory
+    instead of each generating its own.  Read only: a test that writes into the sources copies them first.
     """
     from pipelines.simulate.generate import generate
 
-    def build(work: Path) -> None:
-        generate(work / "src", scale="tiny", start=START, days=len(TINY_DAYS), seed=1)
-
-    return built_once(tmp_path_factory, "sources_seed1", build) / "src"
+    def make(*, scale: str = "tiny", days: int = len(TINY_DAYS), seed: int = 1, defect_rate: float | None = None,
+             start: dt.date = START) -> Path:
+        rate = "default" if defect_rate is None else f"{defect_rate:g}"
+        return built_once(tmp_path_factory, f"gen_{scale}_{start:%Y%m%d}_{days}d_seed{seed}_defects{rate}",
+                          lambda work: generate(work / "src", scale=scale, start=start, days=days, seed=seed,
+                                                defect_rate=defect_rate)) / "src"
+    return make
 
 
 @pytest.fixture(scope="session")
-def sources_seed21(build_once: Callable[[str, Callable[[Path], object]], Path]) -> Path:
+def sources_seed1(generated: Callable[..., Path]) -> Path:
+    """Generated sources: tiny, 2 days from 1 Oct 2026, seed 1, no defects.
+
+    Read by the lake parser's, payload-check and adversarial tests and the source-client tests (which all
+    generated exactly this, the parser's without defects; the others pick clean payloads anyway).
+    """
+    return generated(days=len(TINY_DAYS), seed=1, defect_rate=0.0)
+
+
+@pytest.fixture(scope="session")
+def sources_seed21(generated: Callable[..., Path]) -> Path:
     """Generated sources: tiny, 1 day (1 Oct 2026), seed 21, 30 % defects: enough bad records that an error
     rule fails at zero tolerance.  Read by the quality checks' Dagster wiring and the ingestion pool tests."""
-    from pipelines.simulate.generate import generate
-
-    return build_once("sources_seed21", lambda work: generate(work / "src", scale="tiny", start=START, days=1,
-                                                              seed=21, defect_rate=0.3)) / "src"
+    return generated(days=1, seed=21, defect_rate=0.3)
 
 
 @pytest.fixture(scope="session")
@@ -160,25 +172,25 @@ def serve_sources() -> Callable[[Path, Path], contextlib.AbstractContextManager[
 
 
 @pytest.fixture(scope="session")
-def tiny_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def tiny_lake(tmp_path_factory: pytest.TempPathFactory, generated: Callable[..., Path]) -> tuple[Path, Path]:
     """(sources, zones): tiny, 2 days, seed 8, 5 % defects, generated and ingested (received 3 Oct 02:00).
 
-    Read by the ingestion, quality-suite and privacy tests.
+    Read by the ingestion, quality-suite, privacy, Data Docs, ledger-id and crash tests (the crash test's
+    unbroken load to compare with: the same sources, received at the same time).
     """
     from pipelines.ingest import SourcesConfig, Zones, ingest_day
-    from pipelines.simulate.generate import generate
     from pipelines.simulate.servers import start_sources
 
+    src = generated(days=len(TINY_DAYS), seed=8, defect_rate=0.05)
+
     def build(work: Path) -> None:
-        generate(work / "src", scale="tiny", start=START, days=len(TINY_DAYS), seed=8, defect_rate=0.05)
-        with start_sources(work / "src") as systems:
+        with start_sources(src) as systems:
             cfg = SourcesConfig.from_describe(systems.describe())
             for day in TINY_DAYS:
                 results = ingest_day(day, Zones(work / "root"), cfg, received_at=TINY_RECEIVED_AT)
                 assert not [f for r in results for f in r.failures]
 
-    work = built_once(tmp_path_factory, "tiny_lake", build)
-    return work / "src", work / "root"
+    return src, built_once(tmp_path_factory, "tiny_lake", build) / "root"
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from pipelines.contracts.wire import MARKER_SUFFIX, PART_SUFFIX, is_complete, marker_path
 
+from .retry import RetryPolicy
+
 __all__ = ["DroppedFile", "Offer", "complete_files", "portal_files", "read_regular", "scan_day",
            "wait_size_stable"]
 
@@ -178,6 +180,7 @@ def scan_day(day_dir: Path, *, markers: bool, interval: float = 0.2, sleep: Call
 
 _os_read = os.read  # (a test hook: a reporter writing the file while we read it)
 READ_ATTEMPTS = 3
+READ_BACKOFF = 0.05  # seconds: a writer that is nearly done gets a moment to finish
 
 
 class FileChanged(OSError):
@@ -188,11 +191,13 @@ def read_regular(path: Path, attempts: int = READ_ATTEMPTS) -> bytes:
     """The bytes of ``path`` if it is a regular file; never follows a link, never opens a FIFO or device.
 
     The bytes are returned only if the file held still while it was read (size and mtime the same
-    before and after, and as many bytes read as it holds); else it is read again, up to
-    ``attempts`` times, then :class:`FileChanged` is raised.
+    before and after, and as many bytes read as it holds); else it is read again under the channels'
+    one retry policy (:class:`~pipelines.sources.retry.RetryPolicy`), ``attempts`` reads in all, then
+    :class:`FileChanged` is raised.  A file that is not regular is refused at once (never retried).
     """
-    seen = []
-    for attempt in range(attempts):
+    seen: list[str] = []
+
+    def read_once() -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             st = os.fstat(fd)
@@ -209,10 +214,11 @@ def read_regular(path: Path, attempts: int = READ_ATTEMPTS) -> bytes:
             return data
         seen.append(f"{st.st_size} -> {after.st_size} bytes, {len(data)} read"
                     + (", modified meanwhile" if after.st_mtime_ns != st.st_mtime_ns else ""))
-        if attempt + 1 < attempts:
-            time.sleep(0.05 * (attempt + 1))
-    raise FileChanged(f"{Path(path).name}: changed while being read, {attempts} times ({'; '.join(seen)}): "
-                      "still being written; taken on a later run once it holds still")
+        raise FileChanged(f"{Path(path).name}: changed while being read, {len(seen)} times ({'; '.join(seen)}): "
+                          "still being written; taken on a later run once it holds still")
+
+    policy = RetryPolicy(max_retries=attempts - 1, backoff_base=READ_BACKOFF, backoff_max=4 * READ_BACKOFF)
+    return policy.call(read_once, retry_on=lambda exc: isinstance(exc, FileChanged))
 
 
 def complete_files(drop_dir: Path, *, since: set[str] | None = None) -> list[DroppedFile]:

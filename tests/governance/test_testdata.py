@@ -17,7 +17,6 @@ from pipelines.governance import Register, register_path
 from pipelines.governance.testdata import Anonymiser, TestdataRefused, extract
 from pipelines.ingest import SourcesConfig, Zones, ingest_day
 from pipelines.landing import Ledger
-from pipelines.simulate.generate import generate
 from pipelines.simulate.servers import start_sources
 
 START = dt.date(2026, 10, 1)
@@ -29,13 +28,11 @@ KEY = bytes(range(32))
 
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small production environment: two delivery days of the webservice datasets, loaded."""
-    base = tmp_path_factory.mktemp("testdata")
-    src = base / "sources"
-    generate(src, scale="tiny", start=START, days=2, seed=1011, defect_rate=0.2)
-    root = base / "pipeline"
-    with start_sources(src) as systems:
+def production(tmp_path_factory: pytest.TempPathFactory, generated) -> Path:
+    """A small production environment: two delivery days of the webservice datasets, loaded.  20 % defects:
+    reporters 101 and 147 must send records that end in quarantine (``tiny_lake``'s 5 % gives them none)."""
+    root = tmp_path_factory.mktemp("testdata") / "pipeline"
+    with start_sources(generated(days=2, seed=1011, defect_rate=0.2)) as systems:
         for day in DAYS:
             res = ingest_day(day, Zones(root), SourcesConfig.from_describe(systems.describe()), RECEIVED_AT,
                              datasets=WS)

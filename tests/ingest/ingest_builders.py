@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import uuid
 from pathlib import Path
 
@@ -61,3 +62,20 @@ def zone_tree(root: Path) -> dict[str, bytes]:
     no-op leaves this equal byte for byte."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and not p.name.startswith("ledger.sqlite") and "locks" not in p.parts}
+
+
+def kontaktgruppe_record(reporter: str, **change: object) -> dict:
+    """One hand-written kontaktgruppe record from ``reporter``'s kommune, a create (version 1, open-ended) with
+    fixed ids, ``change`` applied: the webservice tests know every value the page carries."""
+    return {"besked_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "entitet": "kontaktgruppe", "aendringstype": "1",
+            "version": 1, "indberetter": reporter, "haendelsestidspunkt": "2026-10-01T10:00:00+02:00",
+            "registreringstidspunkt": "2026-10-01T10:00:00+02:00",
+            "kontaktgruppe_id": "6f1c1e3a-0b1d-4c4e-9a39-0d6c1f7a2b11", "cpr": "0101701234", "kommunekode": reporter,
+            "registreringsdato": "2026-10-01", "kontaktgruppe": "1", "startdato": "2026-09-01", "slutdato": None,
+            "persongruppe": None, "foerste_anmodning": None, **change}
+
+
+def webservice_page(dataset: str, envelope: str, records: list[dict], day: dt.date = START) -> bytes:
+    """The only page of ``dataset``'s webservice answer on ``day`` whose envelope names reporter ``envelope``."""
+    return json.dumps({"dataset": dataset, "dato": day.isoformat(), "indberetter": envelope, "records": records,
+                       "next_cursor": None, "total": len(records)}).encode()

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from ingest_builders import kontaktgruppe_record, webservice_page
 
 from pipelines.contracts import load_contracts
 from pipelines.ingest import SourcesConfig, Zones, ingest_dataset_day, ingest_day
@@ -202,14 +203,8 @@ def test_update_before_create_is_kept_and_reported_with_its_rule(tmp_path: Path)
     from pipelines.landing import PayloadKey
 
     c = CONTRACTS["kontaktgruppe"]
-    rec = {"besked_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "entitet": "kontaktgruppe", "aendringstype": "2",
-           "version": 2, "indberetter": "101", "haendelsestidspunkt": "2026-10-01T10:00:00+02:00",
-           "registreringstidspunkt": "2026-10-01T10:00:00+02:00",
-           "kontaktgruppe_id": "6f1c1e3a-0b1d-4c4e-9a39-0d6c1f7a2b11", "cpr": "0101701234", "kommunekode": "101",
-           "registreringsdato": "2026-10-01", "kontaktgruppe": "1", "startdato": "2026-09-01",
-           "slutdato": "2026-10-01", "persongruppe": None, "foerste_anmodning": None}
-    page = json.dumps({"dataset": "kontaktgruppe", "dato": "2026-10-01", "indberetter": "101", "records": [rec],
-                       "next_cursor": None, "total": 1}).encode()
+    rec = kontaktgruppe_record("101", aendringstype="2", version=2, slutdato="2026-10-01")
+    page = webservice_page("kontaktgruppe", "101", [rec])
     ledger = Ledger(tmp_path / "ledger.sqlite")
     key = PayloadKey("webservice", "101", "kontaktgruppe", START, "page-00001")
     out = load_payload(Zones(tmp_path), ledger, c, key, page, ".json", RECEIVED_AT)

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.simulate.generate import generate
-
 START = dt.date(2026, 10, 1)
 RECEIVED_AT = "2026-10-03T02:00:00+02:00"
 
@@ -61,13 +59,12 @@ def payload_count(root: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, serve_sources):
+def served(tmp_path_factory: pytest.TempPathFactory, serve_sources, tiny_lake: tuple[Path, Path], copy_tiny_lake):
+    """(sources state, reference root): conftest's ``tiny_lake`` sources served, and its zones as the unbroken
+    load to compare with (the same days, received at the same time: ``RECEIVED_AT`` is ``TINY_RECEIVED_AT``)."""
     base = tmp_path_factory.mktemp("crash")
-    src = base / "sources"
-    generate(src, scale="tiny", start=START, days=2, seed=12, defect_rate=0.05)
-    with serve_sources(src, base / "sources.json") as state:
-        ref = base / "reference"
-        subprocess.run(load_cmd(ref, state), check=True, capture_output=True, timeout=300)
+    ref = copy_tiny_lake(base / "reference")
+    with serve_sources(tiny_lake[0], base / "sources.json") as state:
         yield state, ref
 
 

@@ -19,13 +19,12 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from ingest_builders import ledger_rows, records
+from ingest_builders import kontaktgruppe_record, ledger_rows, records, webservice_page
 
 from pipelines.contracts import load_contracts
 from pipelines.contracts.wire import ftp_payload, portal_payload, ssi_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day, ingest_day
 from pipelines.landing import Ledger
-from pipelines.simulate.generate import generate
 from pipelines.simulate.servers import marker_path, start_sources
 
 START = dt.date(2026, 10, 1)
@@ -37,16 +36,16 @@ pytestmark = pytest.mark.usefixtures("portal_stable_now")  # conftest
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("files") / "sources"
-    generate(out, scale="tiny", start=START, days=2, seed=11, defect_rate=0.0)
-    return out
+def clean_sources(generated) -> Path:
+    """Tiny, 2 days, seed 11, no defects (conftest ``generated``, read only)."""
+    return generated(days=2, seed=11, defect_rate=0.0)
 
 
 @pytest.fixture
-def src(generated: Path, tmp_path: Path) -> Path:
+def src(clean_sources: Path, tmp_path: Path) -> Path:
+    """A copy of ``clean_sources`` the test may write into."""
     out = tmp_path / "sources"
-    shutil.copytree(generated, out)
+    shutil.copytree(clean_sources, out)
     return out
 
 
@@ -99,47 +98,36 @@ def assert_lake_matches_ledger(root: Path) -> None:
 # ---------------------------------------------------------------------------- item 1
 
 
-def test_corrected_redelivery_under_the_same_name_keeps_its_unchanged_records(src: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("channel", ["portal", "ftp"])
+def test_corrected_redelivery_under_the_same_name_keeps_its_unchanged_records(channel: str, src: Path,
+                                                                              tmp_path: Path) -> None:
+    """A file sent again under its name with one record corrected: the new version replaces the old one in the
+    lake, and its eight unchanged records count once (from a portal drop folder and from the FTP server)."""
     root = tmp_path / "zones"
-    ds, name = "akasse_fravaer", f"akasse_fravaer_013_{D1}.csv"
-    path = day_dir_of(src, "portal") / name
-    recs = records(ds, 9, "013")
-    path.write_bytes(portal_payload(C[ds], recs))
-    ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    ds, reporter, payload = {"portal": ("akasse_fravaer", "013", portal_payload),
+                             "ftp": ("sanktion", "147", ftp_payload)}[channel]
+    name = f"{ds}_{reporter}_{D1}.csv"
+    path = day_dir_of(src, channel) / name
+    recs = records(ds, 9, reporter)
     fixed = [dict(r) for r in recs]
     fixed[4]["version"] = "7"  # one record corrected, eight unchanged
-    path.write_bytes(portal_payload(C[ds], fixed))
-    res = ingest_dataset_day(ds, START, Zones(root), drops_config(src), RECEIVED_AT)
+    with start_sources(src) as s:
+        cfg = SourcesConfig.from_describe(s.describe())
+        path.write_bytes(payload(C[ds], recs))
+        ingest_dataset_day(ds, START, Zones(root), cfg, RECEIVED_AT)
+        path.write_bytes(payload(C[ds], fixed))
+        res = ingest_dataset_day(ds, START, Zones(root), cfg, RECEIVED_AT)
     assert [p.action for p in res.payloads if p.source_name == name] == ["new_version"]
     v1, v2 = by_name(root, name)
     assert (v1.status, v2.status) == ("superseded", "loaded") and v2.supersedes == v1.payload_id
     assert (v2.rows_read, v2.rows_accepted, v2.rows_quarantined) == (9, 9, 0)
-    lake = lake_rows(root, ds).filter(pl.col("_reporter") == "013")
+    lake = lake_rows(root, ds).filter(pl.col("_reporter") == reporter)
     assert sorted(lake["besked_id"].to_list()) == sorted(r["besked_id"] for r in recs)
     assert set(lake["_payload_id"].to_list()) == {v2.payload_id}
     assert lake.filter(pl.col("besked_id") == recs[4]["besked_id"])["version"].to_list() == [7]
     q = quarantine(root, ds)
     assert q.is_empty() or q.filter(pl.col("error_kind") == "duplicate_message").is_empty()
     assert Path(v1.landing_path).read_bytes() != Path(v2.landing_path).read_bytes()
-    assert_lake_matches_ledger(root)
-
-
-def test_corrected_ftp_redelivery_keeps_its_unchanged_records(src: Path, tmp_path: Path) -> None:
-    root = tmp_path / "zones"
-    ds, name = "sanktion", f"sanktion_147_{D1}.csv"
-    path = day_dir_of(src, "ftp") / name
-    recs = records(ds, 10, "147")
-    path.write_bytes(ftp_payload(C[ds], recs))
-    with start_sources(src) as s:
-        cfg = SourcesConfig.from_describe(s.describe())
-        ingest_dataset_day(ds, START, Zones(root), cfg, RECEIVED_AT)
-        recs[0]["version"] = "3"
-        path.write_bytes(ftp_payload(C[ds], recs))
-        ingest_dataset_day(ds, START, Zones(root), cfg, RECEIVED_AT)
-    v1, v2 = by_name(root, name)
-    assert (v1.status, v2.status, v2.rows_accepted) == ("superseded", "loaded", 10)
-    lake = lake_rows(root, ds).filter(pl.col("_reporter") == "147")
-    assert lake.height == 10 and set(lake["_payload_id"]) == {v2.payload_id}
     assert not Path(v1.lake_path).exists()
     assert_lake_matches_ledger(root)
 
@@ -496,16 +484,10 @@ def test_webservice_page_of_another_reporter_is_rejected(tmp_path: Path) -> None
     from pipelines.landing import PayloadKey
 
     c = C["kontaktgruppe"]
-    rec = {"besked_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "entitet": "kontaktgruppe", "aendringstype": "1",
-           "version": 1, "indberetter": "147", "haendelsestidspunkt": "2026-10-01T10:00:00+02:00",
-           "registreringstidspunkt": "2026-10-01T10:00:00+02:00",
-           "kontaktgruppe_id": "6f1c1e3a-0b1d-4c4e-9a39-0d6c1f7a2b11", "cpr": "0101701234", "kommunekode": "147",
-           "registreringsdato": "2026-10-01", "kontaktgruppe": "1", "startdato": "2026-09-01",
-           "slutdato": None, "persongruppe": None, "foerste_anmodning": None}
+    rec = kontaktgruppe_record("147")
 
     def page(envelope: str, records: list[dict]) -> bytes:
-        return json.dumps({"dataset": "kontaktgruppe", "dato": "2026-10-01", "indberetter": envelope,
-                           "records": records, "next_cursor": None, "total": len(records)}).encode()
+        return webservice_page("kontaktgruppe", envelope, records)
 
     led = Ledger(tmp_path / "ledger.sqlite")
     zones = Zones(tmp_path)

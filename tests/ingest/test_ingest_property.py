@@ -22,13 +22,12 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ingest_builders import template
 
 from pipelines.contracts import load_contracts
 from pipelines.contracts.wire import portal_payload
 from pipelines.ingest import SourcesConfig, Zones, account_day, ingest_dataset_day
 from pipelines.landing import Ledger
-from pipelines.simulate.channels import read_payload
-from pipelines.simulate.generate import generate
 
 DS = "akasse_fravaer"
 C = load_contracts()[DS]
@@ -41,11 +40,9 @@ pytestmark = pytest.mark.usefixtures("portal_stable_now")  # conftest
 
 
 @pytest.fixture(scope="module")
-def tpl(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("prop") / "sources"
-    generate(out, scale="tiny", start=DAYS[0], days=1, seed=11, defect_rate=0.0)
-    path = next((out / "portal").rglob(f"{DS}_*.csv"))
-    return read_payload(path, C)[0][0]
+def tpl() -> dict:
+    """One clean record of DS, built by the simulator (``ingest_builders.template``: nothing generated)."""
+    return template(DS)
 
 
 slot = st.integers(0, len(SLOTS) - 1)

@@ -36,7 +36,6 @@ from pipelines.lake import (
 )
 from pipelines.lake.formats import PORTAL_CSV
 from pipelines.simulate.channels import iter_payloads, read_payload
-from pipelines.simulate.generate import generate
 
 START = dt.date(2026, 10, 1)
 C = load_contracts()
@@ -44,20 +43,16 @@ BOM = b"\xef\xbb\xbf"
 
 
 @pytest.fixture(scope="module")
-def gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def gen(sources_seed1: Path) -> Path:
     """The generated directory the issue names: tiny, 2 days, seed 1; no defects (the structural tests
-    edit one record of a payload and expect exactly that problem)."""
-    out = tmp_path_factory.mktemp("lake") / "src"
-    generate(out, scale="tiny", start=START, days=2, seed=1, defect_rate=0.0)
-    return out
+    edit one record of a payload and expect exactly that problem): conftest ``sources_seed1``, read only."""
+    return sources_seed1
 
 
 @pytest.fixture(scope="module")
-def gen_defects(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def gen_defects(generated) -> Path:
     """Tiny with many defects: seed 6 at 50 % holds both 'bad_encoding' and 'missing_required' records."""
-    out = tmp_path_factory.mktemp("lake_defects") / "src"
-    generate(out, scale="tiny", start=START, days=2, seed=6, defect_rate=0.5)
-    return out
+    return generated(days=2, seed=6, defect_rate=0.5)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -18,10 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.contracts import get_contract, load_contracts
-from pipelines.ingest import SourcesConfig, Zones, ingest_dataset_day, lake_ids
+from pipelines.ingest import Zones, lake_ids
 from pipelines.landing import Ledger, PayloadKey
 from pipelines.landing.ledger import Ids, LoadCommit
-from pipelines.simulate.generate import generate
 
 START = dt.date(2026, 10, 1)
 RECEIVED_AT = "2026-10-03T02:00:00+02:00"
@@ -107,18 +106,10 @@ def test_an_older_ledger_gets_its_id_tables_rebuilt_without_rowid(tmp_path: Path
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny generated day's file channels (portal, UVM, SSI) loaded."""
-    base = tmp_path_factory.mktemp("ids")
-    src = base / "sources"
-    generate(src, scale="tiny", start=START, days=1, seed=11, defect_rate=0.05)
-    cfg = SourcesConfig("http://127.0.0.1:9", {}, "127.0.0.1", 9, "star", "x", src / "portal", src / "drops" / "uvm",
-                        src / "drops" / "ssi")
-    root = base / "zones"
-    for ds, c in sorted(load_contracts().items()):
-        if c.channel in ("portal", "filedrop"):
-            ingest_dataset_day(ds, START, Zones(root), cfg, RECEIVED_AT, raise_on_failure=False)
-    return root
+def loaded(tmp_path_factory: pytest.TempPathFactory, copy_tiny_lake) -> Path:
+    """Two tiny generated days of every channel loaded, 5 % defects (conftest ``tiny_lake``), copied: opening
+    the ledger may write beside it."""
+    return copy_tiny_lake(tmp_path_factory.mktemp("ids") / "zones")
 
 
 def test_the_lake_file_names_every_id_the_ledger_holds_for_its_payload(loaded: Path) -> None:

@@ -12,10 +12,7 @@ from urllib.parse import unquote
 import duckdb
 import pytest
 
-from pipelines.ingest import SourcesConfig, Zones, ingest_day
 from pipelines.quality.datadocs import build_data_docs
-from pipelines.simulate.generate import generate
-from pipelines.simulate.servers import start_sources
 
 DAY = dt.date(2026, 10, 1)
 DATASETS = ["indkaldelse", "samtale", "tilmelding"]
@@ -36,14 +33,9 @@ def _break_cprs(part: Path, n: int = 3) -> int:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
-    base = tmp_path_factory.mktemp("datadocs")
-    src = base / "sources"
-    generate(src, scale="tiny", start=DAY, days=1, seed=5, defect_rate=0.05)
-    root = base / "zones"
-    with start_sources(src) as systems:
-        cfg = SourcesConfig.from_describe(systems.describe())
-        ingest_day(DAY, Zones(root), cfg, received_at="2026-10-02T02:00:00+02:00")
+def site(tmp_path_factory: pytest.TempPathFactory, copy_tiny_lake) -> tuple[Path, Path, int]:
+    """(zones, Data Docs index, CPRs broken): a copy of conftest's ``tiny_lake`` with CPRs broken on DAY."""
+    root = copy_tiny_lake(tmp_path_factory.mktemp("datadocs") / "zones")
     broken = _break_cprs(root / "lake" / "samtale" / f"leveringsdato={DAY.isoformat()}")
     assert broken >= 1
     return root, build_data_docs(root, DAY, DATASETS), broken

@@ -14,7 +14,6 @@ from pipelines.contracts import load_contracts
 from pipelines.ingest import SourcesConfig, Zones, ingest_day
 from pipelines.quality.results import publish, run_quality
 from pipelines.quality.rules import RuleEngine, birth_sql
-from pipelines.simulate.generate import generate
 from pipelines.simulate.servers import start_sources
 
 START = dt.date(2026, 10, 1)
@@ -25,10 +24,11 @@ LAKE_CHECKS = {"codelist", "cpr_valid", "cvr_valid"}
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def lake(tmp_path_factory: pytest.TempPathFactory, generated) -> tuple[Path, Path]:
+    """Tiny, 5 days, seed 5, 5 % defects, ingested: more days and rules than ``tiny_lake`` (31 of the contracts'
+    rules among the expected failures against its 10)."""
     base = tmp_path_factory.mktemp("dq")
-    src = base / "sources"
-    generate(src, scale="tiny", start=START, days=len(DAYS), seed=5, defect_rate=0.05)
+    src = generated(days=len(DAYS), seed=5, defect_rate=0.05)
     with start_sources(src) as systems:
         cfg = SourcesConfig.from_describe(systems.describe())
         for day in DAYS:

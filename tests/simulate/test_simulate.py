@@ -27,10 +27,9 @@ CONTRACTS = load_contracts()
 
 
 @pytest.fixture(scope="module")
-def gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("gen") / "src"
-    generate(out, scale="tiny", start=START, days=10, seed=11, defect_rate=0.03)
-    return out
+def gen(generated) -> Path:
+    """Tiny, 10 days, seed 11, 3 % defects (conftest ``generated``, read only)."""
+    return generated(days=10, seed=11, defect_rate=0.03)
 
 
 def payloads(out: Path):
@@ -114,10 +113,9 @@ def test_records_conform_to_contracts_except_exactly_the_defects(gen: Path) -> N
 
 
 @pytest.fixture(scope="module")
-def demo_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "src"
-    generate(out, scale="demo", start=START, days=4, seed=2, defect_rate=0.2)
-    return out
+def demo_gen(generated) -> Path:
+    """Demo scale, 4 days, seed 2, 20 % defects: every defect kind, and moves between kommuner."""
+    return generated(scale="demo", days=4, seed=2, defect_rate=0.2)
 
 
 def test_every_defect_kind_is_injected_and_documented(demo_gen: Path) -> None:

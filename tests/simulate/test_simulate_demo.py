@@ -15,7 +15,6 @@ import pytest
 from pipelines.contracts import load_contracts
 from pipelines.simulate.changes import CHANGE_KINDS
 from pipelines.simulate.channels import iter_payloads, read_payload
-from pipelines.simulate.generate import generate
 
 START = dt.date(2026, 10, 1)
 END = START + dt.timedelta(days=13)
@@ -23,10 +22,8 @@ CONTRACTS = load_contracts()
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo14") / "sources"
-    generate(out, scale="demo", start=START, days=14, seed=20261001)  # what `make demo` generates
-    return out
+def demo(generated) -> Path:
+    return generated(scale="demo", days=14, seed=20261001)  # what `make demo` generates
 
 
 @pytest.fixture(scope="module")

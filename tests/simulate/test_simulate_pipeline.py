@@ -31,7 +31,6 @@ from fixtures_wh import use_keys
 
 from pipelines.ingest import SourcesConfig, Zones, ingest_day
 from pipelines.simulate.changes import CHANGE_KINDS
-from pipelines.simulate.generate import generate
 from pipelines.simulate.servers import start_sources
 from pipelines.warehouse.build import load_warehouse, published_path
 
@@ -41,12 +40,11 @@ SEED = 20261001
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory):
+def built(tmp_path_factory: pytest.TempPathFactory, generated):
     work = tmp_path_factory.mktemp("simpipe")
-    src, root = work / "sources", work / "pipeline"
+    src, root = generated(days=len(DAYS), seed=SEED), work / "pipeline"
     with pytest.MonkeyPatch.context() as mp:
         use_keys(mp, work / "keys")
-        generate(src, scale="tiny", start=START, days=len(DAYS), seed=SEED)
         with start_sources(src) as systems:
             cfg = SourcesConfig.from_describe(systems.describe())
             for day in DAYS:
