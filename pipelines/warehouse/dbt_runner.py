@@ -71,7 +71,9 @@ def _env(values: dict[str, str]) -> Iterator[None]:
 
 def _stable_restricted(root: Path, restricted: Path) -> Path:
     """A fixed path to the unsealed restricted database: a link to its private in-memory directory (so its
-    WAL stays there too), the same on every load of the environment (dbt's logs and compiled SQL name it)."""
+    WAL stays there too), the same on every load of the environment: dbt's partial-parse check hashes the profile's
+    values (dbt-duckdb's connection keys: path, attach, settings), so a new path would make a new process's parse a
+    full one."""
     link = target_dir(root) / "restricted"
     link.parent.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
