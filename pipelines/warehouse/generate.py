@@ -491,13 +491,14 @@ def dbt_sources_yaml() -> str:
     """The lake datasets (hive-partitioned Parquet) mapped to their Dagster assets, and the load's tables."""
     import yaml
 
-    lake = "{{ env_var('DSDW_LAKE', 'lake') }}"
     tables = [{"name": c.dataset, "description": f"{c.title} ({c.legal_basis}), as accepted into the lake.",
                "meta": {"dagster": {"asset_key": ["lake", c.dataset]}, "paragraf": c.legal_basis}}
               for c in load_contracts().values()]
     doc = {"version": 2, "sources": [
         {"name": "lake", "description": "The lake: typed Parquet per dataset, hive-partitioned by leveringsdato.",
-         "meta": {"external_location": f"read_parquet('{lake}/{{name}}/*/*.parquet', hive_partitioning = true, "
+         # relative to DuckDB's file_search_path (the profile sets it to the environment's lake at run time): a
+         # path rendered here would be fixed at parse time, and a parsed project could not serve another root
+         "meta": {"external_location": "read_parquet('{name}/*/*.parquet', hive_partitioning = true, "
                                        "union_by_name = true)"},
          "tables": tables},
         {"name": "meta", "schema": "meta", "description": "Load metadata written by the load's Python steps.",

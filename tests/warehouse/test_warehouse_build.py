@@ -76,6 +76,31 @@ def test_dbt_schema_yaml_carries_the_contracts_rules():
     assert "pseudonym('inc.cpr') }} AS person_key" in stg and "\n    navn," not in stg
 
 
+def test_one_parsed_dbt_project_serves_every_environment(tmp_path):
+    """Nothing a root decides is rendered while dbt parses: the lake sources are relative to the profile's
+    run-time file_search_path, the schema-check switch is read only when executing, and the manifest cache's key
+    holds no root path (so a pytest worker or a nightly process parses once for all its roots)."""
+    import yaml
+
+    from pipelines.warehouse import dbt_runner as R
+
+    files = dbt_generated_files()
+    src = yaml.safe_load(files[Path("dbt/models/sources.yml")])["sources"][0]
+    assert "env_var" not in src["meta"]["external_location"]
+    assert src["meta"]["external_location"].startswith("read_parquet('{name}/")
+    profile = yaml.safe_load((DBT_DIR / "profiles.yml").read_text())["dsdw"]["outputs"]["duckdb"]
+    assert "DSDW_LAKE" in profile["settings"]["file_search_path"]
+    macros = "".join(f.read_text() for f in (DBT_DIR / "dbt" / "macros").glob("*.sql"))
+    assert macros.count("DSDW_DBT_SCHEMA_CHECK', '1')") == 1 and "not execute or env_var('DSDW_DBT_SCHEMA_CHECK'" \
+        in macros
+    a, b = tmp_path / "a", tmp_path / "b"
+    env_a = {**R.dbt_env(a, build_path(a), tmp_path / "ra" / "r.duckdb"), "DSDW_DBT_SCHEMA_CHECK": "1"}
+    env_b = {**R.dbt_env(b, build_path(b), tmp_path / "rb" / "r.duckdb"), "DSDW_DBT_SCHEMA_CHECK": "0"}
+    assert env_a["DSDW_LAKE"] != env_b["DSDW_LAKE"] and R.manifest_key(env_a) == R.manifest_key(env_b)
+    # the database's name is dbt-duckdb's name for it (its file's stem): another name is another parse
+    assert R.manifest_key({**env_a, "DSDW_DBT_DATABASE": str(tmp_path / "other.duckdb")}) != R.manifest_key(env_a)
+
+
 def test_analyst_models_drop_pii_and_pseudonymise():
     files = generated_files()
     stg = files[Path("staging/stg_jobcenter__samtale_deltager.sql")]

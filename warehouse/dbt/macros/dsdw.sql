@@ -91,7 +91,15 @@ CREATE INDEX IF NOT EXISTS {{ relation.identifier }}__person_key ON {{ relation 
     (DSDW_DBT_SCHEMA_CHECK=0, set by the runner; see materializations.sql), whose tables all exist with the
     indexes the build that created them made. An empty hook is not run (one statement less per model). -#}
 {% macro dsdw_indexes_may_be_missing() -%}
-    {{ return(env_var('DSDW_DBT_SCHEMA_CHECK', '1') != '0') }}
+    {{ return(dsdw_schema_check()) }}
+{%- endmacro %}
+
+{#- Whether this build may meet a model whose columns or indexes changed since the last build (the runner sets
+    DSDW_DBT_SCHEMA_CHECK=0 on a night whose project is unchanged; materializations.sql). Read at run time only:
+    an env_var read while dbt parses is recorded in the manifest, and a flipped value then makes dbt parse every
+    model calling it again (74 files on the national bench's second night). -#}
+{% macro dsdw_schema_check() -%}
+    {{ return(not execute or env_var('DSDW_DBT_SCHEMA_CHECK', '1') != '0') }}
 {%- endmacro %}
 
 {#- Unique ART index on a current-state table's record key: the engine refuses a second current version of a

@@ -1,4 +1,4 @@
-{#- Nightly fast paths of dbt-duckdb's `table` and `incremental` materializations.
+{#- Fast paths of dbt-duckdb's `table` and `incremental` materializations and dbt's `view`.
 
     A night rebuilds the same ~120 models with unchanged definitions; dbt-duckdb's materializations spend most
     of a node's time on bookkeeping around the one statement that matters (an intermediate table and two
@@ -9,23 +9,47 @@
       foreign key of this project sits on a table model);
     * `incremental` with the `append` strategy over an existing table: one `INSERT INTO ... BY NAME`, with the
       model's pre-/post-hooks as usual.
+    * a first build (no relation yet, the case of every new environment: ~180 models): `table` and `incremental`
+      one `CREATE TABLE ... AS` (dbt-duckdb's builds an intermediate table and renames it, with a dozen macro
+      calls of bookkeeping around it); a `view` always one `CREATE OR REPLACE VIEW` (a view holds no rows and
+      no index: replacing it is the whole of dbt's intermediate/rename/drop).
 
     * `incremental` Python models (`mart_ydelser_beregning`, which maintains its table in place and returns the
       rows to append): the rows into a scratch table, appended by name, the scratch table dropped (dbt runs a
       Python model only from the materialization it resolves, so this one cannot hand it on to dbt-duckdb's).
 
-    Everything else (first build, --full-refresh, Python models, other strategies) and every night on which the
-    project changed (the runner sets DSDW_DBT_SCHEMA_CHECK=1: a contract may have added a column, which
+    Everything else (--full-refresh over an existing table, Python models, other strategies) and every night on
+    which the project changed (the runner sets DSDW_DBT_SCHEMA_CHECK=1: a contract may have added a column, which
     `on_schema_change: append_new_columns` must add) goes through dbt-duckdb's own materialization. -#}
 
-{% macro dsdw_fast_path() -%}
-    {%- set existing = load_cached_relation(this) -%}
-    {{ return(model['language'] == 'sql' and existing is not none and existing.is_table
-              and not should_full_refresh() and env_var('DSDW_DBT_SCHEMA_CHECK', '1') == '0') }}
+{#- `existing`: the model's relation as dbt's cache has it (looked up once per node: each lookup scans the cache) -#}
+{% macro dsdw_fast_path(existing) -%}
+    {{ return(model['language'] == 'sql' and (existing is none or (existing.is_table
+              and not should_full_refresh() and not dsdw_schema_check()))) }}
 {%- endmacro %}
 
+{% materialization view, adapter='duckdb' %}
+    {%- set existing = load_cached_relation(this) -%}
+    {%- if existing is none or existing.is_view -%}
+        {%- set target_relation = this.incorporate(type='view') -%}
+        {{ run_hooks(pre_hooks, inside_transaction=False) }}
+        {{ run_hooks(pre_hooks, inside_transaction=True) }}
+        {% call statement('main') -%}
+            CREATE OR REPLACE VIEW {{ target_relation }} AS (
+            {{ sql }}
+            )
+        {%- endcall %}
+        {{ run_hooks(post_hooks, inside_transaction=True) }}
+        {{ adapter.commit() }}
+        {{ run_hooks(post_hooks, inside_transaction=False) }}
+        {{ return({'relations': [target_relation]}) }}
+    {%- else -%}
+        {{ return(dbt.materialization_view_default()) }}
+    {%- endif -%}
+{% endmaterialization %}
+
 {% materialization table, adapter='duckdb', supported_languages=['sql', 'python'] %}
-    {%- if dsdw_fast_path() -%}
+    {%- if dsdw_fast_path(load_cached_relation(this)) -%}
         {%- set target_relation = this.incorporate(type='table') -%}
         {{ run_hooks(pre_hooks, inside_transaction=False) }}
         {{ run_hooks(pre_hooks, inside_transaction=True) }}
@@ -66,11 +90,15 @@
             {%- endcall %}
             {% do adapter.drop_relation(scratch) %}
         {%- endif -%}
-    {%- elif dsdw_fast_path() and config.get('incremental_strategy') == 'append' -%}
+    {%- elif dsdw_fast_path(existing) and (existing is none or config.get('incremental_strategy') == 'append') -%}
         {{ run_hooks(pre_hooks, inside_transaction=False) }}
         {{ run_hooks(pre_hooks, inside_transaction=True) }}
         {% call statement('main') -%}
+            {% if existing is none -%}
+            CREATE TABLE {{ target_relation }} AS (
+            {%- else -%}
             INSERT INTO {{ target_relation }} BY NAME (
+            {%- endif %}
             {{ compiled_code }}
             )
         {%- endcall %}
