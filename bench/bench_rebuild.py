@@ -508,6 +508,7 @@ def main() -> None:
     # (a query over the cap fails instead of filling the shared disk), Spark's driver <= 6g
     env.setdefault("DSDW_DUCKDB_MEMORY_LIMIT", "6GB")
     env.setdefault("DSDW_DUCKDB_MAX_TEMP", "20GB")
+    env.setdefault("DSDW_DUCKDB_PRESERVE_ORDER", "false")  # warehouse/profiles.yml: dim_person fits the spill cap
     env.setdefault("DSDW_SPARK_DRIVER_MEMORY", "5g")
     os.environ.update(env)
     from pipelines.warehouse.keys import ensure_key
@@ -550,6 +551,7 @@ def main() -> None:
                    "cpu_seconds": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 1),
                    "duckdb_memory_limit": env.get("DSDW_DUCKDB_MEMORY_LIMIT"),
                    "duckdb_max_temp": env.get("DSDW_DUCKDB_MAX_TEMP"),
+                   "duckdb_preserve_insertion_order": env.get("DSDW_DUCKDB_PRESERVE_ORDER"),
                    "spark_driver_memory": env.get("DSDW_SPARK_DRIVER_MEMORY"),
                    "spark_shuffle_partitions": env.get("DSDW_SPARK_SHUFFLE_PARTITIONS", "2")}
         if rc == 0:
