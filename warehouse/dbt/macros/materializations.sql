@@ -28,21 +28,26 @@
               and not should_full_refresh() and not dsdw_schema_check()))) }}
 {%- endmacro %}
 
+{#- the fast path's one statement, hooks around it: CREATE OR REPLACE <kind> AS (<code>) -#}
+{% macro dsdw_create_or_replace(kind, code) %}
+    {%- set target_relation = this.incorporate(type=kind) -%}
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {% call statement('main') -%}
+        CREATE OR REPLACE {{ kind | upper }} {{ target_relation }} AS (
+        {{ code }}
+        )
+    {%- endcall %}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmacro %}
+
 {% materialization view, adapter='duckdb' %}
     {%- set existing = load_cached_relation(this) -%}
     {%- if existing is none or existing.is_view -%}
-        {%- set target_relation = this.incorporate(type='view') -%}
-        {{ run_hooks(pre_hooks, inside_transaction=False) }}
-        {{ run_hooks(pre_hooks, inside_transaction=True) }}
-        {% call statement('main') -%}
-            CREATE OR REPLACE VIEW {{ target_relation }} AS (
-            {{ sql }}
-            )
-        {%- endcall %}
-        {{ run_hooks(post_hooks, inside_transaction=True) }}
-        {{ adapter.commit() }}
-        {{ run_hooks(post_hooks, inside_transaction=False) }}
-        {{ return({'relations': [target_relation]}) }}
+        {{ return(dsdw_create_or_replace('view', sql)) }}
     {%- else -%}
         {{ return(dbt.materialization_view_default()) }}
     {%- endif -%}
@@ -50,18 +55,7 @@
 
 {% materialization table, adapter='duckdb', supported_languages=['sql', 'python'] %}
     {%- if dsdw_fast_path(load_cached_relation(this)) -%}
-        {%- set target_relation = this.incorporate(type='table') -%}
-        {{ run_hooks(pre_hooks, inside_transaction=False) }}
-        {{ run_hooks(pre_hooks, inside_transaction=True) }}
-        {% call statement('main') -%}
-            CREATE OR REPLACE TABLE {{ target_relation }} AS (
-            {{ compiled_code }}
-            )
-        {%- endcall %}
-        {{ run_hooks(post_hooks, inside_transaction=True) }}
-        {{ adapter.commit() }}
-        {{ run_hooks(post_hooks, inside_transaction=False) }}
-        {{ return({'relations': [target_relation]}) }}
+        {{ return(dsdw_create_or_replace('table', compiled_code)) }}
     {%- else -%}
         {{ return(dbt.materialization_table_duckdb()) }}
     {%- endif -%}
