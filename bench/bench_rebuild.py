@@ -508,7 +508,7 @@ def main() -> None:
     # (a query over the cap fails instead of filling the shared disk), Spark's driver <= 6g
     env.setdefault("DSDW_DUCKDB_MEMORY_LIMIT", "6GB")
     env.setdefault("DSDW_DUCKDB_MAX_TEMP", "20GB")
-    env.setdefault("DSDW_DUCKDB_PRESERVE_ORDER", "false")  # warehouse/profiles.yml: dim_person fits the spill cap
+    env.setdefault("DSDW_DUCKDB_PRESERVE_ORDER", "false")  # less spill (warehouse/profiles.yml)
     env.setdefault("DSDW_SPARK_DRIVER_MEMORY", "5g")
     os.environ.update(env)
     from pipelines.warehouse.keys import ensure_key
