@@ -36,7 +36,7 @@ def resource() -> DsdwResource:
 
 def make_defs(dsdw: DsdwResource) -> dg.Definitions:
     """The code location for one environment (the demo runs the same jobs against its own directories); the
-    warehouse's runner (sql or dbt) from ``DSDW_WAREHOUSE_RUNNER``."""
+    warehouse built by dbt (pipelines.assets.warehouse)."""
     wh = warehouse_defs()
     return dg.Definitions(
         assets=[*INGESTION_ASSETS, dq_results, *wh["assets"], *DELIVERY_ASSETS, *GOVERNANCE_ASSETS],

@@ -75,8 +75,7 @@ def build_dbt_assets(manifest: Path = MANIFEST) -> dg.AssetsDefinition:
 
 
 def make_dbt_defs(dsdw: DsdwResource, manifest: Path = MANIFEST) -> dg.Definitions:
-    """A code location with the dbt-built warehouse instead of the sql runner's ``warehouse_load``
-    (their model assets share keys, so one location holds one of them)."""
+    """A code location with only the ingestion and the dbt-built warehouse models."""
     from pipelines.assets.ingestion import INGESTION_ASSETS, dq_results
 
     return dg.Definitions(assets=[*INGESTION_ASSETS, dq_results, build_dbt_assets(manifest)],

@@ -13,7 +13,6 @@ The lake (three loads, known answers; ISO weeks of 2026: W36 starts Monday 31 Au
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -23,7 +22,6 @@ from fixtures_wh import query as q
 
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import load_warehouse, published_path
-from pipelines.warehouse.generate import MODELS_DIR
 from pipelines.warehouse.models import load_models
 from pipelines.warehouse.restricted import open_restricted
 
@@ -194,24 +192,3 @@ def test_person_key_indexes_on_facts_and_panel_not_on_current_state(wh):
         assert have == want
 
 
-def test_a_field_added_to_a_contract_reaches_an_indexed_fact(tmp_path, monkeypatch):
-    """Schema evolution (build._evolve) with the person_key index in place: the column is added, the index stays."""
-    use_keys(monkeypatch, tmp_path / "keys")
-    root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(uid(1), P1, "1", "2026-09-01")])
-    load_warehouse(root, D1)
-    index = "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'fct_kontaktgruppe'"
-    assert q(published_path(root), index) == [("fct_kontaktgruppe__person_key",)]
-    models = tmp_path / "models"
-    shutil.copytree(MODELS_DIR, models)
-    stg = models / "staging" / "stg_jobcenter__kontaktgruppe.sql"
-    stg.write_text(stg.read_text(encoding="utf-8").replace(
-        "    foerste_anmodning,\n", "    foerste_anmodning,\n    'ny' AS ny_kolonne,\n"), encoding="utf-8")
-    deliver(root, "kontaktgruppe", D2, [kg(uid(2), P2, "2", "2026-09-15")])
-    load_warehouse(root, D2, models_dir=models)
-    pub = published_path(root)
-    assert q(pub, "SELECT kontaktgruppe_id, ny_kolonne FROM fct_kontaktgruppe ORDER BY 1") == [
-        (uid(1), None), (uid(2), "ny")]
-    assert q(pub, index) == [("fct_kontaktgruppe__person_key",)]
-    pk = wkeys.person_key(P2, wkeys.load_key("pseudonym"))
-    assert q(pub, f"SELECT kontaktgruppe_id FROM fct_kontaktgruppe WHERE person_key = '{pk}'") == [(uid(2),)]
