@@ -2,13 +2,13 @@
 worker) and the nightly process's (one root, many nights).
 
 Builds ``--roots`` small roots the way the warehouse tests do (``tests/fixtures_wh.deliver``: two delivery days of
-kontaktgruppe spells), loads each twice with ``--runner`` (sql or dbt) and records each load's CPU seconds (this
+kontaktgruppe spells), loads each twice and records each load's CPU seconds (this
 process, all threads) and wall seconds, plus dbt's import.  Every DuckDB this process opens runs with
 ``threads=1`` and ``memory_limit=4GB`` (the shared machine's rule; CPU seconds barely depend on it).
 
-    PYTHONPATH=$PWD python bench/bench_dbt_roots.py --runner dbt --roots 3 [--out result.json]
+    PYTHONPATH=$PWD python bench/bench_dbt_roots.py --roots 3 [--out result.json]
 
-Run each runner in its own process: the first dbt load of a process pays dbt's import and parse.
+The first load of a process pays dbt's import and parse.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def make_root(root: Path, tag: int) -> Path:
     return root
 
 
-def run(runner: str, roots: int, work: Path) -> dict:
+def run(roots: int, work: Path) -> dict:
     from pipelines.warehouse import keys as wkeys
 
     os.environ["DSDW_KEY_DIR"] = str(work / "keys")
@@ -70,19 +70,18 @@ def run(runner: str, roots: int, work: Path) -> dict:
     wkeys.ensure_key("pseudonym")
     wkeys.ensure_key("restricted")
     _limit_duckdb()
-    out: dict = {"runner": runner, "loads": []}
-    if runner == "dbt":
-        c, w = _cpu(), time.perf_counter()
-        from dbt.cli.main import dbtRunner  # noqa: F401
+    out: dict = {"loads": []}
+    c, w = _cpu(), time.perf_counter()
+    from dbt.cli.main import dbtRunner  # noqa: F401
 
-        out["dbt_import"] = {"cpu_seconds": round(_cpu() - c, 2), "seconds": round(time.perf_counter() - w, 2)}
+    out["dbt_import"] = {"cpu_seconds": round(_cpu() - c, 2), "seconds": round(time.perf_counter() - w, 2)}
     from pipelines.warehouse.build import load_warehouse
 
     for n in range(roots):
         root = make_root(work / f"root{n}", n)
         for d in (D1, D2):
             c, w = _cpu(), time.perf_counter()
-            res = load_warehouse(root, d, runner=runner)
+            res = load_warehouse(root, d)
             out["loads"].append({"root": n, "day": d.isoformat(), "cpu_seconds": round(_cpu() - c, 2),
                                  "seconds": round(time.perf_counter() - w, 2),
                                  "steps": {k: round(v, 2) for k, v in res.step_seconds.items()}})
@@ -92,12 +91,11 @@ def run(runner: str, roots: int, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runner", choices=("sql", "dbt"), default="dbt")
     ap.add_argument("--roots", type=int, default=3)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dbt_roots_") as tmp:
-        res = run(a.runner, a.roots, Path(tmp))
+        res = run(a.roots, Path(tmp))
     res["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     res["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent).stdout.strip()

@@ -46,7 +46,6 @@ GOAL_RATIO = 1.2
 GOAL_P95_MS = 300.0
 SLOW_FACTOR, SLOW_RUNS = 20, 5  # a query whose warm-up run takes > 20x the goal is timed 5 times, not 20
 MEMORY_LIMIT: str | None = None  # set from --memory-limit; passed to every phase process
-RUNNER = "sql"  # set from --runner; passed to every load phase
 
 
 def _rss_mb() -> int:
@@ -204,13 +203,13 @@ class DbtProbe:
         return out
 
 
-def phase_load(root: Path, day: dt.date, publish: bool, runner: str = "sql") -> dict:
-    """One nightly load (the real pipelines.warehouse.build.load_warehouse; ``runner`` sql or dbt)."""
-    probe = DbtProbe() if runner == "dbt" else None  # before the load imports dbt: the import is timed
+def phase_load(root: Path, day: dt.date, publish: bool) -> dict:
+    """One nightly load (the real pipelines.warehouse.build.load_warehouse: dbt build between its Python steps)."""
+    probe = DbtProbe()  # before the load imports dbt: the import is timed
     from pipelines.warehouse.build import build_path, load_warehouse
 
     c0 = time.process_time()
-    r = load_warehouse(root, day, publish=publish, runner=runner)
+    r = load_warehouse(root, day, publish=publish)
     cpu = time.process_time() - c0  # the process's CPU, DuckDB's threads included (publishing too, if asked)
     ms = {k: round(v, 3) for k, v in r.model_seconds.items()}
     models = sum(r.model_seconds.values())
@@ -225,8 +224,7 @@ def phase_load(root: Path, day: dt.date, publish: bool, runner: str = "sql") -> 
             "step_seconds": {k: round(v, 2) for k, v in {**r.step_seconds, **{
                 f"hook:{h}": x for h, x in r.hook_seconds.items()}}.items()},
             "build_bytes": build_path(root).stat().st_size, "peak_rss_mb": _rss_mb()}
-    if probe is not None:
-        out["dbt"] = probe.report(r.seconds - r.publish_seconds, cpu)
+    out["dbt"] = probe.report(r.seconds - r.publish_seconds, cpu)
     return out
 
 
@@ -256,85 +254,41 @@ def phase_synth(root: Path, first: dt.date, clone: dt.date, days: int, fraction:
 
 
 def phase_rebuild(root: Path, load_date: dt.date) -> dict:
-    """Every derived model over the whole history at once, as the runner would for all persons/months."""
-    from pipelines.contracts import load_contracts
-    from pipelines.warehouse.build import (
-        PERSON_SCOPE_DATASETS,
-        POST_MODEL_HOOKS,
-        STATE_DATASET,
-        LoadResult,
-        _run_model,
-        _setup,
-        build_path,
-        ensure_person_indexes,
-        history_views_sql,
-    )
-    from pipelines.warehouse.generate import fct_name
-    from pipelines.warehouse.keys import hmac_pads, load_key
-    from pipelines.warehouse.models import build_order, load_models
-    from pipelines.warehouse.restricted import open_restricted
+    """Every hand-written model (dims, panel, category spells, marts) over the whole history at once: ``dbt run
+    --full-refresh`` of the derived and scope models with every person in scope (var ``full_lake``), then the
+    load's hooks (the suppressed publication), as a first night computes them."""
+    from pipelines.warehouse import dbt_runner as R
+    from pipelines.warehouse.build import POST_MODEL_HOOKS, LoadResult, _register_hooks, _setup, build_path
+    from pipelines.warehouse.restricted import unsealed
 
-    models = load_models()
-    facts = {fct_name(c) for c in load_contracts().values()}
-    # everything but staging and the contracts' facts; derived append models (e.g. a histogram of the facts'
-    # lags) count the whole history on their first run, so they are rebuilt from scratch too
-    derived = [m for m in build_order(models) if m.materialization in ("table", "view", "scoped", "python")
-               or (m.materialization == "append" and m.name not in facts)]
-    con = duckdb.connect(str(build_path(root)))
     out: dict = {"model_seconds": {}, "model_rows": {}}
     t0 = time.perf_counter()
-    try:
-        with open_restricted(root, con, write=True):
+    with unsealed(root, write=True) as plain:
+        nodes = R.run_dbt(root, R.dbt_env(root, build_path(root), plain), "run", "--full-refresh",
+                          "--vars", "{full_lake: true}", "--select", "path:dbt/models/derived", "path:dbt/models/scope")
+        for uid, (_status, secs, rows) in sorted(nodes.items(), key=lambda kv: -kv[1][1]):
+            out["model_seconds"][uid.rsplit(".", 1)[1]] = round(secs, 2)
+            if rows:
+                out["model_rows"][uid.rsplit(".", 1)[1]] = rows
+        con = duckdb.connect(str(build_path(root)))
+        try:
+            con.execute(f"ATTACH '{plain}' AS restricted")
             load_id = con.execute("SELECT load_id FROM meta.load WHERE indlaest_dato = ? "
                                   "ORDER BY finished_at DESC LIMIT 1", [load_date]).fetchone()[0]
             _setup(con, load_date, load_id)
-            for ds in load_contracts():
-                for s in history_views_sql(ds):
-                    con.execute(s)
-            persons = " UNION ".join(f"SELECT person_key FROM {fct_name(load_contracts()[ds])}"
-                                     for ds in PERSON_SCOPE_DATASETS)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE affected_persons AS SELECT person_key FROM ({persons}) "
-                        "WHERE person_key IS NOT NULL")
-            state = fct_name(load_contracts()[STATE_DATASET])
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE affected_maaneder AS
-                SELECT DISTINCT CAST(m AS DATE) AS maaned FROM generate_series(
-                    (SELECT date_trunc('month', min(gyldig_fra)) FROM {state} WHERE gyldig_fra >= DATE '1990-01-01'),
-                    date_trunc('month', CAST(? AS DATE)), INTERVAL 1 MONTH) g(m)""", [load_date])
-            out["affected_persons"] = con.execute("SELECT count(*) FROM affected_persons").fetchone()[0]
-            out["affected_maaneder"] = con.execute("SELECT count(*) FROM affected_maaneder").fetchone()[0]
-            for m in derived:  # from scratch: no rows, no earlier runs
-                if m.materialization in ("scoped", "append", "python"):
-                    con.execute(f"DROP TABLE IF EXISTS {m.qualified}")
-            con.execute("DELETE FROM meta.model_run WHERE model IN (SELECT unnest($n))", {"n": [m.name for m in derived]})
-            ipad, opad = hmac_pads(load_key("pseudonym"))
-            values = {"ipad": ipad, "opad": opad, "load_date": load_date, "load_id": load_id}
-            for m in derived:
-                tm = time.perf_counter()
-                n = _run_model(con, m, values)
-                out["model_seconds"][m.name] = round(time.perf_counter() - tm, 2)
-                if n:
-                    out["model_rows"][m.name] = n
-                print(f"  rebuild {m.name}: {out['model_seconds'][m.name]} s", file=sys.stderr)
-            # as a nightly load leaves it: person_key indexed (the history's facts and the rebuilt panel)
-            ti = time.perf_counter()
-            out["person_indexes_created"] = len(ensure_person_indexes(con, build_order(models)))
-            out["person_indexes_seconds"] = round(time.perf_counter() - ti, 1)
-            res = LoadResult(load_id=load_id, indlaest_dato=load_date)
+            out["affected_persons"] = con.execute("SELECT count(*) FROM staging.int_affected_persons").fetchone()[0]
+            _register_hooks()
             th = time.perf_counter()
             for hook in POST_MODEL_HOOKS:
-                hook(con, res)
+                hook(con, LoadResult(load_id=load_id, indlaest_dato=load_date))
             out["hooks_seconds"] = round(time.perf_counter() - th, 2)
-            # as after a nightly load: the models ran in the last load (the panel reads this)
-            con.executemany("INSERT INTO meta.model_run VALUES (?, ?, ?, ?, ?)", [
-                [load_id, m.name, m.materialization, out["model_rows"].get(m.name), out["model_seconds"][m.name]]
-                for m in derived])
             tc = time.perf_counter()
             con.execute("CHECKPOINT")
+            con.execute("DETACH restricted")
             out["checkpoint_seconds"] = round(time.perf_counter() - tc, 2)
-    finally:
-        con.close()
+        finally:
+            con.close()
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    out["model_seconds"] = dict(sorted(out["model_seconds"].items(), key=lambda kv: -kv[1]))
     out["peak_rss_mb"] = _rss_mb()
     return out
 
@@ -589,7 +543,7 @@ def _child(args: argparse.Namespace) -> None:
     hooks = _wire_hooks()
     d = dt.date.fromisoformat(args.date) if args.date else None
     if args.phase == "load":
-        res = phase_load(root, d, args.publish, args.runner)
+        res = phase_load(root, d, args.publish)
     elif args.phase == "parse":
         res = phase_parse(root)
     elif args.phase == "synth":
@@ -611,8 +565,6 @@ def _child(args: argparse.Namespace) -> None:
 
 def run_phase(phase: str, root: Path, log, **kw) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--root", str(root)]
-    if phase == "load":
-        cmd += ["--runner", RUNNER]
     for k, v in kw.items():
         if isinstance(v, bool):
             cmd += [f"--{k.replace('_', '-')}"] if v else []
@@ -740,8 +692,6 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/warehouse_<scale>.json)")
     # internal: one phase in a child process
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
-    ap.add_argument("--runner", choices=["sql", "dbt"], default="sql",
-                    help="the warehouse runner of the loads (dbt: dbt builds every model)")
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--date", help=argparse.SUPPRESS)
     ap.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
@@ -752,9 +702,8 @@ def main() -> None:
     if args.phase:
         _child(args)
         return
-    global MEMORY_LIMIT, RUNNER
+    global MEMORY_LIMIT
     MEMORY_LIMIT = args.memory_limit or None
-    RUNNER = args.runner
     from pipelines.warehouse.keys import ensure_key
 
     for name in ("pseudonym", "restricted"):
@@ -805,8 +754,8 @@ def main() -> None:
             continue
         r["full_rebuild"] = run_phase("rebuild", root, log, date=(START + dt.timedelta(days=1)).isoformat())
         r["build_bytes_after_rebuild"] = (root / "warehouse" / "build.duckdb").stat().st_size
-        if RUNNER == "dbt":  # not timed as a night: production's previous night left the parsed project
-            r["dbt_parse_of_the_copy"] = run_phase("parse", root, log)
+        # not timed as a night: production's previous night left the parsed project
+        r["dbt_parse_of_the_copy"] = run_phase("parse", root, log)
         r["nightly"] = [run_phase("load", root, log, date=d.isoformat()) for d in nightly_days]
         r["restricted_unseal_seal"] = run_phase("restricted", root, log)
         free = shutil.disk_usage(root).free
@@ -844,7 +793,8 @@ def _models_fingerprint() -> str:
 
     h = hashlib.sha256()
     repo = Path(__file__).resolve().parents[1]
-    for p in sorted([*(repo / "warehouse" / "models").rglob("*.sql"), *(repo / "pipelines" / "warehouse").glob("*.py")]):
+    dbt = repo / "warehouse" / "dbt"
+    for p in sorted([*dbt.rglob("*.sql"), *dbt.rglob("*.py"), *(repo / "pipelines" / "warehouse").glob("*.py")]):
         h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()[:16]
 

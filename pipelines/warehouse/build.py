@@ -379,18 +379,14 @@ def _add_persons(con: duckdb.DuckDBPyConnection, c, load_date: dt.date, key: byt
 
 
 
-def load_warehouse(root: Path, load_date: dt.date, *, publish: bool = True, statistics: bool = True,
-                   runner: str = "dbt") -> LoadResult:
+def load_warehouse(root: Path, load_date: dt.date, *, publish: bool = True, statistics: bool = True) -> LoadResult:
     """Load everything new in the lake up to ``load_date`` with transaction date ``load_date``: ``dbt build``
     between the Python steps of :func:`pipelines.warehouse.dbt_runner.load_warehouse_dbt` (ledger increment,
     pseudonyms, unsealing/sealing, publishing by atomic swap, restoring on failure).
 
     ``statistics=False`` skips the post-model hooks (the suppressed publication and its vintage log) for
     tests of the marts themselves; the next load with statistics republishes every year not yet published.
-    ``runner`` is accepted for the benchmarks' command lines only: dbt is the one runner (#14).
     """
-    if runner != "dbt":
-        raise ValueError(f"runner {runner!r}: the sql runner was removed (#14), dbt builds every model")
     from pipelines.warehouse.dbt_runner import load_warehouse_dbt
 
     return load_warehouse_dbt(root, load_date, publish=publish, statistics=statistics)
