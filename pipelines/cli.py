@@ -349,10 +349,10 @@ def keys_init() -> None:
 
 @warehouse_app.command("generate")
 def warehouse_generate() -> None:
-    """Regenerate the staging and fact models (both runners' files) from the contracts (commit the result)."""
-    from pipelines.warehouse.generate import write_dbt_generated, write_generated
+    """Regenerate the dbt project's models, schema YAML and sources from the contracts (commit the result)."""
+    from pipelines.warehouse.generate import write_dbt_generated
 
-    written = write_generated() + write_dbt_generated()
+    written = write_dbt_generated()
     console.print(f"{len(written)} model file(s) changed" + "".join(f"\n  {p}" for p in written))
 
 

@@ -3,9 +3,10 @@
 A contract change (a field, a rule, a code list, a dataset) reaches ingestion at once,
 because ingestion reads the contracts at run time.  What is *written out* from them is
 committed so that it can be reviewed and diffed: the contract JSON Schema for editors,
-the GX expectation suites, the warehouse's staging and fact models, the marts generated from
-the contracts' rules (timeliness) and the statistics definition, and the data dictionary and ERD.  Tests keep each of them in step with the contracts, so a forgotten
-``make generate`` fails CI instead of drifting.
+the GX expectation suites, the dbt project's generated models (staging, facts, current state and
+history per contract, the timeliness marts and category spells from the contracts' rules) with
+their schema YAML and sources, and the data dictionary and ERD (from dbt's manifest).  Tests keep
+each of them in step, so a forgotten ``make generate`` fails CI instead of drifting.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.contracts import SCHEMA_PATH, contract_json_schema
-from pipelines.warehouse.generate import MODELS_DIR
 
 
 def write_contract_schema(path: Path = SCHEMA_PATH) -> list[Path]:
@@ -29,16 +29,11 @@ def generate_all() -> list[Path]:
     """Every generated artefact, in dependency order; returns the files that changed."""
     from pipelines.quality.suites import write_suites
     from pipelines.warehouse.dictionary import write_docs
-    from pipelines.warehouse.generate import write_dbt_generated, write_generated
-    from pipelines.warehouse.stats import generated_marts, write_marts
+    from pipelines.warehouse.generate import write_dbt_generated
 
     changed = write_contract_schema()
     changed += write_suites()
-    changed += write_generated()
     changed += write_dbt_generated()  # the dbt project's models, schema YAML and sources
-    before = {rel: (MODELS_DIR / rel).read_text(encoding="utf-8") if (MODELS_DIR / rel).exists() else None
-              for rel in generated_marts()}
-    changed += [p for p in write_marts() if before.get(p.relative_to(MODELS_DIR)) != p.read_text(encoding="utf-8")]
     docs = write_docs()  # rewrites only what differs; reports both paths
     return changed + docs
 

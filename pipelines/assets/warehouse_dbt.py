@@ -4,7 +4,7 @@
 ``warehouse/target/manifest.json``); the lake sources carry ``meta.dagster.asset_key`` = the lake's
 asset keys, so lineage runs from each reporter's dataset to every model.  The Python steps around
 ``dbt build`` (ledger increment, pseudonyms of new CPRs, unsealing/sealing the restricted database,
-the hand-written models, publishing by atomic swap, restoring on failure) run in the same step, because
+publishing by atomic swap, restoring on failure) run in the same step, because
 DuckDB has one writer per file and the restricted database is unsealed in memory for one step only.
 """
 
@@ -25,7 +25,7 @@ MANIFEST = PROJECT_DIR / "target" / "manifest.json"
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
-    """Models keep the keys of the sql runner's assets (``warehouse/<model>``); sources use their meta keys."""
+    """Models are ``warehouse/<model>`` (the keys the deliveries and checks depend on); sources use their meta keys."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":

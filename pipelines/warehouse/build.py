@@ -179,7 +179,7 @@ def _modtaget(received_at: str | None) -> dt.datetime | None:
 def record_payloads(con: duckdb.DuckDBPyConnection, ds: str, payloads: list[dict], staged: dict[str, int],
                     load_date: dt.date, load_id: str) -> None:
     """``meta.loaded_payload``: per payload its accepted lake rows, staged rows and receive time; one writer
-    for both runners, so the reconciliation and the arrival measure read the same columns."""
+    in one place, so the reconciliation and the arrival measure read the same columns."""
     if payloads:  # one statement over lists: executemany costs ~1 ms a row, a demo night has thousands of payloads
         con.execute("""INSERT INTO meta.loaded_payload SELECT unnest($1::VARCHAR[]), $2, unnest($3::VARCHAR[]),
             unnest($4::DATE[]), $5, $6, unnest($7::BIGINT[]), unnest($8::BIGINT[]), unnest($9::TIMESTAMPTZ[])""", [
@@ -222,56 +222,9 @@ def _register_increment(con: duckdb.DuckDBPyConnection, dataset: str, payloads: 
         con.execute("CREATE OR REPLACE TEMP VIEW inc AS SELECT * FROM inc_empty")
 
 
-# the order of a record's versions, oldest first: the one current rule of every fact (history views,
-# as-of macros and the _aktuel tables)
+# the order of a record's versions, oldest first: the current-version rule of the dbt macro version_order
+# (warehouse/dbt/macros/dsdw.sql), here for the history benchmark's bulk refresh (bench/warehouse_history.py)
 VERSION_ORDER = "f.version, f.indlaest_dato, f.er_slettet, f.registreringstidspunkt, f.besked_id"
-
-
-def history_views_sql(dataset: str) -> list[str]:
-    """The bitemporal access paths of one fact table.
-
-    * ``<fct>_as_of(d)``: the records as known after the load of date ``d`` -- rows loaded by then, minus
-      rows of payloads retracted by then; per record its latest such version, unless that is a deletion.
-    * ``<fct>_aktuel``: the same for the latest load.
-    * ``<fct>_historik``: every version with ``indlaest_til`` (when a newer version arrived or its payload
-      was retracted) and ``er_seneste``.
-    * ``<fct>_aktuel_personer()``: ``_aktuel`` for the records of the load's affected persons only,
-      so the nightly derived models read what changed, not the whole history.
-    """
-    c = get_contract(dataset)
-    key_cols = list(c.record_key or ["besked_id"])
-    keys = ", ".join("f." + k for k in key_cols)
-    t = fct_name(c)
-    db = "restricted." if is_restricted(c) else ""
-    retracted = "restricted.meta_retracted" if db else "meta.retracted_payload"
-    # the reporter's version number decides which version is current; the load date only breaks ties (a
-    # version 1 that arrives after its version 2 never becomes current, and is closed at its own arrival)
-    order = VERSION_ORDER
-    desc = order.replace(",", " DESC,") + " DESC"
-    latest = f"row_number() OVER (PARTITION BY {keys} ORDER BY {desc})"
-    historik = (
-        f"CREATE OR REPLACE VIEW {db}{t}_historik AS\n"
-        f"SELECT f.*,\n"
-        f"  least(CASE WHEN lead(f.indlaest_dato) OVER w IS NOT NULL\n"
-        f"             THEN greatest(f.indlaest_dato, lead(f.indlaest_dato) OVER w) END, r.indlaest_dato) AS indlaest_til,\n"
-        f"  r.indlaest_dato IS NULL AND {latest} = 1 AS er_seneste\n"
-        f"FROM {db}{t} f LEFT JOIN {retracted} r ON r.payload_id = f._payload_id\n"
-        f"WINDOW w AS (PARTITION BY {keys} ORDER BY {order})")
-
-    def current(where: str) -> str:
-        return (f"SELECT * EXCLUDE (_rn) FROM (SELECT f.*, {latest} AS _rn FROM {db}{t} f "
-                f"LEFT JOIN {retracted} r ON r.payload_id = f._payload_id WHERE {where}) WHERE _rn = 1 AND NOT er_slettet")
-
-    as_of = (f"CREATE OR REPLACE MACRO {db}{t}_as_of(d) AS TABLE "
-             + current("f.indlaest_dato <= d AND (r.indlaest_dato IS NULL OR r.indlaest_dato > d)"))
-    # the current state is a table kept in step by each load (refresh_aktuel), so analysts and the nightly
-    # models read one row per record instead of windowing every version of the history
-    aktuel = f"CREATE TABLE IF NOT EXISTS {db}{t}_aktuel AS " + current("r.indlaest_dato IS NULL")
-    out = [historik, as_of, aktuel]
-    if "person_key" in [col for col in _fact_columns(c)]:
-        out.append(f"CREATE OR REPLACE TEMP MACRO {t}_aktuel_personer() AS TABLE SELECT * FROM {db}{t}_aktuel "
-                   "WHERE person_key IN (SELECT person_key FROM affected_persons)")
-    return out
 
 
 def refresh_aktuel(con: duckdb.DuckDBPyConnection, dataset: str, full: bool) -> None:
@@ -301,10 +254,6 @@ def refresh_aktuel(con: duckdb.DuckDBPyConnection, dataset: str, full: bool) -> 
     con.execute(f"DELETE FROM {db}{t}_aktuel WHERE {k0} IN (SELECT {k0} FROM _touched)")
     con.execute(f"INSERT INTO {db}{t}_aktuel BY NAME "
                 + current(f"r.indlaest_dato IS NULL AND f.{k0} IN (SELECT {k0} FROM _touched)"))
-
-
-def _fact_columns(c) -> list[str]:
-    return ["person_key"] if any(f.name == "cpr" for f in c.fields) else []
 
 
 def _publish(root: Path, build: Path) -> Path:

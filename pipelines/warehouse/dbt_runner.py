@@ -1,10 +1,9 @@
-"""The nightly load with dbt building every model (``dsdw warehouse load --runner dbt``).
+"""The nightly load: ``dbt build`` between the Python steps (``dsdw warehouse load``, the Dagster job).
 
 dbt (``warehouse/dbt_project.yml``) builds the models generated from the contracts (staging, the
 append-only facts, their ``_aktuel`` current state and ``_historik`` views) and the hand-written ones
-ported from ``warehouse/models`` (:mod:`pipelines.warehouse.dbt_port`: dims, panel, category spells,
-marts, with the load's scope as explicit models), with their tests.  What stays Python around
-``dbt build`` and why:
+(``warehouse/dbt/models/derived``: dims, panel, category spells, marts; the load's scope as explicit models in
+``scope/``), with their tests.  What stays Python around ``dbt build`` and why:
 
 * the ledger increment (which payloads are new, which are retracted): state in SQLite, not in a model;
   it also decides the night's selection (:func:`nightly_selection`);
@@ -34,9 +33,8 @@ import duckdb
 
 from pipelines.contracts import REFERENCE_DIR, REPO_ROOT, get_contract, load_contracts
 from pipelines.warehouse import build as B
-from pipelines.warehouse.generate import FULL_BUILD_TAG, MODELS_DIR, is_restricted, stg_name
+from pipelines.warehouse.generate import FULL_BUILD_TAG, is_restricted, stg_name
 from pipelines.warehouse.keys import hmac_pads, key_id, load_key
-from pipelines.warehouse.models import load_models
 from pipelines.warehouse.restricted import unsealed
 
 PROJECT_DIR = REPO_ROOT / "warehouse"
@@ -136,12 +134,19 @@ def _manifest(root: Path, env: dict[str, str]) -> object | None:
 
     key = manifest_key(env)
     if key not in _MANIFESTS:
-        res = dbtRunner().invoke(dbt_args("parse", root))
+        with _env(env):  # the key's environment is the parse's (the database's name is rendered into the nodes)
+            res = dbtRunner().invoke(dbt_args("parse", root))
         if not res.success:
             raise DbtError(f"dbt parse failed: {res.exception}")
         _MANIFESTS.clear()
         _MANIFESTS[key] = res.result
     return _MANIFESTS[key]
+
+
+def parsed_manifest(root: Path, env: dict[str, str]) -> object:
+    """dbt's parsed project (a ``Manifest``: nodes with their config, docs and dependencies) for an environment:
+    this process's cached parse, or a new one."""
+    return _manifest(root, env)
 
 
 @contextlib.contextmanager
@@ -198,6 +203,30 @@ def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str
         raise DbtError(f"dbt {command} failed: " + "; ".join(failed[:5]) + (f" ({res.exception})" if res.exception
                                                                            else ""))
     return nodes
+
+
+def compiled_sql(model: str, database: Path | str, workdir: Path) -> str:
+    """``model``'s SQL as dbt compiles it for a first build (``--full-refresh``: the full computation, not a
+    night's increment) with its relations in ``database`` (named by the file's stem, as DuckDB names an opened
+    file; a file named ``memory.duckdb`` for an in-memory connection): what a test or a benchmark runs on a built
+    warehouse.
+    ``workdir`` holds dbt's target directory and an empty restricted database for the profile."""
+    from dbt.cli.main import dbtRunner
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**dbt_env(workdir, Path(workdir) / "unused.duckdb", Path(workdir) / "restricted" / "restricted.duckdb"),
+           "DSDW_DBT_DATABASE": str(database)}
+    (Path(workdir) / "restricted").mkdir(exist_ok=True)
+    with _env(env), _quiet_events():
+        try:
+            res = dbtRunner(manifest=_manifest(workdir, env)).invoke(
+                dbt_args("compile", workdir, "--select", model, "--full-refresh"))
+        finally:
+            _release_duckdb()
+    if not res.success:
+        raise DbtError(f"dbt compile {model} failed: {res.exception}")
+    (node,) = [r.node for r in res.result.results]
+    return node.compiled_code
 
 
 def _release_duckdb() -> None:
@@ -264,9 +293,11 @@ def _record_staged(con: duckdb.DuckDBPyConnection, new: list[dict], res: B.LoadR
     con.execute("DROP TABLE IF EXISTS staged_counts")
 
 
-def generated_model(name: str) -> bool:
-    """Models dbt builds (generated from the contracts); the rest still run through build.py."""
-    return name.startswith("stg_") or (name.startswith("fct_") and name.removeprefix("fct_") in load_contracts())
+def materializations() -> dict[str, str]:
+    """Model -> dbt materialization, from this process's parsed project (empty when dbt ran elsewhere, e.g. as
+    Dagster's subprocess)."""
+    return {n.name: n.config.materialized for m in _MANIFESTS.values()
+            for n in getattr(m, "nodes", {}).values() if n.resource_type == "model"}
 
 
 def _invoke_in_process(root: Path, env: dict[str, str], args: list[str]) -> dict:
@@ -294,11 +325,11 @@ WARN_TESTS = "config.severity:warn"
 def project_digest() -> str:
     """What a build's result depends on besides the data: the dbt project's files and the code lists."""
     h = hashlib.sha256()
-    files = sorted([*(PROJECT_DIR / "dbt").rglob("*"), PROJECT_DIR / "dbt_project.yml", PROJECT_DIR / "profiles.yml",
-                    *REFERENCE_DIR.glob("*.csv")])
-    for f in files:
-        if f.is_file():
-            h.update(str(f.relative_to(REPO_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    project = sorted([*(PROJECT_DIR / "dbt").rglob("*"), PROJECT_DIR / "dbt_project.yml", PROJECT_DIR / "profiles.yml"])
+    for base, files in ((PROJECT_DIR, project), (REFERENCE_DIR, sorted(REFERENCE_DIR.glob("*.csv")))):
+        for f in files:
+            if f.is_file():
+                h.update(str(f.relative_to(base)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -330,9 +361,9 @@ def _after_selection(con: duckdb.DuckDBPyConnection, new: list[dict]) -> None:
     con.execute("INSERT INTO meta.schema_state VALUES ('dbt_project', ?)", [project_digest()])
 
 
-def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, models_dir: Path = MODELS_DIR,
+def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True,
                        invoke: DbtInvoke = _invoke_in_process, statistics: bool = True) -> B.LoadResult:
-    """:func:`pipelines.warehouse.build.load_warehouse` with dbt building the generated models.
+    """:func:`pipelines.warehouse.build.load_warehouse`: the Python steps around ``dbt build``.
 
     ``invoke(root, env, args)`` runs ``dbt build *args`` (the night's selection, :func:`nightly_selection`) with the
     environment ``env`` (the database paths) and returns
@@ -345,7 +376,6 @@ def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, 
     res = B.LoadResult(load_id=load_id, indlaest_dato=load_date)
     key = load_key("pseudonym")
     ipad, opad = hmac_pads(key)
-    models = load_models(models_dir)
     B._register_hooks()
     build = B.build_path(root)
     build.parent.mkdir(parents=True, exist_ok=True)
@@ -392,7 +422,7 @@ def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True, 
             con.execute("INSERT INTO meta.load VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)", [
                 load_id, load_date, started, key_id(key), res.payloads, sum(res.rows_staged.values()),
                 res.rows_deduplicated, res.affected_persons, res.affected_maaneder, res.seconds])
-            mats = {m.name: m.materialization for m in models.values()}
+            mats = materializations()
             con.executemany("INSERT INTO meta.model_run VALUES (?, ?, ?, ?, ?)", [
                 [load_id, n, mats.get(n, "dbt"), res.model_rows.get(n), s] for n, s in res.model_seconds.items()])
             tc = time.perf_counter()
@@ -432,15 +462,17 @@ def _after_dbt(con: duckdb.DuckDBPyConnection, res: B.LoadResult, statistics: bo
 def ydelser_python_model(dbt, session: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """The dbt-duckdb Python model ``mart_ydelser_beregning``: the full computation on its first build; later
     the cells the load moved, by delta (:func:`pipelines.warehouse.stats.maintain_ydelser`, which maintains the
-    table in place), returning no rows to append.  The delta reads the state models' tables under the names the
-    sql runner gives its temp tables."""
+    table in place), returning no rows to append.  The delta reads the scope models' tables under the temp names
+    the delta's SQL uses."""
     from types import SimpleNamespace
 
     from pipelines.warehouse import stats
-    from pipelines.warehouse.dbt_port import model_body
 
     name = "mart_ydelser_beregning"
-    sql = model_body(stats.ydelser_model_sql())
+    lines = stats.ydelser_model_sql().splitlines()
+    # the full computation: the text after its header comment
+    k = next((i for i, line in enumerate(lines) if not line.startswith("--")), len(lines))
+    sql = "\n".join(lines[k:]).strip().rstrip(";")
     d = session.execute("SELECT indlaest_dato FROM meta.current_load").fetchone()[0]
     session.execute("SET VARIABLE load_date = ?", [d])
     if not dbt.is_incremental:

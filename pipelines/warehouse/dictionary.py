@@ -1,50 +1,34 @@
-"""The warehouse's data dictionary and ERD, generated from the contracts and the model files.
+"""The warehouse's data dictionary and ERD, generated from the dbt project's manifest and an empty build.
 
-Nobody writes column documentation by hand twice: a contract field's description,
-§ reference and code list travel with it into every model that carries it
-(``stg_`` -> ``fct_`` -> views, marts), and what the analysts' database receives
-from a field follows :mod:`pipelines.warehouse.generate` (``cpr`` -> ``person_key``,
-``name``/``contact``/``free_text`` stay in the lake, health datasets only in the
-restricted database).  Column names and types come from an empty build of every
-model in memory (the same SQL the nightly load runs, on zero rows), or from a
-built ``warehouse.duckdb`` when one is given.
+Nobody writes column documentation twice: a contract field's description, § reference and code list travel
+with it into every model generated from the contract (``stg_`` -> ``fct_`` -> ``_aktuel``/``_historik``), and
+what the analysts' database receives from a field follows :mod:`pipelines.warehouse.generate` (``cpr`` ->
+``person_key``; ``name``/``contact``/``free_text`` fields stay in the lake; health datasets only in the
+restricted database).  The hand-written models (``warehouse/dbt/models/derived``) are documented in their
+schema YAML (description; grain, keys, § and a dimension's code list, ``codeliste``, in ``meta``; column
+descriptions); a column takes its code list, and where the YAML has none its description and §, from the same
+column in a model it reads from.  Models, their dependencies
+and docs come from dbt's manifest; column names and types from ``dbt run`` on an empty warehouse (the
+nightly load's own SQL on zero rows), or from a built ``warehouse.duckdb`` when one is given.
 
-Hand-written models document a column in their header comment, ``-- kommunekode:
-the opholdskommune ...`` (several in one entry as ``a: ...; b/c: ...; d = formula``),
-or with a trailing comment on the line that defines it (``k.kommunekode,  -- ...``);
-otherwise its description, § and code list are inherited from the models it
-depends on (a column of a fact keeps its contract field's).
-
-``dsdw warehouse docs`` writes ``docs/warehouse_dictionary.md`` and
-``docs/warehouse_erd.md``; a test fails while the committed files differ from what
-the contracts and models produce.
+``dsdw warehouse docs`` (and ``make generate``) writes ``docs/warehouse_dictionary.md`` and
+``docs/warehouse_erd.md``; a test fails while the committed files differ from what the project produces.
+``dbt docs generate`` serves the same YAML as a browsable site with lineage (README).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import graphlib
 import re
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
-from pipelines.contracts import REFERENCE_DIR, REPO_ROOT, Contract, load_contracts
-from pipelines.warehouse.generate import (
-    DROPPED_PII,
-    MODELS_DIR,
-    fact_sql,
-    fct_name,
-    is_restricted,
-    macro_sql,
-    staging_sql,
-    stg_name,
-    valid_time,
-)
-from pipelines.warehouse.models import Model, build_order, load_models, parse_model
+from pipelines.contracts import REPO_ROOT, Contract, load_contracts
+from pipelines.warehouse.generate import DROPPED_PII, fct_name, is_restricted, stg_name, valid_time
 
 DOCS_DIR = REPO_ROOT / "docs"
 DICTIONARY_FILE = "warehouse_dictionary.md"
@@ -136,12 +120,8 @@ OTHER_TABLES: dict[str, str] = {
                      "deadline rule (with its §).",
     "dq.completeness": "Copied from dq.duckdb: payloads and records per delivery day, reporter and dataset.",
 }
-_TRAILING = re.compile(r'("?)([A-Za-z_][A-Za-z0-9_]*)\1\s*,?\s*--\s*(.+?)\s*$')
-_SOURCE_CSV = re.compile(r"data/reference/([a-z0-9_]+)\.csv")
-
-
-class DictionaryError(RuntimeError):
-    """A model cannot be documented because its SQL fails; the message names the model file."""
+EMPTY_DAY = dt.date(2000, 1, 1)
+LAYERS = {"stg_": "staging", "int_": "scope", "dim_": "core", "fct_": "core", "mart_": "mart"}
 
 
 @dataclass(frozen=True)
@@ -154,6 +134,22 @@ class Column:
     ref: str | None = None  # the dimension the column refers to
 
 
+@dataclass(frozen=True)
+class Model:
+    """One documented model, as dbt's manifest describes it."""
+
+    name: str
+    path: str  # the model file, relative to the repository
+    layer: str  # staging | scope | core | mart
+    database: str  # warehouse | restricted
+    materialization: str
+    grain: str = ""
+    keys: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    legal_basis: str = ""
+    source: str = ""  # the code list a dimension is keyed by (its YAML's meta.codeliste)
+
+
 @dataclass
 class ModelDoc:
     model: Model
@@ -162,197 +158,71 @@ class ModelDoc:
     generated: bool = False
     history: list[Column] = field(default_factory=list)  # extra columns of the _historik view
     built: bool | None = None  # None: no warehouse given; False: the model is missing from it
-    header: dict[str, str] = field(default_factory=dict)  # header keys with their wrapped lines joined
-    notes: list[str] = field(default_factory=list)  # the header's other comments
 
 
-# --------------------------------------------------------------------------- models and schema
-def _all_models(models_dir: Path, contracts: dict[str, Contract]
-                ) -> tuple[dict[str, Model], dict[str, Contract], dict[str, str]]:
-    """Model files, with the generated ones replaced by what ``contracts`` generate now; and their texts."""
-    models = load_models(models_dir)
-    texts = {n: m.path.read_text(encoding="utf-8") for n, m in models.items()}
-    owner: dict[str, Contract] = {}
-    with tempfile.TemporaryDirectory(prefix="dsdw-dict-") as tmp:
-        for c in contracts.values():
-            for name, text in ((stg_name(c), staging_sql(c)), (fct_name(c), fact_sql(c))):
-                p = Path(tmp) / f"{name}.sql"
-                p.write_text(text, encoding="utf-8")
-                models[name] = parse_model(p)
-                texts[name] = text
-                owner[name] = c
-    return models, owner, texts
+# --------------------------------------------------------------------------- manifest and empty build
+Schema = dict[tuple[str, str], tuple[str, list[tuple[str, str]]]]  # (database kind, table) -> (schema, columns)
 
 
-_KEY_LINE = re.compile(r"^--\s*([a-z_ ]+):\s*(.*)$")
-# A line ending like this is continued by the next, even one starting in upper case ("DST's" / "DOMYD").
-_CONTINUES = re.compile(r"(?:[,;(:\-]|'s|\b(?:and|og|or|eller|the|a|an|of|af|to|til|in|i|by|with|med|for|from|fra"
-                        r"|per|than|end|as|som|is|er))$")
-# Header keys of models.py that hold one line; the others may wrap over several comment lines.
-ONE_LINE_KEYS = frozenset({"model", "layer", "database", "materialization", "depends_on", "scope", "keys",
-                           "kind", "record_key", "valid time", "callable", "keeps_replaced"})
-HEADER_KEYS = ONE_LINE_KEYS | {"grain", "legal basis", "source"}
+def _columns(con: duckdb.DuckDBPyConnection, databases: dict[str, str]) -> Schema:
+    """Columns and types of every table and view in the given attached databases (name -> kind)."""
+    out: Schema = {}
+    rows = con.execute("SELECT database_name, schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+                       "WHERE database_name IN (SELECT unnest(?::VARCHAR[])) "
+                       "ORDER BY database_name, schema_name, table_name, column_index", [list(databases)]).fetchall()
+    for db, schema, table, col, typ in rows:
+        out.setdefault((databases[db], table), (schema, []))[1].append((col, typ))
+    return out
 
 
-def header_entries(text: str, columns: Iterable[str] = ()) -> list[tuple[str | None, str]]:
-    """The leading comment block of a model as (key, text) entries; key None for a free note.
+def empty_build(workdir: Path) -> tuple[object, Schema]:
+    """dbt's parsed manifest and every model's columns from ``dbt run`` on an empty warehouse in ``workdir``
+    (the load's bookkeeping tables as a first load has them; the published statistics table as the load's hook
+    makes it)."""
+    from pipelines.warehouse import build as B
+    from pipelines.warehouse.dbt_runner import LOAD_SQL, dbt_env, parsed_manifest, run_dbt
+    from pipelines.warehouse.suppression import publish_suppressed
 
-    Long values wrap over several comment lines: a line continues the entry above
-    when it starts in lower case, with punctuation or indented, or when the line
-    above ends mid-phrase.  ``-- word: ...`` starts a new entry when ``word`` is a
-    header key or one of the model's ``columns`` (the author's column description).
-    An empty ``--`` line ends an entry.
-    """
-    cols = set(columns)
-    out: list[list] = []
-    open_entry = False
-    for line in text.splitlines():
-        if not line.startswith("--"):
-            break
-        if line.startswith("-- generated by"):
-            continue
-        body = line[2:]
-        stripped = body.strip()
-        if not stripped:
-            open_entry = False
-            continue
-        m = _KEY_LINE.match(line)
-        prev = out[-1] if out else None
-        can_continue = open_entry and prev is not None and prev[0] not in ONE_LINE_KEYS
-        if m and (m.group(1).strip() in HEADER_KEYS or m.group(1).strip() in cols
-                  or not can_continue or prev[1].endswith(".")):
-            out.append([m.group(1).strip(), m.group(2).strip()])
-            open_entry = True
-        elif can_continue and (body.startswith("   ") or not stripped[0].isupper() or prev[0] is None
-                               or _CONTINUES.search(prev[1]) is not None):
-            prev[1] = f"{prev[1]} {stripped}"
-        else:
-            out.append([None, stripped])
-            open_entry = True
-    return [(k, " ".join(v.split())) for k, v in out]
+    db = B.build_path(workdir)  # the load's file name: a process that also loads reuses the parsed manifest
+    rdb = workdir / "restricted" / "restricted.duckdb"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    rdb.parent.mkdir(parents=True, exist_ok=True)
 
+    def connect() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(str(db))
+        con.execute(f"ATTACH '{rdb}' AS restricted")
+        B._setup(con, EMPTY_DAY, "dictionary")
+        return con
 
-def split_column_notes(text: str, columns: Iterable[str]) -> tuple[str, list[tuple[list[str], str]]]:
-    """Cut ``a: ...; b/c: ...; d = e / f, e = ...`` into the text before the first column and per column.
-
-    A column note starts at the beginning, after ``;`` or ``.``, or (for ``name = formula``) after a
-    comma; ``a/b:`` describes both.  ``name = formula`` keeps the formula with its name.
-    """
-    cols = sorted(set(columns), key=len, reverse=True)
-    if not cols:
-        return text, []
-    alt = "|".join(re.escape(c) for c in cols)
-    pat = re.compile(rf"(?:^|(?<=[;.])\s+|(?<=,)\s+(?=(?:{alt})\s+=\s))((?:{alt})(?:/(?:{alt}))*)(?::\s+|\s+=\s)")
-    found = list(pat.finditer(text))
-    if not found:
-        return text, []
-    head = text[:found[0].start()].strip().rstrip(";,").strip()
-    parts = []
-    for i, m in enumerate(found):
-        end = found[i + 1].start() if i + 1 < len(found) else len(text)
-        body = text[m.start(1) if "=" in m.group(0)[len(m.group(1)):] else m.end():end].strip().rstrip(";,").strip()
-        parts.append((m.group(1).split("/"), body))
-    return head, parts
-
-
-def _wrap(sql: str) -> str:
-    return f"SELECT * FROM (\n{sql}\n) LIMIT 0"
-
-
-def empty_schema(models: dict[str, Model], owner: dict[str, Contract]) -> dict[str, list[tuple[str, str]]]:
-    """Every model's (and history view's) columns and DuckDB types from a build on zero rows.
-
-    The SQL is the nightly load's own; only the data is missing, so a model the load
-    could not create fails here too, naming the model.
-    """
-    from pipelines.lake.schema import arrow_schema
-    from pipelines.warehouse.build import META_SQL, RESTRICTED_SQL, history_views_sql
-    from pipelines.warehouse.keys import HMAC_MACRO_SQL
-
-    con = duckdb.connect()
+    con = connect()
+    for s in LOAD_SQL:
+        con.execute(s)
+    con.execute("INSERT INTO meta.current_load VALUES ('dictionary', ?)", [EMPTY_DAY])
+    con.close()
+    env = dbt_env(workdir, db, rdb)
+    run_dbt(workdir, env, "run")
+    con = connect()
     try:
-        con.execute("ATTACH ':memory:' AS restricted")
-        for s in [*META_SQL, *RESTRICTED_SQL, HMAC_MACRO_SQL, *macro_sql()]:
-            con.execute(s)
-        con.execute("SET VARIABLE reference_dir = ?", [str(REFERENCE_DIR)])
-        con.execute("SET VARIABLE load_date = ?", [dt.date(2000, 1, 1)])
-        con.execute("SET VARIABLE load_id = ?", ["dictionary"])
-        con.execute("CREATE TEMP TABLE inc_payloads (payload_id VARCHAR)")
-        con.execute("CREATE TEMP TABLE affected_persons (person_key VARCHAR)")
-        con.execute("CREATE TEMP TABLE affected_maaneder (maaned DATE)")
-        values = {"ipad": bytes(64), "opad": bytes(64), "load_date": dt.date(2000, 1, 1), "load_id": "dictionary"}
-        order = build_order(models)
-        # as the load: increments and facts first, then the derived models (marts' appends too) in dependency order
-        first = [m for m in order if m.materialization == "increment"
-                 or (m.materialization == "append" and m.layer != "mart")]
-        order = first + [m for m in order if m not in first]
-        out: dict[str, list[tuple[str, str]]] = {}
-        for m in order:
-            q = m.qualified
-            params = {k: v for k, v in values.items() if f"${k}" in m.sql}
-            try:
-                if m.materialization == "increment":
-                    c = owner[m.name]
-                    con.register("inc_empty", pa.Table.from_batches([], schema=arrow_schema(c)))
-                    con.execute("CREATE OR REPLACE TEMP VIEW inc AS SELECT * FROM inc_empty")
-                if m.materialization == "view":
-                    con.execute(f"CREATE VIEW {q} AS {m.sql}")
-                else:
-                    con.execute(f"CREATE TABLE {q} AS {_wrap(m.sql)}", params)
-                if m.materialization == "append" and m.name in owner:
-                    for s in history_views_sql(owner[m.name].dataset):
-                        con.execute(s)
-                    out[m.name + "_historik"] = _describe(con, q + "_historik")
-            except duckdb.Error as exc:
-                raise DictionaryError(f"model {m.name} ({m.path}): its SQL fails on an empty build: {exc}") from exc
-            out[m.name] = _describe(con, q)
-        from pipelines.warehouse.suppression import PUBLISHED, publish_suppressed
-
         publish_suppressed(con)  # the published statistics table is made by the load's hook, not a model
-        out[f"main.{PUBLISHED}"] = _describe(con, PUBLISHED)
-        for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-                                "AND schema_name = 'meta' ORDER BY 1").fetchall():
-            out[f"meta.{t}"] = _describe(con, f"meta.{t}")
-        return out
+        schema = _columns(con, {db.stem: "warehouse", "restricted": "restricted"})
     finally:
         con.close()
+    return parsed_manifest(workdir, env), schema
 
 
-def _describe(con: duckdb.DuckDBPyConnection, qualified: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {qualified}").fetchall()]
-
-
-def warehouse_schema(path: Path) -> dict[str, list[tuple[str, str]]]:
-    """Columns and types of every table and view in a built warehouse, keyed ``schema.name``."""
+def warehouse_schema(path: Path) -> Schema:
+    """Columns and types of every table and view in a built (published) warehouse."""
     from pipelines.warehouse.sql import connect
 
     con = connect(path)
     try:
-        rows = con.execute(
-            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
-            "WHERE database_name = current_database() ORDER BY schema_name, table_name, column_index").fetchall()
+        name = con.execute("SELECT current_database()").fetchone()[0]
+        return _columns(con, {name: "warehouse"})
     finally:
         con.close()
-    out: dict[str, list[tuple[str, str]]] = {}
-    for schema, table, col, typ in rows:
-        out.setdefault(f"{schema}.{table}", []).append((col, typ))
-    return out
 
 
 # --------------------------------------------------------------------------- column documentation
-def _trailing_comments(sql: str) -> dict[str, str]:
-    """``col, -- text`` lines of a hand-written model: the author's column descriptions."""
-    out: dict[str, str] = {}
-    for line in sql.splitlines():
-        code = line.split("--", 1)[0]
-        if not code.strip():
-            continue
-        m = _TRAILING.search(line)
-        if m and m.start(2) < len(code):
-            out[m.group(2)] = m.group(3)
-    return out
-
-
 def _pk_field(name: str) -> str | None:
     if name == "person_key":
         return "cpr"
@@ -391,27 +261,12 @@ def _technical_paragraph(c: Contract, item: str | None) -> str:
 
 
 def _inherited(name: str, deps: list[ModelDoc]) -> Column | None:
-    """The first documented column of that name among the models this one depends on."""
+    """The first documented column of that name among the models this one reads."""
     for d in deps:
         for col in d.columns + d.history:
             if col.name == name and (col.description or col.codelist or col.ref):
                 return col
     return None
-
-
-def _dim_index(models: dict[str, Model]) -> tuple[dict[str, str], dict[str, str]]:
-    """code list -> dim (from the dim's ``source: data/reference/<list>.csv``) and key column -> dim."""
-    by_list: dict[str, str] = {}
-    by_key: dict[str, str] = {}
-    for m in sorted(models.values(), key=lambda m: m.name):
-        if not m.name.startswith("dim_"):
-            continue
-        lists = _SOURCE_CSV.findall(m.header.get("source", ""))
-        if lists:
-            by_list.setdefault(lists[0], m.name)
-        if len(m.keys) == 1 or m.keys[1:] == ("gyldig_fra",):  # a type-2 dimension: key + valid time
-            by_key.setdefault(m.keys[0], m.name)
-    return by_list, by_key
 
 
 @dataclass
@@ -422,7 +277,7 @@ class Catalog:
     by_list: dict[str, str]
     by_key: dict[str, str]
     warehouse: Path | None = None
-    built: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    built: Schema = field(default_factory=dict)
     other: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # schema.table -> columns
 
     @property
@@ -430,78 +285,105 @@ class Catalog:
         return {d.model.name: d for d in self.docs}
 
 
-def catalog(models_dir: Path = MODELS_DIR, warehouse: Path | None = None,
-            contracts: dict[str, Contract] | None = None) -> Catalog:
-    """Document every model: columns from an empty build (or ``warehouse``), text from contracts and SQL."""
+def _owners(contracts: dict[str, Contract]) -> dict[str, tuple[Contract, str]]:
+    """Generated model name -> (its contract, which of the contract's models it is)."""
+    out: dict[str, tuple[Contract, str]] = {}
+    for c in contracts.values():
+        out[stg_name(c)] = (c, "staging")
+        for suffix in ("", "_aktuel", "_historik"):
+            out[fct_name(c) + suffix] = (c, "fact" + suffix)
+    return out
+
+
+def _model(node, contract: Contract | None, kind: str) -> Model:  # noqa: ANN001 (dbt's ModelNode)
+    name = node.name
+    layer = next(v for k, v in LAYERS.items() if name.startswith(k))
+    database = "restricted" if node.config.database == "restricted" else "warehouse"
+    deps = tuple(dict.fromkeys(_entry(u.rsplit(".", 1)[1]) for u in node.depends_on.nodes if u.startswith("model.")))
+    meta = node.meta or {}
+    if contract is not None:
+        keys = list(contract.record_key or ["besked_id"])
+        keys += ["version", "aendringstype"] + (["indlaest_dato"] if kind == "fact" else [])
+        return Model(name, f"warehouse/{node.original_file_path}", layer, database, node.config.materialized,
+                     node.description.rstrip("."), tuple(keys), deps, contract.legal_basis)
+    grain = meta.get("grain") or node.description.rstrip(".")
+    return Model(name, f"warehouse/{node.original_file_path}", layer, database, node.config.materialized, grain,
+                 tuple(meta.get("keys") or ()), deps, meta.get("paragraf", ""),
+                 f"data/reference/{meta['codeliste']}.csv" if meta.get("codeliste") else "")
+
+
+def _entry(name: str) -> str:
+    """The dictionary entry a model is documented in (a fact's ``_aktuel``/``_historik`` in the fact's)."""
+    return re.sub(r"_(aktuel|historik)$", "", name) if name.startswith("fct_") else name
+
+
+def catalog(warehouse: Path | None = None, contracts: dict[str, Contract] | None = None) -> Catalog:
+    """Document every model: dbt's manifest (models, dependencies, YAML docs) and an empty build's columns (or
+    ``warehouse``'s), with the contracts' field docs for the generated models."""
     contracts = contracts if contracts is not None else load_contracts()
-    models, owner, texts = _all_models(models_dir, contracts)
-    schema = empty_schema(models, owner)
+    with tempfile.TemporaryDirectory(prefix="dsdw-dict-") as tmp:
+        manifest, schema = empty_build(Path(tmp))
     built = warehouse_schema(warehouse) if warehouse else None
-    by_list, by_key = _dim_index(models)
+    owners = _owners(contracts)
+    nodes = {n.name: n for n in manifest.nodes.values()
+             if n.resource_type == "model" and n.package_name == "dsdw_warehouse" and n.config.enabled}
+    documented = {n: node for n, node in nodes.items() if n not in owners or owners[n][1] in ("staging", "fact")}
+    models = {n: _model(node, *(owners.get(n) or (None, ""))) for n, node in documented.items()}
+    by_list: dict[str, str] = {}
+    by_key: dict[str, str] = {}
+    for m in sorted(models.values(), key=lambda m: m.name):
+        if not m.name.startswith("dim_"):
+            continue
+        codeliste = (documented[m.name].meta or {}).get("codeliste")  # the list the dimension is keyed by
+        if codeliste:
+            by_list.setdefault(codeliste, m.name)
+        if len(m.keys) == 1 or m.keys[1:] == ("gyldig_fra",):  # a type-2 dimension: key + valid time
+            by_key.setdefault(m.keys[0], m.name)
+    ts = graphlib.TopologicalSorter({n: {d for d in m.depends_on if d in models and d != n} for n, m in models.items()})
     docs: dict[str, ModelDoc] = {}
-    for m in build_order(models):
-        cols = schema[m.name]
-        hist = schema.get(m.name + "_historik", [])
+    for name in ts.static_order():
+        m, node = models[name], documented[name]
+        _, cols = schema.get((m.database, name), ("", []))
+        hist = schema.get((m.database, name + "_historik"), ("", []))[1]
         present: bool | None = None
         if built is not None and m.database == "warehouse":
-            key = ("staging." if m.layer == "staging" else "main.") + m.name
-            present = key in built
+            present = ("warehouse", name) in built
             if present:
-                cols = built[key]
-                hist = built.get(key + "_historik", hist)
-        c = owner.get(m.name)
-        names = [n for n, _ in cols]
-        entries = header_entries(texts[m.name], names)
-        header = {k: v for k, v in entries if k in HEADER_KEYS}
-        col_notes: dict[str, str] = {}
-        notes: list[str] = []
-        for k, v in entries:
-            if k in HEADER_KEYS:
-                continue
-            if k not in names and k is not None:
-                v = f"{k}: {v}"
-            head, parts = split_column_notes(v, names)
-            if k in names:
-                col_notes.setdefault(k, head)
-            elif head:
-                notes.append(head)
-            for cs, text in parts:
-                for x in cs:
-                    col_notes.setdefault(x, text)
-        comments = {**col_notes, **_trailing_comments(m.sql)} if c is None else {}
+                cols = built[("warehouse", name)][1]
+                hist = built.get(("warehouse", name + "_historik"), ("", hist))[1]
+        c = owners[name][0] if name in owners else None
         deps = [docs[d] for d in m.depends_on if d in docs]
-        own_list = next((x for x, d in by_list.items() if d == m.name), None)
+        own_list = next((x for x, d in by_list.items() if d == name), None)
         out: list[Column] = []
-        for name, typ in cols:
+        for cname, typ in cols:
             if c is not None:
-                col = _contract_column(c, name, typ)
+                col = _contract_column(c, cname, typ)
                 ref = by_list.get(col.codelist or "")
-                ftype = c.field(name).type if name in c.field_names else ""
-                if ref is None and name in IDENTITY_NAMES:
-                    ref = by_key.get(name)
+                ftype = c.field(cname).type if cname in c.field_names else ""
+                if ref is None and cname in IDENTITY_NAMES:
+                    ref = by_key.get(cname)
                 if ref is None and ftype in IDENTITY_TYPES:
-                    ref = by_key.get(name) or by_key.get(ftype)
+                    ref = by_key.get(cname) or by_key.get(ftype)
             else:
-                inh = _inherited(name, deps)
-                is_key = name in m.keys and own_list is not None
-                desc = comments.get(name) or (TECHNICAL[name][0] if name in TECHNICAL else "") \
-                    or (inh.description if inh else "") or KNOWN_COLUMNS.get(name, "") \
+                yml = node.columns.get(cname)
+                inh = _inherited(cname, deps)
+                is_key = cname in m.keys and own_list is not None
+                desc = (yml.description if yml else "") or (TECHNICAL[cname][0] if cname in TECHNICAL else "") \
+                    or (inh.description if inh else "") or KNOWN_COLUMNS.get(cname, "") \
                     or (f"Kode i kodelisten {own_list}." if is_key else "")
+                par = ((yml.meta or {}).get("paragraf", "") if yml else "") or (inh.paragraph if inh else "")
                 cl = (inh.codelist if inh else None) or (own_list if is_key else None)
-                ref = (inh.ref if inh else None) or by_list.get(cl or "") or by_key.get(name)
-                col = Column(name, typ, desc, inh.paragraph if inh else "", cl)
-            if ref == m.name:
+                ref = (inh.ref if inh else None) or by_list.get(cl or "") or by_key.get(cname)
+                col = Column(cname, typ, desc, par, cl)
+            if ref == name:
                 ref = None
             out.append(Column(col.name, col.type, col.description, col.paragraph, col.codelist, ref))
-        hcols = [Column(n, t, TECHNICAL[n][0]) for n, t in hist if n in HISTORY_ONLY]
-        docs[m.name] = ModelDoc(m, out, c, c is not None, hcols, present, header, notes)
-    if built is not None:
-        known = {("staging." if m.layer == "staging" else "main.") + n for n, m in models.items()
-                 if m.database == "warehouse"}
-        known |= {k + "_historik" for k in known} | {k + "_aktuel" for k in known}
-        other = {k: v for k, v in built.items() if k not in known}
-    else:
-        other = {k: v for k, v in schema.items() if k.startswith("meta.") or k == "main.mart_ydelser_publiceret"}
+        hcols = [Column(n, t, TECHNICAL[n][0]) for n, t in hist if n in HISTORY_ONLY] if c is not None else []
+        docs[name] = ModelDoc(m, out, c, c is not None, hcols, present)
+    known = {(m.database, n + s) for n, m in models.items() for s in ("", "_aktuel", "_historik")}
+    src = built if built is not None else schema
+    other = {f"{sch}.{t}": cols for (kind, t), (sch, cols) in src.items()
+             if kind == "warehouse" and (kind, t) not in known}
     return Catalog(list(docs.values()), by_list, by_key, warehouse, built or {}, dict(sorted(other.items())))
 
 
@@ -523,15 +405,11 @@ _SECTIONS = (
      and not d.model.name.startswith("dim_")),
     ("Marts", lambda d: d.model.database == "warehouse" and d.model.layer == "mart"),
     ("Staging (each load's increment)", lambda d: d.model.database == "warehouse" and d.model.layer == "staging"),
+    ("Load scope (schema staging: what each load recomputes)",
+     lambda d: d.model.database == "warehouse" and d.model.layer == "scope"),
     ("Restricted database (CPR and health data; not in the analysts' database)",
      lambda d: d.model.database == "restricted"),
 )
-
-
-def build_dictionary(models_dir: Path = MODELS_DIR, warehouse: Path | None = None, *,
-                     contracts: dict[str, Contract] | None = None) -> str:
-    """The data dictionary as Markdown (deterministic: the same inputs give the same bytes)."""
-    return render_dictionary(catalog(models_dir, warehouse, contracts))
 
 
 def render_dictionary(cat: Catalog) -> str:
@@ -539,8 +417,8 @@ def render_dictionary(cat: Catalog) -> str:
     lines = [
         "# Data dictionary: the dsdw warehouse",
         "",
-        "<!-- generated by `dsdw warehouse docs` (pipelines/warehouse/dictionary.py) from "
-        "pipelines/contracts/*.yaml and warehouse/models/**/*.sql: do not edit -->",
+        "<!-- generated by `make generate` (pipelines/warehouse/dictionary.py) from the dbt project's manifest "
+        "(warehouse/dbt) and pipelines/contracts/*.yaml: do not edit -->",
         "",
         f"The reported data are used for analysis and statistics in STAR's statistiske datavarehus "
         f"({USE_PARAGRAPHS}, BEK nr 912 af 17/07/2015). The analysts' database is `warehouse.duckdb`, "
@@ -555,16 +433,16 @@ def render_dictionary(cat: Catalog) -> str:
         "- datasets with `health` fields (Statens Serum Institut, §§ 92-95) go to the restricted database "
         "only, sealed at rest as an age file, together with the CPR <-> person_key map.",
         "",
-        "Facts are append-only and bitemporal. Each fact `fct_<dataset>` has the views `fct_<dataset>_historik` "
-        "(every version with `indlaest_til` and `er_seneste`), `fct_<dataset>_aktuel` (the current, non-deleted "
-        "version of each record) and the table macro `fct_<dataset>_as_of(d)` (the versions current on load "
-        "date `d`: what the warehouse knew then).",
+        "Facts are append-only and bitemporal. Each fact `fct_<dataset>` has the table `fct_<dataset>_aktuel` "
+        "(the current, non-deleted version of each record), the view `fct_<dataset>_historik` (every version "
+        "with `indlaest_til` and `er_seneste`) and the table macro `fct_<dataset>_as_of(d)` (the versions "
+        "current on load date `d`: what the warehouse knew then).",
         "",
         "Code lists are `data/reference/<list>.csv`; the last column names the list and, linked, the dimension "
         "a column refers to.",
         "",
         (f"Column names and types are those of the built warehouse `{cat.warehouse}`." if cat.warehouse else
-         "Column names and types are those every model produces (its SQL run on an empty build)."),
+         "Column names and types are those every model produces (`dbt run` on an empty warehouse)."),
         "",
         "## Technical columns",
         "",
@@ -600,20 +478,17 @@ def render_dictionary(cat: Catalog) -> str:
 
 def _model_md(d: ModelDoc, by_name: dict[str, ModelDoc]) -> list[str]:
     m = d.model
-    h = d.header
     lines = [f"### {m.name}", ""]
     if d.built is False:
         lines += ["**Not found in the given warehouse.**", ""]
     c = d.contract
+    vt = valid_time(c) if c is not None else None
     meta = [
-        ("layer", m.layer), ("database", m.database),
-        ("materialization", m.materialization + (f" (scope: {m.scope})" if m.scope else "")
-         + (f" (`{h['callable']}`)" if h.get("callable") else "")
-         + (" (keeps the rows it replaces and inserts)" if h.get("keeps_replaced") == "true" else "")),
-        ("grain", h.get("grain", m.grain)), ("keys", ", ".join(f"`{k}`" for k in m.keys)),
+        ("layer", m.layer), ("database", m.database), ("materialization", f"{m.materialization} (dbt)"),
+        ("model", f"`{m.path}`"), ("grain", m.grain), ("keys", ", ".join(f"`{k}`" for k in m.keys)),
         ("depends on", ", ".join(f"[{x}](#{x})" for x in m.depends_on)),
-        ("legal basis", h.get("legal basis") or (c.legal_basis if c else "")),
-        ("source", h.get("source", "")), ("kind", h.get("kind", "")), ("valid time", h.get("valid time", "")),
+        ("legal basis", m.legal_basis), ("source", m.source),
+        ("valid time", (f"{vt.start} .. {vt.end}" if vt.end else f"{vt.start} (event)") if vt else ""),
     ]
     if c is not None:
         meta.append(("dataset", f"{c.title} (`pipelines/contracts/{c.dataset}.yaml`; reporter {c.reporter}, "
@@ -628,8 +503,6 @@ def _model_md(d: ModelDoc, by_name: dict[str, ModelDoc]) -> list[str]:
             meta.append(("pseudonymised", ", ".join(f"`{f.name}` -> `{_pk(f.name)}`" for f in cprs)))
         if is_restricted(c):
             meta.append(("restricted", "health data (PII class health): only in the sealed restricted database"))
-    if d.notes and c is None:  # a generated model's notes repeat its contract (rendered above)
-        meta.append(("notes", " ".join(d.notes)))
     lines += ["| | |", "|---|---|", *[f"| {k} | {_cell(v)} |" for k, v in meta if v], ""]
     if m.layer == "staging" and "__" in m.name:
         fact = by_name.get(f"fct_{m.name.split('__', 1)[1]}")
@@ -643,9 +516,10 @@ def _model_md(d: ModelDoc, by_name: dict[str, ModelDoc]) -> list[str]:
     lines.append("")
     if d.history:
         db = "restricted." if m.database == "restricted" else ""
-        lines += [f"Views: `{db}{m.name}_historik` (these columns and "
+        lines += [f"Also: `{db}{m.name}_aktuel` (table: the current version of each record, these columns), "
+                  f"`{db}{m.name}_historik` (view: these columns and "
                   + " and ".join(f"`{x.name}` {x.type}" for x in d.history)
-                  + f"), `{db}{m.name}_aktuel` and table macro `{db}{m.name}_as_of(d)`.", ""]
+                  + f") and the table macro `{db}{m.name}_as_of(d)`.", ""]
     return lines
 
 
@@ -658,19 +532,13 @@ def _mermaid_type(t: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", t).strip("_") or "ANY"
 
 
-def build_erd(models_dir: Path = MODELS_DIR, warehouse: Path | None = None, *,
-              contracts: dict[str, Contract] | None = None) -> str:
+def render_erd(cat: Catalog) -> str:
     """Mermaid erDiagram of the analysts' database: facts, marts and dimensions.
 
-    An edge is a column that refers to a dimension: through the code list the
-    dimension is built from, or by carrying the dimension's key (``person_key``,
-    ``indberetter``, CVR/kommune/a-kasse codes, and any key in hand-written
-    models).  Facts and marts show their key and foreign-key columns only.
+    An edge is a column that refers to a dimension: through the code list the dimension is built from, or by
+    carrying the dimension's key (``person_key``, ``indberetter``, CVR/kommune/a-kasse codes, and any key in
+    hand-written models).  Facts and marts show their key and foreign-key columns only.
     """
-    return render_erd(catalog(models_dir, warehouse, contracts))
-
-
-def render_erd(cat: Catalog) -> str:
     wh = [d for d in cat.docs if d.model.database == "warehouse" and d.model.layer in ("core", "mart")]
     dims = sorted((d for d in wh if d.model.name.startswith("dim_")), key=lambda d: d.model.name)
     facts = sorted((d for d in wh if not d.model.name.startswith("dim_")), key=lambda d: d.model.name)

@@ -4,7 +4,8 @@ directly: every boundary day joined to every earlier spell and tilmelding of the
 Why a test of its own: the tiny lakes rarely hold what the linear form handles in special ways -- overlapping and
 nested spells (the spell that started last has ended while an earlier one runs), spells and tilmeldinger on the
 same day, NULL kommune or registration, ophør (§ 17, stk. 7, nr. 3) before, on and after a tilmelding's day. Random
-persons of five shapes, the model's SQL (warehouse/models/core/dim_person.sql) against the direct definition.
+persons of five shapes, the model's SQL (warehouse/dbt/models/derived/core/dim_person.sql, as dbt compiles it
+for a first build) against the direct definition.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 import duckdb
 import pyarrow as pa
 
-from pipelines.warehouse.models import load_models
+from pipelines.warehouse.dbt_runner import compiled_sql
 
 # the definition as dim_person stated it before the linear form (quadratic in a person's spells): kommune and
 # a-kasse of every boundary day from all earlier spells / tilmeldinger of the person
@@ -130,14 +131,16 @@ def _inputs(con: duckdb.DuckDBPyConnection, persons: int = 150, spells: int = 30
         con.register("t_in", pa.table({c: [row[i] for row in rows] for i, c in enumerate(cols)}))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM t_in")
         con.unregister("t_in")
-    con.execute("CREATE TEMP TABLE affected_persons AS SELECT person_key FROM fct_kontaktgruppe_aktuel "
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.int_affected_persons AS SELECT person_key FROM fct_kontaktgruppe_aktuel "
                 "UNION SELECT person_key FROM fct_akasse_tilmelding_aktuel")
 
 
-def test_dim_person_linear_form_equals_its_definition() -> None:
+def test_dim_person_linear_form_equals_its_definition(tmp_path) -> None:
     con = duckdb.connect()
     _inputs(con)
-    model = load_models()["dim_person"].sql
+    # relations named as in this in-memory connection (catalog "memory")
+    model = compiled_sql("dim_person", tmp_path / "memory.duckdb", tmp_path / "dbt")
     con.execute(f"CREATE TABLE ny AS {model}")
     con.execute(f"CREATE TABLE direkte AS {DIREKTE}")
     n = con.execute("SELECT count(*) FROM ny").fetchone()[0]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver, kg, use_keys
+from fixtures_wh import cpr_for, deliver, kg, query
 
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import WarehouseError, build_path, load_warehouse, published_path
 from pipelines.warehouse.checks import lake_ledger_checks
-from pipelines.warehouse.generate import DBT_DIR, MODELS_DIR, dbt_generated_files, generated_files
+from pipelines.warehouse.generate import DBT_DIR, dbt_generated_files
 from pipelines.warehouse.restricted import open_restricted, sealed_path, unsealed
 from pipelines.warehouse.sealed import SealError, age_identity, age_recipient, seal_file, unseal_file
 
@@ -25,25 +26,11 @@ P1 = cpr_for(dt.date(1980, 5, 17), 1)
 P2 = cpr_for(dt.date(1991, 2, 3), 2, male=False)
 
 
-@pytest.fixture
-def keydir(tmp_path, monkeypatch):
-    use_keys(monkeypatch, tmp_path / "keys")
-    return tmp_path / "keys"
-
-
 def q(root: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(published_path(root)), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return query(published_path(root), sql)
 
 
 def test_generated_models_are_in_step_with_the_contracts():
-    for rel, text in generated_files().items():
-        path = MODELS_DIR / rel
-        assert path.exists(), f"{path} missing: run `dsdw warehouse generate`"
-        assert path.read_text(encoding="utf-8") == text, f"{path} differs from the contracts: run `dsdw warehouse generate`"
     for rel, text in dbt_generated_files().items():  # the dbt project's models, schema YAML, sources, macros
         path = DBT_DIR / rel
         assert path.exists() and path.read_text(encoding="utf-8") == text, f"{path}: run `make generate`"
@@ -102,15 +89,14 @@ def test_one_parsed_dbt_project_serves_every_environment(tmp_path):
 
 
 def test_analyst_models_drop_pii_and_pseudonymise():
-    files = generated_files()
+    files = {p.relative_to("dbt/models"): t for p, t in dbt_generated_files().items() if p.parts[1] == "models"}
     stg = files[Path("staging/stg_jobcenter__samtale_deltager.sql")]
-    select = stg.split("SELECT", 1)[1].split("FROM inc")[0]
+    select = stg.split("SELECT", 1)[1].split("FROM {{ lake_rows")[0]
     assert "AS person_key" in select and "\n    navn," not in select  # name (pii: name) stays in the lake
-    assert "left in the restricted lake (pii): navn" in stg
     sanktion = files[Path("staging/stg_jobcenter__sanktion.sql")]
     assert "AS aegtefaelle_person_key" in sanktion and "\n    aegtefaelle_cpr," not in sanktion
     assert Path("restricted/stg_ssi__ssi_lpr_kontakt.sql") in files  # health data only in the restricted DB
-    assert not any("ssi_" in str(p) for p in files if p.parts[0] != "restricted")
+    assert not any("ssi_" in str(p) for p in files if p.parts[0] not in ("restricted", "sources.yml"))
 
 
 def test_person_key_sql_equals_python_hmac(keydir):
@@ -380,3 +366,39 @@ def test_a_published_statistic_of_day_d_is_reproduced_from_the_as_of_facts(tmp_p
     again = sorted(rel.filter("periode_type = 'maaned' AND periode_start = DATE '2026-10-01' AND geo_niveau = 'land'")
                    .select(cols).fetchall(), key=lambda r: r[4])
     assert again == published_d1
+
+
+def test_nightly_selection_builds_everything_until_the_project_is_unchanged():
+    import duckdb
+
+    from pipelines.warehouse.dbt_runner import nightly_selection, project_digest
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA meta")
+    con.execute("CREATE TABLE meta.schema_state (name VARCHAR PRIMARY KEY, digest VARCHAR)")
+    new = [{"dataset": "kontaktgruppe"}, {"dataset": "samtale"}, {"dataset": "kontaktgruppe"}]
+    assert nightly_selection(con, new) == []  # nothing built yet: everything
+    con.execute("INSERT INTO meta.schema_state VALUES ('dbt_project', 'an older project')")
+    assert nightly_selection(con, new) == []  # the project or a code list changed: everything
+    con.execute("UPDATE meta.schema_state SET digest = ?", [project_digest()])
+    assert nightly_selection(con, new) == ["--select", "source:lake.kontaktgruppe+", "source:lake.samtale+",
+                                           "tag:nightly", "--exclude", "config.materialized:view",
+                                           "config.severity:warn", "tag:full_build"]
+    assert nightly_selection(con, []) == ["--select", "tag:nightly", "--exclude", "config.materialized:view",
+                                          "config.severity:warn", "tag:full_build"]
+
+
+def test_engine_functions_are_the_dbt_macros_duckdb_bodies():
+    """The DuckDB macros of the statistics' Python model (generate.ENGINE_FUNCTIONS) are engines.sql's default__
+    bodies, and every one has a spark__ body: both engines run the same definitions."""
+    from pipelines.warehouse.generate import ENGINE_FUNCTIONS
+
+    text = (Path(__file__).parents[2] / "warehouse" / "dbt" / "macros" / "engines.sql").read_text(encoding="utf-8")
+    for name, (args, body) in ENGINE_FUNCTIONS.items():
+        m = re.search(r"\{% macro default__" + name + r"\(([^)]*)\) -%\}\s*(.*?)\s*\{%- endmacro %\}", text, re.S)
+        assert m, name
+        params = [a.split("=")[0].strip() for a in m.group(1).split(",") if a.strip()]
+        assert tuple(params) == args, name
+        dbt_body = re.sub(r"'?\{\{ (\w+) \}\}'?", lambda g: g.group(1), m.group(2))
+        assert " ".join(dbt_body.split()) == " ".join(body.split()), name
+        assert re.search(r"\{% macro spark__" + name + r"\(", text), name

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 from fixtures_wh import cpr_for, deliver, kg, uid, use_keys
 from fixtures_wh import query as q
 
 from pipelines.contracts import REFERENCE_DIR, get_contract
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import load_warehouse, published_path
-from pipelines.warehouse.generate import macro_sql
-from pipelines.warehouse.models import load_models
+from pipelines.warehouse.dbt_runner import PROJECT_DIR, compiled_sql
 from pipelines.warehouse.restricted import open_restricted
 
 D1 = dt.date(2026, 10, 5)   # Monday of ISO week 41
@@ -223,26 +223,34 @@ def test_panel_recomputed_for_corrected_person_only(wh):
     assert wh["r2"].affected_persons == 2  # B and C
 
 
+def documented_keys() -> dict[str, list[str]]:
+    """The hand-written models' keys as their schema YAML documents them (meta.keys)."""
+    out = {}
+    for y in (PROJECT_DIR / "dbt" / "models" / "derived").rglob("_*.yml"):
+        for m in yaml.safe_load(y.read_text(encoding="utf-8"))["models"]:
+            out[m["name"]] = m.get("config", {}).get("meta", {}).get("keys", [])
+    return out
+
+
 def test_panel_keys_unique_and_incremental_equals_full_rebuild(wh, tmp_path):
     pub = published_path(wh["root"])
     assert q(pub, "SELECT person_key, uge_id FROM fct_person_week GROUP BY ALL HAVING count(*) > 1") == []
     # rebuild both scoped models from scratch on a copy: every person affected, no earlier run
     copy = tmp_path / "copy.duckdb"
     shutil.copyfile(pub, copy)
-    models = load_models()
+    # the models' full computations as dbt compiles them for a first build, on the copy (the last load's date);
+    # the panel's rows are its scope model's (int_person_week_ny)
+    sql = {m: compiled_sql(m, copy, tmp_path / "dbt") for m in ("dim_person", "int_person_week_ny")}
     con = duckdb.connect(str(copy))
     try:
-        for m in macro_sql():  # the engine functions the models call (the sql runner's macros)
-            con.execute(m)
-        con.execute("SET VARIABLE reference_dir = ?", [str(REFERENCE_DIR)])
-        con.execute("SET VARIABLE load_date = ?", [D2])
-        con.execute("CREATE TEMP TABLE affected_persons AS SELECT DISTINCT person_key FROM fct_kontaktgruppe "
-                    "UNION SELECT person_key FROM fct_akasse_tilmelding UNION SELECT person_key FROM fct_akasse_afmelding")
+        con.execute("CREATE OR REPLACE TABLE staging.int_affected_persons AS SELECT DISTINCT person_key "
+                    "FROM fct_kontaktgruppe UNION SELECT person_key FROM fct_akasse_tilmelding "
+                    "UNION SELECT person_key FROM fct_akasse_afmelding")
         con.execute("DELETE FROM meta.model_run WHERE model = 'fct_person_week'")
-        full_person = con.execute(models["dim_person"].sql).fetchall()
+        full_person = con.execute(sql["dim_person"]).fetchall()
         con.execute("ALTER TABLE dim_person RENAME TO dim_person_inkrementel")
-        con.execute(f"CREATE TABLE dim_person AS {models['dim_person'].sql}")
-        full_week = con.execute(f"SELECT * EXCLUDE (indlaest_dato) FROM ({models['fct_person_week'].sql})").fetchall()
+        con.execute(f"CREATE TABLE dim_person AS {sql['dim_person']}")
+        full_week = con.execute(f"SELECT * EXCLUDE (indlaest_dato) FROM ({sql['int_person_week_ny']})").fetchall()
         inc_person = con.execute("SELECT * FROM dim_person_inkrementel").fetchall()
         inc_week = con.execute("SELECT * EXCLUDE (indlaest_dato) FROM fct_person_week").fetchall()
     finally:
@@ -276,17 +284,17 @@ def _ref(name: str) -> list[dict[str, str]]:
 
 
 def test_every_dimension_exists_with_unique_keys(wh):
-    models = load_models()
+    documented = documented_keys()
     con = duckdb.connect(str(published_path(wh["root"])), read_only=True)
     try:
         for name in DIMS:
-            m = models[name]
-            assert m.keys, f"{name}: header has no keys"
+            mkeys = documented[name]
+            assert mkeys, f"{name}: its schema YAML documents no keys"
             assert con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] > 0, f"{name} is empty"
-            keys = ", ".join(m.keys)
+            keys = ", ".join(mkeys)
             assert con.execute(f"SELECT {keys} FROM {name} GROUP BY ALL HAVING count(*) > 1").fetchall() == [], \
                 f"{name}: keys not unique"
-            nulls = " OR ".join(k + " IS NULL" for k in m.keys)
+            nulls = " OR ".join(k + " IS NULL" for k in mkeys)
             assert con.execute(f"SELECT count(*) FROM {name} WHERE {nulls}").fetchone()[0] == 0, name
         for csv_name, dim in [("visitationsgrupper", "dim_visitationsgruppe"), ("matchgrupper", "dim_matchgruppe"),
                               ("sygedagpengekategorier", "dim_sygedagpengekategori"),
@@ -302,11 +310,10 @@ def test_every_dimension_exists_with_unique_keys(wh):
 def test_restricted_dimensions_live_only_in_the_restricted_db(wh):
     pub = published_path(wh["root"])
     assert q(pub, "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'dim_diagnose%'") == []
-    models = load_models()
+    documented = documented_keys()
     with open_restricted(wh["root"]) as con:  # the module fixture keeps DSDW_KEY_DIR set
         for name in RESTRICTED_DIMS:
-            assert models[name].database == "restricted"
-            keys = ", ".join(models[name].keys)
+            keys = ", ".join(documented[name])
             assert con.execute(f"SELECT {keys} FROM restricted.{name} GROUP BY ALL HAVING count(*) > 1"
                                ).fetchall() == []
         assert con.execute("SELECT count(*) FROM restricted.dim_diagnosekapitel").fetchone()[0] == 22
@@ -350,7 +357,7 @@ def test_indberetter_lists_every_reporter_kind(wh):
     assert seen - {r[0] for r in q(pub, "SELECT indberetter FROM dim_indberetter")} == set()
 
 
-def test_virksomhed_register(wh):
+def test_virksomhed_register(wh, tmp_path):
     pub = published_path(wh["root"])
     rows = q(pub, "SELECT cvr, pnumre, virksomhedsnavn, branchekode, kilder FROM dim_virksomhed ORDER BY cvr")
     assert rows == [
@@ -361,13 +368,12 @@ def test_virksomhed_register(wh):
     # merged by the second load (its renamed company and new CVR) exactly as the full computation over all rows
     dates = q(pub, "SELECT cvr, foerst_set_dato, senest_set_dato FROM dim_virksomhed ORDER BY cvr")
     assert dates == [("11223344", D2, D2), ("12345678", D1, D2), ("87654321", D1, D1)]
-    con = duckdb.connect(str(pub), read_only=True)
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(pub, copy)
+    full_sql = compiled_sql("dim_virksomhed", copy, tmp_path / "dbt")  # its first build: every fact row
+    con = duckdb.connect(str(copy), read_only=True)
     try:
-        for m in macro_sql():
-            con.execute(m)
-        con.execute("SET VARIABLE model_first_run = true")
-        full = con.execute(f"SELECT * FROM ({load_models()['dim_virksomhed'].sql}) ORDER BY cvr",
-                           {"load_id": "none"}).fetchall()
+        full = con.execute(f"SELECT * FROM ({full_sql}) ORDER BY cvr").fetchall()
         assert con.execute("SELECT * FROM dim_virksomhed ORDER BY cvr").fetchall() == full
     finally:
         con.close()

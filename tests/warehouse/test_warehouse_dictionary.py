@@ -1,8 +1,8 @@
 """Data dictionary, ERD, the analysts' SQL entry point and the example queries.
 
-- the committed docs/warehouse_dictionary.md and docs/warehouse_erd.md are what the contracts and
-  model files produce now; a field added to a contract shows up (and a PII field does not);
-- the column names and types the dictionary derives from an empty build equal a real build's;
+- the committed docs/warehouse_dictionary.md and docs/warehouse_erd.md are what the dbt project's manifest and
+  the contracts produce now; a field added to a contract shows up (and a PII field does not);
+- the column names and types the dictionary takes from an empty dbt build equal a real build's;
 - ``run_sql`` reads the published warehouse while a load holds the build database, and a query
   started before a publish finishes on the snapshot it opened;
 - every query in docs/example_queries.sql runs on a small warehouse with known answers.
@@ -34,10 +34,8 @@ from pipelines.warehouse.dictionary import (
     ERD_FILE,
     TECHNICAL,
     catalog,
-    header_entries,
     render_dictionary,
     render_erd,
-    split_column_notes,
     write_docs,
 )
 from pipelines.warehouse.sql import SqlError, connect, format_table, run_sql
@@ -140,7 +138,11 @@ def _section(md: str, model: str) -> str:
     return md.split(f"\n### {model}\n", 1)[1].split("\n### ", 1)[0]
 
 
-def test_a_field_added_to_a_contract_appears_in_the_dictionary_and_erd(tmp_path: Path, default_catalog) -> None:
+def test_a_field_added_to_a_contract_appears_in_the_dictionary_and_erd(tmp_path: Path, default_catalog,
+                                                                        monkeypatch) -> None:
+    from pipelines.warehouse import dbt_runner
+    from pipelines.warehouse.generate import dbt_fact_sql, dbt_staging_sql, fct_name, stg_name
+
     cdir = tmp_path / "contracts"
     cdir.mkdir()
     for p in CONTRACT_DIR.glob("*.yaml"):
@@ -156,6 +158,13 @@ def test_a_field_added_to_a_contract_appears_in_the_dictionary_and_erd(tmp_path:
     try:
         contracts = load_contracts(cdir)
         assert "testform_ekstra" in contracts["samtale"].field_names
+        # the project as `make generate` writes it for the new contract: its staging and fact models
+        project = tmp_path / "warehouse"
+        shutil.copytree(dbt_runner.PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+        c = contracts["samtale"]
+        (project / "dbt" / "models" / "staging" / f"{stg_name(c)}.sql").write_text(dbt_staging_sql(c))
+        (project / "dbt" / "models" / "core" / f"{fct_name(c)}.sql").write_text(dbt_fact_sql(c))
+        monkeypatch.setattr(dbt_runner, "PROJECT_DIR", project)
         cat = catalog(contracts=contracts)
     finally:
         load_contracts.cache_clear()
@@ -223,37 +232,6 @@ def test_erd_is_facts_to_dimensions_with_key_and_foreign_key_columns_only(defaul
     assert "samtaledato" not in entities["fct_samtale"]  # neither key nor foreign key
     assert "samtale_id PK" in entities["fct_samtale"] and "samtaletype FK" in entities["fct_samtale"]
     assert not any(n.startswith("stg_") or n in ("fct_ssi_lpr_kontakt",) for n in entities)
-
-
-def test_header_entries_join_wrapped_lines_and_take_column_notes() -> None:
-    text = textwrap.dedent("""\
-        -- model: dim_x
-        -- keys: a
-        -- grain: one row per thing, and a long
-        -- explanation of it (wrapped)
-        -- source: data/reference/x.csv;
-        -- Danish labels from the list
-        --
-        -- a: the key (§ 1), see
-        -- below: more
-        -- A note about the model.
-        SELECT 1 AS a
-    """)
-    got = header_entries(text, ["a"])
-    assert got == [("model", "dim_x"), ("keys", "a"),
-                   ("grain", "one row per thing, and a long explanation of it (wrapped)"),
-                   ("source", "data/reference/x.csv; Danish labels from the list"),
-                   ("a", "the key (§ 1), see below: more"), (None, "A note about the model.")]
-
-
-def test_inline_column_notes_are_split_per_column() -> None:
-    text = ("persons in the period (regions/land: distinct); fuldtid = uger / n, uger = sum of weeks; "
-            "tilgang/afgang: spells starting/ending in it. foreloebig: not over yet")
-    head, parts = split_column_notes(text, ["fuldtid", "uger", "n", "tilgang", "afgang", "foreloebig", "land"])
-    assert head == "persons in the period (regions/land: distinct)"
-    assert parts == [(["fuldtid"], "fuldtid = uger / n"), (["uger"], "uger = sum of weeks"),
-                     (["tilgang", "afgang"], "spells starting/ending in it."), (["foreloebig"], "not over yet")]
-    assert split_column_notes("no columns here: none", ["x"]) == ("no columns here: none", [])
 
 
 # ---------------------------------------------------------------------------- run_sql

@@ -17,12 +17,11 @@ import random
 import duckdb
 import numpy as np
 import pytest
-from fixtures_wh import assert_mart_equals_full_recomputation, cpr_for, deliver, kg, use_keys
+from fixtures_wh import assert_mart_equals_full_recomputation, cpr_for, deliver, kg
 
 from pipelines.warehouse import build
 from pipelines.warehouse.build import load_warehouse, published_path
-from pipelines.warehouse.generate import MODELS_DIR
-from pipelines.warehouse.stats import generated_marts, ydelser_for_months
+from pipelines.warehouse.stats import ydelser_for_months
 from pipelines.warehouse.suppression import (
     GRAENSE,
     MAAL,
@@ -42,11 +41,10 @@ Q3, Q4 = dt.date(2026, 7, 1), dt.date(2026, 10, 1)
 
 
 @pytest.fixture
-def keydir(tmp_path, monkeypatch):
-    use_keys(monkeypatch, tmp_path / "keys")
-    # the publication hook, whether or not build.py registers it already
+def keydir(keydir, monkeypatch):
+    """The area's fresh keys (conftest.py), with the publication hook, whether or not build.py registers it."""
     monkeypatch.setattr(build, "POST_MODEL_HOOKS", [publish_suppressed])
-    return tmp_path / "keys"
+    return keydir
 
 
 @pytest.fixture
@@ -307,13 +305,6 @@ def test_horizon_moves_without_new_data_and_timeliness_retraction(tmp_path, keyd
         assert rt == [("SAM-002", 2, 2, 0.5), ("SAM-003", 2, 1, 0.5)]
     finally:
         con.close()
-
-
-def test_generated_mart_files_are_in_step():
-    for rel, text in generated_marts().items():
-        path = MODELS_DIR / rel
-        assert path.exists() and path.read_text(encoding="utf-8") == text, \
-            f"{path} differs: run python -m pipelines.warehouse.stats"
 
 
 # ---------------------------------------------------------------- suppression against an LP attacker

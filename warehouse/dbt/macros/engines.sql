@@ -146,10 +146,10 @@ CASE WHEN {{ cpr }} RLIKE '^[0-9]{10}$' THEN CASE WHEN CAST(right({{ cpr }}, 1) 
 {%- endmacro %}
 
 {#- ---------------------------------------------------------------------------------------------------------------
-    Engine functions of the hand-written models (warehouse/models/**).  A model there calls them like SQL functions
-    (`dsdw_unnest(x)`): the sql runner has them as DuckDB macros (pipelines.warehouse.generate.macro_sql, the
-    default__ bodies below), and the dbt port (pipelines/warehouse/dbt_port.py) turns each call into the macro
-    call, so Spark gets its spark__ body.  Keep the DuckDB bodies of both in step (a test compares them).
+    Engine functions of the models, where DuckDB's and Spark's SQL differ: `{{ dsdw_unnest("x") }}`.  The
+    statistics' Python model (mart_ydelser_beregning's nightly delta, pipelines/warehouse/stats.py) calls the same
+    functions as DuckDB macros (pipelines.warehouse.generate.macro_sql, the default__ bodies below); a test keeps
+    both bodies in step.
     --------------------------------------------------------------------------------------------------------------- -#}
 
 {#- The elements of a list as rows (in a SELECT list; a LATERAL join's table function differs too much). -#}

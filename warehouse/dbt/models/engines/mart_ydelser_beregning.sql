@@ -3,7 +3,7 @@
 -- (derived/marts/mart_ydelser_beregning.py) that runs the same computation on its first build and moves cells by
 -- delta on later nights (pipelines.warehouse.stats.maintain_ydelser); a Spark build is a full refresh from the lake
 -- (`dsdw warehouse rebuild --target spark`), so the first build's SQL is all it needs.  This is that SQL
--- (pipelines.warehouse.stats.ydelser_model_sql, warehouse/models/marts/mart_ydelser_beregning.sql) written with the
+-- (pipelines.warehouse.stats.ydelser_model_sql) written with the
 -- engine macros; tests/warehouse/test_spark_parity.py compares it with DuckDB's table row for row.
 -- Definitions (docs/statistics.md): § 15 (kontaktgrupper), § 16 (indberetning); a week counts in the month of its
 -- Thursday; tilgang/afgang count merged spells.
