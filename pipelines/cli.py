@@ -421,7 +421,7 @@ def warehouse_docs(
     warehouse: Path | None = typer.Option(None, "--warehouse", help="A built warehouse.duckdb for real column types."),
     out: Path = typer.Option(Path("docs"), "--out"),
 ) -> None:
-    """Write the data dictionary and the ERD (from the contracts and the model headers)."""
+    """Write the data dictionary and the ERD (from dbt's manifest, an empty dbt run and the contracts)."""
     from pipelines.warehouse.dictionary import write_docs
 
     for p in write_docs(out, warehouse):

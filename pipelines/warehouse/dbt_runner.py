@@ -208,8 +208,8 @@ def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str
 def compiled_sql(model: str, database: Path | str, workdir: Path) -> str:
     """``model``'s SQL as dbt compiles it for a first build (``--full-refresh``: the full computation, not a
     night's increment) with its relations in ``database`` (named by the file's stem, as DuckDB names an opened
-    file; a file named ``memory.duckdb`` for an in-memory connection): what a test or a benchmark runs on a built
-    warehouse.
+    file; named ``build.duckdb`` like the load's, the process's parsed project serves it): what a test or a
+    benchmark runs on a built warehouse.
     ``workdir`` holds dbt's target directory and an empty restricted database for the profile."""
     from dbt.cli.main import dbtRunner
 
@@ -225,7 +225,8 @@ def compiled_sql(model: str, database: Path | str, workdir: Path) -> str:
             _release_duckdb()
     if not res.success:
         raise DbtError(f"dbt compile {model} failed: {res.exception}")
-    (node,) = [r.node for r in res.result.results]
+    # the selection's tests are compiled too: the model's own node
+    (node,) = [r.node for r in res.result.results if r.node.resource_type == "model" and r.node.name == model]
     return node.compiled_code
 
 

@@ -131,16 +131,16 @@ def _inputs(con: duckdb.DuckDBPyConnection, persons: int = 150, spells: int = 30
         con.register("t_in", pa.table({c: [row[i] for row in rows] for i, c in enumerate(cols)}))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM t_in")
         con.unregister("t_in")
-    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     con.execute("CREATE TABLE staging.int_affected_persons AS SELECT person_key FROM fct_kontaktgruppe_aktuel "
                 "UNION SELECT person_key FROM fct_akasse_tilmelding_aktuel")
 
 
 def test_dim_person_linear_form_equals_its_definition(tmp_path) -> None:
-    con = duckdb.connect()
+    db = tmp_path / "build.duckdb"  # the load's database name: a process that loaded already has the project parsed
+    model = compiled_sql("dim_person", db, tmp_path / "dbt")  # the model's relations in this database (before it opens)
+    con = duckdb.connect(str(db))
     _inputs(con)
-    # relations named as in this in-memory connection (catalog "memory")
-    model = compiled_sql("dim_person", tmp_path / "memory.duckdb", tmp_path / "dbt")
     con.execute(f"CREATE TABLE ny AS {model}")
     con.execute(f"CREATE TABLE direkte AS {DIREKTE}")
     n = con.execute("SELECT count(*) FROM ny").fetchone()[0]

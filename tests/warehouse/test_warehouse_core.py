@@ -236,7 +236,7 @@ def test_panel_keys_unique_and_incremental_equals_full_rebuild(wh, tmp_path):
     pub = published_path(wh["root"])
     assert q(pub, "SELECT person_key, uge_id FROM fct_person_week GROUP BY ALL HAVING count(*) > 1") == []
     # rebuild both scoped models from scratch on a copy: every person affected, no earlier run
-    copy = tmp_path / "copy.duckdb"
+    copy = tmp_path / "build.duckdb"  # the load's database name: the process's parsed project serves the compile
     shutil.copyfile(pub, copy)
     # the models' full computations as dbt compiles them for a first build, on the copy (the last load's date);
     # the panel's rows are its scope model's (int_person_week_ny)
@@ -368,7 +368,7 @@ def test_virksomhed_register(wh, tmp_path):
     # merged by the second load (its renamed company and new CVR) exactly as the full computation over all rows
     dates = q(pub, "SELECT cvr, foerst_set_dato, senest_set_dato FROM dim_virksomhed ORDER BY cvr")
     assert dates == [("11223344", D2, D2), ("12345678", D1, D2), ("87654321", D1, D1)]
-    copy = tmp_path / "copy.duckdb"
+    copy = tmp_path / "build.duckdb"
     shutil.copyfile(pub, copy)
     full_sql = compiled_sql("dim_virksomhed", copy, tmp_path / "dbt")  # its first build: every fact row
     con = duckdb.connect(str(copy), read_only=True)
