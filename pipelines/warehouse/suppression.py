@@ -15,7 +15,9 @@ cell; issue 13 recovered 100+ cells by subtraction.  The rule now (docs/statisti
    earlier vintages of the same periods and of the neighbouring published years (:func:`with_context`), and
    non-negativity -- is at least ``GRAENSE`` wide (``floor(max) - ceil(min)``, so an integer attacker gains
    nothing from rounding).  The intervals are computed by linear programming with scipy's HiGHS
-   (:func:`audit`): per hidden cell minimise and maximise it, per independent block of hidden cells;
+   (:func:`audit`): per hidden cell minimise and maximise it, per independent block of hidden cells.  A large
+   grid (a national year) is protected region by region, each region's sub-table as a restriction of the whole
+   grid, then audited exactly as a whole (:func:`choose_modular`);
 5. one flag per measure (``<maal>_diskretioneret``): never which cells were primary.
 
 Every step is deterministic (no time budget decides what is hidden): a vintage does not depend on how busy
