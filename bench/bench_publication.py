@@ -13,7 +13,8 @@ questions again (cached answers), and 200 requests in flight at once from one as
 connection), with the server's CPU seconds.
 
 The national year (``--case national-year``: 98 kommuner x 12 months with their four quarters and the year, every
-margin of issue 13, 106,080 cells) runs the suppression and the uncapped attack check only, records wall and CPU
+margin of issue 13, 106,080 cells) runs the suppression (by default the modular method: one sub-table per region,
+then the exact audit over the whole year) and the uncapped attack check only, records wall and CPU
 seconds and the load average per stage, then the independent attacker (tests/attacker.py, an integer program per
 hidden cell) on a scaled-down year: the first kommuner of one region with their cells at national size.  The attack
 check starts from the suppression's points (``Seen``, stamped for the same relations: a cell they show wide needs no
