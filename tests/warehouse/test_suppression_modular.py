@@ -135,21 +135,21 @@ def test_a_subtables_points_are_points_of_the_whole_grid():
 
 def test_the_modular_method_pins_no_cell_of_a_two_region_year():
     """5 kommuner in 2 regions x 12 months with their quarters and the year, every margin: the modular result pins no
-    cell under the exact audit (from the truth, no point of the suppression), its final audit needed no LP beyond the
-    sub-tables' points, and every cell those points certify is wide by its own exact LPs (a sample)."""
+    cell under the exact attack check (from the suppression's stamped points, every other cell its own LPs over every
+    relation), its final audit needed no LP beyond the sub-tables' points, and every cell those points certify is wide
+    by its own exact LPs (a sample: the exact audit of every cell costs minutes)."""
     g = _grid(5, [0, 2, 4, 9, 30, 60])
     stats: dict = {}
     points = Seen.of(g.values)
     hidden = choose_grid_hidden(g, method="modular", stats=stats, points=points)
     assert stats["modular"]["subtables"] == 2
     assert (hidden[0::NM][g.values[0::NM] < GRAENSE]).all(), "every primary cell is hidden"
+    assert stats["modular"]["final_lp_solves"] == 0, stats["modular"]
     dirs = valid_directions(g.n, g.constraints, g.directions)
-    check = audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None)
-    assert check.by.keys() == set(np.flatnonzero(hidden)) and check.pinned() == []
     started = audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None, seen=copy.deepcopy(points))
-    assert started.pinned() == [] and started.lp_solves <= check.lp_solves
+    assert started.by.keys() == set(np.flatnonzero(hidden)) and started.pinned() == []
     sample = np.zeros(g.n, dtype=bool)
-    sample[np.flatnonzero(hidden)[::25]] = True
+    sample[np.flatnonzero(hidden)[::100]] = True
     exact = audit(g.values, hidden, g.constraints, exact=True, targets=sample)
     assert exact.pinned() == []
     for i in exact.by:
