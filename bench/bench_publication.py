@@ -13,7 +13,8 @@ questions again (cached answers), and 200 requests in flight at once from one as
 connection), with the server's CPU seconds.
 
 The national year (``--case national-year``: 98 kommuner x 12 months with their four quarters and the year, every
-margin of issue 13, 106,080 cells) runs the suppression and the uncapped attack check only, records wall and CPU
+margin of issue 13, 106,080 cells) runs the suppression (by default the modular method: one sub-table per region,
+then the exact audit over the whole year) and the uncapped attack check only, records wall and CPU
 seconds and the load average per stage, then the independent attacker (tests/attacker.py, an integer program per
 hidden cell) on a scaled-down year: the first kommuner of one region with their cells at national size.  The attack
 check starts from the suppression's points (``Seen``, stamped for the same relations: a cell they show wide needs no
@@ -22,6 +23,12 @@ LP); ``--attack-from-truth`` starts it from the truth alone, as before.
     python bench/bench_publication.py [--months 1] [--shape realistic|stress] [--history 120] [--skip-api]
                                       [--api-only] [--case national-year [--attacker-kommuner 4] [--attacker-limit N]]
                                       [--simplex 4] [--warm-iterations X] [--attack-from-truth]
+                                      [--methods standard,modular] [--log FILE]
+
+``--methods``: the suppression methods (suppression.choose_grid_hidden), run one after the other on the same grid;
+the default 'auto' takes the modular method from suppression.MODULAR_CELLS cells on, so ``--case national-year``
+runs the modular one and writes its progress lines (per sub-table, then the final audit) to
+bench/results/publication_national_year_<time>.log as well as to stderr.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import duckdb
 import httpx
@@ -74,6 +82,7 @@ NATIONAL = {"dagpenge": (100000, 22008), "sygedagpenge": (80000, 30380), "kontan
             "foertidspension": (4000, 118), "revalidering": (4000, 455), "integration": (2500, 338)}
 GRUPPER = list(NATIONAL)
 KEY = "bench-key"
+log = logging.getLogger("bench_publication")
 KOMMUNER_CSV = Path(__file__).parents[1] / "data" / "reference" / "kommuner.csv"
 
 
@@ -198,12 +207,17 @@ def build(path: Path, n_kommuner: int, months: int, seed: int = 1, shape: str = 
     con.close()
 
 
-def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40), from_points: bool = True) -> dict:
+def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40), from_points: bool = True,
+                      methods: tuple[str, ...] = ("auto",), checkpoint: Any = None) -> dict:
     """Suppression (with its LP audit) of all periods of the database at once -- months, quarters and the year
     are linked -- once per per-cell cap, each followed by the attack check: the attacker's own "one more person"
     certificates, then for every hidden cell not already shown wide by points consistent with the published data
     its own max and min LPs (no cap: every suppressed cell is attacked).  ``from_points``: the attack check starts
-    from the suppression's points (:class:`Seen`, stamped for the same relations), else from the truth alone."""
+    from the suppression's points (:class:`Seen`, stamped for the same relations), else from the truth alone.
+    ``methods``: suppression.choose_grid_hidden's methods to run, one after the other on the same grid ('auto':
+    modular from suppression.MODULAR_CELLS cells on); the standard method's results keep their old keys
+    (``per_cell_lps_<cap>``), the others are ``<method>_per_cell_lps_<cap>``.  ``checkpoint(out)`` is called after
+    each (the results so far are written before the next method starts: a run stopped later keeps them)."""
     con = duckdb.connect(str(db))
     try:
         src = "SELECT * FROM mart_ydelser_fuld"
@@ -224,13 +238,15 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40), from_
                      "stage_grid": _stage(t0, c0, l0), "local_neighbourhood": LOKAL, "local_escalated": ESKALER,
                      "highs_simplex_strategy": sup.SIMPLEX,
                      "warm_iterations": sup._warm_iterations(), "relaxation_cells": sup.RELAKS}
-        for cap in caps:
+        for method, cap in ((m, c) for m in methods for c in caps):
+            used = sup._method(None if method == "auto" else method, g.n)
             st: dict = {}
             t1, l1, c1 = time.perf_counter(), _load(), time.process_time()
             # the suppression's points (stamped for g's relations) start the attack check: a cell a point of the
             # rounds showed wide needs no LP there (audit checks they are points of the same relations)
             points = Seen.of(g.values) if from_points else None
-            hidden = choose_grid_hidden(g, per_cell=cap, stats=st, points=points)
+            log.info("bench: suppression by the %s method (%s), per-cell cap %s", used, method, cap)
+            hidden = choose_grid_hidden(g, per_cell=cap, stats=st, points=points, method=used)
             t2, l2, c2 = time.perf_counter(), _load(), time.process_time()
             supp = _stage(t1, c1, l1)
             dirs = valid_directions(g.n, g.constraints, g.directions)
@@ -238,8 +254,9 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40), from_
             t3 = time.perf_counter()
             att = _stage(t2, c2, l2)
             widths = [check.width(i) for i in check.lo]
-            out[f"per_cell_lps_{cap if cap is not None else 'uncapped'}"] = {
-                "per_cell_cap": cap, "hidden": int(hidden.sum()), "hidden_share": float(hidden.mean()),
+            name = f"per_cell_lps_{cap if cap is not None else 'uncapped'}"
+            out[name if used == "standard" else f"{used}_{name}"] = {
+                "method": used, "method_asked": method, "modular": st.get("modular"), "per_cell_cap": cap, "hidden": int(hidden.sum()), "hidden_share": float(hidden.mean()),
                 "secondary": int((hidden & ~((g.values < GRAENSE) & counts)).sum()),
                 "hidden_by_measure": {m: int(hidden[k::NM].sum()) for k, m in enumerate(MAAL_ALLE)},
                 "suppression_seconds": t2 - t1, "suppression_rounds": st["rounds"],
@@ -253,6 +270,8 @@ def bench_suppression(db: Path, caps: tuple[int | None, ...] = (None, 40), from_
                 "stage_suppression": supp, "stage_attack_check": att,
                 "suppression_plus_attack_wall_s": supp["wall_s"] + att["wall_s"],
                 "suppression_plus_attack_cpu_s": supp["cpu_s"] + att["cpu_s"]}
+            if checkpoint is not None:
+                checkpoint(out)
         return out
     finally:
         con.close()
@@ -264,10 +283,10 @@ def _stage(t0: float, c0: float, l0: float) -> dict:
             "load_1min_end": _load()}
 
 
-def bench_attacker(db: Path, limit: int) -> dict:
+def bench_attacker(db: Path, limit: int, method: str | None = None) -> dict:
     """The independent attacker (tests/attacker.py: its own relations, an integer program per hidden cell) on the
     suppression of the grid in ``db``: every hidden cell, or ``limit`` of them evenly spaced (its dense MILPs do
-    not scale to a national year)."""
+    not scale to a national year).  ``method``: the suppression's (choose_grid_hidden; None: its default)."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
     from attacker import Attack, width
 
@@ -277,7 +296,7 @@ def bench_attacker(db: Path, limit: int) -> dict:
     finally:
         con.close()
     t0, l0, c0 = time.perf_counter(), _load(), time.process_time()
-    hidden = choose_grid_hidden(g)
+    hidden = choose_grid_hidden(g, method=method)
     supp = _stage(t0, c0, l0)
     tab = {}
     for j, r in enumerate(g.rows):
@@ -292,7 +311,7 @@ def bench_attacker(db: Path, limit: int) -> dict:
     which = keys[::step][:limit] if limit else keys
     got = att.intervals(which)
     widths = [width(*v) for v in got.values()]
-    return {"cells": int(g.n), "hidden": int(hidden.sum()), "hidden_share": float(hidden.mean()),
+    return {"cells": int(g.n), "method": sup._method(method, g.n), "hidden": int(hidden.sum()), "hidden_share": float(hidden.mean()),
             "stage_suppression": supp, "attacker_unknowns": len(keys), "attacked": len(which),
             "attacked_every_hidden_cell": len(which) == len(keys), "stage_attacker": _stage(t1, c1, l1),
             "pinned": sum(1 for w in widths if w < GRAENSE), "min_interval_width": min(widths) if widths else None}
@@ -435,19 +454,41 @@ def main() -> None:
                          "simplex, inf with primal)")
     ap.add_argument("--attack-from-truth", action="store_true",
                     help="start the attack check from the truth alone, not from the suppression's points")
+    ap.add_argument("--methods", default="auto",
+                    help="suppression methods to run one after the other on the same grid, comma separated: standard, "
+                         "modular, auto (modular from suppression.MODULAR_CELLS cells on); the first is also the "
+                         "independent attacker's")
+    ap.add_argument("--modular-kommuner", type=int, default=None,
+                    help="suppression.MODULAR_KOMMUNER: at most this many kommuner per sub-table of the modular method "
+                         "(0: a region's kommuner in one)")
+    ap.add_argument("--log", type=Path, default=None,
+                    help="also write the progress lines to this file (national-year: bench/results/"
+                         "publication_national_year_<time>.log unless given)")
     ap.add_argument("--relax", type=int, default=None,
                     help="suppression.RELAKS: relaxation size of the rounds' narrow proofs (0: off)")
     a = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    methods = tuple(a.methods.split(","))
+    for m in methods:
+        sup._method(m, 0)  # an unknown method fails before the grid is built
+    if a.case == "national-year" and a.log is None:
+        a.log = Path(__file__).parent / "results" / f"publication_national_year_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.log"
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if a.log is not None:
+        a.log.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(a.log, encoding="utf-8"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
     if a.simplex is not None:
         sup.SIMPLEX = a.simplex
     if a.warm_iterations is not None:
         sup.WARM_ITERATIONS = a.warm_iterations
     if a.relax is not None:
         sup.RELAKS = a.relax or None
+    if a.modular_kommuner is not None:
+        sup.MODULAR_KOMMUNER = a.modular_kommuner or None
     if a.case == "national-year":
         a.kommuner, a.months, a.caps, a.skip_api = 98, 12, "none", True
     a.work.mkdir(parents=True, exist_ok=True)
+    path = Path(__file__).parent / "results" / f"publication_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
     db = a.work / "warehouse.duckdb"
     db.unlink(missing_ok=True)
     t0 = time.perf_counter()
@@ -458,24 +499,33 @@ def main() -> None:
                          "population share x a log-normal local factor, Poisson/binomial draws",
             "stress": "synthetic grid with many small cells (kommune sizes log-normal, ydelsesgrupper 3..1500 "
                       "per kommune)"}[a.shape]
-    out: dict = {"kommuner": a.kommuner, "months": a.months, "shape": a.shape, "grid": grid,
+    out: dict = {"kommuner": a.kommuner, "months": a.months, "shape": a.shape, "grid": grid, "methods": list(methods),
+                 "modular_cells": sup.MODULAR_CELLS, "modular_kommuner": sup.MODULAR_KOMMUNER,
+                 "log": None if a.log is None else str(a.log),
                  "why_synthetic": "a month of national data from the generator takes 30 national days (~2.5 h); the "
                                   "mart is generated directly at national size instead",
                  "build_seconds": time.perf_counter() - t0, "machine_load_1min": _load()}
     if not a.api_only:
         caps = tuple(None if c == "none" else int(c) for c in a.caps.split(","))
-        out["suppression_all_periods"] = bench_suppression(db, caps, from_points=not a.attack_from_truth)
+        def checkpoint(part: dict) -> None:
+            _write({**out, "suppression_all_periods": part, "partial": True}, path, quiet=True)
+
+        out["suppression_all_periods"] = bench_suppression(db, caps, from_points=not a.attack_from_truth,
+                                                           methods=methods, checkpoint=checkpoint)
     if a.case == "national-year" and a.attacker_kommuner:
+        # the attacker checks the pattern of the method the big grid used (auto resolves by the big grid's size)
+        att_method = next((v["method"] for v in out.get("suppression_all_periods", {}).values()
+                           if isinstance(v, dict) and "method" in v), None if methods[0] == "auto" else methods[0])
         small = a.work / "attacker.duckdb"
         small.unlink(missing_ok=True)
         build(small, a.attacker_kommuner, 12, region=a.attacker_region, national_scale=True)
         out["independent_attacker"] = {
             "grid": f"the first {a.attacker_kommuner} kommuner of region {a.attacker_region}, 12 months with their "
                     "quarters and the year, cells at their national size (build(national_scale=True))",
-            **bench_attacker(small, a.attacker_limit)}
+            **bench_attacker(small, a.attacker_limit, att_method)}
     if a.skip_api:
         out["machine_load_1min_end"] = _load()
-        _write(out)
+        _write(out, path)
         return
     con = duckdb.connect(str(db))
     t0 = time.perf_counter()
@@ -493,7 +543,7 @@ def main() -> None:
     out["api"]["query_p95_ok"] = out["api"]["query_p95_ms"] <= 50
     out["api"]["concurrent_ok"] = out["api"]["concurrent_errors"] == 0
     out["machine_load_1min_end"] = _load()
-    _write(out)
+    _write(out, path)
 
 
 def _load() -> float:
@@ -502,11 +552,13 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def _write(out: dict) -> None:
-    res = Path(__file__).parent / "results"
-    res.mkdir(exist_ok=True)
-    path = res / f"publication_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
+def _write(out: dict, path: Path, quiet: bool = False) -> None:
+    """The results to ``path`` (rewritten as they grow: a partial file is marked ``"partial": true``)."""
+    path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=1, default=float), encoding="utf-8")
+    if quiet:
+        log.info("bench: results so far written to %s", path)
+        return
     print(json.dumps(out, indent=1, default=float))
     print(path)
 
