@@ -129,10 +129,11 @@ def bidrag_sql(forloeb: str, perioder: str, horisont: str, kommuner: str = "dim_
     """
     return f"""
 WITH {_perioder_ctes(perioder, horisont)}, {_bidrag_ctes(forloeb, kommuner, omfang)}
-{_BIDRAG_SELECT}"""
+{_BIDRAG_SELECT.format(person="pid AS person_key")}"""
 
 
-_BIDRAG_SELECT = """SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key, antal, uger,
+# ``pid`` (:func:`_bidrag_ctes`) is the person_key in the delta, a number in the full computation
+_BIDRAG_SELECT = """SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, {person}, antal, uger,
        0 AS tilgang, 0 AS afgang
 FROM ys_au WHERE geo_kode IS NOT NULL
 UNION ALL
@@ -141,7 +142,13 @@ SELECT * FROM ys_ta WHERE geo_kode IS NOT NULL"""
 
 def _bidrag_ctes(forloeb: str, kommuner: str, omfang: str | None) -> str:
     """The CTEs after ``ys_per`` (:func:`_perioder_ctes`) ending in ``ys_au`` (antal, uger per person and
-    cell) and ``ys_ta`` (tilgang, afgang per person and cell); :data:`_BIDRAG_SELECT` unites them."""
+    cell) and ``ys_ta`` (tilgang, afgang per person and cell); :data:`_BIDRAG_SELECT` unites them.
+
+    The person is ``pid``: in the delta (``omfang`` given) its person_key, which the scope is joined on; in the
+    full computation a number given every person once, because there the person only tells persons apart in the
+    aggregations and windows, and their keys, sorts and spill are far narrower with an 8-byte number than with
+    the 64-character person_key (the 5-year national rebuild spilled past 20 GB, docs/scale-out.md).  Exact,
+    unlike a hash: no two persons can share a number."""
     w = f"date_diff('day', {MANDAG0}, {{d}}) // 7"
     wfra, wtil = w.format(d="fra"), w.format(d="til_h")
     per_keys = "periode_type, periode_start"
@@ -149,29 +156,33 @@ def _bidrag_ctes(forloeb: str, kommuner: str, omfang: str | None) -> str:
     haend_per = "ys_per p ON x.{d} BETWEEN p.periode_start AND p.periode_slut"
     if omfang is None:
         pf_from = "ys_per p JOIN ys_f f ON f.fra <= p.hi AND coalesce(f.til, p.h) >= p.lo"
+        pid = "n.pid"
+        nummer = (f"JOIN (SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid FROM (SELECT DISTINCT "
+                  f"person_key FROM ({forloeb}) a WHERE person_key IS NOT NULL) d) n ON n.person_key = s.person_key")
     else:
-        pf_from = (f"ys_f f JOIN ({omfang}) o ON o.person_key = f.person_key "
+        pid, nummer = "s.person_key", ""
+        pf_from = (f"ys_f f JOIN ({omfang}) o ON o.person_key = f.pid "
                    "JOIN ys_per p ON p.periode_type = o.periode_type AND p.periode_start = o.periode_start "
                    "AND f.fra <= p.hi AND coalesce(f.til, p.h) >= p.lo")
-        haend_per = (f"({omfang}) o ON o.person_key = x.person_key JOIN ys_per p ON p.periode_type = o.periode_type "
+        haend_per = (f"({omfang}) o ON o.person_key = x.pid JOIN ys_per p ON p.periode_type = o.periode_type "
                      "AND p.periode_start = o.periode_start AND x.{d} BETWEEN p.periode_start AND p.periode_slut")
     return f"""ys_f AS (
     -- the spells known at the horizon; an end after it is no end yet (til NULL)
-    SELECT s.person_key, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
+    SELECT {pid} AS pid, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
            CASE WHEN s.slutdato <= z.h THEN CAST(s.slutdato AS DATE) END AS til
-    FROM ({forloeb}) s CROSS JOIN ys_hz z
+    FROM ({forloeb}) s CROSS JOIN ys_hz z {nummer}
     LEFT JOIN (SELECT kommunekode, region_kode FROM {kommuner}) k ON k.kommunekode = s.kommunekode
     WHERE s.startdato <= z.h AND s.person_key IS NOT NULL AND s.ydelsesgruppe IS NOT NULL
       AND (s.slutdato IS NULL OR s.slutdato >= s.startdato)
 ), ys_pf AS (
     -- period x spell for the spells touching the period's window (its days, its ISO weeks, +-1 day)
-    SELECT p.periode_type, p.periode_start, p.periode_slut, p.w1, p.w2, f.person_key, f.kommunekode, f.region_kode,
+    SELECT p.periode_type, p.periode_start, p.periode_slut, p.w1, p.w2, f.pid, f.kommunekode, f.region_kode,
            f.ydelsesgruppe, f.fra, f.til, coalesce(f.til, p.h) AS til_h
     FROM {pf_from}
 ), ys_pers AS (
     -- per person and cell: in the state on a day of the period?  which of its ISO weeks (bit i = week w1+i;
     -- a year has at most 53, so a UBIGINT holds them): OR-ing the masks unions overlapping spells' weeks
-    SELECT {per_keys}, person_key, kommunekode, region_kode, ydelsesgruppe,
+    SELECT {per_keys}, pid, kommunekode, region_kode, ydelsesgruppe,
            bool_or(fra <= periode_slut AND til_h >= periode_start) AS i_perioden,
            bit_or(CASE WHEN greatest({wfra}, w1) <= least({wtil}, w2)
                        THEN ((CAST(1 AS UBIGINT) << (least({wtil}, w2) - greatest({wfra}, w1) + 1)) - 1)
@@ -179,13 +190,13 @@ def _bidrag_ctes(forloeb: str, kommuner: str, omfang: str | None) -> str:
                        ELSE CAST(0 AS UBIGINT) END) AS uger_maske
     FROM ys_pf GROUP BY ALL
 ), ys_gs AS (
-    SELECT {per_keys}, person_key, kommunekode, region_kode, ydelsesgruppe, GROUPING(kommunekode, region_kode,
+    SELECT {per_keys}, pid, kommunekode, region_kode, ydelsesgruppe, GROUPING(kommunekode, region_kode,
            ydelsesgruppe) AS gid, bool_or(i_perioden) AS i_perioden, bit_or(uger_maske) AS uger_maske
     FROM ys_pers
-    GROUP BY GROUPING SETS (({per_keys}, person_key, kommunekode, region_kode, ydelsesgruppe),
-                            ({per_keys}, person_key, kommunekode, region_kode),
-                            ({per_keys}, person_key, region_kode, ydelsesgruppe), ({per_keys}, person_key, region_kode),
-                            ({per_keys}, person_key, ydelsesgruppe), ({per_keys}, person_key))
+    GROUP BY GROUPING SETS (({per_keys}, pid, kommunekode, region_kode, ydelsesgruppe),
+                            ({per_keys}, pid, kommunekode, region_kode),
+                            ({per_keys}, pid, region_kode, ydelsesgruppe), ({per_keys}, pid, region_kode),
+                            ({per_keys}, pid, ydelsesgruppe), ({per_keys}, pid))
 ), ys_au AS (
     -- one row per person and cell (GROUPING bits (kommunekode, region_kode, ydelsesgruppe), 1 = rolled up)
     SELECT {per_keys},
@@ -193,15 +204,15 @@ def _bidrag_ctes(forloeb: str, kommuner: str, omfang: str | None) -> str:
            CASE WHEN gid IN (0, 1) THEN kommunekode WHEN gid IN (4, 5) THEN region_kode
                 ELSE '{LAND_KODE}' END AS geo_kode,
            CASE WHEN gid IN (1, 5, 7) THEN '{I_ALT}' ELSE ydelsesgruppe END AS ydelsesgruppe,
-           person_key, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
+           pid, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
     FROM ys_gs
     WHERE i_perioden OR uger_maske <> 0
 ), ys_fy AS (
     -- every spell in its ydelsesgruppe and in 'i alt'; an open end is 9999-12-31
-    SELECT person_key, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31') AS til_aab,
+    SELECT pid, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31') AS til_aab,
            ydelsesgruppe AS ygrp FROM ys_f
     UNION ALL
-    SELECT person_key, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31'), '{I_ALT}' FROM ys_f
+    SELECT pid, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31'), '{I_ALT}' FROM ys_f
 ), ys_fs AS (
     -- whether a spell starts / ends a merged spell (overlapping or adjacent spells of the person and group are one)
     -- is a property of the spell, not of a period: it starts one when no spell of the person and group that
@@ -209,25 +220,28 @@ def _bidrag_ctes(forloeb: str, kommuner: str, omfang: str | None) -> str:
     -- starts by the day after its end (fra_efter).  Two windows over the person's and group's spells: linear in the
     -- spells (the form before joined each period's spells of a person and group to each other)
     SELECT *,
-           max(til_aab) OVER (PARTITION BY person_key, ygrp ORDER BY fra
+           max(til_aab) OVER (PARTITION BY pid, ygrp ORDER BY fra
                               RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL 1 DAY PRECEDING) AS til_foer,
-           min(fra) OVER (PARTITION BY person_key, ygrp ORDER BY til_aab
+           min(fra) OVER (PARTITION BY pid, ygrp ORDER BY til_aab
                           RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING) AS fra_efter
     FROM ys_fy
 ), ys_haend AS (
     -- tilgang: a spell starting in the period with no spell of the person and group on the day before
     -- (overlapping or adjacent spells are one merged spell); afgang: ending with none on the day after
     -- placed in the kommune of the spell that starts the merged spell; a person entering twice in the
-    -- period counts once, at the first entry (ties on the day: lowest kommunekode)
-    SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
-           first({{'k': x.kommunekode, 'r': x.region_kode}} ORDER BY x.fra, x.kommunekode NULLS LAST) AS g
+    -- period counts once, at the first entry (ties on the day: lowest kommunekode, NULL last).  arg_min over a
+    -- key, not first(... ORDER BY ...): an ordered aggregate keeps and sorts every row of its group
+    SELECT p.periode_type, p.periode_start, x.pid, x.ygrp, 'tilgang' AS art,
+           arg_min({{'k': x.kommunekode, 'r': x.region_kode}}, {{'a': x.fra, 'b': x.kommunekode IS NULL, 'c': x.kommunekode}})
+               AS g
     FROM ys_fs x JOIN {haend_per.format(d="fra")}
     WHERE x.til_foer IS NULL OR x.til_foer < x.fra - 1
     GROUP BY ALL
     UNION ALL
     -- placed in the kommune of the spell that ends it; leaving twice: the last exit
-    SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'afgang',
-           first({{'k': x.kommunekode, 'r': x.region_kode}} ORDER BY x.til_aab DESC, x.kommunekode NULLS LAST)
+    SELECT p.periode_type, p.periode_start, x.pid, x.ygrp, 'afgang',
+           arg_min({{'k': x.kommunekode, 'r': x.region_kode}},
+                   {{'a': date_diff('day', x.til_aab, DATE '9999-12-31'), 'b': x.kommunekode IS NULL, 'c': x.kommunekode}})
     FROM ys_fs x JOIN {haend_per.format(d="til_aab")}
     WHERE x.fra_efter IS NULL OR x.fra_efter > x.til_aab + 1
     GROUP BY ALL
@@ -236,7 +250,7 @@ def _bidrag_ctes(forloeb: str, kommuner: str, omfang: str | None) -> str:
     -- dim_kommune has no region: only its kommune and land rows
     SELECT h.periode_type, h.periode_start, x.geo_niveau,
            CASE x.geo_niveau WHEN 'kommune' THEN h.g.k WHEN 'region' THEN h.g.r ELSE '{LAND_KODE}' END AS geo_kode,
-           h.ygrp AS ydelsesgruppe, h.person_key, 0 AS antal, CAST(0 AS BIGINT) AS uger,
+           h.ygrp AS ydelsesgruppe, h.pid, 0 AS antal, CAST(0 AS BIGINT) AS uger,
            CAST(h.art = 'tilgang' AS INTEGER) AS tilgang, CAST(h.art = 'afgang' AS INTEGER) AS afgang
     FROM ys_haend h CROSS JOIN (VALUES ('kommune'), ('region'), ('land')) x(geo_niveau)
 )"""
@@ -277,7 +291,7 @@ def ydelser_sql(forloeb: str, perioder: str, horisont: str, kommuner: str = "dim
          GROUP BY ALL"""
     return f"""
 WITH {_perioder_ctes(perioder, horisont)}, {_bidrag_ctes(forloeb, kommuner, None)}, ys_b AS (
-{_BIDRAG_SELECT}
+{_BIDRAG_SELECT.format(person="pid")}
 )
 {_celle_sql(per_keys, celler, cell)}
 """
