@@ -40,21 +40,21 @@ FROM (
         FROM ys_per2
     ), ys_f AS (
         -- the spells known at the horizon; an end after it is no end yet (til NULL)
-        SELECT s.person_key, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
+        SELECT n.pid AS pid, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
                CASE WHEN s.slutdato <= z.h THEN CAST(s.slutdato AS DATE) END AS til
-        FROM (SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato FROM fct_ydelsesforloeb) s CROSS JOIN ys_hz z
+        FROM (SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato FROM fct_ydelsesforloeb) s CROSS JOIN ys_hz z JOIN (SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid FROM (SELECT DISTINCT person_key FROM (SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato FROM fct_ydelsesforloeb) a WHERE person_key IS NOT NULL) d) n ON n.person_key = s.person_key
         LEFT JOIN (SELECT kommunekode, region_kode FROM dim_kommune) k ON k.kommunekode = s.kommunekode
         WHERE s.startdato <= z.h AND s.person_key IS NOT NULL AND s.ydelsesgruppe IS NOT NULL
           AND (s.slutdato IS NULL OR s.slutdato >= s.startdato)
     ), ys_pf AS (
         -- period x spell for the spells touching the period's window (its days, its ISO weeks, +-1 day)
-        SELECT p.periode_type, p.periode_start, p.periode_slut, p.w1, p.w2, f.person_key, f.kommunekode, f.region_kode,
+        SELECT p.periode_type, p.periode_start, p.periode_slut, p.w1, p.w2, f.pid, f.kommunekode, f.region_kode,
                f.ydelsesgruppe, f.fra, f.til, coalesce(f.til, p.h) AS til_h
         FROM ys_per p JOIN ys_f f ON f.fra <= p.hi AND coalesce(f.til, p.h) >= p.lo
     ), ys_pers AS (
         -- per person and cell: in the state on a day of the period?  which of its ISO weeks (bit i = week w1+i;
         -- a year has at most 53, so a UBIGINT holds them): OR-ing the masks unions overlapping spells' weeks
-        SELECT periode_type, periode_start, person_key, kommunekode, region_kode, ydelsesgruppe,
+        SELECT periode_type, periode_start, pid, kommunekode, region_kode, ydelsesgruppe,
                bool_or(fra <= periode_slut AND til_h >= periode_start) AS i_perioden,
                bit_or(CASE WHEN greatest(date_diff('day', DATE '1970-01-05', fra) // 7, w1) <= least(date_diff('day', DATE '1970-01-05', til_h) // 7, w2)
                            THEN ((CAST(1 AS UBIGINT) << (least(date_diff('day', DATE '1970-01-05', til_h) // 7, w2) - greatest(date_diff('day', DATE '1970-01-05', fra) // 7, w1) + 1)) - 1)
@@ -62,13 +62,13 @@ FROM (
                            ELSE CAST(0 AS UBIGINT) END) AS uger_maske
         FROM ys_pf GROUP BY ALL
     ), ys_gs AS (
-        SELECT periode_type, periode_start, person_key, kommunekode, region_kode, ydelsesgruppe, GROUPING(kommunekode, region_kode,
+        SELECT periode_type, periode_start, pid, kommunekode, region_kode, ydelsesgruppe, GROUPING(kommunekode, region_kode,
                ydelsesgruppe) AS gid, bool_or(i_perioden) AS i_perioden, bit_or(uger_maske) AS uger_maske
         FROM ys_pers
-        GROUP BY GROUPING SETS ((periode_type, periode_start, person_key, kommunekode, region_kode, ydelsesgruppe),
-                                (periode_type, periode_start, person_key, kommunekode, region_kode),
-                                (periode_type, periode_start, person_key, region_kode, ydelsesgruppe), (periode_type, periode_start, person_key, region_kode),
-                                (periode_type, periode_start, person_key, ydelsesgruppe), (periode_type, periode_start, person_key))
+        GROUP BY GROUPING SETS ((periode_type, periode_start, pid, kommunekode, region_kode, ydelsesgruppe),
+                                (periode_type, periode_start, pid, kommunekode, region_kode),
+                                (periode_type, periode_start, pid, region_kode, ydelsesgruppe), (periode_type, periode_start, pid, region_kode),
+                                (periode_type, periode_start, pid, ydelsesgruppe), (periode_type, periode_start, pid))
     ), ys_au AS (
         -- one row per person and cell (GROUPING bits (kommunekode, region_kode, ydelsesgruppe), 1 = rolled up)
         SELECT periode_type, periode_start,
@@ -76,15 +76,15 @@ FROM (
                CASE WHEN gid IN (0, 1) THEN kommunekode WHEN gid IN (4, 5) THEN region_kode
                     ELSE '000' END AS geo_kode,
                CASE WHEN gid IN (1, 5, 7) THEN 'i alt' ELSE ydelsesgruppe END AS ydelsesgruppe,
-               person_key, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
+               pid, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
         FROM ys_gs
         WHERE i_perioden OR uger_maske <> 0
     ), ys_fy AS (
         -- every spell in its ydelsesgruppe and in 'i alt'; an open end is 9999-12-31
-        SELECT person_key, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31') AS til_aab,
+        SELECT pid, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31') AS til_aab,
                ydelsesgruppe AS ygrp FROM ys_f
         UNION ALL
-        SELECT person_key, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31'), 'i alt' FROM ys_f
+        SELECT pid, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31'), 'i alt' FROM ys_f
     ), ys_fs AS (
         -- whether a spell starts / ends a merged spell (overlapping or adjacent spells of the person and group are one)
         -- is a property of the spell, not of a period: it starts one when no spell of the person and group that
@@ -92,25 +92,28 @@ FROM (
         -- starts by the day after its end (fra_efter).  Two windows over the person's and group's spells: linear in the
         -- spells (the form before joined each period's spells of a person and group to each other)
         SELECT *,
-               max(til_aab) OVER (PARTITION BY person_key, ygrp ORDER BY fra
+               max(til_aab) OVER (PARTITION BY pid, ygrp ORDER BY fra
                                   RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL 1 DAY PRECEDING) AS til_foer,
-               min(fra) OVER (PARTITION BY person_key, ygrp ORDER BY til_aab
+               min(fra) OVER (PARTITION BY pid, ygrp ORDER BY til_aab
                               RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING) AS fra_efter
         FROM ys_fy
     ), ys_haend AS (
         -- tilgang: a spell starting in the period with no spell of the person and group on the day before
         -- (overlapping or adjacent spells are one merged spell); afgang: ending with none on the day after
         -- placed in the kommune of the spell that starts the merged spell; a person entering twice in the
-        -- period counts once, at the first entry (ties on the day: lowest kommunekode)
-        SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
-               first({'k': x.kommunekode, 'r': x.region_kode} ORDER BY x.fra, x.kommunekode NULLS LAST) AS g
+        -- period counts once, at the first entry (ties on the day: lowest kommunekode, NULL last).  arg_min over a
+        -- key, not first(... ORDER BY ...): an ordered aggregate keeps and sorts every row of its group
+        SELECT p.periode_type, p.periode_start, x.pid, x.ygrp, 'tilgang' AS art,
+               arg_min({'k': x.kommunekode, 'r': x.region_kode}, {'a': x.fra, 'b': x.kommunekode IS NULL, 'c': x.kommunekode})
+                   AS g
         FROM ys_fs x JOIN ys_per p ON x.fra BETWEEN p.periode_start AND p.periode_slut
         WHERE x.til_foer IS NULL OR x.til_foer < x.fra - 1
         GROUP BY ALL
         UNION ALL
         -- placed in the kommune of the spell that ends it; leaving twice: the last exit
-        SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'afgang',
-               first({'k': x.kommunekode, 'r': x.region_kode} ORDER BY x.til_aab DESC, x.kommunekode NULLS LAST)
+        SELECT p.periode_type, p.periode_start, x.pid, x.ygrp, 'afgang',
+               arg_min({'k': x.kommunekode, 'r': x.region_kode},
+                       {'a': date_diff('day', x.til_aab, DATE '9999-12-31'), 'b': x.kommunekode IS NULL, 'c': x.kommunekode})
         FROM ys_fs x JOIN ys_per p ON x.til_aab BETWEEN p.periode_start AND p.periode_slut
         WHERE x.fra_efter IS NULL OR x.fra_efter > x.til_aab + 1
         GROUP BY ALL
@@ -119,11 +122,11 @@ FROM (
         -- dim_kommune has no region: only its kommune and land rows
         SELECT h.periode_type, h.periode_start, x.geo_niveau,
                CASE x.geo_niveau WHEN 'kommune' THEN h.g.k WHEN 'region' THEN h.g.r ELSE '000' END AS geo_kode,
-               h.ygrp AS ydelsesgruppe, h.person_key, 0 AS antal, CAST(0 AS BIGINT) AS uger,
+               h.ygrp AS ydelsesgruppe, h.pid, 0 AS antal, CAST(0 AS BIGINT) AS uger,
                CAST(h.art = 'tilgang' AS INTEGER) AS tilgang, CAST(h.art = 'afgang' AS INTEGER) AS afgang
         FROM ys_haend h CROSS JOIN (VALUES ('kommune'), ('region'), ('land')) x(geo_niveau)
     ), ys_b AS (
-    SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key, antal, uger,
+    SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, pid, antal, uger,
            0 AS tilgang, 0 AS afgang
     FROM ys_au WHERE geo_kode IS NOT NULL
     UNION ALL
