@@ -79,12 +79,22 @@ FROM (
                pid, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
         FROM ys_gs
         WHERE i_perioden OR uger_maske <> 0
+    ), ys_kr AS (
+        -- the spells' kommuner (with their regions) numbered in kommunekode order, so that tilgang/afgang carry and
+        -- compare one number, not two strings (a NULL kommune is 1048575, after every number)
+        SELECT kommunekode, region_kode,
+               row_number() OVER (ORDER BY kommunekode ASC NULLS LAST, region_kode ASC NULLS LAST) AS kr
+        FROM (SELECT DISTINCT kommunekode, region_kode FROM ys_f WHERE kommunekode IS NOT NULL) k
+    ), ys_fk AS (
+        SELECT f.pid, coalesce(n.kr, 1048575) AS kr, f.fra, coalesce(f.til, DATE '9999-12-31') AS til_aab,
+               f.ydelsesgruppe
+        FROM ys_f f
+        LEFT JOIN ys_kr n ON n.kommunekode = f.kommunekode AND n.region_kode IS NOT DISTINCT FROM f.region_kode
     ), ys_fy AS (
         -- every spell in its ydelsesgruppe and in 'i alt'; an open end is 9999-12-31
-        SELECT pid, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31') AS til_aab,
-               ydelsesgruppe AS ygrp FROM ys_f
+        SELECT pid, kr, fra, til_aab, ydelsesgruppe AS ygrp FROM ys_fk
         UNION ALL
-        SELECT pid, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31'), 'i alt' FROM ys_f
+        SELECT pid, kr, fra, til_aab, 'i alt' FROM ys_fk
     ), ys_fs AS (
         -- whether a spell starts / ends a merged spell (overlapping or adjacent spells of the person and group are one)
         -- is a property of the spell, not of a period: it starts one when no spell of the person and group that
@@ -101,19 +111,18 @@ FROM (
         -- tilgang: a spell starting in the period with no spell of the person and group on the day before
         -- (overlapping or adjacent spells are one merged spell); afgang: ending with none on the day after
         -- placed in the kommune of the spell that starts the merged spell; a person entering twice in the
-        -- period counts once, at the first entry (ties on the day: lowest kommunekode, NULL last).  arg_min over a
-        -- key, not first(... ORDER BY ...): an ordered aggregate keeps and sorts every row of its group
+        -- period counts once, at the first entry (ties on the day: lowest kommunekode, NULL last).  g = day x 2^20 +
+        -- kommune number (ys_kr), so that min(g) is the first entry and its kommune: a plain min over a BIGINT, not an
+        -- ordered first(... ORDER BY ...) (which keeps and sorts every row of its group) nor a min_by over structs
         SELECT p.periode_type, p.periode_start, x.pid, x.ygrp, 'tilgang' AS art,
-               arg_min({'k': x.kommunekode, 'r': x.region_kode}, {'a': x.fra, 'b': x.kommunekode IS NULL, 'c': x.kommunekode})
-                   AS g
+               min(date_diff('day', DATE '1970-01-01', x.fra) * 1048576 + x.kr) AS g
         FROM ys_fs x JOIN ys_per p ON x.fra BETWEEN p.periode_start AND p.periode_slut
         WHERE x.til_foer IS NULL OR x.til_foer < x.fra - 1
         GROUP BY ALL
         UNION ALL
         -- placed in the kommune of the spell that ends it; leaving twice: the last exit
         SELECT p.periode_type, p.periode_start, x.pid, x.ygrp, 'afgang',
-               arg_min({'k': x.kommunekode, 'r': x.region_kode},
-                       {'a': date_diff('day', x.til_aab, DATE '9999-12-31'), 'b': x.kommunekode IS NULL, 'c': x.kommunekode})
+               min(date_diff('day', x.til_aab, DATE '9999-12-31') * 1048576 + x.kr)
         FROM ys_fs x JOIN ys_per p ON x.til_aab BETWEEN p.periode_start AND p.periode_slut
         WHERE x.fra_efter IS NULL OR x.fra_efter > x.til_aab + 1
         GROUP BY ALL
@@ -121,10 +130,11 @@ FROM (
         -- the merged spell's kommune (and its region) gets the person's tilgang/afgang; a kommune outside
         -- dim_kommune has no region: only its kommune and land rows
         SELECT h.periode_type, h.periode_start, x.geo_niveau,
-               CASE x.geo_niveau WHEN 'kommune' THEN h.g.k WHEN 'region' THEN h.g.r ELSE '000' END AS geo_kode,
+               CASE x.geo_niveau WHEN 'kommune' THEN n.kommunekode WHEN 'region' THEN n.region_kode ELSE '000' END AS geo_kode,
                h.ygrp AS ydelsesgruppe, h.pid, 0 AS antal, CAST(0 AS BIGINT) AS uger,
                CAST(h.art = 'tilgang' AS INTEGER) AS tilgang, CAST(h.art = 'afgang' AS INTEGER) AS afgang
-        FROM ys_haend h CROSS JOIN (VALUES ('kommune'), ('region'), ('land')) x(geo_niveau)
+        FROM ys_haend h LEFT JOIN ys_kr n ON n.kr = h.g % 1048576
+        CROSS JOIN (VALUES ('kommune'), ('region'), ('land')) x(geo_niveau)
     ), ys_b AS (
     SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, pid, antal, uger,
            0 AS tilgang, 0 AS afgang
