@@ -20,74 +20,30 @@ import argparse
 import datetime as dt
 import json
 import os
-import random
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from spell_cases import write_spells  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+# the old forms' files at --old (before the dbt project became the models' source); the working tree's forms are
+# dbt's compiled SQL of the model (dbt_runner.compiled_sql, a first build's full computation)
 MODELS = {"dim_person": "warehouse/models/core/dim_person.sql",
           "mart_ydelser_beregning": "warehouse/models/marts/mart_ydelser_beregning.sql"}
-KOMMUNER = ["101", "147", "151", "153", "157", "751", "461", "999", None]
-AKASSER = ["01", "02", "03", "05", None]
-KG_COLS = ("person_key", "kontaktgruppe_id", "kommunekode", "startdato", "slutdato", "registreringstidspunkt",
-           "foedselsaar", "koen", "kontaktgruppe")
 
 
 def synthetic(con: duckdb.DuckDBPyConnection, persons: int, spells: int, seed: int = 7) -> None:
-    """Spells of five shapes (person number mod 5): disjoint, adjacent, nested in one long spell, overlapping,
-    open-ended and backwards; a tenth as many tilmeldinger, half with an afmelding (årsag 10, 11 or 01)."""
-    r = random.Random(seed)
-    kg, tl, af = [], [], []
-    base = dt.date(2015, 1, 1)
-    t0 = dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
-    for p in range(persons):
-        pk, mode = f"p{p:07d}", p % 5
-        d = base + dt.timedelta(days=r.randint(0, 100))
-        for i in range(spells):
-            if mode == 0:
-                s = d + dt.timedelta(days=r.randint(1, 20))
-                e = s + dt.timedelta(days=r.randint(0, 15))
-                d = e
-            elif mode == 1:
-                s, e = d, d + dt.timedelta(days=r.randint(0, 10))
-                d = e + dt.timedelta(days=1)
-            elif mode == 2:
-                d += dt.timedelta(days=0 if i == 0 else r.randint(0, 10))
-                s, e = d, d + dt.timedelta(days=spells * 12 if i == 0 else r.randint(0, 30))
-            elif mode == 3:
-                d += dt.timedelta(days=r.randint(0, 6))
-                s, e = d, d + dt.timedelta(days=r.randint(0, 90))
-            else:
-                d += dt.timedelta(days=r.randint(0, 8))
-                s, e = d, d + dt.timedelta(days=r.randint(-3, 60))
-            e = None if r.random() < 0.08 else e
-            reg = None if r.random() < 0.02 else t0 + dt.timedelta(seconds=r.randint(0, 10**6) * (r.random() < 0.9))
-            kid = None if r.random() < 0.005 else f"k{p}-{r.randint(0, 10**9)}"
-            kg.append((pk, kid, r.choice(KOMMUNER), s, e, reg, 1980, "M", r.choice(["1", "2", "3", "4"])))
-        d = base
-        for i in range(max(1, spells // 10)):
-            d += dt.timedelta(days=r.randint(0, 60))
-            tl.append((pk, f"t{p}-{i}", r.choice(AKASSER), d if r.random() > 0.01 else None,
-                       t0 + dt.timedelta(seconds=r.randint(0, 3)), 1980, "M"))
-            if r.random() < 0.5:
-                af.append((pk, r.choice(AKASSER), d + dt.timedelta(days=r.randint(-5, 40)), r.choice(["10", "11", "01"])))
-    _table(con, "fct_kontaktgruppe_aktuel", KG_COLS, kg)
-    _table(con, "fct_akasse_tilmelding_aktuel", ("person_key", "tilmelding_id", "akassekode", "startdato",
-                                                 "registreringstidspunkt", "foedselsaar", "koen"), tl)
-    _table(con, "fct_akasse_afmelding_aktuel", ("person_key", "akassekode", "afmeldingsdato", "afmeldingsaarsag"), af)
-
-
-def _table(con: duckdb.DuckDBPyConnection, name: str, cols: tuple[str, ...], rows: list[tuple]) -> None:
-    t = pa.table({c: [row[i] for row in rows] for i, c in enumerate(cols)})
-    con.register("t_in", t)
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM t_in")
-    con.unregister("t_in")
+    """The spells of bench/spell_cases.py (the generator dim_person's linear-form test uses): five shapes --
+    disjoint, adjacent, nested in one long spell, overlapping, open or backwards -- with tilmeldinger and
+    afmeldinger (årsag 10, 11 or 1) around them."""
+    write_spells(con, persons, spells, seed)
 
 
 def sample(con: duckdb.DuckDBPyConnection, lake: Path, persons: int) -> None:
@@ -120,8 +76,22 @@ def dims(con: duckdb.DuckDBPyConnection) -> None:
                 "JOIN dim_kontaktgruppe g ON g.kontaktgruppe = k.kontaktgruppe")
     con.execute("CREATE SCHEMA meta")
     con.execute("CREATE TABLE meta.load AS SELECT 1 AS x")
-    con.execute("CREATE TABLE affected_persons AS SELECT person_key FROM fct_kontaktgruppe_aktuel "
+    con.execute("CREATE OR REPLACE TABLE affected_persons AS SELECT person_key FROM fct_kontaktgruppe_aktuel "
                 "UNION SELECT person_key FROM fct_akasse_tilmelding_aktuel")
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")  # the dbt model's scope relation
+    con.execute("CREATE OR REPLACE TABLE staging.int_affected_persons AS FROM affected_persons")
+
+
+def compiled(model: str, db: Path, work: Path) -> Path:
+    """The working tree's form of ``model``: dbt's compiled SQL with its relations in ``db``; the ydelser mart is a
+    dbt Python model, whose full computation is :func:`pipelines.warehouse.stats.ydelser_model_sql`."""
+    sys.path.insert(0, str(ROOT))
+    from pipelines.warehouse.dbt_runner import compiled_sql
+    from pipelines.warehouse.stats import ydelser_model_sql
+
+    f = work / f"{model}_{db.stem}_new.sql"
+    f.write_text(ydelser_model_sql() if model == "mart_ydelser_beregning" else compiled_sql(model, db, work / "dbt"))
+    return f
 
 
 RUN = r"""
@@ -142,7 +112,7 @@ print(json.dumps({"seconds": round(time.time() - t, 2), "cpu_s": round(ru.ru_uti
 def run(db: Path, sql: Path, out: str, mem: str) -> dict:
     p = subprocess.run([sys.executable, "-c", RUN, str(db), str(sql), out, mem], capture_output=True, text=True)
     if p.returncode:
-        return {"error": p.stderr.strip().splitlines()[-1][:300]}
+        return {"error": " | ".join(ln.strip() for ln in p.stderr.strip().splitlines()[-6:])[:600]}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -188,15 +158,13 @@ def main() -> None:
         con.close()
         for m in a.models:
             r_old = run(db, old[m], f"{m}_old", a.memory_limit)
-            r_new = run(db, ROOT / MODELS[m], f"{m}_new", a.memory_limit)
+            r_new = run(db, compiled(m, db, work), f"{m}_new", a.memory_limit)
             diff = same(db, f"{m}_old", f"{m}_new") if "error" not in r_old and "error" not in r_new else None
             case[m] = {"old": r_old, "new": r_new, "rows_differing": diff, "load": os.getloadavg()}
             print(kind, n, m, json.dumps(case[m]), flush=True)
         out["cases"].append(case)
         db.unlink()
-    for f in work.iterdir():
-        f.unlink()
-    work.rmdir()
+    shutil.rmtree(work)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"spells_stress_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(out, indent=1))

@@ -4,18 +4,16 @@ directly: every boundary day joined to every earlier spell and tilmelding of the
 Why a test of its own: the tiny lakes rarely hold what the linear form handles in special ways -- overlapping and
 nested spells (the spell that started last has ended while an earlier one runs), spells and tilmeldinger on the
 same day, NULL kommune or registration, ophør (§ 17, stk. 7, nr. 3) before, on and after a tilmelding's day. Random
-persons of five shapes, the model's SQL (warehouse/dbt/models/derived/core/dim_person.sql, as dbt compiles it
-for a first build) against the direct definition.
+persons of five shapes (bench/spell_cases.py, the generator bench/bench_spells_stress.py measures with), the model's
+SQL (warehouse/dbt/models/derived/core/dim_person.sql, as dbt compiles it for a first build) against the direct
+definition.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import random
-
 import duckdb
-import pyarrow as pa
 
+from bench.spell_cases import write_spells
 from pipelines.warehouse.dbt_runner import compiled_sql
 
 # the definition as dim_person stated it before the linear form (quadratic in a person's spells): kommune and
@@ -82,65 +80,13 @@ GROUP BY p.person_key, pe.foedselsaar, pe.koen, p.nr
 """
 
 
-def _inputs(con: duckdb.DuckDBPyConnection, persons: int = 150, spells: int = 30, seed: int = 15) -> None:
-    """Persons of five shapes (number mod 5): disjoint, adjacent, nested in one long spell, overlapping, and
-    open or backwards spells; NULL kommune, registration and id now and then; same-day starts; tilmeldinger with
-    ophør (årsag 10/11) and other afmeldinger around them."""
-    r = random.Random(seed)
-    kg, tl, af = [], [], []
-    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    for p in range(persons):
-        pk, mode, d = f"p{p:04d}", p % 5, dt.date(2024, 1, 1) + dt.timedelta(days=r.randint(0, 30))
-        for i in range(spells):
-            if mode == 0:
-                s = d + dt.timedelta(days=r.randint(1, 9))
-                e = s + dt.timedelta(days=r.randint(0, 8))
-                d = e
-            elif mode == 1:
-                s, e = d, d + dt.timedelta(days=r.randint(0, 5))
-                d = e + dt.timedelta(days=1)
-            elif mode == 2:
-                d += dt.timedelta(days=0 if i == 0 else r.randint(0, 5))
-                s, e = d, d + dt.timedelta(days=spells * 6 if i == 0 else r.randint(0, 12))
-            elif mode == 3:
-                d += dt.timedelta(days=r.randint(0, 3))
-                s, e = d, d + dt.timedelta(days=r.randint(0, 25))
-            else:
-                d += dt.timedelta(days=r.randint(0, 4))
-                s, e = d, d + dt.timedelta(days=r.randint(-2, 20))
-            e = None if r.random() < 0.1 else e
-            reg = None if r.random() < 0.05 else t0 + dt.timedelta(seconds=r.randint(0, 2))
-            kid = None if r.random() < 0.03 else f"k{p}-{r.randint(0, 9)}-{i}"
-            kom = r.choice(["101", "147", "151", "751", None])
-            kg.append((pk, kid, kom, s, e, reg, 1980 + p % 40, "MK"[p % 2]))
-        d = dt.date(2024, 1, 1)
-        for i in range(r.randint(0, 6)):
-            d += dt.timedelta(days=r.randint(0, 25))
-            tl.append((pk, f"t{p}-{i}", r.choice(["01", "02", "03", None]), d,
-                       None if r.random() < 0.05 else t0 + dt.timedelta(seconds=r.randint(0, 2)), 1980 + p % 40,
-                       "MK"[p % 2]))
-            for _ in range(r.randint(0, 2)):
-                af.append((pk, r.choice(["01", "02", "03"]), d + dt.timedelta(days=r.randint(-3, 20)),
-                           r.choice(["10", "11", "1"])))
-    tables = {"fct_kontaktgruppe_aktuel": (("person_key", "kontaktgruppe_id", "kommunekode", "startdato", "slutdato",
-                                            "registreringstidspunkt", "foedselsaar", "koen"), kg),
-              "fct_akasse_tilmelding_aktuel": (("person_key", "tilmelding_id", "akassekode", "startdato",
-                                                "registreringstidspunkt", "foedselsaar", "koen"), tl),
-              "fct_akasse_afmelding_aktuel": (("person_key", "akassekode", "afmeldingsdato", "afmeldingsaarsag"), af)}
-    for name, (cols, rows) in tables.items():
-        con.register("t_in", pa.table({c: [row[i] for row in rows] for i, c in enumerate(cols)}))
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM t_in")
-        con.unregister("t_in")
-    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
-    con.execute("CREATE TABLE staging.int_affected_persons AS SELECT person_key FROM fct_kontaktgruppe_aktuel "
-                "UNION SELECT person_key FROM fct_akasse_tilmelding_aktuel")
-
-
 def test_dim_person_linear_form_equals_its_definition(tmp_path) -> None:
     db = tmp_path / "build.duckdb"  # the load's database name: a process that loaded already has the project parsed
     model = compiled_sql("dim_person", db, tmp_path / "dbt")  # the model's relations in this database (before it opens)
     con = duckdb.connect(str(db))
-    _inputs(con)
+    write_spells(con, persons=150, spells=30, seed=15)
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute("CREATE TABLE staging.int_affected_persons AS FROM affected_persons")
     con.execute(f"CREATE TABLE ny AS {model}")
     con.execute(f"CREATE TABLE direkte AS {DIREKTE}")
     n = con.execute("SELECT count(*) FROM ny").fetchone()[0]
@@ -155,3 +101,15 @@ def test_dim_person_linear_form_equals_its_definition(tmp_path) -> None:
         ON t.person_key = d.person_key AND t.startdato <= d.gyldig_fra AND t.akassekode IS NOT NULL
         WHERE d.akassekode IS NULL""").fetchone()[0]
     assert nested > 100 and ophoert > 10
+    # ... and the other shapes the generator promises: same-day starts, open and backwards spells, NULL kommune,
+    # registration and id, tilmeldinger without a startdato or an a-kasse
+    shapes = con.execute("""SELECT
+        (SELECT count(*) FROM (SELECT person_key, startdato FROM fct_kontaktgruppe_aktuel GROUP BY ALL
+                               HAVING count(*) > 1)),
+        count(*) FILTER (WHERE slutdato IS NULL), count(*) FILTER (WHERE slutdato < startdato),
+        count(*) FILTER (WHERE kommunekode IS NULL), count(*) FILTER (WHERE registreringstidspunkt IS NULL),
+        count(*) FILTER (WHERE kontaktgruppe_id IS NULL),
+        (SELECT count(*) FILTER (WHERE startdato IS NULL) FROM fct_akasse_tilmelding_aktuel),
+        (SELECT count(*) FILTER (WHERE akassekode IS NULL) FROM fct_akasse_tilmelding_aktuel)
+        FROM fct_kontaktgruppe_aktuel""").fetchone()
+    assert min(shapes) > 0, shapes

@@ -28,31 +28,35 @@
 -- Persons: those with a current kontaktgruppe spell or a-kasse tilmelding; leading periods in which neither
 -- kommune nor a-kasse is known are left out.  Spells whose slutdato precedes their startdato (rule KG-003) carry no
 -- day and are ignored.
-WITH kg AS (
-    SELECT person_key, kontaktgruppe_id, kommunekode, startdato, slutdato, registreringstidspunkt, foedselsaar, koen
-    FROM {{ ref('fct_kontaktgruppe_aktuel') }}
-    WHERE person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }})
-      AND startdato IS NOT NULL AND (slutdato IS NULL OR slutdato >= startdato)
+WITH nr AS (
+    -- every affected person numbered once: the time lines below are partitioned, sorted and joined on this 64-bit
+    -- number instead of the 64-character person_key, so the rows their windows sort (and spill) are narrow; the
+    -- person_key comes back in the last join.  Exact (a number per key), unlike a hash.
+    SELECT person_key, row_number() OVER (ORDER BY person_key) AS pnr FROM {{ ref('int_affected_persons') }}
+), kg AS (
+    SELECT n.pnr, k.kontaktgruppe_id, k.kommunekode, k.startdato, k.slutdato, k.registreringstidspunkt,
+           k.foedselsaar, k.koen
+    FROM {{ ref('fct_kontaktgruppe_aktuel') }} k JOIN nr n ON n.person_key = k.person_key
+    WHERE k.startdato IS NOT NULL AND (k.slutdato IS NULL OR k.slutdato >= k.startdato)
 ), tilm AS (
-    SELECT person_key, tilmelding_id, akassekode, startdato, registreringstidspunkt, foedselsaar, koen
-    FROM {{ ref('fct_akasse_tilmelding_aktuel') }}
-    WHERE person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }}) AND startdato IS NOT NULL
+    SELECT n.pnr, t.tilmelding_id, t.akassekode, t.startdato, t.registreringstidspunkt, t.foedselsaar, t.koen
+    FROM {{ ref('fct_akasse_tilmelding_aktuel') }} t JOIN nr n ON n.person_key = t.person_key
+    WHERE t.startdato IS NOT NULL
 ), ophoer AS (
     -- afmeldinger that end the membership itself (§ 17, stk. 7, nr. 3: årsag 10 udlandet, 11 død)
-    SELECT person_key, akassekode, afmeldingsdato
-    FROM {{ ref('fct_akasse_afmelding_aktuel') }}
-    WHERE person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }})
-      AND afmeldingsaarsag IN ('10', '11') AND afmeldingsdato IS NOT NULL
+    SELECT n.pnr, a.akassekode, a.afmeldingsdato
+    FROM {{ ref('fct_akasse_afmelding_aktuel') }} a JOIN nr n ON n.person_key = a.person_key
+    WHERE a.afmeldingsaarsag IN ('10', '11') AND a.afmeldingsdato IS NOT NULL
 ), person AS (
-    SELECT person_key, any_value(foedselsaar) AS foedselsaar, any_value(koen) AS koen
-    FROM (SELECT person_key, foedselsaar, koen FROM kg UNION ALL SELECT person_key, foedselsaar, koen FROM tilm)
-    GROUP BY person_key
+    SELECT pnr, any_value(foedselsaar) AS foedselsaar, any_value(koen) AS koen
+    FROM (SELECT pnr, foedselsaar, koen FROM kg UNION ALL SELECT pnr, foedselsaar, koen FROM tilm)
+    GROUP BY pnr
 ), graenser AS (
     -- the days on which kommune or a-kasse may change
-    SELECT person_key, startdato AS dato FROM kg
-    UNION SELECT person_key, slutdato + 1 FROM kg WHERE slutdato IS NOT NULL
-    UNION SELECT person_key, startdato FROM tilm
-    UNION SELECT o.person_key, o.afmeldingsdato FROM ophoer o WHERE o.person_key IN (SELECT person_key FROM tilm)
+    SELECT pnr, startdato AS dato FROM kg
+    UNION SELECT pnr, slutdato + 1 FROM kg WHERE slutdato IS NOT NULL
+    UNION SELECT pnr, startdato FROM tilm
+    UNION SELECT o.pnr, o.afmeldingsdato FROM ophoer o WHERE o.pnr IN (SELECT pnr FROM tilm)
 ), kg_nr AS (
     -- Linear in a person's spells and portable (DuckDB, Spark): the spells are numbered per person in the order
     -- that decides between them -- by start ("started last, then the later registration, then the id") and the
@@ -64,55 +68,55 @@ WITH kg AS (
     -- (The form before joined every boundary day to every earlier spell of the person: quadratic in a person's
     -- spells; 5 years of national history spilled past 18.6 GiB, docs/scale-out.md.)  Spells without a kommune and
     -- tilmeldinger without an a-kasse are passed over, as max_by passed over a NULL value.
-    SELECT person_key, kommunekode, startdato, coalesce(slutdato, DATE '9999-12-31') AS slut,
-           row_number() OVER (PARTITION BY person_key ORDER BY startdato, registreringstidspunkt NULLS LAST,
+    SELECT pnr, kommunekode, startdato, coalesce(slutdato, DATE '9999-12-31') AS slut,
+           row_number() OVER (PARTITION BY pnr ORDER BY startdato, registreringstidspunkt NULLS LAST,
                                                             kontaktgruppe_id NULLS LAST) AS start_nr,
            CASE WHEN slutdato IS NOT NULL THEN row_number() OVER (
-               PARTITION BY person_key ORDER BY slutdato NULLS LAST, startdato, registreringstidspunkt NULLS LAST,
+               PARTITION BY pnr ORDER BY slutdato NULLS LAST, startdato, registreringstidspunkt NULLS LAST,
                                                 kontaktgruppe_id NULLS LAST) END AS slut_nr
     FROM kg
     WHERE kommunekode IS NOT NULL
 ), tilm_nr AS (
     -- the tilmeldinger numbered per person in the order "started last, then the later registration"
-    SELECT person_key, akassekode,
-           row_number() OVER (PARTITION BY person_key ORDER BY startdato, registreringstidspunkt NULLS LAST,
+    SELECT pnr, akassekode,
+           row_number() OVER (PARTITION BY pnr ORDER BY startdato, registreringstidspunkt NULLS LAST,
                                                             tilmelding_id NULLS LAST) AS nr, startdato
     FROM tilm
 ), haendelse AS (
     -- one time line per person: the boundary days (art 2) and the events before them on the same day (art 1:
     -- a spell starts, a spell ended the day before, a tilmelding starts; art 0: an ophør, which a tilmelding
     -- on the same day overrides)
-    SELECT person_key, dato, 2 AS art, CAST(NULL AS BIGINT) AS start_nr,
+    SELECT pnr, dato, 2 AS art, CAST(NULL AS BIGINT) AS start_nr,
            CAST(NULL AS BIGINT) AS slut_nr, CAST(NULL AS BIGINT) AS tilm_nr, CAST(NULL AS BIGINT) AS medlem_nr,
            CAST(NULL AS STRING) AS ophoer_akasse
     FROM graenser
-    UNION ALL SELECT person_key, startdato, 1, start_nr, NULL, NULL, NULL, NULL FROM kg_nr
-    UNION ALL SELECT person_key, slut + 1, 1, NULL, slut_nr, NULL, NULL, NULL FROM kg_nr WHERE slut_nr IS NOT NULL
-    UNION ALL SELECT person_key, startdato, 1, NULL, NULL, nr, CASE WHEN akassekode IS NOT NULL THEN nr END, NULL
+    UNION ALL SELECT pnr, startdato, 1, start_nr, NULL, NULL, NULL, NULL FROM kg_nr
+    UNION ALL SELECT pnr, slut + 1, 1, NULL, slut_nr, NULL, NULL, NULL FROM kg_nr WHERE slut_nr IS NOT NULL
+    UNION ALL SELECT pnr, startdato, 1, NULL, NULL, nr, CASE WHEN akassekode IS NOT NULL THEN nr END, NULL
     FROM tilm_nr
-    UNION ALL SELECT person_key, afmeldingsdato, 0, NULL, NULL, NULL, NULL, akassekode FROM ophoer
-    WHERE person_key IN (SELECT person_key FROM tilm)
+    UNION ALL SELECT pnr, afmeldingsdato, 0, NULL, NULL, NULL, NULL, akassekode FROM ophoer
+    WHERE pnr IN (SELECT pnr FROM tilm)
 ), forloeb AS (
     -- running maxima along the time line, so every day sees the spells and tilmeldinger begun by then in one
     -- pass (linear in a person's events; no join of every day to every earlier spell)
-    SELECT person_key, dato, art, ophoer_akasse,
+    SELECT pnr, dato, art, ophoer_akasse,
            max(start_nr) OVER w AS start_nr,  -- the spell that started last
            max(slut_nr) OVER w AS slut_nr,    -- the spell that ended last
            max(tilm_nr) OVER w AS tilm_nr,    -- the tilmelding that started last: the membership's segment
            max(medlem_nr) OVER w AS medlem_nr  -- ... of those naming an a-kasse: the membership
     FROM haendelse
-    WINDOW w AS (PARTITION BY person_key ORDER BY dato, art ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    WINDOW w AS (PARTITION BY pnr ORDER BY dato, art ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), ophoert AS (
     -- per membership segment: the first day an ophør by the a-kasse the person is a member of ends it
-    SELECT f.person_key, f.tilm_nr, min(f.dato) AS ophoert_fra
-    FROM forloeb f JOIN tilm_nr t ON t.person_key = f.person_key AND t.nr = f.medlem_nr
+    SELECT f.pnr, f.tilm_nr, min(f.dato) AS ophoert_fra
+    FROM forloeb f JOIN tilm_nr t ON t.pnr = f.pnr AND t.nr = f.medlem_nr
     WHERE f.art = 0 AND f.ophoer_akasse = t.akassekode
-    GROUP BY f.person_key, f.tilm_nr
+    GROUP BY f.pnr, f.tilm_nr
 ), dag AS (
     -- the spells started by the day number 1..start_nr, those ended before it 1..slut_nr (in their orders), so
     -- start_nr > slut_nr when a spell covers the day.  Kommune: when none covers it, the spell that ended last;
     -- when the spell that started last covers it, that spell; else (indlejret) see below
-    SELECT f.person_key, f.dato,
+    SELECT f.pnr, f.dato,
            CASE WHEN f.start_nr IS NULL THEN NULL
                 WHEN f.start_nr = coalesce(f.slut_nr, 0) THEN e.kommunekode
                 WHEN s.slut >= f.dato THEN s.kommunekode
@@ -120,48 +124,49 @@ WITH kg AS (
            f.start_nr > coalesce(f.slut_nr, 0) AND s.slut < f.dato AS indlejret,
            CASE WHEN o.ophoert_fra <= f.dato THEN NULL ELSE t.akassekode END AS akassekode
     FROM forloeb f
-    LEFT JOIN kg_nr s ON s.person_key = f.person_key AND s.start_nr = f.start_nr
-    LEFT JOIN kg_nr e ON e.person_key = f.person_key AND e.slut_nr = f.slut_nr
-    LEFT JOIN tilm_nr t ON t.person_key = f.person_key AND t.nr = f.medlem_nr
-    LEFT JOIN ophoert o ON o.person_key = f.person_key AND o.tilm_nr = f.tilm_nr
+    LEFT JOIN kg_nr s ON s.pnr = f.pnr AND s.start_nr = f.start_nr
+    LEFT JOIN kg_nr e ON e.pnr = f.pnr AND e.slut_nr = f.slut_nr
+    LEFT JOIN tilm_nr t ON t.pnr = f.pnr AND t.nr = f.medlem_nr
+    LEFT JOIN ophoert o ON o.pnr = f.pnr AND o.tilm_nr = f.tilm_nr
     WHERE f.art = 2
 ), indlejret AS (
     -- the rare day on which the spell that started last has ended but an earlier one still runs (overlapping
     -- spells): of the spells covering it, the one that started last
-    SELECT d.person_key, d.dato, max(k.start_nr) AS start_nr
-    FROM dag d JOIN kg_nr k ON k.person_key = d.person_key AND k.startdato <= d.dato AND k.slut >= d.dato
+    SELECT d.pnr, d.dato, max(k.start_nr) AS start_nr
+    FROM dag d JOIN kg_nr k ON k.pnr = d.pnr AND k.startdato <= d.dato AND k.slut >= d.dato
     WHERE d.indlejret
-    GROUP BY d.person_key, d.dato
+    GROUP BY d.pnr, d.dato
 ), segment AS (
-    SELECT person_key, dato AS fra, lead(dato) OVER (PARTITION BY person_key ORDER BY dato) - 1 AS til,
-           kommunekode, akassekode
-    FROM (SELECT d.person_key, d.dato, d.akassekode, coalesce(k.kommunekode, d.kommunekode) AS kommunekode
-          FROM dag d
-          LEFT JOIN indlejret i ON i.person_key = d.person_key AND i.dato = d.dato
-          LEFT JOIN kg_nr k ON k.person_key = i.person_key AND k.start_nr = i.start_nr) x
-), kendt AS (
-    SELECT * FROM segment
-    QUALIFY fra >= min(CASE WHEN kommunekode IS NOT NULL OR akassekode IS NOT NULL THEN fra END)
-                      OVER (PARTITION BY person_key)
-), skift AS (
-    SELECT *,
+    -- the boundary days in order; ny: the day's kommune or a-kasse differs from the day before's (a new period
+    -- begins), kendt: kommune or a-kasse has been known by the day (the leading days in which neither is are left
+    -- out).  Over all days, not only the known ones: the first known day differs from the unknown one before it,
+    -- so it begins a period either way.  One window spec for all four functions: one sort.
+    SELECT pnr, dato AS fra, kommunekode, akassekode,
            CASE WHEN row_number() OVER w = 1
                   OR lag(kommunekode) OVER w IS DISTINCT FROM kommunekode
-                  OR lag(akassekode) OVER w IS DISTINCT FROM akassekode THEN 1 ELSE 0 END AS ny
-    FROM kendt
-    WINDOW w AS (PARTITION BY person_key ORDER BY fra)
+                  OR lag(akassekode) OVER w IS DISTINCT FROM akassekode THEN 1 ELSE 0 END AS ny,
+           max(CASE WHEN kommunekode IS NOT NULL OR akassekode IS NOT NULL THEN 1 ELSE 0 END) OVER w AS kendt
+    FROM (SELECT d.pnr, d.dato, d.akassekode, coalesce(k.kommunekode, d.kommunekode) AS kommunekode
+          FROM dag d
+          LEFT JOIN indlejret i ON i.pnr = d.pnr AND i.dato = d.dato
+          LEFT JOIN kg_nr k ON k.pnr = i.pnr AND k.start_nr = i.start_nr) x
+    WINDOW w AS (PARTITION BY pnr ORDER BY dato)
 ), periode AS (
-    SELECT *, sum(ny) OVER (PARTITION BY person_key ORDER BY fra ROWS UNBOUNDED PRECEDING) AS nr FROM skift
+    -- a period runs from the day that begins it to the day before the next period begins; the last is open
+    SELECT pnr, kommunekode, akassekode, fra AS gyldig_fra,
+           lead(fra) OVER (PARTITION BY pnr ORDER BY fra) - 1 AS gyldig_til
+    FROM segment
+    WHERE ny = 1 AND kendt = 1
 )
 SELECT
-    p.person_key,
+    n.person_key,
     pe.foedselsaar,
     pe.koen,
-    any_value(p.kommunekode) AS kommunekode,
-    any_value(p.akassekode) AS akassekode,
-    min(p.fra) AS gyldig_fra,
-    CASE WHEN count(p.til) = count(*) THEN max(p.til) END AS gyldig_til,
-    count(p.til) < count(*) AS er_aktuel  -- Sand for personens seneste, åbne periode (gyldig_til NULL).
+    p.kommunekode,
+    p.akassekode,
+    p.gyldig_fra,
+    p.gyldig_til,
+    p.gyldig_til IS NULL AS er_aktuel  -- Sand for personens seneste, åbne periode (gyldig_til NULL).
 FROM periode p
-JOIN person pe ON pe.person_key = p.person_key
-GROUP BY p.person_key, pe.foedselsaar, pe.koen, p.nr
+JOIN person pe ON pe.pnr = p.pnr
+JOIN nr n ON n.pnr = p.pnr
