@@ -55,6 +55,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.warehouse import suppression as sup
+from pipelines.warehouse.dbt_runner import plain_sql
 from pipelines.warehouse.suppression import (
     ESKALER,
     GRAENSE,
@@ -202,8 +203,7 @@ def build(path: Path, n_kommuner: int, months: int, seed: int = 1, shape: str = 
             year(periode_start) || 'K' || (month(periode_start) + 2) // 3 ELSE year(periode_start)::VARCHAR END
             AS periode, false AS er_foreloebig,
         DATE '2028-01-01' AS horisont FROM arrow""")
-    model = Path(__file__).parents[1] / "warehouse" / "models" / "marts" / "mart_ydelser_fuld.sql"
-    con.execute("CREATE VIEW mart_ydelser_fuld AS\n" + model.read_text(encoding="utf-8"))
+    con.execute("CREATE VIEW mart_ydelser_fuld AS\n" + plain_sql("mart_ydelser_fuld"))
     con.close()
 
 

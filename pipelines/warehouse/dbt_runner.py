@@ -205,6 +205,18 @@ def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str
     return nodes
 
 
+def plain_sql(model: str) -> str:
+    """A view model's SQL with ``ref('x')`` as ``x`` and ``source('s', 't')`` as ``s.t``, rendered with Jinja (dbt's
+    template engine) and without dbt: for hand-made databases in tests and benchmarks that hold the model's inputs
+    under their plain names, where a dbt compile (a project parse) would cost more than the test."""
+    import jinja2
+
+    path = next((PROJECT_DIR / "dbt" / "models").rglob(f"{model}.sql"))
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return env.from_string(path.read_text(encoding="utf-8")).render(
+        ref=lambda name: name, source=lambda schema, table: f"{schema}.{table}", config=lambda **_: "")
+
+
 def compiled_sql(model: str, database: Path | str, workdir: Path) -> str:
     """``model``'s SQL as dbt compiles it for a first build (``--full-refresh``: the full computation, not a
     night's increment) with its relations in ``database`` (named by the file's stem, as DuckDB names an opened

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipelines.api.app import create_app
+from pipelines.warehouse.dbt_runner import plain_sql
 from pipelines.warehouse.publication import vintage_sql, vintages
 from pipelines.warehouse.suppression import publish_suppressed
 
@@ -72,9 +73,8 @@ def make_db(path: Path) -> Path:
                 "('147', 'Frederiksberg', '084', 'Hovedstaden'), ('751', 'Aarhus', '082', 'Midtjylland'), "
                 "('461', 'Odense', '083', 'Syddanmark')) t(kommunekode, kommune, region_kode, region)")
     con.execute("CREATE TABLE dim_ydelsesgruppe AS SELECT 'dagpenge' AS ydelsesgruppe, 'A-dagpenge og MAY' AS navn")
-    model = Path(__file__).parents[2] / "warehouse" / "models" / "marts" / "mart_ydelser_fuld.sql"
     _figures(con, 0, False)
-    con.execute("CREATE VIEW mart_ydelser_fuld AS\n" + model.read_text(encoding="utf-8"))
+    con.execute("CREATE VIEW mart_ydelser_fuld AS\n" + plain_sql("mart_ydelser_fuld"))
     publish_suppressed(con, SimpleNamespace(load_id="L1", indlaest_dato=dt.date(2026, 12, 5)))
     _figures(con, 1, True)
     publish_suppressed(con, SimpleNamespace(load_id="L2", indlaest_dato=dt.date(2026, 12, 6)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
@@ -17,13 +16,14 @@ import pytest
 from attacker import Attack, width
 
 from pipelines.warehouse import publication
+from pipelines.warehouse.dbt_runner import plain_sql
 from pipelines.warehouse.publication import vintage_sql
 from pipelines.warehouse.suppression import GRAENSE, publish_suppressed
 
 OKT, NOV = dt.date(2026, 10, 1), dt.date(2026, 11, 1)
 REGION = {"101": "084", "147": "084", "253": "085", "259": "085"}
 GRUPPER = ["dagpenge", "kontanthjaelp"]
-MODEL = Path(__file__).parents[2] / "warehouse" / "models" / "marts" / "mart_ydelser_fuld.sql"
+MODEL = plain_sql("mart_ydelser_fuld")
 
 
 def figures(seed: int, months: list[dt.date]) -> dict:
@@ -75,7 +75,7 @@ def con() -> duckdb.DuckDBPyConnection:
               "geo_niveau VARCHAR, geo_kode VARCHAR, ydelsesgruppe VARCHAR, antal_personer BIGINT, ydelsesuger BIGINT, "
               "tilgang BIGINT, afgang BIGINT, periode_slut DATE, periode VARCHAR, uger_i_perioden INTEGER, "
               "er_foreloebig BOOLEAN, horisont DATE)")
-    c.execute("CREATE VIEW mart_ydelser_fuld AS\n" + MODEL.read_text(encoding="utf-8"))
+    c.execute("CREATE VIEW mart_ydelser_fuld AS\n" + MODEL)
     yield c
     c.close()
 
