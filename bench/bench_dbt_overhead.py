@@ -113,10 +113,13 @@ def _tables(root: Path, code: Path, keys: Path) -> dict[str, list]:
         rels = con.execute("SELECT database_name, schema_name, table_name FROM duckdb_tables() "
                            "WHERE database_name IN ('build', 'restricted') ORDER BY ALL").fetchall()
         for db, schema, t in rels:
+            if (schema, t) == ("meta", "model_run"):  # which nodes ran and how long: differs by design
+                continue
             q = f'"{db}"."{schema}"."{t}"'
             cols = [r[0] for r in con.execute(f"DESCRIBE {q}").fetchall()]
-            # a load's own bookkeeping differs by design (load ids, timings)
-            keep = [c for c in cols if c not in ("load_id", "seconds", "started_at", "finished_at", "_load_id")]
+            # a load's own bookkeeping differs by design (load ids, timings, the project's digest)
+            keep = [c for c in cols if c not in ("load_id", "seconds", "started_at", "finished_at", "_load_id",
+                                                 "digest")]
             rows = con.execute(f"SELECT {', '.join(chr(34) + c + chr(34) for c in keep)} FROM {q}").fetchall()
             out[f"{db}.{schema}.{t}"] = sorted(rows, key=repr)
         con.close()
