@@ -117,13 +117,39 @@ def _tables(root: Path, code: Path, keys: Path) -> dict[str, list]:
                 continue
             q = f'"{db}"."{schema}"."{t}"'
             cols = [r[0] for r in con.execute(f"DESCRIBE {q}").fetchall()]
-            # a load's own bookkeeping differs by design (load ids, timings, the project's digest)
+            # a load's own bookkeeping differs by design (load ids, timings, clock times, the project's digest)
             keep = [c for c in cols if c not in ("load_id", "seconds", "started_at", "finished_at", "_load_id",
-                                                 "digest")]
+                                                 "digest", "publiceret_tid")]
             rows = con.execute(f"SELECT {', '.join(chr(34) + c + chr(34) for c in keep)} FROM {q}").fetchall()
             out[f"{db}.{schema}.{t}"] = sorted(rows, key=repr)
         con.close()
     return out
+
+
+def _replay(work: Path, day: dt.date, rounds: int, out: Path | None) -> None:
+    """``day`` loaded on a copy of each side's last warehouse of a finished run, ``rounds`` times, alternating.
+    A copy has other paths than its original, so its parse is a full one: the figure to compare is the build's
+    own cost (``dbt_build_own_*``), which a parse does not touch."""
+    keys = work / "keys"
+    res: dict = {"work": str(work), "day": day.isoformat(), "uptime_start": _uptime(), "nights": []}
+    for r in range(rounds):
+        for side in ("before", "after"):
+            root = work / f"replay_{side}"
+            if root.exists():
+                shutil.rmtree(root)
+            shutil.copytree(work / f"{side}_0", root, symlinks=True)
+            s = _summary(_night(work / f"{side}_code", root, day, keys))
+            s.update({"side": side, "round": r, "uptime": _uptime()})
+            res["nights"].append(s)
+            print(json.dumps(s), file=sys.stderr)
+            shutil.rmtree(root)
+    res["build_own"] = {side: {k: [n[k] for n in res["nights"] if n["side"] == side]
+                               for k in ("dbt_build_own_seconds", "dbt_build_own_cpu_seconds")}
+                        for side in ("before", "after")}
+    text = json.dumps(res, indent=1)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
 
 
 def _uptime() -> str:
@@ -140,9 +166,16 @@ def main() -> None:
     ap.add_argument("--nights", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1, help="sides alternate per round (before, after, before, ...)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--replay", type=Path, metavar="WORK",
+                    help="a finished run's work directory: replay the next day on copies of both sides' last "
+                         "warehouses, --rounds times, alternating (more samples of the steady night's build)")
+    ap.add_argument("--day", type=dt.date.fromisoformat)
     a = ap.parse_args()
     if a.child:
         _child(Path(a.child[0]), dt.date.fromisoformat(a.child[1]), a.profile)
+        return
+    if a.replay:
+        _replay(a.replay, a.day, a.rounds, a.out)
         return
     repo = HERE.parent
     work = a.work
