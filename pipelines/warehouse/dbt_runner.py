@@ -182,11 +182,31 @@ def _quiet_events() -> Iterator[None]:
         emc.ctx_set_event_manager(old)
 
 
-def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str) -> dict:
-    """Run dbt in this process; returns ``{node: (status, seconds, rows)}``, raising on an error."""
+@contextlib.contextmanager
+def _no_sql_files() -> Iterator[None]:
+    """dbt without its per-node SQL files: it writes every node's compiled SQL to ``target/compiled`` and, for a
+    model, the executed statement again to ``target/run`` (two file writes a node, no flag turns them off); a
+    nightly load reads neither (the statements are in the node results).  Measured on a tiny night: about a
+    tenth of dbt's worker thread's wall, waiting on the disk (bench/bench_dbt_overhead.py)."""
+    from dbt.contracts.graph.nodes import ParsedNode
+
+    write = ParsedNode.__dict__["write_node"]
+    ParsedNode.write_node = lambda self, project_root, compiled_path, compiled_code: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ParsedNode.write_node = write  # type: ignore[method-assign]
+
+
+def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str, sql_files: bool = True) -> dict:
+    """Run dbt in this process; returns ``{node: (status, seconds, rows)}``, raising on an error.
+
+    ``sql_files=False``: no compiled SQL under the target directory (:func:`_no_sql_files`); a rebuild keeps them
+    (bench/bench_model_alone.py reads one)."""
     from dbt.cli.main import dbtRunner
 
-    with _env(env), _quiet_events():
+    files = contextlib.nullcontext() if sql_files else _no_sql_files()
+    with _env(env), _quiet_events(), files:
         try:
             res = dbtRunner(manifest=_manifest(root, env)).invoke(dbt_args(command, root, *extra))
         finally:
@@ -325,7 +345,7 @@ def _invoke_in_process(root: Path, env: dict[str, str], args: list[str]) -> dict
         args = [*args[:i], *skip, *args[i:]]
     elif skip:
         args = [*args, "--exclude", *skip]
-    return run_dbt(root, env, "build", *args)
+    return run_dbt(root, env, "build", *args, sql_files=False)
 
 
 DbtInvoke = Callable[[Path, dict[str, str], list[str]], dict]

@@ -76,7 +76,9 @@ def test_one_parsed_dbt_project_serves_every_environment(tmp_path):
     assert "env_var" not in src["meta"]["external_location"]
     assert src["meta"]["external_location"].startswith("read_parquet('{name}/")
     profile = yaml.safe_load((DBT_DIR / "profiles.yml").read_text())["dsdw"]["outputs"]["duckdb"]
-    assert "DSDW_LAKE" in profile["settings"]["file_search_path"]
+    assert "DSDW_LAKE" in profile["config_options"]["file_search_path"]
+    # per node, dbt-duckdb SETs only the session-local setting again (the database-wide ones are given once)
+    assert list(profile["settings"]) == ["TimeZone"]
     macros = "".join(f.read_text() for f in (DBT_DIR / "dbt" / "macros").glob("*.sql"))
     assert macros.count("DSDW_DBT_SCHEMA_CHECK', '1')") == 1 and "not execute or env_var('DSDW_DBT_SCHEMA_CHECK'" \
         in macros
@@ -186,6 +188,10 @@ def test_bitemporal_versions_and_as_of(tmp_path, keydir):
     assert q(root, "SELECT is_unique FROM duckdb_indexes() WHERE index_name = 'fct_kontaktgruppe_aktuel__key'") == [
         (True,)]
     assert q(root, "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%dbt_tmp%'") == []
+    # dbt's per-node SQL files are not written by a load (nothing reads them); partial parsing's state is kept
+    target = root / "warehouse" / "dbt_target"
+    assert (target / "partial_parse.msgpack").is_file()
+    assert [p.name for p in target.rglob("*.sql")] == []
     copy = tmp_path / "copy.duckdb"
     shutil.copy(published_path(root), copy)
     con = duckdb.connect(str(copy))
