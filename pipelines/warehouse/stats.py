@@ -405,9 +405,10 @@ _ENHEDER = {"bytes": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, 
 
 
 def _memory_limit(con: duckdb.DuckDBPyConnection) -> int:
-    """DuckDB's ``memory_limit`` in bytes (the setting reads e.g. '5.5 GiB')."""
+    """DuckDB's ``memory_limit`` in bytes (the setting reads e.g. '5.5 GiB').  fetchall, not fetchone: a result
+    left unfinished blocks the dbt Python model's connection (DuckDB 2.0)."""
     tal, enhed = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*",
-                              con.execute("SELECT current_setting('memory_limit')").fetchone()[0]).groups()
+                              con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]).groups()
     return int(float(tal) * _ENHEDER[enhed.lower()])
 
 
@@ -425,7 +426,7 @@ def ydelser_spand(con: duckdb.DuckDBPyConnection) -> int:
     rows = con.execute(
         f"SELECT coalesce(sum(date_diff('month', startdato, {til}) + date_diff('quarter', startdato, {til}) "
         f"+ date_diff('year', startdato, {til}) + 3), 0) FROM fct_ydelsesforloeb "
-        f"WHERE startdato <= {_H} AND person_key IS NOT NULL").fetchone()[0]
+        f"WHERE startdato <= {_H} AND person_key IS NOT NULL").fetchall()[0][0]
     return max(1, math.ceil(rows * BYTES_PER_PF_RAEKKE / (_memory_limit(con) * PASS_ANDEL)))
 
 
@@ -502,7 +503,7 @@ def maintain_ydelser(con: duckdb.DuckDBPyConnection, model, values: dict) -> int
             or con.execute(f"SELECT count(*) FROM {q}").fetchone()[0] == 0:
         # first run, a table from an older definition, or a load date before the previous one: everything
         con.execute(f"CREATE OR REPLACE TABLE {q} AS {ydelser_fuld(con)}")
-        return con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
+        return con.execute(f"SELECT count(*) FROM {q}").fetchall()[0][0]
 
     key = get_contract(STATE_DATASET).record_key[0]
     rollover = (h - dt.timedelta(days=h.weekday()) != fo - dt.timedelta(days=fo.weekday())
