@@ -67,10 +67,12 @@ class SpillPoller(threading.Thread):
         self.cur.close()
 
 
-def run(db: Path, sql: Path, memory_limit: str, threads: int, max_temp: str, insertion_order: bool,
-        keep: str | None = None) -> dict:
+def run(db: Path, sql: Path | None, memory_limit: str, threads: int, max_temp: str, insertion_order: bool,
+        keep: str | None = None, spand: int | None = None) -> dict:
     """Create the model's table from its compiled SQL under the settings; its rows, time, peak memory and spill.
-    ``keep``: leave the table in the warehouse under this name (to compare two forms' rows afterwards)."""
+    ``keep``: leave the table in the warehouse under this name (to compare two forms' rows afterwards).
+    ``spand``: instead of ``sql``, mart_ydelser_beregning's full computation as its dbt Python model runs it
+    (stats.ydelser_fuld) in this many person buckets (1: the one-pass SQL), the passes inside the timing."""
     settings = {"memory_limit": memory_limit, "threads": threads, "max_temp_directory_size": max_temp,
                 "TimeZone": "Europe/Copenhagen", "preserve_insertion_order": insertion_order,
                 "enable_progress_bar": False}
@@ -86,13 +88,19 @@ def run(db: Path, sql: Path, memory_limit: str, threads: int, max_temp: str, ins
     t, c = time.perf_counter(), time.process_time()
     poller.start()
     try:
-        con.execute("CREATE TABLE main.bench_model_alone AS " + sql.read_text(encoding="utf-8"))
+        if spand:
+            from pipelines.warehouse.stats import ydelser_fuld
+
+            text = ydelser_fuld(con, spand)
+        else:
+            text = sql.read_text(encoding="utf-8")
+        con.execute("CREATE TABLE main.bench_model_alone AS " + text)
         rows, error = con.execute("SELECT count(*) FROM main.bench_model_alone").fetchone()[0], None
     except duckdb.Error as e:  # a spill over the cap is a result too
         rows, error = None, str(e).splitlines()[0]
     finally:
         poller.stop()
-    out = {"model": sql.stem, "rows": rows, "error": error, "wall_s": round(time.perf_counter() - t, 1),
+    out = {"model": "mart_ydelser_beregning" if spand else sql.stem, "spand": spand, "rows": rows, "error": error, "wall_s": round(time.perf_counter() - t, 1),
            "cpu_s": round(time.process_time() - c, 1),
            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
            "peak_spill_gib": round(poller.peak_disk / 2**30, 2),
@@ -109,7 +117,9 @@ def run(db: Path, sql: Path, memory_limit: str, threads: int, max_temp: str, ins
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", type=Path, required=True, help="the rebuilt warehouse (its inputs built)")
-    ap.add_argument("--sql", type=Path, required=True, help="dbt's compiled SQL of the model")
+    ap.add_argument("--sql", type=Path, help="dbt's compiled SQL of the model")
+    ap.add_argument("--ydelser-spand", type=int, metavar="N",
+                    help="instead of --sql: mart_ydelser_beregning's full computation in N person buckets")
     ap.add_argument("--memory-limit", default="6GB")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-temp", default="20GB")
@@ -117,7 +127,9 @@ def main() -> None:
     ap.add_argument("--keep", metavar="TABLE", help="keep the result as this table (default: dropped)")
     ap.add_argument("--label", default="", help="added to the result file's name (e.g. before/after)")
     a = ap.parse_args()
-    out = run(a.db, a.sql, a.memory_limit, a.threads, a.max_temp, a.insertion_order, a.keep)
+    if not (a.sql or a.ydelser_spand):
+        ap.error("--sql or --ydelser-spand")
+    out = run(a.db, a.sql, a.memory_limit, a.threads, a.max_temp, a.insertion_order, a.keep, a.ydelser_spand)
     out["label"] = a.label
     res = Path(__file__).parent / "results"
     res.mkdir(exist_ok=True)

@@ -493,7 +493,8 @@ def _after_dbt(con: duckdb.DuckDBPyConnection, res: B.LoadResult, statistics: bo
 
 
 def ydelser_python_model(dbt, session: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-    """The dbt-duckdb Python model ``mart_ydelser_beregning``: the full computation on its first build; later
+    """The dbt-duckdb Python model ``mart_ydelser_beregning``: the full computation on its first build (in person
+    buckets at national scale); later
     the cells the load moved, by delta (:func:`pipelines.warehouse.stats.maintain_ydelser`, which maintains the
     table in place), returning no rows to append.  The delta reads the scope models' tables under the temp names
     the delta's SQL uses."""
@@ -502,15 +503,14 @@ def ydelser_python_model(dbt, session: duckdb.DuckDBPyConnection) -> duckdb.Duck
     from pipelines.warehouse import stats
 
     name = "mart_ydelser_beregning"
-    lines = stats.ydelser_model_sql().splitlines()
-    # the full computation: the text after its header comment
-    k = next((i for i, line in enumerate(lines) if not line.startswith("--")), len(lines))
-    sql = "\n".join(lines[k:]).strip().rstrip(";")
+    sql = stats.ydelser_model_body()
     d = session.execute("SELECT indlaest_dato FROM meta.current_load").fetchone()[0]
     session.execute("SET VARIABLE load_date = ?", [d])
     if not dbt.is_incremental:
         session.execute("SET VARIABLE model_first_run = true")
-        return session.sql(sql)
+        # in person buckets when one pass would not fit in memory (stats.ydelser_fuld; its temp tables live in
+        # this connection, which also materialises the relation)
+        return session.sql(stats.ydelser_fuld(session))
     for temp, model in (("affected_person_maaneder", "int_affected_person_maaneder"),
                         ("changed_keys", "int_state_changed_keys"), ("changed_old", "int_state_changed_old")):
         session.execute(f"CREATE OR REPLACE TEMP VIEW {temp} AS SELECT * FROM staging.{model}")

@@ -367,21 +367,109 @@ YDELSER_KOLONNER = ("indlaesning_nr", "periode_type", "periode_start", "periode_
 _SPELLS = "SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato FROM {}"
 
 
+def _model_perioder(forloeb: str) -> str:
+    """The full computation's periods: every month (with its quarter and year) from the first spell's month in
+    ``forloeb`` to the load date."""
+    return (f"SELECT p.* FROM generate_series(CAST(coalesce((SELECT date_trunc('month', min(startdato)) FROM "
+            f"{forloeb}), date_trunc('month', {_H})) AS TIMESTAMP), CAST({_H} AS TIMESTAMP), INTERVAL 1 MONTH) "
+            "t(g), LATERAL (VALUES ('maaned', CAST(g AS DATE)), ('kvartal', CAST(date_trunc('quarter', g) AS DATE)), "
+            "('aar', CAST(date_trunc('year', g) AS DATE))) p(periode_type, periode_start)")
+
+
+_H = "CAST(getvariable('load_date') AS DATE)"
+_NR = "SELECT z.nr AS indlaesning_nr, y.*\nFROM (\n{core}\n) y\nCROSS JOIN (SELECT count(*) + 1 AS nr FROM meta.load) z\n"
+
+
 def ydelser_model_sql() -> str:
-    """The file text of ``mart_ydelser_beregning``: its header and its full computation."""
-    h = "CAST(getvariable('load_date') AS DATE)"
-    perioder = (f"SELECT p.* FROM generate_series(CAST(coalesce((SELECT date_trunc('month', min(startdato)) FROM "
-                f"fct_ydelsesforloeb), date_trunc('month', {h})) AS TIMESTAMP), CAST({h} AS TIMESTAMP), INTERVAL 1 MONTH) "
-                "t(g), LATERAL (VALUES ('maaned', CAST(g AS DATE)), ('kvartal', CAST(date_trunc('quarter', g) AS DATE)), "
-                "('aar', CAST(date_trunc('year', g) AS DATE))) p(periode_type, periode_start)")
-    core = ydelser_sql(_SPELLS.format("fct_ydelsesforloeb"), perioder, "getvariable('load_date')", tomme_perioder=True)
+    """The file text of ``mart_ydelser_beregning``: its header and its full computation (in one pass)."""
+    core = ydelser_sql(_SPELLS.format("fct_ydelsesforloeb"), _model_perioder("fct_ydelsesforloeb"),
+                       "getvariable('load_date')", tomme_perioder=True)
     core = "\n".join("    " + line if line else line for line in core.strip().splitlines())
-    return YDELSER_HEADER.format(mark=GENERATED_MARK) + f"""SELECT z.nr AS indlaesning_nr, y.*
-FROM (
-{core}
-) y
-CROSS JOIN (SELECT count(*) + 1 AS nr FROM meta.load) z
-"""
+    return YDELSER_HEADER.format(mark=GENERATED_MARK) + _NR.format(core=core)
+
+
+def ydelser_model_body() -> str:
+    """The one-pass full computation: :func:`ydelser_model_sql` after its header comment."""
+    lines = ydelser_model_sql().splitlines()
+    k = next((i for i, line in enumerate(lines) if not line.startswith("--")), len(lines))
+    return "\n".join(lines[k:]).strip().rstrip(";")
+
+
+# the person buckets of the full computation (ydelser_fuld): a pass's working set per period x spell row (ys_pf),
+# measured on the 1-year national warehouse (27.2M rows: ~9 GB of memory and spill in one pass), and the share of
+# DuckDB's memory_limit a pass may fill
+BYTES_PER_PF_RAEKKE = 400
+PASS_ANDEL = 0.5
+_ENHEDER = {"bytes": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
+            "gb": 10**9, "tb": 10**12}
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's ``memory_limit`` in bytes (the setting reads e.g. '5.5 GiB').  fetchall, not fetchone: a result
+    left unfinished blocks the dbt Python model's connection (DuckDB 2.0)."""
+    tal, enhed = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*",
+                              con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]).groups()
+    return int(float(tal) * _ENHEDER[enhed.lower()])
+
+
+def ydelser_spand(con: duckdb.DuckDBPyConnection) -> int:
+    """How many person buckets the full computation needs so that one pass's hash tables fit in memory: the
+    period x spell rows (``ys_pf``: a spell in every month, quarter and year it touches) it will group, times
+    :data:`BYTES_PER_PF_RAEKKE`, over :data:`PASS_ANDEL` of ``memory_limit``.  ``DSDW_YDELSER_SPAND`` overrides
+    it (tests, benchmarks)."""
+    import math
+    import os
+
+    if os.environ.get("DSDW_YDELSER_SPAND"):
+        return max(1, int(os.environ["DSDW_YDELSER_SPAND"]))
+    til = f"least(coalesce(slutdato, {_H}), {_H})"
+    rows = con.execute(
+        f"SELECT coalesce(sum(date_diff('month', startdato, {til}) + date_diff('quarter', startdato, {til}) "
+        f"+ date_diff('year', startdato, {til}) + 3), 0) FROM fct_ydelsesforloeb "
+        f"WHERE startdato <= {_H} AND person_key IS NOT NULL").fetchall()[0][0]
+    return max(1, math.ceil(rows * BYTES_PER_PF_RAEKKE / (_memory_limit(con) * PASS_ANDEL)))
+
+
+def ydelser_fuld(con: duckdb.DuckDBPyConnection, spand: int | None = None) -> str:
+    """The full computation of ``mart_ydelser_beregning`` in person buckets: returns the SELECT of its rows.
+
+    Why: every step up to the cells is per person (a person's spells, periods, weeks, tilgang/afgang), and all
+    four measures are sums over persons (antal_personer, tilgang and afgang count a person once per cell,
+    ydelsesuger adds its weeks; fuldtidspersoner is ydelsesuger over the period's weeks, computed after the sum),
+    so the cells are the sums of the cells of disjoint person sets.  In one pass the 5-year national
+    computation's aggregations spill ~25 GB (docs/scale-out.md); in ``spand`` passes over the persons numbered
+    once (bucket ``pid % spand``; default :func:`ydelser_spand`) each pass's hash tables fit in memory.  The
+    passes' partial cells are written to the temp table ``ys_delceller``; the returned SELECT sums them and adds
+    every period's all-zero row (:data:`TOM_PERIODE`).  With one bucket it is the one-pass SQL.  Needs the
+    variable ``load_date``."""
+    n = spand or ydelser_spand(con)
+    if n <= 1:
+        return ydelser_model_body()
+    con.execute("""CREATE OR REPLACE TEMP TABLE ys_forloeb_nr AS
+        SELECT n.pid AS person_key, s.kommunekode, s.ydelsesgruppe, s.startdato, s.slutdato
+        FROM fct_ydelsesforloeb s
+        LEFT JOIN (SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid
+                   FROM (SELECT DISTINCT person_key FROM fct_ydelsesforloeb WHERE person_key IS NOT NULL) d) n
+               ON n.person_key = s.person_key""")
+    perioder = _model_perioder("ys_forloeb_nr")
+    per_keys = "periode_type, periode_start"
+    cell = f"{per_keys}, geo_niveau, geo_kode, ydelsesgruppe"
+    for b in range(n):
+        spells = f"SELECT * FROM ys_forloeb_nr WHERE person_key % {n} = {b}"
+        con.execute(("CREATE OR REPLACE TEMP TABLE ys_delceller AS " if b == 0 else "INSERT INTO ys_delceller ")
+                    + f"""WITH {_perioder_ctes(perioder, "getvariable('load_date')")}, {_bidrag_ctes(spells, "dim_kommune", None)}, ys_b AS (
+{_BIDRAG_SELECT.format(person="pid")}
+)
+SELECT {cell}, sum(antal) AS antal_personer, sum(uger) AS ydelsesuger, sum(tilgang) AS tilgang, sum(afgang) AS afgang
+FROM ys_b GROUP BY ALL""")
+    celler = f"""SELECT {cell}, sum(antal_personer) AS antal_personer, sum(ydelsesuger) AS ydelsesuger,
+                sum(tilgang) AS tilgang, sum(afgang) AS afgang
+         FROM (SELECT {cell}, antal_personer, ydelsesuger, tilgang, afgang FROM ys_delceller
+               UNION ALL SELECT {per_keys}, 'land', '{LAND_KODE}', '{I_ALT}', 0, 0, 0, 0 FROM ys_per)
+         GROUP BY ALL"""
+    core = f"""WITH {_perioder_ctes(perioder, "getvariable('load_date')")}
+{_celle_sql(per_keys, celler, cell)}"""
+    return _NR.format(core=core)
 
 
 class StatistikError(RuntimeError):
@@ -414,8 +502,8 @@ def maintain_ydelser(con: duckdb.DuckDBPyConnection, model, values: dict) -> int
     if fo is None or fo > h or first or set(cols) != set(YDELSER_KOLONNER) \
             or con.execute(f"SELECT count(*) FROM {q}").fetchone()[0] == 0:
         # first run, a table from an older definition, or a load date before the previous one: everything
-        con.execute(f"CREATE OR REPLACE TABLE {q} AS {model.sql}")
-        return con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
+        con.execute(f"CREATE OR REPLACE TABLE {q} AS {ydelser_fuld(con)}")
+        return con.execute(f"SELECT count(*) FROM {q}").fetchall()[0][0]
 
     key = get_contract(STATE_DATASET).record_key[0]
     rollover = (h - dt.timedelta(days=h.weekday()) != fo - dt.timedelta(days=fo.weekday())

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from fixtures_wh import assert_mart_equals_full_recomputation, cpr_for, deliver, kg
 
-from pipelines.warehouse import build, dbt_runner
+from pipelines.warehouse import build, dbt_runner, stats
 from pipelines.warehouse.build import load_warehouse, published_path
-from pipelines.warehouse.stats import ydelser_for_months
+from pipelines.warehouse.stats import ydelser_for_months, ydelser_fuld, ydelser_model_body, ydelser_spand
 from pipelines.warehouse.suppression import (
     GRAENSE,
     MAAL,
@@ -105,7 +105,10 @@ def cell(con: duckdb.DuckDBPyConnection, typ: str, start: dt.date, niveau: str, 
     return got.get((niveau, kode, grp))
 
 
-def test_ydelser_hand_computed_and_incremental_equals_full(tmp_path, keydir, small_denmark):
+def test_ydelser_hand_computed_and_incremental_equals_full(tmp_path, keydir, small_denmark, monkeypatch):
+    # the first build's full computation in three person buckets (stats.ydelser_fuld), as at national scale: the
+    # hand-computed cells below are sums over persons that lie in different buckets
+    monkeypatch.setenv("DSDW_YDELSER_SPAND", "3")
     root = tmp_path / "p"
     # the data foundation's first delivery (empty), 1 September 2026: periods from then on are covered
     deliver(root, "kontaktgruppe", SEP, [], reporter="101", source="first")
@@ -615,3 +618,59 @@ def test_tilgang_and_afgang_are_placed_where_the_merged_spell_starts_and_ends():
     reg = dict(rel.filter("periode_type = 'maaned' AND geo_niveau <> 'kommune' AND ydelsesgruppe = 'dagpenge'")
                .select("geo_kode, (tilgang, afgang)").fetchall())
     assert reg == {"082": (1, 2), "084": (1, 1), "000": (2, 3)}
+
+
+def test_the_full_computation_in_person_buckets_equals_one_pass(monkeypatch):
+    """stats.ydelser_fuld sums the cells of disjoint person buckets (pid % N): every measure is a sum over
+    persons, so the rows equal the one-pass computation's -- also a person's tilgang/afgang placed by its own
+    spells in two kommuner, a spell without a person (left out) and the all-zero row of an empty period."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE dim_kommune AS SELECT * FROM (VALUES ('101', '084'), ('147', '084'), ('751', '082')) "
+                "t(kommunekode, region_kode)")
+    con.execute("CREATE SCHEMA meta")
+    con.execute("CREATE TABLE meta.load AS SELECT 1 AS load_id")
+    con.execute("""CREATE TABLE fct_ydelsesforloeb AS SELECT * FROM (VALUES
+        ('p', '751', 'dagpenge', DATE '2026-10-05', DATE '2026-10-10'),
+        ('p', '101', 'dagpenge', DATE '2026-10-20', DATE '2026-10-25'),
+        ('q', '101', 'dagpenge', DATE '2026-10-03', DATE '2026-10-08'),
+        ('q', '751', 'kontanthjaelp', DATE '2026-10-12', NULL),
+        ('r', '147', 'dagpenge', DATE '2026-08-01', DATE '2026-10-15'),
+        ('r', '751', 'dagpenge', DATE '2026-10-16', DATE '2026-10-30'),
+        ('s', '147', 'sygedagpenge', DATE '2026-06-01', DATE '2026-06-30'),
+        ('t', '101', 'dagpenge', DATE '2026-03-02', DATE '2026-03-10'),
+        (NULL, '101', 'dagpenge', DATE '2026-10-01', NULL)
+        ) t(person_key, kommunekode, ydelsesgruppe, startdato, slutdato)""")
+    con.execute("SET VARIABLE load_date = DATE '2026-12-15'")
+    one = con.execute(ydelser_model_body()).fetchall()
+    for n in (2, 3, 5):
+        rows = con.execute(ydelser_fuld(con, n)).fetchall()
+        assert sorted(rows, key=repr) == sorted(one, key=repr), n
+    # the persons numbered once (p..t: 1..5; the spell without a person has no number, in no bucket)
+    assert con.execute("SELECT list(DISTINCT person_key ORDER BY person_key) FROM ys_forloeb_nr "
+                       "WHERE person_key IS NOT NULL").fetchone()[0] \
+        == [1, 2, 3, 4, 5]
+    got = {(r[1], r[2], r[5], r[6], r[7]): (r[8], r[10], r[11], r[13]) for r in rows}
+    okt, jul, apr = dt.date(2026, 10, 1), dt.date(2026, 7, 1), dt.date(2026, 4, 1)
+    # October, land, i alt (antal, tilgang, afgang, ydelsesuger): p, q, r (in different buckets); tilgang p (Oct 5)
+    # and q (Oct 3; again Oct 12: once); afgang p, q (Oct 8, a gap before Oct 12) and r (Oct 30); weeks W40-W44:
+    # p 2 (W41, W43), q 5, r 5
+    assert got[("maaned", okt, "land", "000", "i alt")] == (3, 2, 3, 12)
+    # 751 dagpenge: p (first entry in 751, last exit in 101: W41) and r (W42-W44; its merged spell started in 147 in
+    # August: no tilgang; its afgang Oct 30 is placed in 751)
+    assert got[("maaned", okt, "kommune", "751", "dagpenge")] == (2, 1, 1, 4)
+    # July: no day in a state, but s's June 29-30 lie in W27 (Thursday July 2) and r's August 1 in W31 (Thursday
+    # July 30), two of July's weeks
+    assert got[("maaned", jul, "land", "000", "i alt")] == (0, 0, 0, 2)
+    # April: nobody (t ended March 10): the period's one all-zero row
+    assert [k for k in got if k[:2] == ("maaned", apr)] == [("maaned", apr, "land", "000", "i alt")]
+    assert got[("maaned", apr, "land", "000", "i alt")] == (0, 0, 0, 0)
+    # the number of buckets grows with the period x spell rows over the memory limit
+    con.execute("SET memory_limit = '10GB'")
+    assert ydelser_spand(con) == 1
+    con.execute("SET memory_limit = '1MB'")
+    monkeypatch.setattr(stats, "BYTES_PER_PF_RAEKKE", 10**5)
+    n = ydelser_spand(con)
+    monkeypatch.setattr(stats, "BYTES_PER_PF_RAEKKE", 2 * 10**5)
+    assert 1 < n < ydelser_spand(con)
+    monkeypatch.setenv("DSDW_YDELSER_SPAND", "4")
+    assert ydelser_spand(con) == 4

@@ -1,5 +1,12 @@
 {{ config(materialized='table', schema='staging') }}
 -- The rows of fct_person_week this load writes: every week of the affected persons, the new weeks of everyone else.
+-- Rules (fct_person_week's header): a spell (§ 15; § 16, stk. 6, nr. 3-5) counts in every ISO week it touches; of
+-- a week's spells the lowest prioritet wins, then the later start, then the lower kontaktgruppe_id.
+-- Why numbers: at national scale with 5 years the panel is ~140M person-weeks, and keyed by the 64-character
+-- person_key its windows, grouping and joins spilled past 20 GB (docs/scale-out.md).  The persons are numbered once
+-- (pid) and each person's spells once, in the order that picks a week's spell (nr: the lowest wins), so the
+-- person-week rows carry three numbers: a week's spell is min(nr) of one grouping, and the person_key, status and
+-- kontaktgruppe return by equality joins at the end.  Plain SQL on both engines.
 WITH param AS (
     SELECT
         CAST(date_trunc('week', CAST({{ load_date() }} AS DATE)) AS DATE) AS load_uge,
@@ -7,9 +14,11 @@ WITH param AS (
          FROM {{ source('meta', 'load') }} l
          WHERE l.load_id IN (SELECT load_id FROM {{ source('meta', 'model_run') }} WHERE model = 'fct_person_week')) AS forrige_uge,
         (SELECT status FROM {{ ref('dim_panelstatus') }} WHERE er_uden_tilstand) AS uden_tilstand
+), status_nr AS (
+    SELECT status, row_number() OVER (ORDER BY status) AS sn FROM {{ ref('dim_panelstatus') }}
 ), status_af AS (
     SELECT {{ dsdw_unnest("ydelsesgrupper") }} AS ydelsesgruppe, status, prioritet FROM {{ ref('dim_panelstatus') }}
-), forloeb AS (
+), forloeb0 AS (
     SELECT f.person_key, f.kontaktgruppe_id, f.kontaktgruppe, f.startdato, f.slutdato,
            coalesce(s.status, {{ raise_error_fn() }}('ydelsesgruppe ' || coalesce(f.ydelsesgruppe, 'NULL')
                                     || ' has no status in panel_status.csv')) AS status,
@@ -17,73 +26,88 @@ WITH param AS (
     FROM {{ ref('fct_ydelsesforloeb') }} f
     LEFT JOIN status_af s ON s.ydelsesgruppe = f.ydelsesgruppe
     CROSS JOIN param
-    WHERE f.startdato IS NOT NULL AND (f.slutdato IS NULL OR f.slutdato >= f.startdato)
+    -- a spell without a person gets no panel rows (the CPR is required: § 16, stk. 6, nr. 1)
+    WHERE f.startdato IS NOT NULL AND (f.slutdato IS NULL OR f.slutdato >= f.startdato) AND f.person_key IS NOT NULL
       -- in a week already written only the affected persons get rows: read only their spells
       AND (param.forrige_uge IS NULL OR param.forrige_uge < param.load_uge
            OR f.person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }}))
+), person_nr AS (
+    SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid
+    FROM (SELECT DISTINCT person_key FROM forloeb0) d
+), forloeb AS (
+    -- nr: the spell's place in the person's order of precedence (exact: kontaktgruppe_id is the record key)
+    SELECT n.pid, f.kontaktgruppe, f.startdato, f.slutdato, sn.sn,
+           row_number() OVER (PARTITION BY n.pid ORDER BY f.prioritet, f.startdato DESC, f.kontaktgruppe_id) AS nr
+    FROM forloeb0 f
+    JOIN person_nr n ON n.person_key = f.person_key
+    JOIN status_nr sn ON sn.status = f.status
 ), person_foerste AS (
-    SELECT f.person_key, min(CAST(date_trunc('week', f.startdato) AS DATE)) AS foerste_uge
-    FROM forloeb f
-    GROUP BY f.person_key
+    SELECT pid, min(CAST(date_trunc('week', startdato) AS DATE)) AS foerste_uge
+    FROM forloeb
+    GROUP BY pid
 ), person_uger AS (
     -- the weeks to write per person: all of them for an affected person, else the weeks new since the last run
-    SELECT pf.person_key, pf.foerste_uge,
-           CASE WHEN a.person_key IS NOT NULL OR param.forrige_uge IS NULL
+    SELECT pf.pid, pf.foerste_uge,
+           CASE WHEN a.pid IS NOT NULL OR param.forrige_uge IS NULL
                 THEN pf.foerste_uge ELSE greatest(pf.foerste_uge, param.forrige_uge + 7) END AS fra_uge,
            param.load_uge AS til_uge
     FROM person_foerste pf
     CROSS JOIN param
-    LEFT JOIN (SELECT DISTINCT person_key FROM {{ ref('int_affected_persons') }}) a ON a.person_key = pf.person_key
+    LEFT JOIN (SELECT DISTINCT n.pid FROM {{ ref('int_affected_persons') }} ap
+               JOIN person_nr n ON n.person_key = ap.person_key) a ON a.pid = pf.pid
 ), person AS (
     -- the status is computed from the week before fra_uge when the person has weeks before it: that week's
     -- status is the first written week's forrige_status
     SELECT *, CASE WHEN fra_uge > foerste_uge THEN fra_uge - 7 ELSE fra_uge END AS beregn_fra
     FROM person_uger
     WHERE fra_uge <= til_uge
-), forloeb_uge AS (
-    -- a spell's weeks (a generator in the select list: both engines' form of a lateral series)
-    SELECT person_key, CAST(uge AS DATE) AS uge_start, status, prioritet, kontaktgruppe, startdato, kontaktgruppe_id
+), uge_raekker AS (
+    -- a spell's weeks (nr) and every week of the person from beregn_fra (nr NULL: the week exists even without a
+    -- spell); a spell's weeks lie within the person's, so grouping both gives every week once
+    SELECT pid, CAST(uge AS DATE) AS uge_start, nr
     FROM (
-        SELECT f.person_key, f.status, f.prioritet, f.kontaktgruppe, f.startdato, f.kontaktgruppe_id,
+        SELECT f.pid, f.nr,
                {{ dsdw_unnest((dsdw_date_series("greatest(CAST(date_trunc('week', f.startdato) AS DATE), p.beregn_fra)", "least(CAST(date_trunc('week', coalesce(f.slutdato, p.til_uge)) AS DATE), p.til_uge)", "INTERVAL 7 DAY"))) }} AS uge
         FROM forloeb f
-        JOIN person p ON p.person_key = f.person_key
+        JOIN person p ON p.pid = f.pid
     ) s
-), valgt AS (
-    SELECT person_key, uge_start, status, kontaktgruppe,
-           count(*) OVER (PARTITION BY person_key, uge_start) AS antal_forloeb
-    FROM forloeb_uge
-    QUALIFY row_number() OVER (PARTITION BY person_key, uge_start
-                               ORDER BY prioritet, startdato DESC, kontaktgruppe_id) = 1
-), uge AS (
-    SELECT person_key, fra_uge, CAST(uge AS DATE) AS uge_start
-    FROM (SELECT p.person_key, p.fra_uge, {{ dsdw_unnest((dsdw_date_series("p.beregn_fra", "p.til_uge", "INTERVAL 7 DAY"))) }} AS uge
+    UNION ALL
+    SELECT pid, CAST(uge AS DATE) AS uge_start, CAST(NULL AS BIGINT) AS nr
+    FROM (SELECT p.pid, {{ dsdw_unnest((dsdw_date_series("p.beregn_fra", "p.til_uge", "INTERVAL 7 DAY"))) }} AS uge
           FROM person p) s
+), valgt AS (
+    -- the week's spell: the lowest nr; antal_forloeb: the spells touching the week
+    SELECT pid, uge_start, min(nr) AS nr, count(nr) AS antal_forloeb
+    FROM uge_raekker
+    GROUP BY pid, uge_start
 ), status_uge AS (
-    SELECT g.person_key, g.fra_uge, g.uge_start, coalesce(v.status, param.uden_tilstand) AS status,
-           lag(coalesce(v.status, param.uden_tilstand)) OVER (PARTITION BY g.person_key ORDER BY g.uge_start)
-               AS forrige_status,
-           v.kontaktgruppe, v.antal_forloeb
-    FROM uge g
-    CROSS JOIN param
-    LEFT JOIN valgt v ON v.person_key = g.person_key AND v.uge_start = g.uge_start
+    SELECT v.pid, v.uge_start, v.antal_forloeb, f.kontaktgruppe, f.sn,
+           -- the week before's status number, 0 for a week without a spell, NULL in the person's first week
+           lag(coalesce(f.sn, 0)) OVER (PARTITION BY v.pid ORDER BY v.uge_start) AS forrige_sn
+    FROM valgt v
+    LEFT JOIN forloeb f ON f.pid = v.pid AND f.nr = v.nr
 )
 SELECT
-    g.person_key,
+    n.person_key,
     d.uge_id,
     d.iso_aar,
     d.iso_uge,
     d.uge_start,
     d.uge_maaned,
-    g.status,
-    g.forrige_status,
+    coalesce(s.status, param.uden_tilstand) AS status,
+    CASE WHEN g.forrige_sn IS NOT NULL THEN coalesce(fs.status, param.uden_tilstand) END AS forrige_status,
     g.kontaktgruppe,
-    coalesce(g.antal_forloeb, 0) AS antal_forloeb,
+    g.antal_forloeb,
     dp.kommunekode,
     dp.akassekode,
     CAST({{ load_date() }} AS DATE) AS indlaest_dato
 FROM status_uge g
+CROSS JOIN param
+JOIN person p ON p.pid = g.pid
+JOIN person_nr n ON n.pid = g.pid
 JOIN {{ ref('dim_dato') }} d ON d.dato = g.uge_start
-LEFT JOIN {{ ref('dim_person') }} dp ON dp.person_key = g.person_key
+LEFT JOIN status_nr s ON s.sn = g.sn
+LEFT JOIN status_nr fs ON fs.sn = g.forrige_sn
+LEFT JOIN {{ ref('dim_person') }} dp ON dp.person_key = n.person_key
     AND dp.gyldig_fra <= g.uge_start + 6 AND (dp.gyldig_til IS NULL OR dp.gyldig_til >= g.uge_start + 6)
-WHERE g.uge_start >= g.fra_uge
+WHERE g.uge_start >= p.fra_uge
