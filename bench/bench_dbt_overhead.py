@@ -245,11 +245,9 @@ def main() -> None:
         "dbt_build_own_cpu_seconds", "overhead_seconds", "overhead_cpu_seconds")} | {"count": len(ns)}
         for side, ns in steady.items() if ns}
     res["uptime_end"] = _uptime()
-    text = json.dumps(res, indent=1)
-    print(text)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text + "\n")
+    from machine import write_result  # bench/ is the script's own directory on sys.path
+
+    write_result(res, a.out)
 
 
 if __name__ == "__main__":

@@ -99,11 +99,9 @@ def main() -> None:
     res["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     res["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent).stdout.strip()
-    text = json.dumps(res, indent=1)
-    print(text)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text + "\n")
+    from machine import write_result  # bench/ is the script's own directory on sys.path
+
+    write_result(res, a.out)
 
 
 if __name__ == "__main__":
