@@ -494,16 +494,14 @@ def _after_dbt(con: duckdb.DuckDBPyConnection, res: B.LoadResult, statistics: bo
 
 def ydelser_python_model(dbt, session: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """The dbt-duckdb Python model ``mart_ydelser_beregning``: the full computation on its first build (in person
-    buckets at national scale); later
-    the cells the load moved, by delta (:func:`pipelines.warehouse.stats.maintain_ydelser`, which maintains the
-    table in place), returning no rows to append.  The delta reads the scope models' tables under the temp names
-    the delta's SQL uses."""
+    buckets at national scale); later the cells the load moved, by delta
+    (:func:`pipelines.warehouse.stats.maintain_ydelser`, which maintains the table in place), returning no rows to
+    append.  The delta reads the scope models' tables under the temp names the delta's SQL uses."""
     from types import SimpleNamespace
 
     from pipelines.warehouse import stats
 
     name = "mart_ydelser_beregning"
-    sql = stats.ydelser_model_body()
     d = session.execute("SELECT indlaest_dato FROM meta.current_load").fetchone()[0]
     session.execute("SET VARIABLE load_date = ?", [d])
     if not dbt.is_incremental:
@@ -516,5 +514,5 @@ def ydelser_python_model(dbt, session: duckdb.DuckDBPyConnection) -> duckdb.Duck
         session.execute(f"CREATE OR REPLACE TEMP VIEW {temp} AS SELECT * FROM staging.{model}")
     session.execute("SET VARIABLE model_first_run = false")
     q = f"{dbt.this.schema}.{dbt.this.identifier}"
-    stats.maintain_ydelser(session, SimpleNamespace(name=name, qualified=q, sql=sql), {"load_date": d})
+    stats.maintain_ydelser(session, SimpleNamespace(name=name, qualified=q), {"load_date": d})
     return session.sql(f"SELECT * FROM {q} LIMIT 0")

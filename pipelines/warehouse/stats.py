@@ -488,7 +488,8 @@ def maintain_ydelser(con: duckdb.DuckDBPyConnection, model, values: dict) -> int
     costs the persons the load touched.  Invariant: before a load the table holds the full
     computation (:func:`ydelser_sql`) at the previous load date; the test suite checks it after
     every load.  Needs the temp tables of ``build._affected`` (``affected_person_maaneder``,
-    ``changed_keys``, ``changed_old``).  Returns the number of rows written.
+    ``changed_keys``, ``changed_old``); ``model``: the table's ``name`` and ``qualified`` name (a first run
+    computes it in full, :func:`ydelser_fuld`).  Returns the number of rows written.
     """
     from pipelines.warehouse.build import STATE_DATASET
 
