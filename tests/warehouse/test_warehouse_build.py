@@ -247,6 +247,8 @@ def test_bitemporal_versions_and_as_of(tmp_path, keydir):
     target = root / "warehouse" / "dbt_target"
     assert (target / "partial_parse.msgpack").is_file()
     assert [p.name for p in target.rglob("*.sql")] == []
+    # and the night's compiled Jinja templates are kept for the next process (dbt_runner._compiled_templates)
+    assert (target / "jinja_code.marshal").stat().st_size > 0
     copy = tmp_path / "copy.duckdb"
     shutil.copy(published_path(root), copy)
     con = duckdb.connect(str(copy))
