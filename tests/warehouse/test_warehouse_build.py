@@ -215,14 +215,25 @@ def test_sealed_file_opens_with_the_standard_age_tool(tmp_path):
     assert age_recipient(key).startswith("age1")
 
 
-def test_bitemporal_versions_and_as_of(tmp_path, keydir):
+def test_bitemporal_versions_and_as_of(tmp_path, keydir, monkeypatch):
+    from dbt.adapters.base.impl import BaseAdapter
+
     root = tmp_path / "root"
     deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_B, P2, "2", "2026-09-15")])
     load_warehouse(root, D1)
     deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "1", "2026-09-01", "2026-10-01", version=2, change="2")])
     load_warehouse(root, D2)
     deliver(root, "kontaktgruppe", D3, [kg(KG_B, P2, "2", "2026-09-15", version=2, change="3")])
+    # a night of an unchanged project asks dbt's relation cache for no model's own table (materializations.sql,
+    # dsdw_existing); the one lookup is the panel scope's read of fct_person_week before it is rebuilt
+    # (derived.sql, existing_relation)
+    lookups: list[str] = []
+    get_relation = BaseAdapter.get_relation
+    monkeypatch.setattr(BaseAdapter, "get_relation",
+                        lambda self, database, schema, identifier: lookups.append(identifier)
+                        or get_relation(self, database, schema, identifier))
     load_warehouse(root, D3)
+    assert lookups == ["fct_person_week"]
     # append-only: 4 versions received, none erased
     assert q(root, "SELECT count(*) FROM fct_kontaktgruppe")[0][0] == 4
     hist = q(root, f"SELECT version, indlaest_dato, indlaest_til, er_slettet FROM fct_kontaktgruppe_historik "
