@@ -90,6 +90,61 @@ def test_one_parsed_dbt_project_serves_every_environment(tmp_path):
     assert R.manifest_key({**env_a, "DSDW_DBT_DATABASE": str(tmp_path / "other.duckdb")}) != R.manifest_key(env_a)
 
 
+def test_compiled_templates_are_reused_across_processes_and_render_the_same(tmp_path, monkeypatch):
+    """A night's templates come from the environment's cache file, not from Jinja's parser, and render what a
+    fresh compile renders; the native environment keeps its own code; a cache of another interpreter or Jinja is
+    ignored; dbt's environment is left as it was."""
+    import marshal
+
+    from dbt_common.clients import jinja as dj
+
+    from pipelines.warehouse import dbt_runner as R
+
+    text = "{% set y = name | upper %}{% for c in [y] %}{{ c }}{% endfor %}-{{ n + 1 }}"
+
+    def render(native: bool = False) -> object:
+        return dj.get_template(text, {"name": "ab", "n": 1}, native=native).render({})
+
+    cache = tmp_path / R.TEMPLATE_CACHE
+    monkeypatch.setattr(R, "_TEMPLATE_CODE", {})
+    fresh = render(), render(native=True)
+    assert fresh == ("AB-2", "AB-2") and type(fresh[1]) is str  # noqa: E721 (native keeps a non-literal as text)
+    with R._compiled_templates(cache):
+        assert (render(), render(native=True)) == fresh
+    assert "compile" not in dj.MacroFuzzEnvironment.__dict__
+    version, stored = marshal.loads(cache.read_bytes())
+    assert version == R._template_cache_version() and len(stored) == 2  # one code per environment class
+
+    # a new process: the file's code is used, Jinja parses nothing
+    monkeypatch.setattr(R, "_TEMPLATE_CODE", {})
+
+    def no_parse(*a: object) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(dj.MacroFuzzEnvironment, "_parse", no_parse)
+    with R._compiled_templates(cache):
+        assert (render(), render(native=True)) == fresh
+        with pytest.raises(Exception, match="parsed again"):  # a text not in the cache is still compiled
+            dj.get_template("{{ 1 + 1 }}", {}, native=True)
+
+
+def test_template_cache_of_another_version_is_not_used(tmp_path, monkeypatch):
+    """Code marshalled by another interpreter or Jinja is never executed: the file is ignored and rewritten."""
+    import marshal
+
+    from dbt_common.clients import jinja as dj
+
+    from pipelines.warehouse import dbt_runner as R
+
+    cache = tmp_path / R.TEMPLATE_CACHE
+    key = R.hashlib.sha256(b"MacroFuzzEnvironment\0{{ 7 }}").digest()
+    cache.write_bytes(marshal.dumps((b"other", {key: compile("x = 1", "<template>", "exec")})))
+    monkeypatch.setattr(R, "_TEMPLATE_CODE", {})
+    with R._compiled_templates(cache):
+        assert dj.get_template("{{ 7 }}", {}).render({}) == "7"
+    assert marshal.loads(cache.read_bytes())[0] == R._template_cache_version()
+
+
 def test_analyst_models_drop_pii_and_pseudonymise():
     files = {p.relative_to("dbt/models"): t for p, t in dbt_generated_files().items() if p.parts[1] == "models"}
     stg = files[Path("staging/stg_jobcenter__samtale_deltager.sql")]
@@ -160,14 +215,25 @@ def test_sealed_file_opens_with_the_standard_age_tool(tmp_path):
     assert age_recipient(key).startswith("age1")
 
 
-def test_bitemporal_versions_and_as_of(tmp_path, keydir):
+def test_bitemporal_versions_and_as_of(tmp_path, keydir, monkeypatch):
+    from dbt.adapters.base.impl import BaseAdapter
+
     root = tmp_path / "root"
     deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_B, P2, "2", "2026-09-15")])
     load_warehouse(root, D1)
     deliver(root, "kontaktgruppe", D2, [kg(KG_A, P1, "1", "2026-09-01", "2026-10-01", version=2, change="2")])
     load_warehouse(root, D2)
     deliver(root, "kontaktgruppe", D3, [kg(KG_B, P2, "2", "2026-09-15", version=2, change="3")])
+    # a night of an unchanged project asks dbt's relation cache for no model's own table (materializations.sql,
+    # dsdw_existing); the one lookup is the panel scope's read of fct_person_week before it is rebuilt
+    # (derived.sql, existing_relation)
+    lookups: list[str] = []
+    get_relation = BaseAdapter.get_relation
+    monkeypatch.setattr(BaseAdapter, "get_relation",
+                        lambda self, database, schema, identifier: lookups.append(identifier)
+                        or get_relation(self, database, schema, identifier))
     load_warehouse(root, D3)
+    assert lookups == ["fct_person_week"]
     # append-only: 4 versions received, none erased
     assert q(root, "SELECT count(*) FROM fct_kontaktgruppe")[0][0] == 4
     hist = q(root, f"SELECT version, indlaest_dato, indlaest_til, er_slettet FROM fct_kontaktgruppe_historik "
@@ -192,6 +258,8 @@ def test_bitemporal_versions_and_as_of(tmp_path, keydir):
     target = root / "warehouse" / "dbt_target"
     assert (target / "partial_parse.msgpack").is_file()
     assert [p.name for p in target.rglob("*.sql")] == []
+    # and the night's compiled Jinja templates are kept for the next process (dbt_runner._compiled_templates)
+    assert (target / "jinja_code.marshal").stat().st_size > 0
     copy = tmp_path / "copy.duckdb"
     shutil.copy(published_path(root), copy)
     con = duckdb.connect(str(copy))
