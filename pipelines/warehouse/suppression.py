@@ -1073,6 +1073,13 @@ MODULAR_TID = False
 # at most this many kommuner per sub-table (a region's kommuner in runs of about equal size, by kommunekode), so that
 # a sub-table's LPs do not grow with the region; None: a region's kommuner in one sub-table
 MODULAR_KOMMUNER: int | None = None
+# HiGHS's simplex strategy for the modular method's LPs (its sub-tables and the final audit) when SIMPLEX is None: 4,
+# primal (and with it no cold switch, _warm_iterations).  Measured at national scale (2026-12-04, Nordjylland's 11
+# kommuner at their national size, the sub-table the national year gives the region; docs/statistics.md): its first
+# sub-table of 3 kommuner took 29.1 CPU s with primal against 74.0 with the default dual simplex, the same 2,166
+# cells hidden.  Only the modular method (national-size grids): the demo's and the marts' grids keep the measured
+# default (SIMPLEX's comment).  None: SIMPLEX's default
+MODULAR_SIMPLEX: int | None = 4
 
 
 def _method(method: str | None, n: int) -> str:
@@ -1191,7 +1198,22 @@ def choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple]
     treatment (its own exact LPs over its block, more cells hidden, audit again).  That final audit is the safety
     net: the result is exactly as safe as the standard method's.  ``own``/``final_audit``: HiTaS's classic
     sub-tables (their own relations only) and no final audit, for tests only.  ``points``: as for
-    :func:`choose_hidden` (filled and stamped for ``cons``)."""
+    :func:`choose_hidden` (filled and stamped for ``cons``).  Its LPs use :data:`MODULAR_SIMPLEX` unless
+    :data:`SIMPLEX` is set (the strategy changes which optimal vertices are seen, not what they prove)."""
+    global SIMPLEX
+    asked = SIMPLEX
+    if SIMPLEX is None:  # the modular method's own simplex (MODULAR_SIMPLEX), for its LPs only
+        SIMPLEX = MODULAR_SIMPLEX
+    try:
+        return _choose_modular(values, cons, rows, graense, dirs, blocks, per_cell, stats, points, own, final_audit)
+    finally:
+        SIMPLEX = asked
+
+
+def _choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple], graense: int,
+                    dirs: list[np.ndarray] | None, blocks: np.ndarray | None, per_cell: int | None,
+                    stats: dict | None, points: Seen | None, own: bool, final_audit: bool) -> np.ndarray:
+    """:func:`choose_modular`'s work, with the simplex strategy already chosen."""
     n = len(values)
     by_cell: list[list[int]] = [[] for _ in range(n)]
     for k, c in enumerate(cons):
@@ -1230,7 +1252,7 @@ def choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple]
                  "%d rounds, %d LPs; %d of %d cells of the grid hidden; %.1f s wall, %.1f CPU s", s + 1, len(subs),
                  key[0][0], key[0][1], key[1], len(cells), before, int(h.sum()), st["rounds"], st["lp_solves"],
                  int(hidden.sum()), n, time.perf_counter() - t0, time.process_time() - c0)
-    modular = {"subtables": len(subs), "subtable_cells_max": max(sizes, default=0),
+    modular = {"subtables": len(subs), "subtable_cells_max": max(sizes, default=0), "simplex": SIMPLEX,
                "hidden_by_subtables": int(hidden.sum()), "subtables_cpu_s": time.process_time() - c0,
                "subtables_lp_solves": tally["lp_solves"], "own_relations_only": own}
     if final_audit:

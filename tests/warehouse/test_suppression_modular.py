@@ -240,3 +240,29 @@ def test_runs_of_one_kommune_withstand_the_independent_attacker(monkeypatch):
     att = Attack()
     att.add(table(truth, pub))
     assert_unpinned(att)
+
+
+def test_the_modular_method_solves_by_primal_simplex_and_restores_the_default(monkeypatch):
+    """The modular method's LPs use MODULAR_SIMPLEX (primal, measured cheaper at national scale) while SIMPLEX is
+    unset, an explicit SIMPLEX wins, and SIMPLEX is the caller's again afterwards (the demo's grids keep dual); both
+    strategies give a pattern that pins no cell under an audit from the truth."""
+    g = _grid(3, [0, 2, 4, 9, 30, 60], months=3)
+    dirs = valid_directions(g.n, g.constraints, g.directions)
+    built: list = []
+    block = suppression._Block
+
+    class Recording(block):
+        def __init__(self, *a, **k) -> None:
+            built.append(suppression.SIMPLEX)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(suppression, "_Block", Recording)
+    for asked, used in ((None, 4), (1, 1)):
+        monkeypatch.setattr(suppression, "SIMPLEX", asked)
+        built.clear()
+        stats: dict = {}
+        hidden = choose_grid_hidden(g, method="modular", stats=stats)
+        assert stats["modular"]["simplex"] == used and built and set(built) == {used}, (asked, set(built))
+        assert asked == suppression.SIMPLEX, "the caller's strategy is restored"
+        assert (hidden[0::NM][g.values[0::NM] < GRAENSE]).all()
+        assert audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None).pinned() == []
