@@ -99,10 +99,12 @@ CHUNK = 1500
 # 20-kommune year (22,440 cells): suppression 145 -> 30 CPU s, same cells hidden (bench/results, commit message)
 SIMPLEX: int | None = None
 # with primal simplex (SIMPLEX 4) the audit's joint pushes (random signed objectives over a whole block, the first
-# solves of a new model) are solved by this strategy instead (1: dual), the per-cell LPs by primal from the basis
-# they leave.  Measured on Nordjylland's national-size year, sub-table 2 of 3 kommuner, round 2 (3,313 hidden
-# cells): the 16 joint pushes took 6.0 CPU s by dual, 29.8 by primal, certifying the same 2,539 cells.  None: SIMPLEX
-PUSH_SIMPLEX: int | None = 1
+# solves of a new model) may be solved by another strategy (1: dual), the per-cell LPs by primal from the basis they
+# leave.  Measured not to pay (2026-12-04, Nordjylland's national-size year, 3 kommuner per sub-table, nice 19): in
+# sub-table 2's round 2 (3,313 hidden cells) the 16 pushes took 6.0 CPU s by dual against 29.8 by primal, but to the
+# end the year took 247.4 CPU s with dual pushes against 218.8 all primal (the same 8,313 cells hidden): the
+# per-cell LPs after a dual push cost more.  None (the default): SIMPLEX for the pushes too
+PUSH_SIMPLEX: int | None = None
 # the audit's joint pushes (audit): at most BATCH_ROUNDS, repeated while one certifies at least BATCH_GAIN cells
 BATCH_ROUNDS, BATCH_GAIN = 100, 4
 KEY = ("periode_type", "periode_start", "geo_niveau", "geo_kode", "ydelsesgruppe")
