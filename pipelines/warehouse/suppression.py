@@ -102,8 +102,9 @@ SIMPLEX: int | None = None
 # solves of a new model) may be solved by another strategy (1: dual), the per-cell LPs by primal from the basis they
 # leave.  Measured not to pay (2026-12-04, Nordjylland's national-size year, 3 kommuner per sub-table, nice 19): in
 # sub-table 2's round 2 (3,313 hidden cells) the 16 pushes took 6.0 CPU s by dual against 29.8 by primal, but to the
-# end the year took 247.4 CPU s with dual pushes against 218.8 all primal (the same 8,313 cells hidden): the
-# per-cell LPs after a dual push cost more.  None (the default): SIMPLEX for the pushes too
+# end the year took 247.4 CPU s with dual pushes against 218.8 all primal (the same 8,313 cells hidden): under
+# primal the cold switch is off (_warm_iterations), and without it the same 16 dual pushes took 14.9 CPU s.  None
+# (the default): SIMPLEX for the pushes too
 PUSH_SIMPLEX: int | None = None
 # the audit's joint pushes (audit): at most BATCH_ROUNDS, repeated while one certifies at least BATCH_GAIN cells
 BATCH_ROUNDS, BATCH_GAIN = 100, 4
