@@ -99,13 +99,12 @@ CHUNK = 1500
 # 20-kommune year (22,440 cells): suppression 145 -> 30 CPU s, same cells hidden (bench/results, commit message)
 SIMPLEX: int | None = None
 # with primal simplex (SIMPLEX 4) the audit's joint pushes (random signed objectives over a whole block, the first
-# solves of a new model) may be solved by another strategy (1: dual), the per-cell LPs by primal from the basis they
-# leave.  Measured not to pay (2026-12-04, Nordjylland's national-size year, 3 kommuner per sub-table, nice 19): in
-# sub-table 2's round 2 (3,313 hidden cells) the 16 pushes took 6.0 CPU s by dual against 29.8 by primal, but to the
-# end the year took 247.4 CPU s with dual pushes against 218.8 all primal (the same 8,313 cells hidden): under
-# primal the cold switch is off (_warm_iterations), and without it the same 16 dual pushes took 14.9 CPU s.  None
-# (the default): SIMPLEX for the pushes too
-PUSH_SIMPLEX: int | None = None
+# solves of a new model) are solved cold with presolve by this strategy (1: dual), the per-cell LPs by primal from
+# the basis they leave.  Measured on Nordjylland's national-size year, 3 kommuner per sub-table, nice 19, load
+# 2.4-3.7 (2026-12-04, docs/statistics.md): 152.4 CPU s against 178.1 all primal, the same 8,313 cells hidden; the
+# 16 pushes of sub-table 2's 3,313-cell block 5.2 CPU s against 29.8 (warm dual without the cold start: 14.9, and
+# 247.4 CPU s for the year).  None: SIMPLEX for the pushes too, warm
+PUSH_SIMPLEX: int | None = 1
 # the audit's joint pushes (audit): at most BATCH_ROUNDS, repeated while one certifies at least BATCH_GAIN cells
 BATCH_ROUNDS, BATCH_GAIN = 100, 4
 KEY = ("periode_type", "periode_start", "geo_niveau", "geo_kode", "ydelsesgruppe")
@@ -428,9 +427,10 @@ class _Block:
         self.cold = False
 
     def solve(self, obj: np.ndarray, upper: np.ndarray | None = None,
-              simplex: int | None = None) -> tuple[str, np.ndarray | None]:
+              simplex: int | None = None, cold: bool = False) -> tuple[str, np.ndarray | None]:
         """Minimise ``obj @ x``; returns ('optimal', x) or ('unbounded', None).  ``simplex``: HiGHS's strategy for
-        this solve (None: the block's own, :data:`SIMPLEX`); the basis carries over either way."""
+        this solve (None: the block's own, :data:`SIMPLEX`); the basis carries over either way.  ``cold``: this solve
+        from scratch with presolve (as after the cold switch)."""
         want = self.simplex_of_block if simplex is None else simplex
         if want != self.simplex:
             self.h.setOptionValue("simplex_strategy", 0 if want is None else want)
@@ -446,7 +446,7 @@ class _Block:
         if len(u):
             self.h.changeColsBounds(len(u), u, np.zeros(len(u)), up[u])
             self.upper = up
-        if self.cold:
+        if self.cold or cold:
             self.h.clearSolver()
         self.h.run()
         if not self.cold and self.h.getInfo().simplex_iteration_count > _warm_iterations() * self.nv:
@@ -864,7 +864,8 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
                     # random signs: moving mass from the cells pushed down to the cells pushed up pays off
                     w = rng.uniform(1.0, 2.0, len(part)) * rng.choice([-1.0, 1.0], len(part))
                     solves += 1
-                    _, x = plp.solve(np.where(todo, w, 0.0), truth[part] + graense, simplex=push_simplex)
+                    _, x = plp.solve(np.where(todo, w, 0.0), truth[part] + graense, simplex=push_simplex,
+                                     cold=push_simplex is not None)
                     if x is not None:
                         push(x, part)
                     now = int(certified()[part].sum())

@@ -244,17 +244,22 @@ def test_runs_of_one_kommune_withstand_the_independent_attacker(monkeypatch):
 
 def test_the_modular_method_solves_by_primal_simplex_and_restores_the_default(monkeypatch):
     """The modular method's LPs use MODULAR_SIMPLEX (primal, measured cheaper at national scale) while SIMPLEX is
-    unset, an explicit SIMPLEX wins, and SIMPLEX is the caller's again afterwards (the demo's grids keep dual); both
+    unset, its joint pushes cold by PUSH_SIMPLEX (dual), an explicit SIMPLEX wins, and SIMPLEX is the caller's again afterwards (the demo's grids keep dual); both
     strategies give a pattern that pins no cell under an audit from the truth."""
     g = _grid(3, [0, 2, 4, 9, 30, 60], months=3)
     dirs = valid_directions(g.n, g.constraints, g.directions)
     built: list = []
+    solves: list = []
     block = suppression._Block
 
     class Recording(block):
         def __init__(self, *a, **k) -> None:
             built.append(suppression.SIMPLEX)
             super().__init__(*a, **k)
+
+        def solve(self, *a, **k) -> tuple:
+            solves.append((k.get("simplex"), k.get("cold", False)))
+            return super().solve(*a, **k)
 
     monkeypatch.setattr(suppression, "_Block", Recording)
     for asked, used in ((None, 4), (1, 1)):
@@ -263,6 +268,10 @@ def test_the_modular_method_solves_by_primal_simplex_and_restores_the_default(mo
         stats: dict = {}
         hidden = choose_grid_hidden(g, method="modular", stats=stats)
         assert stats["modular"]["simplex"] == used and built and set(built) == {used}, (asked, set(built))
+        # under primal the joint pushes solve cold by PUSH_SIMPLEX (dual), the per-cell LPs by the block's primal
+        pushes = {(1, True)} if used == 4 else {(None, False)}
+        assert pushes <= set(solves) and (None, False) in set(solves) and set(solves) <= pushes | {(None, False)}
+        solves.clear()
         assert asked == suppression.SIMPLEX, "the caller's strategy is restored"
         assert (hidden[0::NM][g.values[0::NM] < GRAENSE]).all()
         assert audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None).pinned() == []
