@@ -23,7 +23,8 @@ LP); ``--attack-from-truth`` starts it from the truth alone, as before.
     python bench/bench_publication.py [--months 1] [--shape realistic|stress] [--history 120] [--skip-api]
                                       [--api-only] [--case national-year [--attacker-kommuner 4] [--attacker-limit N]]
                                       [--simplex 4] [--warm-iterations X] [--attack-from-truth]
-                                      [--methods standard,modular] [--log FILE]
+                                      [--methods standard,modular] [--log FILE] [--region 081]
+                                      [--modular-kommuner K]
 
 ``--methods``: the suppression methods (suppression.choose_grid_hidden), run one after the other on the same grid;
 the default 'auto' takes the modular method from suppression.MODULAR_CELLS cells on, so ``--case national-year``
@@ -445,6 +446,9 @@ def main() -> None:
     ap.add_argument("--attacker-kommuner", type=int, default=4,
                     help="kommuner of the scaled-down year the independent attacker runs on (0: none)")
     ap.add_argument("--attacker-region", default="081")
+    ap.add_argument("--region", default=None,
+                    help="national-year: only this region's kommuner (e.g. 081), cells at their national size: the "
+                         "exact sub-table the national year gives the region, run to the end in minutes")
     ap.add_argument("--attacker-limit", type=int, default=300,
                     help="hidden cells the attacker attacks (evenly spaced; 0: all)")
     ap.add_argument("--simplex", type=int, default=None,
@@ -492,14 +496,18 @@ def main() -> None:
     db = a.work / "warehouse.duckdb"
     db.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    build(db, a.kommuner, a.months, shape=a.shape)
+    if a.region is not None:  # the region's kommuner (at most 29) with their national-size cells
+        a.kommuner = len(_kommuner(999, a.region))
+        build(db, a.kommuner, a.months, shape=a.shape, region=a.region, national_scale=True)
+    else:
+        build(db, a.kommuner, a.months, shape=a.shape)
     grid = {"realistic": "synthetic national mart (bench_publication.build, shape 'realistic'): the 98 kommuner "
                          "of data/reference/kommuner.csv with their populations, per ydelsesgruppe the month's "
                          "persons and entries of the national simulation (dsdw.simulate, /tmp/natgen) spread by "
                          "population share x a log-normal local factor, Poisson/binomial draws",
             "stress": "synthetic grid with many small cells (kommune sizes log-normal, ydelsesgrupper 3..1500 "
                       "per kommune)"}[a.shape]
-    out: dict = {"kommuner": a.kommuner, "months": a.months, "shape": a.shape, "grid": grid, "methods": list(methods),
+    out: dict = {"kommuner": a.kommuner, "region": a.region, "months": a.months, "shape": a.shape, "grid": grid, "methods": list(methods),
                  "modular_cells": sup.MODULAR_CELLS, "modular_kommuner": sup.MODULAR_KOMMUNER,
                  "log": None if a.log is None else str(a.log),
                  "why_synthetic": "a month of national data from the generator takes 30 national days (~2.5 h); the "

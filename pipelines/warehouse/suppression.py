@@ -98,6 +98,13 @@ CHUNK = 1500
 # goes on from it, where dual simplex (HiGHS's default) first has to repair dual feasibility.  Measured on the
 # 20-kommune year (22,440 cells): suppression 145 -> 30 CPU s, same cells hidden (bench/results, commit message)
 SIMPLEX: int | None = None
+# with primal simplex (SIMPLEX 4) the audit's joint pushes (random signed objectives over a whole block, the first
+# solves of a new model) are solved cold with presolve by this strategy (1: dual), the per-cell LPs by primal from
+# the basis they leave.  Measured on Nordjylland's national-size year, 3 kommuner per sub-table, nice 19, load
+# 2.4-3.7 (2026-12-04, docs/statistics.md): 152.4 CPU s against 178.1 all primal, the same 8,313 cells hidden; the
+# 16 pushes of sub-table 2's 3,313-cell block 5.2 CPU s against 29.8 (warm dual without the cold start: 14.9, and
+# 247.4 CPU s for the year).  None: SIMPLEX for the pushes too, warm
+PUSH_SIMPLEX: int | None = 1
 # the audit's joint pushes (audit): at most BATCH_ROUNDS, repeated while one certifies at least BATCH_GAIN cells
 BATCH_ROUNDS, BATCH_GAIN = 100, 4
 KEY = ("periode_type", "periode_start", "geo_niveau", "geo_kode", "ydelsesgruppe")
@@ -411,6 +418,7 @@ class _Block:
         lp.row_upper_ = np.asarray(hi, dtype=float)
         self.h = hc._Highs()
         self.h.setOptionValue("output_flag", False)
+        self.simplex = self.simplex_of_block = SIMPLEX
         if SIMPLEX is not None:
             self.h.setOptionValue("simplex_strategy", SIMPLEX)
         self.h.passModel(lp)
@@ -418,8 +426,15 @@ class _Block:
         self.upper = np.full(nv, hc.kHighsInf)
         self.cold = False
 
-    def solve(self, obj: np.ndarray, upper: np.ndarray | None = None) -> tuple[str, np.ndarray | None]:
-        """Minimise ``obj @ x``; returns ('optimal', x) or ('unbounded', None)."""
+    def solve(self, obj: np.ndarray, upper: np.ndarray | None = None,
+              simplex: int | None = None, cold: bool = False) -> tuple[str, np.ndarray | None]:
+        """Minimise ``obj @ x``; returns ('optimal', x) or ('unbounded', None).  ``simplex``: HiGHS's strategy for
+        this solve (None: the block's own, :data:`SIMPLEX`); the basis carries over either way.  ``cold``: this solve
+        from scratch with presolve (as after the cold switch)."""
+        want = self.simplex_of_block if simplex is None else simplex
+        if want != self.simplex:
+            self.h.setOptionValue("simplex_strategy", 0 if want is None else want)
+            self.simplex = want
         # only what changed is passed on: a bound change on every column costs HiGHS the warm start's value
         obj = obj.astype(float)
         up = np.full(self.nv, self.hc.kHighsInf) if upper is None else np.minimum(upper, self.hc.kHighsInf)
@@ -431,7 +446,7 @@ class _Block:
         if len(u):
             self.h.changeColsBounds(len(u), u, np.zeros(len(u)), up[u])
             self.upper = up
-        if self.cold:
+        if self.cold or cold:
             self.h.clearSolver()
         self.h.run()
         if not self.cold and self.h.getInfo().simplex_iteration_count > _warm_iterations() * self.nv:
@@ -833,6 +848,7 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
             # push up (capped at truth + graense) all uncertified cells, while that certifies some; a block larger
             # than CHUNK is pushed chunk by chunk (runs of CHUNK cells in grid order: about one period each), the
             # block's other cells fixed at their true values (a restriction, as in _local: its points are points)
+            push_simplex = PUSH_SIMPLEX if SIMPLEX == 4 else None  # see PUSH_SIMPLEX
             chunks = [np.arange(nv)] if hoods is None or nv <= CHUNK else \
                 [np.arange(a, min(nv, a + CHUNK)) for a in range(0, nv, CHUNK)]
             for part in chunks:
@@ -848,7 +864,8 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
                     # random signs: moving mass from the cells pushed down to the cells pushed up pays off
                     w = rng.uniform(1.0, 2.0, len(part)) * rng.choice([-1.0, 1.0], len(part))
                     solves += 1
-                    _, x = plp.solve(np.where(todo, w, 0.0), truth[part] + graense)
+                    _, x = plp.solve(np.where(todo, w, 0.0), truth[part] + graense, simplex=push_simplex,
+                                     cold=push_simplex is not None)
                     if x is not None:
                         push(x, part)
                     now = int(certified()[part].sum())
@@ -1073,6 +1090,13 @@ MODULAR_TID = False
 # at most this many kommuner per sub-table (a region's kommuner in runs of about equal size, by kommunekode), so that
 # a sub-table's LPs do not grow with the region; None: a region's kommuner in one sub-table
 MODULAR_KOMMUNER: int | None = None
+# HiGHS's simplex strategy for the modular method's LPs (its sub-tables and the final audit) when SIMPLEX is None: 4,
+# primal (and with it no cold switch, _warm_iterations).  Measured at national scale (2026-12-04, Nordjylland's 11
+# kommuner at their national size, the sub-table the national year gives the region; docs/statistics.md): its first
+# sub-table of 3 kommuner took 29.1 CPU s with primal against 74.0 with the default dual simplex, the same 2,166
+# cells hidden.  Only the modular method (national-size grids): the demo's and the marts' grids keep the measured
+# default (SIMPLEX's comment).  None: SIMPLEX's default
+MODULAR_SIMPLEX: int | None = 4
 
 
 def _method(method: str | None, n: int) -> str:
@@ -1191,7 +1215,22 @@ def choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple]
     treatment (its own exact LPs over its block, more cells hidden, audit again).  That final audit is the safety
     net: the result is exactly as safe as the standard method's.  ``own``/``final_audit``: HiTaS's classic
     sub-tables (their own relations only) and no final audit, for tests only.  ``points``: as for
-    :func:`choose_hidden` (filled and stamped for ``cons``)."""
+    :func:`choose_hidden` (filled and stamped for ``cons``).  Its LPs use :data:`MODULAR_SIMPLEX` unless
+    :data:`SIMPLEX` is set (the strategy changes which optimal vertices are seen, not what they prove)."""
+    global SIMPLEX
+    asked = SIMPLEX
+    if SIMPLEX is None:  # the modular method's own simplex (MODULAR_SIMPLEX), for its LPs only
+        SIMPLEX = MODULAR_SIMPLEX
+    try:
+        return _choose_modular(values, cons, rows, graense, dirs, blocks, per_cell, stats, points, own, final_audit)
+    finally:
+        SIMPLEX = asked
+
+
+def _choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple], graense: int,
+                    dirs: list[np.ndarray] | None, blocks: np.ndarray | None, per_cell: int | None,
+                    stats: dict | None, points: Seen | None, own: bool, final_audit: bool) -> np.ndarray:
+    """:func:`choose_modular`'s work, with the simplex strategy already chosen."""
     n = len(values)
     by_cell: list[list[int]] = [[] for _ in range(n)]
     for k, c in enumerate(cons):
@@ -1230,7 +1269,7 @@ def choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple]
                  "%d rounds, %d LPs; %d of %d cells of the grid hidden; %.1f s wall, %.1f CPU s", s + 1, len(subs),
                  key[0][0], key[0][1], key[1], len(cells), before, int(h.sum()), st["rounds"], st["lp_solves"],
                  int(hidden.sum()), n, time.perf_counter() - t0, time.process_time() - c0)
-    modular = {"subtables": len(subs), "subtable_cells_max": max(sizes, default=0),
+    modular = {"subtables": len(subs), "subtable_cells_max": max(sizes, default=0), "simplex": SIMPLEX,
                "hidden_by_subtables": int(hidden.sum()), "subtables_cpu_s": time.process_time() - c0,
                "subtables_lp_solves": tally["lp_solves"], "own_relations_only": own}
     if final_audit:

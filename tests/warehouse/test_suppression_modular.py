@@ -197,3 +197,81 @@ def test_auto_takes_the_modular_method_from_the_threshold_on(monkeypatch):
     stats = {}
     choose_grid_hidden(g, stats=stats, layers=[suppression.Layer(g.rows, g.values, g.values < GRAENSE, 1, False)])
     assert "modular" not in stats
+
+
+def test_runs_of_one_kommune_pin_no_cell_and_hide_through_their_own_run(monkeypatch):
+    """MODULAR_KOMMUNER = 1 (each kommune its own sub-table with its region and hele landet, the smallest blocks):
+    the result pins no cell under an audit from the truth alone (no point of the suppression reused), the final audit
+    over the whole grid needed no LP, and the pattern shows the restriction at work: in a sub-table a hidden kommune
+    cell can move only with its region (the other kommuner are fixed at their truth), so for every hidden kommune
+    cell the region cell of its period, group and measure is hidden too."""
+    monkeypatch.setattr(suppression, "MODULAR_KOMMUNER", 1)
+    g = _grid(5, [0, 2, 4, 9, 30, 60], months=3)
+    stats: dict = {}
+    hidden = choose_grid_hidden(g, method="modular", stats=stats)
+    assert stats["modular"]["subtables"] == 5, stats["modular"]
+    assert stats["modular"]["final_lp_solves"] == 0, stats["modular"]
+    assert (hidden[0::NM][g.values[0::NM] < GRAENSE]).all(), "every primary cell is hidden"
+    where = {(r[0], r[1], r[2], r[3], r[5]): j for j, r in enumerate(g.rows)}
+    kommune_cells = 0
+    for j, r in enumerate(g.rows):
+        if r[2] != "kommune":
+            continue
+        region = where[(r[0], r[1], "region", r[4], r[5])]
+        for m in range(NM):
+            if hidden[NM * j + m]:
+                kommune_cells += 1
+                assert hidden[NM * region + m], (r, m)
+    assert kommune_cells > 20
+    dirs = valid_directions(g.n, g.constraints, g.directions)
+    check = audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None)
+    assert check.by.keys() == set(np.flatnonzero(hidden)) and check.pinned() == []
+
+
+def test_runs_of_one_kommune_withstand_the_independent_attacker(monkeypatch):
+    """The hand-made attackable grid (two regions, two months with their quarter and year) published with one
+    kommune per sub-table: the independent integer attacker (tests/attacker.py) narrows no hidden cell."""
+    monkeypatch.setattr(suppression, "MODULAR_KOMMUNER", 1)
+    months = grid(random.Random(13), [JAN, dt.date(2027, 2, 1)], [0, 4, 30, 60])
+    truth = {**months, **_parents(months)}
+    con = duckdb.connect()
+    pub = published(con, "SELECT * FROM " + suppress(con, load(con, truth, "t"), method="modular").alias)
+    assert any(x is None for k, v in pub.items() if k[2] == "kommune" for x in v), "kommune cells are hidden"
+    att = Attack()
+    att.add(table(truth, pub))
+    assert_unpinned(att)
+
+
+def test_the_modular_method_solves_by_primal_simplex_and_restores_the_default(monkeypatch):
+    """The modular method's LPs use MODULAR_SIMPLEX (primal, measured cheaper at national scale) while SIMPLEX is
+    unset, its joint pushes cold by PUSH_SIMPLEX (dual), an explicit SIMPLEX wins, and SIMPLEX is the caller's again afterwards (the demo's grids keep dual); both
+    strategies give a pattern that pins no cell under an audit from the truth."""
+    g = _grid(3, [0, 2, 4, 9, 30, 60], months=3)
+    dirs = valid_directions(g.n, g.constraints, g.directions)
+    built: list = []
+    solves: list = []
+    block = suppression._Block
+
+    class Recording(block):
+        def __init__(self, *a, **k) -> None:
+            built.append(suppression.SIMPLEX)
+            super().__init__(*a, **k)
+
+        def solve(self, *a, **k) -> tuple:
+            solves.append((k.get("simplex"), k.get("cold", False)))
+            return super().solve(*a, **k)
+
+    monkeypatch.setattr(suppression, "_Block", Recording)
+    for asked, used in ((None, 4), (1, 1)):
+        monkeypatch.setattr(suppression, "SIMPLEX", asked)
+        built.clear()
+        stats: dict = {}
+        hidden = choose_grid_hidden(g, method="modular", stats=stats)
+        assert stats["modular"]["simplex"] == used and built and set(built) == {used}, (asked, set(built))
+        # under primal the joint pushes solve cold by PUSH_SIMPLEX (dual), the per-cell LPs by the block's primal
+        pushes = {(1, True)} if used == 4 else {(None, False)}
+        assert pushes <= set(solves) and (None, False) in set(solves) and set(solves) <= pushes | {(None, False)}
+        solves.clear()
+        assert asked == suppression.SIMPLEX, "the caller's strategy is restored"
+        assert (hidden[0::NM][g.values[0::NM] < GRAENSE]).all()
+        assert audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None).pinned() == []
