@@ -1,4 +1,4 @@
-{{ config(materialized='table', schema='staging') }}
+{{ config(materialized='table', schema='staging', person_spand='panel') }}
 -- The rows of fct_person_week this load writes: every week of the affected persons, the new weeks of everyone else.
 -- Rules (fct_person_week's header): a spell (§ 15; § 16, stk. 6, nr. 3-5) counts in every ISO week it touches; of
 -- a week's spells the lowest prioritet wins, then the later start, then the lower kontaktgruppe_id.
@@ -6,7 +6,8 @@
 -- person_key its windows, grouping and joins spilled past 20 GB (docs/scale-out.md).  The persons are numbered once
 -- (pid) and each person's spells once, in the order that picks a week's spell (nr: the lowest wins), so the
 -- person-week rows carry three numbers: a week's spell is min(nr) of one grouping, and the person_key, status and
--- kontaktgruppe return by equality joins at the end.  Plain SQL on both engines.
+-- kontaktgruppe return by equality joins at the end.  Plain SQL on both engines.  Even so one pass of 5 years spilled
+-- past the 20 GB cap, so a full build on DuckDB runs per person bucket (person_spand; docs/scale-out.md).
 WITH param AS (
     SELECT
         CAST(date_trunc('week', CAST({{ load_date() }} AS DATE)) AS DATE) AS load_uge,
@@ -32,8 +33,12 @@ WITH param AS (
       AND (param.forrige_uge IS NULL OR param.forrige_uge < param.load_uge
            OR f.person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }}))
 ), person_nr AS (
-    SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid
-    FROM (SELECT DISTINCT person_key FROM forloeb0) d
+    -- person_spand: on DuckDB a full build runs in person buckets (pid % N = b; materializations.sql): every row
+    -- below is one person's, and pid numbers all persons in every pass
+    SELECT person_key, pid
+    FROM (SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid
+          FROM (SELECT DISTINCT person_key FROM forloeb0) d) n
+    WHERE {{ person_spand('pid') }}
 ), forloeb AS (
     -- nr: the spell's place in the person's order of precedence (exact: kontaktgruppe_id is the record key)
     SELECT n.pid, f.kontaktgruppe, f.startdato, f.slutdato, sn.sn,
