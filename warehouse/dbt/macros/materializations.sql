@@ -117,20 +117,22 @@
     Why: at national scale with 5 years the panel scope (int_person_week_ny) groups and windows ~280M rows
     (spell-weeks and the persons' week grids) and spilled past the 20 GB cap in one pass; every step of it is per
     person, so the rows of disjoint person sets are the rows of their union (docs/scale-out.md). A model opts in
-    with config(person_spand='<name>') and puts {{ person_spand('<person number>') }} in its WHERE after it has
-    numbered the persons: on DuckDB that renders `(<pid> % 1 = 0 /*dsdw_spand*/)` (true: the SQL stands alone, as
-    dbt compiles it), and the materialization runs it N times with `% N = b` in its place, the first pass creating
+    with config(person_spand='<name>') and puts {{ person_spand('<person key>') }} in the WHERE of its first read
+    of the rows (all later steps then see one bucket's persons; a filter after a window over all persons left the
+    first read's ~3 GB in every pass and a pass ran out of memory): on DuckDB that renders
+    `(hash(<person key>) % 1 = 0 /*dsdw_spand*/)` (true: the SQL stands alone, as dbt compiles it), and the
+    materialization runs it N times with `% N = b` in its place, the first pass creating
     the table, the others appending. N: DSDW_PERSON_SPAND when set (tests, benchmarks), else the model's estimated
     working rows (person_spand_raekker) x 100 bytes over half of memory_limit; 1 (the unchanged single statement)
     for a night's increment, whose estimate is 0. Spark and the other engines render `true` and build as before. -#}
-{% macro person_spand(pid) -%}
-    {{ return(adapter.dispatch('person_spand', 'dsdw_warehouse')(pid)) }}
+{% macro person_spand(person) -%}
+    {{ return(adapter.dispatch('person_spand', 'dsdw_warehouse')(person)) }}
 {%- endmacro %}
-{% macro default__person_spand(pid) -%}
+{% macro default__person_spand(person) -%}
 true
 {%- endmacro %}
-{% macro duckdb__person_spand(pid) -%}
-({{ pid }} % 1 = 0 /*dsdw_spand*/)
+{% macro duckdb__person_spand(person) -%}
+(hash({{ person }}) % 1 = 0 /*dsdw_spand*/)
 {%- endmacro %}
 
 {#- The number of person buckets of this model's build (see above) -#}

@@ -32,13 +32,12 @@ WITH param AS (
       -- in a week already written only the affected persons get rows: read only their spells
       AND (param.forrige_uge IS NULL OR param.forrige_uge < param.load_uge
            OR f.person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }}))
+      -- person_spand: on DuckDB a full build runs in person buckets (hash(person_key) % N = b;
+      -- materializations.sql): every row below is one person's, pid numbers the bucket's persons
+      AND {{ person_spand('f.person_key') }}
 ), person_nr AS (
-    -- person_spand: on DuckDB a full build runs in person buckets (pid % N = b; materializations.sql): every row
-    -- below is one person's, and pid numbers all persons in every pass
-    SELECT person_key, pid
-    FROM (SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid
-          FROM (SELECT DISTINCT person_key FROM forloeb0) d) n
-    WHERE {{ person_spand('pid') }}
+    SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid
+    FROM (SELECT DISTINCT person_key FROM forloeb0) d
 ), forloeb AS (
     -- nr: the spell's place in the person's order of precedence (exact: kontaktgruppe_id is the record key)
     SELECT n.pid, f.kontaktgruppe, f.startdato, f.slutdato, sn.sn,
