@@ -21,14 +21,21 @@ MODEL = "int_person_week_ny"
 
 
 def build(workdir: Path, db: Path, spand: int, keep: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """dbt builds the panel scope on ``db`` in ``spand`` buckets; its rows are kept as ``main.<keep>``."""
-    monkeypatch.setenv("DSDW_PERSON_SPAND", str(spand))
+    """dbt builds the panel scope on ``db`` in ``spand`` buckets (0: as many as the estimate says); its rows are
+    kept as ``main.<keep>``."""
+    if spand:
+        monkeypatch.setenv("DSDW_PERSON_SPAND", str(spand))
+    else:
+        monkeypatch.delenv("DSDW_PERSON_SPAND", raising=False)
     (workdir / "restricted").mkdir(parents=True, exist_ok=True)
     run_dbt(workdir, dbt_env(workdir, db, workdir / "restricted" / "restricted.duckdb"), "run", "--select", MODEL)
-    if spand > 1:  # dbt's record of the last statement: the last bucket's pass appended
-        (ran,) = (workdir / "warehouse" / "dbt_target" / "run").rglob(f"{MODEL}.sql")
-        text = ran.read_text(encoding="utf-8")
+    # dbt's record of the last statement: with buckets the last bucket's pass appended
+    (ran,) = (workdir / "warehouse" / "dbt_target" / "run").rglob(f"{MODEL}.sql")
+    text = ran.read_text(encoding="utf-8")
+    if spand > 1:
         assert text.lstrip().startswith("INSERT INTO") and f"% {spand} = {spand - 1} /*dsdw_spand*/" in text
+    else:
+        assert "INSERT INTO" not in text and "% 1 = 0 /*dsdw_spand*/" in text
     con = duckdb.connect(str(db))
     try:
         con.execute(f"CREATE OR REPLACE TABLE main.{keep} AS SELECT * FROM staging.{MODEL}")
@@ -49,6 +56,7 @@ def test_panel_scope_in_buckets_equals_one_pass(tiny_warehouse, tmp_path, monkey
     # the last night's increment (the affected persons' weeks, the new week of everyone else)
     build(work, db, 1, "inc_1", monkeypatch)
     build(work, db, 4, "inc_4", monkeypatch)
+    build(work, db, 0, "inc_auto", monkeypatch)  # a night: one pass, without the estimate
     # the full build: no earlier run of the panel, every person affected (as in a rebuild)
     con = duckdb.connect(str(db))
     try:
@@ -59,6 +67,7 @@ def test_panel_scope_in_buckets_equals_one_pass(tiny_warehouse, tmp_path, monkey
         con.close()
     build(work, db, 1, "fuld_1", monkeypatch)
     build(work, db, 4, "fuld_4", monkeypatch)
+    build(work, db, 0, "fuld_auto", monkeypatch)  # the estimate: 81k weeks are one bucket at the memory limit
     # the person_spand marker's compiled form: one pass, every person (pid % 1 = 0)
     sql = compiled_sql(MODEL, db, work)
     assert sql.count("% 1 = 0 /*dsdw_spand*/") == 1
@@ -69,7 +78,8 @@ def test_panel_scope_in_buckets_equals_one_pass(tiny_warehouse, tmp_path, monkey
         assert n["inc_1"] == n["inc_4"] and n["inc_1"][0] > 0
         assert n["fuld_1"] == n["fuld_4"] and n["fuld_1"][1] >= 4  # persons enough for every bucket
         assert n["fuld_1"][0] > n["inc_1"][0]
-        assert differ(con, "inc_1", "inc_4") == 0
+        assert differ(con, "inc_1", "inc_4") == 0 and differ(con, "inc_1", "inc_auto") == 0
+        assert differ(con, "fuld_1", "fuld_auto") == 0
         assert differ(con, "fuld_1", "fuld_4") == 0
         # the buckets' full build is the nightly panel (what the two nights wrote), row for row
         assert differ(con, "(SELECT * EXCLUDE (indlaest_dato) FROM fuld_4)",

@@ -124,7 +124,7 @@
     materialization runs it N times with `% N = b` in its place, the first pass creating
     the table, the others appending. N: DSDW_PERSON_SPAND when set (tests, benchmarks), else the model's estimated
     working rows (person_spand_raekker) x 100 bytes over half of memory_limit; 1 (the unchanged single statement)
-    for a night's increment, whose estimate is 0. Spark and the other engines render `true` and build as before. -#}
+    on a night, checked first without the estimate. Spark and the other engines render `true` and build as before. -#}
 {% macro person_spand(person) -%}
     {{ return(adapter.dispatch('person_spand', 'dsdw_warehouse')(person)) }}
 {%- endmacro %}
@@ -135,34 +135,41 @@ true
 (hash({{ person }}) % 1 = 0 /*dsdw_spand*/)
 {%- endmacro %}
 
-{#- The number of person buckets of this model's build (see above) -#}
+{#- The number of person buckets of this model's build (see above): 1 without a query on a night (a cheap check
+    first: the estimate scans the model's input, ~7 s at national scale) -#}
 {% macro dsdw_person_spand_antal() -%}
     {%- set fast = env_var('DSDW_PERSON_SPAND', '') -%}
     {%- if fast -%}{{ return([1, fast | int] | max) }}{%- endif -%}
+    {%- set sql = person_spand_raekker(config.get('person_spand')) -%}
+    {%- if run_query(sql['nat']).columns[0].values()[0] -%}{{ return(1) }}{%- endif -%}
     {%- set r = run_query("WITH m AS (SELECT regexp_extract(current_setting('memory_limit'),
             '([0-9.]+)\\s*([A-Za-z]+)', ['tal', 'enhed']) AS x)
-        SELECT CAST(greatest(1, ceil((" ~ person_spand_raekker(config.get('person_spand')) ~ ") * 100.0
+        SELECT CAST(greatest(1, ceil((" ~ sql['raekker'] ~ ") * 100.0
             / (0.5 * CAST(x.tal AS DOUBLE) * CASE lower(x.enhed) WHEN 'kib' THEN 1024 WHEN 'mib' THEN 1024 ^ 2
                  WHEN 'gib' THEN 1024 ^ 3 WHEN 'tib' THEN 1024 ^ 4 WHEN 'kb' THEN 1e3 WHEN 'mb' THEN 1e6
                  WHEN 'gb' THEN 1e9 WHEN 'tb' THEN 1e12 ELSE 1 END))) AS INTEGER) FROM m") -%}
     {{ return(r.columns[0].values()[0]) }}
 {%- endmacro %}
 
-{#- The estimated rows a full build of the model groups (SQL of one number): 'panel' (int_person_week_ny) expands
-    every spell to its weeks and every person to the weeks from the first one, up to the load week; 0 when
-    fct_person_week ran before (a night: only the affected persons' and the new weeks, one pass) -#}
+{#- A model's two queries for its bucket count: 'nat' (SQL of one boolean: a night's build, one pass) and
+    'raekker' (SQL of one number: the rows a full build groups). 'panel' (int_person_week_ny): a night once
+    fct_person_week has run; a full build expands every spell to its weeks and every person to the weeks from the
+    first one, up to the load week -#}
 {% macro person_spand_raekker(navn) -%}
     {%- if navn == 'panel' -%}
         {%- set ld = "(SELECT CAST(date_trunc('week', indlaest_dato) AS DATE) FROM " ~ source('meta', 'current_load') ~ ")" -%}
+        {%- set raekker -%}
 (WITH f AS (
     SELECT person_key, CAST(date_trunc('week', startdato) AS DATE) AS fra,
            least(CAST(date_trunc('week', coalesce(slutdato, {{ ld }})) AS DATE), {{ ld }}) AS til
     FROM {{ ref('fct_ydelsesforloeb') }}
     WHERE person_key IS NOT NULL AND startdato IS NOT NULL AND (slutdato IS NULL OR slutdato >= startdato))
-SELECT CASE WHEN EXISTS (SELECT 1 FROM {{ source('meta', 'model_run') }} WHERE model = 'fct_person_week') THEN 0
-       ELSE coalesce((SELECT sum(date_diff('week', fra, til) + 1) FROM f WHERE til >= fra), 0)
-          + coalesce((SELECT sum(greatest(date_diff('week', fra, {{ ld }}) + 1, 0))
-                      FROM (SELECT min(fra) AS fra FROM f GROUP BY person_key) p), 0) END)
+SELECT coalesce((SELECT sum(date_diff('week', fra, til) + 1) FROM f WHERE til >= fra), 0)
+     + coalesce((SELECT sum(greatest(date_diff('week', fra, {{ ld }}) + 1, 0))
+                 FROM (SELECT min(fra) AS fra FROM f GROUP BY person_key) p), 0))
+        {%- endset -%}
+        {{ return({'nat': "SELECT EXISTS (SELECT 1 FROM " ~ source('meta', 'model_run')
+                          ~ " WHERE model = 'fct_person_week')", 'raekker': raekker}) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error("person_spand: no row estimate for '" ~ navn ~ "'") }}
     {%- endif -%}
