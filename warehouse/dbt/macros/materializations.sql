@@ -14,6 +14,9 @@
       calls of bookkeeping around it); a `view` always one `CREATE OR REPLACE VIEW` (a view holds no rows and
       no index: replacing it is the whole of dbt's intermediate/rename/drop).
 
+    * a `table` model with config(person_spand=...) whose build needs more than one person bucket: the buckets'
+      passes (dsdw_table_i_spand, below); with one bucket (every night) the paths above, unchanged.
+
     * `incremental` Python models (`mart_ydelser_beregning`, which maintains its table in place and returns the
       rows to append): the rows into a scratch table, appended by name, the scratch table dropped (dbt runs a
       Python model only from the materialization it resolves, so this one cannot hand it on to dbt-duckdb's).
@@ -74,7 +77,11 @@
 {% endmaterialization %}
 
 {% materialization table, adapter='duckdb', supported_languages=['sql', 'python'] %}
-    {%- if dsdw_fast_path(dsdw_existing()) -%}
+    {%- set existing = dsdw_existing() -%}
+    {%- set spand = dsdw_person_spand_antal() if model['language'] == 'sql' and config.get('person_spand') else 1 -%}
+    {%- if spand > 1 -%}
+        {{ return(dsdw_table_i_spand(spand, existing)) }}
+    {%- elif dsdw_fast_path(existing) -%}
         {{ return(dsdw_create_or_replace('table', compiled_code)) }}
     {%- else -%}
         {{ return(dbt.materialization_table_duckdb()) }}
@@ -124,3 +131,94 @@
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+{#- Person buckets: a `table` model whose every row belongs to one person, built on DuckDB in N passes.
+
+    Why: at national scale with 5 years the panel scope (int_person_week_ny) groups and windows ~280M rows
+    (spell-weeks and the persons' week grids) and spilled past the 20 GB cap in one pass; every step of it is per
+    person, so the rows of disjoint person sets are the rows of their union (docs/scale-out.md). A model opts in
+    with config(person_spand='<name>') and puts {{ person_spand('<person key>') }} in the WHERE of its first read
+    of the rows (all later steps then see one bucket's persons; a filter after a window over all persons left the
+    first read's ~3 GB in every pass and a pass ran out of memory): on DuckDB that renders
+    `(hash(<person key>) % 1 = 0 /*dsdw_spand*/)` (true: the SQL stands alone, as dbt compiles it), and the
+    materialization runs it N times with `% N = b` in its place, the first pass creating
+    the table, the others appending. N: DSDW_PERSON_SPAND when set (tests, benchmarks), else the model's estimated
+    working rows (person_spand_raekker) x 100 bytes over half of memory_limit; 1 (the unchanged single statement)
+    on a night, checked first without the estimate. Spark and the other engines render `true` and build as before. -#}
+{% macro person_spand(person) -%}
+    {{ return(adapter.dispatch('person_spand', 'dsdw_warehouse')(person)) }}
+{%- endmacro %}
+{% macro default__person_spand(person) -%}
+true
+{%- endmacro %}
+{% macro duckdb__person_spand(person) -%}
+(hash({{ person }}) % 1 = 0 /*dsdw_spand*/)
+{%- endmacro %}
+
+{#- The number of person buckets of this model's build (see above): 1 without a query on a night (a cheap check
+    first: the estimate scans the model's input, ~7 s at national scale) -#}
+{% macro dsdw_person_spand_antal() -%}
+    {%- set fast = env_var('DSDW_PERSON_SPAND', '') -%}
+    {%- if fast -%}{{ return([1, fast | int] | max) }}{%- endif -%}
+    {%- set sql = person_spand_raekker(config.get('person_spand')) -%}
+    {%- if run_query(sql['nat']).columns[0].values()[0] -%}{{ return(1) }}{%- endif -%}
+    {%- set r = run_query("WITH m AS (SELECT regexp_extract(current_setting('memory_limit'),
+            '([0-9.]+)\\s*([A-Za-z]+)', ['tal', 'enhed']) AS x)
+        SELECT CAST(greatest(1, ceil((" ~ sql['raekker'] ~ ") * 100.0
+            / (0.5 * CAST(x.tal AS DOUBLE) * CASE lower(x.enhed) WHEN 'kib' THEN 1024 WHEN 'mib' THEN 1024 ^ 2
+                 WHEN 'gib' THEN 1024 ^ 3 WHEN 'tib' THEN 1024 ^ 4 WHEN 'kb' THEN 1e3 WHEN 'mb' THEN 1e6
+                 WHEN 'gb' THEN 1e9 WHEN 'tb' THEN 1e12 ELSE 1 END))) AS INTEGER) FROM m") -%}
+    {{ return(r.columns[0].values()[0]) }}
+{%- endmacro %}
+
+{#- A model's two queries for its bucket count: 'nat' (SQL of one boolean: a night's build, one pass) and
+    'raekker' (SQL of one number: the rows a full build groups). 'panel' (int_person_week_ny): a night once
+    fct_person_week has run; a full build expands every spell to its weeks and every person to the weeks from the
+    first one, up to the load week -#}
+{% macro person_spand_raekker(navn) -%}
+    {%- if navn == 'panel' -%}
+        {%- set ld = "(SELECT CAST(date_trunc('week', indlaest_dato) AS DATE) FROM " ~ source('meta', 'current_load') ~ ")" -%}
+        {%- set raekker -%}
+(WITH f AS (
+    SELECT person_key, CAST(date_trunc('week', startdato) AS DATE) AS fra,
+           least(CAST(date_trunc('week', coalesce(slutdato, {{ ld }})) AS DATE), {{ ld }}) AS til
+    FROM {{ ref('fct_ydelsesforloeb') }}
+    WHERE person_key IS NOT NULL AND startdato IS NOT NULL AND (slutdato IS NULL OR slutdato >= startdato))
+SELECT coalesce((SELECT sum(date_diff('week', fra, til) + 1) FROM f WHERE til >= fra), 0)
+     + coalesce((SELECT sum(greatest(date_diff('week', fra, {{ ld }}) + 1, 0))
+                 FROM (SELECT min(fra) AS fra FROM f GROUP BY person_key) p), 0))
+        {%- endset -%}
+        {{ return({'nat': "SELECT EXISTS (SELECT 1 FROM " ~ source('meta', 'model_run')
+                          ~ " WHERE model = 'fct_person_week')", 'raekker': raekker}) }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("person_spand: no row estimate for '" ~ navn ~ "'") }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The table in `n` person buckets: the first pass creates it, the others append (see above) -#}
+{% macro dsdw_table_i_spand(n, existing) %}
+    {%- set marker = '% 1 = 0 /*dsdw_spand*/' -%}
+    {%- if compiled_code.count(marker) != 1 -%}
+        {{ exceptions.raise_compiler_error(this ~ ": person_spand needs exactly one {{ person_spand(...) }}") }}
+    {%- endif -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- if existing is not none and not existing.is_table -%}{% do adapter.drop_relation(existing) %}{%- endif -%}
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {%- for b in range(n) -%}
+        {%- set code = compiled_code.replace(marker, '% ' ~ n ~ ' = ' ~ b ~ ' /*dsdw_spand*/') -%}
+        {% call statement('main' if loop.last else 'spand_' ~ b) -%}
+            {% if b == 0 -%}
+            CREATE OR REPLACE TABLE {{ target_relation }} AS (
+            {%- else -%}
+            INSERT INTO {{ target_relation }} BY NAME (
+            {%- endif %}
+            {{ code }}
+            )
+        {%- endcall %}
+    {%- endfor -%}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmacro %}

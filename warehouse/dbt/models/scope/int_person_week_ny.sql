@@ -1,4 +1,4 @@
-{{ config(materialized='table', schema='staging') }}
+{{ config(materialized='table', schema='staging', person_spand='panel') }}
 -- The rows of fct_person_week this load writes: every week of the affected persons, the new weeks of everyone else.
 -- Rules (fct_person_week's header): a spell (§ 15; § 16, stk. 6, nr. 3-5) counts in every ISO week it touches; of
 -- a week's spells the lowest prioritet wins, then the later start, then the lower kontaktgruppe_id.
@@ -6,7 +6,8 @@
 -- person_key its windows, grouping and joins spilled past 20 GB (docs/scale-out.md).  The persons are numbered once
 -- (pid) and each person's spells once, in the order that picks a week's spell (nr: the lowest wins), so the
 -- person-week rows carry three numbers: a week's spell is min(nr) of one grouping, and the person_key, status and
--- kontaktgruppe return by equality joins at the end.  Plain SQL on both engines.
+-- kontaktgruppe return by equality joins at the end.  Plain SQL on both engines.  Even so one pass of 5 years spilled
+-- past the 20 GB cap, so a full build on DuckDB runs per person bucket (person_spand; docs/scale-out.md).
 WITH param AS (
     SELECT
         CAST(date_trunc('week', CAST({{ load_date() }} AS DATE)) AS DATE) AS load_uge,
@@ -31,6 +32,9 @@ WITH param AS (
       -- in a week already written only the affected persons get rows: read only their spells
       AND (param.forrige_uge IS NULL OR param.forrige_uge < param.load_uge
            OR f.person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }}))
+      -- person_spand: on DuckDB a full build runs in person buckets (hash(person_key) % N = b;
+      -- materializations.sql): every row below is one person's, pid numbers the bucket's persons
+      AND {{ person_spand('f.person_key') }}
 ), person_nr AS (
     SELECT person_key, row_number() OVER (ORDER BY person_key) AS pid
     FROM (SELECT DISTINCT person_key FROM forloeb0) d
