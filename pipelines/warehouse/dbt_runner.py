@@ -224,7 +224,9 @@ def _compiled_templates(path: Path | None) -> Iterator[None]:
 
     The code of a template depends only on its source and the environment's class (the native one generates other
     code; the undefined-handling ``capture_macros`` variant is a run-time setting), so a cached code object is
-    the one Jinja would compile.  Not used when dbt's macro debugging names each template's code after a file."""
+    the one Jinja would compile.  Not used when dbt's macro debugging names each template's code after a file.
+    The file is code, like dbt's ``partial_parse.msgpack`` beside it (the project's models, which dbt runs): the
+    target directory must be writable by the load's account only, as it already had to be."""
     import marshal
 
     from dbt_common.clients import jinja as dj
