@@ -115,13 +115,7 @@
         {{ run_hooks(pre_hooks, inside_transaction=False) }}
         {{ run_hooks(pre_hooks, inside_transaction=True) }}
         {% call statement('main') -%}
-            {% if existing is none -%}
-            CREATE TABLE {{ target_relation }} AS (
-            {%- else -%}
-            INSERT INTO {{ target_relation }} BY NAME (
-            {%- endif %}
-            {{ compiled_code }}
-            )
+            {{ dsdw_create_or_append(target_relation, compiled_code, existing is none) }}
         {%- endcall %}
     {%- else -%}
         {{ return(dbt.materialization_incremental_duckdb()) }}
@@ -195,6 +189,17 @@ SELECT coalesce((SELECT sum(date_diff('week', fra, til) + 1) FROM f WHERE til >=
     {%- endif -%}
 {%- endmacro %}
 
+{#- The statement that creates `relation` from `code` (`create`), or appends its rows by name -#}
+{% macro dsdw_create_or_append(relation, code, create, replace=false) -%}
+    {%- if create -%}
+    CREATE {{ 'OR REPLACE ' if replace }}TABLE {{ relation }} AS (
+    {%- else -%}
+    INSERT INTO {{ relation }} BY NAME (
+    {%- endif %}
+    {{ code }}
+    )
+{%- endmacro %}
+
 {#- The table in `n` person buckets: the first pass creates it, the others append (see above) -#}
 {% macro dsdw_table_i_spand(n, existing) %}
     {%- set marker = '% 1 = 0 /*dsdw_spand*/' -%}
@@ -208,13 +213,7 @@ SELECT coalesce((SELECT sum(date_diff('week', fra, til) + 1) FROM f WHERE til >=
     {%- for b in range(n) -%}
         {%- set code = compiled_code.replace(marker, '% ' ~ n ~ ' = ' ~ b ~ ' /*dsdw_spand*/') -%}
         {% call statement('main' if loop.last else 'spand_' ~ b) -%}
-            {% if b == 0 -%}
-            CREATE OR REPLACE TABLE {{ target_relation }} AS (
-            {%- else -%}
-            INSERT INTO {{ target_relation }} BY NAME (
-            {%- endif %}
-            {{ code }}
-            )
+            {{ dsdw_create_or_append(target_relation, code, b == 0, replace=true) }}
         {%- endcall %}
     {%- endfor -%}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
