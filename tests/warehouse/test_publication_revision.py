@@ -278,8 +278,9 @@ def test_the_api_shows_a_pending_revision_and_dsdw_warehouse_revise_publishes_it
     keys = tmp_path / "api_keys"
     keys.write_text("k-123\n", encoding="utf-8")
 
-    def meta() -> dict:
-        client = TestClient(create_app(published_path(root), keys))
+    client = TestClient(create_app(published_path(root), keys))  # one app: it reopens the file after a swap
+
+    def meta() -> tuple[dict, list]:
         r = client.get("/api/v1/tables/ydelser_i_alt", headers={"X-API-Key": "k-123"})
         assert r.status_code == 200, r.text
         d = client.get("/api/v1/data/ydelser_i_alt", params={"periode": "2025M12", "omraade": "000"},
