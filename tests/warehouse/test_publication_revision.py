@@ -225,8 +225,28 @@ def test_two_pending_years_go_on_consecutive_revision_nights_oldest_first(con, m
     t2 = bump(bump(t1, D24, "147", "kontanthjaelp", (4, 0, 2, 8)), D25, "259", "dagpenge", (-3, 0, 1, -3))
     assert n.load(t2, dt.date(2026, 3, 31)) == 0
     assert [r["aar"] for r in pending_revisions(con)] == [2024, 2025]
+    from pipelines.warehouse import suppression
+
+    seen: list = []
+
+    def spy(c, years, moved=None, full_grid=suppression.FULL_GRID):
+        out = real(c, years, moved, full_grid)
+        seen.append((years, moved, out))
+        return out
+
+    real = suppression.context_layers
+    monkeypatch.setattr(suppression, "context_layers", spy)
     assert n.load(t2, dt.date(2026, 4, 1)) > 0
     assert n.log()[-1] == (2, dt.date(2026, 4, 1), [2024], 1)
+    # the audit of 2024 took its pending neighbour 2025 by its current figures: the corrected cell an unknown
+    (years, moved, layers), = seen
+    assert years == [2024] and moved == [2025]
+    row = ("maaned", D25, "kommune", "259", "085", "dagpenge", 4)
+    cur = [ly for ly in layers if ly.current and row in ly.rows]
+    assert len(cur) == 1
+    j = cur[0].rows.index(row)
+    assert list(cur[0].values[NM * j:NM * j + NM]) == list(t2[(D25, "kommune", "259", "dagpenge")])
+    assert cur[0].hidden[NM * j:NM * j + NM].all()
     assert [r["aar"] for r in pending_revisions(con)] == [2025]
     # a year corrected after the month's run opened waits for the next month; the backlog goes on
     t3 = bump(t2, J25, "101", "dagpenge", (2, 2, 0, 2))  # 2025 again: already in the backlog
