@@ -389,6 +389,42 @@ def _warehouse(days: list[dt.date], root: Path) -> None:
     console.print(t)
 
 
+@warehouse_app.command("revise")
+def warehouse_revise_cmd(
+    aar: list[int] | None = typer.Option(None, "--aar", help="Closed year to revise (repeatable; default: the "
+                                                               "oldest pending, MAX_AAR_PR_NAT of them)."),
+    root: Path = typer.Option(Path("data/demo/pipeline"), help="Zones: lake, ledger, warehouse."),
+) -> None:
+    """Revise pending closed years now, outside the monthly revision run (docs/statistics.md "Revisioner"):
+    runs the publication hook on the warehouse with those years forced, then publishes the file.  Fails while
+    a load holds the warehouse (DuckDB's lock): run it between loads."""
+    from types import SimpleNamespace
+
+    import duckdb
+
+    from pipelines.warehouse import build as B
+    from pipelines.warehouse import publication
+
+    path = B.build_path(root)
+    con = duckdb.connect(str(path))
+    try:
+        publication.ensure_tables(con)
+        pending = [r["aar"] for r in publication.pending_revisions(con)]
+        years = sorted(aar) if aar else pending[:publication.MAX_AAR_PR_NAT]
+        if not set(years) & set(pending):
+            console.print(f"no revision pending for {years or 'any year'} (pending: {pending or 'none'})")
+            return
+        day = con.execute("SELECT max(indlaest_dato) FROM meta.publikation_koersel").fetchone()[0]
+        rows = publication.publish(con, SimpleNamespace(load_id=f"revision-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}",
+                                                         indlaest_dato=day), revidere=years)
+        con.execute("CHECKPOINT")
+        left = [r["aar"] for r in publication.pending_revisions(con)]
+    finally:
+        con.close()
+    B._publish(Path(root), path)
+    console.print(f"revised {sorted(set(years) & set(pending))}: {rows} rows published; pending now: {left or 'none'}")
+
+
 @warehouse_app.command("rebuild")
 def warehouse_rebuild_cmd(
     target: str = typer.Option("duckdb", "--target", help="duckdb (a new database) or spark (Parquet tables)."),

@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, Response
 from pipelines.api.keys import KeyFile
 from pipelines.api.page import page_html
 from pipelines.api.store import Store
-from pipelines.warehouse.publication import LOG, vintage_sql
+from pipelines.warehouse.publication import AFVENTER, LOG, vintage_sql
 
 PUBLISHED = "mart_ydelser_publiceret"
 EMNE = "ydelser"
@@ -92,7 +92,8 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
                              "geo_niveau <> 'land', geo_niveau <> 'region', geo_kode")
         return {**t, "maal": MAAL, "periode_typer": PERIODE_TYPER,
                 "perioder": [{"periode_type": a, "periode": b, "er_foreloebig": c} for a, b, c in per],
-                "omraader": [{"geo_niveau": a, "geo_kode": b, "geo_navn": c} for a, b, c in geo]}
+                "omraader": [{"geo_niveau": a, "geo_kode": b, "geo_navn": c} for a, b, c in geo],
+                "revisioner_afventer": pending_revisions(store)}
 
     @app.get("/api/v1/vintages", summary="Publiceringsloggen (vintages)")
     def vintage_log(_: str = Depends(need_key)) -> list[dict]:
@@ -130,6 +131,21 @@ def create_app(db: Path, key_file: Path) -> FastAPI:
 
     return app
 
+
+
+def pending_revisions(store: Store) -> list[dict]:
+    """The closed years whose revision is pending (publication.py: their figures moved, the month's revision run
+    has not republished them yet): the published figures of such a year are still those of ``gaeldende_vintage``,
+    and an analyst must be able to see that.  Empty for a file published before revisions were recorded."""
+    _, ok = store.query("SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() AND "
+                        "schema_name = 'meta' AND view_name = 'publikation_afventer'")
+    if not ok[0][0]:
+        return []
+    _, rows = store.query(f"SELECT aar, afventer_siden, gaeldende_vintage FROM {AFVENTER}")
+    return [{"aar": a, "afventer_siden": s, "gaeldende_vintage": v,
+             "tekst": f"En revision af {a} afventer (rettelser modtaget siden {s}); tallene for {a} er fortsat dem "
+                      f"fra publicering (vintage) {v} og revideres ved månedens revisionskørsel"}
+            for a, s, v in rows]
 
 
 class Question(NamedTuple):

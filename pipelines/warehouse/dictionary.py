@@ -114,6 +114,12 @@ OTHER_TABLES: dict[str, str] = {
     "meta.retracted_payload": "Payloads superseded by a corrected re-delivery: their rows leave the current "
                               "views from that load on (as-of views still show them before).",
     "meta.model_run": "Rows and seconds per model and load.",
+    "meta.publikation_koersel": "One row per run of the publication hook (every load, and `dsdw warehouse revise`):"
+                                " its vintage if it made one, the closed years it revised and those still pending "
+                                "a revision after it (docs/statistics.md, Revisioner).",
+    "meta.publikation_afventer": "View: the closed years with a revision pending after the latest run, since which "
+                                 "load day, and the vintage whose figures stay in force until then (the API shows "
+                                 "it per table).",
     "dq.results": "Copied from dq.duckdb: data-quality results per delivery day, reporter, dataset and rule "
                   "(with its §); sample_keys are record keys, never CPR numbers.",
     "dq.timeliness": "Copied from dq.duckdb: registration lag histogram per delivery day, reporter, dataset and "

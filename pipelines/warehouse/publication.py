@@ -16,6 +16,20 @@ period's moved figures once per ISO week of the load date (:data:`KADENCE_FORELO
 of a period is one more view for an attacker who compares vintages, so each is audited together with all
 earlier ones (suppression.with_context) and the audit grew night by night with a nightly republished open
 month (issue 12: the 14-day demo's warehouse runs took 34, 51, 158 s on nights 10-12).
+
+Revisions of closed years (issue 13, docs/statistics.md "Revisioner"): a year is *open* while it is the load's
+calendar year or later, or one of its covered periods is preliminary now, was preliminary in its last vintage or
+was never published (its final figures are not out yet); else *closed*.  Moved periods of an open year are
+republished as above.  Those of a closed year are a *pending revision* (``Plan.afventer``): an ordinary load
+leaves the year's published cells as they are, and a *revision run* republishes it -- the loads from the first
+load of each calendar month (:data:`KADENCE_REVISION`) on, at most :data:`MAX_AAR_PR_NAT` closed years per load,
+oldest first, until the years pending when the month's first load ran are done.  Why: one national year's
+suppression costs CPU hours; a night whose corrections touch three old years would republish all three.  With
+the cadence a night republishes at most one closed year besides the open ones, and a corrected old year waits
+at most a month plus the backlog (Jobindsats, too, revises on a schedule, not as corrections come in).
+``meta.publikation_koersel`` records every run of the hook (the cadence needs the loads that published nothing)
+with the years still pending; ``meta.publikation_afventer`` says which years have a revision pending and since
+when (the API shows it per table).
 """
 
 from __future__ import annotations
@@ -31,7 +45,19 @@ HISTORIK = "meta.publikation_celler"
 # internal, never served: each vintage's true figures and flags, the context the next vintages are audited with
 GRUNDLAG = "meta.publikation_grundlag"
 LOG = "meta.publikation"
+# one row per run of the hook: the cadence of revisions needs the loads that published nothing, and the API the
+# years pending after the latest run
+KOERSEL = "meta.publikation_koersel"
+AFVENTER = "meta.publikation_afventer"
 log = logging.getLogger(__name__)
+# "maaned": a revision run starts with the first load of each calendar month and goes on with the next loads until
+# the closed years pending at its start are republished; "nat": every load revises (still MAX_AAR_PR_NAT at most).
+# Why monthly: the month is the statistics' own publication rhythm, a revision then reaches analysts on a known day
+# with the month's new figures, and at most 12 revision runs a year bound the CPU corrections of old years cost.
+KADENCE_REVISION = "maaned"
+# closed years a load republishes at most (oldest pending first): one national year's suppression is the night's
+# budget besides the open years (docs/statistics.md "Revisioner")
+MAX_AAR_PR_NAT = 1
 # "uge": a preliminary period whose figures moved is republished by the first load of a new ISO week (then its
 # weeks begun, uger_i_perioden, move too), when it becomes final, or when its year is republished anyway; "dag":
 # by every load that moves it.  Final periods (corrections) are republished by the load that moves them.
@@ -54,6 +80,19 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         h0 BOOLEAN, h1 BOOLEAN, h2 BOOLEAN)""")
     con.execute(f"CREATE TABLE IF NOT EXISTS {HISTORIK} AS SELECT {PUBLISHED_COLUMNS}, "
                 f"CAST(NULL AS INTEGER) AS vintage FROM ({_empty_published()}) LIMIT 0")
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {KOERSEL} (koersel INTEGER PRIMARY KEY, load_id VARCHAR,
+        indlaest_dato DATE, koersel_tid TIMESTAMPTZ, vintage INTEGER, revideret INTEGER[], afventer INTEGER[])""")
+    # per year with a revision pending after the latest run: since which load day it has been pending without a
+    # break, and the latest vintage that published it (whose figures stay in force until the revision)
+    con.execute(f"""CREATE OR REPLACE VIEW {AFVENTER} AS
+        WITH sidste AS (SELECT afventer FROM {KOERSEL} ORDER BY koersel DESC LIMIT 1),
+        aar AS (SELECT unnest(afventer) AS aar FROM sidste)
+        SELECT a.aar,
+               (SELECT min(k.indlaest_dato) FROM {KOERSEL} k WHERE list_contains(k.afventer, a.aar)
+                  AND k.koersel > coalesce((SELECT max(k2.koersel) FROM {KOERSEL} k2
+                                            WHERE NOT list_contains(k2.afventer, a.aar)), 0)) AS afventer_siden,
+               (SELECT max(p.vintage) FROM {LOG} p WHERE list_contains(p.aar, a.aar)) AS gaeldende_vintage
+        FROM aar a ORDER BY a.aar""")
 
 
 def next_vintage(con: duckdb.DuckDBPyConnection) -> int:
@@ -124,6 +163,15 @@ class Plan:
     kept: list[Period] = field(default_factory=list)
     deferred: list[Period] = field(default_factory=list)
     flags: dict[tuple, tuple[bool, bool, bool]] = field(default_factory=dict)
+    # closed years this load republishes (a revision run), and those still pending a revision after it
+    revideret: list[int] = field(default_factory=list)
+    afventer: list[int] = field(default_factory=list)
+
+    @property
+    def moved_years(self) -> list[int]:
+        """Years with moved periods this load does not republish: their published cells are no longer their
+        true figures (the audit of a neighbouring year must not take them as such: suppression.context_layers)."""
+        return sorted({s.year for _, s in self.deferred})
 
 
 def _state_sql(full_grid: str, published: str) -> str:
@@ -162,14 +210,16 @@ def _state_sql(full_grid: str, published: str) -> str:
 
 
 def schedule(con: duckdb.DuckDBPyConnection, day: dt.date, full_grid: str = "mart_ydelser_fuld",
-             kadence: str | None = None, published: str = "mart_ydelser_publiceret") -> Plan:
+             kadence: str | None = None, published: str = "mart_ydelser_publiceret",
+             revidere: list[int] | None = None) -> Plan:
     """Which covered periods of ``full_grid`` the load of ``day`` republishes (see the module's docstring).
 
     A period is *moved* when a cell's true figure (antal_personer, tilgang, afgang, ydelsesuger), its weeks
     (uger_i_perioden) or its preliminary flag differ from its last vintage.  A load triggers a year when one of
     its periods is new, final and moved, or preliminary and moved in a new ISO week (``kadence`` "uge") or at
     all ("dag"); every moved period of a triggered year is then due (the grid holds current figures only) and
-    the unchanged ones are kept with their flags.
+    the unchanged ones are kept with their flags.  A triggered *closed* year is a pending revision instead, unless
+    this load is a revision run that takes it (:func:`revision_years`) or ``revidere`` names it (a forced revision).
     """
     kadence = kadence or KADENCE_FORELOEBIG
     if kadence not in ("uge", "dag"):
@@ -179,8 +229,11 @@ def schedule(con: duckdb.DuckDBPyConnection, day: dt.date, full_grid: str = "mar
     moved: list[Period] = []
     unchanged: list[Period] = []
     trigger: set[int] = set()
+    aaben: set[int] = set()  # open years: see the module's docstring
     for pt, ps, mv, foreloebig, v, was_foreloebig, v_day in state:
         p = (pt, ps)
+        if ps.year >= day.year or foreloebig or was_foreloebig or v is None:
+            aaben.add(ps.year)
         if v is None:
             moved.append(p)
             trigger.add(ps.year)
@@ -191,6 +244,11 @@ def schedule(con: duckdb.DuckDBPyConnection, day: dt.date, full_grid: str = "mar
         moved.append(p)
         if not foreloebig or kadence == "dag" or v_day is None or day.isocalendar()[:2] != v_day.isocalendar()[:2]:
             trigger.add(ps.year)
+    pending = sorted(trigger - aaben)
+    revise = revision_years(con, day, pending, revidere)
+    trigger = (trigger & aaben) | set(revise)
+    plan.revideret = revise
+    plan.afventer = [y for y in pending if y not in revise]
     plan.years = sorted(trigger)
     plan.due = [p for p in moved if p[1].year in trigger]
     plan.deferred = [p for p in moved if p[1].year not in trigger]
@@ -204,6 +262,35 @@ def schedule(con: duckdb.DuckDBPyConnection, day: dt.date, full_grid: str = "mar
     return plan
 
 
+def revision_years(con: duckdb.DuckDBPyConnection, day: dt.date, pending: list[int],
+                   revidere: list[int] | None = None, kadence: str | None = None,
+                   max_aar: int | None = None) -> list[int]:
+    """The closed years of ``pending`` (moved since their last vintage) the load of ``day`` republishes.
+
+    ``kadence`` "maaned" (:data:`KADENCE_REVISION`): the month's first run of the hook (none earlier in
+    ``meta.publikation_koersel`` this calendar month) opens a revision run; it and the following loads each take
+    at most ``max_aar`` (:data:`MAX_AAR_PR_NAT`) of the years pending when it opened and not revised since,
+    oldest first; a year that becomes pending later (or again) waits for the next month.  "nat": every load takes ``max_aar`` of those pending.
+    ``revidere``: years revised now whatever the cadence (``dsdw warehouse revise``), if pending.
+    """
+    kadence = kadence or KADENCE_REVISION
+    max_aar = MAX_AAR_PR_NAT if max_aar is None else max_aar
+    if kadence not in ("maaned", "nat"):
+        raise ValueError(f"kadence {kadence!r}: 'maaned' or 'nat'")
+    forced = sorted(set(revidere or []) & set(pending))
+    backlog = list(pending)
+    if kadence == "maaned" and pending:
+        ensure_tables(con)
+        runs = con.execute(f"SELECT revideret, afventer FROM {KOERSEL} WHERE indlaest_dato >= ? AND "
+                           "indlaest_dato <= ? ORDER BY koersel", [day.replace(day=1), day]).fetchall()
+        if runs:  # the run is open since the month's first load: the years pending then, not revised since
+            at_start = set(runs[0][0] or []) | set(runs[0][1] or [])
+            done = {y for r in runs for y in r[0] or []}
+            backlog = [y for y in pending if y in at_start - done]
+    chosen = [y for y in sorted(backlog) if y not in forced][:max(0, max_aar)]
+    return sorted(set(chosen) | set(forced))
+
+
 def _in(periods: list[Period], alias: str = "") -> str:
     """SQL condition: the row's period is one of ``periods``."""
     a = f"{alias}." if alias else ""
@@ -211,13 +298,15 @@ def _in(periods: list[Period], alias: str = "") -> str:
                              for t, s in periods) + ")"
 
 
-def publish(con: duckdb.DuckDBPyConnection, result: Any = None) -> int:
+def publish(con: duckdb.DuckDBPyConnection, result: Any = None, revidere: list[int] | None = None) -> int:
     """The load hook's work: bring ``mart_ydelser_publiceret`` in step with :func:`schedule`'s plan, log the vintage.
 
     Deletes superseded computations from ``mart_ydelser_beregning``, suppresses the triggered years' grid (the
     due periods free, the kept ones with their published flags, every earlier vintage of those years and the
-    neighbouring years' published cells as context) and appends the due periods' cells as a new vintage.
-    Returns the rows published.
+    neighbouring years' published cells as context; a neighbour with moved periods not republished now, e.g. a
+    pending revision, by its current figures: suppression.context_layers) and appends the due periods' cells as a
+    new vintage.  Records the run and the years pending a revision in ``meta.publikation_koersel``.
+    ``revidere``: closed years to revise now whatever the cadence.  Returns the rows published.
     """
     from pipelines.warehouse.suppression import (
         FULL_GRID,
@@ -249,27 +338,41 @@ def publish(con: duckdb.DuckDBPyConnection, result: Any = None) -> int:
     ensure_tables(con)
     day = getattr(result, "indlaest_dato", None) or \
         con.execute(f"SELECT max(horisont) FROM {FULL_GRID}").fetchone()[0] or dt.date.today()
-    plan = schedule(con, day, FULL_GRID, published=PUBLISHED)
+    plan = schedule(con, day, FULL_GRID, published=PUBLISHED, revidere=revidere)
     if plan.deferred:
-        log.info("publication: %d preliminary periods moved, republished with the next week's first load: %s",
-                 len(plan.deferred), ", ".join(f"{t} {s}" for t, s in plan.deferred))
-    if not plan.due:
-        return 0
-    years = ", ".join(map(str, plan.years))
-    src = f"SELECT * FROM {FULL_GRID} WHERE daekket AND year(periode_start) IN ({years})"
-    suppress(con, src, target="_sup_resultat", layers=context_layers(con, plan.years), grundlag="_sup_alle",
-             fixed=plan.flags)
-    due = _in(plan.due)
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _sup_grundlag AS SELECT * FROM _sup_alle "
-                    f"WHERE {due}")
-        vintage = next_vintage(con)
-        sel = (f"SELECT {PUBLISHED_COLUMNS}, {vintage} AS vintage FROM _sup_resultat "
-               f"WHERE {due}")
-        con.execute(f"DELETE FROM {PUBLISHED} WHERE {due}")
-        rows = con.execute(f"INSERT INTO {PUBLISHED} BY NAME {sel}").fetchone()[0]
-        record(con, vintage, result, sorted({s.year for _, s in plan.due}), "_sup_grundlag")
-    finally:
-        for t in ("_sup_resultat", "_sup_alle", "_sup_grundlag"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
+        log.info("publication: %d moved periods not republished now (preliminary: the next week's first load; "
+                 "closed years %s: a revision run): %s", len(plan.deferred), plan.afventer or "none",
+                 ", ".join(f"{t} {s}" for t, s in plan.deferred))
+    vintage, rows = None, 0
+    if plan.due:
+        years = ", ".join(map(str, plan.years))
+        src = f"SELECT * FROM {FULL_GRID} WHERE daekket AND year(periode_start) IN ({years})"
+        suppress(con, src, target="_sup_resultat", grundlag="_sup_alle", fixed=plan.flags,
+                 layers=context_layers(con, plan.years, moved=plan.moved_years, full_grid=FULL_GRID))
+        due = _in(plan.due)
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _sup_grundlag AS SELECT * FROM _sup_alle "
+                        f"WHERE {due}")
+            vintage = next_vintage(con)
+            sel = (f"SELECT {PUBLISHED_COLUMNS}, {vintage} AS vintage FROM _sup_resultat "
+                   f"WHERE {due}")
+            con.execute(f"DELETE FROM {PUBLISHED} WHERE {due}")
+            rows = con.execute(f"INSERT INTO {PUBLISHED} BY NAME {sel}").fetchone()[0]
+            record(con, vintage, result, sorted({s.year for _, s in plan.due}), "_sup_grundlag")
+        finally:
+            for t in ("_sup_resultat", "_sup_alle", "_sup_grundlag"):
+                con.execute(f"DROP TABLE IF EXISTS {t}")
+    con.execute(f"INSERT INTO {KOERSEL} SELECT coalesce(max(koersel), 0) + 1, ?, ?, now(), ?, ?, ? FROM {KOERSEL}",
+                [getattr(result, "load_id", None), day, vintage, plan.revideret, plan.afventer])
+    if plan.afventer:
+        log.info("publication: revision pending for %s (published figures stay those of their latest vintage)",
+                 ", ".join(map(str, plan.afventer)))
     return int(rows)
+
+
+def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The years with a revision pending after the latest run (``meta.publikation_afventer``), oldest first."""
+    ensure_tables(con)
+    cur = con.execute(f"SELECT aar, afventer_siden, gaeldende_vintage FROM {AFVENTER}")
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

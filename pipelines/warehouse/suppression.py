@@ -1415,7 +1415,9 @@ def with_context(grid: Grid, layers: list[Layer] | None = None, fixed: np.ndarra
                                            f"v{ly.vintage}"))
                 got[1] = got[1] or not start[b]
         off += len(ly.values)
-    for j, r in enumerate(grid.rows if old else []):
+    # the current rows: the new grid's, and those of a current layer whose earlier vintage is a layer too (a
+    # neighbouring year whose figures moved since it was published: context_layers)
+    for j, r in enumerate(rows if old else []):
         by_m = same.get((r[0], r[1], r[2], r[3], r[5]))
         if by_m is None:
             continue
@@ -1425,7 +1427,10 @@ def with_context(grid: Grid, layers: list[Layer] | None = None, fixed: np.ndarra
             if got is None:
                 continue
             if got[1]:  # published with this figure by an earlier vintage
-                known[b] = True
+                if j < len(grid.rows):
+                    known[b] = True
+                else:  # a context cell the attacker reads there: a constant of the audit
+                    start[b] = False
             else:
                 cons.append(Constraint(np.array([got[0], b]), np.array([1.0, -1.0]), True, 0.0, "vintage"))
     return Problem(values, cons, start, eligible, known, dirs, grid.n)
@@ -1586,9 +1591,21 @@ def _publish_relation(con: duckdb.DuckDBPyConnection, source: str, grid: Grid, h
     return con.table(target)
 
 
-def context_layers(con: duckdb.DuckDBPyConnection, years: list[int]) -> list[Layer]:
+def context_layers(con: duckdb.DuckDBPyConnection, years: list[int], moved: list[int] | None = None,
+                   full_grid: str = FULL_GRID) -> list[Layer]:
     """The context of republishing ``years`` from the publication log's true figures (meta.publikation_grundlag):
-    every earlier vintage of those years' periods, and the published version of the neighbouring years."""
+    every earlier vintage of those years' periods, and the published version of the neighbouring years.
+
+    A neighbouring year in ``moved`` (moved periods not republished by this load: a closed year pending a
+    revision, a preliminary period waiting for its week) no longer has its published figures as its true ones,
+    and the consecutive-period relations that cross the year boundary hold between the *current* figures of
+    both years.  Taking the stale figures as current would put into the audit relations that no longer hold,
+    with constants (movers) computed from a mix of two states: tighter or looser than the attacker's, so not
+    conservative.  Such a neighbour is given as what the attacker really holds: its latest vintage as an earlier
+    vintage (its own relations, its published cells as constants), and its current figures as a current layer
+    in which every cell is unknown except where the latest vintage published the very figure it has now
+    (:func:`with_context` identifies the versions; the attacker is assumed to know which cells moved).  So the
+    relations across the boundary hold for the truth, and the attacker knows at least what was published."""
     from pipelines.warehouse.publication import GRUNDLAG
 
     if not _exists(con, "publikation_grundlag", "meta"):
@@ -1597,6 +1614,8 @@ def context_layers(con: duckdb.DuckDBPyConnection, years: list[int]) -> list[Lay
             "antal_personer, tilgang, afgang, ydelsesuger, h0, h1, h2, vintage")
     yl = ", ".join(map(str, years))
     nb = sorted({y + d for y in years for d in (-1, 1)} - set(years))
+    stale = sorted(set(nb) & set(moved or []))
+    nb = [y for y in nb if y not in stale]
     out: list[Layer] = []
 
     def layer(data: list[tuple], vintage: int, current: bool) -> Layer:
@@ -1610,11 +1629,23 @@ def context_layers(con: duckdb.DuckDBPyConnection, years: list[int]) -> list[Lay
     by_v: dict[int, list[tuple]] = defaultdict(list)
     for r in old:
         by_v[r[-1]].append(r)
+    latest = f"""SELECT {cols} FROM {GRUNDLAG} g WHERE year(periode_start) IN ({{}})
+            AND vintage = (SELECT max(vintage) FROM {GRUNDLAG} h WHERE h.periode_type = g.periode_type
+                           AND h.periode_start = g.periode_start) ORDER BY ALL"""
+    if stale:
+        sl = ", ".join(map(str, stale))
+        was = con.execute(latest.format(sl)).fetchall()
+        if was:  # one earlier layer (its vintage: the newest among its periods', for the order of identification)
+            by_v[max(r[-1] for r in was)] += was
+        now = con.execute(f"SELECT periode_type, periode_start, geo_niveau, geo_kode, overordnet_geo_kode, "
+                          f"ydelsesgruppe, uger_i_perioden, antal_personer, tilgang, afgang, ydelsesuger, true, true, "
+                          f"true, NULL FROM {full_grid} WHERE daekket AND year(periode_start) IN ({sl}) "
+                          "ORDER BY ALL").fetchall()
+        if now:
+            out.append(layer(now, 0, True))
     out += [layer(d, v, False) for v, d in sorted(by_v.items())]
     if nb:
-        cur = con.execute(f"""SELECT {cols} FROM {GRUNDLAG} g WHERE year(periode_start) IN ({', '.join(map(str, nb))})
-            AND vintage = (SELECT max(vintage) FROM {GRUNDLAG} h WHERE h.periode_type = g.periode_type
-                           AND h.periode_start = g.periode_start) ORDER BY ALL""").fetchall()
+        cur = con.execute(latest.format(", ".join(map(str, nb)))).fetchall()
         if cur:
             out.append(layer(cur, max(r[-1] for r in cur), True))
     return out
