@@ -273,14 +273,21 @@ def _primary_suppress(con: duckdb.DuckDBPyConnection, source: str, graense: int 
                       target: str | None = None, layers: list | None = None, grundlag: str | None = None,
                       fixed: dict | None = None, method: str | None = None) -> None:
     """Stand-in for ``suppression.suppress`` in the history phase only (``--history-publication primary``): the
-    primary rule alone (a count 1..graense-1 hidden, ydelsesuger and fuldtidspersoner with antal_personer), written
+    primary rule alone (a count 1..graense-1 hidden, ydelsesuger and fuldtidspersoner with antal_personer; a sparse
+    grid's kommune level whole), written
     to ``target``/``grundlag`` with the columns the real one writes, so the real ``publication.publish`` logs every
     history year as published (log, cells, true figures) without the secondary suppression's solver (hours per
     national year; bench_publication.py measures it).  Kept cells' flags (``fixed``) are honoured."""
-    from pipelines.warehouse.suppression import GRAENSE
+    from pipelines.warehouse.suppression import GRAENSE, SPARSE_SHARE
 
     g = graense or GRAENSE
-    hid = {m: f"coalesce({m}, 0) BETWEEN 1 AND {g - 1}" for m in ("antal_personer", "tilgang", "afgang")}
+    # a sparse grid's kommune level is hidden whole, as the real rule does (suppression.sparse_kommuner): the nights'
+    # real hook then meets the kept periods' flags it would have left (a published sparse kommune level would make
+    # every night's audit the whole linked grid's LP)
+    sparse = con.execute(f"SELECT coalesce(avg(CASE WHEN coalesce(antal_personer, 0) < {g} THEN 1 ELSE 0 END), 0) "
+                         f"> {SPARSE_SHARE} FROM ({source}) WHERE geo_niveau = 'kommune'").fetchone()[0]
+    whole = "geo_niveau = 'kommune' OR " if sparse else ""
+    hid = {m: f"{whole}coalesce({m}, 0) BETWEEN 1 AND {g - 1}" for m in ("antal_personer", "tilgang", "afgang")}
     flags = f"SELECT *, {hid['antal_personer']} AS h0, {hid['tilgang']} AS h1, {hid['afgang']} AS h2 FROM ({source})"
     if fixed:
         con.execute("CREATE OR REPLACE TEMP TABLE _bench_fixed (periode_type VARCHAR, periode_start DATE, "
