@@ -453,7 +453,9 @@ def analyst_queries(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> dict[
                 WHERE p.uge_maaned >= DATE '{since}' GROUP BY ALL ORDER BY ALL""")
     facts = [t for (t,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fct\\_%' ESCAPE '\\' AND schema_name = 'main' "
-        "AND table_name IN (SELECT table_name FROM duckdb_columns() WHERE column_name = 'person_key') "
+        "AND table_name IN (SELECT table_name FROM duckdb_columns() WHERE column_name IN ('person_key', 'besked_id', "
+        "'version', 'er_slettet', 'gyldig_fra', 'gyldig_til', 'indlaest_dato') GROUP BY ALL HAVING count(DISTINCT "
+        "column_name) = 7) "  # the bitemporal facts only (a derived fct_ such as fct_ydelsesforloeb has no besked_id)
         "AND table_name <> 'fct_person_week' ORDER BY 1").fetchall()
         if not t.endswith("_aktuel")]  # every version is in the fact itself; _aktuel holds the current ones again
     union = "\nUNION ALL ".join(
