@@ -56,7 +56,8 @@ def _child(root: Path, day: dt.date, profile: Path | None) -> None:
 
         from dbt.task.runnable import GraphRunnableTask
 
-        prof, call = cProfile.Profile(), GraphRunnableTask.call_runner
+        # the worker thread's CPU, not wall: on the shared machine a wall profile counts the waits for a core
+        prof, call = cProfile.Profile(time.thread_time), GraphRunnableTask.call_runner
 
         def profiled(task, runner):  # noqa: ANN001, ANN202
             prof.enable()

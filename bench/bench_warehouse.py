@@ -155,9 +155,11 @@ class DbtProbe:
 
         setattr(cls, name, timed)
 
-    def report(self, night_seconds: float, night_cpu: float | None = None) -> dict:
+    def report(self, night_seconds: float, night_cpu: float | None = None, hook_seconds: float = 0.0) -> dict:
         """The night's dbt figures; ``night_seconds``/``night_cpu`` = the load's wall without publishing and its
-        process CPU (dbt's import added to both here)."""
+        process CPU (dbt's import added to both here); ``hook_seconds``: the publication hook's wall in it (a
+        night that triggers a year's suppression spends most of its time there, which would flatter the share:
+        the share of the night without it is goal (b)'s figure)."""
         out: dict = {"import_seconds": round(self.import_s[0], 2), "import_cpu_seconds": round(self.import_s[1], 2),
                      "dbt_imported_before_the_load": self.already_imported, "invocations": []}
         over_w, over_c = self.import_s
@@ -195,6 +197,9 @@ class DbtProbe:
         total = night_seconds + self.import_s[0]
         nodes = sum(sum(i["nodes"].values()) for i in out["invocations"])
         out.update({"night_seconds_with_import": round(total, 2),
+                    "night_seconds_without_publication_hook": round(total - hook_seconds, 2),
+                    "overhead_share_of_night_without_publication_hook": (
+                        round(over_w / (total - hook_seconds), 4) if total - hook_seconds > 0 else None),
                     "overhead_seconds": round(over_w, 2), "overhead_cpu_seconds": round(over_c, 2),
                     "overhead_share_of_night": round(over_w / total, 4) if total else None,
                     "overhead_cpu_share_of_night": (round(over_c / (night_cpu + self.import_s[1]), 4)
@@ -203,17 +208,21 @@ class DbtProbe:
         return out
 
 
-def phase_load(root: Path, day: dt.date, publish: bool) -> dict:
-    """One nightly load (the real pipelines.warehouse.build.load_warehouse: dbt build between its Python steps)."""
+def phase_load(root: Path, day: dt.date, publish: bool, statistics: bool = True) -> dict:
+    """One nightly load (the real pipelines.warehouse.build.load_warehouse: dbt build between its Python steps);
+    ``statistics=False`` (``--nightly-publication skip``): without the publication hook."""
     probe = DbtProbe()  # before the load imports dbt: the import is timed
     from pipelines.warehouse.build import build_path, load_warehouse
 
     c0 = time.process_time()
-    r = load_warehouse(root, day, publish=publish)
+    r = load_warehouse(root, day, publish=publish, statistics=statistics)
     cpu = time.process_time() - c0  # the process's CPU, DuckDB's threads included (publishing too, if asked)
     ms = {k: round(v, 3) for k, v in r.model_seconds.items()}
     models = sum(r.model_seconds.values())
+    hook = sum(r.hook_seconds.values())  # the publication hook: real, as production runs it; reported apart
     out = {"day": day.isoformat(), "seconds": round(r.seconds - r.publish_seconds, 2),
+            "publication_hook_seconds": round(hook, 2),
+            "seconds_without_publication_hook": round(r.seconds - r.publish_seconds - hook, 2),
             "publish_seconds": round(r.publish_seconds, 2), "cpu_seconds": round(cpu, 2),
             "model_seconds_total": round(models, 2),
             "outside_models_seconds": round(r.seconds - r.publish_seconds - models, 2),
@@ -224,7 +233,12 @@ def phase_load(root: Path, day: dt.date, publish: bool) -> dict:
             "step_seconds": {k: round(v, 2) for k, v in {**r.step_seconds, **{
                 f"hook:{h}": x for h, x in r.hook_seconds.items()}}.items()},
             "build_bytes": build_path(root).stat().st_size, "peak_rss_mb": _rss_mb()}
-    out["dbt"] = probe.report(r.seconds - r.publish_seconds, cpu)
+    out["dbt"] = probe.report(r.seconds - r.publish_seconds, cpu, hook)
+    con = duckdb.connect(str(build_path(root)), read_only=True)
+    try:
+        out["publication_vintages"] = _vintages(con, r.load_id)  # empty: the night triggered no year
+    finally:
+        con.close()
     return out
 
 
@@ -253,10 +267,74 @@ def phase_synth(root: Path, first: dt.date, clone: dt.date, days: int, fraction:
     return st
 
 
-def phase_rebuild(root: Path, load_date: dt.date) -> dict:
+HISTORY_PUBLICATION = ("primary", "full")
+
+
+def _primary_suppress(con: duckdb.DuckDBPyConnection, source: str, graense: int | None = None,
+                      target: str | None = None, layers: list | None = None, grundlag: str | None = None,
+                      fixed: dict | None = None, method: str | None = None) -> None:
+    """Stand-in for ``suppression.suppress`` in the history phase only (``--history-publication primary``): the
+    primary rule alone (a count 1..graense-1 hidden, ydelsesuger and fuldtidspersoner with antal_personer; a sparse
+    grid's kommune level whole), written
+    to ``target``/``grundlag`` with the columns the real one writes, so the real ``publication.publish`` logs every
+    history year as published (log, cells, true figures) without the secondary suppression's solver (hours per
+    national year; bench_publication.py measures it).  Kept cells' flags (``fixed``) are honoured."""
+    from pipelines.warehouse.suppression import GRAENSE, SPARSE_SHARE
+
+    g = graense or GRAENSE
+    # a sparse grid's kommune level is hidden whole, as the real rule does (suppression.sparse_kommuner): the nights'
+    # real hook then meets the kept periods' flags it would have left (a published sparse kommune level would make
+    # every night's audit the whole linked grid's LP)
+    sparse = con.execute(f"SELECT coalesce(avg(CASE WHEN coalesce(antal_personer, 0) < {g} THEN 1 ELSE 0 END), 0) "
+                         f"> {SPARSE_SHARE} FROM ({source}) WHERE geo_niveau = 'kommune'").fetchone()[0]
+    whole = "geo_niveau = 'kommune' OR " if sparse else ""
+    hid = {m: f"{whole}coalesce({m}, 0) BETWEEN 1 AND {g - 1}" for m in ("antal_personer", "tilgang", "afgang")}
+    flags = f"SELECT *, {hid['antal_personer']} AS h0, {hid['tilgang']} AS h1, {hid['afgang']} AS h2 FROM ({source})"
+    if fixed:
+        con.execute("CREATE OR REPLACE TEMP TABLE _bench_fixed (periode_type VARCHAR, periode_start DATE, "
+                    "geo_niveau VARCHAR, geo_kode VARCHAR, ydelsesgruppe VARCHAR, f0 BOOLEAN, f1 BOOLEAN, f2 BOOLEAN)")
+        con.executemany("INSERT INTO _bench_fixed VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [[*k, *v] for k, v in fixed.items()])
+        flags = (f"SELECT s.* EXCLUDE (h0, h1, h2), coalesce(f.f0, s.h0) AS h0, coalesce(f.f1, s.h1) AS h1, "
+                 f"coalesce(f.f2, s.h2) AS h2 FROM ({flags}) s LEFT JOIN _bench_fixed f "
+                 "USING (periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _bench_flags AS {flags}")
+    target = target or "_bench_sup"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {target} AS
+        SELECT * EXCLUDE (antal_personer, fuldtidspersoner, tilgang, afgang, h0, h1, h2),
+               CASE WHEN NOT h0 THEN antal_personer END AS antal_personer, h0 AS antal_personer_diskretioneret,
+               CASE WHEN NOT h0 THEN fuldtidspersoner END AS fuldtidspersoner,
+               CASE WHEN NOT h1 THEN tilgang END AS tilgang, h1 AS tilgang_diskretioneret,
+               CASE WHEN NOT h2 THEN afgang END AS afgang, h2 AS afgang_diskretioneret
+        FROM _bench_flags""")
+    if grundlag:
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {grundlag} AS SELECT periode_type, periode_start, geo_niveau,
+            geo_kode, ydelsesgruppe, overordnet_geo_kode, uger_i_perioden, coalesce(antal_personer, 0)::BIGINT
+            AS antal_personer, coalesce(tilgang, 0)::BIGINT AS tilgang, coalesce(afgang, 0)::BIGINT AS afgang,
+            coalesce(ydelsesuger, 0)::BIGINT AS ydelsesuger, h0, h1, h2 FROM _bench_flags""")
+    con.execute("DROP TABLE IF EXISTS _bench_flags")
+    con.execute("DROP TABLE IF EXISTS _bench_fixed")
+
+
+def _vintages(con: duckdb.DuckDBPyConnection, load_id: str) -> list[dict]:
+    """The publication log's vintages of one load (which years the night's hook republished)."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+                       "AND table_name = 'publikation'").fetchone()[0]:
+        return []
+    return [{"vintage": v, "aar": list(a), "perioder": p, "celler": c, "celler_diskretioneret": h}
+            for v, a, p, c, h in con.execute("SELECT vintage, aar, perioder, celler, celler_diskretioneret "
+                                             "FROM meta.publikation WHERE load_id = ? ORDER BY vintage",
+                                             [load_id]).fetchall()]
+
+
+def phase_rebuild(root: Path, load_date: dt.date, history_publication: str = "primary") -> dict:
     """Every hand-written model (dims, panel, category spells, marts) over the whole history at once: ``dbt run
     --full-refresh`` of the derived and scope models with every person in scope (var ``full_lake``), then the
-    load's hooks (the suppressed publication), as a first night computes them."""
+    load's hooks (the suppressed publication), as a first night computes them.
+
+    ``history_publication``: ``full`` runs the real hook, which suppresses every year of the history (national:
+    hours per year); ``primary`` (the default) runs the real publication with the primary rule only
+    (:func:`_primary_suppress`), so the history is logged as published, as the production nights before it would
+    have left it, and the measured nights republish only what moved (their hook is the real one)."""
     from pipelines.warehouse import dbt_runner as R
     from pipelines.warehouse.build import POST_MODEL_HOOKS, LoadResult, _register_hooks, _setup, build_path
     from pipelines.warehouse.restricted import unsealed
@@ -278,10 +356,20 @@ def phase_rebuild(root: Path, load_date: dt.date) -> dict:
             _setup(con, load_date, load_id)
             out["affected_persons"] = con.execute("SELECT count(*) FROM staging.int_affected_persons").fetchone()[0]
             _register_hooks()
+            from pipelines.warehouse import suppression
+
+            real = suppression.suppress
+            if history_publication == "primary":
+                suppression.suppress = _primary_suppress  # type: ignore[assignment]
             th = time.perf_counter()
-            for hook in POST_MODEL_HOOKS:
-                hook(con, LoadResult(load_id=load_id, indlaest_dato=load_date))
+            try:
+                for hook in POST_MODEL_HOOKS:
+                    hook(con, LoadResult(load_id=load_id, indlaest_dato=load_date))
+            finally:
+                suppression.suppress = real  # type: ignore[assignment]
             out["hooks_seconds"] = round(time.perf_counter() - th, 2)
+            out["history_publication"] = history_publication
+            out["publication_vintages"] = _vintages(con, load_id)
             tc = time.perf_counter()
             con.execute("CHECKPOINT")
             con.execute("DETACH restricted")
@@ -365,7 +453,9 @@ def analyst_queries(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> dict[
                 WHERE p.uge_maaned >= DATE '{since}' GROUP BY ALL ORDER BY ALL""")
     facts = [t for (t,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fct\\_%' ESCAPE '\\' AND schema_name = 'main' "
-        "AND table_name IN (SELECT table_name FROM duckdb_columns() WHERE column_name = 'person_key') "
+        "AND table_name IN (SELECT table_name FROM duckdb_columns() WHERE column_name IN ('person_key', 'besked_id', "
+        "'version', 'er_slettet', 'gyldig_fra', 'gyldig_til', 'indlaest_dato') GROUP BY ALL HAVING count(DISTINCT "
+        "column_name) = 7) "  # the bitemporal facts only (a derived fct_ such as fct_ydelsesforloeb has no besked_id)
         "AND table_name <> 'fct_person_week' ORDER BY 1").fetchall()
         if not t.endswith("_aktuel")]  # every version is in the fact itself; _aktuel holds the current ones again
     union = "\nUNION ALL ".join(
@@ -543,13 +633,13 @@ def _child(args: argparse.Namespace) -> None:
     hooks = _wire_hooks()
     d = dt.date.fromisoformat(args.date) if args.date else None
     if args.phase == "load":
-        res = phase_load(root, d, args.publish)
+        res = phase_load(root, d, args.publish, statistics=args.nightly_publication != "skip")
     elif args.phase == "parse":
         res = phase_parse(root)
     elif args.phase == "synth":
         res = phase_synth(root, START, START + dt.timedelta(days=1), args.days_history, args.fraction)
     elif args.phase == "rebuild":
-        res = phase_rebuild(root, d)
+        res = phase_rebuild(root, d, args.history_publication)
     elif args.phase == "publish":
         res = phase_publish(root)
     elif args.phase == "restricted":
@@ -690,6 +780,15 @@ def main() -> None:
                     help="use history roots left by --synth-only instead of synthesizing them again")
     ap.add_argument("--memory-limit", default="14GB", help="DuckDB memory_limit of every phase ('' = DuckDB's default)")
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/warehouse_<scale>.json)")
+    ap.add_argument("--nightly-publication", choices=("real", "skip"), default="real",
+                    help="the measured nights' publication hook: 'real' (default) as production runs it (its seconds "
+                         "apart; a night that moves a final period of the current year suppresses that year with its "
+                         "context: a national year's suppression, bench_publication.py); 'skip': without it (goals "
+                         "(a) and (b) are measured without the hook either way)")
+    ap.add_argument("--history-publication", choices=HISTORY_PUBLICATION, default="primary",
+                    help="the history phase's publication: 'primary' (default) logs every history year as published "
+                         "with the primary rule only, no solver; 'full' suppresses every year (national: hours each). "
+                         "The measured nights always run the real hook")
     # internal: one phase in a child process
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
@@ -735,6 +834,13 @@ def main() -> None:
         "fraction_of_daily_volume_cloned": args.fraction,
         "nightly_days": [d.isoformat() for d in nightly_days],
         "memory_limit": MEMORY_LIMIT or "DuckDB default (80% of RAM)",
+        "nightly_publication": args.nightly_publication,
+        "history_publication": {
+            "mode": args.history_publication,
+            "meaning": ("the history phase published every history year with the primary rule only (the real "
+                        "publication code and log, suppression.suppress replaced by _primary_suppress): the nights "
+                        "republish only what moved, with the real hook" if args.history_publication == "primary" else
+                        "the history phase ran the real hook over every history year")},
         "models_fingerprint": _models_fingerprint(), "git_head": _git_head(),
         "goal_ratio_5y_to_1y": GOAL_RATIO, "goal_query_p95_ms": GOAL_P95_MS, "history": {}}
     histories = [int(h) for h in args.history.split(",")]
@@ -752,11 +858,13 @@ def main() -> None:
         if args.synth_only:
             mark.write_text(json.dumps({"fraction": args.fraction, "synthesize": r["synthesize"]}))
             continue
-        r["full_rebuild"] = run_phase("rebuild", root, log, date=(START + dt.timedelta(days=1)).isoformat())
+        r["full_rebuild"] = run_phase("rebuild", root, log, date=(START + dt.timedelta(days=1)).isoformat(),
+                                      history_publication=args.history_publication)
         r["build_bytes_after_rebuild"] = (root / "warehouse" / "build.duckdb").stat().st_size
         # not timed as a night: production's previous night left the parsed project
         r["dbt_parse_of_the_copy"] = run_phase("parse", root, log)
-        r["nightly"] = [run_phase("load", root, log, date=d.isoformat()) for d in nightly_days]
+        r["nightly"] = [run_phase("load", root, log, date=d.isoformat(), nightly_publication=args.nightly_publication)
+                        for d in nightly_days]
         r["restricted_unseal_seal"] = run_phase("restricted", root, log)
         free = shutil.disk_usage(root).free
         if free > 1.2 * r["nightly"][-1]["build_bytes"]:
@@ -819,8 +927,18 @@ def _summarise(result: dict, histories: list[int]) -> None:
         return
     a, b = result["history"][hs[0]], result["history"][hs[-1]]
     tot = lambda r, k: sum(n[k] for n in r["nightly"])  # noqa: E731
+    hook = lambda r: sum(n.get("publication_hook_seconds", 0) for n in r["nightly"])  # noqa: E731
     s = {"compared": f"{hs[-1]} / {hs[0]}",
          "ratio_nightly_total": round(tot(b, "seconds") / tot(a, "seconds"), 3),
+         # goal (a)'s figure: the publication hook's cost is the triggered year's suppression (the same year and
+         # neighbours whatever the history's length), so with it the ratio drifts to 1; it is reported apart
+         "ratio_nightly_without_publication_hook": round((tot(b, "seconds") - hook(b))
+                                                         / max(tot(a, "seconds") - hook(a), 1e-9), 3),
+         # the process CPU of the nights (DuckDB's threads included): on a shared machine the wall ratio can be the
+         # load's, not the history's (the hook's CPU is in it when the nights run it)
+         "ratio_nightly_cpu": round(tot(b, "cpu_seconds") / max(tot(a, "cpu_seconds"), 1e-9), 3),
+         "publication_hook_seconds": {hs[0]: [n.get("publication_hook_seconds") for n in a["nightly"]],
+                                      hs[-1]: [n.get("publication_hook_seconds") for n in b["nightly"]]},
          "ratio_nightly_models": round(tot(b, "model_seconds_total") / tot(a, "model_seconds_total"), 3),
          "ratio_nightly_outside_models": round(tot(b, "outside_models_seconds") / max(tot(a, "outside_models_seconds"), 1e-9), 3),
          "ratio_per_day": [round(y["seconds"] / x["seconds"], 3) for x, y in zip(a["nightly"], b["nightly"], strict=True)],
@@ -841,7 +959,7 @@ def _summarise(result: dict, histories: list[int]) -> None:
         s[f"ratio_nightly_total_without_{top}"] = round(y / x, 3)
     s["ratio_restricted_unseal_seal"] = round(b["restricted_unseal_seal"]["seconds"]
                                               / max(a["restricted_unseal_seal"]["seconds"], 1e-9), 3)
-    s["meets_goal"] = s["ratio_nightly_total"] <= GOAL_RATIO
+    s["meets_goal"] = s["ratio_nightly_without_publication_hook"] <= GOAL_RATIO
     result["summary"] = s
 
 
@@ -851,19 +969,32 @@ def _goals(result: dict) -> None:
     hist = result["history"]
     goals: dict = {}
     if "summary" in result:
-        goals["a_nightly_5y_over_1y"] = {"goal": f"<= {GOAL_RATIO}", "value": result["summary"]["ratio_nightly_total"],
-                                         "met": result["summary"]["meets_goal"]}
+        sm = result["summary"]
+        goals["a_nightly_5y_over_1y"] = {
+            "goal": f"<= {GOAL_RATIO}", "value": sm["ratio_nightly_without_publication_hook"],
+            "value_is": "the nights' wall without the publication hook (models, dbt, Python steps), 5y over 1y",
+            "with_publication_hook": sm["ratio_nightly_total"],
+            "cpu_ratio": sm["ratio_nightly_cpu"],
+            "publication_hook_seconds": sm["publication_hook_seconds"], "met": sm["meets_goal"]}
     # the base's day 2 (an ordinary national night without the synthesized history) counts as a night too
     nights = [("base", n) for n in result.get("base", {}).get("loads", [])[1:] if "dbt" in n]
     nights += [(h, n) for h, r in hist.items() for n in r.get("nightly", []) if "dbt" in n]
     if nights:
         hist = {h: None for h, _ in nights} | hist
-        share = {h: [n["dbt"]["overhead_share_of_night"] for hh, n in nights if hh == h] for h in hist}
+        def night(n: dict) -> float:  # the night without the publication hook (older results: with it)
+            return n["dbt"].get("night_seconds_without_publication_hook", n["dbt"]["night_seconds_with_import"])
+
+        share = {h: [round(n["dbt"]["overhead_seconds"] / night(n), 4) for hh, n in nights if hh == h] for h in hist}
         over = sum(n["dbt"]["overhead_seconds"] for _, n in nights)
-        total = sum(n["dbt"]["night_seconds_with_import"] for _, n in nights)
+        total = sum(night(n) for _, n in nights)
         goals["b_dbt_overhead_share"] = {
-            "goal": "<= 0.10 of a national nightly load (dbt import + parse + build wall - in-node SQL wall)",
+            "goal": "<= 0.10 of a national nightly load (dbt import + parse + build wall - in-node SQL wall), "
+                    "the night's wall without the publication hook",
             "per_night": share, "worst_night": max(s for v in share.values() for s in v),
+            "share_with_publication_hook_per_night": {
+                h: [n["dbt"]["overhead_share_of_night"] for hh, n in nights if hh == h] for h in hist},
+            "publication_hook_seconds_per_night": {
+                h: [n.get("publication_hook_seconds") for hh, n in nights if hh == h] for h in hist},
             "all_nights": round(over / total, 4),
             "overhead_seconds_per_night": {h: [n["dbt"]["overhead_seconds"] for hh, n in nights if hh == h] for h in hist},
             "overhead_cpu_seconds_per_night": {h: [n["dbt"]["overhead_cpu_seconds"] for hh, n in nights if hh == h]

@@ -163,6 +163,9 @@ def synthesize_history(root: Path, first_day: dt.date, clone_day: dt.date, days:
                 cols = _columns(con, db, fct_name(c))
                 if cols:
                     tables[("restricted." if is_restricted(c) else "") + fct_name(c)] = cols
+            # the product's indexes (record keys of the current-state tables, person_key of the facts): the tables
+            # are rewritten below, which drops them; they are made again at the end, as the nights found them
+            indexes = _indexes(con)
             stats["persons"] = _person_table(con, tables)
             for ds, c in sorted(contracts.items()):
                 t = ("restricted." if is_restricted(c) else "") + fct_name(c)
@@ -192,12 +195,36 @@ def synthesize_history(root: Path, first_day: dt.date, clone_day: dt.date, days:
                 con.execute("DELETE FROM meta.ledger_watermark")
                 con.execute("INSERT INTO meta.ledger_watermark VALUES (?)", [max_rowid])
             stats["aktuel_refresh_seconds"] = _refresh_current(con, tables, log)
+            ti = time.perf_counter()
+            for sql in indexes:
+                con.execute(sql)
+            stats["indexes_recreated"] = len(indexes)
+            stats["indexes_seconds"] = round(time.perf_counter() - ti, 1)
+            log(f"  {len(indexes)} indexes made again ({stats['indexes_seconds']} s)")
             con.execute("CHECKPOINT")
     finally:
         con.close()
     stats["history_persons_scope"] = list(PERSON_SCOPE_DATASETS)
     stats["seconds"] = round(time.perf_counter() - t0, 1)
     return stats
+
+
+def _indexes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """``CREATE INDEX IF NOT EXISTS`` of every index of the main and the restricted database, qualified with its
+    database and schema.  Why: without the current-state tables' unique record-key index, the next night's full
+    build (a changed project) creates it in the transaction that deleted and re-inserted the touched records, and
+    DuckDB refuses the commit (duplicate key: the deleted versions still count); the analysts' queries and the
+    nights also need the facts' person_key indexes the product keeps."""
+    out = []
+    for db, schema, table, sql in con.execute("SELECT database_name, schema_name, table_name, sql FROM duckdb_indexes() "
+                                              "WHERE sql IS NOT NULL ORDER BY ALL").fetchall():
+        head, sep, rest = sql.partition(f" ON {table}(")
+        if not sep or not head.startswith("CREATE "):
+            raise RuntimeError(f"index not understood: {sql}")
+        head = head.replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX IF NOT EXISTS ", 1) if "UNIQUE" in head \
+            else head.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)
+        out.append(f'{head} ON "{db}"."{schema}"."{table}"({rest.rstrip().rstrip(";")}')
+    return out
 
 
 def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, db: str | None = None) -> bool:

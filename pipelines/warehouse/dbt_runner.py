@@ -171,15 +171,47 @@ def _quiet_events() -> Iterator[None]:
 
     old = emc.get_event_manager()
     quiet = QuietEventManager()
+    lazy = _lazy_event_messages()
+    lazy.__enter__()
     for attr in ("_warn_error", "_warn_error_options", "require_warn_or_error_handling", "allow_deferral"):
         setattr(quiet, attr, getattr(old, attr))
     emc.ctx_set_event_manager(quiet)
     try:
         yield
     finally:
+        lazy.__exit__(None, None, None)
         quiet.loggers.clear()
         quiet.callbacks.clear()
         emc.ctx_set_event_manager(old)
+
+
+@contextlib.contextmanager
+def _lazy_event_messages() -> Iterator[None]:
+    """dbt's events with their protobuf message built on first use: dbt constructs every event (~24 a node) before
+    firing it, and the construction (``ParseDict`` of its fields into the message) is most of an event's cost;
+    :func:`_quiet_events` then drops nearly all of them unread.  An event's fields are kept as given and parsed
+    when something reads the event (a logger, a callback, a warning's handling, ``level_tag`` reading a field):
+    the same message dbt would have built, later or never."""
+    from dbt_common.events.base_types import BaseEvent
+
+    init, getattr_ = BaseEvent.__init__, BaseEvent.__getattr__
+
+    def lazy_init(self, *args, **kwargs) -> None:  # noqa: ANN001
+        object.__setattr__(self, "_dsdw_felter", (args, kwargs))
+
+    def lazy_getattr(self, key: str):  # noqa: ANN001, ANN202
+        pending = self.__dict__.pop("_dsdw_felter", None)
+        if pending is not None:
+            init(self, *pending[0], **pending[1])
+        return getattr_(self, key)
+
+    BaseEvent.__init__ = lazy_init  # type: ignore[method-assign]
+    BaseEvent.__getattr__ = lazy_getattr  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseEvent.__init__ = init  # type: ignore[method-assign]
+        BaseEvent.__getattr__ = getattr_  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

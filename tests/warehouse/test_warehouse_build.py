@@ -145,6 +145,29 @@ def test_template_cache_of_another_version_is_not_used(tmp_path, monkeypatch):
     assert marshal.loads(cache.read_bytes())[0] == R._template_cache_version()
 
 
+def test_dbt_events_are_built_when_read_and_are_dbt_s_own():
+    """A quiet load's dbt events keep their fields and build their message only when something reads the event;
+    the message is the one dbt builds at once (fields, defaults, the str() of msg), and outside the load events are
+    built at once again."""
+    from dbt.adapters.events.types import SQLQuery
+    from dbt_common.events.types import Note
+
+    from pipelines.warehouse import dbt_runner as R
+
+    node = {"unique_id": "model.dsdw_warehouse.fct_plan", "node_name": "fct_plan", "resource_type": "model",
+            "node_relation": {"database": "build", "schema": "main", "alias": "fct_plan"}}
+    eager = SQLQuery(conn_name="model.dsdw_warehouse.fct_plan", sql="SELECT 1", node_info=node)
+    with R._lazy_event_messages():
+        lazy = SQLQuery(conn_name="model.dsdw_warehouse.fct_plan", sql="SELECT 1", node_info=node)
+        note = Note(msg=42)
+        assert "pb_msg" not in lazy.__dict__ and "pb_msg" not in note.__dict__
+        assert lazy.level_tag() == eager.level_tag() and "pb_msg" not in lazy.__dict__  # the level reads no field
+        assert lazy.sql == "SELECT 1" and lazy.node_info.node_relation.alias == "fct_plan"
+        assert "pb_msg" in lazy.__dict__ and lazy.to_dict() == eager.to_dict()
+        assert note.msg == "42"  # converted as dbt converts it
+    assert "pb_msg" in SQLQuery(conn_name="c", sql="s", node_info={}).__dict__
+
+
 def test_analyst_models_drop_pii_and_pseudonymise():
     files = {p.relative_to("dbt/models"): t for p, t in dbt_generated_files().items() if p.parts[1] == "models"}
     stg = files[Path("staging/stg_jobcenter__samtale_deltager.sql")]

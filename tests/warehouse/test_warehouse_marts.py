@@ -674,3 +674,18 @@ def test_the_full_computation_in_person_buckets_equals_one_pass(monkeypatch):
     assert 1 < n < ydelser_spand(con)
     monkeypatch.setenv("DSDW_YDELSER_SPAND", "4")
     assert ydelser_spand(con) == 4
+    # one rule for every person-bucket build (stats.spand_sql): rows x bytes over half of memory_limit, read in SQL;
+    # the panel scope's dbt macro (dbt/macros/spand.sql) is generated from it and renders the same SQL
+    monkeypatch.delenv("DSDW_YDELSER_SPAND")
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # e.g. '953.6 KiB'
+    tal, enhed = limit.split()
+    bytes_limit = float(tal) * {"KiB": 1024, "MiB": 1024**2, "MB": 10**6, "kB": 10**3}[enhed]
+    assert con.execute(stats.spand_sql("12345", 400)).fetchone()[0] == math.ceil(12345 * 400 / (0.5 * bytes_limit))
+    assert con.execute(stats.spand_sql("1", 1)).fetchone()[0] == 1  # never fewer than one bucket
+    con.execute("SET memory_limit = '2GiB'")
+    assert con.execute(stats.spand_sql("10000000", 400)).fetchone()[0] == math.ceil(4e9 / (0.5 * 2 * 2**30))  # 2 GiB
+    import jinja2
+
+    macro = jinja2.Environment().from_string(stats.dbt_spand_macro()).module.dsdw_spand_sql
+    for navn, b in (("panel", stats.BYTES_PER_UGE_RAEKKE), ("ydelser", stats.BYTES_PER_PF_RAEKKE)):
+        assert str(macro("(SELECT 7)", navn)).strip() == stats.spand_sql("(SELECT 7)", b)

@@ -136,8 +136,9 @@
     first read's ~3 GB in every pass and a pass ran out of memory): on DuckDB that renders
     `(hash(<person key>) % 1 = 0 /*dsdw_spand*/)` (true: the SQL stands alone, as dbt compiles it), and the
     materialization runs it N times with `% N = b` in its place, the first pass creating
-    the table, the others appending. N: DSDW_PERSON_SPAND when set (tests, benchmarks), else the model's estimated
-    working rows (person_spand_raekker) x 100 bytes over half of memory_limit; 1 (the unchanged single statement)
+    the table, the others appending. N: DSDW_PERSON_SPAND when set (tests, benchmarks), else the project's one rule
+    for person buckets (dsdw_spand_sql, generated from stats.spand_sql, which the ydelser mart's buckets use too) over
+    the model's estimated working rows (person_spand_raekker); 1 (the unchanged single statement)
     on a night, checked first without the estimate. Spark and the other engines render `true` and build as before. -#}
 {% macro person_spand(person) -%}
     {{ return(adapter.dispatch('person_spand', 'dsdw_warehouse')(person)) }}
@@ -156,12 +157,7 @@ true
     {%- if fast -%}{{ return([1, fast | int] | max) }}{%- endif -%}
     {%- set sql = person_spand_raekker(config.get('person_spand')) -%}
     {%- if run_query(sql['nat']).columns[0].values()[0] -%}{{ return(1) }}{%- endif -%}
-    {%- set r = run_query("WITH m AS (SELECT regexp_extract(current_setting('memory_limit'),
-            '([0-9.]+)\\s*([A-Za-z]+)', ['tal', 'enhed']) AS x)
-        SELECT CAST(greatest(1, ceil((" ~ sql['raekker'] ~ ") * 100.0
-            / (0.5 * CAST(x.tal AS DOUBLE) * CASE lower(x.enhed) WHEN 'kib' THEN 1024 WHEN 'mib' THEN 1024 ^ 2
-                 WHEN 'gib' THEN 1024 ^ 3 WHEN 'tib' THEN 1024 ^ 4 WHEN 'kb' THEN 1e3 WHEN 'mb' THEN 1e6
-                 WHEN 'gb' THEN 1e9 WHEN 'tb' THEN 1e12 ELSE 1 END))) AS INTEGER) FROM m") -%}
+    {%- set r = run_query(dsdw_spand_sql(sql['raekker'], 'panel')) -%}
     {{ return(r.columns[0].values()[0]) }}
 {%- endmacro %}
 
