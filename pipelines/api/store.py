@@ -9,11 +9,14 @@ tables is ever queried (:mod:`pipelines.api.app` builds every SQL from fixed col
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from pathlib import Path
 
 import duckdb
+
+_LINKS = itertools.count(1)  # the hard links' numbers in this process (Store._open)
 
 
 class Store:
@@ -44,7 +47,9 @@ class Store:
         connection is closed and the path reopened.
         """
         self.reopened += 1
-        link = self.path.parent / f".{self.path.stem}.api-{os.getpid()}-{self.reopened}.duckdb"
+        # numbered per process, not per store: DuckDB's instance cache is keyed by the path, so two stores of one
+        # file in one process numbering their own generations would meet the other's (older) instance by name
+        link = self.path.parent / f".{self.path.stem}.api-{os.getpid()}-{next(_LINKS)}.duckdb"
         try:
             os.link(self.path, link)
         except OSError:
