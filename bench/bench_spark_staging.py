@@ -77,7 +77,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="scratch directory (default: a temp dir)")
     ap.add_argument("--master", default="local[1]")
     ap.add_argument("--driver-memory", default="5g")
-    ap.add_argument("--forms", default="before,after", help="before, after, nolookup (comma-separated)")
+    ap.add_argument("--forms", default="before,after", help="before, after, nolookup (comma-separated); "
+                    "FORM@KEY=VALUE sets a Spark SQL setting for that run")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dsdw-bench-spark-staging-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -132,13 +133,22 @@ def main() -> None:
         sql = "\n".join(line for line in next(tp.rglob(f"{m}.sql")).read_text().splitlines()
                         if not line.lstrip().startswith("--"))
         for form in args.forms.split(","):
-            q = {"before": before_sql, "after": str, "nolookup": no_lookup}[form](sql)
+            base, _, conf = form.partition("@")  # e.g. after@spark.sql.shuffle.partitions=16: a setting for this run
+            q = {"before": before_sql, "after": str, "nolookup": no_lookup}[base](sql)
+            if conf:
+                saved = spark.conf.get(conf.split("=", 1)[0], None)
+                spark.conf.set(*conf.split("=", 1))
             explain = "\n".join(r[0] for r in spark.sql("EXPLAIN FORMATTED " + q).collect())
             load0 = os.getloadavg()[0]
             t, c = time.perf_counter(), jvm_cpu()
             spark.sql(q).write.format("noop").mode("overwrite").save()
             r = {"wall_s": round(time.perf_counter() - t, 2), "jvm_cpu_s": round(jvm_cpu() - c, 2),
                  "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2), "joins": joins(explain)}
+            if conf:  # back to the session's value (unset would fall back to Spark's default, not the session's)
+                if saved is None:
+                    spark.conf.unset(conf.split("=", 1)[0])
+                else:
+                    spark.conf.set(conf.split("=", 1)[0], saved)
             runs[f"{m}:{form}"] = r
             print(m, form, r, flush=True)
     RESULTS.mkdir(exist_ok=True)
