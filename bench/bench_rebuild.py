@@ -35,6 +35,7 @@ from machine import machine_info  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS = {
     "duckdb": ("duckdb", None),
+    "spark_local1": ("spark", "local[1]"),
     "spark_local2": ("spark", "local[2]"),
     "spark_cluster1": ("spark", "local-cluster[1,1,2048]"),
     "spark_cluster2": ("spark", "local-cluster[2,1,2048]"),
@@ -490,6 +491,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, help="seconds per configuration before its process group is killed")
     ap.add_argument("--spacing", type=int, default=40, help="days between the national copies")
     ap.add_argument("--layout", default="compact", choices=("compact", "payload"), help="clone_national's files")
+    ap.add_argument("--select", nargs="+", metavar="SELECTOR",
+                    help="build only these dbt models (dbt selection syntax; `staging` is the staging folder): one "
+                         "stage on a large lake, e.g. Spark 1 vs 2 executors; the publication step is skipped")
     ap.add_argument("--annotate", type=Path, help="add the dbt log's finished models to the unfinished runs of this "
                                                    "result file (with --work) and exit")
     ap.add_argument("--panel-size", type=int, metavar="COPIES", help="print panel_size of --root's lake and exit")
@@ -541,6 +545,8 @@ def main() -> None:
         js = work / f"{name}.json"
         cmd = [sys.executable, "-m", "pipelines.cli", "warehouse", "rebuild", "--target", target, "--root", str(root),
                "--out", str(out), "--json", str(js)] + (["--master", master] if master else [])
+        for sel in args.select or []:
+            cmd += ["--select", sel]
         load0 = os.getloadavg()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         secs, peak, rc, tail = run_measured(cmd, env, args.timeout)
@@ -592,6 +598,7 @@ def _write(path: Path, args: argparse.Namespace, cloned: int, lake_rows: int, la
     import pyspark
 
     doc = {"benchmark": "rebuild", "scale": args.scale if not args.root else str(args.root), "days": args.days,
+           "select": args.select,
            "clone_copies": args.clone, "cloned_rows": cloned, "lake_rows": lake_rows, "lake_bytes": lake_bytes,
            "lake_seconds": lake_seconds, "national_clone": national,
            "load_average_at_end": os.getloadavg(), "results": results,

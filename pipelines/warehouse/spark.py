@@ -91,12 +91,19 @@ def spark_session(warehouse_dir: Path, master: str | None = None, **kw: Any) -> 
 def register_pseudonyms(spark: SparkSession, key: bytes, datasets: list[str]) -> int:
     """``dsdw_person(cpr, person_key)``: every CPR of the lake views with its pseudonym, cached in memory.
 
-    The CPRs are collected once (one Spark job over the datasets' CPR columns) and hashed here with
-    :func:`pipelines.warehouse.keys.person_key` (HMAC-SHA256, DuckDB's dsdw_hmac of the CPR's UTF-8 bytes); the
+    The CPRs are collected once (one Spark job over the datasets' CPR columns, as Arrow) and hashed here with
+    HMAC-SHA256 (:func:`pipelines.warehouse.keys.person_key`, DuckDB's dsdw_hmac of the CPR's UTF-8 bytes); the
     models look them up like DuckDB's staging looks up ``restricted.person``. The key stays in this process's
     memory: it never reaches compiled SQL, dbt's logs or the Spark executors. (A Python UDF holding the key would
     do the same per row; it cost a Python worker round trip per query and row.)
+
+    The map goes to the JVM as an Arrow table, so it is a local relation (a recomputation after an eviction is a
+    copy, not a Python worker's unpickling of 447,038 rows as a Python list was), and the models broadcast it
+    (engines.sql, spark__pseudonym): a sort-merge join on the CPR shuffled and sorted every staged row once more.
+    The map reaches the executors as the CPR-to-pseudonym pairs the joins need, never the key; a broadcast that
+    spills to local disk is encrypted like the shuffle (``spark.io.encryption.enabled``).
     Returns the number of persons."""
+    import pyarrow as pa
     from pyspark import StorageLevel
     from pyspark.sql.types import StringType, StructField, StructType
 
@@ -104,10 +111,14 @@ def register_pseudonyms(spark: SparkSession, key: bytes, datasets: list[str]) ->
 
     parts = [f"SELECT {f.name} AS cpr FROM dsdw_lake__{ds} WHERE {f.name} IS NOT NULL"
              for ds in datasets for f in get_contract(ds).fields if f.type == "cpr"]
-    cprs = [r[0] for r in spark.sql(" UNION ".join(parts)).collect()] if parts else []
+    # DISTINCT over all parts: a lone part had no UNION to deduplicate it
+    cprs = (spark.sql(f"SELECT DISTINCT cpr FROM ({' UNION ALL '.join(parts)})").toArrow().column("cpr").to_pylist()
+            if parts else [])
+    table = pa.table({"cpr": pa.array(cprs, pa.string()),
+                      "person_key": pa.array([hmac.new(key, c.encode("utf-8"), hashlib.sha256).hexdigest()
+                                              for c in cprs], pa.string())})
     schema = StructType([StructField("cpr", StringType(), False), StructField("person_key", StringType(), False)])
-    df = spark.createDataFrame([(c, hmac.new(key, c.encode("utf-8"), hashlib.sha256).hexdigest()) for c in cprs],
-                               schema)
+    df = spark.createDataFrame(table, schema)
     df.persist(StorageLevel.MEMORY_ONLY).createOrReplaceTempView("dsdw_person")
     return len(cprs)
 

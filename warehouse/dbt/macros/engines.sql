@@ -60,9 +60,12 @@ CROSS JOIN {{ source('meta', 'current_load') }} l
     {%- endif -%}
 {%- endmacro %}
 
-{#- Spark: the runner's in-memory person map (aggregated: Spark's scalar subqueries must be). -#}
+{#- Spark: the runner's in-memory person map, broadcast. Aggregated: Spark's scalar subqueries must be (without the
+    max, Spark 4 plans a "single join" as a nested loop over the whole map per row). The hint makes the lookup a
+    broadcast hash join: without it the map (~40 MB at national scale, above the 10 MB broadcast threshold) was a
+    sort-merge join that shuffled and sorted every staged row by CPR before the QUALIFY window shuffled them again. -#}
 {% macro spark__pseudonym(col) -%}
-(SELECT max(p.person_key) FROM dsdw_person p WHERE p.cpr = {{ col }})
+(SELECT /*+ BROADCAST(p) */ max(p.person_key) FROM dsdw_person p WHERE p.cpr = {{ col }})
 {%- endmacro %}
 
 {#- Birth date, sex and age from a CPR number (the generated default__ versions in cpr.sql are DuckDB's).
