@@ -91,11 +91,6 @@ RELAKS: int | None = 50
 # block costs less than building the relaxation (20-kommune year, 4,539-cell block: 5.7 ms a full LP, 2-3 ms a
 # relaxation of 20-60 cells, which proved 100-112 of 142 narrow cells narrow)
 RELAKS_BLOK = 2000
-# a cell narrow SEJ_RUNDER rounds in a row gets the smallest published eligible cell of *each* of its relations
-# hidden, not only the smallest of all: the smallest of all is often a zero in a relation that does not bind it, and
-# the national year's third region sub-table (24,480 cells) hid one such cell per narrow cell per round for 50+ rounds
-# (10 cells narrow throughout, ~12 CPU s a round; bench/results/publication_national_year_*.log, 2026-12-04)
-SEJ_RUNDER = 3
 # a block larger than LOKAL is pushed (audit's joint pushes) in chunks of CHUNK cells, not as a whole
 CHUNK = 1500
 # HiGHS's primal simplex (simplex_strategy 4) for the audit's LPs: between two solves of a block only the objective
@@ -956,9 +951,8 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
     earlier vintage published the same figure), hidden or not they count as published in the audit.
     Each round: a relation (equality) with exactly one hidden cell gets its smallest published eligible cell
     hidden (cheap, repeated until stable); then the LP audit; each cell still narrower than ``graense`` gets
-    the smallest published eligible cell of one of its relations hidden (preferring equalities), or, narrow
-    :data:`SEJ_RUNDER` rounds in a row, the smallest of each of its relations.  Hiding more only widens
-    intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
+    the smallest published eligible cell of one of its relations hidden (preferring equalities).  Hiding more
+    only widens intervals, so the loop ends.  ``targets``: the hidden cells whose interval is checked (default: all).
 ``per_cell``: the audit's cap on per-cell LPs per round (None: every uncertified cell gets its own LPs);
 ``stats``: filled with the rounds, LPs and how the cells were settled (:attr:`AuditResult.how`), summed over
 the rounds; ``points``: a :meth:`Seen.of` of ``values``, filled with the lowest and highest values the rounds saw and
@@ -990,8 +984,7 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
     if memo.relations is not None or len(memo.lo) != n:
         raise ValueError("choose_hidden: points must be a fresh Seen.of(values)")
     tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0),
-             "stuck_audits": 0, "fail_safe_blocks": 0, "stubborn": 0}
-    streak: dict[int, int] = {}  # per narrow cell: the rounds in a row it has been narrow
+             "stuck_audits": 0, "fail_safe_blocks": 0}
     if stats is not None:
         stats.update(tally)
         tally = stats
@@ -1038,18 +1031,8 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
             return hidden, primary, res
         stuck = []
         block_free: np.ndarray | None = None  # the cells of the relations of the hidden cells (once a round)
-        streak = {i: streak.get(i, 0) + 1 for i in pinned}
         for i in pinned:
             best = None
-            if streak[i] >= SEJ_RUNDER:  # narrow round after round: one more cell in each of its relations
-                for k in by_cell[i]:
-                    cand = smallest(cons[k].cells)
-                    if cand is not None:
-                        hidden[cand] = True
-                        best = cand
-                if best is not None:
-                    tally["stubborn"] += 1
-                    continue
             for k in sorted(by_cell[i], key=lambda k: not cons[k].eq):
                 cand = smallest(cons[k].cells)
                 if cand is not None and (best is None or values[cand] < values[best]):

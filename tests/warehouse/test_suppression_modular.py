@@ -275,39 +275,3 @@ def test_the_modular_method_solves_by_primal_simplex_and_restores_the_default(mo
         assert asked == suppression.SIMPLEX, "the caller's strategy is restored"
         assert (hidden[0::NM][g.values[0::NM] < GRAENSE]).all()
         assert audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None).pinned() == []
-
-
-def test_a_cell_narrow_round_after_round_gets_a_cell_hidden_in_each_relation(monkeypatch):
-    """SEJ_RUNDER: a cell narrow so many rounds in a row gets the smallest published cell of *each* of its relations
-    hidden, not one cell a round (the national year's third sub-table hid one unhelpful cell a round for 50+ rounds).
-    Escalating from the first narrow round (SEJ_RUNDER = 1) on a quarter of two regions: the escalation runs, hides
-    more than the default (which does not escalate on this grid), and the exact audit pins no cell."""
-    g = _grid(5, [0, 2, 4, 9, 30, 60], months=3)
-    dirs = valid_directions(g.n, g.constraints, g.directions)
-    default: dict = {}
-    base = choose_grid_hidden(g, method="standard", stats=default)
-    assert default["stubborn"] == 0
-    monkeypatch.setattr(suppression, "SEJ_RUNDER", 1)
-    stats: dict = {}
-    hidden = choose_grid_hidden(g, method="standard", stats=stats)
-    assert stats["stubborn"] > 0 and hidden.sum() > base.sum()
-    assert (hidden[0::NM][g.values[0::NM] < GRAENSE]).all(), "every primary cell is hidden"
-    assert audit(g.values, hidden, g.constraints, dirs=dirs, per_cell=None).pinned() == []
-
-
-def test_escalated_cells_withstand_the_independent_attacker(monkeypatch):
-    """The attackable grid (one month of two regions with its quarter and year) published with escalation from the
-    first narrow round: the escalation runs, and the independent integer attacker (tests/attacker.py) narrows no
-    hidden cell."""
-    monkeypatch.setattr(suppression, "SEJ_RUNDER", 1)
-    month = grid(random.Random(13), [JAN], [0, 4, 30, 60])
-    truth = {**month, **_parents(month)}
-    con = duckdb.connect()
-    rel = load(con, truth, "t")
-    stats: dict = {}
-    choose_grid_hidden(grid_from(con, rel), method="standard", stats=stats)
-    assert stats["stubborn"] > 0
-    pub = published(con, "SELECT * FROM " + suppress(con, rel, method="standard").alias)
-    att = Attack()
-    att.add(table(truth, pub))
-    assert_unpinned(att)
