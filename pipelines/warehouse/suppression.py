@@ -938,6 +938,23 @@ def _tie(hidden: np.ndarray) -> None:
     h[:, UGER] = both
 
 
+def _log_stuck(pinned: list[int], values: np.ndarray, res: AuditResult, cons: list[Constraint],
+               by_cell: dict[int, list[int]], hidden: np.ndarray, known: np.ndarray, eligible: np.ndarray) -> None:
+    """Log the cells narrow in two rounds running, with each relation of theirs (kind, hidden / published
+    eligible / other cells): why hiding one more cell a round does not widen them (the national year's third
+    sub-table kept ~10 cells narrow for 60+ rounds, 2026-12-04)."""
+    for i in pinned:
+        rel = []
+        for k in by_cell[i]:
+            c = cons[k].cells
+            h = int(hidden[c].sum())
+            free = int((eligible[c] & ~hidden[c] & ~known[c]).sum())
+            rel.append(f"{cons[k].why}{'=' if cons[k].eq else '<='}[{h}h/{free}f/{len(c) - h - free}o]")
+        log.info("suppression: cell %d (measure %d, value %g) narrow again: [%g, %g] by %s; relations %s", i,
+                 i % NM, values[i], res.lo.get(i, float("nan")), res.hi.get(i, float("nan")), res.by.get(i),
+                 " ".join(rel))
+
+
 def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRAENSE, max_rounds: int = 200,
                   dirs: list[np.ndarray] | None = None, start: np.ndarray | None = None,
                   eligible: np.ndarray | None = None, known: np.ndarray | None = None,
@@ -990,6 +1007,7 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
         tally = stats
 
     t_start, c_start = time.perf_counter(), time.process_time()
+    last_pinned: list[int] = []
 
     def smallest(free: np.ndarray) -> int | None:
         # a known cell is published elsewhere with the same figure: hiding it would protect nothing
@@ -1029,6 +1047,9 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
             if points is not None:
                 points.stamp(values, cons, seen)
             return hidden, primary, res
+        if len(pinned) <= 20 and pinned == last_pinned:
+            _log_stuck(pinned, values, res, cons, by_cell, hidden, known, eligible)
+        last_pinned = pinned
         stuck = []
         block_free: np.ndarray | None = None  # the cells of the relations of the hidden cells (once a round)
         for i in pinned:

@@ -253,3 +253,24 @@ def test_a_suppression_with_context_hands_on_the_truth_alone():
     assert ctx.relations is not None and not ctx.hidden.any()
     assert (ctx.lo == g.values).all() and (ctx.hi == g.values).all()
     assert audit(g.values, hidden, g.constraints, per_cell=None, seen=ctx).by.keys() == set(np.flatnonzero(hidden))
+
+
+def test_a_cell_narrow_two_rounds_running_is_logged_with_its_relations(caplog):
+    """The diagnosis of a stuck suppression (suppression._log_stuck): the narrow cell with its interval and, per
+    relation, its kind and how many of its cells are hidden, free to hide and neither."""
+    import logging
+    from types import SimpleNamespace
+
+    from pipelines.warehouse.suppression import Constraint, _log_stuck
+
+    values = np.array([3.0, 10.0, 13.0, 40.0])
+    cons = [Constraint(np.array([0, 1, 2]), np.array([1.0, 1.0, -1.0]), True, 0.0, "geo"),
+            Constraint(np.array([0, 3]), np.array([1.0, -1.0]), False, 0.0, "tid")]
+    hidden = np.array([True, True, False, False])
+    known = np.array([False, False, False, True])
+    res = SimpleNamespace(lo={0: 1.0}, hi={0: 4.0}, by={0: "lp"})
+    with caplog.at_level(logging.INFO, logger="pipelines.warehouse.suppression"):
+        _log_stuck([0], values, res, cons, {0: [0, 1]}, hidden, known, np.ones(4, dtype=bool))
+    msg = caplog.records[-1].getMessage()
+    assert "cell 0 (measure 0, value 3) narrow again: [1, 4] by lp" in msg
+    assert "geo=[2h/1f/0o]" in msg and "tid<=[1h/0f/1o]" in msg
