@@ -18,7 +18,8 @@ earlier ones (suppression.with_context) and the audit grew night by night with a
 month (issue 12: the 14-day demo's warehouse runs took 34, 51, 158 s on nights 10-12).
 
 Revisions of closed years (issue 13, docs/statistics.md "Revisioner"): a year is *open* while it is the load's
-calendar year or later, or one of its covered periods is preliminary now, was preliminary in its last vintage or
+calendar year or later, or the year before it in the new year's first month (:data:`AABEN_MAANEDER`), or one of its
+covered periods is preliminary now, was preliminary in its last vintage or
 was never published (its final figures are not out yet); else *closed*.  Moved periods of an open year are
 republished as above.  Those of a closed year are a *pending revision* (``Plan.afventer``): an ordinary load
 leaves the year's published cells as they are, and a *revision run* republishes it -- the loads from the first
@@ -58,6 +59,10 @@ KADENCE_REVISION = "maaned"
 # closed years a load republishes at most (oldest pending first): one national year's suppression is the night's
 # budget besides the open years (docs/statistics.md "Revisioner")
 MAX_AAR_PR_NAT = 1
+# months into a new year the previous year stays open: its last months' late registrations and corrections (the
+# reporting deadlines run days to weeks past a period) come in January and are republished as they come, not a
+# month later by the revision run (a correction of November on 6 January is part of finishing the year)
+AABEN_MAANEDER = 1
 # "uge": a preliminary period whose figures moved is republished by the first load of a new ISO week (then its
 # weeks begun, uger_i_perioden, move too), when it becomes final, or when its year is republished anyway; "dag":
 # by every load that moves it.  Final periods (corrections) are republished by the load that moves them.
@@ -232,7 +237,8 @@ def schedule(con: duckdb.DuckDBPyConnection, day: dt.date, full_grid: str = "mar
     aaben: set[int] = set()  # open years: see the module's docstring
     for pt, ps, mv, foreloebig, v, was_foreloebig, v_day in state:
         p = (pt, ps)
-        if ps.year >= day.year or foreloebig or was_foreloebig or v is None:
+        if (ps.year >= day.year or (ps.year == day.year - 1 and day.month <= AABEN_MAANEDER) or foreloebig
+                or was_foreloebig or v is None):
             aaben.add(ps.year)
         if v is None:
             moved.append(p)
