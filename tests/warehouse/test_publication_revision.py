@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pytest
 from attacker import Attack, width
-from test_publication_schedule import GRUPPER, MODEL, REGION, bump, figures, write
+from test_publication_schedule import bump, figures, mart_inputs, write
 
 from pipelines.warehouse import publication
 from pipelines.warehouse.publication import pending_revisions, vintage_sql
@@ -37,18 +37,7 @@ MONTHS = [D24, J25, D25, J26]
 
 def setup(c: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """The marts' inputs the hook reads: coverage from December 2024, four kommuner, two groups."""
-    c.execute("CREATE SCHEMA meta")
-    c.execute("CREATE TABLE meta.loaded_payload AS SELECT 'kontaktgruppe' AS dataset, DATE '2024-12-01' AS "
-              "leveringsdato")
-    c.execute("CREATE TABLE dim_kommune (kommunekode VARCHAR, kommune VARCHAR, region_kode VARCHAR, region VARCHAR)")
-    c.executemany("INSERT INTO dim_kommune VALUES (?, ?, ?, ?)", [[k, f"K{k}", r, f"R{r}"] for k, r in REGION.items()])
-    c.execute("CREATE TABLE dim_ydelsesgruppe (ydelsesgruppe VARCHAR, navn VARCHAR)")
-    c.executemany("INSERT INTO dim_ydelsesgruppe VALUES (?, ?)", [[g, g] for g in GRUPPER])
-    c.execute("CREATE TABLE mart_ydelser_beregning (indlaesning_nr INTEGER, periode_type VARCHAR, periode_start DATE, "
-              "geo_niveau VARCHAR, geo_kode VARCHAR, ydelsesgruppe VARCHAR, antal_personer BIGINT, ydelsesuger BIGINT, "
-              "tilgang BIGINT, afgang BIGINT, periode_slut DATE, periode VARCHAR, uger_i_perioden INTEGER, "
-              "er_foreloebig BOOLEAN, horisont DATE)")
-    c.execute("CREATE VIEW mart_ydelser_fuld AS\n" + MODEL)
+    mart_inputs(c, D24)
     publication.ensure_tables(c)
     return c
 

@@ -63,10 +63,17 @@ def write(con: duckdb.DuckDBPyConnection, cells: dict, nr: int, horisont: dt.dat
 
 @pytest.fixture
 def con() -> duckdb.DuckDBPyConnection:
-    c = duckdb.connect()
+    c = mart_inputs(duckdb.connect(), OKT)
+    yield c
+    c.close()
+
+
+def mart_inputs(c: duckdb.DuckDBPyConnection, coverage: dt.date) -> duckdb.DuckDBPyConnection:
+    """The marts' inputs the hook reads (the data foundation's first delivery ``coverage``, the four kommuner, the
+    two groups, an empty computation table) and the full grid's view over them."""
     c.execute("CREATE SCHEMA meta")
-    c.execute("CREATE TABLE meta.loaded_payload AS SELECT 'kontaktgruppe' AS dataset, OKT AS leveringsdato "
-              "FROM (SELECT DATE '2026-10-01' AS OKT)")
+    c.execute("CREATE TABLE meta.loaded_payload AS SELECT 'kontaktgruppe' AS dataset, ?::DATE AS leveringsdato",
+              [coverage])
     c.execute("CREATE TABLE dim_kommune (kommunekode VARCHAR, kommune VARCHAR, region_kode VARCHAR, region VARCHAR)")
     c.executemany("INSERT INTO dim_kommune VALUES (?, ?, ?, ?)", [[k, f"K{k}", r, f"R{r}"] for k, r in REGION.items()])
     c.execute("CREATE TABLE dim_ydelsesgruppe (ydelsesgruppe VARCHAR, navn VARCHAR)")
@@ -76,8 +83,7 @@ def con() -> duckdb.DuckDBPyConnection:
               "tilgang BIGINT, afgang BIGINT, periode_slut DATE, periode VARCHAR, uger_i_perioden INTEGER, "
               "er_foreloebig BOOLEAN, horisont DATE)")
     c.execute("CREATE VIEW mart_ydelser_fuld AS\n" + MODEL)
-    yield c
-    c.close()
+    return c
 
 
 def load(c: duckdb.DuckDBPyConnection, day: dt.date) -> int:
