@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, Response
 from pipelines.api.keys import KeyFile
 from pipelines.api.page import page_html
 from pipelines.api.store import Store
-from pipelines.warehouse.publication import AFVENTER, LOG, vintage_sql
+from pipelines.warehouse.publication import AFVENTER_SQL, LOG, vintage_sql
 
 PUBLISHED = "mart_ydelser_publiceret"
 EMNE = "ydelser"
@@ -141,7 +141,7 @@ def pending_revisions(store: Store) -> list[dict]:
                         "schema_name = 'meta' AND view_name = 'publikation_afventer'")
     if not ok[0][0]:
         return []
-    _, rows = store.query(f"SELECT aar, afventer_siden, gaeldende_vintage FROM {AFVENTER}")
+    _, rows = store.query(AFVENTER_SQL)
     return [{"aar": a, "afventer_siden": s, "gaeldende_vintage": v,
              "tekst": f"En revision af {a} afventer (rettelser modtaget siden {s}); tallene for {a} er fortsat dem "
                       f"fra publicering (vintage) {v} og revideres ved månedens revisionskørsel"}

@@ -50,6 +50,8 @@ LOG = "meta.publikation"
 # years pending after the latest run
 KOERSEL = "meta.publikation_koersel"
 AFVENTER = "meta.publikation_afventer"
+# the pending revisions as the CLI and the API read them (oldest first)
+AFVENTER_SQL = f"SELECT aar, afventer_siden, gaeldende_vintage FROM {AFVENTER}"
 log = logging.getLogger(__name__)
 # "maaned": a revision run starts with the first load of each calendar month and goes on with the next loads until
 # the closed years pending at its start are republished; "nat": every load revises (still MAX_AAR_PR_NAT at most).
@@ -379,6 +381,6 @@ def publish(con: duckdb.DuckDBPyConnection, result: Any = None, revidere: list[i
 def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """The years with a revision pending after the latest run (``meta.publikation_afventer``), oldest first."""
     ensure_tables(con)
-    cur = con.execute(f"SELECT aar, afventer_siden, gaeldende_vintage FROM {AFVENTER}")
+    cur = con.execute(AFVENTER_SQL)
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
