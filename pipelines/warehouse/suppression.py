@@ -960,7 +960,7 @@ def choose_hidden(values: np.ndarray, cons: list[Constraint], graense: int = GRA
                   eligible: np.ndarray | None = None, known: np.ndarray | None = None,
                   targets: np.ndarray | None = None, blocks: np.ndarray | None = None,
                   per_cell: int | None = PER_CELL_LPS, stats: dict | None = None,
-                  points: Seen | None = None) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+                  points: Seen | None = None, defer: bool = False) -> tuple[np.ndarray, np.ndarray, AuditResult]:
     """Primary cells, then secondary cells until the audit pins none; returns (hidden, primary, last audit).
 
     ``start``: cells hidden from the outset (context cells' published flags, sparse groups); ``eligible``: the
@@ -981,6 +981,13 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
     :func:`choose_grid_hidden`), else every eligible cell of its measure, else every eligible cell -- and the
     audit runs again.  Only a cell narrow with every eligible cell hidden (earlier publications alone pin it:
     this publication shows none of its figures) is logged and left.
+
+    ``defer`` (the modular method's sub-tables, :func:`choose_modular`): a narrow cell every cell of whose relations
+    is already hidden is left to the caller's exact audit over the whole grid instead of being widened through its
+    block.  Inside a sub-table such a cell is typically narrow only through the restriction (the other sub-tables'
+    cells fixed at their truth): the national year's third sub-table kept 10 such tilgang cells at [0, 4] for 50+
+    rounds while one more cell of the block was hidden per cell and round (2026-12-04).  Left cells are counted in
+    ``stats['deferred']``; the final audit gives them the full treatment if they are narrow there too.
     """
     n = len(values)
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible
@@ -996,12 +1003,13 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
             by_cell[int(x)].append(k)
     eqs = [c for c in cons if c.eq]
     given_up: set[int] = set()
+    deferred: set[int] = set()  # defer: narrow with every relation hidden, left to the caller's whole-grid audit
     wide: set[int] = set()  # certified by their own uncapped LPs (hiding more only widens: they stay certified)
     memo = Seen.of(values) if points is None else points
     if memo.relations is not None or len(memo.lo) != n:
         raise ValueError("choose_hidden: points must be a fresh Seen.of(values)")
     tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0),
-             "stuck_audits": 0, "fail_safe_blocks": 0}
+             "stuck_audits": 0, "fail_safe_blocks": 0, "deferred": 0}
     if stats is not None:
         stats.update(tally)
         tally = stats
@@ -1038,12 +1046,15 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
         tally["lp_solves"] += res.lp_solves
         for k, v in res.how.items():
             tally["how"][k] += v
-        pinned = [i for i in res.pinned(graense) if i not in given_up and i not in wide]
+        pinned = [i for i in res.pinned(graense) if i not in given_up and i not in wide and i not in deferred]
         log.info("suppression round %d: %d of %d cells hidden (%.2f %%), %d narrow; %d LPs in %d blocks (%d in all), "
                  "cells settled by %s; %.1f s wall, %.1f CPU s", tally["rounds"], int(hidden.sum()), n,
                  100.0 * hidden.mean(), len(pinned), res.lp_solves, res.blocks, tally["lp_solves"], res.how,
                  time.perf_counter() - t_start, time.process_time() - c_start)
         if not pinned:
+            if deferred:
+                log.info("suppression: %d narrow cells with every relation hidden left to the whole grid's audit",
+                         len(deferred))
             if points is not None:
                 points.stamp(values, cons, seen)
             return hidden, primary, res
@@ -1052,12 +1063,17 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
         last_pinned = pinned
         stuck = []
         block_free: np.ndarray | None = None  # the cells of the relations of the hidden cells (once a round)
+        before = int(hidden.sum())
         for i in pinned:
             best = None
             for k in sorted(by_cell[i], key=lambda k: not cons[k].eq):
                 cand = smallest(cons[k].cells)
                 if cand is not None and (best is None or values[cand] < values[best]):
                     best = cand
+            if best is None and defer:  # all its relations' cells are hidden: the whole grid's audit decides
+                deferred.add(i)
+                tally["deferred"] = len(deferred)
+                continue
             if best is None:  # all its relations' cells are hidden: widen through the block's relations
                 if block_free is None:
                     block_free = np.array(sorted({int(x) for c in cons if seen[c.cells].any() for x in c.cells}),
@@ -1067,6 +1083,12 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
                 stuck.append(i)
             else:
                 hidden[best] = True
+        if defer and not stuck and int(hidden.sum()) == before:  # every narrow cell deferred: this audit stands
+            log.info("suppression: %d narrow cells with every relation hidden left to the whole grid's audit",
+                     len(deferred))
+            if points is not None:
+                points.stamp(values, cons, seen)
+            return hidden, primary, res
         if stuck:  # fail safe: no published cell of a relation left to hide
             want = np.zeros(n, dtype=bool)
             want[stuck] = True
@@ -1262,7 +1284,7 @@ def _choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple
         raise ValueError("choose_modular: points must be a fresh Seen.of(values)")
     hidden = np.zeros(n, dtype=bool)
     tally = {"rounds": 0, "lp_solves": 0, "how": dict.fromkeys(SETTLED_BY, 0), "stuck_audits": 0,
-             "fail_safe_blocks": 0}
+             "fail_safe_blocks": 0, "deferred": 0}
     subs = subtables(rows)
     t0, c0 = time.perf_counter(), time.process_time()
     sizes = []
@@ -1276,20 +1298,21 @@ def _choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple
         st: dict = {}
         before = int(hidden[cells].sum())
         h = choose_hidden(values[cells], local, graense, start=hidden[cells], per_cell=per_cell, stats=st,
-                          blocks=None if blocks is None else blocks[cells], points=seen)[0]
+                          blocks=None if blocks is None else blocks[cells], points=seen, defer=final_audit)[0]
         hidden[cells] |= h
         if not own:
             memo.lo[cells] = np.minimum(memo.lo[cells], seen.lo)
             memo.hi[cells] = np.maximum(memo.hi[cells], seen.hi)
-        for k in ("rounds", "lp_solves", "stuck_audits", "fail_safe_blocks"):
+        for k in ("rounds", "lp_solves", "stuck_audits", "fail_safe_blocks", "deferred"):
             tally[k] += st[k]
         for k, v in st["how"].items():
             tally["how"][k] += v
         sizes.append(len(cells))
         log.info("modular: sub-table %d of %d (period chain %s %s, region %s): %d cells, %d hidden before, %d after, "
-                 "%d rounds, %d LPs; %d of %d cells of the grid hidden; %.1f s wall, %.1f CPU s", s + 1, len(subs),
-                 key[0][0], key[0][1], key[1], len(cells), before, int(h.sum()), st["rounds"], st["lp_solves"],
-                 int(hidden.sum()), n, time.perf_counter() - t0, time.process_time() - c0)
+                 "%d rounds, %d LPs, %d narrow cells left to the final audit; %d of %d cells of the grid hidden; "
+                 "%.1f s wall, %.1f CPU s", s + 1, len(subs), key[0][0], key[0][1], key[1], len(cells), before,
+                 int(h.sum()), st["rounds"], st["lp_solves"], st["deferred"], int(hidden.sum()), n,
+                 time.perf_counter() - t0, time.process_time() - c0)
     modular = {"subtables": len(subs), "subtable_cells_max": max(sizes, default=0), "simplex": SIMPLEX,
                "hidden_by_subtables": int(hidden.sum()), "subtables_cpu_s": time.process_time() - c0,
                "subtables_lp_solves": tally["lp_solves"], "own_relations_only": own}
