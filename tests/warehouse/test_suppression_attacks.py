@@ -347,3 +347,22 @@ def test_months_quarter_and_year_with_every_margin_pin_nothing():
     att.add(table(truth, pub))
     got = assert_unpinned(att)
     assert {k[1][0] for k in got} == {"maaned", "kvartal", "aar"}, "hidden cells of every period type were attacked"
+
+
+def test_a_cell_bound_through_hidden_relations_gets_the_binding_relation_loosened():
+    """A hidden cell whose relations are all hidden can still be narrow through a chain: a = b (both hidden) and
+    b + c <= 10 with c published pin a to [0, 3].  The cell to hide is c, the published cell of the relation that
+    binds a's maximum (its LP dual, suppression._binding), not the smallest cell of the block (k = 6, in an unrelated
+    relation g + h = k): the national year's final audit widened such cells one block cell a round at ~200 CPU s a
+    round (2026-12-05)."""
+    from pipelines.warehouse.suppression import Constraint, audit, choose_hidden
+
+    a, b, c, g, h, k = 1, 5, 9, 13, 17, 21  # tilgang cells (measure 1) of six rows
+    values = np.full(6 * NM, 50.0)
+    values[[a, b, c, g, h, k]] = [2, 2, 7, 1, 5, 6]
+    cons = [Constraint(np.array([a, b]), np.array([1.0, -1.0]), True, 0.0, "a = b"),
+            Constraint(np.array([b, c]), np.array([1.0, 1.0]), False, 10.0, "b + c <= 10"),
+            Constraint(np.array([g, h, k]), np.array([1.0, 1.0, -1.0]), True, 0.0, "g + h = k")]
+    hidden = choose_hidden(values, cons)[0]
+    assert hidden[[a, b, c, g, h]].all() and not hidden[k], np.flatnonzero(hidden)
+    assert audit(values, hidden, cons, per_cell=None).pinned() == []
