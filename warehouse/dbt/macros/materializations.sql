@@ -14,8 +14,8 @@
       calls of bookkeeping around it); a `view` always one `CREATE OR REPLACE VIEW` (a view holds no rows and
       no index: replacing it is the whole of dbt's intermediate/rename/drop).
 
-    * a `table` model with config(person_spand=...) whose build needs more than one person bucket: the buckets'
-      passes (dsdw_table_i_spand, below); with one bucket (every night) the paths above, unchanged.
+    * a `table` model with config(person_spand=...) on a full build (its bucket count estimated) or in more than
+      one person bucket: the buckets' passes (dsdw_table_i_spand, below); every night the paths above, unchanged.
 
     * `incremental` Python models (`mart_ydelser_beregning`, which maintains its table in place and returns the
       rows to append): the rows into a scratch table, appended by name, the scratch table dropped (dbt runs a
@@ -78,9 +78,9 @@
 
 {% materialization table, adapter='duckdb', supported_languages=['sql', 'python'] %}
     {%- set existing = dsdw_existing() -%}
-    {%- set spand = dsdw_person_spand_antal() if model['language'] == 'sql' and config.get('person_spand') else 1 -%}
-    {%- if spand > 1 -%}
-        {{ return(dsdw_table_i_spand(spand, existing)) }}
+    {%- set spand = dsdw_person_spand_antal() if model['language'] == 'sql' and config.get('person_spand') else [1, false] -%}
+    {%- if spand[0] > 1 or spand[1] -%}
+        {{ return(dsdw_table_i_spand(spand[0], existing)) }}
     {%- elif dsdw_fast_path(existing) -%}
         {{ return(dsdw_create_or_replace('table', compiled_code)) }}
     {%- else -%}
@@ -141,8 +141,10 @@
     the model's estimated working rows (person_spand_raekker); 1 (the unchanged single statement)
     on a night, checked first without the estimate. Either count is multiplied by DSDW_PERSON_SPAND_FAKTOR (unset:
     1), which the runner sets only to rerun a model whose build ran out of memory (dbt_runner.run_dbt: x2, x4, x8;
-    an estimate is an estimate). A bucketed table carries its count as its comment ('person_spand: N'), which the
-    runner and the benchmarks read. Spark and the other engines render `true` and build as before. -#}
+    an estimate is an estimate). A full build runs as buckets even when the estimate says one (the estimate's
+    per-row figure is measured on that path's plan), and a table built in buckets carries their count as its
+    comment ('person_spand: N': the benchmarks report it). Spark and the other engines render `true` and build as
+    before. -#}
 {% macro person_spand(person) -%}
     {{ return(adapter.dispatch('person_spand', 'dsdw_warehouse')(person)) }}
 {%- endmacro %}
@@ -153,16 +155,18 @@ true
 (hash({{ person }}) % 1 = 0 /*dsdw_spand*/)
 {%- endmacro %}
 
-{#- The number of person buckets of this model's build (see above): 1 without a query on a night (a cheap check
-    first: the estimate scans the model's input, ~7 s at national scale) -#}
+{#- [the number of person buckets of this model's build (see above), whether it was estimated (a full build)]:
+    1 without a query on a night (a cheap check first: the estimate scans the model's input, ~7 s at national
+    scale). A full build runs as buckets even in one (dsdw_table_i_spand): the per-row figure of the estimate
+    (stats.BYTES_PER_UGE_RAEKKE) is measured on that path's plan -#}
 {% macro dsdw_person_spand_antal() -%}
     {%- set faktor = [1, env_var('DSDW_PERSON_SPAND_FAKTOR', '1') | int] | max -%}
     {%- set fast = env_var('DSDW_PERSON_SPAND', '') -%}
-    {%- if fast -%}{{ return([1, fast | int] | max * faktor) }}{%- endif -%}
+    {%- if fast -%}{{ return([[1, fast | int] | max * faktor, false]) }}{%- endif -%}
     {%- set sql = person_spand_raekker(config.get('person_spand')) -%}
-    {%- if run_query(sql['nat']).columns[0].values()[0] -%}{{ return(faktor) }}{%- endif -%}
+    {%- if run_query(sql['nat']).columns[0].values()[0] -%}{{ return([faktor, false]) }}{%- endif -%}
     {%- set r = run_query(dsdw_spand_sql(sql['raekker'], 'panel')) -%}
-    {{ return(r.columns[0].values()[0] * faktor) }}
+    {{ return([r.columns[0].values()[0] * faktor, true]) }}
 {%- endmacro %}
 
 {#- A model's two queries for its bucket count: 'nat' (SQL of one boolean: a night's build, one pass) and
