@@ -196,3 +196,37 @@ def test_out_of_memory_is_retried_with_twice_the_buckets(tiny_warehouse, tmp_pat
     with pytest.raises(dbt_runner.DbtError, match="Out of Memory Error"):
         run_dbt(work, env, "run", "--select", *models)
     assert seen == ["1/0", "2/0", "4/0", "8/0"]
+
+
+def test_a_rebuild_over_a_warehouse_with_nights_is_a_full_build(tiny_warehouse, tmp_path, monkeypatch):
+    """bench_warehouse's rebuild (``dbt run --full-refresh --vars '{full_lake: true}'``) over a warehouse whose
+    nights built fct_person_week computes every person's every week: it takes the full build's path (the estimate,
+    the passes without the build-side optimizer, the table's bucket comment), not the night's one pass, which
+    the meta.model_run check alone had chosen.  The rows are the nightly panel's."""
+    _src, root, _keys = tiny_warehouse
+    monkeypatch.delenv("DSDW_PERSON_SPAND", raising=False)
+    db = tmp_path / "build.duckdb"
+    shutil.copyfile(published_path(root), db)
+    work = tmp_path / "dbt"
+    (work / "restricted").mkdir(parents=True, exist_ok=True)
+    env = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+
+    def comment() -> str | None:
+        con = duckdb.connect(str(db))
+        try:
+            return con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = ?", [MODEL]).fetchone()[0]
+        finally:
+            con.close()
+
+    run_dbt(work, env, "run", "--select", MODEL)  # a night: one pass
+    assert comment() is None
+    run_dbt(work, env, "run", "--full-refresh", "--vars", "{full_lake: true}", "--select", "int_affected_persons",
+            MODEL)
+    assert comment() == "person_spand: 1"
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute(f"SELECT count(DISTINCT person_key) FROM staging.{MODEL}").fetchone()[0] >= 4
+        assert differ(con, f"(SELECT * EXCLUDE (indlaest_dato) FROM staging.{MODEL})",
+                      "(SELECT * EXCLUDE (indlaest_dato) FROM fct_person_week)") == 0
+    finally:
+        con.close()

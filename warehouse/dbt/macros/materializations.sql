@@ -157,14 +157,17 @@ true
 
 {#- [the number of person buckets of this model's build (see above), whether it was estimated (a full build)]:
     1 without a query on a night (a cheap check first: the estimate scans the model's input, ~7 s at national
-    scale). A full build runs as buckets even in one (dsdw_table_i_spand): the per-row figure of the estimate
-    (stats.BYTES_PER_UGE_RAEKKE) is measured on that path's plan -#}
+    scale). A rebuild (--full-refresh, or var full_lake: every person's every week) is never a night, though
+    fct_person_week may have run: bench_warehouse's rebuild over a warehouse whose nights ran took one pass (the
+    whole history's) while the check alone decided. A full build runs as buckets even in one (dsdw_table_i_spand): the per-row figure of
+    the estimate (stats.BYTES_PER_UGE_RAEKKE) is measured on that path's plan -#}
 {% macro dsdw_person_spand_antal() -%}
     {%- set faktor = [1, env_var('DSDW_PERSON_SPAND_FAKTOR', '1') | int] | max -%}
     {%- set fast = env_var('DSDW_PERSON_SPAND', '') -%}
     {%- if fast -%}{{ return([[1, fast | int] | max * faktor, false]) }}{%- endif -%}
     {%- set sql = person_spand_raekker(config.get('person_spand')) -%}
-    {%- if run_query(sql['nat']).columns[0].values()[0] -%}{{ return([faktor, false]) }}{%- endif -%}
+    {%- set genopbygning = should_full_refresh() or var('full_lake', false) -%}
+    {%- if not genopbygning and run_query(sql['nat']).columns[0].values()[0] -%}{{ return([faktor, false]) }}{%- endif -%}
     {%- set r = run_query(dsdw_spand_sql(sql['raekker'], 'panel')) -%}
     {{ return([r.columns[0].values()[0] * faktor, true]) }}
 {%- endmacro %}
