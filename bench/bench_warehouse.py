@@ -244,8 +244,8 @@ def phase_load(root: Path, day: dt.date, publish: bool, statistics: bool = True)
 
 
 def _person_spand(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """The person-bucket tables the last build made in more than one pass, with their bucket count (the
-    materialization's table comment 'person_spand: N'; a one-pass table has none)."""
+    """The person-bucket tables the last full build made in buckets, with their count (the materialization's
+    table comment 'person_spand: N'; a night's one pass leaves none)."""
     return {t: int(c.split(":")[1]) for t, c in con.execute(
         "SELECT schema_name || '.' || table_name, comment FROM duckdb_tables() "
         "WHERE comment LIKE 'person_spand: %'").fetchall()}

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = REPO_ROOT / "warehouse"
 # A person-bucket model (config person_spand) whose build ran out of memory is rerun with its buckets x2, up to
 # x2**SPAND_FORSOEG (run_dbt): the bucket count is an estimate of the model's working rows x a measured size per row,
-# and a wrong figure (the 100 bytes of issue 14: the national day 1 needed ~450) should cost a rerun, not the load
+# and a wrong figure (issue 14: 100 bytes a row where the national day 1's plan held ~450) should cost a rerun, not
+# the load
 SPAND_FORSOEG = 3
 LOAD_SQL = [
     "CREATE OR REPLACE TABLE meta.load_increment (payload_id VARCHAR, dataset VARCHAR, lake_path VARCHAR)",

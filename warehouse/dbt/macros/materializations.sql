@@ -159,8 +159,8 @@ true
     1 without a query on a night (a cheap check first: the estimate scans the model's input, ~7 s at national
     scale). A rebuild (--full-refresh, or var full_lake: every person's every week) is never a night, though
     fct_person_week may have run: bench_warehouse's rebuild over a warehouse whose nights ran took one pass (the
-    whole history's) while the check alone decided. A full build runs as buckets even in one (dsdw_table_i_spand): the per-row figure of
-    the estimate (stats.BYTES_PER_UGE_RAEKKE) is measured on that path's plan -#}
+    whole history's) while the check alone decided. A full build runs as buckets even in one
+    (dsdw_table_i_spand): the estimate's per-row figure (stats.BYTES_PER_UGE_RAEKKE) is measured on that plan -#}
 {% macro dsdw_person_spand_antal() -%}
     {%- set faktor = [1, env_var('DSDW_PERSON_SPAND_FAKTOR', '1') | int] | max -%}
     {%- set fast = env_var('DSDW_PERSON_SPAND', '') -%}
