@@ -237,9 +237,18 @@ def phase_load(root: Path, day: dt.date, publish: bool, statistics: bool = True)
     con = duckdb.connect(str(build_path(root)), read_only=True)
     try:
         out["publication_vintages"] = _vintages(con, r.load_id)  # empty: the night triggered no year
+        out["person_spand"] = _person_spand(con)
     finally:
         con.close()
     return out
+
+
+def _person_spand(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The person-bucket tables the last full build made in buckets, with their count (the materialization's
+    table comment 'person_spand: N'; a night's one pass leaves none)."""
+    return {t: int(c.split(":")[1]) for t, c in con.execute(
+        "SELECT schema_name || '.' || table_name, comment FROM duckdb_tables() "
+        "WHERE comment LIKE 'person_spand: %'").fetchall()}
 
 
 def phase_parse(root: Path) -> dict:
@@ -370,6 +379,7 @@ def phase_rebuild(root: Path, load_date: dt.date, history_publication: str = "pr
             out["hooks_seconds"] = round(time.perf_counter() - th, 2)
             out["history_publication"] = history_publication
             out["publication_vintages"] = _vintages(con, load_id)
+            out["person_spand"] = _person_spand(con)
             tc = time.perf_counter()
             con.execute("CHECKPOINT")
             con.execute("DETACH restricted")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 import os
 import time
 import uuid
@@ -37,7 +38,14 @@ from pipelines.warehouse.generate import FULL_BUILD_TAG, is_restricted, stg_name
 from pipelines.warehouse.keys import hmac_pads, key_id, load_key
 from pipelines.warehouse.restricted import unsealed
 
+log = logging.getLogger(__name__)
+
 PROJECT_DIR = REPO_ROOT / "warehouse"
+# A person-bucket model (config person_spand) whose build ran out of memory is rerun with its buckets x2, up to
+# x2**SPAND_FORSOEG (run_dbt): the bucket count is an estimate of the model's working rows x a measured size per row,
+# and a wrong figure (issue 14: 100 bytes a row where the national day 1's plan held ~450) should cost a rerun, not
+# the load
+SPAND_FORSOEG = 3
 LOAD_SQL = [
     "CREATE OR REPLACE TABLE meta.load_increment (payload_id VARCHAR, dataset VARCHAR, lake_path VARCHAR)",
     "CREATE OR REPLACE TABLE meta.current_load (load_id VARCHAR, indlaest_dato DATE)",
@@ -114,10 +122,11 @@ def parse_manifest() -> Path:
 # nights or several environments (a replay, the benchmarks, a long-lived worker, a pytest worker's many roots)
 # parses once; dbt re-reads nothing when handed a manifest
 _MANIFESTS: dict[tuple, object] = {}
-# read by dbt at run time only (the profile's connection, the lake's file_search_path, the schema-check switch), so a
-# manifest parsed for one environment serves every other: the database's file name, not its directory, names the
-# nodes' database
-RUN_TIME_ENV = frozenset({"DSDW_DBT_DATABASE", "DSDW_DBT_RESTRICTED", "DSDW_LAKE", "DSDW_DBT_SCHEMA_CHECK"})
+# read by dbt at run time only (the profile's connection, the lake's file_search_path, the schema-check switch, the
+# person buckets' retry factor), so a manifest parsed for one environment serves every other: the database's file
+# name, not its directory, names the nodes' database
+RUN_TIME_ENV = frozenset({"DSDW_DBT_DATABASE", "DSDW_DBT_RESTRICTED", "DSDW_LAKE", "DSDW_DBT_SCHEMA_CHECK",
+                          "DSDW_PERSON_SPAND_FAKTOR"})
 
 
 def manifest_key(env: dict[str, str]) -> tuple:
@@ -303,8 +312,50 @@ def _compiled_templates(path: Path | None) -> Iterator[None]:
 def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str, sql_files: bool = True) -> dict:
     """Run dbt in this process; returns ``{node: (status, seconds, rows)}``, raising on an error.
 
-    ``sql_files=False``: no compiled SQL under the target directory (:func:`_no_sql_files`); a rebuild keeps them
-    (bench/bench_model_alone.py reads one)."""
+    A person-bucket model that runs out of memory is rerun, with the nodes its failure skipped and twice the
+    buckets (``DSDW_PERSON_SPAND_FAKTOR``), at most :data:`SPAND_FORSOEG` times, logged; its seconds include the
+    failed attempts.  ``sql_files=False``: no compiled SQL under the target directory (:func:`_no_sql_files`); a
+    rebuild keeps them (bench/bench_model_alone.py reads one)."""
+    nodes, failed, oom, skipped = _run_dbt_once(root, env, command, *extra, sql_files=sql_files)
+    faktor = int(env.get("DSDW_PERSON_SPAND_FAKTOR") or os.environ.get("DSDW_PERSON_SPAND_FAKTOR") or 1)
+    for _ in range(SPAND_FORSOEG):
+        if not oom or len(failed) != len(oom) + len(skipped):  # another failure: no retry
+            break
+        faktor *= 2
+        log.warning("dbt %s: %s ran out of memory in person buckets; rerun with %d x the buckets, with %d "
+                    "skipped nodes", command, ", ".join(sorted(oom.values())), faktor, len(skipped))
+        forrige = nodes
+        nodes, failed, oom, skipped = _run_dbt_once(
+            root, {**env, "DSDW_PERSON_SPAND_FAKTOR": str(faktor)}, command, *_uden_udvalg(extra), "--select",
+            *sorted({*oom.values(), *skipped.values()}), sql_files=sql_files)
+        for uid, (status, secs, rows) in forrige.items():  # the failed attempts' seconds stay in the model's
+            nodes[uid] = (nodes[uid][0], nodes[uid][1] + secs, nodes[uid][2]) if uid in nodes else (
+                status, secs, rows)
+    if failed:
+        raise DbtError(f"dbt {command} failed: " + "; ".join(failed[:5]))
+    return nodes
+
+
+def _uden_udvalg(args: tuple[str, ...]) -> list[str]:
+    """dbt's arguments without the node selection (``--select`` and its values; ``--exclude`` stays): a retry
+    selects its nodes by name."""
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if a in ("--select", "-s", "--selector"):
+            skip = True
+        elif skip and not a.startswith("-"):
+            continue
+        else:
+            skip = False
+            out.append(a)
+    return out
+
+
+def _run_dbt_once(root: Path, env: dict[str, str], command: str, *extra: str, sql_files: bool
+                  ) -> tuple[dict, list[str], dict[str, str], dict[str, str]]:
+    """One dbt invocation: the nodes' results, the failures' lines, and by unique id the person-bucket models
+    that ran out of memory and the skipped nodes (their names, for a retry's selection)."""
     from dbt.cli.main import dbtRunner
 
     files = contextlib.nullcontext() if sql_files else _no_sql_files()
@@ -314,17 +365,23 @@ def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str
         finally:
             _release_duckdb()
     nodes: dict[str, tuple[str, float, int | None]] = {}
-    failed = []
+    failed: list[str] = []
+    oom: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     for r in getattr(res.result, "results", None) or []:
         status = str(r.status)
         rows = (r.adapter_response or {}).get("rows_affected")
         nodes[r.node.unique_id] = (status, r.execution_time, rows)
         if status in ("error", "fail", "skipped"):
             failed.append(f"{r.node.unique_id}: {status} {r.message or ''}".strip())
-    if not res.success or failed:
-        raise DbtError(f"dbt {command} failed: " + "; ".join(failed[:5]) + (f" ({res.exception})" if res.exception
-                                                                           else ""))
-    return nodes
+        if status == "skipped":
+            skipped[r.node.unique_id] = r.node.name
+        elif (status == "error" and "Out of Memory" in (r.message or "") and r.node.resource_type == "model"
+              and r.node.config.get("person_spand")):
+            oom[r.node.unique_id] = r.node.name
+    if res.exception is not None or (not res.success and not failed):  # dbt itself failed: no retry
+        failed.append(f"({res.exception})")
+    return nodes, failed, oom, skipped
 
 
 def plain_sql(model: str) -> str:

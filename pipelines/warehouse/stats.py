@@ -401,9 +401,15 @@ def ydelser_model_body() -> str:
 # (:func:`ydelser_spand`, here) and the panel scope's dbt materialization (dbt/macros/spand.sql, generated from
 # :func:`dbt_spand_macro`), which evaluates the same SQL on dbt's connection when its estimate is needed.
 # Bytes per working row: the ydelser mart's period x spell rows (ys_pf), measured on the 1-year national warehouse
-# (27.2M rows: ~9 GB of memory and spill in one pass); the panel's spell-weeks and person-weeks (int_person_week_ny).
+# (27.2M rows: ~9 GB of memory and spill in one pass); the panel's spell-weeks and person-weeks (int_person_week_ny):
+# measured on the national day 1 (52.1M estimated rows, 26.3M person-weeks) as a full build runs it (in buckets,
+# without DuckDB's build_side_probe_side optimizer: dbt/macros/materializations.sql), DuckDB's peak memory was 79
+# bytes per estimated row in one pass over every person and 89 over a quarter; 150 leaves room for what a 0.2-s
+# sample misses and for the allocator (docs/warehouse_bench.md, 2026-12-05).  With that optimizer, which cannot
+# estimate the UNNESTed week series and built the final joins' hash tables on the person-week side, it was 432-453:
+# the 100 bytes of before gave one bucket, and the national day 1 ran out of memory at 14 GB (issue 14).
 BYTES_PER_PF_RAEKKE = 400
-BYTES_PER_UGE_RAEKKE = 100
+BYTES_PER_UGE_RAEKKE = 150
 PASS_ANDEL = 0.5
 _ENHEDER = {"bytes": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
             "gb": 10**9, "tb": 10**12}

@@ -92,3 +92,141 @@ def test_panel_scope_in_buckets_equals_one_pass(tiny_warehouse, tmp_path, monkey
                 FROM fuld_4) WHERE d <> 7""").fetchone()[0] == 0
     finally:
         con.close()
+
+
+def full_build_db(tiny_warehouse, tmp_path: Path) -> Path:
+    """A copy of the tiny warehouse set up for the panel's full build (no earlier panel run, every person
+    affected)."""
+    _src, root, _keys = tiny_warehouse
+    db = tmp_path / "build.duckdb"
+    shutil.copyfile(published_path(root), db)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("CREATE OR REPLACE TABLE staging.int_affected_persons AS SELECT DISTINCT person_key "
+                    "FROM fct_ydelsesforloeb WHERE person_key IS NOT NULL")
+        con.execute("DELETE FROM meta.model_run WHERE model = 'fct_person_week'")
+    finally:
+        con.close()
+    return db
+
+
+def test_bucket_count_of_the_national_day_one():
+    """The estimate of the national day 1 (issue 14: 52,069,472 spell-weeks and grid weeks) at the benchmark's
+    14GB: 100 bytes a row gave one bucket, whose pass (with DuckDB's build-side optimizer) needed ~22 GiB; the 150
+    measured on the bucketed path give two of ~2 GiB."""
+    from pipelines.warehouse import stats
+
+    con = duckdb.connect(config={"memory_limit": "14GB"})
+    assert con.execute(stats.spand_sql("52069472", 100)).fetchone()[0] == 1
+    assert stats.BYTES_PER_UGE_RAEKKE == 150
+    assert con.execute(stats.spand_sql("52069472", stats.BYTES_PER_UGE_RAEKKE)).fetchone()[0] == 2
+    con.execute("SET memory_limit = '6GB'")  # the 2026-12-03 runs' limit: 3 buckets
+    assert con.execute(stats.spand_sql("52069472", stats.BYTES_PER_UGE_RAEKKE)).fetchone()[0] == 3
+
+
+def test_out_of_memory_is_retried_with_twice_the_buckets(tiny_warehouse, tmp_path, monkeypatch, caplog):
+    """A bucketed build that runs out of memory is rerun with twice the buckets (the model and the nodes its
+    failure skipped, nothing else), until a pass fits; the rows are the one pass's.  Another error is not retried,
+    and the retries stop at x2**SPAND_FORSOEG.  DuckDB's out-of-memory error is raised here by the test, as the
+    national day 1 raised it (13.0 GiB of 13.0 GiB used)."""
+    import dbt.adapters.duckdb.environments.local as local
+
+    from pipelines.warehouse import dbt_runner
+
+    db = full_build_db(tiny_warehouse, tmp_path)
+    work = tmp_path / "dbt"
+    build(work, db, 1, "fuld_1", monkeypatch)  # the reference: one pass
+    monkeypatch.delenv("DSDW_PERSON_SPAND", raising=False)  # the estimate's count (1 here), times the factor
+    seen: list[str] = []
+    optimizers: set[str] = set()
+    fail: dict[str, type[Exception]] = {}
+    execute = local.DuckDBCursorWrapper.execute
+
+    def fake(self, sql, bindings=None):  # noqa: ANN001, ANN202
+        import re
+
+        m = re.search(r"% (\d+) = (\d+) /\*dsdw_spand\*/", sql)
+        if m and "int_person_week_ny" in sql:
+            seen.append(f"{m[1]}/{m[2]}")
+            # a bucketed pass runs without the optimizer that built the person-week side's hash tables
+            optimizers.add(self._cursor.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0])
+            for key, exc in fail.items():
+                if f"% {key} /*dsdw_spand*/" in sql:
+                    oom = exc is duckdb.OutOfMemoryException
+                    raise exc(("Out of Memory Error: failed to pin block of size 256.0 KiB" if oom
+                               else "Invalid Input Error: something else") + f" (test {key})")
+        return execute(self, sql, bindings)
+
+    monkeypatch.setattr(local.DuckDBCursorWrapper, "execute", fake)
+    (work / "restricted").mkdir(parents=True, exist_ok=True)
+    env = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+    models = ("int_person_week_ny", "int_person_week_erstattet")
+
+    # one pass and the second bucket of two run out of memory: x2, then x4 builds it
+    fail.update({"1 = 0": duckdb.OutOfMemoryException, "2 = 1": duckdb.OutOfMemoryException})
+    with caplog.at_level("WARNING", logger="pipelines.warehouse.dbt_runner"):
+        nodes = run_dbt(work, env, "run", "--select", *models)
+    assert seen == ["1/0", "2/0", "2/1", "4/0", "4/1", "4/2", "4/3"]
+    assert optimizers == {"build_side_probe_side"}  # a full build's passes, the one bucket's too, run without it
+    assert {uid.rsplit(".", 1)[1]: s for uid, (s, _secs, _rows) in nodes.items()} == {
+        "int_person_week_ny": "success", "int_person_week_erstattet": "success"}
+    warnings = [r.getMessage() for r in caplog.records if "ran out of memory" in r.getMessage()]
+    assert len(warnings) == 2 and "2 x the buckets, with 1 skipped" in warnings[0] and "4 x" in warnings[1]
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'int_person_week_ny'"
+                           ).fetchone()[0] == "person_spand: 4"
+        assert differ(con, "fuld_1", "staging.int_person_week_ny") == 0
+        assert con.execute("SELECT count(*) FROM fuld_1").fetchone()[0] > 0
+    finally:
+        con.close()
+
+    # another error: no retry
+    seen.clear()
+    fail.clear()
+    fail["1 = 0"] = duckdb.InvalidInputException
+    with pytest.raises(dbt_runner.DbtError, match="int_person_week_ny: error"):
+        run_dbt(work, env, "run", "--select", *models)
+    assert seen == ["1/0"]
+
+    # out of memory whatever the buckets: 1, 2, 4, 8 buckets' first pass, then the error
+    seen.clear()
+    fail.clear()
+    fail.update({f"{n} = 0": duckdb.OutOfMemoryException for n in (1, 2, 4, 8, 16)})
+    with pytest.raises(dbt_runner.DbtError, match="Out of Memory Error"):
+        run_dbt(work, env, "run", "--select", *models)
+    assert seen == ["1/0", "2/0", "4/0", "8/0"]
+
+
+def test_a_rebuild_over_a_warehouse_with_nights_is_a_full_build(tiny_warehouse, tmp_path, monkeypatch):
+    """bench_warehouse's rebuild (``dbt run --full-refresh --vars '{full_lake: true}'``) over a warehouse whose
+    nights built fct_person_week computes every person's every week: it takes the full build's path (the estimate,
+    the passes without the build-side optimizer, the table's bucket comment), not the night's one pass, which
+    the meta.model_run check alone had chosen.  The rows are the nightly panel's."""
+    _src, root, _keys = tiny_warehouse
+    monkeypatch.delenv("DSDW_PERSON_SPAND", raising=False)
+    db = tmp_path / "build.duckdb"
+    shutil.copyfile(published_path(root), db)
+    work = tmp_path / "dbt"
+    (work / "restricted").mkdir(parents=True, exist_ok=True)
+    env = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+
+    def comment() -> str | None:
+        con = duckdb.connect(str(db))
+        try:
+            return con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = ?", [MODEL]).fetchone()[0]
+        finally:
+            con.close()
+
+    run_dbt(work, env, "run", "--select", MODEL)  # a night: one pass
+    assert comment() is None
+    run_dbt(work, env, "run", "--full-refresh", "--vars", "{full_lake: true}", "--select", "int_affected_persons",
+            MODEL)
+    assert comment() == "person_spand: 1"
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute(f"SELECT count(DISTINCT person_key) FROM staging.{MODEL}").fetchone()[0] >= 4
+        assert differ(con, f"(SELECT * EXCLUDE (indlaest_dato) FROM staging.{MODEL})",
+                      "(SELECT * EXCLUDE (indlaest_dato) FROM fct_person_week)") == 0
+    finally:
+        con.close()

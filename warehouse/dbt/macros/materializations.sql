@@ -14,8 +14,8 @@
       calls of bookkeeping around it); a `view` always one `CREATE OR REPLACE VIEW` (a view holds no rows and
       no index: replacing it is the whole of dbt's intermediate/rename/drop).
 
-    * a `table` model with config(person_spand=...) whose build needs more than one person bucket: the buckets'
-      passes (dsdw_table_i_spand, below); with one bucket (every night) the paths above, unchanged.
+    * a `table` model with config(person_spand=...) on a full build (its bucket count estimated) or in more than
+      one person bucket: the buckets' passes (dsdw_table_i_spand, below); every night the paths above, unchanged.
 
     * `incremental` Python models (`mart_ydelser_beregning`, which maintains its table in place and returns the
       rows to append): the rows into a scratch table, appended by name, the scratch table dropped (dbt runs a
@@ -78,9 +78,9 @@
 
 {% materialization table, adapter='duckdb', supported_languages=['sql', 'python'] %}
     {%- set existing = dsdw_existing() -%}
-    {%- set spand = dsdw_person_spand_antal() if model['language'] == 'sql' and config.get('person_spand') else 1 -%}
-    {%- if spand > 1 -%}
-        {{ return(dsdw_table_i_spand(spand, existing)) }}
+    {%- set spand = dsdw_person_spand_antal() if model['language'] == 'sql' and config.get('person_spand') else [1, false] -%}
+    {%- if spand[0] > 1 or spand[1] -%}
+        {{ return(dsdw_table_i_spand(spand[0], existing)) }}
     {%- elif dsdw_fast_path(existing) -%}
         {{ return(dsdw_create_or_replace('table', compiled_code)) }}
     {%- else -%}
@@ -139,7 +139,12 @@
     the table, the others appending. N: DSDW_PERSON_SPAND when set (tests, benchmarks), else the project's one rule
     for person buckets (dsdw_spand_sql, generated from stats.spand_sql, which the ydelser mart's buckets use too) over
     the model's estimated working rows (person_spand_raekker); 1 (the unchanged single statement)
-    on a night, checked first without the estimate. Spark and the other engines render `true` and build as before. -#}
+    on a night, checked first without the estimate. Either count is multiplied by DSDW_PERSON_SPAND_FAKTOR (unset:
+    1), which the runner sets only to rerun a model whose build ran out of memory (dbt_runner.run_dbt: x2, x4, x8;
+    an estimate is an estimate). A full build runs as buckets even when the estimate says one (the estimate's
+    per-row figure is measured on that path's plan), and a table built in buckets carries their count as its
+    comment ('person_spand: N': the benchmarks report it). Spark and the other engines render `true` and build as
+    before. -#}
 {% macro person_spand(person) -%}
     {{ return(adapter.dispatch('person_spand', 'dsdw_warehouse')(person)) }}
 {%- endmacro %}
@@ -150,15 +155,21 @@ true
 (hash({{ person }}) % 1 = 0 /*dsdw_spand*/)
 {%- endmacro %}
 
-{#- The number of person buckets of this model's build (see above): 1 without a query on a night (a cheap check
-    first: the estimate scans the model's input, ~7 s at national scale) -#}
+{#- [the number of person buckets of this model's build (see above), whether it was estimated (a full build)]:
+    1 without a query on a night (a cheap check first: the estimate scans the model's input, ~7 s at national
+    scale). A rebuild (--full-refresh, or var full_lake: every person's every week) is never a night, though
+    fct_person_week may have run: bench_warehouse's rebuild over a warehouse whose nights ran took one pass (the
+    whole history's) while the check alone decided. A full build runs as buckets even in one
+    (dsdw_table_i_spand): the estimate's per-row figure (stats.BYTES_PER_UGE_RAEKKE) is measured on that plan -#}
 {% macro dsdw_person_spand_antal() -%}
+    {%- set faktor = [1, env_var('DSDW_PERSON_SPAND_FAKTOR', '1') | int] | max -%}
     {%- set fast = env_var('DSDW_PERSON_SPAND', '') -%}
-    {%- if fast -%}{{ return([1, fast | int] | max) }}{%- endif -%}
+    {%- if fast -%}{{ return([[1, fast | int] | max * faktor, false]) }}{%- endif -%}
     {%- set sql = person_spand_raekker(config.get('person_spand')) -%}
-    {%- if run_query(sql['nat']).columns[0].values()[0] -%}{{ return(1) }}{%- endif -%}
+    {%- set genopbygning = should_full_refresh() or var('full_lake', false) -%}
+    {%- if not genopbygning and run_query(sql['nat']).columns[0].values()[0] -%}{{ return([faktor, false]) }}{%- endif -%}
     {%- set r = run_query(dsdw_spand_sql(sql['raekker'], 'panel')) -%}
-    {{ return(r.columns[0].values()[0]) }}
+    {{ return([r.columns[0].values()[0] * faktor, true]) }}
 {%- endmacro %}
 
 {#- A model's two queries for its bucket count: 'nat' (SQL of one boolean: a night's build, one pass) and
@@ -196,7 +207,12 @@ SELECT coalesce((SELECT sum(date_diff('week', fra, til) + 1) FROM f WHERE til >=
     )
 {%- endmacro %}
 
-{#- The table in `n` person buckets: the first pass creates it, the others append (see above) -#}
+{#- The table in `n` person buckets: the first pass creates it, the others append (see above). The passes run
+    without DuckDB's build_side_probe_side optimizer (reset afterwards): it cannot estimate the UNNESTed week series
+    (3 rows for millions), so it built the hash tables of the panel scope's final joins (status, person, dim_person)
+    on the person-week side; without it a pass of the national day 1 held ~5x less (4.5 -> 0.7 GiB of hash tables
+    for a quarter of the persons) in ~0.4x the time, the same rows (docs/warehouse_bench.md, 2026-12-05). The night's
+    one pass is left as it is. -#}
 {% macro dsdw_table_i_spand(n, existing) %}
     {%- set marker = '% 1 = 0 /*dsdw_spand*/' -%}
     {%- if compiled_code.count(marker) != 1 -%}
@@ -206,12 +222,22 @@ SELECT coalesce((SELECT sum(date_diff('week', fra, til) + 1) FROM f WHERE til >=
     {%- if existing is not none and not existing.is_table -%}{% do adapter.drop_relation(existing) %}{%- endif -%}
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {% call statement('spand_optimizer') -%}
+        SET disabled_optimizers = 'build_side_probe_side'
+    {%- endcall %}
     {%- for b in range(n) -%}
         {%- set code = compiled_code.replace(marker, '% ' ~ n ~ ' = ' ~ b ~ ' /*dsdw_spand*/') -%}
         {% call statement('main' if loop.last else 'spand_' ~ b) -%}
             {{ dsdw_create_or_append(target_relation, code, b == 0, replace=true) }}
         {%- endcall %}
     {%- endfor -%}
+    {% call statement('spand_reset') -%}
+        RESET disabled_optimizers
+    {%- endcall %}
+    {% call statement('spand_antal') -%}
+        COMMENT ON TABLE {{ target_relation }} IS 'person_spand: {{ n }}'
+    {%- endcall %}
+    {% do log(this ~ ': built in ' ~ n ~ ' person buckets', info=True) %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {{ adapter.commit() }}
     {{ run_hooks(post_hooks, inside_transaction=False) }}

@@ -2,6 +2,6 @@
 {#- The person buckets' one rule (stats.spand_sql): SELECT of the bucket count for `raekker` (SQL of the
     estimated working rows) of the model kind `navn`, against memory_limit -#}
 {% macro dsdw_spand_sql(raekker, navn) -%}
-{%- set bytes = {'panel': 100, 'ydelser': 400}[navn] -%}
+{%- set bytes = {'panel': 150, 'ydelser': 400}[navn] -%}
 SELECT CAST(greatest(1, ceil(CAST(({{ raekker }}) AS DOUBLE) * ({{ bytes }}) / (0.5 * (SELECT CAST(x.tal AS DOUBLE) * CASE lower(x.enhed) WHEN 'bytes' THEN 1 WHEN 'kib' THEN 1024 WHEN 'mib' THEN 1048576 WHEN 'gib' THEN 1073741824 WHEN 'tib' THEN 1099511627776 WHEN 'kb' THEN 1000 WHEN 'mb' THEN 1000000 WHEN 'gb' THEN 1000000000 WHEN 'tb' THEN 1000000000000 ELSE 1 END FROM (SELECT regexp_extract(current_setting('memory_limit'), '([0-9.]+)\s*([A-Za-z]+)', ['tal', 'enhed']) AS x))))) AS INTEGER)
 {%- endmacro %}
