@@ -667,17 +667,18 @@ def test_the_full_computation_in_person_buckets_equals_one_pass(monkeypatch):
     # the number of buckets grows with the period x spell rows over the memory limit
     con.execute("SET memory_limit = '10GB'")
     assert ydelser_spand(con) == 1
-    con.execute("SET memory_limit = '1MB'")
-    monkeypatch.setattr(stats, "BYTES_PER_PF_RAEKKE", 10**5)
+    # 64MB, not less: the in-memory database's own tables count against the limit (1MB ran out of memory, 2026-12-05)
+    con.execute("SET memory_limit = '64MB'")
+    monkeypatch.setattr(stats, "BYTES_PER_PF_RAEKKE", 10**7)
     n = ydelser_spand(con)
-    monkeypatch.setattr(stats, "BYTES_PER_PF_RAEKKE", 2 * 10**5)
+    monkeypatch.setattr(stats, "BYTES_PER_PF_RAEKKE", 2 * 10**7)
     assert 1 < n < ydelser_spand(con)
     monkeypatch.setenv("DSDW_YDELSER_SPAND", "4")
     assert ydelser_spand(con) == 4
     # one rule for every person-bucket build (stats.spand_sql): rows x bytes over half of memory_limit, read in SQL;
     # the panel scope's dbt macro (dbt/macros/spand.sql) is generated from it and renders the same SQL
     monkeypatch.delenv("DSDW_YDELSER_SPAND")
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # e.g. '953.6 KiB'
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # e.g. '61.0 MiB'
     tal, enhed = limit.split()
     bytes_limit = float(tal) * {"KiB": 1024, "MiB": 1024**2, "MB": 10**6, "kB": 10**3}[enhed]
     assert con.execute(stats.spand_sql("12345", 400)).fetchone()[0] == math.ceil(12345 * 400 / (0.5 * bytes_limit))
