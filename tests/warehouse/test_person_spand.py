@@ -57,14 +57,7 @@ def test_panel_scope_in_buckets_equals_one_pass(tiny_warehouse, tmp_path, monkey
     build(work, db, 1, "inc_1", monkeypatch)
     build(work, db, 4, "inc_4", monkeypatch)
     build(work, db, 0, "inc_auto", monkeypatch)  # a night: one pass, without the estimate
-    # the full build: no earlier run of the panel, every person affected (as in a rebuild)
-    con = duckdb.connect(str(db))
-    try:
-        con.execute("CREATE OR REPLACE TABLE staging.int_affected_persons AS SELECT DISTINCT person_key "
-                    "FROM fct_ydelsesforloeb WHERE person_key IS NOT NULL")
-        con.execute("DELETE FROM meta.model_run WHERE model = 'fct_person_week'")
-    finally:
-        con.close()
+    as_full_build(db)  # the full build: no earlier run of the panel, every person affected (as in a rebuild)
     build(work, db, 1, "fuld_1", monkeypatch)
     build(work, db, 4, "fuld_4", monkeypatch)
     build(work, db, 0, "fuld_auto", monkeypatch)  # the estimate: 81k weeks are one bucket at the memory limit
@@ -100,6 +93,11 @@ def full_build_db(tiny_warehouse, tmp_path: Path) -> Path:
     _src, root, _keys = tiny_warehouse
     db = tmp_path / "build.duckdb"
     shutil.copyfile(published_path(root), db)
+    return as_full_build(db)
+
+
+def as_full_build(db: Path) -> Path:
+    """``db`` as a full build of the panel finds it: no earlier panel run, every person affected."""
     con = duckdb.connect(str(db))
     try:
         con.execute("CREATE OR REPLACE TABLE staging.int_affected_persons AS SELECT DISTINCT person_key "
