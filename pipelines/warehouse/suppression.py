@@ -727,6 +727,21 @@ def _relaxed(k: int, rel: _Relax, size: int, graense: int, truth: np.ndarray) ->
     return ((mn, mx) if _width(mn, mx) < graense else None), 2
 
 
+def _hidden_rows(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], ks: list[int],
+                 cells: np.ndarray) -> list[tuple[list[int], list[float], float, float]]:
+    """The relations ``ks`` as an LP's rows over the hidden ``cells`` (sorted, holding every hidden cell of those
+    relations; their positions are the columns): the published cells' figures moved into the bounds (index, coefs,
+    lower, upper per relation).  The audit's blocks and :func:`_binding`'s relaxation build their LPs with it."""
+    rows = []
+    for k in ks:
+        c = cons[k]
+        h = hidden[c.cells]
+        rhs = c.rhs - float(c.coefs[~h] @ values[c.cells[~h]])
+        rows.append(([int(x) for x in np.searchsorted(cells, c.cells[h])], list(c.coefs[h]), rhs if c.eq else -np.inf,
+                     rhs))
+    return rows
+
+
 def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graense: int = GRAENSE,
           exact: bool = False, dirs: list[np.ndarray] | None = None,
           targets: np.ndarray | None = None, seen: Seen | None = None,
@@ -783,13 +798,7 @@ def audit(values: np.ndarray, hidden: np.ndarray, cons: list[Constraint], graens
                 lo[int(c)], hi[int(c)] = float(values[c]), math.inf
             by.update((int(c), "unbounded") for c in cells if targets is None or targets[c])
             continue
-        pos = {int(c): k for k, c in enumerate(cells)}
-        a_rows = []
-        for k in ks:
-            c = cons[k]
-            h = hidden[c.cells]
-            rhs = c.rhs - float(c.coefs[~h] @ values[c.cells[~h]])
-            a_rows.append(([pos[int(x)] for x in c.cells[h]], list(c.coefs[h]), rhs if c.eq else -np.inf, rhs))
+        a_rows = _hidden_rows(values, hidden, cons, ks, cells)
         nv = len(cells)
         lp = _Block(nv, a_rows)
         truth = values[cells].astype(float)
@@ -983,16 +992,8 @@ def _binding(i: int, values: np.ndarray, seen: np.ndarray, cons: list[Constraint
         layer = nxt
     ks = sorted({k for v in got for k in by_cell[v]})
     cells = np.array(sorted({int(x) for k in ks for x in cons[k].cells[seen[cons[k].cells]]}), dtype=int)
-    pos = np.full(len(values), -1, dtype=np.int64)
-    pos[cells] = np.arange(len(cells))
-    a_rows = []
-    for k in ks:
-        c = cons[k]
-        h = seen[c.cells]
-        rhs = c.rhs - float(c.coefs[~h] @ values[c.cells[~h]])
-        a_rows.append(([int(pos[x]) for x in c.cells[h]], list(c.coefs[h]), rhs if c.eq else -np.inf, rhs))
-    lp = _Block(len(cells), a_rows)
-    kk = int(pos[i])
+    lp = _Block(len(cells), _hidden_rows(values, seen, cons, ks, cells))
+    kk = int(np.searchsorted(cells, i))
     for sign in (-1.0, 1.0):  # max first: most narrow cells are small counts held down from above
         obj = np.zeros(len(cells))
         obj[kk] = sign
@@ -1073,6 +1074,14 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
         free = free[eligible[free] & ~hidden[free] & ~known[free]]
         return None if len(free) == 0 else int(free[np.lexsort((free, values[free]))[0]])
 
+    def done(seen: np.ndarray, res: AuditResult) -> tuple[np.ndarray, np.ndarray, AuditResult]:
+        if deferred:
+            log.info("suppression: %d narrow cells with every relation hidden left to the whole grid's audit",
+                     len(deferred))
+        if points is not None:
+            points.stamp(values, cons, seen)
+        return hidden, primary, res
+
     for _ in range(max_rounds):
         while True:
             changed = False
@@ -1103,12 +1112,7 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
                  100.0 * hidden.mean(), len(pinned), res.lp_solves, res.blocks, tally["lp_solves"], res.how,
                  time.perf_counter() - t_start, time.process_time() - c_start)
         if not pinned:
-            if deferred:
-                log.info("suppression: %d narrow cells with every relation hidden left to the whole grid's audit",
-                         len(deferred))
-            if points is not None:
-                points.stamp(values, cons, seen)
-            return hidden, primary, res
+            return done(seen, res)
         if len(pinned) <= 20 and pinned == last_pinned:
             _log_stuck(pinned, values, res, cons, by_cell, hidden, known, eligible)
         last_pinned = pinned
@@ -1147,11 +1151,7 @@ stamped (:meth:`Seen.stamp`) for an attack check over the same relations (:func:
             else:
                 hidden[best] = True
         if defer and not stuck and int(hidden.sum()) == before:  # every narrow cell deferred: this audit stands
-            log.info("suppression: %d narrow cells with every relation hidden left to the whole grid's audit",
-                     len(deferred))
-            if points is not None:
-                points.stamp(values, cons, seen)
-            return hidden, primary, res
+            return done(seen, res)
         if stuck:  # fail safe: no published cell of a relation left to hide
             want = np.zeros(n, dtype=bool)
             want[stuck] = True
@@ -1304,6 +1304,10 @@ def _restrict(values: np.ndarray, cons: list[Constraint], by_cell: list[list[int
     return out
 
 
+# choose_hidden's counters that the modular method sums over its sub-tables and final audit
+_TAELLERE = ("rounds", "lp_solves", "stuck_audits", "fail_safe_blocks", "deferred")
+
+
 def _checkpoint(values: np.ndarray, cons: list[Constraint], own: bool) -> Path | None:
     """Where the modular method keeps its sub-tables' result (hidden cells and points) for these figures and
     relations, when ``DSDW_MODULAR_CHECKPOINT`` names a directory: a benchmark of the final audit then skips the
@@ -1373,7 +1377,7 @@ def _choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple
         with np.load(saved) as z:
             hidden, memo.lo[:], memo.hi[:] = z["hidden"], z["lo"], z["hi"]
             done = json.loads(str(z["tally"]))
-        for k in ("rounds", "lp_solves", "stuck_audits", "fail_safe_blocks", "deferred"):
+        for k in _TAELLERE:
             tally[k] += done[k]
         log.info("modular: the sub-tables' result read from %s (%d hidden)", saved, int(hidden.sum()))
         subs = []
@@ -1392,7 +1396,7 @@ def _choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple
         if not own:
             memo.lo[cells] = np.minimum(memo.lo[cells], seen.lo)
             memo.hi[cells] = np.maximum(memo.hi[cells], seen.hi)
-        for k in ("rounds", "lp_solves", "stuck_audits", "fail_safe_blocks", "deferred"):
+        for k in _TAELLERE:
             tally[k] += st[k]
         for k, v in st["how"].items():
             tally["how"][k] += v
@@ -1404,7 +1408,7 @@ def _choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple
                  time.perf_counter() - t0, time.process_time() - c0)
     if saved is not None and subs:
         np.savez(saved, hidden=hidden, lo=memo.lo, hi=memo.hi, tally=json.dumps(
-            {k: tally[k] for k in ("rounds", "lp_solves", "stuck_audits", "fail_safe_blocks", "deferred")}))
+            {k: tally[k] for k in _TAELLERE}))
     modular = {"subtables": len(subs), "subtable_cells_max": max(sizes, default=0), "simplex": SIMPLEX,
                "hidden_by_subtables": int(hidden.sum()), "subtables_cpu_s": time.process_time() - c0,
                "subtables_lp_solves": tally["lp_solves"], "own_relations_only": own}
@@ -1418,7 +1422,7 @@ def _choose_modular(values: np.ndarray, cons: list[Constraint], rows: list[tuple
         modular.update(final_rounds=st["rounds"], final_lp_solves=st["lp_solves"], final_how=st["how"],
                        final_cpu_s=time.process_time() - c1,
                        hidden_by_final_audit=int(hidden.sum()) - modular["hidden_by_subtables"])
-        for k in ("rounds", "lp_solves", "stuck_audits", "fail_safe_blocks"):
+        for k in _TAELLERE:
             tally[k] += st[k]
         for k, v in st["how"].items():
             tally["how"][k] += v
