@@ -453,13 +453,21 @@ def analyst_queries(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> dict[
                    count(DISTINCT f.person_key) AS antal_personer
             FROM fct_ydelsesforloeb f JOIN m ON f.startdato <= m.slut AND coalesce(f.slutdato, m.slut) >= m.maaned
             GROUP BY ALL ORDER BY ALL""")
+    weeks = "(SELECT uge_maaned, count(DISTINCT uge_id) AS uger FROM dim_dato GROUP BY 1)"
+    if _has(con, "mart_panel_bestand"):
+        q["fuldtid_kommune_status_5y__mart_panel_bestand"] = (
+            "monthly fuldtidspersoner per kommune x panel status, 5 years, from mart_panel_bestand (the standard "
+            "path): person-weeks / weeks in the month",
+            f"""SELECT p.uge_maaned, p.kommunekode, p.status,
+                       sum(p.antal_personer) / any_value(w.uger) AS fuldtidspersoner
+                FROM mart_panel_bestand p JOIN {weeks} w USING (uge_maaned)
+                WHERE p.uge_maaned >= DATE '{since}' GROUP BY ALL ORDER BY ALL""")
     if _has(con, "fct_person_week"):
         q["fuldtid_kommune_status_5y__panel"] = (
-            "monthly fuldtidspersoner per kommune x panel status, 5 years, from fct_person_week "
-            "(person-weeks / weeks in the month)",
+            "reference, not the standard path (mart_panel_bestand is): monthly fuldtidspersoner per kommune x panel "
+            "status, 5 years, from fct_person_week (person-weeks / weeks in the month)",
             f"""SELECT p.uge_maaned, p.kommunekode, p.status, count(*) / any_value(w.uger) AS fuldtidspersoner
-                FROM fct_person_week p
-                JOIN (SELECT uge_maaned, count(DISTINCT uge_id) AS uger FROM dim_dato GROUP BY 1) w USING (uge_maaned)
+                FROM fct_person_week p JOIN {weeks} w USING (uge_maaned)
                 WHERE p.uge_maaned >= DATE '{since}' GROUP BY ALL ORDER BY ALL""")
     facts = [t for (t,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'fct\\_%' ESCAPE '\\' AND schema_name = 'main' "
@@ -481,8 +489,8 @@ def analyst_queries(con: duckdb.DuckDBPyConnection, load_date: dt.date) -> dict[
     if _has(con, "fct_person_week") and "forrige_status" in _cols(con, "fct_person_week"):
         since_1y = load_date - dt.timedelta(days=364)
         q["overgange_ydelsesgrupper_1y__panel_forrige_status"] = (
-            "flows between panel statuses week to week, per month, 1 year, from fct_person_week's stored "
-            "forrige_status (no window)",
+            "reference, not the standard path (mart_overgange is): flows between panel statuses week to week, per "
+            "month, 1 year, from fct_person_week's stored forrige_status (no window)",
             f"""SELECT uge_maaned, forrige_status AS fra_status, status AS til_status, count(*) AS personer
                 FROM fct_person_week WHERE uge_maaned >= DATE '{since_1y}' AND forrige_status <> status
                 GROUP BY ALL ORDER BY ALL""")

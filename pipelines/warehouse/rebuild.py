@@ -430,6 +430,7 @@ VINTAGE_COLUMNS: dict[str, tuple[str, ...]] = {
 # replaced): the rebuild writes each cell's net count in one contribution, so they are compared net per cell.
 SIGNED_MARTS: dict[str, str] = {
     "mart_overgange_bidrag": "antal",
+    "mart_panel_bestand_bidrag": "antal",
     "mart_indberetning_ankomst_bidrag": "antal",
     "mart_indberetning_rettidighed_bidrag": "antal",
 }

@@ -46,6 +46,11 @@ FULL_SQL = """
     GROUP BY ALL ORDER BY ALL"""
 MART_SQL = ("SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, fra_status, til_status, "
             "antal_personer FROM mart_overgange ORDER BY ALL")
+# the panel's stock per week: what mart_panel_bestand sums from its signed bidrag
+STOCK_SQL = ("SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, status, count(*) AS antal_personer "
+             "FROM fct_person_week GROUP BY ALL ORDER BY ALL")
+STOCK_MART_SQL = ("SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, status, antal_personer "
+                  "FROM mart_panel_bestand ORDER BY ALL")
 PANEL_SQL = "SELECT person_key, uge_id, status, forrige_status FROM fct_person_week ORDER BY person_key, uge_start"
 
 
@@ -60,7 +65,9 @@ def uid(n: int) -> str:
 def snapshot(root: Path) -> dict:
     pub = published_path(root)
     return {"flows": q(pub, FLOWS_SQL), "mart": q(pub, MART_SQL), "full": q(pub, FULL_SQL),
-            "panel": q(pub, PANEL_SQL),
+            "panel": q(pub, PANEL_SQL), "stock": q(pub, STOCK_SQL), "stock_mart": q(pub, STOCK_MART_SQL),
+            "stock_bidrag": q(pub, "SELECT indlaest_dato, uge_id, kommunekode, status, antal "
+                                   "FROM mart_panel_bestand_bidrag ORDER BY ALL"),
             "bidrag": q(pub, "SELECT indlaest_dato, uge_id, fra_status, til_status, antal FROM mart_overgange_bidrag "
                              "ORDER BY ALL")}
 
@@ -134,6 +141,22 @@ def test_flows_mart_equals_a_full_recomputation_over_the_panel(wh):
         after = wh[f"after{n}"]
         assert after["mart"] == after["full"], f"after load {n}"
         assert after["mart"]  # not trivially equal
+
+
+def test_stock_mart_equals_the_panel_counted_after_each_load(wh):
+    for n in (1, 2, 3):
+        after = wh[f"after{n}"]
+        assert after["stock_mart"] == after["stock"], f"after load {n}"
+    # by hand: P1's corrected spell makes W38 dagpenge (was kontanthjaelp) in kommune 101; P4 is new in W42
+    w = {(r[0], r[5], r[6]): r[7] for r in wh["after2"]["stock_mart"]}
+    assert (w[("2026-W38", "101", "dagpenge")], w.get(("2026-W38", "101", "kontanthjaelp"))) == (1, None)
+    assert wh["after1"]["stock_mart"][0][:7] == ("2026-W36", d("2026-08-31"), d("2026-09-01"), 2026, 36, "101",
+                                                  "dagpenge")
+    assert w[("2026-W42", "101", "kontanthjaelp")] == 1
+    # the correction is a signed delta: -1 kontanthjaelp, +1 dagpenge in W38; the weeks P4 adds are +1
+    d2 = [r[1:] for r in wh["after2"]["stock_bidrag"] if r[0] == D2]
+    assert ("2026-W38", "101", "kontanthjaelp", -1) in d2 and ("2026-W38", "101", "dagpenge", 1) in d2
+    assert all(abs(r[3]) >= 1 for r in d2)
 
 
 def test_forrige_status_equals_lag_over_the_whole_panel(wh):

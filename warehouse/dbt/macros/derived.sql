@@ -18,6 +18,42 @@
 {{ 'false' if is_incremental() else 'true' }}
 {%- endmacro %}
 
+{#- A load's signed histogram of the weekly panel (mart_overgange_bidrag, mart_panel_bestand_bidrag): per ISO week
+    x kommunekode x ``columns`` the panel rows the load inserted (+1, int_person_week_ny) minus those it replaced (-1,
+    int_person_week_erstattet), rows kept by ``where``; on the first build every row of fct_person_week counts once.
+    Cells that sum to 0 are left out, so a night costs the rows it rewrote, not the panel. -#}
+{% macro panel_bidrag(columns, where='1 = 1') -%}
+WITH raekker AS (
+    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, 1 AS antal
+    FROM {{ ref('int_person_week_ny') }}
+    WHERE NOT {{ first_run() }}
+    UNION ALL
+    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, -1 AS antal
+    FROM {{ ref('int_person_week_erstattet') }}
+    WHERE NOT {{ first_run() }}
+    UNION ALL
+    -- first run: the whole panel as this load left it
+    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, 1 AS antal
+    FROM {{ ref('fct_person_week') }}
+    WHERE {{ first_run() }}
+)
+SELECT
+    {{ load_id() }} AS load_id,
+    CAST({{ load_date() }} AS DATE) AS indlaest_dato,
+    uge_id,
+    uge_start,
+    uge_maaned,
+    iso_aar,
+    iso_uge,
+    kommunekode,
+    {{ columns }},
+    CAST(sum(antal) AS BIGINT) AS antal
+FROM raekker
+WHERE {{ where }}
+GROUP BY ALL
+HAVING sum(antal) <> 0
+{%- endmacro %}
+
 {#- A code list of data/reference as a relation of VARCHAR columns. -#}
 {% macro reference_csv(name) -%}
     {{ return(adapter.dispatch('reference_csv', 'dsdw_warehouse')(name)) }}
