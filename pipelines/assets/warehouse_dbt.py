@@ -51,19 +51,30 @@ def build_dbt_assets(manifest: Path = MANIFEST) -> dg.AssetsDefinition:
                     settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)))
     def warehouse_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, dsdw: DsdwResource):
         """Load the lake's new payloads up to the partition day with dbt building the models, and publish."""
-        from pipelines.warehouse.dbt_runner import load_warehouse_dbt
+        from pipelines.warehouse.dbt_runner import (
+            Outcome,
+            classify_run_results,
+            load_warehouse_dbt,
+            retry_in_buckets,
+        )
 
         events: list = []
 
-        def invoke(root: Path, env: dict[str, str], args: list[str]) -> dict:
+        def once(root: Path, env: dict[str, str], args: tuple[str, ...]) -> Outcome:
             with _env(env):
-                inv = dbt.cli(["build", *args], context=context, target_path=target_dir(root))
+                inv = dbt.cli(["build", *args], context=context, target_path=target_dir(root), raise_on_error=False)
                 events.extend(inv.stream())
-                nodes = {}
-                for r in (inv.get_artifact("run_results.json") or {}).get("results", []):
-                    nodes[r["unique_id"]] = (r["status"], r.get("execution_time", 0.0),
-                                             (r.get("adapter_response") or {}).get("rows_affected"))
-                return nodes
+                results = inv.get_artifact("run_results.json") or {}
+                # the manifest (MBs) only when a node failed: it says which models run in person buckets
+                bad = any(r.get("status") in ("error", "fail", "skipped") for r in results.get("results", []))
+                out = classify_run_results(results, inv.get_artifact("manifest.json") if bad else {})
+                if not inv.is_successful() and not out[1]:  # dbt itself failed: no node to blame, no retry
+                    out[1].append(f"dbt build exited {inv.process.returncode}")
+                return out
+
+        def invoke(root: Path, env: dict[str, str], args: list[str]) -> dict:
+            # the in-process runner's retry of person-bucket models out of memory, through Dagster's subprocess
+            return retry_in_buckets(lambda e, x: once(root, e, x), env, args, "dbt build (Dagster)")
 
         day = dt.date.fromisoformat(context.partition_key)
         res = load_warehouse_dbt(Path(dsdw.root), day, invoke=invoke)

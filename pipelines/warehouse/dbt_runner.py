@@ -312,28 +312,84 @@ def _compiled_templates(path: Path | None) -> Iterator[None]:
 def run_dbt(root: Path, env: dict[str, str], command: str = "build", *extra: str, sql_files: bool = True) -> dict:
     """Run dbt in this process; returns ``{node: (status, seconds, rows)}``, raising on an error.
 
-    A person-bucket model that runs out of memory is rerun, with the nodes its failure skipped and twice the
-    buckets (``DSDW_PERSON_SPAND_FAKTOR``), at most :data:`SPAND_FORSOEG` times, logged; its seconds include the
-    failed attempts.  ``sql_files=False``: no compiled SQL under the target directory (:func:`_no_sql_files`); a
-    rebuild keeps them (bench/bench_model_alone.py reads one)."""
-    nodes, failed, oom, skipped = _run_dbt_once(root, env, command, *extra, sql_files=sql_files)
+    A person-bucket model that runs out of memory is rerun in more buckets (:func:`retry_in_buckets`).
+    ``sql_files=False``: no compiled SQL under the target directory (:func:`_no_sql_files`); a rebuild keeps them
+    (bench/bench_model_alone.py reads one)."""
+    return retry_in_buckets(lambda e, x: _run_dbt_once(root, e, command, *x, sql_files=sql_files), env, extra,
+                            f"dbt {command}")
+
+
+# One dbt invocation's outcome: {unique_id: (status, seconds, rows)}, the failures' lines, and by unique id the
+# person-bucket models that ran out of memory and the skipped nodes (their names, for a retry's selection)
+Outcome = tuple[dict[str, tuple[str, float, int | None]], list[str], dict[str, str], dict[str, str]]
+
+
+def retry_in_buckets(once: Callable[[dict[str, str], tuple[str, ...]], Outcome], env: dict[str, str],
+                     extra: tuple[str, ...] | list[str], what: str) -> dict:
+    """``once(env, args)`` (one dbt invocation, any runner: in process, a rebuild's, Dagster's subprocess), rerun
+    while its only failures are person-bucket models out of memory and the nodes they skipped: those nodes alone,
+    with twice the buckets (``DSDW_PERSON_SPAND_FAKTOR``), at most :data:`SPAND_FORSOEG` times, logged.  Why: the
+    bucket count is an estimate, and a wrong one should cost a rerun, not the load.  Returns the nodes' results
+    (a retried node's seconds include its failed attempts); raises :class:`DbtError` on what is left failing."""
+    nodes, failed, oom, skipped = once(env, tuple(extra))
     faktor = int(env.get("DSDW_PERSON_SPAND_FAKTOR") or os.environ.get("DSDW_PERSON_SPAND_FAKTOR") or 1)
     for _ in range(SPAND_FORSOEG):
         if not oom or len(failed) != len(oom) + len(skipped):  # another failure: no retry
             break
         faktor *= 2
-        log.warning("dbt %s: %s ran out of memory in person buckets; rerun with %d x the buckets, with %d "
-                    "skipped nodes", command, ", ".join(sorted(oom.values())), faktor, len(skipped))
+        log.warning("%s: %s ran out of memory in person buckets; rerun with %d x the buckets, with %d "
+                    "skipped nodes", what, ", ".join(sorted(oom.values())), faktor, len(skipped))
         forrige = nodes
-        nodes, failed, oom, skipped = _run_dbt_once(
-            root, {**env, "DSDW_PERSON_SPAND_FAKTOR": str(faktor)}, command, *_uden_udvalg(extra), "--select",
-            *sorted({*oom.values(), *skipped.values()}), sql_files=sql_files)
+        nodes, failed, oom, skipped = once(
+            {**env, "DSDW_PERSON_SPAND_FAKTOR": str(faktor)},
+            (*_uden_udvalg(tuple(extra)), "--select", *sorted({*oom.values(), *skipped.values()})))
         for uid, (status, secs, rows) in forrige.items():  # the failed attempts' seconds stay in the model's
             nodes[uid] = (nodes[uid][0], nodes[uid][1] + secs, nodes[uid][2]) if uid in nodes else (
                 status, secs, rows)
     if failed:
-        raise DbtError(f"dbt {command} failed: " + "; ".join(failed[:5]))
+        raise DbtError(f"{what} failed: " + "; ".join(failed[:5]))
     return nodes
+
+
+def classify(results: list[tuple[str, str, str, float, int | None, str, bool]]) -> Outcome:
+    """An :data:`Outcome` from a run's node results ``(unique_id, name, status, seconds, rows, message,
+    person_spand)``, whichever runner produced them (dbt's result objects or run_results.json)."""
+    nodes: dict[str, tuple[str, float, int | None]] = {}
+    failed: list[str] = []
+    oom: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for uid, name, status, secs, rows, message, spand in results:
+        nodes[uid] = (status, secs, rows)
+        if status in ("error", "fail", "skipped"):
+            failed.append(f"{uid}: {status} {message or ''}".strip())
+        if status == "skipped":
+            skipped[uid] = name
+        elif status == "error" and "Out of Memory" in (message or "") and uid.startswith("model.") and spand:
+            oom[uid] = name
+    return nodes, failed, oom, skipped
+
+
+def classify_run_results(run_results: dict, manifest: dict) -> Outcome:
+    """:func:`classify` over dbt's ``run_results.json`` and ``manifest.json`` (a subprocess's artefacts)."""
+    spec = manifest.get("nodes", {})
+    return classify([(r["unique_id"], spec.get(r["unique_id"], {}).get("name") or r["unique_id"].split(".")[2],
+                      str(r["status"]),
+                      float(r.get("execution_time") or 0.0), (r.get("adapter_response") or {}).get("rows_affected"),
+                      r.get("message") or "",
+                      bool((spec.get(r["unique_id"], {}).get("config") or {}).get("person_spand")))
+                     for r in run_results.get("results", [])])
+
+
+def dbt_outcome(res: object) -> Outcome:
+    """:func:`classify` over an in-process ``dbtRunner`` result; dbt's own failure (no node results to blame)
+    is a failure without a retry."""
+    out = classify([(r.node.unique_id, r.node.name, str(r.status), r.execution_time,
+                     (r.adapter_response or {}).get("rows_affected"), r.message or "",
+                     r.node.resource_type == "model" and bool(r.node.config.get("person_spand")))
+                    for r in getattr(getattr(res, "result", None), "results", None) or []])
+    if getattr(res, "exception", None) is not None or (not getattr(res, "success", False) and not out[1]):
+        out[1].append(f"({getattr(res, 'exception', None)})")
+    return out
 
 
 def _uden_udvalg(args: tuple[str, ...]) -> list[str]:
@@ -352,10 +408,8 @@ def _uden_udvalg(args: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _run_dbt_once(root: Path, env: dict[str, str], command: str, *extra: str, sql_files: bool
-                  ) -> tuple[dict, list[str], dict[str, str], dict[str, str]]:
-    """One dbt invocation: the nodes' results, the failures' lines, and by unique id the person-bucket models
-    that ran out of memory and the skipped nodes (their names, for a retry's selection)."""
+def _run_dbt_once(root: Path, env: dict[str, str], command: str, *extra: str, sql_files: bool) -> Outcome:
+    """One dbt invocation in this process (:data:`Outcome`)."""
     from dbt.cli.main import dbtRunner
 
     files = contextlib.nullcontext() if sql_files else _no_sql_files()
@@ -364,24 +418,7 @@ def _run_dbt_once(root: Path, env: dict[str, str], command: str, *extra: str, sq
             res = dbtRunner(manifest=_manifest(root, env)).invoke(dbt_args(command, root, *extra))
         finally:
             _release_duckdb()
-    nodes: dict[str, tuple[str, float, int | None]] = {}
-    failed: list[str] = []
-    oom: dict[str, str] = {}
-    skipped: dict[str, str] = {}
-    for r in getattr(res.result, "results", None) or []:
-        status = str(r.status)
-        rows = (r.adapter_response or {}).get("rows_affected")
-        nodes[r.node.unique_id] = (status, r.execution_time, rows)
-        if status in ("error", "fail", "skipped"):
-            failed.append(f"{r.node.unique_id}: {status} {r.message or ''}".strip())
-        if status == "skipped":
-            skipped[r.node.unique_id] = r.node.name
-        elif (status == "error" and "Out of Memory" in (r.message or "") and r.node.resource_type == "model"
-              and r.node.config.get("person_spand")):
-            oom[r.node.unique_id] = r.node.name
-    if res.exception is not None or (not res.success and not failed):  # dbt itself failed: no retry
-        failed.append(f"({res.exception})")
-    return nodes, failed, oom, skipped
+    return dbt_outcome(res)
 
 
 def plain_sql(model: str) -> str:

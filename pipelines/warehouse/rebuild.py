@@ -34,7 +34,15 @@ import pyarrow as pa
 from pipelines.contracts import REFERENCE_DIR, get_contract
 from pipelines.landing.ledger import read_only
 from pipelines.warehouse import build as B
-from pipelines.warehouse.dbt_runner import LOAD_SQL, PROJECT_DIR, DbtError, _env, _release_duckdb
+from pipelines.warehouse.dbt_runner import (
+    LOAD_SQL,
+    PROJECT_DIR,
+    Outcome,
+    _env,
+    _release_duckdb,
+    dbt_outcome,
+    retry_in_buckets,
+)
 from pipelines.warehouse.generate import is_restricted
 from pipelines.warehouse.keys import hmac_pads, key_id, load_key
 
@@ -236,21 +244,18 @@ def _dbt_run(target: str, target_path: Path, env: dict[str, str], select: list[s
         args += ["--select", *select]
     # every model: the derived ones (dims, panel, marts) take their first-build branch, the scope models every
     # person (full_lake); what differs from the nightly warehouse by design: nightly_differences
-    with _env({**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
-        try:
-            res = dbtRunner().invoke(args)
-        finally:
-            if target == "duckdb":
-                _release_duckdb()
-    out, failed = {}, []
-    for r in getattr(res.result, "results", None) or []:
-        out[r.node.name] = r.execution_time
-        if str(r.status) in ("error", "fail", "skipped"):
-            failed.append(f"{r.node.unique_id}: {r.status} {r.message or ''}".strip())
-    if not res.success or failed:
-        raise DbtError(f"dbt rebuild ({target}) failed: " + "; ".join(failed[:5])
-                       + (f" ({res.exception})" if res.exception else ""))
-    return out
+    # a person-bucket model out of memory is rerun in more buckets, as on a night (DuckDB only: the person_spand
+    # materialization is DuckDB's)
+    def once(e: dict[str, str], x: tuple[str, ...]) -> Outcome:
+        with _env({**e, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
+            try:
+                return dbt_outcome(dbtRunner().invoke(list(x)))
+            finally:
+                if target == "duckdb":
+                    _release_duckdb()
+
+    nodes = retry_in_buckets(once, env, args, f"dbt rebuild ({target})")
+    return {uid.split(".")[2]: secs for uid, (_status, secs, _rows) in nodes.items()}
 
 
 def _persons(con: duckdb.DuckDBPyConnection, plan: Plan, key: bytes) -> None:

@@ -122,19 +122,12 @@ def test_bucket_count_of_the_national_day_one():
     assert con.execute(stats.spand_sql("52069472", stats.BYTES_PER_UGE_RAEKKE)).fetchone()[0] == 3
 
 
-def test_out_of_memory_is_retried_with_twice_the_buckets(tiny_warehouse, tmp_path, monkeypatch, caplog):
-    """A bucketed build that runs out of memory is rerun with twice the buckets (the model and the nodes its
-    failure skipped, nothing else), until a pass fits; the rows are the one pass's.  Another error is not retried,
-    and the retries stop at x2**SPAND_FORSOEG.  DuckDB's out-of-memory error is raised here by the test, as the
-    national day 1 raised it (13.0 GiB of 13.0 GiB used)."""
+def inject_failures(monkeypatch: pytest.MonkeyPatch) -> tuple[dict, list[str], set[str]]:
+    """DuckDB's errors raised in chosen passes of the panel scope, in this process's dbt-duckdb cursor: ``fail``
+    maps a pass (``"<buckets> = <bucket>"``) to the exception to raise; ``seen`` lists the passes run, in order;
+    ``optimizers`` the disabled optimizers they ran with."""
     import dbt.adapters.duckdb.environments.local as local
 
-    from pipelines.warehouse import dbt_runner
-
-    db = full_build_db(tiny_warehouse, tmp_path)
-    work = tmp_path / "dbt"
-    build(work, db, 1, "fuld_1", monkeypatch)  # the reference: one pass
-    monkeypatch.delenv("DSDW_PERSON_SPAND", raising=False)  # the estimate's count (1 here), times the factor
     seen: list[str] = []
     optimizers: set[str] = set()
     fail: dict[str, type[Exception]] = {}
@@ -156,6 +149,21 @@ def test_out_of_memory_is_retried_with_twice_the_buckets(tiny_warehouse, tmp_pat
         return execute(self, sql, bindings)
 
     monkeypatch.setattr(local.DuckDBCursorWrapper, "execute", fake)
+    return fail, seen, optimizers
+
+
+def test_out_of_memory_is_retried_with_twice_the_buckets(tiny_warehouse, tmp_path, monkeypatch, caplog):
+    """A bucketed build that runs out of memory is rerun with twice the buckets (the model and the nodes its
+    failure skipped, nothing else), until a pass fits; the rows are the one pass's.  Another error is not retried,
+    and the retries stop at x2**SPAND_FORSOEG.  DuckDB's out-of-memory error is raised here by the test, as the
+    national day 1 raised it (13.0 GiB of 13.0 GiB used)."""
+    from pipelines.warehouse import dbt_runner
+
+    db = full_build_db(tiny_warehouse, tmp_path)
+    work = tmp_path / "dbt"
+    build(work, db, 1, "fuld_1", monkeypatch)  # the reference: one pass
+    monkeypatch.delenv("DSDW_PERSON_SPAND", raising=False)  # the estimate's count (1 here), times the factor
+    fail, seen, optimizers = inject_failures(monkeypatch)
     (work / "restricted").mkdir(parents=True, exist_ok=True)
     env = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
     models = ("int_person_week_ny", "int_person_week_erstattet")
@@ -228,3 +236,76 @@ def test_a_rebuild_over_a_warehouse_with_nights_is_a_full_build(tiny_warehouse, 
                       "(SELECT * EXCLUDE (indlaest_dato) FROM fct_person_week)") == 0
     finally:
         con.close()
+
+
+def test_the_rebuild_retries_out_of_memory_in_more_buckets(tiny_warehouse, tmp_path, monkeypatch, caplog):
+    """``dsdw warehouse rebuild``'s dbt run (its own runner, ``rebuild._dbt_run``) reruns a person-bucket model
+    that ran out of memory in twice the buckets, as a night does: the rows are the one pass's."""
+    from pipelines.warehouse import rebuild
+
+    db = full_build_db(tiny_warehouse, tmp_path)
+    work = tmp_path / "dbt"
+    build(work, db, 1, "fuld_1", monkeypatch)
+    monkeypatch.delenv("DSDW_PERSON_SPAND", raising=False)
+    fail, seen, _ = inject_failures(monkeypatch)
+    fail["1 = 0"] = duckdb.OutOfMemoryException
+    env = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+    with caplog.at_level("WARNING", logger="pipelines.warehouse.dbt_runner"):
+        secs = rebuild._dbt_run("duckdb", work / "rebuild_target", env, ["int_affected_persons", MODEL])
+    assert seen == ["1/0", "2/0", "2/1"]
+    assert set(secs) == {"int_affected_persons", MODEL}
+    assert any("dbt rebuild (duckdb): int_person_week_ny ran out of memory" in r.getMessage() for r in caplog.records)
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = ?", [MODEL]).fetchone()[0] == (
+            "person_spand: 2")
+        assert differ(con, "fuld_1", f"staging.{MODEL}") == 0
+    finally:
+        con.close()
+
+
+def test_dagster_subprocess_results_are_retried_the_same_way(monkeypatch):
+    """The Dagster path runs dbt in a subprocess (dagster-dbt's ``dbt.cli``): its outcome is read from
+    run_results.json and manifest.json, and the same retry applies.  Here ``once`` plays the subprocess: the
+    panel scope runs out of memory once (its test and the panel skipped), then builds."""
+    from pipelines.warehouse import dbt_runner
+
+    monkeypatch.delenv("DSDW_PERSON_SPAND_FAKTOR", raising=False)
+    ny, panel = "model.dsdw_warehouse.int_person_week_ny", "model.dsdw_warehouse.fct_person_week"
+    test, other = "test.dsdw_warehouse.not_null_fct_person_week_uge_id.1a2b", "model.dsdw_warehouse.dim_kommune"
+    manifest = {"nodes": {ny: {"name": "int_person_week_ny", "config": {"person_spand": "panel"}},
+                          panel: {"name": "fct_person_week", "config": {}},
+                          test: {"name": "not_null_fct_person_week_uge_id", "config": {}},
+                          other: {"name": "dim_kommune", "config": {}}}}
+
+    def result(uid: str, status: str, secs: float, message: str = "") -> dict:
+        return {"unique_id": uid, "status": status, "execution_time": secs, "message": message,
+                "adapter_response": {"rows_affected": 7} if status == "success" else {}}
+
+    oom = "Out of Memory Error: could not allocate block of size 256.0 KiB (13.0 GiB/13.0 GiB used)"
+    calls: list[tuple[str | None, tuple[str, ...]]] = []
+
+    def once(env: dict[str, str], args: tuple[str, ...]) -> dbt_runner.Outcome:
+        calls.append((env.get("DSDW_PERSON_SPAND_FAKTOR"), args))
+        if len(calls) == 1:
+            return dbt_runner.classify_run_results({"results": [
+                result(other, "success", 1.0), result(ny, "error", 5.0, oom), result(panel, "skipped", 0.0),
+                result(test, "skipped", 0.0)]}, manifest)
+        return dbt_runner.classify_run_results({"results": [
+            result(ny, "success", 9.0), result(panel, "success", 2.0), result(test, "pass", 0.1)]}, manifest)
+
+    nodes = dbt_runner.retry_in_buckets(once, {}, ["--select", "source:lake.kontaktgruppe+", "--exclude", "x"],
+                                        "dbt build (Dagster)")
+    assert calls == [(None, ("--select", "source:lake.kontaktgruppe+", "--exclude", "x")),
+                     ("2", ("--exclude", "x", "--select", "fct_person_week", "int_person_week_ny",
+                            "not_null_fct_person_week_uge_id"))]
+    assert nodes[ny] == ("success", 14.0, 7) and nodes[other] == ("success", 1.0, 7) and nodes[test][0] == "pass"
+    # a failure that is not the buckets' memory (the skipped panel included): no retry, the error
+    calls.clear()
+    plain = dbt_runner.classify_run_results({"results": [result(ny, "error", 5.0, "Binder Error: x"),
+                                                         result(panel, "skipped", 0.0)]}, manifest)
+    with pytest.raises(dbt_runner.DbtError, match="int_person_week_ny: error Binder Error"):
+        dbt_runner.retry_in_buckets(lambda e, a: (calls.append((None, a)), plain)[1], {}, [], "dbt build (Dagster)")
+    assert len(calls) == 1
+    # a model without person buckets out of memory is no bucket problem either
+    assert dbt_runner.classify_run_results({"results": [result(other, "error", 1.0, oom)]}, manifest)[2] == {}
