@@ -24,34 +24,45 @@
     Cells that sum to 0 are left out, so a night costs the rows it rewrote, not the panel. -#}
 {% macro panel_bidrag(columns, where='1 = 1') -%}
 WITH raekker AS (
-    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, 1 AS antal
+    SELECT {{ panel_uge() }}, forrige_status, status, 1 AS antal
     FROM {{ ref('int_person_week_ny') }}
     WHERE NOT {{ first_run() }}
     UNION ALL
-    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, -1 AS antal
+    SELECT {{ panel_uge() }}, forrige_status, status, -1 AS antal
     FROM {{ ref('int_person_week_erstattet') }}
     WHERE NOT {{ first_run() }}
     UNION ALL
     -- first run: the whole panel as this load left it
-    SELECT uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode, forrige_status, status, 1 AS antal
+    SELECT {{ panel_uge() }}, forrige_status, status, 1 AS antal
     FROM {{ ref('fct_person_week') }}
     WHERE {{ first_run() }}
 )
 SELECT
     {{ load_id() }} AS load_id,
     CAST({{ load_date() }} AS DATE) AS indlaest_dato,
-    uge_id,
-    uge_start,
-    uge_maaned,
-    iso_aar,
-    iso_uge,
-    kommunekode,
+    {{ panel_uge() }},
     {{ columns }},
     CAST(sum(antal) AS BIGINT) AS antal
 FROM raekker
 WHERE {{ where }}
 GROUP BY ALL
 HAVING sum(antal) <> 0
+{%- endmacro %}
+
+{#- The mart over a panel_bidrag histogram: its cells summed over the loads, the empty ones left out. -#}
+{% macro panel_sum(bidrag, columns) -%}
+SELECT
+    {{ panel_uge() }},
+    {{ columns }},
+    CAST(sum(antal) AS BIGINT) AS antal_personer
+FROM {{ ref(bidrag) }}
+GROUP BY ALL
+HAVING sum(antal) > 0
+{%- endmacro %}
+
+{#- The week and kommune columns of the panel's histograms. -#}
+{% macro panel_uge() -%}
+uge_id, uge_start, uge_maaned, iso_aar, iso_uge, kommunekode
 {%- endmacro %}
 
 {#- A code list of data/reference as a relation of VARCHAR columns. -#}

@@ -11,16 +11,4 @@
 -- lag(status) over the whole panel (fct_person_week.forrige_status), at the cost of summing a small table.
 -- uge_maaned: the month of the week's Thursday (per month: GROUP BY uge_maaned).
 -- antal_personer: persons whose status changed from fra_status to til_status in the week (one panel row each).
-SELECT
-    uge_id,
-    uge_start,
-    uge_maaned,
-    iso_aar,
-    iso_uge,
-    kommunekode,
-    fra_status,
-    til_status,
-    CAST(sum(antal) AS BIGINT) AS antal_personer
-FROM {{ ref('mart_overgange_bidrag') }}
-GROUP BY ALL
-HAVING sum(antal) > 0
+{{ panel_sum('mart_overgange_bidrag', 'fra_status, til_status') }}

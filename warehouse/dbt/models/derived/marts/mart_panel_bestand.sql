@@ -10,15 +10,4 @@
 -- the month's ISO weeks (dim_dato), as from the panel.
 -- uge_maaned: the month of the week's Thursday (per month: GROUP BY uge_maaned).
 -- antal_personer: persons in the status in the week (one panel row each).
-SELECT
-    uge_id,
-    uge_start,
-    uge_maaned,
-    iso_aar,
-    iso_uge,
-    kommunekode,
-    status,
-    CAST(sum(antal) AS BIGINT) AS antal_personer
-FROM {{ ref('mart_panel_bestand_bidrag') }}
-GROUP BY ALL
-HAVING sum(antal) > 0
+{{ panel_sum('mart_panel_bestand_bidrag', 'status') }}
