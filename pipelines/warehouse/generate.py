@@ -247,8 +247,7 @@ def dbt_aktuel_sql(c: Contract) -> str:
         f"{{{{ config(materialized='incremental', incremental_strategy='append', {_dbt_location(c)},\n"
         f"          pre_hook=\"{pre}\", post_hook=\"{{{{ record_key_index(this, {keys!r}) }}}}\") }}}}\n"
         f"{{% if is_incremental() %}}\n"
-        f"{{{{ current_versions({fct}, {keys!r}, {ret},\n"
-        f"                     \"r.indlaest_dato IS NULL AND f.{k0} IN (\" ~ {touched} ~ \")\") }}}}\n"
+        f"{{{{ current_touched({fct}, {keys!r}, {ret}) }}}}\n"
         f"{{% else %}}\n"
         f"{{{{ current_versions({fct}, {keys!r}, {ret}, 'r.indlaest_dato IS NULL') }}}}\n"
         f"{{% endif %}}\n")

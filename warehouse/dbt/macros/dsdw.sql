@@ -24,6 +24,23 @@ SELECT {{ star_except('_rn') }} FROM (
 ) WHERE _rn = 1 AND NOT er_slettet
 {%- endmacro %}
 
+{#- The current version of each record this load touched (touched_records), for a night's `_aktuel`.  The
+    touched keys are a materialized CTE: as an inline `IN (subquery)` DuckDB 2.0 read every column of every
+    version before the semi-join (national, 5 years: 9-10 s for fct_joblog_jobsoegning's 13.1M versions, the
+    night's largest model), against 0.3 s when the keys are computed first; the nights then grew with the history. -#}
+{% macro current_touched(fact, keys, retracted) -%}
+WITH touched AS {{ cte_materialized() }} ({{ touched_records(fact, keys[0], retracted) }})
+{{ current_versions(fact, keys, retracted, "r.indlaest_dato IS NULL AND f." ~ keys[0] ~ " IN (SELECT " ~ keys[0]
+                    ~ " FROM touched)") }}
+{%- endmacro %}
+
+{#- `MATERIALIZED` where the engine knows it (a CTE computed once, before the query that reads it). -#}
+{% macro cte_materialized() -%}
+    {{ return(adapter.dispatch('cte_materialized', 'dsdw_warehouse')()) }}
+{%- endmacro %}
+{% macro default__cte_materialized() -%}{%- endmacro %}
+{% macro duckdb__cte_materialized() -%}MATERIALIZED{%- endmacro %}
+
 {#- Records this load touched: a new version, or a version in a payload this load retracted. -#}
 {% macro touched_records(fact, key, retracted) -%}
 SELECT DISTINCT {{ key }} FROM {{ fact }} WHERE load_id = (SELECT load_id FROM {{ source('meta', 'current_load') }})

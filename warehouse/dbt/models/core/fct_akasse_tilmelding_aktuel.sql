@@ -2,8 +2,7 @@
 {{ config(materialized='incremental', incremental_strategy='append', schema='main',
           pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE tilmelding_id IN ({{ touched_records(ref('fct_akasse_tilmelding'), 'tilmelding_id', source('meta', 'retracted_payload')) }}){% endif %}", post_hook="{{ record_key_index(this, ['tilmelding_id']) }}") }}
 {% if is_incremental() %}
-{{ current_versions(ref('fct_akasse_tilmelding'), ['tilmelding_id'], source('meta', 'retracted_payload'),
-                     "r.indlaest_dato IS NULL AND f.tilmelding_id IN (" ~ touched_records(ref('fct_akasse_tilmelding'), 'tilmelding_id', source('meta', 'retracted_payload')) ~ ")") }}
+{{ current_touched(ref('fct_akasse_tilmelding'), ['tilmelding_id'], source('meta', 'retracted_payload')) }}
 {% else %}
 {{ current_versions(ref('fct_akasse_tilmelding'), ['tilmelding_id'], source('meta', 'retracted_payload'), 'r.indlaest_dato IS NULL') }}
 {% endif %}

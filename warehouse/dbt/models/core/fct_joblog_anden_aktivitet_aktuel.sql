@@ -2,8 +2,7 @@
 {{ config(materialized='incremental', incremental_strategy='append', schema='main',
           pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE joblog_id IN ({{ touched_records(ref('fct_joblog_anden_aktivitet'), 'joblog_id', source('meta', 'retracted_payload')) }}){% endif %}", post_hook="{{ record_key_index(this, ['joblog_id']) }}") }}
 {% if is_incremental() %}
-{{ current_versions(ref('fct_joblog_anden_aktivitet'), ['joblog_id'], source('meta', 'retracted_payload'),
-                     "r.indlaest_dato IS NULL AND f.joblog_id IN (" ~ touched_records(ref('fct_joblog_anden_aktivitet'), 'joblog_id', source('meta', 'retracted_payload')) ~ ")") }}
+{{ current_touched(ref('fct_joblog_anden_aktivitet'), ['joblog_id'], source('meta', 'retracted_payload')) }}
 {% else %}
 {{ current_versions(ref('fct_joblog_anden_aktivitet'), ['joblog_id'], source('meta', 'retracted_payload'), 'r.indlaest_dato IS NULL') }}
 {% endif %}

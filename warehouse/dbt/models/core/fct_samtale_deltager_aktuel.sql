@@ -2,8 +2,7 @@
 {{ config(materialized='incremental', incremental_strategy='append', schema='main',
           pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE deltager_id IN ({{ touched_records(ref('fct_samtale_deltager'), 'deltager_id', source('meta', 'retracted_payload')) }}){% endif %}", post_hook="{{ record_key_index(this, ['deltager_id']) }}") }}
 {% if is_incremental() %}
-{{ current_versions(ref('fct_samtale_deltager'), ['deltager_id'], source('meta', 'retracted_payload'),
-                     "r.indlaest_dato IS NULL AND f.deltager_id IN (" ~ touched_records(ref('fct_samtale_deltager'), 'deltager_id', source('meta', 'retracted_payload')) ~ ")") }}
+{{ current_touched(ref('fct_samtale_deltager'), ['deltager_id'], source('meta', 'retracted_payload')) }}
 {% else %}
 {{ current_versions(ref('fct_samtale_deltager'), ['deltager_id'], source('meta', 'retracted_payload'), 'r.indlaest_dato IS NULL') }}
 {% endif %}

@@ -2,8 +2,7 @@
 {{ config(materialized='incremental', incremental_strategy='append', schema='main',
           pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE sygemelding_uuid IN ({{ touched_records(ref('fct_syge_raskmelding'), 'sygemelding_uuid', source('meta', 'retracted_payload')) }}){% endif %}", post_hook="{{ record_key_index(this, ['sygemelding_uuid']) }}") }}
 {% if is_incremental() %}
-{{ current_versions(ref('fct_syge_raskmelding'), ['sygemelding_uuid'], source('meta', 'retracted_payload'),
-                     "r.indlaest_dato IS NULL AND f.sygemelding_uuid IN (" ~ touched_records(ref('fct_syge_raskmelding'), 'sygemelding_uuid', source('meta', 'retracted_payload')) ~ ")") }}
+{{ current_touched(ref('fct_syge_raskmelding'), ['sygemelding_uuid'], source('meta', 'retracted_payload')) }}
 {% else %}
 {{ current_versions(ref('fct_syge_raskmelding'), ['sygemelding_uuid'], source('meta', 'retracted_payload'), 'r.indlaest_dato IS NULL') }}
 {% endif %}

@@ -2,8 +2,7 @@
 {{ config(materialized='incremental', incremental_strategy='append', database='restricted', schema='main',
           pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE behandling_id IN ({{ touched_records(ref('fct_ssi_misbrugsbehandling'), 'behandling_id', source('restricted', 'meta_retracted')) }}){% endif %}", post_hook="{{ record_key_index(this, ['behandling_id']) }}") }}
 {% if is_incremental() %}
-{{ current_versions(ref('fct_ssi_misbrugsbehandling'), ['behandling_id'], source('restricted', 'meta_retracted'),
-                     "r.indlaest_dato IS NULL AND f.behandling_id IN (" ~ touched_records(ref('fct_ssi_misbrugsbehandling'), 'behandling_id', source('restricted', 'meta_retracted')) ~ ")") }}
+{{ current_touched(ref('fct_ssi_misbrugsbehandling'), ['behandling_id'], source('restricted', 'meta_retracted')) }}
 {% else %}
 {{ current_versions(ref('fct_ssi_misbrugsbehandling'), ['behandling_id'], source('restricted', 'meta_retracted'), 'r.indlaest_dato IS NULL') }}
 {% endif %}
