@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -372,23 +373,24 @@ def classify(results: list[tuple[str, str, str, float, int | None, str, bool]]) 
 def classify_run_results(run_results: dict, manifest: dict) -> Outcome:
     """:func:`classify` over dbt's ``run_results.json`` and ``manifest.json`` (a subprocess's artefacts)."""
     spec = manifest.get("nodes", {})
-    return classify([(r["unique_id"], spec.get(r["unique_id"], {}).get("name") or r["unique_id"].split(".")[2],
-                      str(r["status"]),
-                      float(r.get("execution_time") or 0.0), (r.get("adapter_response") or {}).get("rows_affected"),
-                      r.get("message") or "",
-                      bool((spec.get(r["unique_id"], {}).get("config") or {}).get("person_spand")))
-                     for r in run_results.get("results", [])])
+    out = []
+    for r in run_results.get("results", []):
+        node = spec.get(r["unique_id"], {})
+        out.append((r["unique_id"], node.get("name") or r["unique_id"].split(".")[2], str(r["status"]),
+                    float(r.get("execution_time") or 0.0), (r.get("adapter_response") or {}).get("rows_affected"),
+                    r.get("message") or "", bool((node.get("config") or {}).get("person_spand"))))
+    return classify(out)
 
 
-def dbt_outcome(res: object) -> Outcome:
-    """:func:`classify` over an in-process ``dbtRunner`` result; dbt's own failure (no node results to blame)
+def dbt_outcome(res: Any) -> Outcome:
+    """:func:`classify` over an in-process ``dbtRunnerResult``; dbt's own failure (no node results to blame)
     is a failure without a retry."""
     out = classify([(r.node.unique_id, r.node.name, str(r.status), r.execution_time,
                      (r.adapter_response or {}).get("rows_affected"), r.message or "",
-                     r.node.resource_type == "model" and bool(r.node.config.get("person_spand")))
-                    for r in getattr(getattr(res, "result", None), "results", None) or []])
-    if getattr(res, "exception", None) is not None or (not getattr(res, "success", False) and not out[1]):
-        out[1].append(f"({getattr(res, 'exception', None)})")
+                     bool(r.node.config.get("person_spand")))
+                    for r in getattr(res.result, "results", None) or []])
+    if res.exception is not None or (not res.success and not out[1]):
+        out[1].append(f"({res.exception})")
     return out
 
 
