@@ -406,8 +406,23 @@ def phase_restricted(root: Path) -> dict:
     t = time.perf_counter()
     with unsealed(root, write=True):
         pass
-    return {"seconds": round(time.perf_counter() - t, 2), "sealed_bytes": sealed_path(root).stat().st_size,
-            "peak_rss_mb": _rss_mb()}
+    seconds = round(time.perf_counter() - t, 2)
+    with unsealed(root) as plain:  # what the sealed bytes are: tables, indexes, free blocks (not timed)
+        con = duckdb.connect(str(plain), read_only=True)
+        try:
+            size = dict(zip(("block_size", "total_blocks", "used_blocks", "free_blocks"), con.execute(
+                "SELECT block_size, total_blocks, used_blocks, free_blocks FROM pragma_database_size()").fetchone(), strict=True))
+            tables = {}
+            for sch, name, rows in con.execute(
+                    "SELECT schema_name, table_name, estimated_size FROM duckdb_tables()").fetchall():
+                blocks = con.execute("SELECT count(DISTINCT block_id) FROM pragma_storage_info(?) WHERE persistent",
+                                     [f"{sch}.{name}"]).fetchone()[0]
+                tables[f"{sch}.{name}"] = {"rows": rows, "blocks": blocks}
+            indexes = [r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()]
+        finally:
+            con.close()
+    return {"seconds": seconds, "sealed_bytes": sealed_path(root).stat().st_size, "peak_rss_mb": _rss_mb(),
+            "database_size": size, "tables": tables, "indexes": indexes}
 
 
 # ---------------------------------------------------------------- analyst queries

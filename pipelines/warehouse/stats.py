@@ -560,16 +560,25 @@ def maintain_ydelser(con: duckdb.DuckDBPyConnection, model, values: dict) -> int
                 UNION ALL SELECT person_key, 'aar', CAST(date_trunc('year', m) AS DATE) FROM am
                 UNION ALL SELECT p.person_key, o.periode_type, o.periode_start FROM yd_hpersoner p CROSS JOIN yd_aabne o)
             WHERE periode_start <= {_d(h)}""",
+        # per person the first day a spell must reach to count in one of its periods: a period's spell window
+        # begins at most 4 days before the period (its first ISO week's Monday, and the day before that for a
+        # tilgang), so a spell ending 14 days before the person's first period touches none of its cells, neither
+        # as a state nor as the spell before a tilgang or after an afgang.  Without this bound a new ISO week
+        # (every open spell's person) read those persons' whole history: the Monday's cost grew with the years kept
+        """CREATE OR REPLACE TEMP TABLE yd_fra AS
+            SELECT person_key, min(periode_start) - 14 AS fra FROM yd_omfang GROUP BY person_key""",
         f"""CREATE OR REPLACE TEMP TABLE yd_ny AS
-            SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato, {key} FROM fct_ydelsesforloeb
-            WHERE person_key IN (SELECT DISTINCT person_key FROM yd_omfang)""",
+            SELECT f.person_key, f.kommunekode, f.ydelsesgruppe, f.startdato, f.slutdato, f.{key}
+            FROM fct_ydelsesforloeb f JOIN yd_fra o ON o.person_key = f.person_key
+            WHERE f.slutdato IS NULL OR f.slutdato >= o.fra""",
         # the same persons' spells as of the previous load: the changed records in their version before it
         f"""CREATE OR REPLACE TEMP TABLE yd_gl AS
             SELECT * FROM yd_ny WHERE {key} NOT IN (SELECT {key} FROM changed_keys WHERE {key} IS NOT NULL)
             UNION ALL
             SELECT o.person_key, o.kommunekode, g.ydelsesgruppe, o.startdato, o.slutdato, o.{key}
             FROM changed_old o JOIN dim_kontaktgruppe g ON g.kontaktgruppe = o.kontaktgruppe
-            WHERE o.person_key IN (SELECT DISTINCT person_key FROM yd_omfang)""",
+            JOIN yd_fra a ON a.person_key = o.person_key
+            WHERE o.slutdato IS NULL OR o.slutdato >= a.fra""",
         f"""CREATE OR REPLACE TEMP TABLE yd_delta AS
             SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe,
                    sum(antal) AS antal_personer, sum(uger) AS ydelsesuger, sum(tilgang) AS tilgang,
@@ -614,7 +623,7 @@ def maintain_ydelser(con: duckdb.DuckDBPyConnection, model, values: dict) -> int
             "mart_ydelser_publiceret and reload to recompute everything")
     con.execute(f"DELETE FROM {q} WHERE ({per_keys}) IN (SELECT ({per_keys}) FROM yd_perioder)")
     n = con.execute(f"INSERT INTO {q} BY NAME SELECT * FROM yd_rader").fetchone()[0]
-    for t in ("yd_aabne", "yd_hpersoner", "yd_omfang", "yd_ny", "yd_gl", "yd_delta", "yd_perioder", "yd_rader"):
+    for t in ("yd_aabne", "yd_hpersoner", "yd_omfang", "yd_fra", "yd_ny", "yd_gl", "yd_delta", "yd_perioder", "yd_rader"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return int(n)
 

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from pipelines.warehouse.build import published_path
-from pipelines.warehouse.dbt_runner import compiled_sql, dbt_env, run_dbt
+from pipelines.warehouse.dbt_runner import DbtError, compiled_sql, dbt_env, run_dbt
 
 MODEL = "int_person_week_ny"
 
@@ -309,3 +309,43 @@ def test_dagster_subprocess_results_are_retried_the_same_way(monkeypatch):
     assert len(calls) == 1
     # a model without person buckets out of memory is no bucket problem either
     assert dbt_runner.classify_run_results({"results": [result(other, "error", 1.0, oom)]}, manifest)[2] == {}
+
+
+def test_unique_key_tests_find_a_duplicate_and_a_null_key(tiny_warehouse, tmp_path):
+    """dsdw_unique_columns on DuckDB counts distinct key hashes first and groups the keys only when a hash repeats
+    (the whole 105M-row panel's grouping was most of a 5-year night's tests): a duplicate panel week and a NULL
+    record key still fail their tests, naming the rows; the clean warehouse passes."""
+    _src, root, _keys = tiny_warehouse
+    db = tmp_path / "build.duckdb"
+    shutil.copyfile(published_path(root), db)
+    work = tmp_path / "dbt"
+    (work / "restricted").mkdir(parents=True)
+    env = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+    sel = ("test", "--select", "fct_person_week", "fct_afmelding_aktuel")
+    nodes = run_dbt(work, env, *sel)
+    unique = {u: st for u, (st, _, _) in nodes.items() if ".dsdw_unique_columns_" in u}
+    assert len(unique) == 2 and set(unique.values()) == {"pass"}
+    (compiled,) = (work / "warehouse" / "dbt_target" / "compiled").rglob("dsdw_unique_columns_fct_person_week*.sql")
+    assert "count(DISTINCT hash(person_key, uge_id))" in compiled.read_text(encoding="utf-8")
+    con = duckdb.connect(str(db))
+    try:
+        week = con.execute("SELECT person_key, uge_id FROM fct_person_week ORDER BY person_key, uge_id LIMIT 1"
+                           ).fetchone()
+        con.execute("INSERT INTO fct_person_week SELECT * FROM fct_person_week WHERE person_key = ? AND uge_id = ?",
+                    list(week))
+        con.execute("DROP INDEX IF EXISTS fct_afmelding_aktuel__key")  # the unique index would refuse the row
+        con.execute("INSERT INTO fct_afmelding_aktuel SELECT * REPLACE (NULL AS afmelding_id) "
+                    "FROM fct_afmelding_aktuel LIMIT 1")
+    finally:
+        con.close()
+    with pytest.raises(DbtError) as err:
+        run_dbt(work, env, *sel)
+    assert "dsdw_unique_columns_fct_person_week" in str(err.value)
+    assert "dsdw_unique_columns_fct_afmelding_aktuel" in str(err.value)
+    con = duckdb.connect(str(db))
+    try:  # the failing rows as the test selects them: the repeated week (twice) and the NULL key
+        for name, want in (("fct_person_week", [(*week, 2)]), ("fct_afmelding_aktuel", [(None, 1)])):
+            (f,) = (work / "warehouse" / "dbt_target" / "compiled").rglob(f"dsdw_unique_columns_{name}*.sql")
+            assert con.execute(f.read_text(encoding="utf-8")).fetchall() == want
+    finally:
+        con.close()

@@ -1,8 +1,10 @@
 {#- One row per combination of `columns` (a record key may have several columns); with `not_null`, no key column
-    NULL either (a record key: one query instead of a unique and a not_null test per column). -#}
+    NULL either (a record key: one query instead of a unique and a not_null test per column). Dispatched: DuckDB
+    first compares count(*) with the count of distinct 64-bit hashes of the key and groups the key columns themselves
+    only when they differ (a duplicate always makes them differ; a hash collision only costs the exact query), since
+    grouping a 105M-row panel by its 64-character person_key was the largest part of a 5-year night's tests. -#}
 {% test dsdw_unique_columns(model, columns, not_null=false) %}
-SELECT {{ columns | join(', ') }}, count(*) AS n FROM {{ model }} GROUP BY ALL HAVING count(*) > 1
-{%- if not_null %}{% for c in columns %} OR {{ c }} IS NULL{% endfor %}{% endif %}
+{{ unique_columns_sql(model, columns, not_null) }}
 {% endtest %}
 
 {#- No two spells of one partition (a person) overlap, where the order forbids it (e.g. § 16, stk. 6). -#}
