@@ -1,0 +1,98 @@
+"""What a night's append costs in a table as the history grows, with and without an ART index.
+
+Why: on the national run the nights at 5 years of history cost about twice those at 1 year although a night's rows
+are the same (docs/warehouse_bench.md). The facts' appends are plain INSERTs, but every fact carries an ART index on
+its 64-character ``person_key`` and every current-state table a unique one on its record key: DuckDB loads an
+index to insert into it and writes it at the checkpoint. This isolates that cost from the warehouse: one table of
+N rows shaped like a fact (a 64-character hex person key, a record key, a few columns), a night of 40,000 new rows
+appended and checkpointed in a fresh connection (as every night's load process is), for several N and for: no
+index, an ART index on the person key (as today), and an ART index on a 64-bit hash of it (a narrower key the
+queries would have to name). Each form is one run in one invocation, so the ratios compare like with like.
+
+    python bench/bench_index_growth.py --rows 2000000,10000000,40000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+from machine import machine_info
+
+NIGHT_ROWS = 40_000
+FORMS = {
+    "no_index": None,
+    "art_person_key": "CREATE INDEX t__person_key ON t (person_key)",
+    "art_person_hash": "CREATE INDEX t__person_hash ON t (person_hash)",
+}
+
+
+def _table(con: duckdb.DuckDBPyConnection, n: int) -> None:
+    con.execute(f"""CREATE TABLE t AS
+        SELECT sha256(CAST(i // 8 AS VARCHAR)) AS person_key, hash(sha256(CAST(i // 8 AS VARCHAR))) AS person_hash,
+               'r' || i AS record_id, DATE '2021-01-01' + CAST(i % 1800 AS INTEGER) AS startdato,
+               CAST(i % 98 AS VARCHAR) AS kode, i AS payload
+        FROM range({n}) r(i)""")
+
+
+def night(path: Path, k: int) -> dict:
+    """One night: open, append NIGHT_ROWS rows, checkpoint, close; seconds of each step."""
+    t0 = time.perf_counter()
+    con = duckdb.connect(str(path))
+    t1 = time.perf_counter()
+    con.execute(f"""INSERT INTO t SELECT sha256('ny{k}-' || i), hash(sha256('ny{k}-' || i)), 'n{k}-' || i,
+                    DATE '2026-10-01', 'x', i FROM range({NIGHT_ROWS}) r(i)""")
+    t2 = time.perf_counter()
+    con.execute("CHECKPOINT")
+    t3 = time.perf_counter()
+    con.close()
+    return {"open": round(t1 - t0, 3), "insert": round(t2 - t1, 3), "checkpoint": round(t3 - t2, 3),
+            "total": round(time.perf_counter() - t0, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", default="2000000,10000000,40000000", help="table sizes (comma-separated)")
+    ap.add_argument("--nights", type=int, default=3, help="nights per size and form (the median is reported)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="dsdw-index-growth-") as tmp:
+        for n in (int(x) for x in args.rows.split(",")):
+            for form, ddl in FORMS.items():
+                path = Path(tmp) / f"{form}_{n}.duckdb"
+                con = duckdb.connect(str(path))
+                con.execute(f"SET threads = {args.threads}")
+                _table(con, n)
+                if ddl:
+                    con.execute(ddl)
+                con.execute("CHECKPOINT")
+                con.close()
+                runs = [night(path, k) for k in range(args.nights)]
+                med = sorted(runs, key=lambda r: r["total"])[len(runs) // 2]
+                results.setdefault(str(n), {})[form] = {"median": med, "runs": runs,
+                                                       "file_bytes": path.stat().st_size}
+                print(n, form, json.dumps(med), path.stat().st_size, flush=True)
+                path.unlink()
+    sizes = sorted(results, key=int)
+    ratios = {form: round(results[sizes[-1]][form]["median"]["total"]
+                          / max(results[sizes[0]][form]["median"]["total"], 1e-9), 2) for form in FORMS}
+    doc = {"benchmark": "index_growth", "night_rows": NIGHT_ROWS, "threads": args.threads, "results": results,
+           f"ratio_{sizes[-1]}_over_{sizes[0]}": ratios, "load_average_at_end": os.getloadavg(),
+           "machine": machine_info(duckdb=duckdb.__version__)}
+    out = args.out or Path(__file__).parent / "results" / \
+        f"index_growth_{dt.datetime.now():%Y%m%dT%H%M}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    print(json.dumps(ratios), out)
+
+
+if __name__ == "__main__":
+    main()
