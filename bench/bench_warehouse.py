@@ -399,30 +399,43 @@ def phase_publish(root: Path) -> dict:
     return {"seconds": round(time.perf_counter() - t, 2), "bytes": dst.stat().st_size, "peak_rss_mb": _rss_mb()}
 
 
+def db_breakdown(path: Path) -> dict:
+    """What a DuckDB file's blocks hold: its size, every table's rows and data blocks, its indexes (the blocks
+    that are neither a table's nor free are mostly the ART indexes, which DuckDB writes at every checkpoint)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        size = dict(zip(("block_size", "total_blocks", "used_blocks", "free_blocks"), con.execute(
+            "SELECT block_size, total_blocks, used_blocks, free_blocks FROM pragma_database_size()").fetchone(),
+            strict=True))
+        tables = {}
+        for sch, name, rows in con.execute(
+                "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() WHERE NOT temporary").fetchall():
+            blocks = con.execute("SELECT count(DISTINCT block_id) FROM pragma_storage_info(?) WHERE persistent",
+                                 [f"{sch}.{name}"]).fetchone()[0]
+            tables[f"{sch}.{name}"] = {"rows": rows, "blocks": blocks}
+        indexes = {f"{s}.{t}.{i}": sql for s, t, i, sql in con.execute(
+            "SELECT schema_name, table_name, index_name, sql FROM duckdb_indexes()").fetchall()}
+    finally:
+        con.close()
+    table_blocks = sum(t["blocks"] for t in tables.values())
+    return {"database_size": size, "table_blocks": table_blocks,
+            "other_used_blocks": size["used_blocks"] - table_blocks, "tables": tables, "indexes": indexes}
+
+
 def phase_restricted(root: Path) -> dict:
-    """Unseal + seal of the restricted database, which every load does (its cost grows with its size)."""
+    """Unseal + seal of the restricted database, which every load does (its cost grows with its size); then,
+    untimed, what the restricted and the build databases hold (tables, indexes, free blocks)."""
+    from pipelines.warehouse.build import build_path
     from pipelines.warehouse.restricted import sealed_path, unsealed
 
     t = time.perf_counter()
     with unsealed(root, write=True):
         pass
     seconds = round(time.perf_counter() - t, 2)
-    with unsealed(root) as plain:  # what the sealed bytes are: tables, indexes, free blocks (not timed)
-        con = duckdb.connect(str(plain), read_only=True)
-        try:
-            size = dict(zip(("block_size", "total_blocks", "used_blocks", "free_blocks"), con.execute(
-                "SELECT block_size, total_blocks, used_blocks, free_blocks FROM pragma_database_size()").fetchone(), strict=True))
-            tables = {}
-            for sch, name, rows in con.execute(
-                    "SELECT schema_name, table_name, estimated_size FROM duckdb_tables()").fetchall():
-                blocks = con.execute("SELECT count(DISTINCT block_id) FROM pragma_storage_info(?) WHERE persistent",
-                                     [f"{sch}.{name}"]).fetchone()[0]
-                tables[f"{sch}.{name}"] = {"rows": rows, "blocks": blocks}
-            indexes = [r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()]
-        finally:
-            con.close()
+    with unsealed(root) as plain:
+        restricted = db_breakdown(plain)
     return {"seconds": seconds, "sealed_bytes": sealed_path(root).stat().st_size, "peak_rss_mb": _rss_mb(),
-            "database_size": size, "tables": tables, "indexes": indexes}
+            "restricted": restricted, "warehouse": db_breakdown(build_path(root))}
 
 
 # ---------------------------------------------------------------- analyst queries
