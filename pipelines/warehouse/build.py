@@ -231,6 +231,8 @@ def refresh_aktuel(con: duckdb.DuckDBPyConnection, dataset: str, full: bool) -> 
     """Bring ``<fct>_aktuel`` in step: the records this load touched (new versions, retracted payloads)
     are replaced by their current version; ``full`` rebuilds the table (new columns, new definition)."""
     c = get_contract(dataset)
+    if is_restricted(c):
+        return  # a view over the versions (generate.dbt_aktuel_sql)
     t = fct_name(c)
     db = "restricted." if is_restricted(c) else ""
     retracted = "restricted.meta_retracted" if db else "meta.retracted_payload"

@@ -440,7 +440,7 @@ def render_dictionary(cat: Catalog) -> str:
         "only, sealed at rest as an age file, together with the CPR <-> person_key map.",
         "",
         "Facts are append-only and bitemporal. Each fact `fct_<dataset>` has the table `fct_<dataset>_aktuel` "
-        "(the current, non-deleted version of each record), the view `fct_<dataset>_historik` (every version "
+        "(the current, non-deleted version of each record; a view in the restricted database), the view `fct_<dataset>_historik` (every version "
         "with `indlaest_til` and `er_seneste`) and the table macro `fct_<dataset>_as_of(d)` (the versions "
         "current on load date `d`: what the warehouse knew then).",
         "",
@@ -522,7 +522,8 @@ def _model_md(d: ModelDoc, by_name: dict[str, ModelDoc]) -> list[str]:
     lines.append("")
     if d.history:
         db = "restricted." if m.database == "restricted" else ""
-        lines += [f"Also: `{db}{m.name}_aktuel` (table: the current version of each record, these columns), "
+        kind = "view" if db else "table"
+        lines += [f"Also: `{db}{m.name}_aktuel` ({kind}: the current version of each record, these columns), "
                   f"`{db}{m.name}_historik` (view: these columns and "
                   + " and ".join(f"`{x.name}` {x.type}" for x in d.history)
                   + f") and the table macro `{db}{m.name}_as_of(d)`.", ""]

@@ -225,8 +225,16 @@ def _has_person_key(c: Contract) -> bool:
 
 
 def dbt_fact_sql(c: Contract) -> str:
-    """Append-only bitemporal versions (incremental, append): this load's staged rows with its load date."""
-    hook = ", post_hook=\"{{ person_key_index(this) }}\"" if _has_person_key(c) else ""
+    """Append-only bitemporal versions (incremental, append): this load's staged rows with its load date.
+
+    The analysts' facts carry an ART index on ``person_key`` (one person's history in milliseconds); the
+    restricted (health) facts do not: nobody looks a person up there (deliveries read whole populations through
+    ``_as_of``), and the index was ~40 % of the restricted file, which is decrypted and encrypted whole every
+    night, and grows with the history (bench/bench_index_growth.py)."""
+    if is_restricted(c):
+        hook = ", post_hook=\"{{ drop_person_key_index(this) }}\""
+    else:
+        hook = ", post_hook=\"{{ person_key_index(this) }}\"" if _has_person_key(c) else ""
     return (
         f"-- {DBT_MARK.format(ds=c.dataset)}\n"
         f"{{{{ config(materialized='incremental', incremental_strategy='append', {_dbt_location(c)}{hook}) }}}}\n"
@@ -236,10 +244,17 @@ def dbt_fact_sql(c: Contract) -> str:
 
 def dbt_aktuel_sql(c: Contract) -> str:
     """``<fct>_aktuel``: the current version of every record, kept in step by replacing the records a load
-    touched (a pre-hook deletes them, the model inserts their current version)."""
+    touched (a pre-hook deletes them, the model inserts their current version).  In the restricted database a
+    view over the versions instead: a table there was a second copy of nearly every health record (and its
+    unique index) in the file sealed whole every night, for readers (deliveries, an operator) that scan."""
     keys = list(c.record_key or ["besked_id"])
     k0 = keys[0]
     fct, ret = f"ref('{fct_name(c)}')", _retracted(c)
+    if is_restricted(c):
+        return (
+            f"-- {DBT_MARK.format(ds=c.dataset)}\n"
+            f"{{{{ config(materialized='view', {_dbt_location(c)}) }}}}\n"
+            f"{{{{ current_versions({fct}, {keys!r}, {ret}, 'r.indlaest_dato IS NULL') }}}}\n")
     touched = f"touched_records({fct}, '{k0}', {ret})"
     pre = f"{{% if is_incremental() %}}DELETE FROM {{{{ this }}}} WHERE {k0} IN ({{{{ {touched} }}}}){{% endif %}}"
     return (

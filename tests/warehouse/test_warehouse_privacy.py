@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.contracts import REFERENCE_DIR, load_contracts
+from pipelines.contracts import REFERENCE_DIR, get_contract, load_contracts
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import published_path
 from pipelines.warehouse.generate import fct_name, is_restricted, stg_name
@@ -277,6 +277,77 @@ def test_no_pii_column_and_no_health_dataset_in_the_analysts_warehouse(built) ->
 def digit_windows(data: bytes) -> set[str]:
     """Every 10-digit window of the bytes."""
     return {m.decode() for m in re.findall(rb"(?=(\d{10}))", data)}
+
+
+def test_restricted_health_facts_keep_one_copy_without_person_index(built) -> None:
+    """The restricted database is sealed whole every night, so it holds each health record once: the current
+    state (`fct_ssi_*_aktuel`) is a view over the versions, and the versions carry no person_key index (nobody
+    looks a person up there). The view's rows are each record's latest version unless deleted or retracted,
+    checked here with a query of another form (no later version exists) than the model's window."""
+    _src, root = built
+    with open_restricted(root) as con:
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                            "'restricted'").fetchall()}
+        views = {v for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE database_name = "
+                                           "'restricted' AND NOT internal").fetchall()}
+        indexes = {i for (i,) in con.execute("SELECT index_name FROM duckdb_indexes() WHERE database_name = "
+                                             "'restricted'").fetchall()}
+        ssi = sorted(t for t in tables if t.startswith("fct_ssi_"))
+        assert ssi and not [t for t in tables if t.endswith("_aktuel")]
+        assert {f"{t}_aktuel" for t in ssi} <= views and not [i for i in indexes if i.endswith("__person_key")]
+        compared = 0
+        for t in ssi:
+            k = get_contract(t.removeprefix("fct_")).record_key[0]
+            got = con.execute(f"SELECT {k}, version, besked_id FROM restricted.{t}_aktuel ORDER BY ALL").fetchall()
+            want = con.execute(f"""
+                SELECT f.{k}, f.version, f.besked_id FROM restricted.{t} f
+                WHERE f._payload_id NOT IN (SELECT payload_id FROM restricted.meta_retracted) AND NOT f.er_slettet
+                  AND NOT EXISTS (
+                    SELECT 1 FROM restricted.{t} g
+                    WHERE g.{k} = f.{k}
+                      AND g._payload_id NOT IN (SELECT payload_id FROM restricted.meta_retracted)
+                      AND (g.version, g.indlaest_dato, g.er_slettet, g.registreringstidspunkt, g.besked_id)
+                          > (f.version, f.indlaest_dato, f.er_slettet, f.registreringstidspunkt, f.besked_id))
+                ORDER BY ALL""").fetchall()
+            assert got == want
+            compared += len(got)
+    assert compared > 100
+
+
+def test_an_older_restricted_database_loses_its_copy_and_index(built, tmp_path) -> None:
+    """A restricted database an older build left (the current state a table, the versions indexed by person_key)
+    becomes the new form on the first build after the project changed: the table replaced by the view with the
+    same rows, the index dropped."""
+    import shutil
+
+    from pipelines.warehouse.dbt_runner import dbt_env, run_dbt
+
+    _src, root = built
+    db = tmp_path / "build.duckdb"
+    shutil.copyfile(published_path(root), db)
+    work = tmp_path / "dbt"
+    (work / "restricted").mkdir(parents=True)
+    plain = work / "restricted" / "restricted.duckdb"
+    with unsealed(root) as p:
+        shutil.copyfile(p, plain)
+    con = duckdb.connect(str(plain))
+    try:
+        before = con.execute("SELECT * FROM fct_ssi_lpr_kontakt_aktuel ORDER BY ALL").fetchall()
+        con.execute("DROP VIEW fct_ssi_lpr_kontakt_aktuel")
+        con.execute("CREATE TABLE fct_ssi_lpr_kontakt_aktuel AS SELECT * FROM fct_ssi_lpr_kontakt LIMIT 0")
+        con.execute("CREATE INDEX fct_ssi_lpr_kontakt__person_key ON fct_ssi_lpr_kontakt (person_key)")
+    finally:
+        con.close()
+    run_dbt(work, dbt_env(work, db, plain), "run", "--select", "fct_ssi_lpr_kontakt", "fct_ssi_lpr_kontakt_aktuel")
+    con = duckdb.connect(str(plain))
+    try:
+        kind = con.execute("SELECT table_type FROM information_schema.tables "
+                           "WHERE table_name = 'fct_ssi_lpr_kontakt_aktuel'").fetchall()
+        assert kind == [("VIEW",)]
+        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == []
+        assert con.execute("SELECT * FROM fct_ssi_lpr_kontakt_aktuel ORDER BY ALL").fetchall() == before != []
+    finally:
+        con.close()
 
 
 def test_restricted_zone_is_sealed_and_maps_cpr_to_keyed_person_key(built, population) -> None:

@@ -104,6 +104,20 @@ CREATE INDEX IF NOT EXISTS {{ relation.identifier }}__person_key ON {{ relation 
 {%- endif -%}
 {%- endmacro %}
 
+{#- The person_key index an older build made on a table that no longer has one (the restricted facts: see
+    generate.dbt_fact_sql); like the indexes, only when the project changed. -#}
+{% macro drop_person_key_index(relation) -%}
+    {{ return(adapter.dispatch('drop_person_key_index', 'dsdw_warehouse')(relation)) }}
+{%- endmacro %}
+{% macro default__drop_person_key_index(relation) -%}
+SELECT 1
+{%- endmacro %}
+{% macro duckdb__drop_person_key_index(relation) -%}
+{%- if dsdw_indexes_may_be_missing() -%}
+DROP INDEX IF EXISTS {{ relation.database }}.{{ relation.schema }}.{{ relation.identifier }}__person_key
+{%- endif -%}
+{%- endmacro %}
+
 {#- Whether a build may meet a table without its indexes: not on a night whose project is unchanged
     (DSDW_DBT_SCHEMA_CHECK=0, set by the runner; see materializations.sql), whose tables all exist with the
     indexes the build that created them made. An empty hook is not run (one statement less per model). -#}
