@@ -33,9 +33,42 @@ def _private_dir() -> Path:
     return d
 
 
+# free share of the file's blocks above which the database is rewritten before it is sealed
+SPARSE = 0.25
+
+
+def compact_if_sparse(plain: Path, sparse: float = SPARSE) -> bool:
+    """Rewrite the DuckDB file ``plain`` without its free blocks when they are more than ``sparse`` of it.
+
+    Why: the file is encrypted and decrypted whole every night, free blocks included. DuckDB reuses free
+    blocks but does not give them back, so a dropped table or index (a model that became a view), or the
+    nights' rewritten tables, would be sealed forever. ``COPY FROM DATABASE`` keeps tables, views, macros,
+    indexes and keys. Returns whether it rewrote the file."""
+    con = duckdb.connect(str(plain))
+    try:
+        total, free = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size() "
+                                  "WHERE database_name = current_database()").fetchone()
+    finally:
+        con.close()
+    if not total or free / total <= sparse:
+        return False
+    new = plain.with_name(plain.name + ".compact")
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"ATTACH '{plain}' AS sparse (READ_ONLY)")
+        con.execute(f"ATTACH '{new}' AS compact")
+        con.execute("COPY FROM DATABASE sparse TO compact")
+    finally:
+        con.close()
+    os.replace(new, plain)
+    return True
+
+
 @contextlib.contextmanager
 def unsealed(root: Path, write: bool = False) -> Iterator[Path]:
-    """Path of a plaintext copy of the restricted database, removed afterwards."""
+    """Path of a plaintext copy of the restricted database, removed afterwards (with ``write``, compacted when
+    sparse and sealed again first)."""
     key = load_key("restricted")
     src = sealed_path(root)
     tmp = _private_dir()
@@ -46,6 +79,7 @@ def unsealed(root: Path, write: bool = False) -> Iterator[Path]:
         yield plain
         if write and plain.exists():
             src.parent.mkdir(parents=True, exist_ok=True)
+            compact_if_sparse(plain)
             seal_file(plain, src, key)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import shutil
 import subprocess
@@ -221,6 +222,50 @@ def test_sealed_file_round_trip_and_tampering(tmp_path):
         unseal_file(tmp_path / "short.sealed", back, key)
     with pytest.raises(SealError, match="not an age-sealed file"):
         unseal_file(src, back, key)
+
+
+def test_a_sparse_restricted_database_is_compacted_before_it_is_sealed(tmp_path, keydir):
+    """Free blocks are sealed like data every night: once a dropped table leaves more than a quarter of the file
+    free, sealing rewrites it first, keeping tables, keys, indexes, views and macros; a dense file is left alone."""
+    from pipelines.warehouse.restricted import SPARSE
+
+    root = tmp_path / "root"
+    with unsealed(root, write=True) as plain:
+        con = duckdb.connect(str(plain))
+        con.execute("CREATE TABLE person (cpr VARCHAR PRIMARY KEY, person_key VARCHAR NOT NULL)")
+        con.execute("INSERT INTO person SELECT lpad(CAST(i AS VARCHAR), 10, '0'), md5(CAST(i AS VARCHAR)) "
+                    "FROM range(50000) r(i)")
+        con.execute("CREATE TABLE fct (k VARCHAR, v INTEGER)")
+        con.execute("INSERT INTO fct SELECT md5(CAST(i AS VARCHAR)), i FROM range(20000) r(i)")
+        con.execute("CREATE INDEX fct__k ON fct (k)")
+        con.execute("CREATE VIEW fct_aktuel AS SELECT * FROM fct WHERE v % 2 = 0")
+        con.execute("CREATE MACRO fct_as_of(d) AS TABLE SELECT * FROM fct WHERE v <= d")
+        con.execute("CREATE TABLE gammel AS SELECT i, md5(CAST(i AS VARCHAR)) AS m FROM range(2000000) r(i)")
+        con.close()
+    dense = sealed_path(root).stat().st_size
+    with unsealed(root, write=True) as plain:  # dense: sealed as it is
+        size = plain.stat().st_size
+    assert abs(sealed_path(root).stat().st_size - dense) < 4096
+    with unsealed(root, write=True) as plain:
+        con = duckdb.connect(str(plain))
+        con.execute("DROP TABLE gammel")
+        con.execute("CHECKPOINT")
+        total, free = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size()").fetchone()
+        con.close()
+        assert free / total > SPARSE and plain.stat().st_size == size  # DuckDB keeps the file's size
+    assert sealed_path(root).stat().st_size < dense / 3
+    with unsealed(root) as plain:
+        con = duckdb.connect(str(plain))
+        assert con.execute("SELECT free_blocks FROM pragma_database_size()").fetchone()[0] == 0
+        assert con.execute("SELECT count(*), sum(v) FROM fct_aktuel").fetchone() == (10000, 99990000)
+        assert con.execute("SELECT count(*) FROM fct_as_of(9)").fetchone()[0] == 10
+        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("fct__k",)]
+        assert con.execute("SELECT person_key FROM person WHERE cpr = '0000000007'").fetchone()[0] == \
+            hashlib.md5(b"7").hexdigest()
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("INSERT INTO person VALUES ('0000000007', 'x')")
+        assert "gammel" not in {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        con.close()
 
 
 def test_sealed_file_opens_with_the_standard_age_tool(tmp_path):
