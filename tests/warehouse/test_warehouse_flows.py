@@ -195,7 +195,7 @@ def _indexed_person_tables(con: duckdb.DuckDBPyConnection, database: str) -> tup
     return want, have
 
 
-def test_person_key_indexes_on_facts_and_panel_not_on_current_state(wh):
+def test_person_key_indexes_on_analysts_facts_and_panel_not_on_current_state_or_restricted(wh):
     con = duckdb.connect(str(published_path(wh["root"])), read_only=True)
     try:
         db = con.execute("SELECT current_database()").fetchone()[0]
@@ -212,7 +212,8 @@ def test_person_key_indexes_on_facts_and_panel_not_on_current_state(wh):
     finally:
         con.close()
     with open_restricted(wh["root"]) as rcon:  # the module fixture keeps DSDW_KEY_DIR set
+        # the restricted facts have none: nobody looks a person up there, and the file is sealed whole nightly
         want, have = _indexed_person_tables(rcon, "restricted")
-        assert have == want
+        assert want >= {"fct_ssi_lpr_kontakt", "fct_ssi_sygesikring_kontakt"} and have == set()
 
 
