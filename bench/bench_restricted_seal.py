@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_warehouse import db_breakdown  # noqa: E402
 from machine import machine_info  # noqa: E402
 
+from pipelines.warehouse.build import VERSION_ORDER  # noqa: E402
 from pipelines.warehouse.restricted import sealed_path, unsealed  # noqa: E402
 
 
@@ -44,6 +45,7 @@ def step(root: Path) -> float:
 def convert(plain: Path) -> dict:
     """The one-copy form on the plaintext: each ``fct_ssi_*_aktuel`` table replaced by a view over the versions
     (the model's current-version rule), the person_key indexes dropped. Returns what it changed."""
+    order = VERSION_ORDER.replace(",", " DESC,") + " DESC"  # the models' current-version rule, newest first
     con = duckdb.connect(str(plain))
     try:
         aktuel = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE "
@@ -54,8 +56,7 @@ def convert(plain: Path) -> dict:
             cols = key[0].split("(")[-1].rstrip(");") if key else "besked_id"
             con.execute(f"DROP TABLE {t}")
             con.execute(f"""CREATE VIEW {t} AS SELECT * EXCLUDE (_rn) FROM (
-                SELECT f.*, row_number() OVER (PARTITION BY {cols} ORDER BY f.version DESC, f.indlaest_dato DESC,
-                       f.er_slettet DESC, f.registreringstidspunkt DESC, f.besked_id DESC) AS _rn
+                SELECT f.*, row_number() OVER (PARTITION BY {cols} ORDER BY {order}) AS _rn
                 FROM {fct} f LEFT JOIN meta_retracted r ON r.payload_id = f._payload_id
                 WHERE r.indlaest_dato IS NULL) WHERE _rn = 1 AND NOT er_slettet""")
         dropped = [i for (i,) in con.execute("SELECT index_name FROM duckdb_indexes() "
