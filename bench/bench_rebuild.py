@@ -488,6 +488,9 @@ def main() -> None:
     ap.add_argument("--national-copies", type=int, default=0,
                     help="clone --root's lake (one national delivery day) this many times into a new lake "
                          "(clone_national: persons rotated within kommune) and rebuild that")
+    ap.add_argument("--drop-outputs", action="store_true",
+                    help="delete each configuration's outputs once measured (national runs: two engines' outputs "
+                         "do not fit the disk side by side)")
     ap.add_argument("--timeout", type=float, help="seconds per configuration before its process group is killed")
     ap.add_argument("--spacing", type=int, default=40, help="days between the national copies")
     ap.add_argument("--layout", default="compact", choices=("compact", "payload"), help="clone_national's files")
@@ -578,6 +581,10 @@ def main() -> None:
         else:
             r["error"] = tail
             r["models_logged"] = models_from_dbt_log(out)
+        if args.drop_outputs:
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
         results[name] = r
         print(name, json.dumps({k: v for k, v in r.items() if k not in ("stages", "error")}), flush=True)
         _write(path, args, cloned, lake_rows, lake_bytes, lake_seconds, results, national)  # a partial run counts
