@@ -349,3 +349,65 @@ def test_unique_key_tests_find_a_duplicate_and_a_null_key(tiny_warehouse, tmp_pa
             assert con.execute(f.read_text(encoding="utf-8")).fetchall() == want
     finally:
         con.close()
+
+
+def test_a_nights_key_tests_group_only_the_keys_the_night_wrote(tiny_warehouse, tmp_path):
+    """On a night whose project is unchanged (DSDW_DBT_SCHEMA_CHECK=0) the key tests of the tables a night appends to
+    or rewrites in part group only the keys the night may have written (``night_scope``: the panel's rows in
+    int_person_week_ny, dim_person's affected persons, the bidrag marts' load_id), not the 5-year table: a
+    duplicate of a panel week the night wrote fails the night's test, naming it; a duplicate the night did not
+    write (only a failed earlier night could leave one) is outside the night's test, and the full test
+    (a full build, ``dsdw warehouse check``) finds it."""
+    _src, root, _keys = tiny_warehouse
+    db = tmp_path / "build.duckdb"
+    shutil.copyfile(published_path(root), db)
+    work = tmp_path / "dbt"
+    (work / "restricted").mkdir(parents=True)
+    night = dbt_env(work, db, work / "restricted" / "restricted.duckdb", schema_check=False)
+    full = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+    sel = ("test", "--select", "fct_person_week", "dim_person", "mart_overgange_bidrag")
+    nodes = run_dbt(work, night, *sel)
+    unique = {u.split(".")[2]: st for u, (st, _, _) in nodes.items() if ".dsdw_unique_columns_" in u}
+    assert unique == {"dsdw_unique_columns_fct_person_week_person_key__uge_id": "pass",
+                      "dsdw_unique_columns_dim_person_person_key__gyldig_fra": "pass",
+                      "dsdw_unique_columns_mart_overgange_bidrag_load_id__uge_id__kommunekode__fra_status__til_status":
+                          "pass"}
+
+    def compiled(name: str) -> str:
+        (f,) = (work / "warehouse" / "dbt_target" / "compiled").rglob(f"dsdw_unique_columns_{name}*.sql")
+        return f.read_text(encoding="utf-8")
+
+    assert 'IN (SELECT person_key, uge_id FROM "build"."staging"."int_person_week_ny")' in compiled("fct_person_week")
+    assert 'IN (SELECT person_key FROM "build"."staging"."int_affected_persons")' in compiled("dim_person")
+    assert 'IN (SELECT load_id FROM "build"."meta"."current_load")' in compiled("mart_overgange_bidrag")
+    con = duckdb.connect(str(db))
+    try:
+        written, outside = (con.execute(
+            f"SELECT person_key, uge_id FROM fct_person_week WHERE (person_key, uge_id) {op} "
+            "(SELECT person_key, uge_id FROM staging.int_person_week_ny) ORDER BY person_key, uge_id LIMIT 1"
+        ).fetchone() for op in ("IN", "NOT IN"))
+        assert written and outside  # the tiny warehouse's last night wrote some weeks and kept others
+        con.execute("CREATE TABLE main.week_copy AS FROM fct_person_week WHERE person_key = ? AND uge_id = ?",
+                    list(written))
+        con.execute("INSERT INTO fct_person_week FROM main.week_copy")
+    finally:
+        con.close()
+    with pytest.raises(DbtError, match="dsdw_unique_columns_fct_person_week"):
+        run_dbt(work, night, *sel)
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute(compiled("fct_person_week")).fetchall() == [(*written, 2)]
+        con.execute("DELETE FROM fct_person_week WHERE person_key = ? AND uge_id = ?", list(written))
+        con.execute("INSERT INTO fct_person_week FROM main.week_copy")  # the week once again
+        con.execute("INSERT INTO fct_person_week FROM fct_person_week WHERE person_key = ? AND uge_id = ?",
+                    list(outside))
+    finally:
+        con.close()
+    run_dbt(work, night, *sel)  # the night's keys are clean again; the other duplicate is not the night's
+    with pytest.raises(DbtError, match="dsdw_unique_columns_fct_person_week"):
+        run_dbt(work, full, *sel)
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute(compiled("fct_person_week")).fetchall() == [(*outside, 2)]
+    finally:
+        con.close()
