@@ -66,6 +66,10 @@ def spark_conf(warehouse_dir: Path, *, shuffle_partitions: int | None = None, dr
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.local.dir": str(Path(warehouse_dir).parent / "spark-local"),
+        # a finished query's shuffle files are deleted only once the driver's garbage collector has collected its
+        # plan, and with a 5g heap that waited for the 30-minute default: the 5-year rebuild's first 150 models
+        # left 26 GB of them on the disk (docs/scale-out.md; bench/bench_spark_shuffle_cleanup.py)
+        "spark.cleaner.periodicGC.interval": os.environ.get("DSDW_SPARK_GC_INTERVAL", "2min"),
     }
     conf.update(extra or {})
     return conf
