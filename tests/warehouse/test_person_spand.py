@@ -356,8 +356,8 @@ def test_a_nights_key_tests_group_only_the_keys_the_night_wrote(tiny_warehouse, 
     or rewrites in part group only the keys the night may have written (``night_scope``: the panel's rows in
     int_person_week_ny, dim_person's affected persons, the bidrag marts' load_id), not the 5-year table: a
     duplicate of a panel week the night wrote fails the night's test, naming it; a duplicate the night did not
-    write (only a failed earlier night could leave one) is outside the night's test, and the full test
-    (a full build, ``dsdw warehouse check``) finds it."""
+    write (none survives a night: a failed load restores the published database) is outside the night's test, and
+    the full test (a full build, ``dsdw warehouse check``) finds it."""
     _src, root, _keys = tiny_warehouse
     db = tmp_path / "build.duckdb"
     shutil.copyfile(published_path(root), db)
