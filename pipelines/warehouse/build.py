@@ -234,14 +234,13 @@ def refresh_aktuel(con: duckdb.DuckDBPyConnection, dataset: str, full: bool) -> 
     if is_restricted(c):
         return  # a view over the versions (generate.dbt_aktuel_sql)
     t = fct_name(c)
-    retracted = "meta.retracted_payload"
     k0 = (c.record_key or ["besked_id"])[0]
     keys = ", ".join("f." + k for k in (c.record_key or ["besked_id"]))
     order = VERSION_ORDER.replace(",", " DESC,") + " DESC"
 
     def current(where: str) -> str:
         return (f"SELECT * EXCLUDE (_rn) FROM (SELECT f.*, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) "
-                f"AS _rn FROM {t} f LEFT JOIN {retracted} r ON r.payload_id = f._payload_id WHERE {where}) "
+                f"AS _rn FROM {t} f LEFT JOIN meta.retracted_payload r ON r.payload_id = f._payload_id WHERE {where}) "
                 "WHERE _rn = 1 AND NOT er_slettet")
 
     if full:
@@ -250,7 +249,7 @@ def refresh_aktuel(con: duckdb.DuckDBPyConnection, dataset: str, full: bool) -> 
     load_id = "getvariable('load_id')"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _touched AS
         SELECT DISTINCT {k0} FROM {t} WHERE load_id = {load_id}
-        UNION SELECT DISTINCT f.{k0} FROM {t} f JOIN {retracted} r ON r.payload_id = f._payload_id
+        UNION SELECT DISTINCT f.{k0} FROM {t} f JOIN meta.retracted_payload r ON r.payload_id = f._payload_id
         WHERE r.indlaest_dato = getvariable('load_date')""")
     con.execute(f"DELETE FROM {t}_aktuel WHERE {k0} IN (SELECT {k0} FROM _touched)")
     con.execute(f"INSERT INTO {t}_aktuel BY NAME "
