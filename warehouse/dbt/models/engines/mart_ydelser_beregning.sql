@@ -49,8 +49,11 @@ FROM (
                    AS er_foreloebig
         FROM ys_per2
     ), ys_f AS (
-        -- the spells known at the horizon; an end after it is no end yet (til NULL)
-        SELECT s.person_key, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
+        -- the spells known at the horizon; an end after it is no end yet (til NULL).  Distributed by person once:
+        -- every later step groups or windows per person (with the few periods broadcast), so its rows stay in
+        -- their partition instead of being shuffled (at 5 national years the period x person rows are hundreds of
+        -- millions; shuffled, they filled the disk: docs/scale-out.md)
+        SELECT /*+ REPARTITION(person_key) */ s.person_key, s.kommunekode, k.region_kode, s.ydelsesgruppe, CAST(s.startdato AS DATE) AS fra,
                CASE WHEN s.slutdato <= z.h THEN CAST(s.slutdato AS DATE) END AS til
         FROM (SELECT person_key, kommunekode, ydelsesgruppe, startdato, slutdato FROM {{ ref('fct_ydelsesforloeb') }}) s
         CROSS JOIN ys_hz z
@@ -59,7 +62,7 @@ FROM (
           AND (s.slutdato IS NULL OR s.slutdato >= s.startdato)
     ), ys_pf AS (
         -- period x spell for the spells touching the period's window (its days, its ISO weeks, +-1 day)
-        SELECT p.periode_type, p.periode_start, p.periode_slut, p.w1, p.w2, f.person_key, f.kommunekode, f.region_kode,
+        SELECT /*+ BROADCAST(p) */ p.periode_type, p.periode_start, p.periode_slut, p.w1, p.w2, f.person_key, f.kommunekode, f.region_kode,
                f.ydelsesgruppe, f.fra, f.til, coalesce(f.til, p.h) AS til_h,
                {{ dsdw_div(dsdw_date_diff('day', "DATE '1970-01-05'", 'f.fra'), 7) }} AS fw,
                {{ dsdw_div(dsdw_date_diff('day', "DATE '1970-01-05'", 'coalesce(f.til, p.h)'), 7) }} AS tw
@@ -73,33 +76,32 @@ FROM (
                            THEN ((CAST(1 AS BIGINT) << (least(tw, w2) - greatest(fw, w1) + 1)) - 1) << (greatest(fw, w1) - w1)
                            ELSE CAST(0 AS BIGINT) END) AS uger_maske
         FROM ys_pf GROUP BY ALL
-    ), ys_gs AS (
-        SELECT periode_type, periode_start, person_key, kommunekode, region_kode, ydelsesgruppe,
-               grouping(kommunekode) * 4 + grouping(region_kode) * 2 + grouping(ydelsesgruppe) AS gid, bool_or(i_perioden) AS i_perioden,
-               bit_or(uger_maske) AS uger_maske
-        FROM ys_pers
-        GROUP BY GROUPING SETS ((periode_type, periode_start, person_key, kommunekode, region_kode, ydelsesgruppe),
-                                (periode_type, periode_start, person_key, kommunekode, region_kode),
-                                (periode_type, periode_start, person_key, region_kode, ydelsesgruppe),
-                                (periode_type, periode_start, person_key, region_kode),
-                                (periode_type, periode_start, person_key, ydelsesgruppe), (periode_type, periode_start, person_key))
     ), ys_au AS (
-        -- one row per person and cell (GROUPING bits (kommunekode, region_kode, ydelsesgruppe), 1 = rolled up)
-        SELECT periode_type, periode_start,
-               CASE WHEN gid IN (0, 1) THEN 'kommune' WHEN gid IN (4, 5) THEN 'region' ELSE 'land' END AS geo_niveau,
-               CASE WHEN gid IN (0, 1) THEN kommunekode WHEN gid IN (4, 5) THEN region_kode ELSE '000' END AS geo_kode,
-               CASE WHEN gid IN (1, 5, 7) THEN 'i alt' ELSE ydelsesgruppe END AS ydelsesgruppe,
-               person_key, CAST(i_perioden AS INTEGER) AS antal, CAST(bit_count(uger_maske) AS BIGINT) AS uger
-        FROM ys_gs
-        WHERE i_perioden OR uger_maske <> 0
+        -- one row per person and cell: the person's rows rolled up to kommune, region and land, each in its
+        -- ydelsesgruppe and in 'i alt' (the six grouping sets as a join with six rows, not GROUPING SETS: Spark's
+        -- Expand loses the distribution by person and would shuffle six rows per person and period)
+        SELECT periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key,
+               CAST(bool_or(i_perioden) AS INTEGER) AS antal, CAST(bit_count(bit_or(uger_maske)) AS BIGINT) AS uger
+        FROM (SELECT /*+ BROADCAST(g) */ p.periode_type, p.periode_start, g.geo_niveau,
+                     CASE g.geo_niveau WHEN 'kommune' THEN p.kommunekode WHEN 'region' THEN p.region_kode
+                                       ELSE '000' END AS geo_kode,
+                     CASE WHEN g.i_alt THEN 'i alt' ELSE p.ydelsesgruppe END AS ydelsesgruppe,
+                     p.person_key, p.i_perioden, p.uger_maske
+              FROM ys_pers p
+              CROSS JOIN (VALUES ('kommune', false), ('kommune', true), ('region', false), ('region', true),
+                                 ('land', false), ('land', true)) g(geo_niveau, i_alt)) r
+        WHERE geo_kode IS NOT NULL
+        GROUP BY periode_type, periode_start, geo_niveau, geo_kode, ydelsesgruppe, person_key
+        HAVING bool_or(i_perioden) OR bit_or(uger_maske) <> 0
     ), ys_fy AS (
         -- every spell in its ydelsesgruppe and in 'i alt', with its start and end as day numbers (an open end is
         -- 9999-12-31): Spark's RANGE frames need a number
         SELECT person_key, kommunekode, region_kode, fra, coalesce(til, DATE '9999-12-31') AS til_aab, ygrp,
                {{ dsdw_date_diff('day', "DATE '1970-01-01'", 'fra') }} AS fra_nr,
                {{ dsdw_date_diff('day', "DATE '1970-01-01'", "coalesce(til, DATE '9999-12-31')") }} AS til_nr
-        FROM (SELECT person_key, kommunekode, region_kode, fra, til, ydelsesgruppe AS ygrp FROM ys_f
-              UNION ALL SELECT person_key, kommunekode, region_kode, fra, til, 'i alt' FROM ys_f) u
+        FROM (SELECT /*+ BROADCAST(g) */ f.person_key, f.kommunekode, f.region_kode, f.fra, f.til,
+                     CASE WHEN g.i_alt THEN 'i alt' ELSE f.ydelsesgruppe END AS ygrp
+              FROM ys_f f CROSS JOIN (VALUES (false), (true)) g(i_alt)) u
     ), ys_fs AS (
         -- whether a spell starts / ends a merged spell is a property of the spell, not of a period: it starts one
         -- when no spell of the person and group that started before it reaches the day before its start, it ends
@@ -115,7 +117,7 @@ FROM (
         -- (overlapping or adjacent spells are one merged spell); afgang: ending with none on the day after;
         -- placed in the kommune of the spell that starts the merged spell; a person entering twice in the
         -- period counts once, at the first entry (ties on the day: lowest kommunekode, NULL last)
-        SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
+        SELECT /*+ BROADCAST(p) */ p.periode_type, p.periode_start, x.person_key, x.ygrp, 'tilgang' AS art,
                min_by(named_struct('k', x.kommunekode, 'r', x.region_kode),
                       named_struct('a', x.fra, 'b', x.kommunekode IS NULL, 'c', x.kommunekode)) AS g
         FROM ys_fs x JOIN ys_per p ON x.fra BETWEEN p.periode_start AND p.periode_slut
@@ -123,7 +125,7 @@ FROM (
         GROUP BY p.periode_type, p.periode_start, x.person_key, x.ygrp
         UNION ALL
         -- placed in the kommune of the spell that ends it; leaving twice: the last exit
-        SELECT p.periode_type, p.periode_start, x.person_key, x.ygrp, 'afgang',
+        SELECT /*+ BROADCAST(p) */ p.periode_type, p.periode_start, x.person_key, x.ygrp, 'afgang',
                min_by(named_struct('k', x.kommunekode, 'r', x.region_kode),
                       named_struct('a', {{ dsdw_date_diff('day', 'x.til_aab', "DATE '9999-12-31'") }},
                                    'b', x.kommunekode IS NULL, 'c', x.kommunekode))
