@@ -70,6 +70,9 @@ def spark_conf(warehouse_dir: Path, *, shuffle_partitions: int | None = None, dr
         # plan, and with a 5g heap that waited for the 30-minute default: the 5-year rebuild's first 150 models
         # left 26 GB of them on the disk (docs/scale-out.md; bench/bench_spark_shuffle_cleanup.py)
         "spark.cleaner.periodicGC.interval": os.environ.get("DSDW_SPARK_GC_INTERVAL", "2min"),
+        # a join on (person, x) of two sides already distributed by person keeps them where they are instead of
+        # shuffling both by (person, x): the weekly panel's hundreds of millions of person-weeks (docs/scale-out.md)
+        "spark.sql.requireAllClusterKeysForCoPartition": "false",
     }
     conf.update(extra or {})
     return conf

@@ -165,6 +165,32 @@ def test_rebuild_equals_the_nightly_warehouse(rebuilt):
     assert nightly["fct_kontaktgruppe"][0] > 0 and nightly["fct_person_week"][0] > 0
 
 
+def _shuffle_keys(session, sql: str) -> list[str]:
+    """The hash-partitioning keys (column names) of every shuffle in the physical plan of ``sql``."""
+    plan = session.sql("EXPLAIN FORMATTED " + sql).collect()[0][0]
+    keys = []
+    for block in plan.split("\n\n")[1:]:
+        if re.match(r"\(\d+\) Exchange\b", block.strip()):
+            args = next((x for x in block.splitlines() if x.startswith("Arguments:")), "")
+            if m := re.search(r"hashpartitioning\((.*), \d+\)", args):
+                keys.append(",".join(re.sub(r"#\d+L?", "", k).strip() for k in m.group(1).split(", ")))
+    return keys
+
+
+def test_spark_ydelser_shuffles_the_spells_not_the_person_period_rows(rebuilt):
+    """Spark's mart_ydelser_beregning distributes the spells by person once and keeps every per-person step in
+    its partition: no shuffle is keyed by a person together with a period or a cell (at 5 national years those
+    rows -- six rollups per person and period -- were hundreds of millions and their shuffle filled the disk,
+    docs/scale-out.md).  The rows are DuckDB's (test_spark_builds_every_analysts_model_with_the_same_rows)."""
+    _root, _duck, spark, session = rebuilt
+    compiled = next((spark.out / "dbt_target" / "compiled").rglob("engines/mart_ydelser_beregning.sql")).read_text()
+    keys = _shuffle_keys(session, compiled)
+    by_person = [k for k in keys if "person_key" in k.split(",")]
+    assert by_person and set(by_person) == {"person_key"}, keys
+    # the cells are shuffled once, after every person's rows were summed in their partition
+    assert keys.count("periode_type,periode_start,geo_niveau,geo_kode,ydelsesgruppe") == 1, keys
+
+
 def test_rebuild_reports_its_steps(rebuilt):
     _root, duck, spark, _session = rebuilt
     assert {"plan", "prepare", "dbt_run", "publish"} <= set(duck.step_seconds)

@@ -112,6 +112,9 @@ JOIN person_nr n ON n.pid = g.pid
 JOIN {{ ref('dim_dato') }} d ON d.dato = g.uge_start
 LEFT JOIN status_nr s ON s.sn = g.sn
 LEFT JOIN status_nr fs ON fs.sn = g.forrige_sn
-LEFT JOIN {{ ref('dim_person') }} dp ON dp.person_key = n.person_key
+-- dim_person by the person's number, not its key: the week rows stay where they are (on Spark, distributed by pid
+-- since forloeb's window) and only dim_person's rows move
+LEFT JOIN (SELECT dn.pid, d0.kommunekode, d0.akassekode, d0.gyldig_fra, d0.gyldig_til
+           FROM {{ ref('dim_person') }} d0 JOIN person_nr dn ON dn.person_key = d0.person_key) dp ON dp.pid = g.pid
     AND dp.gyldig_fra <= g.uge_start + 6 AND (dp.gyldig_til IS NULL OR dp.gyldig_til >= g.uge_start + 6)
 WHERE g.uge_start >= p.fra_uge
