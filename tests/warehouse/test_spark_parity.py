@@ -165,16 +165,42 @@ def test_rebuild_equals_the_nightly_warehouse(rebuilt):
     assert nightly["fct_kontaktgruppe"][0] > 0 and nightly["fct_person_week"][0] > 0
 
 
-def _shuffle_keys(session, sql: str) -> list[str]:
-    """The hash-partitioning keys (column names) of every shuffle in the physical plan of ``sql``."""
+def _shuffles(session, sql: str) -> list[tuple[str, set[str]]]:
+    """Every hash shuffle in the physical plan of ``sql``: its keys (column names, comma-joined) and its input
+    columns."""
     plan = session.sql("EXPLAIN FORMATTED " + sql).collect()[0][0]
-    keys = []
+    out = []
     for block in plan.split("\n\n")[1:]:
         if re.match(r"\(\d+\) Exchange\b", block.strip()):
-            args = next((x for x in block.splitlines() if x.startswith("Arguments:")), "")
+            lines = [re.sub(r"#\d+L?", "", x) for x in block.splitlines()]
+            args = next((x for x in lines if x.startswith("Arguments:")), "")
+            cols = next((x for x in lines if x.startswith("Input")), "")
             if m := re.search(r"hashpartitioning\((.*), \d+\)", args):
-                keys.append(",".join(re.sub(r"#\d+L?", "", k).strip() for k in m.group(1).split(", ")))
-    return keys
+                out.append((",".join(k.strip() for k in m.group(1).split(", ")),
+                            {c.strip() for c in cols.partition("[")[2].partition("]")[0].split(",")}))
+    return out
+
+
+def _shuffle_keys(session, sql: str) -> list[str]:
+    return [k for k, _cols in _shuffles(session, sql)]
+
+
+def test_spark_panel_shuffles_no_person_week_row_by_person(rebuilt):
+    """Spark's weekly panel (int_person_week_ny) distributes the spells by person number once; its person-week
+    rows (hundreds of millions at 5 national years) are then grouped, joined with the spells and dim_person and
+    windowed in their partition: no shuffle by person carries a week.  Planned without broadcast joins, as the
+    large tables are planned at national scale (the tiny lake would broadcast everything)."""
+    _root, _duck, spark, session = rebuilt
+    compiled = next((spark.out / "dbt_target" / "compiled").rglob("scope/int_person_week_ny.sql")).read_text()
+    before = session.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    session.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        shuffles = _shuffles(session, compiled)
+    finally:
+        session.conf.set("spark.sql.autoBroadcastJoinThreshold", before)
+    by_person = [(k, c) for k, c in shuffles if k.split(",")[0] in ("pid", "person_key")]
+    assert any("startdato" in c for _k, c in by_person)  # the spells are distributed by person
+    assert not [(k, c) for k, c in by_person if "uge_start" in c], by_person
 
 
 def test_spark_ydelser_shuffles_the_spells_not_the_person_period_rows(rebuilt):
