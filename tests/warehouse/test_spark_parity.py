@@ -174,10 +174,9 @@ def _shuffles(session, sql: str) -> list[tuple[str, set[str]]]:
         if re.match(r"\(\d+\) Exchange\b", block.strip()):
             lines = [re.sub(r"#\d+L?", "", x) for x in block.splitlines()]
             args = next((x for x in lines if x.startswith("Arguments:")), "")
-            cols = next((x for x in lines if x.startswith("Input")), "")
+            cols = next((m.group(1) for x in lines if (m := re.match(r"Input \[\d+\]: \[(.*)\]", x))), "")
             if m := re.search(r"hashpartitioning\((.*), \d+\)", args):
-                out.append((",".join(k.strip() for k in m.group(1).split(", ")),
-                            {c.strip() for c in cols.partition("[")[2].partition("]")[0].split(",")}))
+                out.append((",".join(k.strip() for k in m.group(1).split(", ")), {c.strip() for c in cols.split(",")}))
     return out
 
 

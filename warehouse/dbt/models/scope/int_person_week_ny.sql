@@ -91,7 +91,10 @@ WITH param AS (
     FROM valgt v
     LEFT JOIN forloeb f ON f.pid = v.pid AND f.nr = v.nr
 )
-SELECT
+-- param (one row), the calendar and the status numbers (a few thousand rows at most) are broadcast: a hint Spark
+-- follows whatever its size estimates say, so the week rows stay distributed by pid up to dim_person's join (a
+-- comment to DuckDB)
+SELECT /*+ BROADCAST(param, d, s, fs) */
     n.person_key,
     d.uge_id,
     d.iso_aar,
