@@ -180,10 +180,6 @@ def _shuffles(session, sql: str) -> list[tuple[str, set[str]]]:
     return out
 
 
-def _shuffle_keys(session, sql: str) -> list[str]:
-    return [k for k, _cols in _shuffles(session, sql)]
-
-
 def test_spark_panel_shuffles_no_person_week_row_by_person(rebuilt):
     """Spark's weekly panel (int_person_week_ny) distributes the spells by person number once; its person-week
     rows (hundreds of millions at 5 national years) are then grouped, joined with the spells and dim_person and
@@ -209,7 +205,7 @@ def test_spark_ydelser_shuffles_the_spells_not_the_person_period_rows(rebuilt):
     docs/scale-out.md).  The rows are DuckDB's (test_spark_builds_every_analysts_model_with_the_same_rows)."""
     _root, _duck, spark, session = rebuilt
     compiled = next((spark.out / "dbt_target" / "compiled").rglob("engines/mart_ydelser_beregning.sql")).read_text()
-    keys = _shuffle_keys(session, compiled)
+    keys = [k for k, _cols in _shuffles(session, compiled)]
     by_person = [k for k in keys if "person_key" in k.split(",")]
     assert by_person and set(by_person) == {"person_key"}, keys
     # the cells are shuffled once, after every person's rows were summed in their partition
