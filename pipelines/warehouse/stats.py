@@ -601,13 +601,21 @@ def maintain_ydelser(con: duckdb.DuckDBPyConnection, model, values: dict) -> int
     per_keys = "periode_type, periode_start"
     cell = f"{per_keys}, geo_niveau, geo_kode, ydelsesgruppe"
     tom = f"geo_niveau = 'land' AND geo_kode = '{LAND_KODE}' AND ydelsesgruppe = '{I_ALT}'"
+    # the empty land row of a period only inside the full computation's range (_model_perioder: the months from the
+    # first spell's month, with their quarters and years): a recounted neighbour month before the first spell
+    # (a spell starting in the ISO week that began in the month before) is no period of the statistics
+    m0 = ("(SELECT coalesce(date_trunc('month', min(startdato)), date_trunc('month', " + _d(h) + ")) "
+          "FROM fct_ydelsesforloeb)")
+    fra_maaned_1 = (f"periode_start >= CASE periode_type WHEN 'maaned' THEN {m0} WHEN 'kvartal' THEN "
+                    f"date_trunc('quarter', {m0}) ELSE date_trunc('year', {m0}) END")
     celler = f"""SELECT {cell}, sum(antal_personer) AS antal_personer, sum(ydelsesuger) AS ydelsesuger,
                 sum(tilgang) AS tilgang, sum(afgang) AS afgang
          FROM (SELECT b.{cell.replace(', ', ', b.')}, b.antal_personer, b.ydelsesuger, b.tilgang, b.afgang
                FROM {q} b JOIN yd_perioder USING ({per_keys})
                QUALIFY b.indlaesning_nr = max(b.indlaesning_nr) OVER (PARTITION BY b.periode_type, b.periode_start)
                UNION ALL SELECT * FROM yd_delta
-               UNION ALL SELECT {per_keys}, 'land', '{LAND_KODE}', '{I_ALT}', 0, 0, 0, 0 FROM ys_per)
+               UNION ALL SELECT {per_keys}, 'land', '{LAND_KODE}', '{I_ALT}', 0, 0, 0, 0 FROM ys_per
+                         WHERE {fra_maaned_1})
          GROUP BY ALL
          HAVING ({tom}) OR sum(antal_personer) <> 0 OR sum(ydelsesuger) <> 0 OR sum(tilgang) <> 0
                 OR sum(afgang) <> 0"""
