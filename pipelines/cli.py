@@ -436,9 +436,14 @@ def warehouse_rebuild_cmd(
 ) -> None:
     """Rebuild the dbt models from the whole lake in one pass (dbt --full-refresh, full_lake): the bitemporal
     versions of every load at once, each payload in the load that brought it in (docs/scale-out.md)."""
+    from pipelines.warehouse.build import WarehouseError
     from pipelines.warehouse.rebuild import rebuild
 
-    r = rebuild(root, target, out, master=master, select=select or None)
+    try:
+        r = rebuild(root, target, out, master=master, select=select or None)
+    except WarehouseError as exc:
+        console.print(f"[red]rebuild refused: {exc}[/red]")
+        raise typer.Exit(1) from None
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in r.step_seconds.items())
     if json_out:
         import dataclasses
@@ -447,9 +452,6 @@ def warehouse_rebuild_cmd(
         json_out.write_text(json.dumps(dataclasses.asdict(r), default=str, indent=1), encoding="utf-8")
     console.print(f"{target}: {len(r.models)} models from {r.payloads} payloads in {r.loads} loads "
                   f"(plan from the {r.plan_source}) into {r.out} in {r.seconds:.1f} s ({steps})")
-    if r.missing_files:
-        console.print(f"[yellow]{r.missing_files} planned payload(s) superseded since and no longer in the lake: the "
-                      "versions they brought (retracted by a correction) are not in the rebuild[/yellow]")
 
 
 @warehouse_app.command("docs")

@@ -21,6 +21,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import os
 import re
 import tempfile
 import time
@@ -349,12 +350,6 @@ def _identity_problem(contract: Contract, key: PayloadKey, accepted: pa.Table,
     return None
 
 
-def _remove(*paths: Path | str | None) -> None:
-    for p in paths:
-        if p:
-            Path(p).unlink(missing_ok=True)
-
-
 def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadKey, data: bytes, ext: str,
                  received_at: str, cursor: tuple[str | None, int, bool] | None = None, *,
                  reject: str | None = None, envelope_reporter: str | None = None,
@@ -496,8 +491,9 @@ def load_payload(zones: Zones, ledger: Ledger, contract: Contract, key: PayloadK
             keys = [Ids(ds, made.combine_chunks())]
         load = LoadCommit(reg.row, out.rows_read, out.accepted, out.quarantined, str(lake_file), msgs, keys,
                           cursor, last_cursor, total)
-        # the superseded version's files leave the lake after the commit (crash-safe)
-        pending.add(load, sha, batch, before, lambda old: _remove_payload_files(zones, contract, old))
+        # the superseded version's files move to the lake's archive after the commit (crash-safe: the sweep
+        # archives what a crash left behind)
+        pending.add(load, sha, batch, before, lambda old: archive_payload_files(zones.root, contract.dataset, old))
         if own:
             pending.settle()
     except Exception as exc:
@@ -511,17 +507,40 @@ def rejected_tag(key: PayloadKey) -> str:
     return "rejected-" + hashlib.sha256(key.source_name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
-def _remove_payload_files(zones: Zones, contract: Contract, row: LedgerRow) -> None:
+def archive_payload_files(root: Path, dataset: str, row: LedgerRow) -> list[Path]:
+    """Move a superseded payload's lake and quarantine files to the lake's archive (``lake/_archive``); returns
+    the archived paths.
+
+    Why not delete them: the warehouse keeps the versions a correction retracted (bitemporal facts), and a one-pass
+    rebuild (``dsdw warehouse rebuild``) must read them to equal the nightly-built warehouse. A rename within one
+    file system: atomic, and idempotent on a rerun (a file already moved is not there to move)."""
     from pipelines.lake.write import quarantine_path
 
     k = row.key
-    _remove(row.lake_path, quarantine_path(zones.root, contract.dataset, k.leveringsdato, k.reporter, row.payload_id))
+    moved = []
+    for src in (row.lake_path, quarantine_path(root, dataset, k.leveringsdato, k.reporter, row.payload_id)):
+        if src and Path(src).exists():
+            moved.append(_archive(root, Path(src)))
+    return moved
+
+
+def _archive(root: Path, src: Path) -> Path:
+    from pipelines.fsio import fsync_dir
+    from pipelines.lake.write import archive_path
+
+    dst = archive_path(root, src)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
+    fsync_dir(src.parent)
+    return dst
 
 
 def sweep_partition(zones: Zones, ledger: Ledger, dataset: str, day: dt.date) -> list[Path]:
-    """Lake and quarantine files of this partition whose payload the ledger no longer has loaded.
+    """Lake and quarantine files of this partition whose payload the ledger no longer has loaded: a superseded
+    payload's are archived (:func:`archive_payload_files`), any other's removed; returns the paths moved or removed.
 
-    A crash between a new version's commit and the removal of the old version's file leaves one
+    A crash between a new version's commit and the archiving of the old version's file leaves one
     behind; so does nothing else. Only files named for a payload the ledger knows are touched.
     """
     from pipelines.lake.write import payload_of
@@ -530,6 +549,7 @@ def sweep_partition(zones: Zones, ledger: Ledger, dataset: str, day: dt.date) ->
     live = {r.payload_id for r in rows if r.status == "loaded"}
     live_q = live | {r.payload_id for r in rows if r.status == "rejected"}
     known = {r.payload_id for r in rows}
+    superseded = {r.payload_id for r in rows if r.status == "superseded"}
     removed = []
     part = zones.lake / dataset / f"leveringsdato={day.isoformat()}"
     qpart = zones.lake / "_quarantine" / f"leveringsdato={day.isoformat()}"
@@ -539,7 +559,10 @@ def sweep_partition(zones: Zones, ledger: Ledger, dataset: str, day: dt.date) ->
         for f in base.glob(pattern):
             pid = payload_of(f)
             if pid in known and pid not in keep:
-                f.unlink(missing_ok=True)
+                if pid in superseded:
+                    _archive(zones.root, f)
+                else:
+                    f.unlink(missing_ok=True)
                 removed.append(f)
     return removed
 

@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.contracts import get_contract
+from pipelines.ingest import archive_payload_files
 from pipelines.lake.schema import arrow_schema
 from pipelines.lake.write import lake_path, write_parquet
 from pipelines.landing.ledger import Ledger, PayloadKey
@@ -97,9 +98,11 @@ def deliver(root: Path, dataset: str, day: dt.date, rows: list[dict[str, Any]], 
         key = PayloadKey("webservice", reporter, dataset, day, source)
         reg = ledger.register(key, pid, hashlib.sha256(body).hexdigest(), len(body), Path(root) / "landing" / pid,
                               ts.isoformat())
-        out = lake_path(root, dataset, day, reporter, source)
+        out = lake_path(root, dataset, day, reporter, pid)
         write_parquet(table, out)
-        ledger.mark_loaded(reg.row, len(full), len(full), 0, str(out))
+        old = ledger.mark_loaded(reg.row, len(full), len(full), 0, str(out))
+        if old is not None:  # a corrected re-delivery (same source and day): the version before is archived
+            archive_payload_files(Path(root), dataset, old)
     finally:
         ledger.close()
     return pid

@@ -74,6 +74,18 @@ def quarantine_path(root: Path | str, dataset: str, leveringsdato: dt.date, repo
             / f"{dataset}__{safe_name(reporter)}__{mid}{safe_name(payload_id)}.parquet")
 
 
+def archive_path(root: Path | str, path: Path | str) -> Path:
+    """Where a superseded payload's lake (or quarantine) file is kept: ``<root>/lake/_archive/<its path in the
+    lake>``.
+
+    Why: a corrected re-delivery retracts its predecessor's rows from the current state, but the versions it
+    retracted are history the warehouse holds (bitemporal facts); a one-pass rebuild reads them from here. Outside
+    the dataset directories, so nothing reading a dataset's live files sees them.
+    """
+    dataset, part, name = Path(path).parts[-3:]  # <dataset or _quarantine>/leveringsdato=.../<file>
+    return Path(root) / "lake" / "_archive" / dataset / part / name
+
+
 def payload_of(path: Path | str) -> str:
     """The payload id a lake or quarantine file belongs to (the part after the last ``__``)."""
     return Path(path).name.removesuffix(".parquet").rsplit("__", 1)[-1]

@@ -79,6 +79,42 @@ def lake_ledger_checks(root: Path | str) -> list[CheckResult]:
             bad.append(("-", f, 0, "empty lake file no loaded payload owns"))
     return [CheckResult("reconcile:ledger=lake per payload", "lake", "reconcile", len(bad), bad[:3],
                         "every loaded payload's rows_accepted = its rows in the lake, and the lake holds "
-                        "rows of loaded payloads only")]
+                        "rows of loaded payloads only"),
+            _archive_check(root, lake)]
+
+
+def _archive_check(root: Path, lake: Path) -> CheckResult:
+    """The lake's archive against the ledger: each archived lake file is the archive's copy of a superseded
+    payload's file (ingest.archive_payload_files) and holds exactly its rows_accepted rows, all of that payload.
+    A superseded payload without an archived file is not a failure: lakes written before the archive existed lack
+    them (``dsdw warehouse rebuild`` reports those as missing)."""
+    from pipelines.lake.write import archive_path
+
+    files = sorted(str(p) for p in (lake / "_archive").glob("*/leveringsdato=*/*.parquet")
+                   if not p.parts[-3].startswith("_"))
+    bad: list[tuple] = []
+    if files:
+        with read_only(root / "ledger.sqlite") as lc:
+            superseded = {pid: (n, str(archive_path(root, path))) for pid, n, path in lc.execute(
+                "SELECT payload_id, rows_accepted, lake_path FROM payloads WHERE status='superseded' "
+                "AND lake_path IS NOT NULL")}
+        con = duckdb.connect()
+        try:
+            flist = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            found = con.execute(f"SELECT filename, _payload_id, count(*) FROM read_parquet([{flist}], filename = true, "
+                                "union_by_name = true) GROUP BY ALL").fetchall()
+        finally:
+            con.close()
+        for fname, pid, n in found:
+            want = superseded.get(pid)
+            if want is None:
+                bad.append((pid, fname, n, "archived rows of a payload the ledger does not have superseded"))
+            elif want[1] != fname:
+                bad.append((pid, fname, n, f"archived in another file than its lake_path's archive {want[1]}"))
+            elif want[0] != n:
+                bad.append((pid, fname, n, f"ledger rows_accepted {want[0]}, archive holds {n}"))
+    return CheckResult("reconcile:ledger=archive per payload", "lake", "reconcile", len(bad), bad[:3],
+                       "every archived lake file holds exactly the rows_accepted rows of the superseded payload "
+                       "whose file it was")
 
 

@@ -47,8 +47,10 @@ from pipelines.warehouse.generate import is_restricted
 from pipelines.warehouse.keys import hmac_pads, key_id, load_key
 
 TARGETS = ("duckdb", "spark")
+# lake_path: where the payload's rows are now (its lake file, or the archive's copy once a correction superseded it:
+# ingest.archive_payload_files); archived: the latter (the models read the archive only for datasets that have one)
 PLAN_SCHEMA = pa.schema([("payload_id", pa.string()), ("dataset", pa.string()), ("lake_path", pa.string()),
-                         ("load_id", pa.string()), ("indlaest_dato", pa.date32())])
+                         ("load_id", pa.string()), ("indlaest_dato", pa.date32()), ("archived", pa.bool_())])
 # meta.load and meta.model_run as the nightly load writes them (build.META_SQL): a rebuild writes one meta.load row
 # per planned load *after* its models ran, as a night does (models reading meta.load see the loads before theirs)
 LOAD_SCHEMA = pa.schema([("load_id", pa.string()), ("indlaest_dato", pa.date32()), ("started_at", pa.timestamp("us", "UTC")),
@@ -77,14 +79,16 @@ class Plan:
 
     @property
     def missing_files(self) -> list[str]:
-        """Planned payloads whose lake file is gone: ingestion removes a superseded payload's files, so the versions
-        a corrected re-delivery retracted are not in a rebuild (their records' current state is)."""
+        """Planned payloads whose rows are neither in the lake nor in its archive (a lake written before ingestion
+        archived superseded payloads): the versions a corrected re-delivery retracted are then not in a rebuild
+        (their records' current state is)."""
         return [p["payload_id"] for p in self.payloads if not Path(p["lake_path"]).exists()]
 
     def tables(self) -> dict[str, pa.Table]:
         """The load's meta tables for a full_lake build (load_increment = every planned payload; the warehouse's
         loaded_payload rows when the plan came from one, for models reading receive times)."""
-        plan = pa.Table.from_pylist(self.payloads, schema=PLAN_SCHEMA)
+        plan = pa.Table.from_pylist([{**p, "archived": bool(p.get("archived"))} for p in self.payloads],
+                                    schema=PLAN_SCHEMA)
         extra = {"loaded_payload": self.loaded_payload} if self.loaded_payload is not None else {}
         last = max(self.payloads, key=lambda p: (p["indlaest_dato"], p["load_id"])) if self.payloads else None
         return {
@@ -133,7 +137,8 @@ def load_plan(root: Path) -> Plan:
         source = "ledger"
         loads = {p: (f"{r['leveringsdato'].isoformat()}-rebuild", r["leveringsdato"])
                  for p, r in ledger.items() if r["status"] == "loaded"}
-    payloads = sorted(({"payload_id": p, "dataset": ledger[p]["dataset"], "lake_path": ledger[p]["lake_path"],
+    payloads = sorted(({"payload_id": p, "dataset": ledger[p]["dataset"],
+                        **_where(root, ledger[p]["lake_path"], ledger[p]["status"]),
                         "load_id": lid, "indlaest_dato": d} for p, (lid, d) in loads.items() if p in ledger),
                       key=lambda x: (x["indlaest_dato"], x["dataset"], x["payload_id"]))
     retracted = []
@@ -147,6 +152,17 @@ def load_plan(root: Path) -> Plan:
     return Plan(payloads, retracted, source, loaded_payload)
 
 
+def _where(root: Path, lake_path: str, status: str) -> dict[str, Any]:
+    """A planned payload's rows: its lake file, or once superseded the lake archive's copy of it."""
+    from pipelines.lake.write import archive_path
+
+    if status == "superseded" and not Path(lake_path).exists():
+        arch = archive_path(root, lake_path)
+        if arch.exists():
+            return {"lake_path": str(arch), "archived": True}
+    return {"lake_path": lake_path, "archived": False}
+
+
 @dataclasses.dataclass
 class RebuildResult:
     target: str
@@ -154,7 +170,6 @@ class RebuildResult:
     plan_source: str
     payloads: int
     loads: int
-    missing_files: int = 0
     models: dict[str, float] = dataclasses.field(default_factory=dict)  # model -> seconds
     step_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
@@ -383,8 +398,13 @@ def rebuild(root: Path, target: str = "duckdb", out: Path | None = None, *, mast
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     plan = load_plan(root)
-    res = RebuildResult(target, out, plan.source, len(plan.payloads), len({p["load_id"] for p in plan.payloads}),
-                        len(plan.missing_files))
+    missing = plan.missing_files
+    if missing:  # refused rather than built without the versions those payloads brought
+        raise B.WarehouseError(
+            f"{len(missing)} planned payload(s) are neither in the lake nor in its archive (e.g. {missing[:3]}): "
+            "superseded before ingestion archived superseded payloads' files, so the versions they brought cannot "
+            "be rebuilt (docs/scale-out.md)")
+    res = RebuildResult(target, out, plan.source, len(plan.payloads), len({p["load_id"] for p in plan.payloads}))
     res.step_seconds["plan"] = time.perf_counter() - t
     if target == "duckdb":
         rebuild_duckdb(root, out, plan, res, select)

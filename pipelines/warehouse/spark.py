@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import os
 import sys
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,11 +142,15 @@ def lake_views(spark: SparkSession, root: Path) -> list[str]:
         if is_restricted(c):
             continue
         schema = from_arrow_schema(arrow_schema(c))
-        path = Path(root) / "lake" / c.dataset
-        # the dataset's directory, not a list of files (Spark lists many paths with a job of its own)
-        df = (spark.read.schema(schema).parquet(str(path)) if any(path.glob("*/*.parquet"))
-              else spark.createDataFrame([], schema))
-        df.select(*schema.fieldNames()).createOrReplaceTempView(f"dsdw_lake__{c.dataset}")
+        # the dataset's directory, not a list of files (Spark lists many paths with a job of its own), and its part
+        # of the lake's archive (superseded payloads, ingest.archive_payload_files): the models take the payloads
+        # of meta.load_plan (a rebuild) or meta.load_increment (a night, never an archived one) from these rows
+        # (two roots of one partitioning: Spark refuses them in one read, so each is read and the two unioned)
+        parts = [spark.read.schema(schema).parquet(str(d)).select(*schema.fieldNames())
+                 for d in (Path(root) / "lake" / c.dataset, Path(root) / "lake" / "_archive" / c.dataset)
+                 if any(d.glob("*/*.parquet"))]
+        df = reduce(lambda x, y: x.unionByName(y), parts) if parts else spark.createDataFrame([], schema)
+        df.createOrReplaceTempView(f"dsdw_lake__{c.dataset}")
         names.append(c.dataset)
     return names
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures_wh import cpr_for, deliver, kg, use_keys
+from fixtures_wh import cpr_for, deliver, kg, uid, use_keys
 
 from pipelines.warehouse.build import load_warehouse, published_path
 from pipelines.warehouse.rebuild import load_plan
@@ -33,7 +34,7 @@ def corrected(tmp_path_factory):
     load_warehouse(root, D1, statistics=False)
     a2 = deliver(root, "kontaktgruppe", D1, [kg(1, P1, "1", "2026-09-01", "2026-09-20", version=2, change="2")])
     b = deliver(root, "kontaktgruppe", D2, [kg(2, P1, "2", "2026-09-21")])
-    load_warehouse(root, D2, statistics=False)
+    load_warehouse(root, D2)  # with the statistics' publication step, which drops superseded computations
     yield root, a, a2, b
     mp.undo()
 
@@ -66,6 +67,45 @@ def test_plan_without_a_warehouse_follows_the_ledger(corrected, tmp_path):
     assert {p["payload_id"]: p["indlaest_dato"] for p in plan.payloads} == {a2: D1, b: D2}
     assert plan.retracted == []
     assert len({p["load_id"] for p in plan.payloads}) == 2
+
+
+def test_superseded_payload_is_archived_and_the_rebuild_equals_the_nightly_warehouse(corrected, tmp_path):
+    """The corrected payload's file moved to the lake's archive (ingest.archive_payload_files), the plan reads it
+    from there, and the one-pass rebuild holds the version the correction retracted, with the loads the nights
+    gave, as the nightly warehouse does: every fact and current state equal to the checksum, every other table
+    equal by rebuild.nightly_differences."""
+    from pipelines.lake.write import archive_path
+    from pipelines.warehouse.rebuild import nightly_differences, rebuild, table_checksums
+
+    root, a, a2, b = corrected
+    plan = load_plan(root)
+    where = {p["payload_id"]: p for p in plan.payloads}
+    assert where[a]["archived"] and Path(where[a]["lake_path"]).is_relative_to(root / "lake" / "_archive")
+    assert not where[a2]["archived"] and not where[b]["archived"] and plan.missing_files == []
+    gone = root / "lake" / "kontaktgruppe" / f"leveringsdato={D1}"
+    assert [f.name for f in gone.glob(f"*{a}*")] == [] and archive_path(root, where[a2]["lake_path"]).parent.is_dir()
+
+    res = rebuild(root, "duckdb", tmp_path / "rb")
+    assert (res.payloads, res.loads) == (3, 2)
+    db = tmp_path / "rb" / "warehouse.duckdb"
+    con = duckdb.connect(str(db), read_only=True)
+    versions = con.execute("SELECT _payload_id, load_id, indlaest_dato, version, slutdato FROM fct_kontaktgruppe "
+                           "WHERE kontaktgruppe_id = ? ORDER BY version", [uid(1)]).fetchall()
+    current = con.execute("SELECT _payload_id, version FROM fct_kontaktgruppe_aktuel WHERE kontaktgruppe_id = ?",
+                          [uid(1)]).fetchall()
+    con.close()
+    nightly = duckdb.connect(str(published_path(root)), read_only=True)
+    load_ids = dict(nightly.execute("SELECT payload_id, load_id FROM meta.loaded_payload").fetchall())
+    nightly.close()
+    # the retracted version (from the archive) with its first night, the correction with the second
+    assert versions == [(a, load_ids[a], D1, 1, None), (a2, load_ids[a2], D2, 2, dt.date(2026, 9, 20))]
+    assert current == [(a2, 2)]
+    sums = table_checksums(db)
+    night = table_checksums(published_path(root), names=set(sums))
+    facts = {t for t in sums if t.startswith("fct_") and t != "fct_person_week"}
+    assert "fct_kontaktgruppe" in facts and "fct_kontaktgruppe_aktuel" in facts
+    assert {t: sums[t] for t in facts} == {t: night[t] for t in facts}
+    assert nightly_differences(db, published_path(root), names=set(night)) == {}
 
 
 def _bench_rebuild():

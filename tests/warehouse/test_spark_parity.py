@@ -320,3 +320,29 @@ def test_timeliness_medians_are_the_same_on_edge_histograms(rebuilt):
     assert {(a, b, c): (p, med) for a, b, c, p, _r, _andel, med, _pa, _ma in duck} == want
     assert all(pa == p and ma == med for _a, _b, _c, p, _r, _andel, med, pa, ma in duck)
     assert [r for r in duck if r[1] == "751" and r[2] == "KG-002"] == []
+
+
+def test_spark_reads_the_archived_versions_of_a_corrected_payload(rebuilt, tmp_path, monkeypatch):
+    """Spark's lake views hold a superseded payload's archived rows beside the live ones (a rebuild's load plan
+    picks the payloads it planned, the retracted versions included); the live lake files alone do not."""
+    import datetime as dt
+
+    from fixtures_wh import cpr_for, deliver, kg, use_keys
+
+    from pipelines.warehouse import spark as S
+
+    tiny_root, _duck, _spark, session = rebuilt
+    use_keys(monkeypatch, tmp_path / "keys")
+    root = tmp_path / "root"
+    day, p1 = dt.date(2026, 10, 1), cpr_for(dt.date(1980, 5, 17), 1)
+    a = deliver(root, "kontaktgruppe", day, [kg(1, p1, "1", "2026-09-01")])
+    a2 = deliver(root, "kontaktgruppe", day, [kg(1, p1, "1", "2026-09-01", "2026-09-20", version=2, change="2")])
+    plan = load_plan(root)
+    assert plan.source == "ledger" and [p["payload_id"] for p in plan.payloads] == [a2]
+    try:
+        S.lake_views(session, root)
+        rows = sorted(tuple(r) for r in session.sql(
+            "SELECT _payload_id, version, CAST(slutdato AS STRING) FROM dsdw_lake__kontaktgruppe").collect())
+    finally:
+        S.lake_views(session, tiny_root)  # the module's other tests read the tiny lake's views
+    assert rows == sorted([(a, 1, None), (a2, 2, "2026-09-20")])

@@ -51,20 +51,23 @@ WHERE r.indlaest_dato = (SELECT indlaest_dato FROM {{ source('meta', 'current_lo
 {#- The lake rows of one dataset a model reads: normally only the files of this load's new payloads
     (meta.load_increment, written by the load's ledger step), so a night reads the night's files; with
     `--vars '{full_lake: true}'` (a one-pass rebuild) the whole hive-partitioned dataset (the source's external
-    location), each row tagged with the load of its payload (`_load_id`, from meta.load_plan; payloads the
-    plan lacks are left out). `typed_empty` gives every contract column its type even when a file predates a
+    location) and, when the plan has superseded payloads of it, the dataset's part of the lake's archive
+    (`_archive/<dataset>`, relative to the lake as the source is), each row tagged with the load of its payload
+    (`_load_id`, from meta.load_plan; payloads the plan lacks are left out). `typed_empty` gives every contract column its type even when a file predates a
     field. Dispatched: Spark reads the lake through views its runner registers (engines.sql). -#}
 {% macro lake_rows(src, dataset, typed_empty) -%}
     {{ return(adapter.dispatch('lake_rows', 'dsdw_warehouse')(src, dataset, typed_empty)) }}
 {%- endmacro %}
 {% macro default__lake_rows(src, dataset, typed_empty) -%}
     {%- if var('full_lake', false) -%}
-        {%- set n = 0 -%}
+        {%- set n, archived = 0, 0 -%}
         {%- if execute -%}
-            {%- set n = run_query("SELECT count(*) FROM " ~ source('meta', 'load_plan') ~ " WHERE dataset = '"
-                                  ~ dataset ~ "'").columns[0].values()[0] -%}
+            {%- set row = run_query("SELECT count(*), count(*) FILTER (WHERE archived) FROM "
+                                    ~ source('meta', 'load_plan') ~ " WHERE dataset = '" ~ dataset ~ "'").rows[0] -%}
+            {%- set n, archived = row[0], row[1] -%}
         {%- endif -%}
-(SELECT l.*, p.load_id AS _load_id FROM (({{ typed_empty }}){% if n %} UNION ALL BY NAME SELECT * FROM {{ src }}{% endif %}) l
+(SELECT l.*, p.load_id AS _load_id FROM (({{ typed_empty }}){% if n %} UNION ALL BY NAME SELECT * FROM {{ src }}{% endif %}
+    {%- if archived %} UNION ALL BY NAME SELECT * FROM read_parquet('_archive/{{ dataset }}/*/*.parquet', hive_partitioning = true, union_by_name = true){% endif %}) l
  JOIN {{ source('meta', 'load_plan') }} p ON p.payload_id = l._payload_id)
     {%- else -%}
         {%- set files = [] -%}
