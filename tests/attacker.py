@@ -138,8 +138,8 @@ class Attack:
                     if lhs:
                         self.rows.append((lhs, cb - ca, cb - ca))
 
-    def intervals(self, which: list[tuple[int, tuple, int]] | None = None) -> dict:
-        """[min, max] over the integer points of every hidden cell (or of ``which``)."""
+    def _model(self) -> tuple[int, LinearConstraint | None, np.ndarray]:
+        """The relations as one constraint matrix (checked against the truth) and the truth as a point."""
         n = len(self.truth)
         a = np.zeros((len(self.rows), n))
         lo = np.array([r[1] for r in self.rows])
@@ -149,19 +149,48 @@ class Attack:
                 a[i, v] = c
         x0 = np.array(self.truth)
         assert (a @ x0 >= lo - 1e-6).all() and (a @ x0 <= hi + 1e-6).all(), "the truth violates a relation"
-        cons = LinearConstraint(a, lo, hi) if len(self.rows) else None
+        return n, (LinearConstraint(a, lo, hi) if len(self.rows) else None), x0
+
+    @staticmethod
+    def _solve(n: int, cons: LinearConstraint | None, v: int, sign: float) -> np.ndarray:
+        c = np.zeros(n)
+        c[v] = sign
+        r = milp(c, constraints=cons, integrality=np.ones(n), bounds=Bounds(0, 10**7))
+        assert r.status == 0, r.message
+        return np.round(r.x)
+
+    def intervals(self, which: list[tuple[int, tuple, int]] | None = None) -> dict:
+        """[min, max] over the integer points of every hidden cell (or of ``which``): both integer programs each."""
+        n, cons, _x0 = self._model()
         out = {}
-        targets = which if which is not None else list(self.var)
-        for t in targets:
+        for t in (which if which is not None else list(self.var)):
             v = self.var[t]
-            res = []
+            out[t] = (self._solve(n, cons, v, 1.0)[v], self._solve(n, cons, v, -1.0)[v])
+        return out
+
+    def bounds(self, min_width: float, which: list[tuple[int, tuple, int]] | None = None) -> dict:
+        """Per hidden cell (or ``which``): its exact [min, max] when that is narrower than ``min_width``, else an
+        interval of integer points at least ``min_width`` wide inside it -- what a test that no cell is narrow needs.
+
+        Every integer program's optimum is a point of the relations, so it bounds *every* cell from inside: the
+        cells spanned by the points found so far (the truth first) need no program of their own. Sound: the true
+        interval contains every point's value. (On the suppression tests' grids most cells are spanned after a
+        few programs: ~3x fewer solves than :meth:`intervals`.)"""
+        n, cons, x0 = self._model()
+        seen_lo, seen_hi = x0.copy(), x0.copy()
+
+        def wide(v: int) -> bool:
+            return width(seen_lo[v], seen_hi[v]) >= min_width
+
+        out = {}
+        for t in (which if which is not None else list(self.var)):
+            v = self.var[t]
             for sign in (1.0, -1.0):
-                c = np.zeros(n)
-                c[v] = sign
-                r = milp(c, constraints=cons, integrality=np.ones(n), bounds=Bounds(0, 10**7))
-                assert r.status == 0, r.message
-                res.append(sign * r.fun)
-            out[t] = (res[0], res[1])
+                if not wide(v):
+                    x = self._solve(n, cons, v, sign)
+                    np.minimum(seen_lo, x, out=seen_lo)
+                    np.maximum(seen_hi, x, out=seen_hi)
+            out[t] = (seen_lo[v], seen_hi[v])
         return out
 
 

@@ -98,7 +98,7 @@ class Nights:
     def attack(self) -> dict:
         """The independent attacker over every vintage (with the truth of its night) and the current state,
         every pair of editions compared; returns the intervals of every unknown that is a hidden figure (or a
-        moved one not yet published)."""
+        moved one not yet published): exact where narrower than the threshold (Attack.bounds)."""
         att = Attack()
         eds: list[dict] = []
         moved: list[set] = []
@@ -122,7 +122,7 @@ class Nights:
                 return True
             return last[t[1]][1][t[2]] is not None and (t[1], t[2]) not in moved[i]
 
-        return att.intervals([t for t in att.var if check(t)])
+        return att.bounds(GRAENSE, [t for t in att.var if check(t)])
 
     def exact_audit(self) -> list[int]:
         """The production's model of the same attacker (suppression.with_context), audited with both LPs of every

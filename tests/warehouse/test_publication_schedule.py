@@ -137,7 +137,7 @@ def test_an_unchanged_period_keeps_its_vintage_and_the_combination_pins_nothing(
     assert any(p[1][0] is None for p in a2.values())
     e1, e2 = att.add(a1), att.add(a2)
     att.same(e1, a1, e2, a2)
-    got = att.intervals()
+    got = att.bounds(GRAENSE)
     assert got and min(width(lo, hi) for lo, hi in got.values()) >= GRAENSE
 
 
