@@ -80,9 +80,41 @@ def build_dbt_assets(manifest: Path = MANIFEST) -> dg.AssetsDefinition:
         res = load_warehouse_dbt(Path(dsdw.root), day, invoke=invoke)
         context.log.info(f"load {res.load_id}: {res.payloads} payloads, {sum(res.rows_staged.values())} rows "
                          f"staged, published {res.published}")
-        yield from events
+        yield from with_unchanged_models(context, events)
 
     return warehouse_dbt
+
+
+def with_unchanged_models(context: dg.AssetExecutionContext, events: list) -> list:
+    """dbt's events, with a materialization for each model of the run that the night's dbt selection left out, the
+    models in the order of their dependencies (Dagster's rule for a multi-asset), then the checks.
+
+    Why: a night builds only the models downstream of the datasets with new payloads (dbt_runner.nightly_selection),
+    and dagster-dbt reports only the models dbt ran; Dagster then skips every asset after an unreported one, so the
+    published warehouse (and its ledger-against-lake check) was skipped on every night but the first. A model the
+    night left out is current as of the night (its inputs did not change), so its partition is the night's state:
+    reported as such, with why it was not rebuilt."""
+    import graphlib
+
+    deps = context.assets_def.asset_deps
+    outputs: dict[dg.AssetKey, Any] = {}
+    rest = []
+    for ev in events:
+        if isinstance(ev, dg.Output):
+            outputs[context.asset_key_for_output(ev.output_name)] = ev
+        else:
+            rest.append(ev)
+    order = graphlib.TopologicalSorter({k: {d for d in v if d in deps} for k, v in deps.items()}).static_order()
+    out = []
+    for k in order:
+        if k in outputs:
+            out.append(outputs[k])
+        elif k in context.selected_asset_keys:
+            out.append(dg.MaterializeResult(asset_key=k, metadata={
+                "dsdw/rebuilt": False,
+                "dsdw/why": "unchanged: the night's load changed none of its inputs, so the night's dbt selection "
+                            "left it out (dbt_runner.nightly_selection)"}))
+    return out + rest
 
 
 def make_dbt_defs(dsdw: DsdwResource, manifest: Path = MANIFEST) -> dg.Definitions:

@@ -56,3 +56,36 @@ def test_materialize_loads_publishes_and_checks(tmp_path, monkeypatch):
     con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM fct_kontaktgruppe").fetchone()[0] == 2
     con.close()
+
+    # the second night, the nightly selection through dagster-dbt (every Dagster night after the first failed on
+    # its arguments once): the file corrected (k1 ended; the payload superseded and archived) loads and retracts
+    deliver(root, "kontaktgruppe", day, [
+        {"kontaktgruppe_id": "k1", "cpr": cpr_for(dt.date(1970, 1, 1), 1), "kontaktgruppe": "1",
+         "startdato": dt.date(2026, 9, 1), "slutdato": dt.date(2026, 9, 9), "version": 2, "aendringstype": "2"},
+        {"kontaktgruppe_id": "k2", "cpr": cpr_for(dt.date(1970, 1, 1), 1), "kontaktgruppe": "2",
+         "startdato": dt.date(2026, 9, 10)}])
+    night2 = day + dt.timedelta(days=1)
+    res = dg.materialize(wh["assets"], partition_key=night2.isoformat(), run_config=QUIET, raise_on_error=False,
+                         resources={"dsdw": DsdwResource(root=str(root), sources_file="unused"), **wh["resources"]})
+    assert res.success
+    checks = {c.check_name: c for c in res.get_asset_check_evaluations()}
+    # every model of the run is reported for the night (the ones it did not rebuild as such), so the published
+    # warehouse and its reconciliation ran after them
+    night_mats = {e.asset_key: e.step_materialization_data.materialization.metadata
+                  for e in res.get_asset_materialization_events()}
+    assert PUBLISHED in night_mats and set(wh["assets"][0].keys) <= set(night_mats)
+    kept = [k for k, m in night_mats.items() if "dsdw/rebuilt" in m]
+    assert kept and dg.AssetKey(["warehouse", "fct_kontaktgruppe"]) not in kept
+    assert all(night_mats[k]["dsdw/rebuilt"].value is False for k in kept)
+    assert checks["reconcile_ledger_lake"].passed
+    assert not [n for n, c in checks.items() if n.startswith("dsdw_no_overlap") and "kontaktgruppe" in n and
+                not c.passed]  # k1 now ends before k2 starts
+    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT kontaktgruppe_id, version, CAST(slutdato AS VARCHAR) FROM fct_kontaktgruppe_aktuel "
+                           "ORDER BY 1").fetchall() == [("k1", 2, "2026-09-09"), ("k2", 1, None)]
+        assert con.execute("SELECT count(*), count(DISTINCT load_id) FROM fct_kontaktgruppe").fetchone() == (4, 2)
+        assert con.execute("SELECT count(*) FROM meta.retracted_payload WHERE indlaest_dato = ?",
+                           [night2]).fetchone()[0] == 1
+    finally:
+        con.close()
