@@ -492,7 +492,7 @@ def test_the_lake_equals_the_ledger_per_payload_and_holds_nothing_rejected(corpu
     superseded = {r.payload_id for r in corpus["rows"] if r.status == "superseded" and r.lake_path}
     archived = {p.name.removesuffix(".parquet").rsplit("__", 1)[-1]
                 for p in (root / "lake" / "_archive").glob("*/leveringsdato=*/*.parquet") if not p.parts[-3].startswith("_")}
-    assert archived == superseded
+    assert archived == superseded  # nothing archived but a superseded version's file
     rejected = {r.payload_id for r in corpus["rows"] if r.status != "loaded"}
     for p in (root / "lake").glob("*/leveringsdato=*/*.parquet"):
         if p.parts[-3].startswith("_"):
