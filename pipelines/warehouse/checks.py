@@ -87,7 +87,7 @@ def _archive_check(root: Path, lake: Path) -> CheckResult:
     """The lake's archive against the ledger: each archived lake file is the archive's copy of a superseded
     payload's file (ingest.archive_payload_files) and holds exactly its rows_accepted rows, all of that payload.
     A superseded payload without an archived file is not a failure: lakes written before the archive existed lack
-    them (``dsdw warehouse rebuild`` reports those as missing)."""
+    them (``dsdw warehouse rebuild`` refuses such a lake, naming them)."""
     from pipelines.lake.write import archive_path
 
     files = sorted(str(p) for p in (lake / "_archive").glob("*/leveringsdato=*/*.parquet")

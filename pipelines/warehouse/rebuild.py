@@ -80,8 +80,8 @@ class Plan:
     @property
     def missing_files(self) -> list[str]:
         """Planned payloads whose rows are neither in the lake nor in its archive (a lake written before ingestion
-        archived superseded payloads): the versions a corrected re-delivery retracted are then not in a rebuild
-        (their records' current state is)."""
+        archived superseded payloads): :func:`rebuild` refuses such a plan rather than build without the versions
+        they brought."""
         return [p["payload_id"] for p in self.payloads if not Path(p["lake_path"]).exists()]
 
     def tables(self) -> dict[str, pa.Table]:

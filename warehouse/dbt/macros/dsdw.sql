@@ -53,8 +53,8 @@ WHERE r.indlaest_dato = (SELECT indlaest_dato FROM {{ source('meta', 'current_lo
     `--vars '{full_lake: true}'` (a one-pass rebuild) the whole hive-partitioned dataset (the source's external
     location) and, when the plan has superseded payloads of it, the dataset's part of the lake's archive
     (`_archive/<dataset>`, relative to the lake as the source is), each row tagged with the load of its payload
-    (`_load_id`, from meta.load_plan; payloads the plan lacks are left out). `typed_empty` gives every contract column its type even when a file predates a
-    field. Dispatched: Spark reads the lake through views its runner registers (engines.sql). -#}
+    (`_load_id`, from meta.load_plan; payloads the plan lacks are left out). `typed_empty` gives every contract
+    column its type even when a file predates a field. Dispatched: Spark reads the lake through views its runner registers (engines.sql). -#}
 {% macro lake_rows(src, dataset, typed_empty) -%}
     {{ return(adapter.dispatch('lake_rows', 'dsdw_warehouse')(src, dataset, typed_empty)) }}
 {%- endmacro %}
