@@ -387,11 +387,40 @@ def rebuild_spark(root: Path, out: Path, plan: Plan, res: RebuildResult, master:
         res.step_seconds["publish"] = time.perf_counter() - t
 
 
+def spark_prerequisites() -> None:
+    """Refuse the spark target at once, saying what to install, when its parts are missing: pyspark and dbt-spark
+    (the optional ``spark`` extra) and a Java runtime (else the first the user sees is a Java gateway's stack trace
+    after the plan was read)."""
+    import importlib.util
+    import os
+    import shutil as sh
+
+    missing = [m for m, mod in (("pyspark", "pyspark"), ("dbt-spark", "dbt.adapters.spark"))
+               if _find_spec(importlib.util, mod) is None]
+    java_home = os.environ.get("JAVA_HOME")
+    if not (sh.which("java") or (java_home and Path(java_home, "bin", "java").exists())):
+        missing.append("a Java 17 runtime")
+    if missing:
+        raise B.WarehouseError(
+            f"the spark target needs {', '.join(missing)}: pip install -e '.[spark]' (pyspark with Spark's jars, "
+            "dbt-spark) and a Java 17 runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; `make test` "
+            "installs both)")
+
+
+def _find_spec(util: Any, module: str) -> Any:
+    try:
+        return util.find_spec(module)
+    except ModuleNotFoundError:  # a parent package is missing
+        return None
+
+
 def rebuild(root: Path, target: str = "duckdb", out: Path | None = None, *, master: str | None = None,
             select: list[str] | None = None, threads: int | None = None, **session_kw: Any) -> RebuildResult:
     """Rebuild every dbt model of ``target`` from the whole lake of ``root`` into ``out`` in one pass."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+    if target == "spark":
+        spark_prerequisites()
     t0 = time.perf_counter()
     root = Path(root)
     out = Path(out) if out else default_out(root, target)

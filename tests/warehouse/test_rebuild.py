@@ -108,6 +108,25 @@ def test_superseded_payload_is_archived_and_the_rebuild_equals_the_nightly_wareh
     assert nightly_differences(db, published_path(root), names=set(night)) == {}
 
 
+def test_the_spark_target_says_what_to_install_when_java_or_pyspark_is_missing(monkeypatch, tmp_path):
+    """Refused before anything is read or written, naming the parts and how to install them."""
+    import importlib.util
+    import shutil as sh
+
+    from pipelines.warehouse.build import WarehouseError
+    from pipelines.warehouse.rebuild import rebuild
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(sh, "which", lambda name, *a, **k: None)
+    with pytest.raises(WarehouseError, match="a Java 17 runtime.*openjdk-17-jre-headless"):
+        rebuild(tmp_path / "root", "spark", tmp_path / "out")
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m.startswith("pyspark") else find(m, *a))
+    with pytest.raises(WarehouseError, match=r"needs pyspark, a Java 17 runtime: pip install -e '\.\[spark\]'"):
+        rebuild(tmp_path / "root", "spark", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def _bench_rebuild():
     """bench/bench_rebuild.py as a module (bench/ is not a package)."""
     import sys
