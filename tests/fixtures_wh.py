@@ -71,8 +71,9 @@ def kg(key: str | int, cpr: str, group: str, start: str, end: str | None = None,
 
 
 def deliver(root: Path, dataset: str, day: dt.date, rows: list[dict[str, Any]], reporter: str = "101",
-            source: str = "test") -> str:
-    """Write ``rows`` as one loaded lake payload of ``dataset`` delivered on ``day``; returns its payload id."""
+            source: str = "test", arrived: dt.date | None = None) -> str:
+    """Write ``rows`` as one loaded lake payload of ``dataset`` delivered on ``day``; returns its payload id.
+    ``arrived``: the later day whose folder offered it (a late file, or a correction sent after its day)."""
     c = get_contract(dataset)
     schema = arrow_schema(c)
     ts = dt.datetime.combine(day, dt.time(12, 0), tzinfo=TZ)
@@ -97,7 +98,7 @@ def deliver(root: Path, dataset: str, day: dt.date, rows: list[dict[str, Any]], 
     try:
         key = PayloadKey("webservice", reporter, dataset, day, source)
         reg = ledger.register(key, pid, hashlib.sha256(body).hexdigest(), len(body), Path(root) / "landing" / pid,
-                              ts.isoformat())
+                              ts.isoformat(), arrived=arrived)
         out = lake_path(root, dataset, day, reporter, pid)
         write_parquet(table, out)
         old = ledger.mark_loaded(reg.row, len(full), len(full), 0, str(out))

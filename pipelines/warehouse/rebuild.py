@@ -8,8 +8,9 @@ history views come out as the nightly loads made them, computed in one pass.
 
 The plan: the ledger's payloads that reached the lake, each with the load of the warehouse's
 ``meta.loaded_payload`` when a warehouse exists (a rebuild after a model change reproduces its loads, load ids
-included); without one, each payload on its leveringsdato (a daily schedule; corrected payloads that were
-superseded are left out, as if the correction came before the night's load). Retractions follow the ledger's
+included); without one, each payload on the day that offered it (a daily schedule, :func:`_ledger_nights`; a
+payload superseded by a correction offered on a later day is planned from the lake's archive, one superseded the
+same day is left out, as it never reached a night). Retractions follow the ledger's
 ``supersedes`` chain: a payload in the plan superseding one loaded before retracts it at its own load.
 
 Targets: ``duckdb`` writes a new analysts' database and a sealed restricted one (in ``out``); ``spark`` builds the
@@ -117,10 +118,12 @@ def load_plan(root: Path) -> Plan:
     """The plan from the ledger and, when it exists, the published warehouse's loads (module docstring)."""
     root = Path(root)
     with read_only(root / "ledger.sqlite") as lc:
-        rows = lc.execute("SELECT payload_id, dataset, leveringsdato, lake_path, supersedes, status FROM payloads "
+        rows = lc.execute("SELECT payload_id, dataset, leveringsdato, lake_path, supersedes, status, "
+                          "coalesce(arrived, leveringsdato) FROM payloads "
                           "WHERE status IN ('loaded', 'superseded') AND lake_path IS NOT NULL").fetchall()
     ledger = {r[0]: {"payload_id": r[0], "dataset": r[1], "leveringsdato": dt.date.fromisoformat(r[2]),
-                     "lake_path": r[3], "supersedes": r[4], "status": r[5]} for r in rows}
+                     "lake_path": r[3], "supersedes": r[4], "status": r[5], "offered": dt.date.fromisoformat(r[6])}
+              for r in rows}
     loads: dict[str, tuple[str, dt.date]] = {}
     pub = B.published_path(root)
     loaded_payload = None
@@ -135,8 +138,7 @@ def load_plan(root: Path) -> Plan:
         source = "warehouse"
     else:
         source = "ledger"
-        loads = {p: (f"{r['leveringsdato'].isoformat()}-rebuild", r["leveringsdato"])
-                 for p, r in ledger.items() if r["status"] == "loaded"}
+        loads = {p: (f"{d.isoformat()}-rebuild", d) for p, d in _ledger_nights(root, ledger).items()}
     payloads = sorted(({"payload_id": p, "dataset": ledger[p]["dataset"],
                         **_where(root, ledger[p]["lake_path"], ledger[p]["status"]),
                         "load_id": lid, "indlaest_dato": d} for p, (lid, d) in loads.items() if p in ledger),
@@ -150,6 +152,21 @@ def load_plan(root: Path) -> Plan:
             retracted.append({"payload_id": old, "dataset": p["dataset"], "superseded_by": p["payload_id"],
                               "indlaest_dato": p["indlaest_dato"], "load_id": p["load_id"]})
     return Plan(payloads, retracted, source, loaded_payload)
+
+
+def _ledger_nights(root: Path, ledger: dict[str, dict]) -> dict[str, dt.date]:
+    """Without a warehouse: each payload's night is the day that offered it (a late file's folder day, else its
+    leveringsdato), as a daily load after each day's ingestion takes it. A superseded payload is planned when the
+    payload that superseded it was offered on a later day (a night loaded it first, and the correction retracts it)
+    and its file is in the lake's archive; one superseded the same day never reached a night (a lake from before
+    the archive: left out, as if corrected before the night)."""
+    successor = {r["supersedes"]: p for p, r in ledger.items() if r["supersedes"]}
+
+    def reached_a_night(p: str, r: dict) -> bool:
+        nxt = ledger.get(successor.get(p, ""))
+        return nxt is not None and nxt["offered"] > r["offered"] and _where(root, r["lake_path"], r["status"])["archived"]
+
+    return {p: r["offered"] for p, r in ledger.items() if r["status"] == "loaded" or reached_a_night(p, r)}
 
 
 def _where(root: Path, lake_path: str, status: str) -> dict[str, Any]:

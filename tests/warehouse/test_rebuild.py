@@ -32,7 +32,9 @@ def corrected(tmp_path_factory):
     root = base / "root"
     a = deliver(root, "kontaktgruppe", D1, [kg(1, P1, "1", "2026-09-01")])
     load_warehouse(root, D1, statistics=False)
-    a2 = deliver(root, "kontaktgruppe", D1, [kg(1, P1, "1", "2026-09-01", "2026-09-20", version=2, change="2")])
+    # the file of D1 corrected, sent on D2 (filed under D1, offered in D2's folder)
+    a2 = deliver(root, "kontaktgruppe", D1, [kg(1, P1, "1", "2026-09-01", "2026-09-20", version=2, change="2")],
+                 arrived=D2)
     b = deliver(root, "kontaktgruppe", D2, [kg(2, P1, "2", "2026-09-21")])
     load_warehouse(root, D2)  # with the statistics' publication step, which drops superseded computations
     yield root, a, a2, b
@@ -63,10 +65,33 @@ def test_plan_without_a_warehouse_follows_the_ledger(corrected, tmp_path):
     assert not published_path(copy).exists()
     plan = load_plan(copy)
     assert plan.source == "ledger"
-    # the superseded payload is left out (as if corrected before the night's load); one load per leveringsdato
-    assert {p["payload_id"]: p["indlaest_dato"] for p in plan.payloads} == {a2: D1, b: D2}
-    assert plan.retracted == []
+    # each payload on the day that offered it, the corrected one from the archive until its correction's day: the
+    # nights the warehouse ran
+    assert {p["payload_id"]: p["indlaest_dato"] for p in plan.payloads} == {a: D1, a2: D2, b: D2}
+    assert [(r["payload_id"], r["superseded_by"], r["indlaest_dato"]) for r in plan.retracted] == [(a, a2, D2)]
     assert len({p["load_id"] for p in plan.payloads}) == 2
+    # rebuilt from the lake alone (the warehouse lost), the facts hold the nights' versions: equal to the nightly
+    # warehouse's but for the load ids, which only the warehouse knew
+    from pipelines.warehouse.rebuild import rebuild
+
+    rebuild(copy, "duckdb", tmp_path / "rb")
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{tmp_path / 'rb' / 'warehouse.duckdb'}' AS r (READ_ONLY)")
+    con.execute(f"ATTACH '{published_path(root)}' AS n (READ_ONLY)")
+    for t in ("fct_kontaktgruppe", "fct_kontaktgruppe_aktuel", "fct_ydelsesforloeb", "dim_person"):
+        cols = ", ".join(c for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = 'n' AND table_name = ? "
+            "AND column_name <> 'load_id'", [t]).fetchall())
+        rows = con.execute(f"SELECT {cols} FROM n.main.{t} ORDER BY ALL").fetchall()
+        assert rows and con.execute(f"SELECT {cols} FROM r.main.{t} ORDER BY ALL").fetchall() == rows, t
+    assert con.execute("SELECT count(*) FROM r.main.fct_kontaktgruppe").fetchone()[0] == 3  # a's version kept
+    con.close()
+    # the same correction offered on its own day never reached a night: left out
+    same_day = tmp_path / "same_day"
+    c1 = deliver(same_day, "kontaktgruppe", D1, [kg(7, P1, "1", "2026-09-01")])
+    c2 = deliver(same_day, "kontaktgruppe", D1, [kg(7, P1, "1", "2026-09-01", "2026-09-20", version=2, change="2")])
+    plan = load_plan(same_day)
+    assert [p["payload_id"] for p in plan.payloads] == [c2] and plan.retracted == [] and c1 != c2
 
 
 def test_superseded_payload_is_archived_and_the_rebuild_equals_the_nightly_warehouse(corrected, tmp_path):
