@@ -74,6 +74,10 @@ def quarantine_path(root: Path | str, dataset: str, leveringsdato: dt.date, repo
             / f"{dataset}__{safe_name(reporter)}__{mid}{safe_name(payload_id)}.parquet")
 
 
+# the lake's archive of superseded payloads' files: <root>/lake/_archive/<dataset or _quarantine>/leveringsdato=D/
+ARCHIVE_DIR = "_archive"
+
+
 def archive_path(root: Path | str, path: Path | str) -> Path:
     """Where a superseded payload's lake (or quarantine) file is kept: ``<root>/lake/_archive/<its path in the
     lake>``.
@@ -83,7 +87,7 @@ def archive_path(root: Path | str, path: Path | str) -> Path:
     the dataset directories, so nothing reading a dataset's live files sees them.
     """
     dataset, part, name = Path(path).parts[-3:]  # <dataset or _quarantine>/leveringsdato=.../<file>
-    return Path(root) / "lake" / "_archive" / dataset / part / name
+    return Path(root) / "lake" / ARCHIVE_DIR / dataset / part / name
 
 
 def payload_of(path: Path | str) -> str:

@@ -47,18 +47,8 @@ def lake_ledger_checks(root: Path | str) -> list[CheckResult]:
     with read_only(ledger) as lc:
         loaded = {pid: (ds, n, path) for pid, ds, n, path in lc.execute(
             "SELECT payload_id, dataset, rows_accepted, lake_path FROM payloads WHERE status='loaded'")}
-    files = sorted(str(p) for p in lake.glob("*/leveringsdato=*/*.parquet") if not p.parts[-3].startswith("_"))
-    found: dict[tuple[str, str], int] = {}
-    if files:
-        con = duckdb.connect()
-        try:
-            flist = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            for fname, pid, n in con.execute(
-                    f"SELECT filename, _payload_id, count(*) FROM read_parquet([{flist}], filename = true, "
-                    "union_by_name = true) GROUP BY ALL").fetchall():
-                found[(fname, pid)] = n
-        finally:
-            con.close()
+    files = _dataset_files(lake)
+    found = {(fname, pid): n for fname, pid, n in _rows_per_file(files)}
     bad: list[tuple] = []
     in_files: dict[str, list[str]] = {}
     for (fname, pid), n in found.items():
@@ -83,29 +73,39 @@ def lake_ledger_checks(root: Path | str) -> list[CheckResult]:
             _archive_check(root, lake)]
 
 
+def _dataset_files(base: Path) -> list[str]:
+    """The datasets' Parquet files under ``base`` (the lake, or its archive), the quarantine and archive left out."""
+    return sorted(str(p) for p in base.glob("*/leveringsdato=*/*.parquet") if not p.parts[-3].startswith("_"))
+
+
+def _rows_per_file(files: list[str]) -> list[tuple[str, str, int]]:
+    """(file, payload id, rows) of every payload id in ``files``."""
+    if not files:
+        return []
+    con = duckdb.connect()
+    try:
+        flist = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        return con.execute(f"SELECT filename, _payload_id, count(*) FROM read_parquet([{flist}], filename = true, "
+                           "union_by_name = true) GROUP BY ALL").fetchall()
+    finally:
+        con.close()
+
+
 def _archive_check(root: Path, lake: Path) -> CheckResult:
     """The lake's archive against the ledger: each archived lake file is the archive's copy of a superseded
     payload's file (ingest.archive_payload_files) and holds exactly its rows_accepted rows, all of that payload.
     A superseded payload without an archived file is not a failure: lakes written before the archive existed lack
     them (``dsdw warehouse rebuild`` refuses such a lake, naming them)."""
-    from pipelines.lake.write import archive_path
+    from pipelines.lake.write import ARCHIVE_DIR, archive_path
 
-    files = sorted(str(p) for p in (lake / "_archive").glob("*/leveringsdato=*/*.parquet")
-                   if not p.parts[-3].startswith("_"))
+    files = _dataset_files(lake / ARCHIVE_DIR)
     bad: list[tuple] = []
     if files:
         with read_only(root / "ledger.sqlite") as lc:
             superseded = {pid: (n, str(archive_path(root, path))) for pid, n, path in lc.execute(
                 "SELECT payload_id, rows_accepted, lake_path FROM payloads WHERE status='superseded' "
                 "AND lake_path IS NOT NULL")}
-        con = duckdb.connect()
-        try:
-            flist = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            found = con.execute(f"SELECT filename, _payload_id, count(*) FROM read_parquet([{flist}], filename = true, "
-                                "union_by_name = true) GROUP BY ALL").fetchall()
-        finally:
-            con.close()
-        for fname, pid, n in found:
+        for fname, pid, n in _rows_per_file(files):
             want = superseded.get(pid)
             if want is None:
                 bad.append((pid, fname, n, "archived rows of a payload the ledger does not have superseded"))

@@ -88,8 +88,7 @@ class Plan:
     def tables(self) -> dict[str, pa.Table]:
         """The load's meta tables for a full_lake build (load_increment = every planned payload; the warehouse's
         loaded_payload rows when the plan came from one, for models reading receive times)."""
-        plan = pa.Table.from_pylist([{**p, "archived": bool(p.get("archived"))} for p in self.payloads],
-                                    schema=PLAN_SCHEMA)
+        plan = pa.Table.from_pylist(self.payloads, schema=PLAN_SCHEMA)
         extra = {"loaded_payload": self.loaded_payload} if self.loaded_payload is not None else {}
         last = max(self.payloads, key=lambda p: (p["indlaest_dato"], p["load_id"])) if self.payloads else None
         return {
@@ -412,8 +411,13 @@ def spark_prerequisites() -> None:
     import os
     import shutil as sh
 
-    missing = [m for m, mod in (("pyspark", "pyspark"), ("dbt-spark", "dbt.adapters.spark"))
-               if _find_spec(importlib.util, mod) is None]
+    def absent(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except ModuleNotFoundError:  # a parent package is missing
+            return True
+
+    missing = [m for m, mod in (("pyspark", "pyspark"), ("dbt-spark", "dbt.adapters.spark")) if absent(mod)]
     java_home = os.environ.get("JAVA_HOME")
     if not (sh.which("java") or (java_home and Path(java_home, "bin", "java").exists())):
         missing.append("a Java 17 runtime")
@@ -422,13 +426,6 @@ def spark_prerequisites() -> None:
             f"the spark target needs {', '.join(missing)}: pip install -e '.[spark]' (pyspark with Spark's jars, "
             "dbt-spark) and a Java 17 runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; `make test` "
             "installs both)")
-
-
-def _find_spec(util: Any, module: str) -> Any:
-    try:
-        return util.find_spec(module)
-    except ModuleNotFoundError:  # a parent package is missing
-        return None
 
 
 def rebuild(root: Path, target: str = "duckdb", out: Path | None = None, *, master: str | None = None,

@@ -136,6 +136,7 @@ def lake_views(spark: SparkSession, root: Path) -> list[str]:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from pipelines.lake.schema import arrow_schema
+    from pipelines.lake.write import ARCHIVE_DIR
 
     names = []
     for c in load_contracts().values():
@@ -147,7 +148,7 @@ def lake_views(spark: SparkSession, root: Path) -> list[str]:
         # of meta.load_plan (a rebuild) or meta.load_increment (a night, never an archived one) from these rows
         # (two roots of one partitioning: Spark refuses them in one read, so each is read and the two unioned)
         parts = [spark.read.schema(schema).parquet(str(d)).select(*schema.fieldNames())
-                 for d in (Path(root) / "lake" / c.dataset, Path(root) / "lake" / "_archive" / c.dataset)
+                 for d in (Path(root) / "lake" / c.dataset, Path(root) / "lake" / ARCHIVE_DIR / c.dataset)
                  if any(d.glob("*/*.parquet"))]
         df = reduce(lambda x, y: x.unionByName(y), parts) if parts else spark.createDataFrame([], schema)
         df.createOrReplaceTempView(f"dsdw_lake__{c.dataset}")
