@@ -1,14 +1,14 @@
-"""The nightly unseal + seal of a real restricted database before and after its one-copy form.
+"""The nightly unseal + seal of a real restricted database: sealed as one age file against sealed in chunks.
 
-Why: every load decrypts the restricted database into memory and encrypts it again whole, so that step grows
-with the history (on the national run 3.7 s at 1 year, 13.5 s at 5 years: docs/warehouse_bench.md). The
-restricted database held each health record twice (the versions and the ``_aktuel`` table, each with an ART
-index) plus the free blocks DuckDB keeps. This takes a sealed restricted database a benchmark left (the national
-5-year one), measures the step as it is, converts it the way the first build after the change does (the
-``_aktuel`` tables become views, the person_key indexes are dropped, the sealing compacts the sparse file) and
-measures the step again, in one invocation; sizes and what the blocks hold before and after are recorded.
+Why: every load decrypts the restricted database into memory and seals it again. Sealed as one age file the step
+grew with the years of health facts kept (national, bench/results/warehouse_national_s15.json: 1.2 s a night at 1
+year, 4.9 s at 5 years). Sealed in chunks (pipelines.warehouse.sealed.seal_chunks) a night writes only the chunks
+it changed. This takes the restricted database of a benchmark root (either form), and in one invocation times
+``--nights`` nights in each form on the same plaintext: unseal, a night's change (rows appended to the largest
+table, as many as a national night's SSI increment, plus new persons, then a checkpoint, as a load does), seal.
+The national warehouse benchmark (bench_warehouse.py) measures the real nights; this isolates the step.
 
-    DSDW_KEY_DIR=/tmp/s12_wh/keys python bench/bench_restricted_seal.py --sealed /tmp/s14_r5y.sealed
+    DSDW_KEY_DIR=/tmp/s18/bw/keys python bench/bench_restricted_seal.py --root /tmp/s18/bw/h1825
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,83 +28,81 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_warehouse import db_breakdown  # noqa: E402
 from machine import machine_info  # noqa: E402
 
-from pipelines.warehouse.build import VERSION_ORDER  # noqa: E402
-from pipelines.warehouse.restricted import sealed_path, unsealed  # noqa: E402
+from pipelines.warehouse.keys import load_key  # noqa: E402
+from pipelines.warehouse.restricted import compact_if_sparse, unsealed  # noqa: E402
+from pipelines.warehouse.sealed import seal_chunks, seal_file, unseal_chunks, unseal_file  # noqa: E402
 
 
-def step(root: Path) -> float:
-    """One night's unseal + seal (nothing changed in between), in seconds."""
-    t = time.perf_counter()
-    with unsealed(root, write=True):
-        pass
-    return round(time.perf_counter() - t, 2)
-
-
-def convert(plain: Path) -> dict:
-    """The one-copy form on the plaintext: each ``fct_ssi_*_aktuel`` table replaced by a view over the versions
-    (the model's current-version rule), the person_key indexes dropped. Returns what it changed."""
-    order = VERSION_ORDER.replace(",", " DESC,") + " DESC"  # the models' current-version rule, newest first
+def night(plain: Path, rows: int, k: int) -> None:
+    """A night's change to the restricted database: ``rows`` versions appended to its largest table (copies of
+    existing rows), 1,000 new persons, a checkpoint."""
     con = duckdb.connect(str(plain))
     try:
-        aktuel = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE "
-                                            "'fct\\_ssi\\_%\\_aktuel' ESCAPE '\\'").fetchall()]
-        for t in aktuel:
-            fct = t.removesuffix("_aktuel")
-            key = con.execute(f"SELECT sql FROM duckdb_indexes() WHERE table_name = '{t}'").fetchone()
-            cols = key[0].split("(")[-1].rstrip(");") if key else "besked_id"
-            con.execute(f"DROP TABLE {t}")
-            con.execute(f"""CREATE VIEW {t} AS SELECT * EXCLUDE (_rn) FROM (
-                SELECT f.*, row_number() OVER (PARTITION BY {cols} ORDER BY {order}) AS _rn
-                FROM {fct} f LEFT JOIN meta_retracted r ON r.payload_id = f._payload_id
-                WHERE r.indlaest_dato IS NULL) WHERE _rn = 1 AND NOT er_slettet""")
-        dropped = [i for (i,) in con.execute("SELECT index_name FROM duckdb_indexes() "
-                                             "WHERE index_name LIKE '%\\_\\_person\\_key' ESCAPE '\\'").fetchall()]
-        for i in dropped:
-            con.execute(f"DROP INDEX {i}")
+        big = con.execute("SELECT table_name FROM duckdb_tables() ORDER BY estimated_size DESC LIMIT 1").fetchone()[0]
+        con.execute(f"INSERT INTO {big} SELECT * FROM {big} USING SAMPLE {rows} ROWS")
+        if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'person'").fetchone()[0]:
+            cols = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'person' "
+                                              "ORDER BY column_index").fetchall()]
+            sel = ", ".join(f"'9{k:03d}' || lpad(CAST(i AS VARCHAR), 6, '0')" if c in ("cpr", "person_key") else c
+                            for c in cols)
+            con.execute(f"INSERT INTO person SELECT {sel} FROM (SELECT *, row_number() OVER () AS i FROM person "
+                        "LIMIT 1000)")
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    return {"aktuel_to_views": aktuel, "indexes_dropped": dropped}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sealed", type=Path, required=True, help="a sealed restricted database (left unchanged)")
-    ap.add_argument("--nights", type=int, default=2, help="unseal + seal steps timed per form")
+    ap.add_argument("--root", type=Path, required=True, help="a root whose restricted database is used (unchanged)")
+    ap.add_argument("--nights", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=60_000, help="versions a night appends to the largest table")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="dsdw-restricted-seal-", dir=args.sealed.parent) as tmp:
-        root = Path(tmp)
-        sealed_path(root).parent.mkdir(parents=True)
-        os.link(args.sealed, sealed_path(root))  # a seal replaces the file: the original stays as it was
-        before_bytes = sealed_path(root).stat().st_size
-        with unsealed(root) as plain:
-            before = db_breakdown(plain)
-        as_is = [step(root) for _ in range(args.nights)]
-        print("as is", before_bytes, as_is, flush=True)
-        t = time.perf_counter()
-        with unsealed(root, write=True) as plain:
-            changed = convert(plain)
-        conversion = round(time.perf_counter() - t, 2)
-        after_bytes = sealed_path(root).stat().st_size
-        with unsealed(root) as plain:
-            after = db_breakdown(plain)
-        one_copy = [step(root) for _ in range(args.nights)]
-        print("one copy", after_bytes, one_copy, flush=True)
-    doc = {"benchmark": "restricted_seal", "sealed": str(args.sealed),
-           "as_is": {"sealed_bytes": before_bytes, "unseal_seal_seconds": as_is, "database": before},
-           "conversion": {"seconds": conversion, **changed},
-           "one_copy": {"sealed_bytes": after_bytes, "unseal_seal_seconds": one_copy, "database": after},
-           "ratio_one_copy_over_as_is": {"bytes": round(after_bytes / before_bytes, 3),
-                                         "seconds": round(min(one_copy) / min(as_is), 3)},
+    key = load_key("restricted")
+    forms: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="dsdw-restricted-seal-", dir=args.root) as tmp:
+        work = Path(tmp)
+        with unsealed(args.root) as plain:  # the database as it is, in memory
+            base = work / "base.duckdb"
+            shutil.copy(plain, base)
+        size = base.stat().st_size
+        for form in ("one_file", "chunks"):
+            # the starting point of each form: the same plaintext, sealed in that form
+            sealed = work / form
+            with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+                p = Path(shm) / "r.duckdb"
+                shutil.copy(base, p)
+                (seal_file(p, sealed, key) if form == "one_file" else seal_chunks(p, sealed, key))
+            nights = []
+            for k in range(args.nights):
+                with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+                    p = Path(shm) / "r.duckdb"
+                    t = time.perf_counter()
+                    (unseal_file if form == "one_file" else unseal_chunks)(sealed, p, key)
+                    t_unseal = time.perf_counter() - t
+                    night(p, args.rows, k)
+                    t = time.perf_counter()
+                    compact_if_sparse(p)
+                    written = seal_file(p, sealed, key) if form == "one_file" else seal_chunks(p, sealed, key)
+                    t_seal = time.perf_counter() - t
+                nights.append({"unseal_seconds": round(t_unseal, 2), "seal_seconds": round(t_seal, 2),
+                               "step_seconds": round(t_unseal + t_seal, 2), **(written or {})})
+                print(form, nights[-1], flush=True)
+            forms[form] = {"nights": nights, "sealed_bytes": sum(f.stat().st_size for f in
+                                                                 ([sealed] if sealed.is_file() else sealed.rglob("*"))
+                                                                 if f.is_file())}
+    one, ch = (sum(n["step_seconds"] for n in forms[f]["nights"]) for f in ("one_file", "chunks"))
+    doc = {"benchmark": "restricted_seal", "root": str(args.root), "plaintext_bytes": size,
+           "night": f"{args.rows} versions appended to the largest table, 1,000 persons, checkpoint", "forms": forms,
+           "ratio_chunks_over_one_file_step": round(ch / one, 3),
            "load_average_at_end": os.getloadavg(), "machine": machine_info(duckdb=duckdb.__version__)}
     out = args.out or Path(__file__).parent / "results" / f"restricted_seal_{dt.datetime.now():%Y%m%dT%H%M}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    print(json.dumps(doc["ratio_one_copy_over_as_is"]), out)
+    print(doc["ratio_chunks_over_one_file_step"], out)
 
 
 if __name__ == "__main__":

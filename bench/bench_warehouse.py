@@ -426,7 +426,7 @@ def phase_restricted(root: Path) -> dict:
     """Unseal + seal of the restricted database, which every load does (its cost grows with its size); then,
     untimed, what the restricted and the build databases hold (tables, indexes, free blocks)."""
     from pipelines.warehouse.build import build_path
-    from pipelines.warehouse.restricted import sealed_path, unsealed
+    from pipelines.warehouse.restricted import sealed_files, unsealed
 
     t = time.perf_counter()
     with unsealed(root, write=True):
@@ -434,7 +434,7 @@ def phase_restricted(root: Path) -> dict:
     seconds = round(time.perf_counter() - t, 2)
     with unsealed(root) as plain:
         restricted = db_breakdown(plain)
-    return {"seconds": seconds, "sealed_bytes": sealed_path(root).stat().st_size, "peak_rss_mb": _rss_mb(),
+    return {"seconds": seconds, "sealed_bytes": sum(p.stat().st_size for p in sealed_files(root)), "peak_rss_mb": _rss_mb(),
             "restricted": restricted, "warehouse": db_breakdown(build_path(root))}
 
 

@@ -782,7 +782,7 @@ def demo(
         console.print(f"File ledger (SQLite): {root / 'ledger.sqlite'}")
         console.print(f"Analysts' warehouse (pseudonymised, read-only): {root / 'warehouse.duckdb'} "
                       f"(try: dsdw sql --root {root} --format markdown \"SELECT * FROM mart_ydelser_publiceret LIMIT 5\")")
-        console.print(f"Restricted database (sealed, age): {root / 'restricted' / 'restricted.duckdb.sealed'}")
+        console.print(f"Restricted database (sealed, age files of its chunks): {root / 'restricted' / 'sealed'}")
         for line in statistics_api_hint(root, out / "api_keys"):
             console.print(line)
         console.print(f"Warnings of the pipeline (not shown above): {log_file}")

@@ -317,13 +317,13 @@ def _persons(con: duckdb.DuckDBPyConnection, plan: Plan, key: bytes) -> None:
 
 def rebuild_duckdb(root: Path, out: Path, plan: Plan, res: RebuildResult, select: list[str] | None = None) -> None:
     """A new analysts' database ``out/warehouse.duckdb`` and the sealed ``out/restricted/`` one."""
-    from pipelines.warehouse.restricted import unsealed
+    from pipelines.warehouse.restricted import remove_sealed, unsealed
 
     db = out / "warehouse.duckdb"
     db.unlink(missing_ok=True)
     key = load_key("pseudonym")
-    (out / "restricted" / "restricted.duckdb.sealed").unlink(missing_ok=True)
-    with unsealed(out, write=True) as plain:  # sealed to out/restricted/restricted.duckdb.sealed, in memory meanwhile
+    remove_sealed(out)
+    with unsealed(out, write=True) as plain:  # sealed to out/restricted/sealed/, in memory meanwhile
         t = time.perf_counter()
         con = duckdb.connect(str(db))
         try:

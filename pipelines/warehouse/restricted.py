@@ -1,7 +1,8 @@
 """The restricted zone's database: CPR <-> person_key and all health (SSI) facts.
 
-At rest it is ``<root>/restricted/restricted.duckdb.sealed`` (an age file, see
-:mod:`pipelines.warehouse.sealed`).  :func:`open_restricted` unseals it into a
+At rest it is ``<root>/restricted/sealed/`` (age files of its chunks and their manifest, see
+:mod:`pipelines.warehouse.sealed`; a root sealed before the chunks has one age file,
+``restricted.duckdb.sealed``, read once and replaced by the next seal).  :func:`open_restricted` unseals it into a
 private directory in memory, attaches it to a DuckDB connection as
 ``restricted`` and, when the block ends without error and ``write=True``,
 checkpoints and seals it again; the plaintext is removed either way.
@@ -19,11 +20,28 @@ from pathlib import Path
 import duckdb
 
 from pipelines.warehouse.keys import load_key
-from pipelines.warehouse.sealed import seal_file, unseal_file
+from pipelines.warehouse.sealed import MANIFEST, seal_chunks, unseal_chunks, unseal_file
 
 
 def sealed_path(root: Path) -> Path:
+    """The directory the restricted database is sealed in (its chunks and their manifest)."""
+    return Path(root) / "restricted" / "sealed"
+
+
+def legacy_sealed_path(root: Path) -> Path:
+    """The single age file a root sealed before the chunks (read if there is no manifest; removed by a seal)."""
     return Path(root) / "restricted" / "restricted.duckdb.sealed"
+
+
+def sealed_files(root: Path) -> list[Path]:
+    """Every file of the sealed restricted database (what is at rest)."""
+    return sorted(p for p in (Path(root) / "restricted").rglob("*") if p.is_file())
+
+
+def remove_sealed(root: Path) -> None:
+    """Delete the sealed restricted database (a rebuild writes a new one)."""
+    shutil.rmtree(sealed_path(root), ignore_errors=True)
+    legacy_sealed_path(root).unlink(missing_ok=True)
 
 
 def _private_dir() -> Path:
@@ -70,17 +88,19 @@ def unsealed(root: Path, write: bool = False) -> Iterator[Path]:
     """Path of a plaintext copy of the restricted database, removed afterwards (with ``write``, compacted when
     sparse and sealed again first)."""
     key = load_key("restricted")
-    src = sealed_path(root)
+    src, legacy = sealed_path(root), legacy_sealed_path(root)
     tmp = _private_dir()
     plain = tmp / "restricted.duckdb"
     try:
-        if src.exists():
-            unseal_file(src, plain, key)
+        if (src / MANIFEST).exists():
+            unseal_chunks(src, plain, key)
+        elif legacy.exists():
+            unseal_file(legacy, plain, key)
         yield plain
         if write and plain.exists():
-            src.parent.mkdir(parents=True, exist_ok=True)
             compact_if_sparse(plain)
-            seal_file(plain, src, key)
+            seal_chunks(plain, src, key)
+            legacy.unlink(missing_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -17,8 +17,22 @@ from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import WarehouseError, build_path, load_warehouse, published_path
 from pipelines.warehouse.checks import lake_ledger_checks
 from pipelines.warehouse.generate import DBT_DIR, dbt_generated_files
-from pipelines.warehouse.restricted import open_restricted, sealed_path, unsealed
-from pipelines.warehouse.sealed import SealError, age_identity, age_recipient, seal_file, unseal_file
+from pipelines.warehouse.restricted import (
+    legacy_sealed_path,
+    open_restricted,
+    sealed_files,
+    sealed_path,
+    unsealed,
+)
+from pipelines.warehouse.sealed import (
+    SealError,
+    age_identity,
+    age_recipient,
+    seal_chunks,
+    seal_file,
+    unseal_chunks,
+    unseal_file,
+)
 
 D1, D2, D3, D4 = (dt.date(2026, 10, d) for d in (1, 2, 3, 4))
 KG_A, KG_B, KG_C = "11111111-0000-4000-8000-00000000000a", "11111111-0000-4000-8000-00000000000b", \
@@ -242,10 +256,10 @@ def test_a_sparse_restricted_database_is_compacted_before_it_is_sealed(tmp_path,
         con.execute("CREATE MACRO fct_as_of(d) AS TABLE SELECT * FROM fct WHERE v <= d")
         con.execute("CREATE TABLE gammel AS SELECT i, md5(CAST(i AS VARCHAR)) AS m FROM range(2000000) r(i)")
         con.close()
-    dense = sealed_path(root).stat().st_size
+    dense = sealed_size(root)
     with unsealed(root, write=True) as plain:  # dense: sealed as it is
         size = plain.stat().st_size
-    assert abs(sealed_path(root).stat().st_size - dense) < 4096
+    assert abs(sealed_size(root) - dense) < 4096
     with unsealed(root, write=True) as plain:
         con = duckdb.connect(str(plain))
         con.execute("DROP TABLE gammel")
@@ -253,7 +267,7 @@ def test_a_sparse_restricted_database_is_compacted_before_it_is_sealed(tmp_path,
         total, free = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size()").fetchone()
         con.close()
         assert free / total > SPARSE and plain.stat().st_size == size  # DuckDB keeps the file's size
-    assert sealed_path(root).stat().st_size < dense / 3
+    assert sealed_size(root) < dense / 3
     with unsealed(root) as plain:
         con = duckdb.connect(str(plain))
         assert con.execute("SELECT free_blocks FROM pragma_database_size()").fetchone()[0] == 0
@@ -281,6 +295,100 @@ def test_sealed_file_opens_with_the_standard_age_tool(tmp_path):
     out = subprocess.run([age, "-d", "-i", str(ident), str(sealed)], capture_output=True, check=True)
     assert out.stdout == src.read_bytes()
     assert age_recipient(key).startswith("age1")
+
+
+def sealed_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in sealed_files(root))
+
+
+def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(tmp_path):
+    """The restricted database is sealed in chunks: a seal writes only the chunks whose content changed (the
+    nightly step no longer grows with the years kept), removes the ones no longer listed, and an unseal refuses a
+    swapped, missing or damaged chunk, a damaged manifest or another key, leaving no plaintext."""
+    key, other, chunk = b"k" * 32, b"o" * 32, 64 * 1024
+    plain, back, sealed = tmp_path / "plain.bin", tmp_path / "back.bin", tmp_path / "sealed"
+    data = bytearray(b"".join(b"0101801234 %07d " % i for i in range(40_000)))  # 11 chunks and a short one
+    plain.write_bytes(data)
+    first = seal_chunks(plain, sealed, key, chunk)
+    assert first["chunks"] == -(-len(data) // chunk) == first["written"]
+    files = sorted((sealed / "chunks").iterdir())
+    assert len(files) == first["chunks"] and not [p for p in files if b"0101801234" in p.read_bytes()]
+    unseal_chunks(sealed, back, key)
+    assert back.read_bytes() == data
+    inodes = {p.name: p.stat().st_ino for p in files}
+    data[5 * chunk + 10: 5 * chunk + 20] = b"X" * 10  # one chunk changes, one is appended
+    data += b"appended" * 8192
+    plain.write_bytes(data)
+    second = seal_chunks(plain, sealed, key, chunk)
+    assert (second["chunks"], second["written"]) == (first["chunks"] + 1, 3)  # chunk 5, the old last one, the new
+    now = {p.name: p.stat().st_ino for p in (sealed / "chunks").iterdir()}
+    assert len(now) == second["chunks"] and len(set(now.items()) & set(inodes.items())) == first["chunks"] - 2
+    unseal_chunks(sealed, back, key)
+    assert back.read_bytes() == data
+    assert seal_chunks(plain, sealed, key, chunk)["written"] == 0  # nothing changed: no chunk written
+    back.unlink()
+    with pytest.raises(SealError, match="another key"):
+        unseal_chunks(sealed, back, other)
+    assert not back.exists()
+    names = sorted((sealed / "chunks").iterdir())
+    a, b = names[0].read_bytes(), names[1].read_bytes()
+    names[0].write_bytes(b)
+    names[1].write_bytes(a)  # two valid age files of ours, swapped
+    with pytest.raises(SealError, match="do not hold the content"):
+        unseal_chunks(sealed, back, key)
+    assert not back.exists()
+    names[0].write_bytes(a)
+    names[1].unlink()
+    with pytest.raises(SealError, match="damaged or truncated"):
+        unseal_chunks(sealed, back, key)
+    names[1].write_bytes(b[:-50])
+    with pytest.raises(SealError, match="damaged or truncated"):
+        unseal_chunks(sealed, back, key)
+    names[1].write_bytes(b)
+    unseal_chunks(sealed, back, key)
+    assert back.read_bytes() == data
+    manifest = bytearray((sealed / "manifest.age").read_bytes())
+    manifest[len(manifest) // 2] ^= 1
+    (sealed / "manifest.age").write_bytes(bytes(manifest))
+    with pytest.raises(SealError, match="damaged or truncated"):
+        unseal_chunks(sealed, back, key)
+
+
+def test_sealed_chunks_open_with_the_standard_age_tool(tmp_path):
+    """The operator's one-liner (pipelines.warehouse.sealed) gives the database back with ``age -d`` alone."""
+    age = shutil.which("age")
+    assert age, "the age command line tool is a test dependency (`make sysdeps` installs Debian's age)"
+    key = bytes(range(32))
+    plain, sealed = tmp_path / "plain.bin", tmp_path / "sealed"
+    plain.write_bytes(b"".join(b"0101801234;restricted;%06d\n" % i for i in range(20_000)))
+    seal_chunks(plain, sealed, key, 100_000)
+    (tmp_path / "identity.txt").write_text(age_identity(key) + "\n")
+    line = ('age -d -i ../identity.txt manifest.age | sed 1,3d | '
+            'while read c; do age -d -i ../identity.txt "chunks/$c.age"; done')
+    out = subprocess.run(["bash", "-c", line], cwd=sealed, capture_output=True, check=True)
+    assert out.stdout == plain.read_bytes()
+
+
+def test_a_root_sealed_as_one_file_is_read_and_resealed_in_chunks(tmp_path, keydir):
+    """A root sealed before the chunks (one age file) opens as before; its next seal writes the chunks and
+    removes the single file, so one form is at rest."""
+    root = tmp_path / "root"
+    src = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(src))
+    con.execute("CREATE TABLE person AS SELECT lpad(CAST(i AS VARCHAR), 10, '0') AS cpr FROM range(1000) r(i)")
+    con.close()
+    legacy_sealed_path(root).parent.mkdir(parents=True)
+    seal_file(src, legacy_sealed_path(root), wkeys.load_key("restricted"))
+    with unsealed(root) as plain:  # read-only: the old form stays
+        assert duckdb.connect(str(plain)).execute("SELECT count(*) FROM person").fetchone()[0] == 1000
+    assert legacy_sealed_path(root).exists() and not sealed_path(root).exists()
+    with unsealed(root, write=True) as plain:
+        con = duckdb.connect(str(plain))
+        con.execute("INSERT INTO person VALUES ('0101801234')")
+        con.close()
+    assert not legacy_sealed_path(root).exists() and (sealed_path(root) / "manifest.age").exists()
+    with unsealed(root) as plain:
+        assert duckdb.connect(str(plain)).execute("SELECT count(*) FROM person").fetchone()[0] == 1001
 
 
 def test_bitemporal_versions_and_as_of(tmp_path, keydir, monkeypatch):
@@ -420,7 +528,7 @@ def test_failed_load_leaves_the_last_good_state(tmp_path, keydir):
     root = tmp_path / "root"
     deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01")])
     load_warehouse(root, D1)
-    sealed_before = sealed_path(root).read_bytes()
+    sealed_before = {p: p.read_bytes() for p in sealed_files(root)}
     deliver(root, "kontaktgruppe", D2, [kg(KG_B, P2, "1", "2026-09-15")])
 
     def fails_after_building(root_: Path, env: dict[str, str], args: list[str]) -> dict:
@@ -429,7 +537,7 @@ def test_failed_load_leaves_the_last_good_state(tmp_path, keydir):
 
     with pytest.raises(DbtError, match="mart_zz_broken"):
         load_warehouse_dbt(root, D2, invoke=fails_after_building)
-    assert sealed_path(root).read_bytes() == sealed_before  # restricted DB not resealed
+    assert {p: p.read_bytes() for p in sealed_files(root)} == sealed_before  # restricted DB not resealed
     con = duckdb.connect(str(build_path(root)), read_only=True)
     assert con.execute("SELECT count(*) FROM fct_kontaktgruppe").fetchone()[0] == 1
     assert con.execute("SELECT count(*) FROM meta.loaded_payload").fetchone()[0] == 1
@@ -443,7 +551,7 @@ def test_restricted_db_holds_the_map_and_is_sealed(tmp_path, keydir):
     root = tmp_path / "root"
     deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_B, P2, "1", "2026-09-15")])
     load_warehouse(root, D1)
-    raw = sealed_path(root).read_bytes()
+    raw = b"".join(p.read_bytes() for p in sealed_files(root))
     assert P1.encode() not in raw and P2.encode() not in raw
     key = wkeys.load_key("pseudonym")
     with open_restricted(root) as con:

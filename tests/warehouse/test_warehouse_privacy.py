@@ -32,7 +32,7 @@ from pipelines.contracts import REFERENCE_DIR, get_contract, load_contracts
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import published_path
 from pipelines.warehouse.generate import fct_name, is_restricted, stg_name
-from pipelines.warehouse.restricted import open_restricted, sealed_path, unsealed
+from pipelines.warehouse.restricted import open_restricted, sealed_files, unsealed
 
 CONTRACTS = load_contracts()
 PII_BANNED = ("cpr", "name", "contact", "free_text", "health")
@@ -353,13 +353,16 @@ def test_an_older_restricted_database_loses_its_copy_and_index(built, tmp_path) 
 def test_restricted_zone_is_sealed_and_maps_cpr_to_keyed_person_key(built, population) -> None:
     src, root = built
     cprs, _, lake_cprs = population
-    sealed = sealed_path(root).read_bytes()
-    assert sealed.startswith(b"age-encryption.org/v1\n") and len(sealed) > 100_000
+    files = sealed_files(root)
+    assert files and all(p.read_bytes().startswith(b"age-encryption.org/v1\n") for p in files)
+    sealed = b"".join(p.read_bytes() for p in files)
+    assert len(sealed) > 100_000
     leaked = sorted(digit_windows(sealed) & cprs)
     assert leaked == [], f"CPRs in plaintext in the sealed file: {leaked[:5]}"
     with unsealed(root) as plain:  # the same search finds them in the plaintext it protects
         assert len(digit_windows(plain.read_bytes()) & cprs) > 1000
-    assert b"person_key" not in sealed and b"DUCK" not in sealed[:4096]  # catalog and header encrypted too
+    assert b"person_key" not in sealed  # catalog and header encrypted too
+    assert not [p for p in files if b"DUCK" in p.read_bytes()[:4096]]
     assert not list((root / "restricted").glob("*.duckdb")) and not list((root / "warehouse").glob("*restricted*"))
     pseudo = wkeys.load_key("pseudonym")  # the module fixture's key directory
     with open_restricted(root) as con:
