@@ -217,3 +217,57 @@ def test_person_key_indexes_on_analysts_facts_and_panel_not_on_current_state_or_
         assert want >= {"fct_ssi_lpr_kontakt", "fct_ssi_sygesikring_kontakt"} and have == set()
 
 
+
+
+# --------------------------------------------------------------------------- a night rewrites the weeks that moved
+
+P5 = cpr_for(dt.date(1969, 3, 3), 5)
+P6 = cpr_for(dt.date(1985, 6, 6), 6, male=False)
+
+
+def test_a_night_rewrites_a_persons_weeks_from_the_first_week_it_changed(tmp_path, monkeypatch):
+    """A long panel history is not rewritten for a late change: P5's spell (dagpenge since January) is corrected to
+    end 27 Sep, so its rows from the week of 1 Sep (the changed month's first week) are rewritten and the earlier
+    ones kept; P6 (kontanthjælp since February, no a-kasse) gets an a-kasse tilmelding from 23 Sep, a change of
+    dim_person only, so its rows from that week (W39) are rewritten with the a-kasse.  The panel then equals a
+    one-pass rebuild of the same lake (every column but indlaest_dato, the night that last wrote the row) and the
+    flows and stock marts their recomputation over it."""
+
+    from pipelines.warehouse.build import build_path
+    from pipelines.warehouse.rebuild import rebuild
+
+    root = tmp_path / "root"
+    use_keys(monkeypatch, root / "keys")
+    deliver(root, "kontaktgruppe", D1, [kg(uid(51), P5, "1", "2026-01-05"), kg(uid(52), P6, "2", "2026-02-02")],
+            reporter="101", source="kg101")
+    load_warehouse(root, D1)
+    deliver(root, "kontaktgruppe", D2, [kg(uid(51), P5, "1", "2026-01-05", "2026-09-27", version=2, change="2")],
+            reporter="101", source="kg101-d2")
+    deliver(root, "akasse_tilmelding", D2, [{
+        "tilmelding_id": uid(53), "cpr": P6, "akassekode": "005", "startdato": d("2026-09-23"),
+        "tilmeldekategori": "1", "ledighedsgrad": "1"}], reporter="005", source="t005")
+    load_warehouse(root, D2)
+    key = {c: wkeys.person_key(c, wkeys.load_key("pseudonym")) for c in (P5, P6)}
+    con = duckdb.connect(str(build_path(root)), read_only=True)
+    fra = dict(con.execute("SELECT person_key, fra_uge FROM staging.int_person_fra_uge").fetchall())
+    con.close()
+    assert fra == {key[P5]: d("2026-08-31"), key[P6]: d("2026-09-21")}
+    pub = published_path(root)
+    rows = {(r[0], r[1]): r[2:] for r in q(pub, "SELECT person_key, uge_start, indlaest_dato, status, akassekode "
+                                                "FROM fct_person_week")}
+    p5 = {u: v for (p, u), v in rows.items() if p == key[P5]}
+    p6 = {u: v for (p, u), v in rows.items() if p == key[P6]}
+    assert min(p5) == d("2026-01-05") and min(p6) == d("2026-02-02")
+    assert {v[0] for u, v in p5.items() if u < d("2026-08-31")} == {D1}  # kept
+    assert {v[0] for u, v in p5.items() if u >= d("2026-08-31")} == {D2}  # rewritten
+    assert p5[d("2026-09-21")][1] == "dagpenge" and p5[d("2026-09-28")][1] == "selvforsoerget"
+    assert {v[0] for u, v in p6.items() if u < d("2026-09-21")} == {D1}
+    assert {(v[0], v[2]) for u, v in p6.items() if u >= d("2026-09-21")} == {(D2, "005")}
+    assert {v[2] for u, v in p6.items() if u < d("2026-09-21")} == {None}
+    assert len([u for u in p5 if u < d("2026-08-31")]) == 34  # 34 weeks kept, not rewritten
+    # the same lake built in one pass: the same panel and marts
+    rebuild(root, "duckdb", tmp_path / "rb")
+    cols = "person_key, uge_id, status, forrige_status, kontaktgruppe, antal_forloeb, kommunekode, akassekode"
+    one_pass = q(tmp_path / "rb" / "warehouse.duckdb", f"SELECT {cols} FROM fct_person_week ORDER BY ALL")
+    assert q(pub, f"SELECT {cols} FROM fct_person_week ORDER BY ALL") == one_pass and len(one_pass) == 41 + 37
+    assert q(pub, MART_SQL) == q(pub, FULL_SQL) and q(pub, STOCK_MART_SQL) == q(pub, STOCK_SQL)

@@ -105,6 +105,11 @@ CASE WHEN {{ a }} IS NULL AND {{ b }} IS NULL THEN NULL
 {% if is_incremental() %}DELETE FROM {{ this }} WHERE {{ column }} IN (SELECT {{ column }} FROM {{ scope }}){% endif %}
 {%- endmacro %}
 
+{#- fct_person_week's nightly delete: each changed person's weeks from its first changed week (int_person_fra_uge). -#}
+{% macro delete_panel_weeks(scope) -%}
+{% if is_incremental() %}DELETE FROM {{ this }} AS f USING {{ scope }} a WHERE f.person_key = a.person_key AND f.uge_start >= a.fra_uge{% endif %}
+{%- endmacro %}
+
 {#- A relation of this project that a model must read *before* it is rebuilt in the same build (the rows a
     scoped model replaces): not a ref, which would make a cycle.  NULL when it does not exist yet. -#}
 {% macro existing_relation(name, schema='main') -%}

@@ -1,5 +1,6 @@
 {{ config(materialized='table', schema='staging', person_spand='panel') }}
--- The rows of fct_person_week this load writes: every week of the affected persons, the new weeks of everyone else.
+-- The rows of fct_person_week this load writes: the weeks of the affected persons from the first week their load
+-- changed (int_person_fra_uge), the new weeks of everyone else.
 -- Rules (fct_person_week's header): a spell (§ 15; § 16, stk. 6, nr. 3-5) counts in every ISO week it touches; of
 -- a week's spells the lowest prioritet wins, then the later start, then the lower kontaktgruppe_id.
 -- Why numbers: at national scale with 5 years the panel is ~140M person-weeks, and keyed by the 64-character
@@ -11,9 +12,15 @@
 WITH param AS (
     SELECT
         CAST(date_trunc('week', CAST({{ load_date() }} AS DATE)) AS DATE) AS load_uge,
+        -- the week of the last load that wrote the panel; none in a one-pass rebuild (var full_lake), which
+        -- computes every person's every week
+        {% if var('full_lake', false) -%}
+        CAST(NULL AS DATE)
+        {%- else -%}
         (SELECT CAST(date_trunc('week', max(l.indlaest_dato)) AS DATE)
          FROM {{ source('meta', 'load') }} l
-         WHERE l.load_id IN (SELECT load_id FROM {{ source('meta', 'model_run') }} WHERE model = 'fct_person_week')) AS forrige_uge,
+         WHERE l.load_id IN (SELECT load_id FROM {{ source('meta', 'model_run') }} WHERE model = 'fct_person_week'))
+        {%- endif %} AS forrige_uge,
         (SELECT status FROM {{ ref('dim_panelstatus') }} WHERE er_uden_tilstand) AS uden_tilstand
 ), status_nr AS (
     SELECT status, row_number() OVER (ORDER BY status) AS sn FROM {{ ref('dim_panelstatus') }}
@@ -29,9 +36,9 @@ WITH param AS (
     CROSS JOIN param
     -- a spell without a person gets no panel rows (the CPR is required: § 16, stk. 6, nr. 1)
     WHERE f.startdato IS NOT NULL AND (f.slutdato IS NULL OR f.slutdato >= f.startdato) AND f.person_key IS NOT NULL
-      -- in a week already written only the affected persons get rows: read only their spells
+      -- in a week already written only the persons with changed weeks get rows: read only their spells
       AND (param.forrige_uge IS NULL OR param.forrige_uge < param.load_uge
-           OR f.person_key IN (SELECT person_key FROM {{ ref('int_affected_persons') }}))
+           OR f.person_key IN (SELECT person_key FROM {{ ref('int_person_fra_uge') }}))
       -- person_spand: on DuckDB a full build runs in person buckets (hash(person_key) % N = b;
       -- materializations.sql): every row below is one person's, pid numbers the bucket's persons
       AND {{ person_spand('f.person_key') }}
@@ -50,15 +57,17 @@ WITH param AS (
     FROM forloeb
     GROUP BY pid
 ), person_uger AS (
-    -- the weeks to write per person: all of them for an affected person, else the weeks new since the last run
+    -- the weeks to write per person: all of them on the first build; for a person the load changed, those from the
+    -- first week it changed (int_person_fra_uge); and everyone's weeks new since the last run
     SELECT pf.pid, pf.foerste_uge,
-           CASE WHEN a.pid IS NOT NULL OR param.forrige_uge IS NULL
-                THEN pf.foerste_uge ELSE greatest(pf.foerste_uge, param.forrige_uge + 7) END AS fra_uge,
+           CASE WHEN param.forrige_uge IS NULL THEN pf.foerste_uge
+                ELSE greatest(pf.foerste_uge, least(coalesce(a.fra_uge, param.forrige_uge + 7), param.forrige_uge + 7))
+           END AS fra_uge,
            param.load_uge AS til_uge
     FROM person_foerste pf
     CROSS JOIN param
-    LEFT JOIN (SELECT DISTINCT n.pid FROM {{ ref('int_affected_persons') }} ap
-               JOIN person_nr n ON n.person_key = ap.person_key) a ON a.pid = pf.pid
+    LEFT JOIN (SELECT n.pid, fu.fra_uge FROM {{ ref('int_person_fra_uge') }} fu
+               JOIN person_nr n ON n.person_key = fu.person_key) a ON a.pid = pf.pid
 ), person AS (
     -- the status is computed from the week before fra_uge when the person has weeks before it: that week's
     -- status is the first written week's forrige_status

@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', incremental_strategy='append', schema='main', pre_hook="{{ delete_scope('person_key', ref('int_affected_persons')) }}") }}
+-- depends_on: {{ ref('int_dim_person_erstattet') }} (reads the periods this load replaces before the pre-hook)
 -- layer: core
 -- scope: person_key
 -- grain: one row per person and period (valid time) in which the person's kommunekode and akassekode are both

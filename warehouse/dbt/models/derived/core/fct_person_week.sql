@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='append', schema='main', pre_hook="{{ delete_scope('person_key', ref('int_affected_persons')) }}", post_hook="{{ person_key_index(this) }}") }}
+{{ config(materialized='incremental', incremental_strategy='append', schema='main', pre_hook="{{ delete_panel_weeks(ref('int_person_fra_uge')) }}", post_hook="{{ person_key_index(this) }}") }}
 -- layer: core
 -- grain: one row per person and ISO week, from the week of the person's first state (kontaktgruppe spell) up to
 -- the week of the load date: the weekly event-history panel (DREAM-style forløbsdata)
@@ -32,9 +32,11 @@
 -- up to the load week; their first new week's forrige_status is recomputed from the facts (the status of the
 -- week before, by the same rule), so the model never reads its own table.  A week's row depends only on the
 -- facts, never on the load date, so rows once written stay right until the person's facts change (and the
--- person is affected again).  Spells are taken as reported, including days after the load date.  Nightly: the affected persons' rows
--- (int_affected_persons) are deleted (pre-hook) and int_person_week_ny's rows inserted; the rows replaced are read
--- first by int_person_week_erstattet, for mart_overgange_bidrag's delta.  A full rebuild:
+-- person is affected again).  Spells are taken as reported, including days after the load date.  Nightly: each
+-- changed person's rows from the first week the load can change (int_person_fra_uge: from the changed spells' months
+-- and dim_person's changed periods) are deleted (pre-hook) and int_person_week_ny's rows inserted, so a night
+-- rewrites the weeks that moved, not each affected person's whole history; the rows replaced are read first by
+-- int_person_week_erstattet, for mart_overgange_bidrag's delta.  A full rebuild:
 -- `dbt build --full-refresh --select fct_person_week+`.
 -- depends_on: {{ ref('int_person_week_erstattet') }}
 SELECT * FROM {{ ref('int_person_week_ny') }}
