@@ -80,27 +80,32 @@ def unseal_file(src: Path, dst: Path, key: bytes) -> None:
 # national history against 0.7 s at 1 year, bench/results/warehouse_national_s15.json). Sealed as a directory of
 # age files, one per CHUNK bytes of the database, a night writes only the chunks whose content changed: a chunk's
 # file is named by a keyed digest of its plaintext (HMAC-SHA256 under a key derived from the restricted key, so a
-# name says nothing about the content without the key), so an unchanged chunk keeps its file. ``manifest.age`` (age
-# too) lists the chunk names in order after a three-line header; it is replaced last and atomically, so a crash
-# leaves the previous night's set whole (orphan chunk files are removed by the next seal). An operator opens a copy
-# with the standard tool:
+# name says nothing about the content without the key), so an unchanged chunk keeps its file.
 #
-#     age -d -i identity.txt manifest.age | sed 1,3d | while read c; do age -d -i identity.txt "chunks/$c.age"; done
+# ``manifest.age`` (age too) lists the chunks in order after a three-line header, each as its name and the MAC of
+# its age header, and ends with an HMAC of those lines under another key derived from the restricted key. The age
+# header's MAC is keyed by the file's own random file key, so it names one age file: a renamed, swapped or
+# substituted chunk file fails the unseal without hashing the plaintext again, and the manifest itself cannot be
+# forged with the public recipient alone (which a single age file could be). It is replaced last and atomically,
+# so a crash leaves the previous night's set whole (orphan chunk files are removed by the next seal). An operator
+# opens a copy with the standard tool, in the sealed directory:
 #
-FORMAT = "dsdw-sealed-chunks 1"
+#     age -d -i identity.txt manifest.age | sed '1,3d;$d' | while read c m; do age -d -i identity.txt "chunks/$c.age"; done
+#
+FORMAT = "dsdw-sealed-chunks 2"
 CHUNK = 4 * 2**20
 MANIFEST = "manifest.age"
 CHUNKS = "chunks"
 
 
-def _digest_key(key: bytes) -> bytes:
-    return hmac.new(key, b"dsdw sealed chunk names", hashlib.sha256).digest()
+def _derived(key: bytes, purpose: bytes) -> bytes:
+    return hmac.new(key, b"dsdw sealed " + purpose, hashlib.sha256).digest()
 
 
 def _chunk_names(plain: Path, key: bytes, chunk: int) -> list[str]:
     """The chunks' names: HMAC-SHA256 of each chunk, 128 bits in hex (hashlib releases the GIL: two threads)."""
     size = plain.stat().st_size
-    dkey = _digest_key(key)
+    dkey = _derived(key, b"chunk names")
     fd = os.open(plain, os.O_RDONLY)
     try:
         def name(i: int) -> str:
@@ -112,18 +117,41 @@ def _chunk_names(plain: Path, key: bytes, chunk: int) -> list[str]:
         os.close(fd)
 
 
-def read_manifest(sealed: Path, key: bytes) -> tuple[int, int, list[str]]:
-    """``(size, chunk size, chunk names)`` of the database sealed in the directory ``sealed``."""
+def _header_mac(sealed_bytes: bytes) -> str:
+    """The MAC of an age file's header (the ``---`` line): keyed by the file's random file key, so one file's."""
+    i = sealed_bytes.find(b"\n--- ")
+    j = sealed_bytes.find(b"\n", i + 5) if i >= 0 else -1
+    if i < 0 or j < 0:
+        raise SealError("not an age file (no header MAC)")
+    return sealed_bytes[i + 5:j].decode("ascii")
+
+
+def _manifest_text(size: int, chunk: int, entries: list[tuple[str, str]], key: bytes) -> str:
+    lines = [FORMAT, f"size {size}", f"chunk_size {chunk}", *(f"{n} {m}" for n, m in entries)]
+    body = "\n".join(lines) + "\n"
+    return body + "mac " + hmac.new(_derived(key, b"manifest"), body.encode("ascii"), hashlib.sha256).hexdigest() + "\n"
+
+
+def read_manifest(sealed: Path, key: bytes) -> tuple[int, int, list[tuple[str, str]]]:
+    """``(size, chunk size, [(chunk name, its age header MAC)])`` of the database sealed in the directory
+    ``sealed``; :class:`SealError` when it does not open with ``key`` or its MAC does not hold."""
     ident = pyrage.x25519.Identity.from_str(age_identity(key))
     try:
         text = pyrage.decrypt((sealed / MANIFEST).read_bytes(), [ident]).decode("ascii")
-        head, size, chunk, *names = text.splitlines()
+        head, size, chunk, *entries, _mac = text.splitlines()
         if head != FORMAT or not size.startswith("size ") or not chunk.startswith("chunk_size "):
             raise ValueError(f"not a {FORMAT!r} manifest")
-        return int(size.split()[1]), int(chunk.split()[1]), names
+        pairs: list[tuple[str, str]] = []
+        for e in entries:
+            name, mac = e.split(" ")  # ValueError unless '<name> <mac>'
+            pairs.append((name, mac))
+        size_n, chunk_n = int(size.split()[1]), int(chunk.split()[1])
     except (pyrage.DecryptError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise SealError(f"{sealed / MANIFEST}: cannot be opened with the current restricted key (sealed with "
                         f"another key, damaged or truncated): {exc}") from None
+    if not hmac.compare_digest(text.encode("ascii"), _manifest_text(size_n, chunk_n, pairs, key).encode("ascii")):
+        raise SealError(f"{sealed / MANIFEST}: its MAC does not hold (not written with the restricted key)")
+    return size_n, chunk_n, pairs
 
 
 def seal_chunks(plain: Path, sealed: Path, key: bytes, chunk: int = CHUNK) -> dict[str, int]:
@@ -135,24 +163,31 @@ def seal_chunks(plain: Path, sealed: Path, key: bytes, chunk: int = CHUNK) -> di
     chunks.mkdir(parents=True, exist_ok=True)
     names = _chunk_names(plain, key, chunk)
     present = {p.name for p in chunks.iterdir()}
+    macs: dict[str, str] = {}
     written = nbytes = 0
     with open(plain, "rb") as fh:
         for i, n in enumerate(names):
+            if n in macs:
+                continue
+            target = chunks / f"{n}.age"
             if f"{n}.age" in present:
+                with open(target, "rb") as old:
+                    macs[n] = _header_mac(old.read(1024))
                 continue
             fh.seek(i * chunk)
             data = fh.read(chunk)
+            enc = pyrage.encrypt(data, [recipient])
             tmp = chunks / f".{n}.tmp"
             with open(tmp, "wb") as out:
-                out.write(pyrage.encrypt(data, [recipient]))
+                out.write(enc)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp, chunks / f"{n}.age")
-            present.add(f"{n}.age")
+            os.replace(tmp, target)
+            macs[n] = _header_mac(enc[:1024])
             written += 1
             nbytes += len(data)
     fsync_dir(chunks)
-    text = "\n".join([FORMAT, f"size {plain.stat().st_size}", f"chunk_size {chunk}", *names]) + "\n"
+    text = _manifest_text(plain.stat().st_size, chunk, [(n, macs[n]) for n in names], key)
     tmp = sealed / (MANIFEST + ".tmp")
     with open(tmp, "wb") as out:
         out.write(pyrage.encrypt(text.encode("ascii"), [recipient]))
@@ -169,28 +204,17 @@ def seal_chunks(plain: Path, sealed: Path, key: bytes, chunk: int = CHUNK) -> di
 
 def unseal_chunks(sealed: Path, plain: Path, key: bytes) -> None:
     """Decrypt the database sealed in the directory ``sealed`` into ``plain``; :class:`SealError` on any damage,
-    a missing, swapped or foreign chunk or another key (no partial plaintext is left).
-
-    Each chunk's keyed digest is checked against its name (a renamed or swapped chunk file is itself a valid age
-    file); the digests are computed on a second thread while the next chunk is decrypted."""
-    size, _chunk, names = read_manifest(sealed, key)
+    a missing, swapped or foreign chunk, a forged manifest or another key (no partial plaintext is left)."""
+    size, _chunk, entries = read_manifest(sealed, key)
     ident = pyrage.x25519.Identity.from_str(age_identity(key))
-    dkey = _digest_key(key)
-
-    def digest(data: bytes) -> str:
-        return hmac.new(dkey, data, hashlib.sha256).hexdigest()[:32]
-
     try:
-        with open(plain, "wb") as out, ThreadPoolExecutor(1) as ex:
-            checks = []
-            for n in names:
-                data = pyrage.decrypt((sealed / CHUNKS / f"{n}.age").read_bytes(), [ident])
-                out.write(data)
-                checks.append((n, ex.submit(digest, data)))
-            bad = [n for n, f in checks if f.result() != n]
-            if bad:
-                raise SealError(f"{sealed}: {len(bad)} chunk file(s) do not hold the content the manifest names "
-                                f"(renamed, swapped or replaced), e.g. {bad[0]}")
+        with open(plain, "wb") as out:
+            for n, mac in entries:
+                enc = (sealed / CHUNKS / f"{n}.age").read_bytes()
+                if _header_mac(enc[:1024]) != mac:
+                    raise SealError(f"{sealed}: chunk file {n}.age is not the one the manifest lists (renamed, "
+                                    "swapped or replaced)")
+                out.write(pyrage.decrypt(enc, [ident]))
             if out.tell() != size:
                 raise SealError(f"{sealed}: the chunks hold {out.tell()} bytes, the manifest says {size}")
     except (pyrage.DecryptError, OSError) as exc:

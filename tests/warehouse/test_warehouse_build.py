@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import pyrage
 import pytest
 from fixtures_wh import cpr_for, deliver, kg, query
 
@@ -334,7 +335,7 @@ def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(t
     a, b = names[0].read_bytes(), names[1].read_bytes()
     names[0].write_bytes(b)
     names[1].write_bytes(a)  # two valid age files of ours, swapped
-    with pytest.raises(SealError, match="do not hold the content"):
+    with pytest.raises(SealError, match="not the one the manifest lists"):
         unseal_chunks(sealed, back, key)
     assert not back.exists()
     names[0].write_bytes(a)
@@ -347,11 +348,21 @@ def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(t
     names[1].write_bytes(b)
     unseal_chunks(sealed, back, key)
     assert back.read_bytes() == data
-    manifest = bytearray((sealed / "manifest.age").read_bytes())
+    good = (sealed / "manifest.age").read_bytes()
+    manifest = bytearray(good)
     manifest[len(manifest) // 2] ^= 1
     (sealed / "manifest.age").write_bytes(bytes(manifest))
     with pytest.raises(SealError, match="damaged or truncated"):
         unseal_chunks(sealed, back, key)
+    # a manifest anyone can write with the public recipient (here: the chunks in another order) fails its MAC
+    ident = pyrage.x25519.Identity.from_str(age_identity(key))
+    lines = pyrage.decrypt(good, [ident]).decode().splitlines()
+    forged = "\n".join([*lines[:3], lines[4], lines[3], *lines[5:]]) + "\n"
+    (sealed / "manifest.age").write_bytes(pyrage.encrypt(forged.encode(), [ident.to_public()]))
+    back.unlink(missing_ok=True)
+    with pytest.raises(SealError, match="MAC does not hold"):
+        unseal_chunks(sealed, back, key)
+    assert not back.exists()
 
 
 def test_sealed_chunks_open_with_the_standard_age_tool(tmp_path):
@@ -363,8 +374,8 @@ def test_sealed_chunks_open_with_the_standard_age_tool(tmp_path):
     plain.write_bytes(b"".join(b"0101801234;restricted;%06d\n" % i for i in range(20_000)))
     seal_chunks(plain, sealed, key, 100_000)
     (tmp_path / "identity.txt").write_text(age_identity(key) + "\n")
-    line = ('age -d -i ../identity.txt manifest.age | sed 1,3d | '
-            'while read c; do age -d -i ../identity.txt "chunks/$c.age"; done')
+    line = ("age -d -i ../identity.txt manifest.age | sed '1,3d;$d' | "
+            'while read c m; do age -d -i ../identity.txt "chunks/$c.age"; done')
     out = subprocess.run(["bash", "-c", line], cwd=sealed, capture_output=True, check=True)
     assert out.stdout == plain.read_bytes()
 
