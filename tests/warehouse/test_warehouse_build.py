@@ -412,15 +412,15 @@ def test_bitemporal_versions_and_as_of(tmp_path, keydir, monkeypatch):
     load_warehouse(root, D2)
     deliver(root, "kontaktgruppe", D3, [kg(KG_B, P2, "2", "2026-09-15", version=2, change="3")])
     # a night of an unchanged project asks dbt's relation cache for no model's own table (materializations.sql,
-    # dsdw_existing); the one lookup is the panel scope's read of fct_person_week before it is rebuilt
-    # (derived.sql, existing_relation)
+    # dsdw_existing); the two lookups are the scopes' reads of dim_person and fct_person_week before they are
+    # rebuilt (derived.sql, existing_relation)
     lookups: list[str] = []
     get_relation = BaseAdapter.get_relation
     monkeypatch.setattr(BaseAdapter, "get_relation",
                         lambda self, database, schema, identifier: lookups.append(identifier)
                         or get_relation(self, database, schema, identifier))
     load_warehouse(root, D3)
-    assert lookups == ["fct_person_week"]
+    assert sorted(lookups) == ["dim_person", "fct_person_week"]
     # append-only: 4 versions received, none erased
     assert q(root, "SELECT count(*) FROM fct_kontaktgruppe")[0][0] == 4
     hist = q(root, f"SELECT version, indlaest_dato, indlaest_til, er_slettet FROM fct_kontaktgruppe_historik "
