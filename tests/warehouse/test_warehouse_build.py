@@ -365,6 +365,25 @@ def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(t
     assert not back.exists()
 
 
+def test_rotating_the_restricted_key_reseals_every_chunk(tmp_path):
+    """Unsealed with the old key and sealed with the new one, every chunk is written again (names and the manifest's
+    MAC are keyed), the old chunks are gone, and only the new key opens the directory."""
+    old, new, chunk = b"a" * 32, b"b" * 32, 64 * 1024
+    plain, back, sealed = tmp_path / "plain.bin", tmp_path / "back.bin", tmp_path / "sealed"
+    plain.write_bytes(b"".join(b"0101801234 %07d " % i for i in range(20_000)))
+    seal_chunks(plain, sealed, old, chunk)
+    before = {p.name for p in (sealed / "chunks").iterdir()}
+    unseal_chunks(sealed, back, old)
+    res = seal_chunks(back, sealed, new, chunk)
+    after = {p.name for p in (sealed / "chunks").iterdir()}
+    assert res["written"] == res["chunks"] == len(after) and not before & after
+    back.unlink()
+    with pytest.raises(SealError, match="another key"):
+        unseal_chunks(sealed, back, old)
+    unseal_chunks(sealed, back, new)
+    assert back.read_bytes() == plain.read_bytes()
+
+
 def test_sealed_chunks_open_with_the_standard_age_tool(tmp_path):
     """The operator's one-liner (pipelines.warehouse.sealed) gives the database back with ``age -d`` alone."""
     age = shutil.which("age")
