@@ -28,13 +28,18 @@ from pathlib import Path
 import pyrage
 from bech32 import bech32_encode, convertbits
 
-from pipelines.fsio import fsync_dir
+from pipelines.fsio import atomic_write, fsync_dir
 
 MAGIC = b"age-encryption.org/v1\n"
 
 
 class SealError(RuntimeError):
     """A sealed file is damaged, truncated or sealed with another key."""
+
+
+def _unopenable(what: Path, exc: Exception) -> SealError:
+    return SealError(f"{what}: cannot be opened with the current restricted key (sealed with another key, "
+                     f"damaged or truncated): {exc}")
 
 
 def age_identity(key: bytes) -> str:
@@ -69,8 +74,7 @@ def unseal_file(src: Path, dst: Path, key: bytes) -> None:
         pyrage.decrypt_file(str(src), str(dst), [pyrage.x25519.Identity.from_str(age_identity(key))])
     except (pyrage.DecryptError, OSError) as exc:  # a damaged STREAM chunk surfaces as an I/O error
         Path(dst).unlink(missing_ok=True)
-        raise SealError(f"{src}: cannot be opened with the current restricted key (sealed with another key, "
-                        f"damaged or truncated): {exc}") from None
+        raise _unopenable(src, exc) from None
 
 
 # ---------------------------------------------------------------- sealed in chunks (the restricted database)
@@ -147,8 +151,7 @@ def read_manifest(sealed: Path, key: bytes) -> tuple[int, int, list[tuple[str, s
             pairs.append((name, mac))
         size_n, chunk_n = int(size.split()[1]), int(chunk.split()[1])
     except (pyrage.DecryptError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise SealError(f"{sealed / MANIFEST}: cannot be opened with the current restricted key (sealed with "
-                        f"another key, damaged or truncated): {exc}") from None
+        raise _unopenable(sealed / MANIFEST, exc) from None
     if not hmac.compare_digest(text.encode("ascii"), _manifest_text(size_n, chunk_n, pairs, key).encode("ascii")):
         raise SealError(f"{sealed / MANIFEST}: its MAC does not hold (not written with the restricted key)")
     return size_n, chunk_n, pairs
@@ -177,24 +180,12 @@ def seal_chunks(plain: Path, sealed: Path, key: bytes, chunk: int = CHUNK) -> di
             fh.seek(i * chunk)
             data = fh.read(chunk)
             enc = pyrage.encrypt(data, [recipient])
-            tmp = chunks / f".{n}.tmp"
-            with open(tmp, "wb") as out:
-                out.write(enc)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
+            atomic_write(target, enc)
             macs[n] = _header_mac(enc[:1024])
             written += 1
             nbytes += len(data)
-    fsync_dir(chunks)
     text = _manifest_text(plain.stat().st_size, chunk, [(n, macs[n]) for n in names], key)
-    tmp = sealed / (MANIFEST + ".tmp")
-    with open(tmp, "wb") as out:
-        out.write(pyrage.encrypt(text.encode("ascii"), [recipient]))
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, sealed / MANIFEST)
-    fsync_dir(sealed)
+    atomic_write(sealed / MANIFEST, pyrage.encrypt(text.encode("ascii"), [recipient]))
     keep = {f"{n}.age" for n in names}
     for p in chunks.iterdir():  # chunks of the previous seal no longer listed, and a crashed seal's leftovers
         if p.name not in keep:
@@ -219,8 +210,7 @@ def unseal_chunks(sealed: Path, plain: Path, key: bytes) -> None:
                 raise SealError(f"{sealed}: the chunks hold {out.tell()} bytes, the manifest says {size}")
     except (pyrage.DecryptError, OSError) as exc:
         Path(plain).unlink(missing_ok=True)
-        raise SealError(f"{sealed}: cannot be opened with the current restricted key (sealed with another key, "
-                        f"damaged or truncated): {exc}") from None
+        raise _unopenable(sealed, exc) from None
     except SealError:
         Path(plain).unlink(missing_ok=True)
         raise
