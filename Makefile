@@ -54,13 +54,15 @@ demo: sysdeps $(STAMP)
 	$(DSDW) demo --out $(DEMO_DIR) --start $(DEMO_START) --days $(DEMO_DAYS) --seed $(DEMO_SEED)
 
 ## make test: install/update and run the whole suite (slow tests excluded; bench/ covers them)
+# -n 3 on the 2-core machine: a quarter of the CPU sat idle with 2 workers (subprocesses, fsyncs, servers on
+# loopback); a fresh clone of 6dd9084 ran 836.9 s with -n 2 and 777.5 s with -n 3 (2026-12-06, one run each)
 # the spark extra (pyspark with Spark's jars, dbt-spark; ~500 MB, about a minute) only for the tests
 test: JAVA_PKG := openjdk-17-jre-headless
 test: sysdeps $(STAMP)
 	@$(PY) -c 'import pyspark, dbt.adapters.spark' 2>/dev/null || \
 	  { echo "installing the spark extra (pyspark, dbt-spark)"; $(PY) -m pip install --quiet -e '.[dev,spark]'; }
 	$(PY) -m ruff check pipelines tests bench
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 3 -m "not slow" $(PYTEST_ARGS)
 
 ## make generate: regenerate everything derived from the contracts (schema, GX suites, models, docs)
 generate: $(STAMP)
