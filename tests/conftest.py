@@ -2,7 +2,7 @@
 
 Generating and ingesting even a tiny Denmark costs tens of seconds, so a data set that several
 modules read is built here once: the first worker to ask builds it under the session's base
-temp directory (``pytest-N/``, shared by ``-n 2``'s workers) while holding a file lock, the others
+temp directory (``pytest-N/``, shared by the ``-n`` workers) while holding a file lock, the others
 wait for it and read the same files.  The build is never reused across sessions, so a code change
 always gets fresh data.  Readers must not change these trees; a test that writes takes a copy.
 
