@@ -232,7 +232,9 @@ def phase_load(root: Path, day: dt.date, publish: bool, statistics: bool = True)
             "model_rows": {k: v for k, v in r.model_rows.items() if v},
             "step_seconds": {k: round(v, 2) for k, v in {**r.step_seconds, **{
                 f"hook:{h}": x for h, x in r.hook_seconds.items()}}.items()},
-            "build_bytes": build_path(root).stat().st_size, "peak_rss_mb": _rss_mb()}
+            "build_bytes": build_path(root).stat().st_size, "peak_rss_mb": _rss_mb(),
+            # tables the night sorted by person_key again (their tail had grown; pipelines/warehouse/clustering.py)
+            "sorted_by_person": getattr(r, "sorted_by_person", {})}
     out["dbt"] = probe.report(r.seconds - r.publish_seconds, cpu, hook)
     con = duckdb.connect(str(build_path(root)), read_only=True)
     try:
@@ -380,6 +382,14 @@ def phase_rebuild(root: Path, load_date: dt.date, history_publication: str = "pr
             out["history_publication"] = history_publication
             out["publication_vintages"] = _vintages(con, load_id)
             out["person_spand"] = _person_spand(con)
+            try:  # the rebuilt panel sorted by person_key, as the product's rebuild leaves it
+                from pipelines.warehouse.clustering import sort_by_person
+            except ImportError:
+                pass
+            else:
+                ts = time.perf_counter()
+                out["sorted_by_person"] = {s.table: s.rows for s in sort_by_person(con, load_date)}
+                out["sort_by_person_seconds"] = round(time.perf_counter() - ts, 2)
             tc = time.perf_counter()
             con.execute("CHECKPOINT")
             con.execute("DETACH restricted")

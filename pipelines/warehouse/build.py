@@ -90,6 +90,8 @@ class LoadResult:
     hook_seconds: dict[str, float] = field(default_factory=dict)
     # the load's steps outside the models (unsealing/sealing the restricted database, checkpoint, ...)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    # the person tables this load sorted by person_key again (pipelines/warehouse/clustering.py): table -> rows
+    sorted_by_person: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     publish_seconds: float = 0.0
     published: Path | None = None

@@ -35,6 +35,7 @@ import duckdb
 
 from pipelines.contracts import REFERENCE_DIR, REPO_ROOT, get_contract, load_contracts
 from pipelines.warehouse import build as B
+from pipelines.warehouse.clustering import sort_by_person
 from pipelines.warehouse.generate import FULL_BUILD_TAG, is_restricted, stg_name
 from pipelines.warehouse.keys import hmac_pads, key_id, load_key
 from pipelines.warehouse.restricted import unsealed
@@ -652,6 +653,9 @@ def load_warehouse_dbt(root: Path, load_date: dt.date, *, publish: bool = True,
             _record_staged(con, new, res)
             _after_selection(con, new)
             _after_dbt(con, res, statistics)
+            ts = time.perf_counter()
+            res.sorted_by_person = {s.table: s.rows for s in sort_by_person(con, load_date)}
+            res.step_seconds["sort_by_person"] = time.perf_counter() - ts
             B._attach_quality(con, root, {dt.date.fromisoformat(p["leveringsdato"]) for p in new} | {load_date})
             res.seconds = time.perf_counter() - t0
             con.execute("INSERT INTO meta.load VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)", [

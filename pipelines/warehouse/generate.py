@@ -220,21 +220,18 @@ def dbt_staging_sql(c: Contract) -> str:
         f"ORDER BY {order}) = 1\n")
 
 
-def _has_person_key(c: Contract) -> bool:
+def has_person_key(c: Contract) -> bool:
     return "cpr" in c.field_names
 
 
 def dbt_fact_sql(c: Contract) -> str:
     """Append-only bitemporal versions (incremental, append): this load's staged rows with its load date.
 
-    The analysts' facts carry an ART index on ``person_key`` (one person's history in milliseconds); the
-    restricted (health) facts do not: nobody looks a person up there (deliveries read whole populations through
-    ``_as_of``), and the index was ~40 % of the restricted file, which is decrypted and encrypted whole every
-    night, and grows with the history (bench/bench_index_growth.py)."""
-    if is_restricted(c):
-        hook = ", post_hook=\"{{ drop_person_key_index(this) }}\""
-    else:
-        hook = ", post_hook=\"{{ person_key_index(this) }}\"" if _has_person_key(c) else ""
+    No fact carries an index on ``person_key``. The analysts' facts are kept sorted by it instead
+    (pipelines/warehouse/clustering.py: a lookup reads one row group, and a night's checkpoint does not rewrite an
+    index as large as the history); the hook drops the ART index an older build made. The restricted (health)
+    facts are read as populations, never per person (deliveries read them through ``_as_of``)."""
+    hook = ", post_hook=\"{{ drop_person_key_index(this) }}\"" if is_restricted(c) or has_person_key(c) else ""
     return (
         f"-- {DBT_MARK.format(ds=c.dataset)}\n"
         f"{{{{ config(materialized='incremental', incremental_strategy='append', {_dbt_location(c)}{hook}) }}}}\n"

@@ -40,6 +40,7 @@ KG_A, KG_B, KG_C = "11111111-0000-4000-8000-00000000000a", "11111111-0000-4000-8
     "11111111-0000-4000-8000-00000000000c"
 P1 = cpr_for(dt.date(1980, 5, 17), 1)
 P2 = cpr_for(dt.date(1991, 2, 3), 2, male=False)
+P3 = cpr_for(dt.date(1975, 7, 9), 3)
 
 
 def q(root: Path, sql: str) -> list[tuple]:
@@ -595,16 +596,27 @@ def test_restricted_db_holds_the_map_and_is_sealed(tmp_path, keydir):
             assert not con.execute(f"SELECT count(*) FROM {t} WHERE \"{col}\" IN (?, ?)", [P1, P2]).fetchone()[0]
 
 
-def test_a_field_added_to_a_contract_reaches_the_existing_indexed_fact(tmp_path, keydir, monkeypatch):
+def test_a_field_added_to_a_contract_reaches_the_existing_sorted_fact(tmp_path, keydir, monkeypatch):
     """Schema evolution: what `make generate` writes after a field is added (the staging model selects one more
-    column) reaches the fact appended to, its current state and as-of macro; the person_key index stays."""
-    from pipelines.warehouse import dbt_runner
+    column) reaches the fact appended to, its current state and as-of macro. Every load here sorts the person
+    tables again (thresholds 0): the new column survives the sort, and the person_key ART index an older build
+    left is dropped by the first build of the changed project (the facts are sorted, not indexed)."""
+    from pipelines.warehouse import clustering, dbt_runner
 
+    monkeypatch.setattr(clustering, "MIN_ROWS", 0)
+    monkeypatch.setattr(clustering, "TAIL_MIN", 0)
+    monkeypatch.setattr(clustering, "TAIL_SHARE", 0.0)
     root = tmp_path / "root"
-    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01")])
-    load_warehouse(root, D1)
+    deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_C, P3, "1", "2026-09-03")])
+    r1 = load_warehouse(root, D1)
+    assert "fct_kontaktgruppe" in r1.sorted_by_person and "fct_person_week" in r1.sorted_by_person
+    comment = "SELECT comment FROM duckdb_tables() WHERE table_name = 'fct_kontaktgruppe'"
+    assert q(root, comment) == [(f"person_key_sorted: {D1}",)]
     index = "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'fct_kontaktgruppe'"
-    assert q(root, index) == [("fct_kontaktgruppe__person_key",)]
+    assert q(root, index) == []
+    con = duckdb.connect(str(build_path(root)))  # the index an older build made
+    con.execute("CREATE INDEX fct_kontaktgruppe__person_key ON fct_kontaktgruppe (person_key)")
+    con.close()
     project = tmp_path / "warehouse"
     shutil.copytree(dbt_runner.PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     stg = project / "dbt" / "models" / "staging" / "stg_jobcenter__kontaktgruppe.sql"
@@ -612,13 +624,17 @@ def test_a_field_added_to_a_contract_reaches_the_existing_indexed_fact(tmp_path,
         "    foerste_anmodning,\n", "    foerste_anmodning,\n    'ny' AS ny_kolonne,\n"), encoding="utf-8")
     monkeypatch.setattr(dbt_runner, "PROJECT_DIR", project)
     deliver(root, "kontaktgruppe", D2, [kg(KG_B, P2, "1", "2026-09-15")])
-    load_warehouse(root, D2)
+    r2 = load_warehouse(root, D2)
+    assert "fct_kontaktgruppe" in r2.sorted_by_person
     assert q(root, "SELECT kontaktgruppe_id, ny_kolonne FROM fct_kontaktgruppe ORDER BY 1") == [
-        (KG_A, None), (KG_B, "ny")]
+        (KG_A, None), (KG_B, "ny"), (KG_C, None)]
     assert q(root, "SELECT kontaktgruppe_id, ny_kolonne FROM fct_kontaktgruppe_aktuel ORDER BY 1") == [
-        (KG_A, None), (KG_B, "ny")]
+        (KG_A, None), (KG_B, "ny"), (KG_C, None)]
     assert q(root, "SELECT count(ny_kolonne) FROM fct_kontaktgruppe_as_of(DATE '2026-10-02')") == [(1,)]
-    assert q(root, index) == [("fct_kontaktgruppe__person_key",)]
+    assert q(root, index) == [] and q(root, comment) == [(f"person_key_sorted: {D2}",)]
+    # stored in person order: the rows as the table holds them are the rows sorted by person_key
+    stored = q(root, "SELECT person_key FROM fct_kontaktgruppe ORDER BY rowid")
+    assert stored == sorted(stored) and len(stored) == 3
     pk = wkeys.person_key(P2, wkeys.load_key("pseudonym"))
     assert q(root, f"SELECT kontaktgruppe_id FROM fct_kontaktgruppe WHERE person_key = '{pk}'") == [(KG_B,)]
 

@@ -22,6 +22,7 @@ from fixtures_wh import query as q
 
 from pipelines.warehouse import keys as wkeys
 from pipelines.warehouse.build import load_warehouse, published_path
+from pipelines.warehouse.clustering import person_sorted_tables
 from pipelines.warehouse.dbt_runner import materializations
 from pipelines.warehouse.restricted import open_restricted
 
@@ -180,43 +181,44 @@ def test_unaffected_person_gets_the_new_week_with_its_previous_status(wh):
     assert {u: v for u, v in p2.items() if u != "2026-W43"} == before
 
 
-# --------------------------------------------------------------------------- person_key indexes
+# --------------------------------------------------------------------------- person_key: sorted, not indexed
 
 
-def _indexed_person_tables(con: duckdb.DuckDBPyConnection, database: str) -> tuple[set[str], set[str]]:
-    """(tables with a person_key column that should be indexed, tables with a <table>__person_key index)."""
-    want = {r[0] for r in con.execute(
+def _person_tables(con: duckdb.DuckDBPyConnection, database: str) -> tuple[set[str], set[str]]:
+    """(tables fct_* with a person_key column, not _aktuel; tables with a <table>__person_key index)."""
+    tables = {r[0] for r in con.execute(
         """SELECT c.table_name FROM duckdb_columns() c JOIN duckdb_tables() t USING (database_name, schema_name, table_name)
            WHERE c.database_name = ? AND c.schema_name = 'main' AND c.column_name = 'person_key'
              AND c.table_name LIKE 'fct\\_%' ESCAPE '\\' AND c.table_name NOT LIKE '%\\_aktuel' ESCAPE '\\'""",
         [database]).fetchall()}
-    have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_indexes() WHERE database_name = ? "
-                                      "AND index_name = table_name || '__person_key'", [database]).fetchall()}
-    return want, have
+    indexed = {r[0] for r in con.execute("SELECT table_name FROM duckdb_indexes() WHERE database_name = ? "
+                                         "AND index_name = table_name || '__person_key'", [database]).fetchall()}
+    return tables, indexed
 
 
-def test_person_key_indexes_on_analysts_facts_and_panel_not_on_current_state_or_restricted(wh):
+def test_person_facts_and_panel_are_kept_sorted_not_indexed_and_no_current_state_has_a_person_index(wh):
+    """The analysts' person facts and the panel are the tables clustering.person_sorted_tables names (sorted by
+    person_key once large: tests/warehouse/test_clustering.py); none has an ART index on person_key, which each
+    night's checkpoint rewrote whole; only the small per-person category spells keep theirs."""
     con = duckdb.connect(str(published_path(wh["root"])), read_only=True)
     try:
         db = con.execute("SELECT current_database()").fetchone()[0]
-        want, have = _indexed_person_tables(con, db)
-        assert {"fct_kontaktgruppe", "fct_person_week", "fct_tilmelding"} <= want
-        assert have == want
+        tables, indexed = _person_tables(con, db)
+        assert {"fct_kontaktgruppe", "fct_person_week", "fct_tilmelding"} <= tables
+        assert set(person_sorted_tables()) == tables - {"fct_kategori_forloeb"}
+        assert indexed == {"fct_kategori_forloeb"}  # an incremental model kept per person (§ 2 category spells)
         # the current-state tables have their record key's unique index (<table>__key), not a person_key one
         assert not con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name LIKE '%\\_aktuel' "
                                "ESCAPE '\\' AND index_name NOT LIKE '%\\_\\_key' ESCAPE '\\'").fetchall()
         # the incremental facts of this process's parsed dbt project (the fixture's loads parsed it)
         facts = {n for n, mat in materializations().items() if n.startswith("fct_") and mat == "incremental"}
-        assert want - {"fct_person_week"} <= facts
-        assert "fct_kategori_forloeb" in have  # an incremental model kept per person (§ 2 category spells)
+        assert tables - {"fct_person_week"} <= facts
     finally:
         con.close()
     with open_restricted(wh["root"]) as rcon:  # the module fixture keeps DSDW_KEY_DIR set
-        # the restricted facts have none: nobody looks a person up there, and the file is sealed whole nightly
-        want, have = _indexed_person_tables(rcon, "restricted")
-        assert want >= {"fct_ssi_lpr_kontakt", "fct_ssi_sygesikring_kontakt"} and have == set()
-
-
+        # the restricted facts have none either: nobody looks a person up there
+        tables, indexed = _person_tables(rcon, "restricted")
+        assert tables >= {"fct_ssi_lpr_kontakt", "fct_ssi_sygesikring_kontakt"} and indexed == set()
 
 
 # --------------------------------------------------------------------------- a night rewrites the weeks that moved

@@ -93,8 +93,9 @@ WHERE r.indlaest_dato = (SELECT indlaest_dato FROM {{ source('meta', 'current_lo
 (SELECT p.person_key FROM {{ source('restricted', 'person') }} p WHERE p.cpr = {{ col }})
 {%- endmacro %}
 
-{#- ART index on person_key (one person's history is a point lookup): DuckDB only; other engines
-    (Spark) have no secondary indexes. -#}
+{#- ART index on person_key (one person's category spells are a point lookup): DuckDB only; other engines
+    (Spark) have no secondary indexes. Only fct_kategori_forloeb (a small table, rewritten per person): the facts and
+    the weekly panel are kept sorted by person_key instead (pipelines/warehouse/clustering.py). -#}
 {% macro person_key_index(relation) -%}
     {{ return(adapter.dispatch('person_key_index', 'dsdw_warehouse')(relation)) }}
 {%- endmacro %}
@@ -107,8 +108,9 @@ CREATE INDEX IF NOT EXISTS {{ relation.identifier }}__person_key ON {{ relation 
 {%- endif -%}
 {%- endmacro %}
 
-{#- The person_key index an older build made on a table that no longer has one (the restricted facts: see
-    generate.dbt_fact_sql); like the indexes, only when the project changed. -#}
+{#- The person_key index an older build made on a table that no longer has one (the facts and the weekly panel,
+    now kept sorted by person_key: pipelines/warehouse/clustering.py; see generate.dbt_fact_sql); like the indexes,
+    only when the project changed. -#}
 {% macro drop_person_key_index(relation) -%}
     {{ return(adapter.dispatch('drop_person_key_index', 'dsdw_warehouse')(relation)) }}
 {%- endmacro %}

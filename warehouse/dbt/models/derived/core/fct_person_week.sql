@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='append', schema='main', pre_hook="{{ delete_panel_weeks(ref('int_person_fra_uge')) }}", post_hook="{{ person_key_index(this) }}") }}
+{{ config(materialized='incremental', incremental_strategy='append', schema='main', pre_hook="{{ delete_panel_weeks(ref('int_person_fra_uge')) }}", post_hook="{{ drop_person_key_index(this) }}") }}
 -- layer: core
 -- grain: one row per person and ISO week, from the week of the person's first state (kontaktgruppe spell) up to
 -- the week of the load date: the weekly event-history panel (DREAM-style forløbsdata)

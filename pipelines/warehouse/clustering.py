@@ -1,0 +1,113 @@
+"""The analysts' person facts and the weekly panel are kept sorted by ``person_key`` instead of ART-indexed.
+
+Why: one person's history must be a point lookup (issue #14 (c)), and an ART index on the 64-character
+pseudonym did that, but a night's rows land at random places of it, so each night's checkpoint wrote most of
+every index again: the cost of a night grew with the years kept (bench/bench_index_growth.py; on the national
+benchmark the checkpoints were the largest cost growing with the history, docs/warehouse_bench.md).  DuckDB keeps
+the min and max of every column per row group (122,880 rows); in a table sorted by ``person_key`` one person's
+rows lie in one or two row groups, and a lookup skips the others.  Rows a night appends or rewrites go to the end
+(the *tail*, rows with ``indlaest_dato`` after the last sort), where a lookup reads every row group.  So a table is
+sorted again when its tail passes ``TAIL_SHARE`` of its rows (and ``TAIL_MIN`` rows): the sort reads the whole
+table, but it comes once per ``TAIL_SHARE`` x rows of new rows, so its cost per night's row does not grow with the
+history, and a lookup reads at most the tail's row groups plus one or two.  Tables of fewer than
+``MIN_ROWS`` rows are left as they are (a row group or two: nothing to skip).
+
+The date of a table's last sort is its comment (``person_key_sorted: <load date>``): a table that a full refresh
+or a new environment created has none, and is sorted by the next load.  DuckDB only: Spark's Parquet tables are
+read whole by the engine anyway (docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass
+
+import duckdb
+
+MARK = "person_key_sorted"
+TAIL_SHARE = 0.05
+TAIL_MIN = 250_000
+MIN_ROWS = 2 * 122_880
+PANEL = "fct_person_week"
+_MARK_RE = re.compile(rf"(?:^|; ){MARK}: (\d{{4}}-\d{{2}}-\d{{2}})")
+
+
+@dataclass
+class Sorted:
+    """A table sorted by one call: its rows, the tail that made it due (None: never sorted), the seconds."""
+
+    table: str
+    rows: int
+    tail: int | None
+    seconds: float
+
+
+def person_sorted_tables() -> list[str]:
+    """The tables kept sorted: every analysts' fact with a person (``fct_<dataset>``; the restricted ones are
+    read as populations, never per person) and the weekly panel."""
+    from pipelines.contracts import load_contracts
+    from pipelines.warehouse.generate import fct_name, has_person_key, is_restricted
+
+    return sorted([fct_name(c) for c in load_contracts().values() if has_person_key(c) and not is_restricted(c)]
+                  + [PANEL])
+
+
+def sorted_on(comment: str | None) -> dt.date | None:
+    """The load date of the table's last sort, from its comment."""
+    m = _MARK_RE.search(comment or "")
+    return dt.date.fromisoformat(m.group(1)) if m else None
+
+
+def _with_mark(comment: str | None, load_date: dt.date) -> str:
+    rest = [p for p in (comment or "").split("; ") if p and not p.startswith(f"{MARK}: ")]
+    return "; ".join([*rest, f"{MARK}: {load_date.isoformat()}"])
+
+
+def due(rows: int, tail: int | None, *, share: float | None = None, tail_min: int | None = None,
+        min_rows: int | None = None) -> bool:
+    """Whether a table of ``rows`` rows with ``tail`` rows written after its last sort (None: never sorted)
+    is sorted now (the module's thresholds unless given)."""
+    share = TAIL_SHARE if share is None else share
+    tail_min = TAIL_MIN if tail_min is None else tail_min
+    if rows < (MIN_ROWS if min_rows is None else min_rows):
+        return False
+    return tail is None or tail > max(tail_min, share * rows)
+
+
+def sort_by_person(con: duckdb.DuckDBPyConnection, load_date: dt.date, *, force: bool = False,
+                   share: float | None = None, tail_min: int | None = None, min_rows: int | None = None,
+                   schema: str = "main") -> list[Sorted]:
+    """Sort the person tables of ``con``'s database that are due (all of at least ``min_rows`` rows if
+    ``force``); mark each with ``load_date``.  Returns the tables sorted."""
+    min_rows = MIN_ROWS if min_rows is None else min_rows
+    want = person_sorted_tables()
+    # the catalog's row estimate first (no scan): a table under min_rows has nothing to sort (the tests' and the
+    # demo's warehouses never get further than this query)
+    have = {t: c for t, c, n in con.execute(
+        "SELECT table_name, comment, estimated_size FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ? AND list_contains(?, table_name)", [schema, want]).fetchall() if n >= min_rows}
+    marked = {t: d for t, c in have.items() if (d := sorted_on(c)) is not None}
+    counts: dict[str, tuple[int, int | None]] = {}
+    if have:
+        q = " UNION ALL ".join(
+            f"SELECT '{t}', count(*), " + (f"count(*) FILTER (WHERE indlaest_dato > DATE '{marked[t]}')"
+                                            if t in marked else "NULL") + f" FROM {schema}.{t}"
+            for t in sorted(have))
+        counts = {t: (n, tail) for t, n, tail in con.execute(q).fetchall()}
+    done: list[Sorted] = []
+    for t in sorted(have):
+        rows, tail = counts[t]
+        if not (due(rows, tail, share=share, tail_min=tail_min, min_rows=min_rows)
+                or (force and rows >= min_rows)):
+            continue
+        t0 = time.perf_counter()
+        comment = _with_mark(have[t], load_date).replace("'", "''")
+        # one statement: atomic, and the rows are written once, in person order; these tables have no constraint,
+        # and no index once an older build's person_key index is gone (the comment is set again below)
+        con.execute(f"DROP INDEX IF EXISTS {schema}.{t}__person_key")
+        con.execute(f"CREATE OR REPLACE TABLE {schema}.{t} AS SELECT * FROM {schema}.{t} ORDER BY person_key")
+        con.execute(f"COMMENT ON TABLE {schema}.{t} IS '{comment}'")
+        done.append(Sorted(t, rows, tail, round(time.perf_counter() - t0, 3)))
+    return done
