@@ -102,12 +102,18 @@ def sort_by_person(con: duckdb.DuckDBPyConnection, load_date: dt.date, *, force:
         if not (due(rows, tail, share=share, tail_min=tail_min, min_rows=min_rows)
                 or (force and rows >= min_rows)):
             continue
-        t0 = time.perf_counter()
-        comment = _with_mark(have[t], load_date).replace("'", "''")
-        # one statement: atomic, and the rows are written once, in person order; these tables have no constraint,
-        # and no index once an older build's person_key index is gone (the comment is set again below)
-        con.execute(f"DROP INDEX IF EXISTS {schema}.{t}__person_key")
-        con.execute(f"CREATE OR REPLACE TABLE {schema}.{t} AS SELECT * FROM {schema}.{t} ORDER BY person_key")
-        con.execute(f"COMMENT ON TABLE {schema}.{t} IS '{comment}'")
-        done.append(Sorted(t, rows, tail, round(time.perf_counter() - t0, 3)))
+        done.append(Sorted(t, rows, tail, sort_table(con, t, load_date, have[t], schema)))
     return done
+
+
+def sort_table(con: duckdb.DuckDBPyConnection, table: str, load_date: dt.date, comment: str | None = None,
+               schema: str = "main") -> float:
+    """Rewrite ``table`` in person_key order and mark it sorted at ``load_date`` (keeping the rest of
+    ``comment``); returns the seconds.  One statement: atomic, and the rows are written once, in person order.
+    These tables have no constraint, and no index once an older build's person_key index is gone."""
+    t0 = time.perf_counter()
+    mark = _with_mark(comment, load_date).replace("'", "''")
+    con.execute(f"DROP INDEX IF EXISTS {schema}.{table}__person_key")
+    con.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM {schema}.{table} ORDER BY person_key")
+    con.execute(f"COMMENT ON TABLE {schema}.{table} IS '{mark}'")
+    return round(time.perf_counter() - t0, 3)
