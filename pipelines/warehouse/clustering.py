@@ -20,11 +20,14 @@ read whole by the engine anyway (docs/scale-out.md).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
 from dataclasses import dataclass
 
 import duckdb
+
+log = logging.getLogger(__name__)
 
 MARK = "person_key_sorted"
 TAIL_SHARE = 0.05
@@ -102,7 +105,12 @@ def sort_by_person(con: duckdb.DuckDBPyConnection, load_date: dt.date, *, force:
         if not (due(rows, tail, share=share, tail_min=tail_min, min_rows=min_rows)
                 or (force and rows >= min_rows)):
             continue
-        done.append(Sorted(t, rows, tail, sort_table(con, t, load_date, have[t], schema)))
+        try:
+            done.append(Sorted(t, rows, tail, sort_table(con, t, load_date, have[t], schema)))
+        except (duckdb.OutOfMemoryException, duckdb.IOException) as e:
+            # the statement is atomic: the table stays as it was (lookups read more of it) and the next load tries
+            # again; a night's data is not lost for a maintenance step
+            log.warning("sorting %s by person_key failed, left for the next load: %s", t, e)
     return done
 
 

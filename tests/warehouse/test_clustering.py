@@ -97,3 +97,23 @@ def test_the_sorted_tables_are_the_analysts_person_facts_and_the_panel():
     assert "fct_kontaktgruppe" in tables and "fct_person_week" in tables and "fct_joblog_jobsoegning" in tables
     assert not [t for t in tables if t.startswith("fct_ssi_")]  # the restricted facts: no person lookups
     assert "fct_stillingsopslag" not in tables  # no person in it
+
+
+def test_a_sort_that_runs_out_of_memory_leaves_the_table_as_it_was(tmp_path, caplog):
+    """A night's load is not lost for its maintenance step: the sort is one statement, so the table keeps its rows
+    and order, gets no mark, and the next load tries again."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    _fact(con)
+    con.execute("CREATE TABLE before AS SELECT * FROM fct_kontaktgruppe")
+    con.execute("SET temp_directory = ''")  # nowhere to spill
+    con.execute("SET memory_limit = '8MB'")
+    with caplog.at_level("WARNING", logger="pipelines.warehouse.clustering"):
+        assert C.sort_by_person(con, D1) == []
+    assert "sorting fct_kontaktgruppe by person_key failed" in caplog.text
+    con.execute("RESET memory_limit")
+    assert con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'fct_kontaktgruppe'"
+                       ).fetchone()[0] == "a note"
+    assert con.execute("SELECT count(*) FROM (SELECT * FROM before EXCEPT ALL SELECT * FROM fct_kontaktgruppe)"
+                       ).fetchone()[0] == 0 and not _stored_in_person_order(con)
+    assert [s.table for s in C.sort_by_person(con, D2)] == ["fct_kontaktgruppe"]  # the next load
+    con.close()
