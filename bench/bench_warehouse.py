@@ -388,7 +388,8 @@ def phase_rebuild(root: Path, load_date: dt.date, history_publication: str = "pr
                 pass
             else:
                 ts = time.perf_counter()
-                out["sorted_by_person"] = {s.table: s.rows for s in sort_by_person(con, load_date)}
+                out["sorted_by_person"] = {s.table: {"rows": s.rows, "seconds": s.seconds}
+                                           for s in sort_by_person(con, load_date)}
                 out["sort_by_person_seconds"] = round(time.perf_counter() - ts, 2)
             tc = time.perf_counter()
             con.execute("CHECKPOINT")

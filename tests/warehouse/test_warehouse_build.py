@@ -606,12 +606,13 @@ def test_a_field_added_to_a_contract_reaches_the_existing_sorted_fact(tmp_path, 
     monkeypatch.setattr(clustering, "MIN_ROWS", 0)
     monkeypatch.setattr(clustering, "TAIL_MIN", 0)
     monkeypatch.setattr(clustering, "TAIL_SHARE", 0.0)
+    monkeypatch.setattr(clustering, "MAX_RUNS", 1)  # every sort whole
     root = tmp_path / "root"
     deliver(root, "kontaktgruppe", D1, [kg(KG_A, P1, "1", "2026-09-01"), kg(KG_C, P3, "1", "2026-09-03")])
     r1 = load_warehouse(root, D1)
     assert "fct_kontaktgruppe" in r1.sorted_by_person and "fct_person_week" in r1.sorted_by_person
     comment = "SELECT comment FROM duckdb_tables() WHERE table_name = 'fct_kontaktgruppe'"
-    assert q(root, comment) == [(f"person_key_sorted: {D1}",)]
+    assert q(root, comment) == [(f"person_key_sorted: {D1}; person_key_runs: 0",)]
     index = "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'fct_kontaktgruppe'"
     assert q(root, index) == []
     con = duckdb.connect(str(build_path(root)))  # the index an older build made
@@ -631,7 +632,7 @@ def test_a_field_added_to_a_contract_reaches_the_existing_sorted_fact(tmp_path, 
     assert q(root, "SELECT kontaktgruppe_id, ny_kolonne FROM fct_kontaktgruppe_aktuel ORDER BY 1") == [
         (KG_A, None), (KG_B, "ny"), (KG_C, None)]
     assert q(root, "SELECT count(ny_kolonne) FROM fct_kontaktgruppe_as_of(DATE '2026-10-02')") == [(1,)]
-    assert q(root, index) == [] and q(root, comment) == [(f"person_key_sorted: {D2}",)]
+    assert q(root, index) == [] and q(root, comment) == [(f"person_key_sorted: {D2}; person_key_runs: 0",)]
     # stored in person order: the rows as the table holds them are the rows sorted by person_key
     stored = q(root, "SELECT person_key FROM fct_kontaktgruppe ORDER BY rowid")
     assert stored == sorted(stored) and len(stored) == 3
