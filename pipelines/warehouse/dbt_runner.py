@@ -535,9 +535,10 @@ def materializations() -> dict[str, str]:
 def _invoke_in_process(root: Path, env: dict[str, str], args: list[str]) -> dict:
     """``dbt build`` in this process without the tests whose result a load does not use: the ``warn`` ones (a
     warning cannot stop a load, and nothing here would read it: ``dsdw warehouse check`` runs every test and lists
-    the warnings, the Dagster path keeps them as asset checks) and the ``full_build`` ones (record keys and
-    ``besked_id``, which the unique index and the lake's validation enforce on every build, the first included).
-    On a first build that is 314 of 342 tests, each ~25 ms of dbt's own work."""
+    the warnings, the Dagster path keeps them as asset checks) and the ``full_build`` ones (the facts'
+    ``besked_id``, which the lake's validation enforces on every build, the first included, and the restricted
+    current-state views' record keys, which a night does not select). The analysts' current-state tables' record
+    keys are tested on every build, on a night only for the records it touched."""
     skip = [x for x in (WARN_TESTS, f"tag:{FULL_BUILD_TAG}") if x not in args]
     if "--exclude" in args:
         i = args.index("--exclude") + 1
@@ -571,9 +572,10 @@ def nightly_selection(con: duckdb.DuckDBPyConnection, new: list[dict]) -> list[s
     lake.<dataset>+``; a retraction always comes with its dataset's corrected payload) and the nightly ones,
     views left out.  Models that only read code lists (the dims) and views are then left as they are.
 
-    Tests: the ``error`` ones of the selected models, except those tagged ``full_build`` (the current-state
-    tables' record keys, which their unique index enforces on every insert, and the facts' ``besked_id``, a
-    field every contract requires): 70 fewer nodes a night at ~40 ms of dbt's own work each.
+    Tests: the ``error`` ones of the selected models, except those tagged ``full_build`` (the facts'
+    ``besked_id``, a field every contract requires, and the restricted current-state views' record keys): ~40 fewer
+    nodes a night at ~40 ms of dbt's own work each. The current-state tables' record-key tests run, scoped to the
+    records the night touched (generate._fact_tests).
 
     Each flag's selectors are one space-separated value (dbt's union): dagster-dbt (0.29.27) reads a flag's
     first value only and passes the rest to dbt as stray arguments, which failed every Dagster night after the

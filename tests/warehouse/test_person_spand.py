@@ -333,7 +333,6 @@ def test_unique_key_tests_find_a_duplicate_and_a_null_key(tiny_warehouse, tmp_pa
                            ).fetchone()
         con.execute("INSERT INTO fct_person_week SELECT * FROM fct_person_week WHERE person_key = ? AND uge_id = ?",
                     list(week))
-        con.execute("DROP INDEX IF EXISTS fct_afmelding_aktuel__key")  # the unique index would refuse the row
         con.execute("INSERT INTO fct_afmelding_aktuel SELECT * REPLACE (NULL AS afmelding_id) "
                     "FROM fct_afmelding_aktuel LIMIT 1")
     finally:
@@ -411,3 +410,53 @@ def test_a_nights_key_tests_group_only_the_keys_the_night_wrote(tiny_warehouse, 
         assert con.execute(compiled("fct_person_week")).fetchall() == [(*outside, 2)]
     finally:
         con.close()
+
+
+def test_a_nights_record_key_test_groups_the_records_the_night_touched(tiny_warehouse, tmp_path):
+    """The current-state tables carry no unique index (its deletes and inserts grew with the history); their
+    record-key test guards a night instead, scoped to the records the night touched (``touched_scope``: the
+    records with a version in this load or in a payload it retracted, the delete-and-insert's own scope): a
+    second current version of a touched record fails the night, naming it; one of a record the night did not touch
+    is outside the night's test (a full build and ``dsdw warehouse check`` find it)."""
+    _src, root, _keys = tiny_warehouse
+    db = tmp_path / "build.duckdb"
+    shutil.copyfile(published_path(root), db)
+    work = tmp_path / "dbt"
+    (work / "restricted").mkdir(parents=True)
+    night = dbt_env(work, db, work / "restricted" / "restricted.duckdb", schema_check=False)
+    full = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+    name = "dsdw_unique_columns_fct_kontaktgruppe_aktuel_kontaktgruppe_id__True"
+    sel = ("test", "--select", "fct_kontaktgruppe_aktuel")
+    nodes = run_dbt(work, night, *sel)
+    assert {u.split(".")[2]: st for u, (st, _, _) in nodes.items() if ".dsdw_unique_columns_" in u} == {name: "pass"}
+    (f,) = (work / "warehouse" / "dbt_target" / "compiled").rglob(f"{name}.sql")
+    sql = f.read_text(encoding="utf-8")
+    assert 'WHERE (kontaktgruppe_id) IN (SELECT kontaktgruppe_id FROM (SELECT DISTINCT kontaktgruppe_id FROM ' \
+           '"build"."main"."fct_kontaktgruppe" WHERE load_id = ' in " ".join(sql.split())
+    con = duckdb.connect(str(db))
+    try:
+        touched = {k for (k,) in con.execute(
+            "SELECT kontaktgruppe_id FROM fct_kontaktgruppe WHERE load_id = (SELECT load_id FROM meta.current_load)"
+        ).fetchall()}
+        current = [k for (k,) in con.execute("SELECT kontaktgruppe_id FROM fct_kontaktgruppe_aktuel ORDER BY 1")
+                   .fetchall()]
+        written = next(k for k in current if k in touched)
+        kept = next(k for k in current if k not in touched)  # the last night touched some records, not all
+        con.execute("INSERT INTO fct_kontaktgruppe_aktuel FROM fct_kontaktgruppe_aktuel WHERE kontaktgruppe_id = ?",
+                    [written])
+    finally:
+        con.close()
+    with pytest.raises(DbtError, match=name):
+        run_dbt(work, night, *sel)
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute(sql).fetchall() == [(written, 2)]
+        con.execute("DELETE FROM fct_kontaktgruppe_aktuel WHERE kontaktgruppe_id = ? AND rowid = "
+                    "(SELECT max(rowid) FROM fct_kontaktgruppe_aktuel WHERE kontaktgruppe_id = ?)", [written, written])
+        con.execute("INSERT INTO fct_kontaktgruppe_aktuel FROM fct_kontaktgruppe_aktuel WHERE kontaktgruppe_id = ?",
+                    [kept])
+    finally:
+        con.close()
+    run_dbt(work, night, *sel)  # the night's records are clean; the other duplicate is not the night's
+    with pytest.raises(DbtError, match=name):
+        run_dbt(work, full, *sel)

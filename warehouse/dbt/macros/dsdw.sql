@@ -48,6 +48,12 @@ UNION SELECT DISTINCT f.{{ key }} FROM {{ fact }} f JOIN {{ retracted }} r ON r.
 WHERE r.indlaest_dato = (SELECT indlaest_dato FROM {{ source('meta', 'current_load') }})
 {%- endmacro %}
 
+{#- The records this load touched as a subquery: the night scope of a current-state table's record-key test (every
+    row a night writes into `<fct>_aktuel` has its first key column in it; tests/generic/dsdw_tests.sql). -#}
+{% macro touched_scope(fact, key, retracted) -%}
+({{ touched_records(fact, key, retracted) }})
+{%- endmacro %}
+
 {#- The lake rows of one dataset a model reads: normally only the files of this load's new payloads
     (meta.load_increment, written by the load's ledger step), so a night reads the night's files; with
     `--vars '{full_lake: true}'` (a one-pass rebuild) the whole hive-partitioned dataset (the source's external
@@ -138,18 +144,20 @@ DROP INDEX IF EXISTS {{ relation.database }}.{{ relation.schema }}.{{ relation.i
     {{ return(not execute or env_var('DSDW_DBT_SCHEMA_CHECK', '1') != '0') }}
 {%- endmacro %}
 
-{#- Unique ART index on a current-state table's record key: the engine refuses a second current version of a
-    record on every insert, so a night needs no test query for it (the `dsdw_unique_columns` test, tagged
-    `full_build`, runs on full builds). DuckDB only; other engines (Spark) have no indexes and run the test. -#}
-{% macro record_key_index(relation, keys) -%}
-    {{ return(adapter.dispatch('record_key_index', 'dsdw_warehouse')(relation, keys)) }}
+{#- The unique ART index on a current-state table's record key an older build made (`<table>__key`), dropped by
+    the first build of the changed project like the person_key index above. It was the nights' guard against a
+    second current version of a record, and at 5 years of history its deletes and inserts of random record keys
+    were a quarter of a night (docs/warehouse_bench.md); the guard is now the `dsdw_unique_columns` test scoped to
+    the records the night touched (`touched_scope`). -#}
+{% macro drop_record_key_index(relation) -%}
+    {{ return(adapter.dispatch('drop_record_key_index', 'dsdw_warehouse')(relation)) }}
 {%- endmacro %}
-{% macro default__record_key_index(relation, keys) -%}
+{% macro default__drop_record_key_index(relation) -%}
 SELECT 1
 {%- endmacro %}
-{% macro duckdb__record_key_index(relation, keys) -%}
+{% macro duckdb__drop_record_key_index(relation) -%}
 {%- if dsdw_indexes_may_be_missing() -%}
-CREATE UNIQUE INDEX IF NOT EXISTS {{ relation.identifier }}__key ON {{ relation }} ({{ keys | join(', ') }})
+DROP INDEX IF EXISTS {{ relation.database }}.{{ relation.schema }}.{{ relation.identifier }}__key
 {%- endif -%}
 {%- endmacro %}
 

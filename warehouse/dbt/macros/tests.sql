@@ -20,9 +20,11 @@ SELECT {{ columns | join(', ') }}, count(*) AS n FROM {{ model }} GROUP BY ALL H
 {%- set sc = night_scope_columns or columns -%}
 {%- if night_scope is not none and not dsdw_schema_check() %}
 -- a night whose project is unchanged: only the keys the night may have written (night_scope); the rest of the
--- table passed this test on the night that wrote it and nothing else writes it
+-- table passed this test on the night that wrote it and nothing else writes it. The rows a night writes have
+-- their scope columns set (the night's load_id; a touched record's key, the only rows a delete-and-insert
+-- writes), so NULL keys are looked for among them and only the scope's rows are grouped
 SELECT {{ columns | join(', ') }}, count(*) AS n FROM {{ model }}
-WHERE ({{ sc | join(', ') }}) IN (SELECT {{ sc | join(', ') }} FROM {{ night_scope }}){% if not_null %} OR {{ any_null }}{% endif %}
+WHERE ({{ sc | join(', ') }}) IN (SELECT {{ sc | join(', ') }} FROM {{ night_scope }})
 GROUP BY ALL HAVING count(*) > 1{% if not_null %} OR {{ any_null }}{% endif %}
 {%- else %}
 WITH kandidat AS MATERIALIZED (

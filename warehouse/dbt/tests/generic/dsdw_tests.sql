@@ -3,7 +3,7 @@
     first compares count(*) with the count of distinct 64-bit hashes of the key and groups the key columns themselves
     only when they differ (a duplicate always makes them differ; a hash collision only costs the exact query), since
     grouping a 105M-row panel by its 64-character person_key was the largest part of a 5-year night's tests.
-    `night_scope` (a relation) with `night_scope_columns` (some of the key columns, all of them by default): on a
+    `night_scope` (a relation or a parenthesised query, e.g. `touched_scope(...)`) with `night_scope_columns` (some of the key columns, all of them by default): on a
     night whose project is unchanged, only the rows whose key columns occur in that relation are tested: the keys
     the night may have written (an incremental model's delete-and-insert scope, or this load's load_id). Exact: a
     duplicate's rows share the key columns, so if one of them was written tonight all of them are in the scope,
