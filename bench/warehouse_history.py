@@ -163,8 +163,8 @@ def synthesize_history(root: Path, first_day: dt.date, clone_day: dt.date, days:
                 cols = _columns(con, db, fct_name(c))
                 if cols:
                     tables[("restricted." if is_restricted(c) else "") + fct_name(c)] = cols
-            # the product's indexes (record keys of the current-state tables, person_key of the facts): the tables
-            # are rewritten below, which drops them; they are made again at the end, as the nights found them
+            # the product's indexes, whichever it makes (older builds: the current-state tables' record keys, the
+            # facts' person_key): the tables are rewritten below, which drops them; they are made again at the end
             indexes = _indexes(con)
             stats["persons"] = _person_table(con, tables)
             for ds, c in sorted(contracts.items()):
@@ -212,10 +212,9 @@ def synthesize_history(root: Path, first_day: dt.date, clone_day: dt.date, days:
 
 def _indexes(con: duckdb.DuckDBPyConnection) -> list[str]:
     """``CREATE INDEX IF NOT EXISTS`` of every index of the main and the restricted database, qualified with its
-    database and schema.  Why: without the current-state tables' unique record-key index, the next night's full
-    build (a changed project) creates it in the transaction that deleted and re-inserted the touched records, and
-    DuckDB refuses the commit (duplicate key: the deleted versions still count); the analysts' queries and the
-    nights also need the facts' person_key indexes the product keeps."""
+    database and schema: the nights are measured on the indexes the product keeps (fct_kategori_forloeb's, for one),
+    whatever they are; a benchmark of older code (which indexed the current-state tables' record keys and the facts'
+    person_key) finds its own again."""
     out = []
     for db, schema, table, sql in con.execute("SELECT database_name, schema_name, table_name, sql FROM duckdb_indexes() "
                                               "WHERE sql IS NOT NULL ORDER BY ALL").fetchall():
