@@ -350,13 +350,9 @@ def test_unique_key_tests_find_a_duplicate_and_a_null_key(tiny_warehouse, tmp_pa
         con.close()
 
 
-def test_a_nights_key_tests_group_only_the_keys_the_night_wrote(tiny_warehouse, tmp_path):
-    """On a night whose project is unchanged (DSDW_DBT_SCHEMA_CHECK=0) the key tests of the tables a night appends to
-    or rewrites in part group only the keys the night may have written (``night_scope``: the panel's rows in
-    int_person_week_ny, dim_person's affected persons, the bidrag marts' load_id), not the 5-year table: a
-    duplicate of a panel week the night wrote fails the night's test, naming it; a duplicate the night did not
-    write (none survives a night: a failed load restores the published database) is outside the night's test, and
-    the full test (a full build, ``dsdw warehouse check``) finds it."""
+def _night_and_full(tiny_warehouse, tmp_path: Path) -> tuple[Path, Path, dict, dict]:
+    """A copy of the tiny warehouse's published database with dbt's environments for a night whose project is
+    unchanged (the key tests' night scope) and for a full build (every row tested)."""
     _src, root, _keys = tiny_warehouse
     db = tmp_path / "build.duckdb"
     shutil.copyfile(published_path(root), db)
@@ -364,6 +360,17 @@ def test_a_nights_key_tests_group_only_the_keys_the_night_wrote(tiny_warehouse, 
     (work / "restricted").mkdir(parents=True)
     night = dbt_env(work, db, work / "restricted" / "restricted.duckdb", schema_check=False)
     full = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+    return db, work, night, full
+
+
+def test_a_nights_key_tests_group_only_the_keys_the_night_wrote(tiny_warehouse, tmp_path):
+    """On a night whose project is unchanged (DSDW_DBT_SCHEMA_CHECK=0) the key tests of the tables a night appends to
+    or rewrites in part group only the keys the night may have written (``night_scope``: the panel's rows in
+    int_person_week_ny, dim_person's affected persons, the bidrag marts' load_id), not the 5-year table: a
+    duplicate of a panel week the night wrote fails the night's test, naming it; a duplicate the night did not
+    write (none survives a night: a failed load restores the published database) is outside the night's test, and
+    the full test (a full build, ``dsdw warehouse check``) finds it."""
+    db, work, night, full = _night_and_full(tiny_warehouse, tmp_path)
     sel = ("test", "--select", "fct_person_week", "dim_person", "mart_overgange_bidrag")
     nodes = run_dbt(work, night, *sel)
     unique = {u.split(".")[2]: st for u, (st, _, _) in nodes.items() if ".dsdw_unique_columns_" in u}
@@ -418,13 +425,7 @@ def test_a_nights_record_key_test_groups_the_records_the_night_touched(tiny_ware
     records with a version in this load or in a payload it retracted, the delete-and-insert's own scope): a
     second current version of a touched record fails the night, naming it; one of a record the night did not touch
     is outside the night's test (a full build and ``dsdw warehouse check`` find it)."""
-    _src, root, _keys = tiny_warehouse
-    db = tmp_path / "build.duckdb"
-    shutil.copyfile(published_path(root), db)
-    work = tmp_path / "dbt"
-    (work / "restricted").mkdir(parents=True)
-    night = dbt_env(work, db, work / "restricted" / "restricted.duckdb", schema_check=False)
-    full = dbt_env(work, db, work / "restricted" / "restricted.duckdb")
+    db, work, night, full = _night_and_full(tiny_warehouse, tmp_path)
     name = "dsdw_unique_columns_fct_kontaktgruppe_aktuel_kontaktgruppe_id__True"
     sel = ("test", "--select", "fct_kontaktgruppe_aktuel")
     nodes = run_dbt(work, night, *sel)
