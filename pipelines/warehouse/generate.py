@@ -333,7 +333,7 @@ def _model_columns(c: Contract) -> list[dict]:
 
 
 def _fact_tests(c: Contract, model: str) -> tuple[list[dict], dict[str, list]]:
-    """Model-level and column-level tests of a fact's current state (the contract's rules)."""
+    """Model-level and column-level tests of a fact's current state ``model`` (the contract's rules)."""
     from pipelines.contracts import codelist_codes
 
     keys = list(c.record_key or ["besked_id"])
@@ -348,7 +348,7 @@ def _fact_tests(c: Contract, model: str) -> tuple[list[dict], dict[str, list]]:
         args |= {"night_scope": f"{{{{ touched_scope(ref('{fct_name(c)}'), '{keys[0]}', {_retracted(c)}) }}}}",
                  "night_scope_columns": keys[:1]}
     # the name dbt gave the test before it had a scope (a long argument list would make it a hash)
-    name = f"dsdw_unique_columns_{model}_aktuel_{'__'.join(keys)}__True"
+    name = f"dsdw_unique_columns_{model}_{'__'.join(keys)}__True"
     model_tests: list[dict] = [{"dsdw_unique_columns": {"name": name, "arguments": args, "config": config}}]
     col_tests: dict[str, list] = {}
     for r in c.rules:
@@ -402,7 +402,7 @@ def dbt_schema_yaml(layer: str) -> str:
                                         "data_tests": [{"not_null": {"config": {"severity": "error",
                                                                                 "tags": [FULL_BUILD_TAG]}}},
                                                        {"unique": {"config": {"severity": "warn"}}}]}]})
-            model_tests, col_tests = _fact_tests(c, fct_name(c))
+            model_tests, col_tests = _fact_tests(c, f"{fct_name(c)}_aktuel")
             acols = [dict(col, **({"data_tests": col_tests[col["name"]]} if col["name"] in col_tests else {}))
                      for col in cols]
             acols += [{"name": k, "data_tests": v} for k, v in col_tests.items() if k not in {x["name"] for x in cols}]

@@ -38,16 +38,19 @@ SELECT {{ star_except('_rn') }} FROM (
 {%- endmacro %}
 {% macro default__current_touched(fact, keys, retracted) -%}
 WITH touched AS {{ cte_materialized() }} ({{ touched_records(fact, keys[0], retracted) }})
-{{ current_versions(fact, keys, retracted, "r.indlaest_dato IS NULL AND f." ~ keys[0] ~ " IN (SELECT " ~ keys[0]
-                    ~ " FROM touched)") }}
+{{ current_versions(fact, keys, retracted, current_of_touched(keys[0])) }}
 {%- endmacro %}
 {% macro duckdb__current_touched(fact, keys, retracted) -%}
 WITH touched AS MATERIALIZED ({{ touched_records(fact, keys[0], retracted) }}),
 winners AS MATERIALIZED (
-{{ current_versions(fact, keys, retracted, "r.indlaest_dato IS NULL AND f." ~ keys[0] ~ " IN (SELECT " ~ keys[0]
-                    ~ " FROM touched)", columns='f.rowid AS _rid, f.er_slettet') }}
+{{ current_versions(fact, keys, retracted, current_of_touched(keys[0]), columns='f.rowid AS _rid, f.er_slettet') }}
 )
 SELECT * FROM {{ fact }} WHERE rowid IN (SELECT _rid FROM winners)
+{%- endmacro %}
+
+{#- current_versions' condition for the versions of the records in the CTE `touched` (retracted payloads left out). -#}
+{% macro current_of_touched(key) -%}
+r.indlaest_dato IS NULL AND f.{{ key }} IN (SELECT {{ key }} FROM touched)
 {%- endmacro %}
 
 {#- `MATERIALIZED` where the engine knows it (a CTE computed once, before the query that reads it). -#}
