@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -193,24 +196,131 @@ def seal_chunks(plain: Path, sealed: Path, key: bytes, chunk: int = CHUNK) -> di
     return {"chunks": len(names), "written": written, "bytes_written": nbytes}
 
 
-def unseal_chunks(sealed: Path, plain: Path, key: bytes) -> None:
+# The unseal decrypts every chunk each night (the plaintext exists only while a build holds it open), and pyrage
+# holds the GIL while it decrypts (two threads were no faster than one), so from PARALLEL_MIN chunks on the chunks
+# are decrypted by worker processes (``python -m pipelines.warehouse.sealed``, one per core, at most
+# MAX_WORKERS), each writing its share at the chunks' offsets. The identity reaches them on a pipe, never in their
+# arguments or environment.
+PARALLEL_MIN = 32
+MAX_WORKERS = 4
+
+
+def unseal_workers(chunks: int) -> int:
+    """How many processes decrypt ``chunks`` chunks: one below PARALLEL_MIN (a process costs more than it saves),
+    else one per core this process may use, at most MAX_WORKERS."""
+    if chunks < PARALLEL_MIN:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_WORKERS, chunks))
+
+
+def _decrypt_into(sealed: Path, plain: Path, identity: str, chunk: int, size: int,
+                  entries: list[tuple[int, str, str]]) -> None:
+    """Decrypt the chunks ``entries`` (index, name, header MAC) into ``plain`` at their offsets (``plain`` exists,
+    ``size`` bytes long)."""
+    ident = pyrage.x25519.Identity.from_str(identity)
+    fd = os.open(plain, os.O_WRONLY)
+    try:
+        for i, n, mac in entries:
+            enc = (sealed / CHUNKS / f"{n}.age").read_bytes()
+            if _header_mac(enc[:1024]) != mac:
+                raise SealError(f"{sealed}: chunk file {n}.age is not the one the manifest lists (renamed, "
+                                "swapped or replaced)")
+            data = memoryview(pyrage.decrypt(enc, [ident]))
+            if len(data) != min(chunk, size - i * chunk):
+                raise SealError(f"{sealed}: chunk {i} holds {len(data)} bytes, the manifest's size and chunk size "
+                                f"say {min(chunk, size - i * chunk)}")
+            at = i * chunk
+            while data:
+                k = os.pwrite(fd, data, at)
+                data, at = data[k:], at + k
+    finally:
+        os.close(fd)
+
+
+def _decrypt_in_workers(sealed: Path, plain: Path, identity: str, chunk: int, size: int,
+                        entries: list[tuple[int, str, str]], workers: int) -> None:
+    """:func:`_decrypt_into` split into ``workers`` contiguous shares, each in its own process; a worker's
+    :class:`SealError` or decryption failure is raised here as the same error."""
+    import pipelines
+
+    env = dict(os.environ)  # the workers import this very package, wherever it was imported from
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(pipelines.__file__).resolve().parents[1]),
+                                                      env.get("PYTHONPATH")]))
+    procs = []
+    try:
+        for k in range(workers):
+            share = entries[k * len(entries) // workers:(k + 1) * len(entries) // workers]
+            p = subprocess.Popen([sys.executable, "-m", "pipelines.warehouse.sealed"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            procs.append(p)
+            assert p.stdin is not None
+            p.stdin.write(json.dumps({"sealed": str(sealed), "plain": str(plain), "identity": identity,
+                                      "chunk": chunk, "size": size, "entries": share}).encode())
+            p.stdin.close()
+        failures = []
+        for p in procs:
+            assert p.stderr is not None
+            err = p.stderr.read().decode(errors="replace").strip()
+            if p.wait() != 0:
+                failures.append((p.returncode, err))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for rc, err in failures:
+        if rc == _SEAL_ERROR:
+            raise SealError(err)
+    for rc, err in failures:
+        if rc == _DECRYPT_ERROR:
+            raise _unopenable(sealed, RuntimeError(err))
+    if failures:
+        raise SealError(f"{sealed}: an unseal worker failed: {failures[0][1][-2000:]}")
+
+
+_SEAL_ERROR, _DECRYPT_ERROR = 3, 4
+
+
+def _worker_main() -> int:
+    """A decrypting worker (:func:`_decrypt_in_workers`): its share as JSON on stdin."""
+    job = json.load(sys.stdin)
+    try:
+        _decrypt_into(Path(job["sealed"]), Path(job["plain"]), job["identity"], job["chunk"], job["size"],
+                      [tuple(e) for e in job["entries"]])
+    except SealError as exc:
+        print(exc, file=sys.stderr)
+        return _SEAL_ERROR
+    except (pyrage.DecryptError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return _DECRYPT_ERROR
+    return 0
+
+
+def unseal_chunks(sealed: Path, plain: Path, key: bytes, workers: int | None = None) -> None:
     """Decrypt the database sealed in the directory ``sealed`` into ``plain``; :class:`SealError` on any damage,
-    a missing, swapped or foreign chunk, a forged manifest or another key (no partial plaintext is left)."""
-    size, _chunk, entries = read_manifest(sealed, key)
-    ident = pyrage.x25519.Identity.from_str(age_identity(key))
+    a missing, swapped or foreign chunk, a forged manifest or another key (no partial plaintext is left).
+    ``workers``: decrypting processes (default :func:`unseal_workers`)."""
+    size, chunk, entries = read_manifest(sealed, key)
+    if chunk <= 0 or len(entries) != -(-size // chunk):
+        raise SealError(f"{sealed}: the manifest lists {len(entries)} chunks for {size} bytes in chunks of {chunk}")
+    identity = age_identity(key)
+    indexed = [(i, n, m) for i, (n, m) in enumerate(entries)]
+    workers = unseal_workers(len(entries)) if workers is None else workers
     try:
         with open(plain, "wb") as out:
-            for n, mac in entries:
-                enc = (sealed / CHUNKS / f"{n}.age").read_bytes()
-                if _header_mac(enc[:1024]) != mac:
-                    raise SealError(f"{sealed}: chunk file {n}.age is not the one the manifest lists (renamed, "
-                                    "swapped or replaced)")
-                out.write(pyrage.decrypt(enc, [ident]))
-            if out.tell() != size:
-                raise SealError(f"{sealed}: the chunks hold {out.tell()} bytes, the manifest says {size}")
+            out.truncate(size)
+        if workers <= 1:
+            _decrypt_into(sealed, plain, identity, chunk, size, indexed)
+        else:
+            _decrypt_in_workers(sealed, plain, identity, chunk, size, indexed, workers)
     except (pyrage.DecryptError, OSError) as exc:
         Path(plain).unlink(missing_ok=True)
         raise _unopenable(sealed, exc) from None
     except SealError:
         Path(plain).unlink(missing_ok=True)
         raise
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import shutil
@@ -303,11 +304,14 @@ def sealed_size(root: Path) -> int:
     return sum(p.stat().st_size for p in sealed_files(root))
 
 
-def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(tmp_path, workers):
     """The restricted database is sealed in chunks: a seal writes only the chunks whose content changed (the
     nightly step no longer grows with the years kept), removes the ones no longer listed, and an unseal refuses a
-    swapped, missing or damaged chunk, a damaged manifest or another key, leaving no plaintext."""
+    swapped, missing or damaged chunk, a damaged manifest or another key, leaving no plaintext; decrypted in one
+    process or by two worker processes (a large database's unseal) alike."""
     key, other, chunk = b"k" * 32, b"o" * 32, 64 * 1024
+    unseal = functools.partial(unseal_chunks, workers=workers)
     plain, back, sealed = tmp_path / "plain.bin", tmp_path / "back.bin", tmp_path / "sealed"
     data = bytearray(b"".join(b"0101801234 %07d " % i for i in range(40_000)))  # 11 chunks and a short one
     plain.write_bytes(data)
@@ -315,7 +319,7 @@ def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(t
     assert first["chunks"] == -(-len(data) // chunk) == first["written"]
     files = sorted((sealed / "chunks").iterdir())
     assert len(files) == first["chunks"] and not [p for p in files if b"0101801234" in p.read_bytes()]
-    unseal_chunks(sealed, back, key)
+    unseal(sealed, back, key)
     assert back.read_bytes() == data
     inodes = {p.name: p.stat().st_ino for p in files}
     data[5 * chunk + 10: 5 * chunk + 20] = b"X" * 10  # one chunk changes, one is appended
@@ -325,36 +329,36 @@ def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(t
     assert (second["chunks"], second["written"]) == (first["chunks"] + 1, 3)  # chunk 5, the old last one, the new
     now = {p.name: p.stat().st_ino for p in (sealed / "chunks").iterdir()}
     assert len(now) == second["chunks"] and len(set(now.items()) & set(inodes.items())) == first["chunks"] - 2
-    unseal_chunks(sealed, back, key)
+    unseal(sealed, back, key)
     assert back.read_bytes() == data
     assert seal_chunks(plain, sealed, key, chunk)["written"] == 0  # nothing changed: no chunk written
     back.unlink()
     with pytest.raises(SealError, match="another key"):
-        unseal_chunks(sealed, back, other)
+        unseal(sealed, back, other)
     assert not back.exists()
     names = sorted((sealed / "chunks").iterdir())
     a, b = names[0].read_bytes(), names[1].read_bytes()
     names[0].write_bytes(b)
     names[1].write_bytes(a)  # two valid age files of ours, swapped
     with pytest.raises(SealError, match="not the one the manifest lists"):
-        unseal_chunks(sealed, back, key)
+        unseal(sealed, back, key)
     assert not back.exists()
     names[0].write_bytes(a)
     names[1].unlink()
     with pytest.raises(SealError, match="damaged or truncated"):
-        unseal_chunks(sealed, back, key)
+        unseal(sealed, back, key)
     names[1].write_bytes(b[:-50])
     with pytest.raises(SealError, match="damaged or truncated"):
-        unseal_chunks(sealed, back, key)
+        unseal(sealed, back, key)
     names[1].write_bytes(b)
-    unseal_chunks(sealed, back, key)
+    unseal(sealed, back, key)
     assert back.read_bytes() == data
     good = (sealed / "manifest.age").read_bytes()
     manifest = bytearray(good)
     manifest[len(manifest) // 2] ^= 1
     (sealed / "manifest.age").write_bytes(bytes(manifest))
     with pytest.raises(SealError, match="damaged or truncated"):
-        unseal_chunks(sealed, back, key)
+        unseal(sealed, back, key)
     # a manifest anyone can write with the public recipient (here: the chunks in another order) fails its MAC
     ident = pyrage.x25519.Identity.from_str(age_identity(key))
     lines = pyrage.decrypt(good, [ident]).decode().splitlines()
@@ -362,7 +366,7 @@ def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(t
     (sealed / "manifest.age").write_bytes(pyrage.encrypt(forged.encode(), [ident.to_public()]))
     back.unlink(missing_ok=True)
     with pytest.raises(SealError, match="MAC does not hold"):
-        unseal_chunks(sealed, back, key)
+        unseal(sealed, back, key)
     assert not back.exists()
 
 
