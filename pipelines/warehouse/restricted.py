@@ -44,9 +44,46 @@ def remove_sealed(root: Path) -> None:
     legacy_sealed_path(root).unlink(missing_ok=True)
 
 
+PRIVATE_PREFIX = "dsdw-restricted-"
+
+
+def _private_base() -> Path:
+    """Where plaintext copies live: memory (``/dev/shm``) when there is one, else the temp directory."""
+    shm = "/dev/shm"
+    return Path(shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_plaintext(base: Path | None = None) -> list[Path]:
+    """Remove the plaintext copies whose process is gone, and return them.
+
+    Why: a load or delivery removes its copy when it ends, but a killed process (SIGKILL, out of memory, power
+    cut of a container without a reboot) cannot, and the CPR map would stay in memory-backed files until the
+    machine restarts. Each copy's directory is named after its process (``dsdw-restricted-<pid>-...``), so the next
+    unseal removes those of processes that no longer exist (a reused pid keeps its directory: on the safe side)."""
+    base = Path(base) if base is not None else _private_base()
+    removed = []
+    for d in base.glob(f"{PRIVATE_PREFIX}*-*"):
+        pid = d.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
+        if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
 def _private_dir() -> Path:
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    d = Path(tempfile.mkdtemp(prefix="dsdw-restricted-", dir=base))
+    base = _private_base()
+    remove_stale_plaintext(base)
+    d = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-", dir=base))
     os.chmod(d, 0o700)
     return d
 

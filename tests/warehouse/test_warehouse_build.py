@@ -370,6 +370,41 @@ def test_sealed_chunks_round_trip_write_only_what_changed_and_detect_tampering(t
     assert not back.exists()
 
 
+def test_a_killed_loads_plaintext_is_removed_by_the_next_unseal(tmp_path, keydir):
+    """A process killed while it holds the unsealed restricted database (SIGKILL: no cleanup runs) leaves the
+    plaintext in memory-backed files; the next unseal removes the copies of processes that no longer exist and keeps
+    a live process's."""
+    import os
+    import signal
+    import sys
+
+    root = tmp_path / "root"
+    plain = tmp_path / "plain.duckdb"
+    plain.write_bytes(b"0101801234 " * 50_000)
+    seal_chunks(plain, sealed_path(root), wkeys.load_key("restricted"))
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from pipelines.warehouse.restricted import unsealed\n"
+        f"cm = unsealed(Path({str(root)!r}))\n"
+        "print(cm.__enter__(), flush=True)\n"
+        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    try:
+        held = Path(child.stdout.readline().strip())
+        assert held.read_bytes() == plain.read_bytes()  # the child holds the plaintext
+        assert held.parent.name.startswith(f"dsdw-restricted-{child.pid}-")
+        with unsealed(root) as mine:  # the child is alive: its copy stays
+            assert held.exists() and mine.read_bytes() == plain.read_bytes()
+        assert not mine.exists()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert held.exists()  # a killed process cannot remove it
+    with unsealed(root) as mine:
+        assert not held.parent.exists() and mine.parent.name.startswith(f"dsdw-restricted-{os.getpid()}-")
+        assert oct(mine.parent.stat().st_mode & 0o777) == "0o700"
+
+
 def test_rotating_the_restricted_key_reseals_every_chunk(tmp_path):
     """Unsealed with the old key and sealed with the new one, every chunk is written again (names and the manifest's
     MAC are keyed), the old chunks are gone, and only the new key opens the directory."""
