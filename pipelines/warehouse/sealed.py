@@ -203,6 +203,8 @@ def seal_chunks(plain: Path, sealed: Path, key: bytes, chunk: int = CHUNK) -> di
 # arguments or environment.
 PARALLEL_MIN = 32
 MAX_WORKERS = 4
+# a worker's exit status for a refusal (SealError) and for a chunk that does not decrypt or read
+_SEAL_ERROR, _DECRYPT_ERROR = 3, 4
 
 
 def unseal_workers(chunks: int) -> int:
@@ -258,28 +260,23 @@ def _decrypt_in_workers(sealed: Path, plain: Path, identity: str, chunk: int, si
             p.stdin.write(json.dumps({"sealed": str(sealed), "plain": str(plain), "identity": identity,
                                       "chunk": chunk, "size": size, "entries": share}).encode())
             p.stdin.close()
-        failures = []
+        done = []  # (exit status, stderr) of each worker, in the shares' order
         for p in procs:
             assert p.stderr is not None
             err = p.stderr.read().decode(errors="replace").strip()
-            if p.wait() != 0:
-                failures.append((p.returncode, err))
+            done.append((p.wait(), err))
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for rc, err in failures:
+    for rc, err in done:  # the earliest share's failure, as one process would have met it first
         if rc == _SEAL_ERROR:
             raise SealError(err)
-    for rc, err in failures:
         if rc == _DECRYPT_ERROR:
             raise _unopenable(sealed, RuntimeError(err))
-    if failures:
-        raise SealError(f"{sealed}: an unseal worker failed: {failures[0][1][-2000:]}")
-
-
-_SEAL_ERROR, _DECRYPT_ERROR = 3, 4
+        if rc:
+            raise SealError(f"{sealed}: an unseal worker failed: {err[-2000:]}")
 
 
 def _worker_main() -> int:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -374,10 +377,6 @@ def test_a_killed_loads_plaintext_is_removed_by_the_next_unseal(tmp_path, keydir
     """A process killed while it holds the unsealed restricted database (SIGKILL: no cleanup runs) leaves the
     plaintext in memory-backed files; the next unseal removes the copies of processes that no longer exist and keeps
     a live process's."""
-    import os
-    import signal
-    import sys
-
     root = tmp_path / "root"
     plain = tmp_path / "plain.duckdb"
     plain.write_bytes(b"0101801234 " * 50_000)
