@@ -6,7 +6,8 @@ year, 4.9 s at 5 years). Sealed in chunks (pipelines.warehouse.sealed.seal_chunk
 it changed. This takes the restricted database of a benchmark root (either form), and in one invocation times
 ``--nights`` nights in each form on the same plaintext: unseal, a night's change (rows appended to the largest
 table, as many as a national night's SSI increment, plus new persons, then a checkpoint, as a load does), seal.
-The national warehouse benchmark (bench_warehouse.py) measures the real nights; this isolates the step.
+The national warehouse benchmark (bench_warehouse.py) measures the real nights; this isolates the step. The chunks
+are unsealed both in one process (``chunks_one_process``) and by the unseal workers (``chunks``).
 
     DSDW_KEY_DIR=/tmp/s18/bw/keys python bench/bench_restricted_seal.py --root /tmp/s18/bw/h1825
 """
@@ -32,7 +33,13 @@ from machine import machine_info  # noqa: E402
 
 from pipelines.warehouse.keys import load_key  # noqa: E402
 from pipelines.warehouse.restricted import compact_if_sparse, unsealed  # noqa: E402
-from pipelines.warehouse.sealed import seal_chunks, seal_file, unseal_chunks, unseal_file  # noqa: E402
+from pipelines.warehouse.sealed import (  # noqa: E402
+    seal_chunks,
+    seal_file,
+    unseal_chunks,
+    unseal_file,
+    unseal_workers,
+)
 
 
 def night(plain: Path, rows: int, k: int) -> None:
@@ -69,19 +76,25 @@ def main() -> None:
             base = work / "base.duckdb"
             shutil.copy(plain, base)
         size = base.stat().st_size
-        for form in ("one_file", "chunks"):
+        for form in ("one_file", "chunks_one_process", "chunks"):
             # the starting point of each form: the same plaintext, sealed in that form
             sealed = work / form
             with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
                 p = Path(shm) / "r.duckdb"
                 shutil.copy(base, p)
                 (seal_file(p, sealed, key) if form == "one_file" else seal_chunks(p, sealed, key))
+            # chunks_one_process: the chunks decrypted in this process (before the unseal workers); chunks: by
+            # sealed.unseal_workers' count (one process per core past PARALLEL_MIN chunks)
+            workers = 1 if form == "chunks_one_process" else None
             nights = []
             for k in range(args.nights):
                 with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
                     p = Path(shm) / "r.duckdb"
                     t = time.perf_counter()
-                    (unseal_file if form == "one_file" else unseal_chunks)(sealed, p, key)
+                    if form == "one_file":
+                        unseal_file(sealed, p, key)
+                    else:
+                        unseal_chunks(sealed, p, key, workers=workers)
                     t_unseal = time.perf_counter() - t
                     night(p, args.rows, k)
                     t = time.perf_counter()
@@ -95,14 +108,17 @@ def main() -> None:
                                                                  ([sealed] if sealed.is_file() else sealed.rglob("*"))
                                                                  if f.is_file())}
     one, ch = (sum(n["step_seconds"] for n in forms[f]["nights"]) for f in ("one_file", "chunks"))
+    un1, unw = (sum(n["unseal_seconds"] for n in forms[f]["nights"]) for f in ("chunks_one_process", "chunks"))
     doc = {"benchmark": "restricted_seal", "root": str(args.root), "plaintext_bytes": size,
            "night": f"{args.rows} versions appended to the largest table, 1,000 persons, checkpoint", "forms": forms,
            "ratio_chunks_over_one_file_step": round(ch / one, 3),
+           "unseal_workers": unseal_workers(forms["chunks"]["nights"][0]["chunks"]),
+           "ratio_unseal_workers_over_one_process": round(unw / un1, 3),
            "load_average_at_end": os.getloadavg(), "machine": machine_info(duckdb=duckdb.__version__)}
     out = args.out or Path(__file__).parent / "results" / f"restricted_seal_{dt.datetime.now():%Y%m%dT%H%M}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    print(doc["ratio_chunks_over_one_file_step"], out)
+    print(doc["ratio_chunks_over_one_file_step"], doc["ratio_unseal_workers_over_one_process"], out)
 
 
 if __name__ == "__main__":
